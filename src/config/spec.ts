@@ -1,0 +1,122 @@
+/**
+ * The typed, validated, frozen form of a deployment file: what `src/config` produces and
+ * `src/render` consumes. Everything here is plain data; durations are milliseconds, sizes bytes.
+ */
+import type { SourcePosition } from '../errors.ts';
+
+/** A `depends_on` condition, as in docker-compose. */
+export type DependsCondition = 'service_started' | 'service_healthy' | 'service_completed_successfully';
+
+/** A published port: depad allocates the host port; the config names only the container side. */
+export interface PortSpec {
+  /** Port inside the container. */
+  readonly target: number;
+  readonly protocol: 'tcp' | 'udp';
+}
+
+/** A port the service listens on inside its networks only (compose `expose`). */
+export interface ExposeSpec {
+  readonly target: number;
+  readonly protocol: 'tcp' | 'udp';
+}
+
+/** A mount: a named volume of the deployment, or a bind mount of a path inside its root. */
+export type MountSpec =
+  | { readonly type: 'volume'; readonly source: string; readonly target: string; readonly readOnly: boolean }
+  | {
+      readonly type: 'bind';
+      /** Normalised path relative to the deployment's root (never absolute, never `..`). */
+      readonly source: string;
+      readonly target: string;
+      readonly readOnly: boolean;
+    };
+
+/** A container health check (compose `healthcheck`); durations in ms. */
+export interface HealthcheckSpec {
+  /** `['CMD', ...]`, `['CMD-SHELL', cmd]` or `['NONE']`. */
+  readonly test: readonly string[];
+  readonly intervalMs?: number;
+  readonly timeoutMs?: number;
+  readonly retries?: number;
+  readonly startPeriodMs?: number;
+}
+
+/** Limits the engine enforces (compose `deploy.resources.limits`). */
+export interface ResourceLimits {
+  /** CPUs, e.g. 0.5. */
+  readonly cpus?: number;
+  readonly memoryBytes?: number;
+  readonly pids?: number;
+}
+
+/** One service of a deployment. */
+export interface ServiceSpec {
+  readonly name: string;
+  readonly image: string;
+  readonly command?: readonly string[];
+  readonly entrypoint?: readonly string[];
+  /** env_file entries first, then `environment` over them; keys sorted. */
+  readonly environment: Readonly<Record<string, string>>;
+  readonly ports: readonly PortSpec[];
+  readonly expose: readonly ExposeSpec[];
+  readonly volumes: readonly MountSpec[];
+  /** Network name (as declared at top level) → extra aliases; `default` when none was given. */
+  readonly networks: Readonly<Record<string, { readonly aliases: readonly string[] }>>;
+  readonly dependsOn: Readonly<Record<string, { readonly condition: DependsCondition }>>;
+  /** Undefined: the image's own HEALTHCHECK applies. `disabled`: compose `disable: true`. */
+  readonly healthcheck?: HealthcheckSpec | 'disabled';
+  readonly restart: { readonly policy: 'no' | 'always' | 'on-failure' | 'unless-stopped'; readonly maxRetries?: number };
+  readonly resources: ResourceLimits;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly user?: string;
+  readonly workingDir?: string;
+  /** Container paths, optionally with `:options` (compose short form). */
+  readonly tmpfs: readonly string[];
+  readonly capAdd: readonly string[];
+  readonly capDrop: readonly string[];
+  /** `host:ip` entries. */
+  readonly extraHosts: readonly string[];
+  readonly stopGracePeriodMs?: number;
+  readonly stopSignal?: string;
+}
+
+/** A top-level network; depad names it `<project>_<name>` on the engine. */
+export interface NetworkSpec {
+  readonly name: string;
+  readonly driver: string;
+  readonly internal: boolean;
+  readonly driverOpts: Readonly<Record<string, string>>;
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+/** A top-level named volume; depad names it `<project>_<name>` on the engine. */
+export interface VolumeSpec {
+  readonly name: string;
+  readonly driver: string;
+  readonly driverOpts: Readonly<Record<string, string>>;
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+/** depad's own deployment-wide settings (top-level `x-depad`). */
+export interface DepadSettings {
+  /** Host address published ports bind to (default 0.0.0.0). */
+  readonly hostIp: string;
+  /** How long create/start wait for a service to be running, healthy or completed (default 120 s). */
+  readonly startTimeoutMs: number;
+}
+
+/** A validated deployment file. Frozen; services, networks and volumes keyed and sorted by name. */
+export interface DeploymentSpec {
+  /** Absolute path of the file it was read from. */
+  readonly file: string;
+  /** The file's text as read (before interpolation): what create copies into the root. */
+  readonly source: string;
+  readonly services: Readonly<Record<string, ServiceSpec>>;
+  readonly networks: Readonly<Record<string, NetworkSpec>>;
+  readonly volumes: Readonly<Record<string, VolumeSpec>>;
+  readonly depad: DepadSettings;
+  /** Bind-mount sources (relative, normalised) that exist beside the config file and are copied into the root. */
+  readonly files: readonly string[];
+  /** Key path (e.g. `services.web.image`) → where it is in the file, for errors found later. */
+  readonly positions: ReadonlyMap<string, SourcePosition>;
+}
