@@ -1,0 +1,180 @@
+/**
+ * The deployment verbs. Each is registered on both `depad` and `depad deployment`, as the spec
+ * fixes (`depad deployment create …` and `depad create …`).
+ */
+import path from 'node:path';
+import { Command, Option } from 'commander';
+import { createDeployment } from '../deploy/create.ts';
+import { destroyDeployment, restartDeployment, startDeployment, stopDeployment } from '../deploy/lifecycle.ts';
+import { assertValidName, resolveDeployment } from '../deploy/resolve.ts';
+import { listDeploymentViews, listRevisions, readLogs, viewDeployment } from '../deploy/status.ts';
+import { readConfigInput } from './config-input.ts';
+import { deploymentHeadline, instancesTable, portsText, printJson, processOutput, table, type Output } from './output.ts';
+import { withState, type GlobalOptions } from './runtime.ts';
+
+type Opts = GlobalOptions & Record<string, unknown>;
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+const serviceOption = () => new Option('-s, --service <names...>', 'only these services of the deployment');
+
+/** Adds every deployment verb to `parent`. */
+export function addDeploymentCommands(parent: Command): void {
+  parent
+    .command('create')
+    .description('create a deployment from a config file and run it')
+    .requiredOption('-n, --name <name>', 'unique deployment name (a-z, 0-9, -; at most 63)')
+    .requiredOption('-f, --config-file <file>', 'deployment config (docker-compose format with x-depad keys)')
+    .option('-e, --env <KEY=VALUE>', 'a variable for ${VAR} in the config (repeatable)', collect, [])
+    .option('--env-file <file>', 'a file of KEY=VALUE lines (repeatable; --env wins)', collect, [])
+    .addOption(new Option('--pull <policy>', 'pull images that are not on the host').choices(['missing', 'never']).default('missing'))
+    .option('--no-wait', 'return once started, without waiting for health checks')
+    .action(async (opts: Opts, cmd: Command) => {
+      const g = cmd.optsWithGlobals<Opts>();
+      const output = processOutput(Boolean(g.json));
+      assertValidName(String(opts.name));
+      const input = await readConfigInput(String(opts.configFile), opts.env as string[], opts.envFile as string[], output);
+      await withState(g, output, `create --name ${String(opts.name)}`, async (ctx) => {
+        const record = await createDeployment(ctx, {
+          name: String(opts.name),
+          spec: input.spec,
+          env: input.env,
+          pull: opts.pull as 'missing' | 'never',
+          wait: opts.wait !== false,
+        });
+        await printDeployment(output, await viewDeployment(ctx, record));
+      });
+    });
+
+  const lifecycle = (verb: 'start' | 'stop' | 'restart', description: string) => {
+    const command = parent
+      .command(`${verb} <deployment>`)
+      .description(description)
+      .addOption(serviceOption());
+    if (verb !== 'stop') command.option('--no-wait', 'do not wait for health checks after starting');
+    command.action(async (ref: string, opts: Opts, cmd: Command) => {
+      const g = cmd.optsWithGlobals<Opts>();
+      const output = processOutput(Boolean(g.json));
+      await withState(g, output, `${verb} ${ref}`, async (ctx) => {
+        const record = await resolveDeployment(ctx.store, ref);
+        const options = { ...(opts.service ? { services: opts.service as string[] } : {}), wait: opts.wait !== false };
+        const run = verb === 'start' ? startDeployment : verb === 'stop' ? stopDeployment : restartDeployment;
+        const updated = await run(ctx, record, options);
+        await printDeployment(output, await viewDeployment(ctx, updated));
+      });
+    });
+  };
+  lifecycle('start', 'start a deployment, or some of its services (-s)');
+  lifecycle('stop', 'stop a deployment, or some of its services (-s); its ports stay reserved');
+  lifecycle('restart', 'restart a deployment, or some of its services (-s)');
+
+  parent
+    .command('destroy <deployment>')
+    .alias('rm')
+    .description('remove a deployment: containers, networks, volumes, root directory, ports')
+    .option('--keep-volumes', 'keep its named volumes (a later create with the same name reuses them)')
+    .action(async (ref: string, opts: Opts, cmd: Command) => {
+      const g = cmd.optsWithGlobals<Opts>();
+      const output = processOutput(Boolean(g.json));
+      await withState(g, output, `destroy ${ref}`, async (ctx) => {
+        const record = await resolveDeployment(ctx.store, ref);
+        await destroyDeployment(ctx, record, { keepVolumes: Boolean(opts.keepVolumes) });
+        if (output.json) printJson(output, { destroyed: { id: record.id, name: record.name }, keptVolumes: Boolean(opts.keepVolumes) });
+        else output.out(`destroyed ${record.name} (${record.id.slice(0, 12)})\n`);
+      });
+    });
+
+  parent
+    .command('ls')
+    .alias('list')
+    .description('list deployments')
+    .option('-q, --quiet', 'only names')
+    .action(async (opts: Opts, cmd: Command) => {
+      const g = cmd.optsWithGlobals<Opts>();
+      const output = processOutput(Boolean(g.json));
+      await withState(g, output, 'ls', async (ctx) => {
+        const views = await listDeploymentViews(ctx);
+        if (output.json) return printJson(output, views);
+        if (opts.quiet) return output.out(views.map((v) => `${v.name}\n`).join(''));
+        const rows = views.map((v) => [v.name, v.id.slice(0, 12), v.status, String(v.revision), String(v.services.length), portsText(v.ports), v.createdAt.slice(0, 19).replace('T', ' ')]);
+        output.out(table(['NAME', 'ID', 'STATUS', 'REV', 'SERVICES', 'PORTS', 'CREATED'], rows));
+      }, { readOnly: true });
+    });
+
+  parent
+    .command('inspect <deployment>')
+    .description('show a deployment: identity, root directory, revisions, services, instances, ports')
+    .action(async (ref: string, _opts: Opts, cmd: Command) => {
+      const g = cmd.optsWithGlobals<Opts>();
+      const output = processOutput(Boolean(g.json));
+      await withState(g, output, `inspect ${ref}`, async (ctx) => {
+        const record = await resolveDeployment(ctx.store, ref);
+        const view = await viewDeployment(ctx, record);
+        const revisions = await listRevisions(ctx, record);
+        if (output.json) return printJson(output, { ...view, revisions });
+        output.out(deploymentHeadline(view));
+        output.out(`  id:       ${view.id}\n  root:     ${view.rootDir}\n  desired:  ${view.desired}\n  created:  ${view.createdAt}\n  updated:  ${view.updatedAt}\n`);
+        for (const r of revisions) output.out(`  revision ${r.number}: ${path.basename(r.configFile)} (config ${r.configSha256.slice(0, 12)}, ${r.createdAt})\n`);
+        output.out('\n' + instancesTable(view));
+      }, { readOnly: true });
+    });
+
+  parent
+    .command('ps <deployment>')
+    .description("list a deployment's instances (containers)")
+    .addOption(serviceOption())
+    .action(async (ref: string, opts: Opts, cmd: Command) => {
+      const g = cmd.optsWithGlobals<Opts>();
+      const output = processOutput(Boolean(g.json));
+      await withState(g, output, `ps ${ref}`, async (ctx) => {
+        const record = await resolveDeployment(ctx.store, ref);
+        const view = await viewDeployment(ctx, record);
+        const only = opts.service as string[] | undefined;
+        const filtered = only ? { ...view, services: view.services.filter((s) => only.includes(s.name)) } : view;
+        if (output.json) return printJson(output, filtered.services.flatMap((s) => s.instances));
+        output.out(instancesTable(filtered));
+      }, { readOnly: true });
+    });
+
+  parent
+    .command('logs <deployment>')
+    .description("show a deployment's logs, prefixed by service")
+    .addOption(serviceOption())
+    .option('-f, --follow', 'keep following new output (Ctrl-C to stop)')
+    .option('--tail <n>', 'only the last n lines of each instance', (v) => {
+      if (!/^\d+$/.test(v)) throw new Error(`--tail takes a number of lines, not ${JSON.stringify(v)}`);
+      return Number(v);
+    })
+    .option('-t, --timestamps', 'show timestamps')
+    .action(async (ref: string, opts: Opts, cmd: Command) => {
+      const g = cmd.optsWithGlobals<Opts>();
+      const output = processOutput(Boolean(g.json));
+      // Resolve under the lock, then release it: following logs must not block other commands.
+      const { engine, record } = await withState(g, output, `logs ${ref}`, async (ctx) => ({
+        engine: ctx.engine,
+        record: await resolveDeployment(ctx.store, ref),
+      }), { readOnly: true });
+      const controller = new AbortController();
+      const stop = () => controller.abort();
+      process.once('SIGINT', stop);
+      const width = Math.max(...record.ports.map((p) => p.service.length), 8);
+      try {
+        await readLogs({ engine }, record, {
+          ...(opts.service ? { services: opts.service as string[] } : {}),
+          follow: Boolean(opts.follow),
+          ...(opts.tail !== undefined ? { tail: opts.tail as number } : {}),
+          timestamps: Boolean(opts.timestamps),
+          signal: controller.signal,
+        }, (service, line) => {
+          if (output.json) output.out(JSON.stringify({ service, stream: line.stream, text: line.text }) + '\n');
+          else output.out(`${service.padEnd(width)} | ${line.text}\n`);
+        });
+      } finally {
+        process.off('SIGINT', stop);
+      }
+    });
+}
+
+async function printDeployment(output: Output, view: Awaited<ReturnType<typeof viewDeployment>>): Promise<void> {
+  if (output.json) return printJson(output, view);
+  output.out(deploymentHeadline(view) + instancesTable(view));
+}

@@ -1,0 +1,38 @@
+/** The `depad` command line. */
+import { Command, CommanderError } from 'commander';
+import { DepadError } from '../errors.ts';
+import { addDeploymentCommands } from './deployment-commands.ts';
+import { processOutput, reportError } from './output.ts';
+
+/** Builds the program: every deployment verb as `depad <verb>` and `depad deployment <verb>`. */
+export function buildProgram(): Command {
+  const program = new Command('depad')
+    .description('Deploy the same application many times on your own hosts, isolated, and update it without downtime.')
+    .version('0.1.0')
+    .option('--json', 'machine-readable output on stdout (errors as JSON on stderr)')
+    .option('--home <dir>', "depad's data directory (default: DEPAD_HOME, /var/lib/depad as root, else ~/.local/share/depad)")
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  addDeploymentCommands(program);
+  const deployment = program.command('deployment').description('the same verbs, spelled depad deployment <verb>').exitOverride();
+  addDeploymentCommands(deployment);
+  for (const c of [...program.commands, ...deployment.commands]) c.exitOverride();
+  return program;
+}
+
+/** Runs the CLI and returns the exit code. */
+export async function main(argv: readonly string[]): Promise<number> {
+  const json = argv.includes('--json');
+  try {
+    await buildProgram().parseAsync([...argv], { from: 'user' });
+    return 0;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') return 0;
+      return new DepadError('DEPAD_USAGE', error.message).exitCode;
+    }
+    return reportError(processOutput(json), error);
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,75 @@
+/** Human and `--json` output of the CLI: tables and results on stdout, progress and errors on stderr. */
+import { DepadError } from '../errors.ts';
+import type { ProgressEvent } from '../deploy/context.ts';
+import type { DeploymentView } from '../deploy/status.ts';
+
+/** Where the CLI writes; injectable for tests. */
+export interface Output {
+  json: boolean;
+  out: (text: string) => void;
+  err: (text: string) => void;
+}
+
+/** The process's own stdout/stderr. */
+export function processOutput(json: boolean): Output {
+  return { json, out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) };
+}
+
+/** A progress sink that prints one line per step to stderr, with the elapsed time. */
+export function progressPrinter(output: Output): (event: ProgressEvent) => void {
+  const started = Date.now();
+  return (event) => {
+    const secs = ((Date.now() - started) / 1000).toFixed(1).padStart(5);
+    output.err(`${secs}s  ${event.message}\n`);
+  };
+}
+
+/** Prints a value as JSON (scripts) — the one form of `--json` output. */
+export function printJson(output: Output, value: unknown): void {
+  output.out(JSON.stringify(value, null, 2) + '\n');
+}
+
+/** Formats rows as an aligned table with a header. */
+export function table(header: readonly string[], rows: ReadonlyArray<readonly string[]>): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  return [line(header), ...rows.map(line)].join('\n') + '\n';
+}
+
+/** The instances table of one deployment (create, start, ps, inspect). */
+export function instancesTable(view: DeploymentView): string {
+  const rows = view.services.flatMap((s) => {
+    if (s.instances.length === 0) return [[s.name, '-', 'missing', '-', portsText(s.ports.map((p) => ({ host: p.host, target: p.target, protocol: p.protocol })))]];
+    return s.instances.map((i) => [s.name, i.container, i.state === 'exited' ? `exited (${i.exitCode})` : i.state, i.health ?? '-', portsText(s.ports)]);
+  });
+  return table(['SERVICE', 'CONTAINER', 'STATE', 'HEALTH', 'PORTS'], rows);
+}
+
+/** One line saying what a deployment is, above its table. */
+export function deploymentHeadline(view: DeploymentView): string {
+  return `deployment ${view.name} (${view.id.slice(0, 12)}): ${view.status}, revision ${view.revision}\n`;
+}
+
+/** `3000->8080/tcp, 3001->5432/tcp` */
+export function portsText(ports: ReadonlyArray<{ host: number; target: number; protocol: string }>): string {
+  return ports.length ? ports.map((p) => `${p.host}->${p.target}/${p.protocol}`).join(', ') : '-';
+}
+
+/** Prints an error the way the CLI reports every failure; returns the exit code. */
+export function reportError(output: Output, error: unknown): number {
+  const depad =
+    error instanceof DepadError
+      ? error
+      : new DepadError('DEPAD_INTERNAL', `internal error: ${error instanceof Error ? error.message : String(error)}`, {
+          hint: 'this is a bug in depad; run again with DEPAD_LOG_LEVEL=debug and report it',
+          cause: error,
+        });
+  if (output.json) {
+    output.err(JSON.stringify({ error: depad.toJSON() }) + '\n');
+  } else {
+    output.err(`depad: ${depad.message}\n`);
+    if (depad.hint) output.err(`  hint: ${depad.hint}\n`);
+  }
+  if (!(error instanceof DepadError) && process.env.DEPAD_LOG_LEVEL === 'debug' && error instanceof Error) output.err(`${error.stack}\n`);
+  return depad.exitCode;
+}

@@ -1,0 +1,69 @@
+/**
+ * Running one CLI command against the local state: open the store (waiting briefly for another
+ * depad), connect the engine, recover interrupted operations, run, always close. Ctrl-C aborts
+ * the running operation, which undoes its steps; a second Ctrl-C exits at once.
+ */
+import { Engine } from '../engine/engine.ts';
+import { isDepadError } from '../errors.ts';
+import { resolveHome } from '../home.ts';
+import { createLogger, type LogLevel, type Logger } from '../logger.ts';
+import type { OpContext } from '../deploy/context.ts';
+import { recoverJournal } from '../deploy/recover.ts';
+import { Store } from '../store/store.ts';
+import { progressPrinter, type Output } from './output.ts';
+
+/** Global options every command accepts. */
+export interface GlobalOptions {
+  json?: boolean;
+  home?: string;
+}
+
+/** The logger the CLI injects: level from DEPAD_LOG_LEVEL (default warn), to stderr. */
+export function cliLogger(): Logger {
+  const level = (process.env.DEPAD_LOG_LEVEL ?? 'warn') as LogLevel;
+  return createLogger({ level, format: process.env.DEPAD_LOG_FORMAT === 'json' ? 'json' : 'text' });
+}
+
+/**
+ * Opens the state and runs `fn` with an operation context. `command` is shown to another process
+ * that finds the state locked (never include secrets). Read-only commands pass `readOnly` so a
+ * dead engine does not stop them from reporting what the store knows.
+ */
+export async function withState<T>(
+  globals: GlobalOptions,
+  output: Output,
+  command: string,
+  fn: (ctx: OpContext) => Promise<T>,
+  options: { readOnly?: boolean } = {},
+): Promise<T> {
+  const home = globals.home ?? resolveHome();
+  const log = cliLogger();
+  const store = await Store.open(home, { command });
+  const controller = new AbortController();
+  let interrupts = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    interrupts += 1;
+    if (interrupts > 1) process.exit(130);
+    output.err(`\ndepad: ${signal}: stopping; undoing what this command did (again to quit at once)\n`);
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const ctx: OpContext = { home, store, engine: new Engine(), log, progress: progressPrinter(output), signal: controller.signal };
+  try {
+    try {
+      const notes = await recoverJournal(ctx);
+      for (const n of notes) {
+        output.err(`depad: recovered: ${n.action === 'undone' ? 'undid' : 'completed'} the interrupted ${n.kind} of ${n.name} (stopped at step ${n.step})\n`);
+      }
+    } catch (error) {
+      if (!(options.readOnly && isDepadError(error, 'DEPAD_ENGINE_UNAVAILABLE'))) throw error;
+      log.warn({}, 'an interrupted operation could not be recovered: the engine is unavailable');
+    }
+    return await fn(ctx);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await store.close();
+  }
+}

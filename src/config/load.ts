@@ -1,0 +1,57 @@
+/**
+ * `loadConfig`: the only part of `src/config` that touches the file system. Reads the config,
+ * the env files it names and checks which bind-mount sources exist, then builds the spec.
+ */
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { DeploymentSpec } from './spec.ts';
+import { unreadable } from './env.ts';
+import type { ConfigWarning } from './nodes.ts';
+import { analyzeConfig, finishConfig } from './parse.ts';
+
+/** Options of `loadConfig`. */
+export interface LoadConfigOptions {
+  /** Receives warnings (e.g. an unset variable became ''), in file order. */
+  readonly warn?: (warning: ConfigWarning) => void;
+}
+
+/**
+ * Reads and validates the config at `file` with variables from `env` only. A missing or
+ * unreadable file is DEPAD_CONFIG_UNREADABLE; malformed YAML DEPAD_CONFIG_SYNTAX; anything else
+ * wrong (including missing or malformed env files) one `ConfigError` listing every issue.
+ */
+export async function loadConfig(
+  file: string,
+  env: Readonly<Record<string, string>>,
+  options: LoadConfigOptions = {},
+): Promise<DeploymentSpec> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    throw unreadable(file, error, 'config file');
+  }
+  const draft = analyzeConfig(text, file, env, options.warn === undefined ? {} : { warn: options.warn });
+  const envFiles: Record<string, string> = {};
+  await Promise.all(
+    draft.envFiles.map(async (rel) => {
+      try {
+        const content = await readFile(join(draft.configDir, rel), 'utf8');
+        Object.defineProperty(envFiles, rel, { value: content, enumerable: true, writable: true, configurable: true });
+      } catch {
+        // Left out: finishConfig reports a missing required env_file at its position.
+      }
+    }),
+  );
+  const checks = await Promise.all(draft.bindSources.map(async (rel) => ((await exists(join(draft.configDir, rel))) ? rel : undefined)));
+  return finishConfig(draft, { envFiles, existingFiles: checks.filter((x) => x !== undefined) });
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,299 @@
+/**
+ * Config text → `DeploymentSpec`, in two phases so that all file access stays in `loadConfig`:
+ * `analyzeConfig` parses and validates the text and says which env files it needs and which bind
+ * sources it mounts; `finishConfig` merges env file contents, reports every issue at once and
+ * builds the frozen spec. `parseConfig` runs both with contents the caller already has.
+ */
+import { dirname, join, resolve } from 'node:path';
+import { ConfigError } from '../errors.ts';
+import type { ConfigIssue } from '../errors.ts';
+import type { DeploymentSpec, DepadSettings, NetworkSpec, ServiceSpec, VolumeSpec } from './spec.ts';
+import { parseEnvText } from './env.ts';
+import { FrozenMap, compareStrings, deepFreeze, sortedRecord } from './freeze.ts';
+import { Collector, keyPath } from './nodes.ts';
+import type { ConfigWarning, LEntry, LNode } from './nodes.ts';
+import { checkKeys, mapEntries, readBool, readString } from './read.ts';
+import { labelsOf, readService } from './service.ts';
+import type { ServiceDraft } from './service.ts';
+import { readDuration } from './service-parts.ts';
+import type { ServiceScope } from './service-parts.ts';
+import { isIpLiteral, objectNameProblem } from './values.ts';
+import { parseYamlTree } from './yaml-tree.ts';
+
+/** Options of `parseConfig`. */
+export interface ParseConfigOptions {
+  /** Directory relative paths in the file are relative to; default: the file's directory. Used in messages. */
+  readonly configDir?: string;
+  /**
+   * Contents of the files named by `env_file`, keyed by their path relative to `configDir`,
+   * normalised (`./a/../app.env` → `app.env`). A required env_file missing here is an issue.
+   */
+  readonly envFiles?: Readonly<Record<string, string>>;
+  /** Bind-mount sources (relative, normalised) known to exist beside the file; become `spec.files`. Default none. */
+  readonly existingFiles?: readonly string[];
+  /** Receives warnings (e.g. an unset variable became ''), in file order; once per variable. */
+  readonly warn?: (warning: ConfigWarning) => void;
+}
+
+/** A validated-but-unfinished config: what it needs from the file system, and its state. */
+export interface ConfigDraft {
+  /** `env_file` paths (relative to `configDir`, normalised, sorted) whose contents are needed. */
+  readonly envFiles: readonly string[];
+  /** Bind-mount sources (relative, normalised, sorted); those that exist become `spec.files`. */
+  readonly bindSources: readonly string[];
+  /** Directory the relative paths are relative to (absolute). */
+  readonly configDir: string;
+  readonly state: DraftState;
+}
+
+/** The internals of a draft: keep opaque outside this module. */
+export interface DraftState {
+  readonly collector: Collector;
+  readonly file: string;
+  readonly source: string;
+  readonly services: ReadonlyMap<string, ServiceDraft>;
+  readonly networks: Record<string, NetworkSpec>;
+  readonly volumes: Record<string, VolumeSpec>;
+  readonly depad: DepadSettings;
+}
+
+const TOP_KEYS = ['services', 'networks', 'volumes', 'version', 'x-depad'] as const;
+const TOP_SPECIAL: Readonly<Record<string, string>> = {
+  name: 'the deployment name is given by --name; remove name: from the file',
+  include: 'include: is not supported; put every service in this one file',
+};
+const ISOLATION = 'would break the isolation between deployments: depad creates its own, named after the deployment; remove it';
+
+/**
+ * Parses and validates a config (pure, synchronous, deterministic). Variables come only from
+ * `env`. Throws DEPAD_CONFIG_SYNTAX for malformed YAML and one `ConfigError` with every issue.
+ * Issues and positions name `file` as given; `spec.file` is its absolute form.
+ */
+export function parseConfig(text: string, file: string, env: Readonly<Record<string, string>>, options: ParseConfigOptions = {}): DeploymentSpec {
+  const draft = analyzeConfig(text, file, env, options);
+  return finishConfig(draft, { envFiles: options.envFiles ?? {}, existingFiles: options.existingFiles ?? [] });
+}
+
+/** Phase one: parse, interpolate and validate. Throws only for syntax errors; issues are kept. */
+export function analyzeConfig(
+  text: string,
+  file: string,
+  env: Readonly<Record<string, string>>,
+  options: Pick<ParseConfigOptions, 'configDir' | 'warn'> = {},
+): ConfigDraft {
+  const c = new Collector(file, env, options.warn);
+  const root = parseYamlTree(text, c);
+  const top = checkKeys(c, root.entries, '', { supported: TOP_KEYS, special: TOP_SPECIAL });
+  const networks = readTopObjects(c, top.get('networks'), 'networks', readNetwork);
+  const volumes = readTopObjects(c, top.get('volumes'), 'volumes', readVolume);
+  const depad = readDepad(c, top.get('x-depad'));
+  const scope: ServiceScope = { c, networks: new Set(Object.keys(networks.declared)), volumes: new Set(Object.keys(volumes.declared)) };
+  const services = new Map<string, ServiceDraft>();
+  const servicesEntry = top.get('services');
+  if (servicesEntry === undefined) {
+    c.issue('services', { line: 1, column: 1 }, 'the file has no services: key; list the services to run under it');
+  } else {
+    const entries = mapEntries(c, servicesEntry.value, 'services', 'a map of service name → settings');
+    if (entries?.length === 0) c.issue('services', servicesEntry.keyPos, 'services: is empty; list at least one service with its image');
+    for (const entry of entries ?? []) {
+      const path = keyPath('services', entry.key);
+      const problem = objectNameProblem(entry.key, 'service');
+      if (problem !== undefined) c.issue(path, entry.keyPos, problem);
+      services.set(entry.key, readService(scope, entry, path));
+    }
+  }
+  checkDependencies(c, services);
+  const netRecord = { ...networks.valid };
+  const usesDefault = [...services.values()].some((s) => 'default' in s.spec.networks);
+  if (usesDefault && !('default' in netRecord)) {
+    netRecord['default'] = { name: 'default', driver: 'bridge', internal: false, driverOpts: {}, labels: {} };
+  }
+  const absFile = resolve(file);
+  const configDir = options.configDir === undefined ? dirname(absFile) : resolve(options.configDir);
+  const drafts = [...services.values()];
+  const uniqSorted = (xs: string[]) => [...new Set(xs)].sort(compareStrings);
+  return {
+    envFiles: uniqSorted(drafts.flatMap((s) => s.envFiles.map((e) => e.path))),
+    bindSources: uniqSorted(drafts.flatMap((s) => s.spec.volumes.flatMap((v) => (v.type === 'bind' ? [v.source] : [])))),
+    configDir,
+    state: { collector: c, file: absFile, source: text, services, networks: sortedRecord(Object.entries(netRecord)), volumes: volumes.valid, depad },
+  };
+}
+
+/** What phase two needs from the file system. */
+export interface ConfigInputs {
+  /** env_file path (as in `ConfigDraft.envFiles`) → contents; absent means not found. */
+  readonly envFiles: Readonly<Record<string, string>>;
+  /** Bind sources that exist. */
+  readonly existingFiles: readonly string[];
+}
+
+/** Phase two: merge env files, throw a `ConfigError` with every issue, or return the frozen spec. */
+export function finishConfig(draft: ConfigDraft, inputs: ConfigInputs): DeploymentSpec {
+  const { collector: c, services } = draft.state;
+  const envIssues: ConfigIssue[] = [];
+  const parsedEnv = new Map<string, Record<string, string>>();
+  const finished: [string, ServiceSpec][] = [];
+  for (const [name, s] of services) {
+    const entries: (readonly [string, string])[] = [];
+    for (const ref of s.envFiles) {
+      let values = parsedEnv.get(ref.path);
+      if (values === undefined) {
+        const text = Object.hasOwn(inputs.envFiles, ref.path) ? inputs.envFiles[ref.path] : undefined;
+        if (text === undefined) {
+          if (ref.required) c.issue(ref.keyPath, ref.pos, `env_file "${ref.path}" is missing or unreadable in ${draft.configDir}; create it, fix the path, or remove it`);
+          continue;
+        }
+        const parsed = parseEnvText(text, join(dirname(c.file), ref.path));
+        envIssues.push(...parsed.issues);
+        values = parsed.values;
+        parsedEnv.set(ref.path, values);
+      }
+      entries.push(...Object.entries(values));
+    }
+    entries.push(...s.environment);
+    finished.push([name, { ...s.spec, environment: sortedRecord(entries) }]);
+  }
+  const issues = [...c.issues].sort((a, b) => a.line - b.line || a.column - b.column);
+  issues.push(...envIssues);
+  if (issues.length > 0) throw new ConfigError(c.file, issues);
+  const existing = new Set(inputs.existingFiles);
+  const { state } = draft;
+  const spec: DeploymentSpec = {
+    file: state.file,
+    source: state.source,
+    services: sortedRecord(finished),
+    networks: state.networks,
+    volumes: state.volumes,
+    depad: state.depad,
+    files: draft.bindSources.filter((f) => existing.has(f)),
+    positions: new FrozenMap(c.positions),
+  };
+  return deepFreeze(spec);
+}
+
+/** Declared top-level objects: every declared name (for reference checks) and the valid specs. */
+interface TopObjects<T> {
+  readonly declared: Record<string, true>;
+  readonly valid: Record<string, T>;
+}
+
+function readTopObjects<T>(
+  c: Collector,
+  entry: LEntry | undefined,
+  key: 'networks' | 'volumes',
+  read: (c: Collector, name: string, node: LNode, path: string) => T | undefined,
+): TopObjects<T> {
+  const declared: Record<string, true> = {};
+  const valid: [string, T][] = [];
+  if (entry === undefined) return { declared, valid: {} };
+  for (const e of mapEntries(c, entry.value, key, `a map of ${key.slice(0, -1)} name → settings`) ?? []) {
+    const path = keyPath(key, e.key);
+    declared[e.key] = true;
+    const problem = objectNameProblem(e.key, key === 'networks' ? 'network' : 'volume');
+    if (problem !== undefined) c.issue(path, e.keyPos, problem);
+    const spec = read(c, e.key, e.value, path);
+    if (spec !== undefined && problem === undefined) valid.push([e.key, spec]);
+  }
+  return { declared, valid: sortedRecord(valid) };
+}
+
+function stringMap(c: Collector, node: LNode | undefined, path: string): Record<string, string> {
+  const out: [string, string][] = [];
+  if (node === undefined) return {};
+  for (const e of mapEntries(c, node, path) ?? []) {
+    const v = e.value;
+    const value = v.kind === 'scalar' && v.value !== null ? readString(c, v, keyPath(path, e.key), { numbers: true }) : v.kind === 'scalar' ? '' : undefined;
+    if (value !== undefined) out.push([e.key, value]);
+    else if (v.kind !== 'scalar') c.issue(keyPath(path, e.key), e.keyPos, 'expected a string value');
+  }
+  return sortedRecord(out);
+}
+
+function readNetwork(c: Collector, name: string, node: LNode, path: string): NetworkSpec | undefined {
+  const keys = checkKeys(c, mapEntries(c, node, path) ?? [], path, {
+    supported: ['driver', 'internal', 'driver_opts', 'labels'],
+    special: { external: `external networks ${ISOLATION}`, name: `a fixed network name ${ISOLATION}` },
+  });
+  const driverEntry = keys.get('driver');
+  const driver = driverEntry ? readString(c, driverEntry.value, keyPath(path, 'driver')) : 'bridge';
+  const internalEntry = keys.get('internal');
+  const internal = internalEntry ? readBool(c, internalEntry.value, keyPath(path, 'internal')) : false;
+  const driverOpts = stringMap(c, keys.get('driver_opts')?.value, keyPath(path, 'driver_opts'));
+  const labelsNode = keys.get('labels')?.value;
+  const labels = labelsNode ? labelsOf(c, labelsNode, keyPath(path, 'labels')) : {};
+  if (driver === undefined || internal === undefined) return undefined;
+  return { name, driver: driver || 'bridge', internal, driverOpts, labels };
+}
+
+function readVolume(c: Collector, name: string, node: LNode, path: string): VolumeSpec | undefined {
+  const keys = checkKeys(c, mapEntries(c, node, path) ?? [], path, {
+    supported: ['driver', 'driver_opts', 'labels'],
+    special: { external: `external volumes ${ISOLATION}`, name: `a fixed volume name ${ISOLATION}` },
+  });
+  const driverEntry = keys.get('driver');
+  const driver = driverEntry ? readString(c, driverEntry.value, keyPath(path, 'driver')) : 'local';
+  const driverOpts = stringMap(c, keys.get('driver_opts')?.value, keyPath(path, 'driver_opts'));
+  const labelsNode = keys.get('labels')?.value;
+  const labels = labelsNode ? labelsOf(c, labelsNode, keyPath(path, 'labels')) : {};
+  if (driver === undefined) return undefined;
+  return { name, driver: driver || 'local', driverOpts, labels };
+}
+
+const DEFAULT_DEPAD: DepadSettings = { hostIp: '0.0.0.0', startTimeoutMs: 120_000 };
+
+function readDepad(c: Collector, entry: LEntry | undefined): DepadSettings {
+  if (entry === undefined) return { ...DEFAULT_DEPAD };
+  const keys = checkKeys(c, mapEntries(c, entry.value, 'x-depad') ?? [], 'x-depad', { supported: ['host_ip', 'start_timeout'] });
+  const settings = { ...DEFAULT_DEPAD };
+  const hostIp = keys.get('host_ip');
+  if (hostIp) {
+    const path = 'x-depad.host_ip';
+    const text = readString(c, hostIp.value, path, { what: 'an IP address' });
+    if (text !== undefined && !isIpLiteral(text)) c.issue(path, hostIp.value.pos, `host_ip must be an IPv4 or IPv6 address such as 127.0.0.1 or ::1, found "${text}"`);
+    else if (text !== undefined) settings.hostIp = text;
+  }
+  const timeout = keys.get('start_timeout');
+  if (timeout) {
+    const ms = readDuration(c, timeout.value, 'x-depad.start_timeout');
+    if (ms !== undefined) settings.startTimeoutMs = ms;
+  }
+  return settings;
+}
+
+/** depends_on targets must exist, not be the service itself, and not form cycles. */
+function checkDependencies(c: Collector, services: ReadonlyMap<string, ServiceDraft>): void {
+  const edges = new Map<string, ServiceDraft['dependencies']>();
+  for (const [name, s] of services) {
+    const ok = s.dependencies.filter((d) => {
+      if (d.service === name) c.issue(d.path, d.pos, `service '${name}' depends on itself; remove this entry`);
+      else if (!services.has(d.service)) c.issue(d.path, d.pos, `depends_on names '${d.service}', which is not a service in this file; services: ${[...services.keys()].sort(compareStrings).join(', ')}`);
+      else return true;
+      return false;
+    });
+    edges.set(name, ok);
+  }
+  const state = new Map<string, 'visiting' | 'done'>();
+  const stack: string[] = [];
+  const reported = new Set<string>();
+  const visit = (name: string): void => {
+    state.set(name, 'visiting');
+    stack.push(name);
+    for (const dep of edges.get(name) ?? []) {
+      const seen = state.get(dep.service);
+      if (seen === 'visiting') {
+        const cycle = [...stack.slice(stack.indexOf(dep.service)), dep.service];
+        const key = [...new Set(cycle)].sort(compareStrings).join(' ');
+        if (!reported.has(key)) {
+          reported.add(key);
+          c.issue(dep.path, dep.pos, `dependency cycle: ${cycle.join(' -> ')}; remove one of these depends_on entries`);
+        }
+      } else if (seen === undefined) {
+        visit(dep.service);
+      }
+    }
+    stack.pop();
+    state.set(name, 'done');
+  };
+  for (const name of [...services.keys()].sort(compareStrings)) if (!state.has(name)) visit(name);
+}

@@ -1,0 +1,390 @@
+/**
+ * Readers for the structured service keys: ports, expose, volumes, networks, depends_on,
+ * healthcheck and deploy.
+ */
+import { posix } from 'node:path';
+import type { DependsCondition, ExposeSpec, HealthcheckSpec, MountSpec, PortSpec, ResourceLimits } from './spec.ts';
+import type { Collector, LNode, Pos } from './nodes.ts';
+import { describe, entryPos, indexPath, keyPath } from './nodes.ts';
+import { checkKeys, mapEntries, readBool, readInt, readString, readStringList, scalarNumber } from './read.ts';
+import { HOST_PORT_MESSAGE, checkPortNumber, insideRoot, parseContainerPort, parseCpus, parseDuration, parseMemory, parseProtocol } from './values.ts';
+
+/** What service readers need besides the node: the collector and the declared top-level names. */
+export interface ServiceScope {
+  readonly c: Collector;
+  readonly networks: ReadonlySet<string>;
+  readonly volumes: ReadonlySet<string>;
+}
+
+/** A `depends_on` entry, kept with its location for the cross-service checks. */
+export interface DependencyRef {
+  readonly service: string;
+  readonly condition: DependsCondition;
+  readonly path: string;
+  readonly pos: Pos;
+}
+
+/** `ports`: container ports only (short `"8080/udp"` or long `{target, protocol}`). */
+export function readPorts(s: ServiceScope, node: LNode, path: string): PortSpec[] {
+  return readPortList(s, node, path, 'ports');
+}
+
+/** `expose`: container ports reachable inside the deployment's networks. */
+export function readExpose(s: ServiceScope, node: LNode, path: string): ExposeSpec[] {
+  return readPortList(s, node, path, 'expose');
+}
+
+function readPortList(s: ServiceScope, node: LNode, path: string, field: 'ports' | 'expose'): PortSpec[] {
+  const { c } = s;
+  if (node.kind !== 'seq') {
+    c.issue(path, node.pos, `expected a list of container ports such as "8080", found ${describe(node)}`);
+    return [];
+  }
+  const out: PortSpec[] = [];
+  const seen = new Set<string>();
+  node.items.forEach((item, i) => {
+    const itemPath = indexPath(path, i);
+    let port: PortSpec | undefined;
+    if (item.kind === 'map' && field === 'ports') {
+      port = readLongPort(c, item, itemPath);
+    } else if (item.kind === 'scalar' && (typeof item.value === 'number' || typeof item.value === 'string')) {
+      const text = typeof item.value === 'number' ? item.value : c.text(item, itemPath);
+      if (text === undefined) return;
+      const parsed = parseContainerPort(text, field);
+      if (parsed.ok) port = parsed.value;
+      else c.issue(itemPath, item.pos, parsed.error);
+    } else {
+      c.issue(itemPath, item.pos, `expected a container port such as "8080" or "8080/udp", found ${describe(item)}`);
+    }
+    if (port === undefined) return;
+    const key = `${port.target}/${port.protocol}`;
+    if (seen.has(key)) c.issue(itemPath, item.pos, `port ${key} is listed twice in ${path}; list it once`);
+    else out.push(port);
+    seen.add(key);
+  });
+  return out;
+}
+
+function readLongPort(c: Collector, node: LNode, path: string): PortSpec | undefined {
+  const entries = mapEntries(c, node, path) ?? [];
+  const keys = checkKeys(c, entries, path, {
+    supported: ['target', 'protocol'],
+    special: { published: HOST_PORT_MESSAGE, host_ip: `${HOST_PORT_MESSAGE}; the host address is set for the whole deployment by x-depad.host_ip` },
+  });
+  const targetEntry = keys.get('target');
+  if (targetEntry === undefined) {
+    c.issue(path, node.pos, 'a port in long syntax needs target: the container port');
+    return undefined;
+  }
+  const targetPath = keyPath(path, 'target');
+  const n = scalarNumber(c, targetEntry.value, targetPath);
+  if (n === null) return undefined;
+  const target = checkPortNumber(n ?? NaN, targetEntry.value.kind === 'scalar' ? targetEntry.value.text : describe(targetEntry.value));
+  if (!target.ok) {
+    c.issue(targetPath, entryPos(targetEntry), target.error);
+    return undefined;
+  }
+  let protocol: 'tcp' | 'udp' = 'tcp';
+  const protoEntry = keys.get('protocol');
+  if (protoEntry) {
+    const protoPath = keyPath(path, 'protocol');
+    const text = readString(c, protoEntry.value, protoPath);
+    if (text === undefined) return undefined;
+    const parsed = parseProtocol(text);
+    if (!parsed.ok) {
+      c.issue(protoPath, entryPos(protoEntry), parsed.error);
+      return undefined;
+    }
+    protocol = parsed.value;
+  }
+  return { target: target.value, protocol };
+}
+
+const BIND_OUTSIDE = "bind mounts must stay inside the deployment's root directory: use a path relative to the config file, such as \"./data\"";
+const ANONYMOUS =
+  'anonymous volumes are not supported: give the volume a name (e.g. "data:/var/lib/data") and declare it under the top-level volumes:';
+
+/** `volumes`: named volumes declared at top level and bind mounts inside the deployment root. */
+export function readMounts(s: ServiceScope, node: LNode, path: string): MountSpec[] {
+  const { c } = s;
+  if (node.kind !== 'seq') {
+    c.issue(path, node.pos, `expected a list of mounts such as "data:/var/lib/data" or "./conf:/etc/app:ro", found ${describe(node)}`);
+    return [];
+  }
+  const out: MountSpec[] = [];
+  const targets = new Set<string>();
+  node.items.forEach((item, i) => {
+    const itemPath = indexPath(path, i);
+    const mount = item.kind === 'map' ? readLongMount(s, item, itemPath) : readShortMount(s, item, itemPath);
+    if (mount === undefined) return;
+    if (targets.has(mount.target)) c.issue(itemPath, item.pos, `two mounts have the target ${mount.target}; each target may be mounted once`);
+    else out.push(mount);
+    targets.add(mount.target);
+  });
+  return out;
+}
+
+function readShortMount(s: ServiceScope, item: LNode, path: string): MountSpec | undefined {
+  const { c } = s;
+  const text = readString(c, item, path, { what: 'a mount such as "data:/var/lib/data"' });
+  if (text === undefined) return undefined;
+  const parts = text.split(':');
+  const isMode = (p: string | undefined) => p === 'ro' || p === 'rw';
+  if (parts.length === 1 || (parts.length === 2 && isMode(parts[1]) && (parts[0] ?? '').startsWith('/'))) {
+    c.issue(path, item.pos, (parts[0] ?? '').startsWith('/') ? ANONYMOUS : `expected SOURCE:TARGET[:ro], such as "data:/var/lib/data", found "${text}"`);
+    return undefined;
+  }
+  if (parts.length > 3) {
+    c.issue(path, item.pos, `expected SOURCE:TARGET[:ro], such as "data:/var/lib/data", found "${text}"`);
+    return undefined;
+  }
+  const [source = '', target = '', mode] = parts;
+  if (mode !== undefined && !isMode(mode)) {
+    c.issue(path, item.pos, `mount mode must be ro or rw (other options are not supported), found "${mode}"`);
+    return undefined;
+  }
+  return mountOf(s, source, target, mode === 'ro', path, item.pos, path, item.pos, undefined);
+}
+
+function readLongMount(s: ServiceScope, item: LNode, path: string): MountSpec | undefined {
+  const { c } = s;
+  const keys = checkKeys(c, mapEntries(c, item, path) ?? [], path, { supported: ['type', 'source', 'target', 'read_only'] });
+  const typeEntry = keys.get('type');
+  const type = typeEntry ? readString(c, typeEntry.value, keyPath(path, 'type')) : undefined;
+  if (typeEntry === undefined) c.issue(path, item.pos, 'a mount in long syntax needs type: volume or type: bind');
+  if (type === undefined) return undefined;
+  if (type !== 'volume' && type !== 'bind') {
+    const extra = type === 'tmpfs' ? '; use the service key tmpfs: for tmpfs mounts' : '';
+    c.issue(keyPath(path, 'type'), entryPos(typeEntry!), `mount type must be volume or bind, found "${type}"${extra}`);
+    return undefined;
+  }
+  const sourceEntry = keys.get('source');
+  const targetEntry = keys.get('target');
+  if (targetEntry === undefined) {
+    c.issue(path, item.pos, 'a mount needs target: the absolute path inside the container');
+    return undefined;
+  }
+  if (sourceEntry === undefined) {
+    c.issue(path, item.pos, type === 'volume' ? ANONYMOUS : 'a bind mount needs source: a path relative to the config file, such as "./data"');
+    return undefined;
+  }
+  const source = readString(c, sourceEntry.value, keyPath(path, 'source'));
+  const target = readString(c, targetEntry.value, keyPath(path, 'target'));
+  const roEntry = keys.get('read_only');
+  const readOnly = roEntry ? readBool(c, roEntry.value, keyPath(path, 'read_only')) : false;
+  if (source === undefined || target === undefined || readOnly === undefined) return undefined;
+  return mountOf(s, source, target, readOnly, keyPath(path, 'source'), entryPos(sourceEntry), keyPath(path, 'target'), entryPos(targetEntry), type);
+}
+
+function mountOf(
+  s: ServiceScope,
+  source: string,
+  target: string,
+  readOnly: boolean,
+  sourcePath: string,
+  sourcePos: Pos,
+  targetPath: string,
+  targetPos: Pos,
+  type: 'volume' | 'bind' | undefined,
+): MountSpec | undefined {
+  const { c } = s;
+  let ok = true;
+  if (!posix.isAbsolute(target)) {
+    c.issue(targetPath, targetPos, `mount target must be an absolute path inside the container, such as /data; found "${target}"`);
+    ok = false;
+  }
+  const looksLikePath = source.startsWith('.') || source.startsWith('/') || source.startsWith('~') || source.includes('/');
+  if (type === 'bind' || (type === undefined && looksLikePath)) {
+    const inside = insideRoot(source);
+    if (!inside.ok) {
+      c.issue(sourcePath, sourcePos, `${BIND_OUTSIDE}; ${inside.error}`);
+      return undefined;
+    }
+    if (type === undefined && !source.startsWith('.')) {
+      c.issue(sourcePath, sourcePos, `a bind-mount source must start with "./", e.g. "./${inside.value}"`);
+      return undefined;
+    }
+    return ok ? { type: 'bind', source: inside.value, target: posix.normalize(target), readOnly } : undefined;
+  }
+  if (source === '') {
+    c.issue(sourcePath, sourcePos, ANONYMOUS);
+    return undefined;
+  }
+  if (!s.volumes.has(source)) {
+    c.issue(sourcePath, sourcePos, `volume '${source}' is not declared; add it under the top-level volumes: key (bind mounts start with "./")`);
+    return undefined;
+  }
+  return ok ? { type: 'volume', source, target: posix.normalize(target), readOnly } : undefined;
+}
+
+/** `networks`: a list of names or a map name → null | {aliases}; each declared at top level or `default`. */
+export function readServiceNetworks(s: ServiceScope, node: LNode, path: string): Record<string, { aliases: string[] }> {
+  const { c } = s;
+  const out: Record<string, { aliases: string[] }> = {};
+  const use = (name: string, aliases: string[], itemPath: string, pos: Pos) => {
+    if (name !== 'default' && !s.networks.has(name)) {
+      c.issue(itemPath, pos, `network '${name}' is not declared; add it under the top-level networks: key`);
+      return;
+    }
+    out[name] = { aliases };
+  };
+  if (node.kind === 'seq') {
+    node.items.forEach((item, i) => {
+      const itemPath = indexPath(path, i);
+      const name = readString(c, item, itemPath, { what: 'a network name' });
+      if (name !== undefined) use(name, [], itemPath, item.pos);
+    });
+    return out;
+  }
+  const entries = mapEntries(c, node, path, 'a list of network names or a map of them');
+  for (const entry of entries ?? []) {
+    const entryPath = keyPath(path, entry.key);
+    const keys = checkKeys(c, mapEntries(c, entry.value, entryPath) ?? [], entryPath, { supported: ['aliases'] });
+    const aliasEntry = keys.get('aliases');
+    const aliases = aliasEntry ? readStringList(c, aliasEntry.value, keyPath(entryPath, 'aliases')) : [];
+    if (aliases !== undefined) use(entry.key, aliases, entryPath, entry.keyPos);
+  }
+  return out;
+}
+
+const CONDITIONS: readonly DependsCondition[] = ['service_started', 'service_healthy', 'service_completed_successfully'];
+
+/** `depends_on`: a list of service names or a map name → {condition, required: true}. */
+export function readDependsOn(s: ServiceScope, node: LNode, path: string): DependencyRef[] {
+  const { c } = s;
+  const out: DependencyRef[] = [];
+  if (node.kind === 'seq') {
+    node.items.forEach((item, i) => {
+      const itemPath = indexPath(path, i);
+      const name = readString(c, item, itemPath, { what: 'a service name' });
+      if (name !== undefined) out.push({ service: name, condition: 'service_started', path: itemPath, pos: item.pos });
+    });
+    return out;
+  }
+  for (const entry of mapEntries(c, node, path, 'a list of service names or a map of them') ?? []) {
+    const entryPath = keyPath(path, entry.key);
+    const keys = checkKeys(c, mapEntries(c, entry.value, entryPath) ?? [], entryPath, { supported: ['condition', 'required'] });
+    let condition: DependsCondition = 'service_started';
+    const condEntry = keys.get('condition');
+    if (condEntry) {
+      const text = readString(c, condEntry.value, keyPath(entryPath, 'condition'));
+      if (text === undefined) continue;
+      const found = CONDITIONS.find((x) => x === text);
+      if (found === undefined) {
+        c.issue(keyPath(entryPath, 'condition'), entryPos(condEntry), `condition must be ${CONDITIONS.join(', ')}; found "${text}"`);
+        continue;
+      }
+      condition = found;
+    }
+    const reqEntry = keys.get('required');
+    if (reqEntry) {
+      const required = readBool(c, reqEntry.value, keyPath(entryPath, 'required'));
+      if (required === false) c.issue(keyPath(entryPath, 'required'), entryPos(reqEntry), 'only required: true is supported; remove the dependency instead');
+    }
+    out.push({ service: entry.key, condition, path: entryPath, pos: entry.keyPos });
+  }
+  return out;
+}
+
+/** `healthcheck`: test, interval, timeout, start_period, retries, or disable: true. */
+export function readHealthcheck(s: ServiceScope, node: LNode, path: string): HealthcheckSpec | 'disabled' | undefined {
+  const { c } = s;
+  const entries = mapEntries(c, node, path);
+  if (entries === undefined) return undefined;
+  const keys = checkKeys(c, entries, path, { supported: ['test', 'interval', 'timeout', 'start_period', 'retries', 'disable'] });
+  const disableEntry = keys.get('disable');
+  const testEntry = keys.get('test');
+  if (disableEntry && readBool(c, disableEntry.value, keyPath(path, 'disable')) === true) {
+    if (testEntry) c.issue(keyPath(path, 'test'), testEntry.keyPos, 'healthcheck has both disable: true and a test; remove one of them');
+    return 'disabled';
+  }
+  if (testEntry === undefined) {
+    c.issue(path, node.pos, 'healthcheck needs test: (a command string, or a list starting with CMD, CMD-SHELL or NONE)');
+    return undefined;
+  }
+  const test = readHealthTest(c, testEntry.value, keyPath(path, 'test'));
+  const spec: { -readonly [K in keyof HealthcheckSpec]: HealthcheckSpec[K] } = { test: test ?? [] };
+  const durations = [['interval', 'intervalMs'], ['timeout', 'timeoutMs'], ['start_period', 'startPeriodMs']] as const;
+  for (const [key, field] of durations) {
+    const entry = keys.get(key);
+    if (entry === undefined) continue;
+    const ms = readDuration(c, entry.value, keyPath(path, key));
+    if (ms !== undefined) spec[field] = ms;
+  }
+  const retries = keys.get('retries');
+  if (retries) {
+    const n = readInt(c, retries.value, keyPath(path, 'retries'), 0);
+    if (n !== undefined) spec.retries = n;
+  }
+  return test === undefined ? undefined : spec;
+}
+
+function readHealthTest(c: Collector, node: LNode, path: string): string[] | undefined {
+  if (node.kind === 'scalar' && typeof node.value === 'string') {
+    const text = c.text(node, path);
+    return text === undefined ? undefined : ['CMD-SHELL', text];
+  }
+  const list = readStringList(c, node, path, { numbers: true });
+  if (list === undefined) return undefined;
+  const [head, ...rest] = list;
+  const ok = (head === 'CMD' && rest.length >= 1) || (head === 'CMD-SHELL' && rest.length === 1) || (head === 'NONE' && rest.length === 0);
+  if (!ok) {
+    c.issue(path, node.pos, 'a healthcheck test list is ["CMD", program, args…], ["CMD-SHELL", "command"] or ["NONE"]');
+    return undefined;
+  }
+  return list;
+}
+
+/** A duration string such as `30s` → milliseconds. */
+export function readDuration(c: Collector, node: LNode, path: string): number | undefined {
+  if (node.kind === 'scalar' && typeof node.value === 'number') {
+    c.issue(path, node.pos, `expected a duration with a unit, such as "${node.text}s", found the number ${node.text}`);
+    return undefined;
+  }
+  const text = readString(c, node, path, { what: 'a duration such as "30s"' });
+  if (text === undefined) return undefined;
+  const parsed = parseDuration(text);
+  if (!parsed.ok) c.issue(path, node.pos, parsed.error);
+  return parsed.ok ? parsed.value : undefined;
+}
+
+/** `deploy`: only `resources.limits` (cpus, memory, pids). */
+export function readDeploy(s: ServiceScope, node: LNode, path: string): ResourceLimits {
+  const { c } = s;
+  const limits: { -readonly [K in keyof ResourceLimits]: ResourceLimits[K] } = {};
+  const deploy = checkKeys(c, mapEntries(c, node, path) ?? [], path, { supported: ['resources'] });
+  const resources = deploy.get('resources');
+  if (resources === undefined) return limits;
+  const resPath = keyPath(path, 'resources');
+  const res = checkKeys(c, mapEntries(c, resources.value, resPath) ?? [], resPath, { supported: ['limits'] });
+  const limitsEntry = res.get('limits');
+  if (limitsEntry === undefined) return limits;
+  const limPath = keyPath(resPath, 'limits');
+  const lim = checkKeys(c, mapEntries(c, limitsEntry.value, limPath) ?? [], limPath, { supported: ['cpus', 'memory', 'pids'] });
+  const scalarOf = (key: string): [string | number, Pos] | undefined => {
+    const entry = lim.get(key);
+    if (entry === undefined) return undefined;
+    const v = entry.value;
+    if (v.kind === 'scalar' && typeof v.value === 'number') return [v.value, v.pos];
+    const text = readString(c, v, keyPath(limPath, key), { what: key === 'cpus' ? 'a number of CPUs' : 'a memory size such as "512m"' });
+    return text === undefined ? undefined : [text, v.pos];
+  };
+  const cpus = scalarOf('cpus');
+  if (cpus) {
+    const parsed = parseCpus(cpus[0]);
+    if (parsed.ok) limits.cpus = parsed.value;
+    else c.issue(keyPath(limPath, 'cpus'), cpus[1], parsed.error);
+  }
+  const memory = scalarOf('memory');
+  if (memory) {
+    const parsed = parseMemory(memory[0]);
+    if (parsed.ok) limits.memoryBytes = parsed.value;
+    else c.issue(keyPath(limPath, 'memory'), memory[1], parsed.error);
+  }
+  const pids = lim.get('pids');
+  if (pids) {
+    const n = readInt(c, pids.value, keyPath(limPath, 'pids'), 1);
+    if (n !== undefined) limits.pids = n;
+  }
+  return limits;
+}

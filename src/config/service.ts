@@ -1,0 +1,255 @@
+/**
+ * One service of a config: checks its keys and reads each into the `ServiceSpec` shape. The
+ * environment is finished later, once env_file contents are known.
+ */
+import { posix } from 'node:path';
+import type { ServiceSpec } from './spec.ts';
+import type { Collector, LEntry, LNode, Pos } from './nodes.ts';
+import { describe, entryPos, indexPath, keyPath } from './nodes.ts';
+import { checkKeys, mapEntries, readKeyValues, readString, readStringList } from './read.ts';
+import type { DependencyRef, ServiceScope } from './service-parts.ts';
+import { readDependsOn, readDeploy, readDuration, readExpose, readHealthcheck, readMounts, readPorts, readServiceNetworks } from './service-parts.ts';
+import { imageReferenceProblem, insideRoot, isIpLiteral, isSignal, parseRestart, splitCommand } from './values.ts';
+import { compareStrings, sortedRecord } from './freeze.ts';
+
+/** The keys a service may have. */
+export const SERVICE_KEYS = [
+  'image', 'command', 'entrypoint', 'environment', 'env_file', 'ports', 'expose', 'volumes', 'networks', 'depends_on',
+  'healthcheck', 'restart', 'deploy', 'labels', 'user', 'working_dir', 'tmpfs', 'cap_add', 'cap_drop', 'extra_hosts',
+  'stop_grace_period', 'stop_signal',
+] as const;
+
+const SPECIAL_KEYS: Readonly<Record<string, string>> = {
+  build:
+    'depad does not build images: build the image first (docker build -t app:1 . or docker load -i app.tar) and reference it with image: app:1',
+  container_name: 'container names are chosen by depad so that many copies can run on one host; remove container_name',
+  network_mode: 'network_mode would break the isolation between deployments; use networks: instead',
+};
+
+/** An `env_file` reference: a path relative to the config file's directory, normalised. */
+export interface EnvFileRef {
+  readonly path: string;
+  readonly required: boolean;
+  readonly keyPath: string;
+  readonly pos: Pos;
+}
+
+/** A service as read from the file, before env_file contents are merged into its environment. */
+export interface ServiceDraft {
+  readonly spec: Omit<ServiceSpec, 'environment'>;
+  readonly envFiles: readonly EnvFileRef[];
+  /** `environment` entries in file order; they override env_file entries. */
+  readonly environment: readonly (readonly [string, string])[];
+  readonly dependencies: readonly DependencyRef[];
+  readonly keyPos: Pos;
+}
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+/** Reads the service `entry` (its key is the service name, already checked by the caller). */
+export function readService(s: ServiceScope, entry: LEntry, path: string): ServiceDraft {
+  const { c } = s;
+  const name = entry.key;
+  const keys = checkKeys(c, mapEntries(c, entry.value, path, 'a map of service settings') ?? [], path, {
+    supported: SERVICE_KEYS,
+    special: SPECIAL_KEYS,
+  });
+  const at = (key: string) => keyPath(path, key);
+  const get = (key: (typeof SERVICE_KEYS)[number]): LNode | undefined => keys.get(key)?.value;
+  const spec: Mutable<Omit<ServiceSpec, 'environment'>> = {
+    name,
+    image: '',
+    ports: [],
+    expose: [],
+    volumes: [],
+    networks: {},
+    dependsOn: {},
+    restart: { policy: 'no' },
+    resources: {},
+    labels: {},
+    tmpfs: [],
+    capAdd: [],
+    capDrop: [],
+    extraHosts: [],
+  };
+
+  const image = keys.get('image');
+  if (image === undefined) {
+    c.issue(path, entry.keyPos, `service '${name}' has no image: give the image to run, e.g. image: nginx:1.27 (depad does not build images)`);
+  } else {
+    const ref = readString(c, image.value, at('image'), { what: 'an image reference' });
+    const problem = ref === undefined ? undefined : imageReferenceProblem(ref);
+    if (problem !== undefined) c.issue(at('image'), entryPos(image), problem);
+    else if (ref !== undefined) spec.image = ref;
+  }
+  for (const key of ['command', 'entrypoint'] as const) {
+    const node = get(key);
+    const words = node === undefined ? undefined : readCommand(s, node, at(key));
+    if (words !== undefined) spec[key] = words;
+  }
+  const environment: [string, string][] = [];
+  const envNode = get('environment');
+  for (const kv of envNode ? (readKeyValues(c, envNode, at('environment'), 'environment variable') ?? []) : []) {
+    if (kv.key === '' || kv.key.includes('=') || /\s/.test(kv.key)) c.issue(kv.path, kv.pos, `"${kv.key}" is not a valid environment variable name`);
+    else environment.push([kv.key, kv.value]);
+  }
+  const envFileNode = get('env_file');
+  const envFiles = envFileNode ? readEnvFiles(s, envFileNode, at('env_file')) : [];
+
+  const ports = get('ports');
+  if (ports) spec.ports = readPorts(s, ports, at('ports'));
+  const expose = get('expose');
+  if (expose) spec.expose = readExpose(s, expose, at('expose'));
+  const volumes = get('volumes');
+  if (volumes) spec.volumes = readMounts(s, volumes, at('volumes'));
+  const networks = get('networks');
+  const joined = networks ? readServiceNetworks(s, networks, at('networks')) : {};
+  spec.networks = Object.keys(joined).length > 0 ? sortedRecord(Object.entries(joined)) : { default: { aliases: [] } };
+  const depends = get('depends_on');
+  const dependencies = depends ? readDependsOn(s, depends, at('depends_on')) : [];
+  spec.dependsOn = sortedRecord(dependencies.map((d) => [d.service, { condition: d.condition }] as const));
+  const health = get('healthcheck');
+  if (health) {
+    const hc = readHealthcheck(s, health, at('healthcheck'));
+    if (hc !== undefined) spec.healthcheck = hc;
+  }
+  const restart = get('restart');
+  if (restart) {
+    const text = readString(c, restart, at('restart'), { what: 'a restart policy such as "unless-stopped"' });
+    const parsed = text === undefined ? undefined : parseRestart(text);
+    if (parsed?.ok) spec.restart = parsed.value;
+    else if (parsed) c.issue(at('restart'), restart.pos, parsed.error);
+  }
+  const deploy = get('deploy');
+  if (deploy) spec.resources = readDeploy(s, deploy, at('deploy'));
+  const labels = get('labels');
+  if (labels) spec.labels = labelsOf(c, labels, at('labels'));
+  const user = get('user');
+  if (user) {
+    const text = readString(c, user, at('user'), { numbers: true, what: 'a user such as "1000" or "app:app"' });
+    if (text === '') c.issue(at('user'), user.pos, 'user must not be empty; remove the key to use the image\'s user');
+    else if (text !== undefined) spec.user = text;
+  }
+  const workingDir = get('working_dir');
+  if (workingDir) {
+    const text = readString(c, workingDir, at('working_dir'));
+    if (text !== undefined && !posix.isAbsolute(text)) c.issue(at('working_dir'), workingDir.pos, `working_dir must be an absolute path inside the container, found "${text}"`);
+    else if (text !== undefined) spec.workingDir = text;
+  }
+  const tmpfs = get('tmpfs');
+  if (tmpfs) {
+    const list = readStringList(c, tmpfs, at('tmpfs'), { single: true }) ?? [];
+    spec.tmpfs = list.filter((p, i) => {
+      const good = posix.isAbsolute(p.split(':')[0] ?? '');
+      const itemPath = tmpfs.kind === 'seq' ? indexPath(at('tmpfs'), i) : at('tmpfs');
+      const pos = tmpfs.kind === 'seq' ? (tmpfs.items[i]?.pos ?? tmpfs.pos) : tmpfs.pos;
+      if (!good) c.issue(itemPath, pos, `a tmpfs path must be absolute, such as /tmp or /run:size=64m; found "${p}"`);
+      return good;
+    });
+  }
+  for (const [key, field] of [['cap_add', 'capAdd'], ['cap_drop', 'capDrop']] as const) {
+    const node = get(key);
+    if (node) spec[field] = readStringList(c, node, at(key)) ?? [];
+  }
+  const extraHosts = get('extra_hosts');
+  if (extraHosts) spec.extraHosts = readExtraHosts(s, extraHosts, at('extra_hosts'));
+  const grace = get('stop_grace_period');
+  if (grace) {
+    const ms = readDuration(c, grace, at('stop_grace_period'));
+    if (ms !== undefined) spec.stopGracePeriodMs = ms;
+  }
+  const signal = get('stop_signal');
+  if (signal) {
+    const text = readString(c, signal, at('stop_signal'), { numbers: true });
+    if (text !== undefined && !isSignal(text)) c.issue(at('stop_signal'), signal.pos, `stop_signal must be a signal name such as SIGTERM or SIGINT, found "${text}"`);
+    else if (text !== undefined) spec.stopSignal = text;
+  }
+  return { spec, envFiles, environment, dependencies, keyPos: entry.keyPos };
+}
+
+function readCommand(s: ServiceScope, node: LNode, path: string): string[] | undefined {
+  const { c } = s;
+  if (node.kind === 'scalar' && node.value === null) return undefined;
+  if (node.kind === 'scalar' && typeof node.value === 'string') {
+    const text = c.text(node, path);
+    if (text === undefined) return undefined;
+    const words = splitCommand(text);
+    if (!words.ok) c.issue(path, node.pos, words.error);
+    return words.ok ? words.value : undefined;
+  }
+  if (node.kind === 'seq') return readStringList(c, node, path, { numbers: true });
+  c.issue(path, node.pos, `expected a command string or a list of strings, found ${describe(node)}`);
+  return undefined;
+}
+
+function readEnvFiles(s: ServiceScope, node: LNode, path: string): EnvFileRef[] {
+  const { c } = s;
+  const items: [LNode, string][] = node.kind === 'seq' ? node.items.map((item, i) => [item, indexPath(path, i)]) : [[node, path]];
+  const out: EnvFileRef[] = [];
+  for (const [item, itemPath] of items) {
+    let pathNode = item;
+    let required = true;
+    let nodePath = itemPath;
+    if (item.kind === 'map') {
+      const keys = checkKeys(c, item.entries, itemPath, { supported: ['path', 'required'] });
+      const p = keys.get('path');
+      if (p === undefined) {
+        c.issue(itemPath, item.pos, 'an env_file entry in long syntax needs path:');
+        continue;
+      }
+      const req = keys.get('required');
+      if (req && req.value.kind === 'scalar' && typeof req.value.value === 'boolean') required = req.value.value;
+      else if (req) c.issue(keyPath(itemPath, 'required'), entryPos(req), `expected true or false, found ${describe(req.value)}`);
+      pathNode = p.value;
+      nodePath = keyPath(itemPath, 'path');
+    }
+    const text = readString(c, pathNode, nodePath, { what: 'a path relative to the config file' });
+    if (text === undefined) continue;
+    const inside = insideRoot(text);
+    if (!inside.ok) {
+      c.issue(nodePath, pathNode.pos, `env_file must be inside the config file's directory, given relative to it (such as "./app.env"); ${inside.error}`);
+      continue;
+    }
+    out.push({ path: inside.value, required, keyPath: nodePath, pos: pathNode.pos });
+  }
+  return out;
+}
+
+/** Labels (map or `k=v` list); keys starting with `depad.` are reserved. Sorted. */
+export function labelsOf(c: Collector, node: LNode, path: string): Record<string, string> {
+  const out: [string, string][] = [];
+  for (const kv of readKeyValues(c, node, path, 'label') ?? []) {
+    if (kv.key === '') c.issue(kv.path, kv.pos, 'label keys must not be empty');
+    else if (kv.key.startsWith('depad.')) c.issue(kv.path, kv.pos, `label keys starting with "depad." are reserved for depad's own labels; rename "${kv.key}"`);
+    else out.push([kv.key, kv.value]);
+  }
+  return sortedRecord(out);
+}
+
+function readExtraHosts(s: ServiceScope, node: LNode, path: string): string[] {
+  const { c } = s;
+  const out: string[] = [];
+  const add = (host: string, ip: string, itemPath: string, pos: Pos) => {
+    const addr = ip.replace(/^\[(.*)\]$/, '$1');
+    if (host === '' || /[\s:=]/.test(host) || !(isIpLiteral(addr) || addr === 'host-gateway')) {
+      c.issue(itemPath, pos, `expected "hostname:ip" with an IP address (or host-gateway), such as "db.local:10.0.0.5"; found "${host}:${ip}"`);
+    } else {
+      out.push(`${host}:${addr}`);
+    }
+  };
+  if (node.kind === 'seq') {
+    node.items.forEach((item, i) => {
+      const itemPath = indexPath(path, i);
+      const text = readString(c, item, itemPath, { what: 'a "hostname:ip" string' });
+      if (text === undefined) return;
+      const sep = /[:=]/.exec(text);
+      add(sep ? text.slice(0, sep.index) : text, sep ? text.slice(sep.index + 1) : '', itemPath, item.pos);
+    });
+    return out;
+  }
+  for (const entry of [...(mapEntries(c, node, path, 'a list of "hostname:ip" or a map of hostname → ip') ?? [])].sort((a, b) => compareStrings(a.key, b.key))) {
+    const ip = readString(c, entry.value, keyPath(path, entry.key), { what: 'an IP address' });
+    if (ip !== undefined) add(entry.key, ip, keyPath(path, entry.key), entryPos(entry));
+  }
+  return out;
+}

@@ -1,0 +1,46 @@
+/** What every operation receives: the state, the engine, a logger, a progress sink. */
+import { existsSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { DepadError } from '../errors.ts';
+import type { Engine } from '../engine/engine.ts';
+import type { Logger } from '../logger.ts';
+import type { Store } from '../store/store.ts';
+
+/** One step of a long operation, for the user to watch. */
+export interface ProgressEvent {
+  /** e.g. `network`, `volume`, `container`, `start`, `wait`, `ready`, `remove`. */
+  step: string;
+  message: string;
+  service?: string;
+}
+
+/** The dependencies of an operation. */
+export interface OpContext {
+  home: string;
+  store: Store;
+  engine: Engine;
+  log: Logger;
+  progress: (event: ProgressEvent) => void;
+  /** Aborted when the user interrupts (Ctrl-C): operations stop at the next step and undo. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Marks a step of an operation. Stops the operation if the user interrupted it. For the failure
+ * tests only: DEPAD_TEST_CRASH_AT=<step> kills the process here; DEPAD_TEST_PAUSE_AT=<step>
+ * creates `<home>/paused-<step>` and waits here until the test deletes it.
+ */
+export function checkpoint(ctx: OpContext, step: string): void {
+  if (process.env.DEPAD_TEST_CRASH_AT === step) process.kill(process.pid, 'SIGKILL');
+  if (process.env.DEPAD_TEST_PAUSE_AT === step) {
+    const marker = path.join(ctx.home, `paused-${step.replace(/[^a-z0-9-]/gi, '_')}`);
+    writeFileSync(marker, String(process.pid));
+    const wait = new Int32Array(new SharedArrayBuffer(4));
+    while (existsSync(marker)) Atomics.wait(wait, 0, 0, 50);
+  }
+  if (ctx.signal?.aborted) {
+    throw new DepadError('DEPAD_INTERRUPTED', `interrupted at step '${step}'`, {
+      hint: 'what the operation had done was undone; run it again',
+    });
+  }
+}

@@ -1,0 +1,139 @@
+/**
+ * `depad create`: validate → images → register (ports, record, journal: one batch) → root dir →
+ * networks, volumes, containers in dependency order → wait healthy → mark ready (one batch).
+ * Any failure, or Ctrl-C, undoes every step; a kill is undone by the next command (recover.ts).
+ */
+import { randomBytes } from 'node:crypto';
+import type { DeploymentSpec } from '../config/spec.ts';
+import { DepadError, formatIssue } from '../errors.ts';
+import { deploymentRoot } from '../home.ts';
+import { allocatePorts, cursorIn, isPortOpenOnHost, portRangeFromEnv } from '../ports/index.ts';
+import { projectName, scopedName } from '../render/names.ts';
+import { render } from '../render/render.ts';
+import type { DeploymentRecord, JournalEntry, PortAssignment, RevisionRecord } from '../store/records.ts';
+import { checkpoint, type OpContext } from './context.ts';
+import { ensureNetworks, ensureVolumes, startServices } from './materialize.ts';
+import { undoCreate } from './recover.ts';
+import { assertValidName } from './resolve.ts';
+import { writeRevision } from './root-dir.ts';
+
+/** When to pull a service's image: only when it is not on the host (default), or never. */
+export type PullPolicy = 'missing' | 'never';
+
+/** What `createDeployment` needs. */
+export interface CreateRequest {
+  name: string;
+  spec: DeploymentSpec;
+  /** Variables the config was rendered with (kept, mode 0600, with the revision). */
+  env: Readonly<Record<string, string>>;
+  pull?: PullPolicy;
+  /** Wait for services with health checks to be healthy before returning (default true). */
+  wait?: boolean;
+}
+
+/** Creates and starts a deployment; returns its record. */
+export async function createDeployment(ctx: OpContext, request: CreateRequest): Promise<DeploymentRecord> {
+  const { name, spec } = request;
+  assertValidName(name);
+  if (await ctx.store.idForName(name)) {
+    throw new DepadError('DEPAD_NAME_TAKEN', `a deployment named ${name} already exists`, {
+      hint: `choose another name, or update it with: depad update ${name} --config-file …`,
+    });
+  }
+  await ctx.engine.ping();
+  const images = await ensureImages(ctx, spec, request.pull ?? 'missing');
+
+  const id = randomBytes(16).toString('hex');
+  const rootDir = deploymentRoot(ctx.home, id);
+  const range = portRangeFromEnv();
+  const cursor = cursorIn(await ctx.store.getCursor(), range);
+  const reserved = new Set((await ctx.store.listPorts()).map((p) => p.host));
+  const needed = Object.values(spec.services).flatMap((s) => s.ports.map((p) => ({ service: s.name, target: p.target, protocol: p.protocol })));
+  const allocation = await allocatePorts({ count: needed.length, cursor, range, isReserved: (p) => reserved.has(p), isOpenOnHost: isPortOpenOnHost });
+  const ports: PortAssignment[] = needed.map((n, i) => ({ ...n, host: allocation.ports[i]! }));
+  const now = new Date().toISOString();
+  const record: DeploymentRecord = {
+    id,
+    name,
+    project: projectName(name),
+    createdAt: now,
+    updatedAt: now,
+    revision: 1,
+    desired: 'running',
+    phase: 'creating',
+    rootDir,
+    ports,
+    volumes: Object.keys(spec.volumes).map((v) => scopedName(name, v)),
+  };
+  const journal: JournalEntry = { opId: id, kind: 'create', deploymentId: id, name, pid: process.pid, startedAt: now, step: 'registered', previousCursor: cursor };
+  await ctx.store
+    .batch()
+    .putDeployment(record)
+    .putPorts(ports.map((p) => ({ ...p, deploymentId: id })))
+    .setCursor(allocation.nextCursor)
+    .putJournal(journal)
+    .write();
+  ctx.log.debug({ deployment: name, id, ports: allocation.ports }, 'registered');
+
+  try {
+    checkpoint(ctx, 'registered');
+    const rendered = render(spec, { id, name, revision: 1, rootDir }, ports);
+    const files = await writeRevision(rootDir, 1, spec, rendered, request.env);
+    checkpoint(ctx, 'files');
+    await ensureNetworks(ctx, record, rendered);
+    checkpoint(ctx, 'networks');
+    await ensureVolumes(ctx, record, rendered);
+    checkpoint(ctx, 'volumes');
+    await startServices(ctx, record, rendered, { waitHealthy: request.wait !== false, timeoutMs: spec.depad.startTimeoutMs });
+    const revision: RevisionRecord = {
+      deploymentId: id,
+      number: 1,
+      createdAt: now,
+      configFile: spec.file,
+      ...files,
+      images,
+    };
+    const ready: DeploymentRecord = { ...record, phase: 'ready', updatedAt: new Date().toISOString() };
+    await ctx.store.batch().putDeployment(ready).putRevision(revision).deleteJournal(journal.opId).write();
+    ctx.progress({ step: 'ready', message: `deployment ${name} (${id.slice(0, 12)}) is running` });
+    return ready;
+  } catch (error) {
+    ctx.progress({ step: 'undo', message: `create failed; removing what it made` });
+    try {
+      await undoCreate(ctx, journal);
+    } catch (undoError) {
+      ctx.log.error({ deployment: name, error: String(undoError) }, 'undo failed; the next depad command retries it');
+    }
+    throw error;
+  }
+}
+
+/** Checks that every image is on the host (pulling it if allowed); returns service → {ref, id}. */
+async function ensureImages(ctx: OpContext, spec: DeploymentSpec, pull: PullPolicy): Promise<Record<string, { ref: string; id: string }>> {
+  const out: Record<string, { ref: string; id: string }> = {};
+  for (const service of Object.values(spec.services)) {
+    let id = await ctx.engine.imageId(service.image);
+    let pullError: unknown;
+    if (!id && pull === 'missing') {
+      ctx.progress({ step: 'pull', service: service.name, message: `pulling ${service.image}` });
+      try {
+        await ctx.engine.pullImage(service.image);
+        id = await ctx.engine.imageId(service.image);
+      } catch (error) {
+        if (error instanceof DepadError && error.code === 'DEPAD_ENGINE_UNAVAILABLE') throw error;
+        pullError = error;
+      }
+    }
+    if (!id) {
+      const at = spec.positions.get(`services.${service.name}.image`) ?? { file: spec.file, line: 1, column: 1 };
+      const why = pullError instanceof Error ? `; pulling it failed: ${pullError.message.replace(/^could not [^:]*: /, '')}` : '';
+      throw new DepadError(
+        'DEPAD_IMAGE_MISSING',
+        formatIssue({ ...at, path: `services.${service.name}.image`, message: `image ${service.image} is not on this host${why}` }),
+        { hint: 'build or load the image first (docker build / docker load), or fix the reference', details: { image: service.image, service: service.name } },
+      );
+    }
+    out[service.name] = { ref: service.image, id };
+  }
+  return out;
+}

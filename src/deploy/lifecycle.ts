@@ -1,0 +1,80 @@
+/** start, stop, restart and destroy of a whole deployment or of some of its services. */
+import { randomBytes } from 'node:crypto';
+import type { DeploymentRecord, JournalEntry } from '../store/records.ts';
+import { checkpoint, type OpContext } from './context.ts';
+import { startServices, stopServices } from './materialize.ts';
+import { finishDestroy } from './recover.ts';
+import { assertServices } from './resolve.ts';
+import { readPlan } from './root-dir.ts';
+
+/** Options shared by start, stop and restart. */
+export interface LifecycleOptions {
+  /** Only these services (default: all). */
+  services?: readonly string[];
+  /** Wait for health checks after starting (default true). */
+  wait?: boolean;
+  /** Start timeout (default 120 s). */
+  timeoutMs?: number;
+}
+
+/** Starts a deployment's services (creating any container that went missing), dependencies first. */
+export async function startDeployment(ctx: OpContext, record: DeploymentRecord, options: LifecycleOptions = {}): Promise<DeploymentRecord> {
+  const plan = await readPlan(record.rootDir, record.revision);
+  if (options.services) assertServices(record, plan.order, options.services);
+  await ctx.engine.ping();
+  const updated = await setDesired(ctx, record, 'running', options.services);
+  await startServices(ctx, record, plan, {
+    ...(options.services ? { services: options.services } : {}),
+    waitHealthy: options.wait !== false,
+    timeoutMs: options.timeoutMs ?? 120_000,
+  });
+  return updated;
+}
+
+/** Stops a deployment's services, dependants first. Ports stay reserved. */
+export async function stopDeployment(ctx: OpContext, record: DeploymentRecord, options: LifecycleOptions = {}): Promise<DeploymentRecord> {
+  const plan = await readPlan(record.rootDir, record.revision);
+  if (options.services) assertServices(record, plan.order, options.services);
+  await ctx.engine.ping();
+  const updated = await setDesired(ctx, record, 'stopped', options.services);
+  await stopServices(ctx, record, plan, options.services);
+  return updated;
+}
+
+/** Stops then starts; the instances keep their containers, ports and volumes. */
+export async function restartDeployment(ctx: OpContext, record: DeploymentRecord, options: LifecycleOptions = {}): Promise<DeploymentRecord> {
+  await stopDeployment(ctx, record, options);
+  return startDeployment(ctx, record, options);
+}
+
+/** Options for destroy. */
+export interface DestroyOptions {
+  /** Keep the named volumes (a later create with the same name reuses them). */
+  keepVolumes?: boolean;
+}
+
+/** Removes containers, networks, volumes (unless kept), the root directory, records and ports. */
+export async function destroyDeployment(ctx: OpContext, record: DeploymentRecord, options: DestroyOptions = {}): Promise<void> {
+  await ctx.engine.ping();
+  const journal: JournalEntry = {
+    opId: randomBytes(16).toString('hex'),
+    kind: 'destroy',
+    deploymentId: record.id,
+    name: record.name,
+    pid: process.pid,
+    startedAt: new Date().toISOString(),
+    step: 'begin',
+    keepVolumes: options.keepVolumes ?? false,
+  };
+  await ctx.store.batch().putDeployment({ ...record, phase: 'destroying' }).putJournal(journal).write();
+  checkpoint(ctx, 'destroy:begin');
+  await finishDestroy(ctx, journal);
+  ctx.progress({ step: 'destroyed', message: `deployment ${record.name} destroyed${options.keepVolumes ? ' (volumes kept)' : ''}` });
+}
+
+async function setDesired(ctx: OpContext, record: DeploymentRecord, desired: DeploymentRecord['desired'], services?: readonly string[]): Promise<DeploymentRecord> {
+  if (services || record.desired === desired) return record;
+  const updated = { ...record, desired, updatedAt: new Date().toISOString() };
+  await ctx.store.batch().putDeployment(updated).write();
+  return updated;
+}

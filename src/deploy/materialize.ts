@@ -1,0 +1,155 @@
+/**
+ * Making a deployment's plan real on the engine: networks, volumes, then containers in
+ * dependency order, waiting for each `depends_on` condition. Shared by create and start.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DepadError } from '../errors.ts';
+import { LABELS, type ContainerPlan, type ContainerState } from '../engine/types.ts';
+import type { Rendered } from '../render/render.ts';
+import type { DeploymentRecord } from '../store/records.ts';
+import { checkpoint, type OpContext } from './context.ts';
+import { assertStillRunning, waitFor } from './wait.ts';
+
+/** The plan as stored with a revision. */
+export type Plan = Pick<Rendered, 'networks' | 'volumes' | 'containers' | 'order'>;
+
+/** How long after its start an instance must still be running to count as started (ms). */
+export const SETTLE_MS = Number(process.env.DEPAD_SETTLE_MS ?? 500);
+
+/** Creates the networks that do not exist yet; fails on a same-named network depad does not own. */
+export async function ensureNetworks(ctx: OpContext, record: DeploymentRecord, plan: Plan): Promise<void> {
+  for (const network of plan.networks) {
+    const [existing] = await ctx.engine.listNetworks({}, network.name);
+    if (existing?.labels[LABELS.deploymentId] === record.id) continue;
+    if (existing) {
+      throw new DepadError('DEPAD_ENGINE_CONFLICT', `network ${network.name} exists and does not belong to deployment ${record.name}`, {
+        hint: `remove it (docker network rm ${network.name}) or choose another name`,
+      });
+    }
+    ctx.progress({ step: 'network', message: `network ${network.name}` });
+    await ctx.engine.createNetwork(network);
+  }
+}
+
+/**
+ * Creates missing volumes. A volume that exists with this deployment's name on its labels (kept by
+ * `destroy --keep-volumes`) is reused; one that belongs to anything else is a conflict.
+ */
+export async function ensureVolumes(ctx: OpContext, record: DeploymentRecord, plan: Plan): Promise<void> {
+  for (const volume of plan.volumes) {
+    const labels = await ctx.engine.volumeLabels(volume.name);
+    if (labels === undefined) {
+      ctx.progress({ step: 'volume', message: `volume ${volume.name}` });
+      await ctx.engine.createVolume(volume);
+    } else if (labels[LABELS.deploymentId] === record.id) {
+      continue;
+    } else if (labels[LABELS.deployment] === record.name) {
+      ctx.progress({ step: 'volume', message: `volume ${volume.name} (kept from an earlier ${record.name}, reused)` });
+    } else {
+      throw new DepadError('DEPAD_ENGINE_CONFLICT', `volume ${volume.name} exists and does not belong to deployment ${record.name}`, {
+        hint: `remove it (docker volume rm ${volume.name}) or choose another name`,
+      });
+    }
+  }
+}
+
+/** Options for `startServices`. */
+export interface StartOptions {
+  /** Services to start (default: all), always in dependency order. */
+  services?: readonly string[];
+  /** Wait for every started service that has a health check to be healthy (default true). */
+  waitHealthy?: boolean;
+  timeoutMs: number;
+}
+
+/**
+ * Starts services in dependency order, creating any container that is missing from the plan.
+ * Honours `depends_on` conditions, then checks nothing crashed while settling and, unless told
+ * not to, that every service with a health check is healthy.
+ */
+export async function startServices(ctx: OpContext, record: DeploymentRecord, plan: Plan, options: StartOptions): Promise<void> {
+  const wanted = new Set(options.services ?? plan.order);
+  const existing = new Map((await listInstances(ctx, record)).map((c) => [c.name, c]));
+  const started = new Map<string, { id: string; plan: ContainerPlan; at: number }>();
+  const waited = new Set<string>();
+
+  for (const container of plan.containers) {
+    if (!wanted.has(container.service)) continue;
+    checkpoint(ctx, `start:${container.service}`);
+    for (const [dep, { condition }] of Object.entries(container.dependsOn)) {
+      const target = started.get(dep);
+      if (!target || condition === 'service_started') continue;
+      ctx.progress({ step: 'wait', service: dep, message: `waiting for ${dep} to be ${condition === 'service_healthy' ? 'healthy' : 'completed'}` });
+      await waitFor(ctx, target.id, dep, condition === 'service_healthy' ? 'healthy' : 'completed', options.timeoutMs);
+      waited.add(dep);
+    }
+    let id = existing.get(container.name)?.id;
+    if (!id) {
+      id = await ctx.engine.createContainer(container);
+      checkpoint(ctx, `created:${container.service}`);
+    }
+    ctx.progress({ step: 'start', service: container.service, message: `starting ${container.service} (${container.name})` });
+    await ctx.engine.startContainer(id);
+    started.set(container.service, { id, plan: container, at: Date.now() });
+  }
+
+  const last = Math.max(0, ...[...started.values()].map((s) => s.at));
+  const settle = last + SETTLE_MS - Date.now();
+  if (settle > 0) await sleep(settle);
+  for (const [service, { id }] of started) await assertStillRunning(ctx, id, service);
+
+  if (options.waitHealthy !== false) {
+    const pending = [...started].filter(([service, s]) => !waited.has(service) && s.plan.body.Healthcheck?.Test[0] !== 'NONE');
+    const states = await Promise.all(pending.map(([, s]) => ctx.engine.inspectContainer(s.id)));
+    const checks = pending.filter((_, i) => states[i]?.health !== undefined);
+    if (checks.length) ctx.progress({ step: 'wait', message: `waiting for ${checks.map(([s]) => s).join(', ')} to be healthy` });
+    await Promise.all(checks.map(([service, s]) => waitFor(ctx, s.id, service, 'healthy', options.timeoutMs)));
+  }
+  checkpoint(ctx, 'started');
+}
+
+/** Stops services in reverse dependency order, each with its own stop timeout. */
+export async function stopServices(ctx: OpContext, record: DeploymentRecord, plan: Plan, services?: readonly string[]): Promise<void> {
+  const wanted = new Set(services ?? plan.order);
+  const existing = new Map((await listInstances(ctx, record)).map((c) => [c.name, c]));
+  for (const container of [...plan.containers].reverse()) {
+    if (!wanted.has(container.service)) continue;
+    const instance = existing.get(container.name);
+    if (!instance?.running) continue;
+    ctx.progress({ step: 'stop', service: container.service, message: `stopping ${container.service} (${container.name})` });
+    await ctx.engine.stopContainer(instance.id, container.body.StopTimeout);
+  }
+}
+
+/** Every container of the deployment on the engine (found by its ID label). */
+export async function listInstances(ctx: OpContext, record: DeploymentRecord): Promise<ContainerState[]> {
+  return ctx.engine.listContainers({ [LABELS.deploymentId]: record.id });
+}
+
+/**
+ * Removes everything on the engine that carries the deployment's ID label, plus the named
+ * volumes it used unless `keepVolumes`. Idempotent: safe to run again after a crash.
+ */
+export async function removeFromEngine(
+  ctx: OpContext,
+  deploymentId: string,
+  options: { keepVolumes: boolean; volumes?: readonly string[] },
+): Promise<void> {
+  const label = { [LABELS.deploymentId]: deploymentId };
+  for (const c of await ctx.engine.listContainers(label)) {
+    ctx.progress({ step: 'remove', message: `removing container ${c.name}` });
+    await ctx.engine.removeContainer(c.id);
+  }
+  for (const n of await ctx.engine.listNetworks(label)) {
+    ctx.progress({ step: 'remove', message: `removing network ${n.name}` });
+    await ctx.engine.removeNetwork(n.id);
+  }
+  if (options.keepVolumes) return;
+  const volumes = new Set([...(options.volumes ?? []), ...(await ctx.engine.listVolumes(label)).map((v) => v.name)]);
+  for (const name of [...volumes].sort()) {
+    const labels = await ctx.engine.volumeLabels(name);
+    if (!labels || labels[LABELS.deployment] === undefined) continue; // never touch what depad did not make
+    ctx.progress({ step: 'remove', message: `removing volume ${name}` });
+    await ctx.engine.removeVolume(name);
+  }
+}

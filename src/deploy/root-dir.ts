@@ -1,0 +1,98 @@
+/**
+ * A deployment's root directory, `<home>/deployments/<id>/` (mode 0700):
+ *   depad.yml              the config as the user gave it (current revision)
+ *   docker-compose.yml     the rendered compose file (current revision)
+ *   revisions/<n>/         config.yml, docker-compose.yml, env.json, plan.json of revision n
+ *   <bind-mount sources>   copied from beside the config file, or created empty
+ */
+import { createHash } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { DeploymentSpec } from '../config/spec.ts';
+import { DepadError } from '../errors.ts';
+import type { Rendered } from '../render/render.ts';
+
+/** Files of one revision, as written. */
+export interface RevisionFiles {
+  configSha256: string;
+  composeSha256: string;
+}
+
+/** Writes the root directory for a new revision `n`; returns the files' hashes. */
+export async function writeRevision(
+  rootDir: string,
+  n: number,
+  spec: DeploymentSpec,
+  rendered: Rendered,
+  env: Readonly<Record<string, string>>,
+): Promise<RevisionFiles> {
+  const revDir = path.join(rootDir, 'revisions', String(n));
+  await fs.mkdir(revDir, { recursive: true, mode: 0o700 });
+  await fs.chmod(rootDir, 0o700);
+  const write = (file: string, text: string) => fs.writeFile(file, text, { mode: 0o600 });
+  const plan = { networks: rendered.networks, volumes: rendered.volumes, containers: rendered.containers, order: rendered.order };
+  await Promise.all([
+    write(path.join(revDir, 'config.yml'), spec.source),
+    write(path.join(revDir, 'docker-compose.yml'), rendered.compose),
+    write(path.join(revDir, 'env.json'), JSON.stringify(env, Object.keys(env).sort(), 2) + '\n'),
+    write(path.join(revDir, 'plan.json'), JSON.stringify(plan, null, 2) + '\n'),
+  ]);
+  await write(path.join(rootDir, 'depad.yml'), spec.source);
+  await write(path.join(rootDir, 'docker-compose.yml'), rendered.compose);
+  await copyBindSources(rootDir, spec);
+  return { configSha256: sha256(spec.source), composeSha256: sha256(rendered.compose) };
+}
+
+/** The engine plan stored with revision `n`. */
+export async function readPlan(rootDir: string, n: number): Promise<Pick<Rendered, 'networks' | 'volumes' | 'containers' | 'order'>> {
+  const file = path.join(rootDir, 'revisions', String(n), 'plan.json');
+  try {
+    return JSON.parse(await fs.readFile(file, 'utf8')) as Pick<Rendered, 'networks' | 'volumes' | 'containers' | 'order'>;
+  } catch (error) {
+    throw new DepadError('DEPAD_STATE_CORRUPT', `cannot read ${file}`, { cause: error, hint: 'destroy and re-create the deployment' });
+  }
+}
+
+/** Removes a root directory (only ever one under `<home>/deployments/`). */
+export async function removeRoot(rootDir: string): Promise<void> {
+  if (!/\/deployments\/[0-9a-f]{32}$/.test(rootDir)) throw new Error(`refusing to remove ${rootDir}`);
+  await fs.rm(rootDir, { recursive: true, force: true });
+}
+
+/**
+ * Bind-mount sources live in the root. Sources that exist beside the config file are copied in
+ * (never following a link out of that directory); the others are created as empty directories.
+ */
+async function copyBindSources(rootDir: string, spec: DeploymentSpec): Promise<void> {
+  const configDir = path.dirname(spec.file);
+  const sources = new Set<string>();
+  for (const s of Object.values(spec.services)) for (const m of s.volumes) if (m.type === 'bind') sources.add(m.source);
+  for (const source of [...sources].sort()) {
+    const to = inside(rootDir, source);
+    if (spec.files.includes(source)) {
+      const from = inside(configDir, source);
+      const real = await fs.realpath(from);
+      const realDir = await fs.realpath(configDir);
+      if (real !== realDir && !real.startsWith(realDir + path.sep)) {
+        throw new DepadError('DEPAD_CONFIG_INVALID', `bind mount source ./${source} leads outside ${configDir} (through a link)`, {
+          hint: 'copy the files into the config directory instead of linking them',
+        });
+      }
+      await fs.mkdir(path.dirname(to), { recursive: true, mode: 0o700 });
+      await fs.cp(real, to, { recursive: true, dereference: false, verbatimSymlinks: true, errorOnExist: false, force: true });
+    } else {
+      await fs.mkdir(to, { recursive: true, mode: 0o755 });
+    }
+  }
+}
+
+/** `base/rel`, refusing anything that would leave `base`. */
+function inside(base: string, rel: string): string {
+  const full = path.resolve(base, rel);
+  if (full !== base && !full.startsWith(base + path.sep)) throw new Error(`path ${rel} escapes ${base}`);
+  return full;
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}

@@ -1,0 +1,125 @@
+/** Read-only views of deployments: what the store says beside what the engine reports. */
+import { LABELS, type ContainerState } from '../engine/types.ts';
+import type { LogLine } from '../engine/logs.ts';
+import type { DeploymentRecord, PortAssignment, RevisionRecord } from '../store/records.ts';
+import type { OpContext } from './context.ts';
+import { listInstances } from './materialize.ts';
+import { assertServices } from './resolve.ts';
+import { readPlan } from './root-dir.ts';
+
+/** One instance (container) of a service. */
+export interface InstanceView {
+  service: string;
+  container: string;
+  id: string;
+  state: string;
+  health: string | undefined;
+  exitCode: number;
+  startedAt: string | undefined;
+  /** Host port → container port/protocol. */
+  ports: Array<{ host: number; target: number; protocol: string }>;
+}
+
+/** A deployment as `ls` and `inspect` show it. */
+export interface DeploymentView {
+  id: string;
+  name: string;
+  /** running (all up), stopped (none up), partial, or a transient phase. */
+  status: string;
+  desired: DeploymentRecord['desired'];
+  revision: number;
+  createdAt: string;
+  updatedAt: string;
+  rootDir: string;
+  services: Array<{ name: string; ports: PortAssignment[]; instances: InstanceView[] }>;
+  ports: PortAssignment[];
+}
+
+/** Builds the view of one deployment from its record and the engine's state. */
+export async function viewDeployment(ctx: OpContext, record: DeploymentRecord, instances?: ContainerState[]): Promise<DeploymentView> {
+  const plan = await readPlan(record.rootDir, record.revision).catch(() => undefined);
+  const found = instances ?? (await listInstances(ctx, record));
+  const serviceNames = plan?.order ?? [...new Set(found.map((c) => c.labels[LABELS.service] ?? '?'))].sort();
+  const services = serviceNames.map((name) => ({
+    name,
+    ports: record.ports.filter((p) => p.service === name),
+    instances: found.filter((c) => c.labels[LABELS.service] === name).map(instanceView),
+  }));
+  const expected = plan?.containers.length ?? services.length;
+  const running = found.filter((c) => c.running).length;
+  const status =
+    record.phase !== 'ready' ? record.phase : running === 0 ? 'stopped' : running >= expected && found.length >= expected ? 'running' : `partial (${running}/${expected})`;
+  return {
+    id: record.id,
+    name: record.name,
+    status,
+    desired: record.desired,
+    revision: record.revision,
+    createdAt: record.createdAt,
+    updatedAt: record.updatedAt,
+    rootDir: record.rootDir,
+    services,
+    ports: record.ports,
+  };
+}
+
+/** Views of every deployment, by name. */
+export async function listDeploymentViews(ctx: OpContext): Promise<DeploymentView[]> {
+  const records = (await ctx.store.listDeployments()).sort((a, b) => a.name.localeCompare(b.name));
+  const all = records.length ? await ctx.engine.listContainers({ [LABELS.deploymentId]: null }).catch(() => undefined) : [];
+  return Promise.all(records.map((r) => viewDeployment(ctx, r, all?.filter((c) => c.labels[LABELS.deploymentId] === r.id))));
+}
+
+/** The revisions of a deployment. */
+export async function listRevisions(ctx: OpContext, record: DeploymentRecord): Promise<RevisionRecord[]> {
+  return ctx.store.listRevisions(record.id);
+}
+
+/** Options for `readLogs`. */
+export interface LogOptions {
+  services?: readonly string[];
+  follow: boolean;
+  tail?: number;
+  timestamps?: boolean;
+  signal?: AbortSignal;
+}
+
+/** Streams the logs of a deployment's instances (optionally some services) to `onLine`. */
+export async function readLogs(
+  ctx: Pick<OpContext, 'engine'>,
+  record: DeploymentRecord,
+  options: LogOptions,
+  onLine: (service: string, line: LogLine) => void,
+): Promise<void> {
+  const plan = await readPlan(record.rootDir, record.revision);
+  if (options.services) assertServices(record, plan.order, options.services);
+  const instances = (await ctx.engine.listContainers({ [LABELS.deploymentId]: record.id })).filter(
+    (c) => !options.services || options.services.includes(c.labels[LABELS.service] ?? ''),
+  );
+  const ordered = plan.order.flatMap((s) => instances.filter((c) => c.labels[LABELS.service] === s));
+  const read = (c: ContainerState) =>
+    ctx.engine.logs(
+      c.id,
+      { follow: options.follow, ...(options.tail !== undefined ? { tail: options.tail } : {}), timestamps: options.timestamps ?? false, ...(options.signal ? { signal: options.signal } : {}) },
+      (line) => onLine(c.labels[LABELS.service] ?? '?', line),
+    );
+  if (options.follow) await Promise.all(ordered.map(read));
+  else for (const c of ordered) await read(c);
+}
+
+function instanceView(c: ContainerState): InstanceView {
+  const ports = Object.entries(c.ports).flatMap(([key, hosts]) => {
+    const [target, protocol] = key.split('/');
+    return hosts.map((host) => ({ host, target: Number(target), protocol: protocol ?? 'tcp' }));
+  });
+  return {
+    service: c.labels[LABELS.service] ?? '?',
+    container: c.name,
+    id: c.id,
+    state: c.status,
+    health: c.running ? c.health : undefined,
+    exitCode: c.exitCode,
+    startedAt: c.startedAt,
+    ports,
+  };
+}

@@ -1,0 +1,74 @@
+/** Waiting for an instance to be started, healthy or completed, with a useful error when it is not. */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DepadError } from '../errors.ts';
+import type { ContainerState } from '../engine/types.ts';
+import type { OpContext } from './context.ts';
+
+/** What to wait for. */
+export type WaitCondition = 'healthy' | 'completed';
+
+/** Polls until the container satisfies `condition`; fails fast when it cannot any more. */
+export async function waitFor(ctx: OpContext, id: string, service: string, condition: WaitCondition, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let delay = 50;
+  for (;;) {
+    const state = await ctx.engine.inspectContainer(id);
+    if (!state) throw new DepadError('DEPAD_SERVICE_FAILED', `service ${service}: its container disappeared while depad waited for it`);
+    if (condition === 'healthy') {
+      if (state.health === 'healthy') return;
+      if (state.health === undefined) {
+        throw new DepadError('DEPAD_SERVICE_FAILED', `service ${service} has no health check, so nothing can wait for it to be healthy`, {
+          hint: `give ${service} a healthcheck, or use condition: service_started`,
+        });
+      }
+      if (state.health === 'unhealthy' || !state.running) throw await failure(ctx, state, service, 'did not become healthy');
+    } else if (!state.running && state.status !== 'created') {
+      if (state.exitCode === 0) return;
+      throw await failure(ctx, state, service, 'did not complete successfully');
+    }
+    if (Date.now() >= deadline) {
+      throw await failure(ctx, state, service, `was not ${condition} after ${Math.round(timeoutMs / 1000)} s`, 'DEPAD_TIMEOUT');
+    }
+    if (ctx.signal?.aborted) return; // the next checkpoint reports the interruption
+    await sleep(delay);
+    delay = Math.min(delay * 2, 500);
+  }
+}
+
+/** Fails when an instance that should keep running has exited or is restarting. */
+export async function assertStillRunning(ctx: OpContext, id: string, service: string): Promise<void> {
+  const state = await ctx.engine.inspectContainer(id);
+  if (!state) throw new DepadError('DEPAD_SERVICE_FAILED', `service ${service}: its container disappeared after starting`);
+  const crashed = (!state.running && state.exitCode !== 0) || state.status === 'restarting' || state.restartCount > 0;
+  if (crashed) throw await failure(ctx, state, service, 'stopped right after it started');
+}
+
+/** An error for a failed instance, quoting its exit code, health log and last log lines. */
+export async function failure(
+  ctx: OpContext,
+  state: ContainerState,
+  service: string,
+  what: string,
+  code: 'DEPAD_SERVICE_FAILED' | 'DEPAD_TIMEOUT' = 'DEPAD_SERVICE_FAILED',
+): Promise<DepadError> {
+  const lines: string[] = [];
+  try {
+    await ctx.engine.logs(state.id, { follow: false, tail: 10 }, (l) => lines.push(l.text));
+  } catch {
+    // the logs are a courtesy; the failure is what matters
+  }
+  const facts = [
+    state.running ? `state ${state.status}` : `exit code ${state.exitCode}`,
+    state.restartCount ? `restarted ${state.restartCount} times` : '',
+    state.health ? `health ${state.health}` : '',
+    state.error ? `engine says: ${state.error}` : '',
+  ].filter(Boolean);
+  let message = `service ${service} ${what} (${facts.join(', ')})`;
+  const health = state.healthLog.filter(Boolean).slice(-3);
+  if (health.length) message += `\n  last health checks:\n${health.map((h) => `    ${h}`).join('\n')}`;
+  if (lines.length) message += `\n  last log lines:\n${lines.map((l) => `    ${l}`).join('\n')}`;
+  return new DepadError(code, message, {
+    hint: 'fix the service (see its logs with depad logs) and run the command again',
+    details: { service, exitCode: state.exitCode, status: state.status },
+  });
+}

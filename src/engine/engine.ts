@@ -1,0 +1,350 @@
+/**
+ * The only module that talks to the Docker Engine (through dockerode). It carries out plans and
+ * reports state; it decides nothing. Every engine failure leaves here as a DepadError.
+ */
+import Docker from 'dockerode';
+import { DepadError } from '../errors.ts';
+import { LogDemuxer, type LogLine } from './logs.ts';
+import type { ContainerPlan, ContainerState, EngineObject, NetworkPlan, VolumePlan } from './types.ts';
+
+/** Options for the engine connection. */
+export interface EngineOptions {
+  /** Engine address; default: DOCKER_HOST, else /var/run/docker.sock. */
+  host?: string;
+}
+
+/** Filters for listing depad's objects: label key → value, or `null` for "has the label" (all must match). */
+export type LabelFilter = Record<string, string | null>;
+
+/** A connection to the Docker Engine. */
+export class Engine {
+  readonly #docker: Docker;
+  readonly address: string;
+
+  constructor(options: EngineOptions = {}) {
+    const host = options.host ?? process.env.DOCKER_HOST;
+    this.address = host ?? 'unix:///var/run/docker.sock';
+    this.#docker = host?.startsWith('unix://') ? new Docker({ socketPath: host.slice('unix://'.length) }) : new Docker();
+  }
+
+  /** Fails with DEPAD_ENGINE_UNAVAILABLE unless the engine answers within `timeoutMs`. */
+  async ping(timeoutMs = 5000): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(Object.assign(new Error('no answer'), { code: 'ETIMEDOUT' })), timeoutMs);
+    });
+    try {
+      await Promise.race([this.#docker.ping(), timeout]);
+    } catch (error) {
+      throw this.#wrap(error, 'ping the engine');
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** The image's ID, or undefined when the image is not on this host. */
+  async imageId(ref: string): Promise<string | undefined> {
+    try {
+      const info = await this.#docker.getImage(ref).inspect();
+      return info.Id;
+    } catch (error) {
+      if (statusOf(error) === 404) return undefined;
+      throw this.#wrap(error, `inspect image ${ref}`);
+    }
+  }
+
+  /** Pulls an image from its registry. */
+  async pullImage(ref: string): Promise<void> {
+    try {
+      const stream = (await this.#docker.pull(ref)) as NodeJS.ReadableStream;
+      await new Promise<void>((resolve, reject) => {
+        this.#docker.modem.followProgress(stream, (err: Error | null, output: Array<{ error?: string }>) => {
+          const failed = output?.find((o) => o.error);
+          if (err) reject(err);
+          else if (failed) reject(new Error(failed.error));
+          else resolve();
+        });
+      });
+    } catch (error) {
+      throw this.#wrap(error, `pull image ${ref}`);
+    }
+  }
+
+  /** depad's networks matching the labels (exact name match when `name` is given). */
+  async listNetworks(labels: LabelFilter, name?: string): Promise<EngineObject[]> {
+    try {
+      const filters: Record<string, string[]> = { label: labelFilters(labels) };
+      if (name) filters.name = [name];
+      const list = await this.#docker.listNetworks({ filters });
+      return list
+        .filter((n) => name === undefined || n.Name === name)
+        .map((n) => ({ name: n.Name, id: n.Id, labels: n.Labels ?? {} }));
+    } catch (error) {
+      throw this.#wrap(error, 'list networks');
+    }
+  }
+
+  /** Creates a network; fails with DEPAD_ENGINE_CONFLICT if one of that name exists. */
+  async createNetwork(plan: NetworkPlan): Promise<string> {
+    if ((await this.listNetworks({}, plan.name)).length > 0) {
+      throw new DepadError('DEPAD_ENGINE_CONFLICT', `a network named ${plan.name} already exists on the engine`, {
+        hint: `remove it (docker network rm ${plan.name}) or choose another deployment name`,
+      });
+    }
+    try {
+      const network = await this.#docker.createNetwork({
+        Name: plan.name,
+        Driver: plan.driver,
+        Internal: plan.internal,
+        Options: plan.options,
+        Labels: plan.labels,
+        CheckDuplicate: true,
+      });
+      return network.id;
+    } catch (error) {
+      throw this.#wrap(error, `create network ${plan.name}`);
+    }
+  }
+
+  /** Removes a network; a missing one is not an error. */
+  async removeNetwork(idOrName: string): Promise<void> {
+    try {
+      await this.#docker.getNetwork(idOrName).remove();
+    } catch (error) {
+      if (statusOf(error) !== 404) throw this.#wrap(error, `remove network ${idOrName}`);
+    }
+  }
+
+  /** depad's volumes matching the labels. */
+  async listVolumes(labels: LabelFilter): Promise<EngineObject[]> {
+    try {
+      const { Volumes } = await this.#docker.listVolumes({ filters: { label: labelFilters(labels) } });
+      return (Volumes ?? []).map((v) => ({ name: v.Name, id: v.Name, labels: v.Labels ?? {} }));
+    } catch (error) {
+      throw this.#wrap(error, 'list volumes');
+    }
+  }
+
+  /** The labels of a volume, or undefined when there is no such volume. */
+  async volumeLabels(name: string): Promise<Record<string, string> | undefined> {
+    try {
+      const info = await this.#docker.getVolume(name).inspect();
+      return info.Labels ?? {};
+    } catch (error) {
+      if (statusOf(error) === 404) return undefined;
+      throw this.#wrap(error, `inspect volume ${name}`);
+    }
+  }
+
+  /** Creates a named volume. */
+  async createVolume(plan: VolumePlan): Promise<void> {
+    try {
+      await this.#docker.createVolume({ Name: plan.name, Driver: plan.driver, DriverOpts: plan.options, Labels: plan.labels });
+    } catch (error) {
+      throw this.#wrap(error, `create volume ${plan.name}`);
+    }
+  }
+
+  /** Removes a volume; a missing one is not an error. */
+  async removeVolume(name: string): Promise<void> {
+    try {
+      await this.#docker.getVolume(name).remove();
+    } catch (error) {
+      if (statusOf(error) !== 404) throw this.#wrap(error, `remove volume ${name}`);
+    }
+  }
+
+  /** Creates a container and connects it to all its networks (with aliases); returns its ID. */
+  async createContainer(plan: ContainerPlan): Promise<string> {
+    const [first, ...rest] = plan.endpoints;
+    try {
+      const container = await this.#docker.createContainer({
+        name: plan.name,
+        ...plan.body,
+        NetworkingConfig: first ? { EndpointsConfig: { [first.network]: { Aliases: first.aliases } } } : undefined,
+      } as Docker.ContainerCreateOptions);
+      for (const endpoint of rest) {
+        await this.#docker.getNetwork(endpoint.network).connect({
+          Container: container.id,
+          EndpointConfig: { Aliases: endpoint.aliases },
+        });
+      }
+      return container.id;
+    } catch (error) {
+      throw this.#wrap(error, `create container ${plan.name}`);
+    }
+  }
+
+  /** Starts a container (already running is fine). */
+  async startContainer(id: string): Promise<void> {
+    try {
+      await this.#docker.getContainer(id).start();
+    } catch (error) {
+      if (statusOf(error) !== 304) throw this.#wrap(error, `start container ${id.slice(0, 12)}`);
+    }
+  }
+
+  /** Stops a container with its stop signal, killing it after `timeoutSec` (already stopped is fine). */
+  async stopContainer(id: string, timeoutSec?: number): Promise<void> {
+    try {
+      await this.#docker.getContainer(id).stop(timeoutSec === undefined ? {} : { t: timeoutSec });
+    } catch (error) {
+      const status = statusOf(error);
+      if (status !== 304 && status !== 404) throw this.#wrap(error, `stop container ${id.slice(0, 12)}`);
+    }
+  }
+
+  /** Removes a container (forcefully) with its anonymous volumes; a missing one is not an error. */
+  async removeContainer(id: string): Promise<void> {
+    try {
+      await this.#docker.getContainer(id).remove({ force: true, v: true });
+    } catch (error) {
+      const status = statusOf(error);
+      if (status !== 404 && !(status === 409 && /already in progress/.test(messageOf(error)))) {
+        throw this.#wrap(error, `remove container ${id.slice(0, 12)}`);
+      }
+    }
+  }
+
+  /** depad's containers matching the labels, stopped ones included. */
+  async listContainers(labels: LabelFilter): Promise<ContainerState[]> {
+    let ids: string[];
+    try {
+      const list = await this.#docker.listContainers({ all: true, filters: { label: labelFilters(labels) } });
+      ids = list.map((c) => c.Id);
+    } catch (error) {
+      throw this.#wrap(error, 'list containers');
+    }
+    const states = await Promise.all(ids.map((id) => this.inspectContainer(id)));
+    return states.filter((s): s is ContainerState => s !== undefined).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** A container's state, or undefined when it no longer exists. */
+  async inspectContainer(id: string): Promise<ContainerState | undefined> {
+    let info: Docker.ContainerInspectInfo;
+    try {
+      info = await this.#docker.getContainer(id).inspect();
+    } catch (error) {
+      if (statusOf(error) === 404) return undefined;
+      throw this.#wrap(error, `inspect container ${id.slice(0, 12)}`);
+    }
+    const ports: Record<string, number[]> = {};
+    for (const [key, bindings] of Object.entries(info.NetworkSettings.Ports ?? {})) {
+      ports[key] = [...new Set((bindings ?? []).map((b) => Number(b.HostPort)))];
+    }
+    const networks: Record<string, string> = {};
+    for (const [name, endpoint] of Object.entries(info.NetworkSettings.Networks ?? {})) networks[name] = endpoint.IPAddress;
+    const health = info.State.Health as { Status?: string; Log?: Array<{ Output?: string }> } | undefined;
+    const state: ContainerState = {
+      id: info.Id,
+      name: info.Name.replace(/^\//, ''),
+      labels: info.Config.Labels ?? {},
+      image: info.Config.Image,
+      imageId: info.Image,
+      status: info.State.Status,
+      running: info.State.Running,
+      exitCode: info.State.ExitCode,
+      restartCount: info.RestartCount,
+      healthLog: (health?.Log ?? []).map((l) => (l.Output ?? '').trim()),
+      ports,
+      networks,
+    };
+    if (health?.Status === 'starting' || health?.Status === 'healthy' || health?.Status === 'unhealthy') state.health = health.Status;
+    if (info.State.StartedAt && !info.State.StartedAt.startsWith('0001')) state.startedAt = info.State.StartedAt;
+    if (info.State.FinishedAt && !info.State.FinishedAt.startsWith('0001')) state.finishedAt = info.State.FinishedAt;
+    if (info.State.Error) state.error = info.State.Error;
+    return state;
+  }
+
+  /**
+   * Streams a container's logs line by line to `onLine` until they end (or, with `follow`,
+   * until `signal` aborts).
+   */
+  async logs(
+    id: string,
+    options: { follow: boolean; tail?: number; timestamps?: boolean; signal?: AbortSignal },
+    onLine: (line: LogLine) => void,
+  ): Promise<void> {
+    const container = this.#docker.getContainer(id);
+    const demuxer = new LogDemuxer(onLine);
+    try {
+      const common = { stdout: true, stderr: true, timestamps: options.timestamps ?? false, tail: options.tail ?? 'all' };
+      if (!options.follow) {
+        const buffer = (await container.logs({ ...common, follow: false } as Docker.ContainerLogsOptions & { follow: false })) as unknown as Buffer;
+        demuxer.push(buffer);
+        demuxer.end();
+        return;
+      }
+      const stream = (await container.logs({ ...common, follow: true } as Docker.ContainerLogsOptions & { follow: true })) as unknown as NodeJS.ReadableStream & { destroy(): void };
+      await new Promise<void>((resolve, reject) => {
+        const abort = () => { stream.destroy(); resolve(); };
+        options.signal?.addEventListener('abort', abort, { once: true });
+        stream.on('data', (chunk: Buffer) => demuxer.push(chunk));
+        stream.on('end', () => { demuxer.end(); resolve(); });
+        stream.on('error', reject);
+      });
+    } catch (error) {
+      throw this.#wrap(error, `read logs of ${id.slice(0, 12)}`);
+    }
+  }
+
+  /** Runs a command in a running container and collects its output and exit code. */
+  async exec(id: string, cmd: string[]): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+    try {
+      const exec = await this.#docker.getContainer(id).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
+      const stream = await exec.start({ hijack: true, stdin: false });
+      const out: string[] = [];
+      const err: string[] = [];
+      const demuxer = new LogDemuxer((line) => (line.stream === 'stdout' ? out : err).push(line.text));
+      await new Promise<void>((resolve, reject) => {
+        stream.on('data', (chunk: Buffer) => demuxer.push(chunk));
+        stream.on('end', resolve);
+        stream.on('error', reject);
+      });
+      demuxer.end();
+      const info = await exec.inspect();
+      return { exitCode: info.ExitCode ?? -1, stdout: out.join('\n'), stderr: err.join('\n') };
+    } catch (error) {
+      throw this.#wrap(error, `exec in ${id.slice(0, 12)}`);
+    }
+  }
+
+  /** Turns a dockerode failure into a DepadError that says what depad was doing. */
+  #wrap(error: unknown, doing: string): DepadError {
+    if (error instanceof DepadError) return error;
+    const code = (error as { code?: string }).code;
+    if (code === 'ENOENT' || code === 'ECONNREFUSED' || code === 'EACCES' || code === 'ETIMEDOUT' || code === 'ECONNRESET') {
+      return new DepadError('DEPAD_ENGINE_UNAVAILABLE', `cannot reach the Docker Engine at ${this.address} (${code})`, {
+        cause: error,
+        hint:
+          code === 'EACCES'
+            ? 'run depad as root or as a member of the docker group'
+            : 'start the engine (systemctl start docker, or bash scripts/setup) or set DOCKER_HOST',
+      });
+    }
+    const message = messageOf(error);
+    if (/port is already allocated|address already in use/i.test(message)) {
+      return new DepadError('DEPAD_PORT_IN_USE', `could not ${doing}: ${message}`, {
+        cause: error,
+        hint: 'another program took the port after depad checked it; run the command again',
+      });
+    }
+    if (statusOf(error) === 409) {
+      return new DepadError('DEPAD_ENGINE_CONFLICT', `could not ${doing}: ${message}`, { cause: error });
+    }
+    return new DepadError('DEPAD_ENGINE_ERROR', `could not ${doing}: ${message}`, { cause: error });
+  }
+}
+
+function labelFilters(labels: LabelFilter): string[] {
+  return Object.entries(labels).map(([k, v]) => (v === null ? k : `${k}=${v}`));
+}
+
+function statusOf(error: unknown): number | undefined {
+  return (error as { statusCode?: number }).statusCode;
+}
+
+function messageOf(error: unknown): string {
+  const json = (error as { json?: { message?: string } }).json;
+  return (json?.message ?? (error as Error).message ?? String(error)).trim();
+}

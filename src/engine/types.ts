@@ -1,0 +1,113 @@
+/**
+ * The engine's vocabulary: what render plans and the engine carries out. Plain data in the Docker
+ * Engine API's own field names, so nothing is lost in translation; no dockerode types leak out.
+ */
+
+/** Labels every object depad makes carries. */
+export const LABELS = {
+  deployment: 'depad.deployment',
+  deploymentId: 'depad.deployment.id',
+  service: 'depad.service',
+  revision: 'depad.revision',
+  network: 'depad.network',
+  volume: 'depad.volume',
+} as const;
+
+/** A network to create. */
+export interface NetworkPlan {
+  /** Engine name, e.g. `depad-mercy_default`. */
+  name: string;
+  /** The name in the config, e.g. `default`. */
+  key: string;
+  driver: string;
+  internal: boolean;
+  options: Record<string, string>;
+  labels: Record<string, string>;
+}
+
+/** A named volume to create (or reuse when it exists with depad's labels for the same deployment name). */
+export interface VolumePlan {
+  name: string;
+  key: string;
+  driver: string;
+  options: Record<string, string>;
+  labels: Record<string, string>;
+}
+
+/** A network endpoint of a container: engine network name and DNS aliases on it. */
+export interface EndpointPlan {
+  network: string;
+  aliases: string[];
+}
+
+/** The Engine API's container-create body, restricted to the fields depad sets. */
+export interface ContainerCreateBody {
+  Image: string;
+  Hostname?: string;
+  Cmd?: string[];
+  Entrypoint?: string[];
+  Env: string[];
+  Labels: Record<string, string>;
+  ExposedPorts: Record<string, Record<string, never>>;
+  User?: string;
+  WorkingDir?: string;
+  StopSignal?: string;
+  StopTimeout?: number;
+  Healthcheck?: { Test: string[]; Interval?: number; Timeout?: number; Retries?: number; StartPeriod?: number };
+  HostConfig: {
+    PortBindings: Record<string, Array<{ HostIp: string; HostPort: string }>>;
+    Mounts: Array<{ Type: 'volume' | 'bind'; Source: string; Target: string; ReadOnly: boolean }>;
+    Tmpfs: Record<string, string>;
+    RestartPolicy: { Name: string; MaximumRetryCount?: number };
+    NanoCpus?: number;
+    Memory?: number;
+    PidsLimit?: number;
+    CapAdd: string[];
+    CapDrop: string[];
+    ExtraHosts: string[];
+    NetworkMode: string;
+    Init?: boolean;
+  };
+}
+
+/** A container to create: its name, its service, its endpoints and what it waits for. */
+export interface ContainerPlan {
+  name: string;
+  service: string;
+  body: ContainerCreateBody;
+  endpoints: EndpointPlan[];
+  /** Services to wait for before starting this one, and how (compose `depends_on`). */
+  dependsOn: Record<string, { condition: 'service_started' | 'service_healthy' | 'service_completed_successfully' }>;
+}
+
+/** What the engine reports about a container. */
+export interface ContainerState {
+  id: string;
+  name: string;
+  labels: Record<string, string>;
+  image: string;
+  imageId: string;
+  /** created, running, paused, restarting, removing, exited, dead. */
+  status: string;
+  running: boolean;
+  exitCode: number;
+  restartCount: number;
+  /** Undefined when the container has no health check. */
+  health?: 'starting' | 'healthy' | 'unhealthy';
+  /** Last health-check outputs, newest last. */
+  healthLog: string[];
+  startedAt?: string;
+  finishedAt?: string;
+  /** Host port bindings: "8080/tcp" → [host ports]. */
+  ports: Record<string, number[]>;
+  /** Engine networks → IP address. */
+  networks: Record<string, string>;
+  error?: string;
+}
+
+/** A network or volume depad found on the engine. */
+export interface EngineObject {
+  name: string;
+  id: string;
+  labels: Record<string, string>;
+}

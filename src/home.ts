@@ -1,0 +1,22 @@
+/** depad's data directory (`DEPAD_HOME`) and the paths inside it. */
+import os from 'node:os';
+import path from 'node:path';
+
+/** Where depad keeps its state: `DEPAD_HOME`, else /var/lib/depad for root, else ~/.local/share/depad. */
+export function resolveHome(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.DEPAD_HOME) return path.resolve(env.DEPAD_HOME);
+  if (process.getuid?.() === 0) return '/var/lib/depad';
+  const dataHome = env.XDG_DATA_HOME || path.join(os.homedir(), '.local', 'share');
+  return path.join(dataHome, 'depad');
+}
+
+/** The LevelDB directory under a home. */
+export function stateDir(home: string): string {
+  return path.join(home, 'state');
+}
+
+/** The root directory of one deployment: `<home>/deployments/<id>`. `id` is depad-generated hex. */
+export function deploymentRoot(home: string, id: string): string {
+  if (!/^[0-9a-f]{32}$/.test(id)) throw new Error(`not a deployment id: ${id}`);
+  return path.join(home, 'deployments', id);
+}

@@ -1,0 +1,208 @@
+/**
+ * DeploymentSpec + identity + allocated ports → the rendered docker-compose.yml and the engine
+ * plan that carries it out. Pure and deterministic: the same inputs give byte-identical output.
+ */
+import path from 'node:path';
+import { stringify } from 'yaml';
+import type { DeploymentSpec, HealthcheckSpec, ServiceSpec } from '../config/spec.ts';
+import type { PortAssignment } from '../store/records.ts';
+import { LABELS, type ContainerPlan, type NetworkPlan, type VolumePlan } from '../engine/types.ts';
+import { containerName, projectName, scopedName } from './names.ts';
+import { startOrder } from './order.ts';
+
+/** Who the rendering is for. */
+export interface RenderIdentity {
+  id: string;
+  name: string;
+  revision: number;
+  rootDir: string;
+}
+
+/** Everything create needs: the compose text and the plan, in dependency order. */
+export interface Rendered {
+  compose: string;
+  networks: NetworkPlan[];
+  volumes: VolumePlan[];
+  /** Containers in start order (dependencies first). */
+  containers: ContainerPlan[];
+  order: string[];
+}
+
+/** Renders a deployment. `ports` must hold a host port for every published port of every service. */
+export function render(spec: DeploymentSpec, who: RenderIdentity, ports: readonly PortAssignment[]): Rendered {
+  const base = { [LABELS.deployment]: who.name, [LABELS.deploymentId]: who.id, [LABELS.revision]: String(who.revision) };
+  const order = startOrder(spec);
+  const usersOf = (pick: (s: ServiceSpec) => string[]) => (key: string) =>
+    order.filter((s) => pick(spec.services[s]!).includes(key)).join(',');
+  const netUsers = usersOf((s) => Object.keys(s.networks));
+  const volUsers = usersOf((s) => s.volumes.flatMap((m) => (m.type === 'volume' ? [m.source] : [])));
+
+  const networks: NetworkPlan[] = Object.values(spec.networks).map((n) => ({
+    name: scopedName(who.name, n.name),
+    key: n.name,
+    driver: n.driver,
+    internal: n.internal,
+    options: { ...n.driverOpts },
+    labels: sorted({ ...n.labels, ...base, [LABELS.network]: n.name, [LABELS.service]: netUsers(n.name) }),
+  }));
+  const volumes: VolumePlan[] = Object.values(spec.volumes).map((v) => ({
+    name: scopedName(who.name, v.name),
+    key: v.name,
+    driver: v.driver,
+    options: { ...v.driverOpts },
+    labels: sorted({ ...v.labels, ...base, [LABELS.volume]: v.name, [LABELS.service]: volUsers(v.name) }),
+  }));
+  const containers = order.map((name) => containerPlan(spec, spec.services[name]!, who, base, ports));
+
+  const composeDoc = {
+    services: Object.fromEntries(containers.map((c) => [c.service, composeService(spec.services[c.service]!, c, who, ports, spec.depad.hostIp)])),
+    networks: Object.fromEntries(
+      networks.map((n) => [n.key, { name: n.name, driver: n.driver, internal: n.internal, driver_opts: n.options, labels: n.labels }]),
+    ),
+    volumes: Object.fromEntries(volumes.map((v) => [v.key, { name: v.name, driver: v.driver, driver_opts: v.options, labels: v.labels }])),
+  };
+  const header =
+    `# Rendered by depad for deployment ${who.name} (${who.id}), revision ${who.revision}.\n` +
+    `# depad owns this file: change the deployment's config and run depad update instead.\n`;
+  const compose = header + stringify(composeDoc, { sortMapEntries: false, lineWidth: 0, aliasDuplicateObjects: false });
+  return { compose, networks, volumes, containers, order };
+}
+
+function containerPlan(
+  spec: DeploymentSpec,
+  s: ServiceSpec,
+  who: RenderIdentity,
+  base: Record<string, string>,
+  ports: readonly PortAssignment[],
+): ContainerPlan {
+  const mine = ports.filter((p) => p.service === s.name);
+  const portBindings: ContainerPlan['body']['HostConfig']['PortBindings'] = {};
+  const exposed: Record<string, Record<string, never>> = {};
+  for (const p of s.ports) {
+    const assigned = mine.find((a) => a.target === p.target && a.protocol === p.protocol);
+    if (!assigned) throw new Error(`render: no host port for ${s.name} ${p.target}/${p.protocol}`);
+    const key = `${p.target}/${p.protocol}`;
+    exposed[key] = {};
+    (portBindings[key] ??= []).push({ HostIp: spec.depad.hostIp, HostPort: String(assigned.host) });
+  }
+  for (const e of s.expose) exposed[`${e.target}/${e.protocol}`] = {};
+  const env = { DEPAD_DEPLOYMENT: who.name, DEPAD_DEPLOYMENT_ID: who.id, DEPAD_SERVICE: s.name, ...s.environment };
+  const body: ContainerPlan['body'] = {
+    Image: s.image,
+    Env: Object.keys(env).sort().map((k) => `${k}=${env[k as keyof typeof env]}`),
+    Labels: sorted({ ...s.labels, ...base, [LABELS.service]: s.name }),
+    ExposedPorts: sorted(exposed),
+    HostConfig: {
+      PortBindings: sorted(portBindings),
+      Mounts: s.volumes.map((m) => ({
+        Type: m.type,
+        Source: m.type === 'volume' ? scopedName(who.name, m.source) : path.join(who.rootDir, m.source),
+        Target: m.target,
+        ReadOnly: m.readOnly,
+      })),
+      Tmpfs: Object.fromEntries(s.tmpfs.map((t) => splitOnce(t, ':'))),
+      RestartPolicy: s.restart.maxRetries === undefined ? { Name: s.restart.policy } : { Name: s.restart.policy, MaximumRetryCount: s.restart.maxRetries },
+      CapAdd: [...s.capAdd],
+      CapDrop: [...s.capDrop],
+      ExtraHosts: [...s.extraHosts],
+      NetworkMode: scopedName(who.name, Object.keys(s.networks)[0] ?? 'default'),
+    },
+  };
+  if (s.command) body.Cmd = [...s.command];
+  if (s.entrypoint) body.Entrypoint = [...s.entrypoint];
+  if (s.user !== undefined) body.User = s.user;
+  if (s.workingDir !== undefined) body.WorkingDir = s.workingDir;
+  if (s.stopSignal !== undefined) body.StopSignal = s.stopSignal;
+  if (s.stopGracePeriodMs !== undefined) body.StopTimeout = Math.ceil(s.stopGracePeriodMs / 1000);
+  if (s.healthcheck === 'disabled') body.Healthcheck = { Test: ['NONE'] };
+  else if (s.healthcheck) body.Healthcheck = engineHealthcheck(s.healthcheck);
+  if (s.resources.cpus !== undefined) body.HostConfig.NanoCpus = Math.round(s.resources.cpus * 1e9);
+  if (s.resources.memoryBytes !== undefined) body.HostConfig.Memory = s.resources.memoryBytes;
+  if (s.resources.pids !== undefined) body.HostConfig.PidsLimit = s.resources.pids;
+  return {
+    name: containerName(who.name, s.name),
+    service: s.name,
+    body,
+    endpoints: Object.entries(s.networks).map(([net, { aliases }]) => ({
+      network: scopedName(who.name, net),
+      aliases: [...new Set([s.name, ...aliases])],
+    })),
+    dependsOn: Object.fromEntries(Object.entries(s.dependsOn).map(([k, v]) => [k, { condition: v.condition }])),
+  };
+}
+
+function composeService(s: ServiceSpec, c: ContainerPlan, who: RenderIdentity, ports: readonly PortAssignment[], hostIp: string) {
+  const out: Record<string, unknown> = { container_name: c.name, image: s.image };
+  if (s.entrypoint) out.entrypoint = [...s.entrypoint];
+  if (s.command) out.command = [...s.command];
+  out.environment = Object.fromEntries(c.body.Env.map((e) => splitOnce(e, '=')));
+  const mine = ports.filter((p) => p.service === s.name);
+  if (s.ports.length) {
+    out.ports = s.ports.map((p) => {
+      const host = mine.find((a) => a.target === p.target && a.protocol === p.protocol)!.host;
+      return `${hostIp.includes(':') ? `[${hostIp}]` : hostIp}:${host}:${p.target}/${p.protocol}`;
+    });
+  }
+  if (s.expose.length) out.expose = s.expose.map((e) => `${e.target}/${e.protocol}`);
+  if (s.volumes.length) {
+    out.volumes = s.volumes.map((m) => ({
+      type: m.type,
+      source: m.type === 'volume' ? m.source : path.join(who.rootDir, m.source),
+      target: m.target,
+      read_only: m.readOnly,
+    }));
+  }
+  out.networks = Object.fromEntries(c.endpoints.map((e, i) => [Object.keys(s.networks)[i]!, { aliases: e.aliases }]));
+  if (Object.keys(s.dependsOn).length) out.depends_on = Object.fromEntries(Object.entries(s.dependsOn).map(([k, v]) => [k, { condition: v.condition }]));
+  if (s.healthcheck === 'disabled') out.healthcheck = { disable: true };
+  else if (s.healthcheck) out.healthcheck = composeHealthcheck(s.healthcheck);
+  out.restart = s.restart.maxRetries === undefined ? s.restart.policy : `${s.restart.policy}:${s.restart.maxRetries}`;
+  const limits: Record<string, string> = {};
+  if (s.resources.cpus !== undefined) limits.cpus = String(s.resources.cpus);
+  if (s.resources.memoryBytes !== undefined) limits.memory = `${s.resources.memoryBytes}b`;
+  if (Object.keys(limits).length) out.deploy = { resources: { limits } };
+  if (s.resources.pids !== undefined) out.pids_limit = s.resources.pids;
+  out.labels = c.body.Labels;
+  if (s.user !== undefined) out.user = s.user;
+  if (s.workingDir !== undefined) out.working_dir = s.workingDir;
+  if (s.tmpfs.length) out.tmpfs = [...s.tmpfs];
+  if (s.capAdd.length) out.cap_add = [...s.capAdd];
+  if (s.capDrop.length) out.cap_drop = [...s.capDrop];
+  if (s.extraHosts.length) out.extra_hosts = [...s.extraHosts];
+  if (s.stopGracePeriodMs !== undefined) out.stop_grace_period = duration(s.stopGracePeriodMs);
+  if (s.stopSignal !== undefined) out.stop_signal = s.stopSignal;
+  return out;
+}
+
+function engineHealthcheck(h: HealthcheckSpec): NonNullable<ContainerPlan['body']['Healthcheck']> {
+  const out: NonNullable<ContainerPlan['body']['Healthcheck']> = { Test: [...h.test] };
+  if (h.intervalMs !== undefined) out.Interval = h.intervalMs * 1e6;
+  if (h.timeoutMs !== undefined) out.Timeout = h.timeoutMs * 1e6;
+  if (h.retries !== undefined) out.Retries = h.retries;
+  if (h.startPeriodMs !== undefined) out.StartPeriod = h.startPeriodMs * 1e6;
+  return out;
+}
+
+function composeHealthcheck(h: HealthcheckSpec): Record<string, unknown> {
+  const out: Record<string, unknown> = { test: [...h.test] };
+  if (h.intervalMs !== undefined) out.interval = duration(h.intervalMs);
+  if (h.timeoutMs !== undefined) out.timeout = duration(h.timeoutMs);
+  if (h.retries !== undefined) out.retries = h.retries;
+  if (h.startPeriodMs !== undefined) out.start_period = duration(h.startPeriodMs);
+  return out;
+}
+
+/** Milliseconds in compose's duration syntax. */
+function duration(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
+}
+
+function splitOnce(s: string, sep: string): [string, string] {
+  const i = s.indexOf(sep);
+  return i < 0 ? [s, ''] : [s.slice(0, i), s.slice(i + 1)];
+}
+
+function sorted<V>(record: Record<string, V>): Record<string, V> {
+  return Object.fromEntries(Object.keys(record).sort().map((k) => [k, record[k]!]));
+}
+

@@ -1,0 +1,175 @@
+/**
+ * Gives an engine test its own depad: a temporary DEPAD_HOME, its own port range, a unique name
+ * prefix, a way to run the real CLI (bin/depad) as a child process, and a teardown that always
+ * removes what the test made — only engine objects with depad's labels and this test's prefix.
+ */
+import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ExecutionContext } from 'ava';
+import { Engine } from '../../src/engine/engine.ts';
+import { LABELS } from '../../src/engine/types.ts';
+
+/** The repository root. */
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+/** The depad command. */
+export const DEPAD = path.join(ROOT, 'bin/depad');
+/** The bundled examples. */
+export const EXAMPLES = path.join(ROOT, 'examples');
+
+/** A finished CLI run. */
+export interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** One test's depad. */
+export interface Harness {
+  home: string;
+  /** Prefix of every deployment name this test uses. */
+  prefix: string;
+  engine: Engine;
+  /** A deployment name unique to this test. */
+  name(base: string): string;
+  /** Runs `depad args…` with this test's home; never throws on a non-zero exit. */
+  run(args: readonly string[], options?: { env?: Record<string, string>; timeoutMs?: number }): Promise<Run>;
+  /** Runs with --json, fails the test unless it exits 0, returns the parsed stdout. */
+  json<T = unknown>(args: readonly string[]): Promise<T>;
+  /** A scratch directory for config files. */
+  dir: string;
+  /** The DEPAD_PORT_RANGE this test's runs use (`MIN-MAX`). */
+  portRange: string;
+}
+
+/** Sets up a harness for `t`; everything is removed in `t.teardown`, pass or fail. */
+export async function harness(t: ExecutionContext): Promise<Harness> {
+  const prefix = `t${randomBytes(3).toString('hex')}`;
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), `depad-${prefix}-`));
+  const home = path.join(dir, 'home');
+  const slot = await claimSlot(t.title);
+  const portRange = `${SLOT_BASE + slot.index * SLOT_SIZE}-${SLOT_BASE + slot.index * SLOT_SIZE + SLOT_SIZE - 1}`;
+  const engine = new Engine();
+  t.teardown(async () => {
+    await removeEngineObjects(engine, prefix);
+    await fs.rm(dir, { recursive: true, force: true });
+    await slot.release();
+  });
+  const run: Harness['run'] = (args, options = {}) =>
+    new Promise((resolve) => {
+      execFile(
+        DEPAD,
+        [...args],
+        {
+          env: { ...process.env, DEPAD_HOME: home, DEPAD_PORT_RANGE: portRange, ...options.env },
+          timeout: options.timeoutMs ?? 120_000,
+          maxBuffer: 16 * 1024 * 1024,
+        },
+        (error, stdout, stderr) => {
+          const code = error ? (typeof error.code === 'number' ? error.code : error.signal ? 128 : 1) : 0;
+          resolve({ code, stdout, stderr });
+        },
+      );
+    });
+  return {
+    home,
+    prefix,
+    engine,
+    dir,
+    portRange,
+    name: (base) => `${prefix}-${base}`,
+    run,
+    async json<T>(args: readonly string[]) {
+      const result = await run([...args, '--json']);
+      if (result.code !== 0) t.fail(`depad ${args.join(' ')} exited ${result.code}:\n${result.stderr}`);
+      return JSON.parse(result.stdout) as T;
+    },
+  };
+}
+
+const SLOT_BASE = 20000;
+const SLOT_SIZE = 400;
+const SLOTS = 100;
+const SLOT_DIR = path.join(os.tmpdir(), 'depad-test-port-slots');
+
+/**
+ * Claims a port range no other running test holds (tests run in parallel processes): one file
+ * per slot, created exclusively; a slot whose owner process is gone is taken over.
+ */
+async function claimSlot(title: string): Promise<{ index: number; release: () => Promise<void> }> {
+  await fs.mkdir(SLOT_DIR, { recursive: true });
+  const start = createHash('sha256').update(`${title}|${process.pid}`).digest().readUInt16BE(0) % SLOTS;
+  for (let i = 0; i < SLOTS; i++) {
+    const index = (start + i) % SLOTS;
+    const file = path.join(SLOT_DIR, String(index));
+    try {
+      await fs.writeFile(file, String(process.pid), { flag: 'wx' });
+      return { index, release: () => fs.rm(file, { force: true }) };
+    } catch {
+      const owner = Number(await fs.readFile(file, 'utf8').catch(() => '0'));
+      if (owner && !alive(owner)) {
+        await fs.rm(file, { force: true });
+        i--; // the owner is gone: try this slot again
+      }
+    }
+  }
+  throw new Error('no free test port slot');
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Removes containers, networks and volumes whose depad.deployment label starts with `prefix-`. */
+export async function removeEngineObjects(engine: Engine, prefix: string): Promise<void> {
+  const mine = (labels: Record<string, string>) => (labels[LABELS.deployment] ?? '').startsWith(`${prefix}-`);
+  const any = { [LABELS.deployment]: null };
+  for (const c of await engine.listContainers(any)) if (mine(c.labels)) await engine.removeContainer(c.id);
+  for (const n of await engine.listNetworks(any)) if (mine(n.labels)) await engine.removeNetwork(n.id);
+  for (const v of await engine.listVolumes(any)) if (mine(v.labels)) await engine.removeVolume(v.name);
+}
+
+/** What the engine holds for a test prefix: counts of containers, networks, volumes. */
+export async function engineObjects(engine: Engine, prefix: string): Promise<{ containers: string[]; networks: string[]; volumes: string[] }> {
+  const mine = (labels: Record<string, string>) => (labels[LABELS.deployment] ?? '').startsWith(`${prefix}-`);
+  const any = { [LABELS.deployment]: null };
+  return {
+    containers: (await engine.listContainers(any)).filter((c) => mine(c.labels)).map((c) => c.name),
+    networks: (await engine.listNetworks(any)).filter((n) => mine(n.labels)).map((n) => n.name),
+    volumes: (await engine.listVolumes(any)).filter((v) => mine(v.labels)).map((v) => v.name),
+  };
+}
+
+/** GET http://127.0.0.1:port/path → status and body (no keep-alive). */
+export async function httpGet(port: number, pathname: string): Promise<{ status: number; body: string }> {
+  const response = await fetch(`http://127.0.0.1:${port}${pathname}`, { headers: { connection: 'close' }, signal: AbortSignal.timeout(10_000) });
+  return { status: response.status, body: await response.text() };
+}
+
+/** Sends one line to a TCP port and returns the first line answered. */
+export async function tcpRequest(port: number, line: string): Promise<string> {
+  const net = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    let data = '';
+    socket.setTimeout(10_000, () => socket.destroy(new Error('timeout')));
+    socket.on('connect', () => socket.write(line + '\n'));
+    socket.on('data', (chunk) => {
+      data += chunk.toString();
+      if (data.includes('\n')) {
+        socket.end();
+        resolve(data.split('\n')[0]!);
+      }
+    });
+    socket.on('error', reject);
+    socket.on('close', () => resolve(data.split('\n')[0] ?? ''));
+  });
+}
