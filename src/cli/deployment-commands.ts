@@ -3,7 +3,7 @@
  * fixes (`depad deployment create …` and `depad create …`).
  */
 import path from 'node:path';
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { createDeployment } from '../deploy/create.ts';
 import { destroyDeployment, restartDeployment, startDeployment, stopDeployment } from '../deploy/lifecycle.ts';
 import { assertValidName, resolveDeployment } from '../deploy/resolve.ts';
@@ -141,7 +141,7 @@ export function addDeploymentCommands(parent: Command): void {
     .addOption(serviceOption())
     .option('-f, --follow', 'keep following new output (Ctrl-C to stop)')
     .option('--tail <n>', 'only the last n lines of each instance', (v) => {
-      if (!/^\d+$/.test(v)) throw new Error(`--tail takes a number of lines, not ${JSON.stringify(v)}`);
+      if (!/^\d+$/.test(v)) throw new InvalidArgumentError(`--tail takes a number of lines, not ${JSON.stringify(v)}`);
       return Number(v);
     })
     .option('-t, --timestamps', 'show timestamps')

@@ -35,4 +35,6 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
-process.exitCode = await main(process.argv.slice(2));
+// bin/depad puts "--" before the user's arguments (so Node itself leaves them alone); drop it.
+const args = process.argv.slice(2);
+process.exitCode = await main(args[0] === '--' ? args.slice(1) : args);

@@ -140,8 +140,8 @@ export function unreadable(path: string, error: unknown, what: string): DepadErr
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   const reason =
     code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : code === 'EACCES' ? 'permission denied' : String((error as Error | undefined)?.message ?? error);
-  return new DepadError('DEPAD_CONFIG_UNREADABLE', `cannot read ${what} ${path}: ${reason}`, {
-    hint: `check the path ${path}`,
+  return new DepadError('DEPAD_CONFIG_UNREADABLE', `cannot read ${what} ${path}: ${reason}; check the path`, {
+    hint: `check that ${path} exists and is a readable file`,
     cause: error,
     details: { path },
   });

@@ -150,12 +150,15 @@ function readLongMount(s: ServiceScope, item: LNode, path: string): MountSpec | 
   const { c } = s;
   const keys = checkKeys(c, mapEntries(c, item, path) ?? [], path, { supported: ['type', 'source', 'target', 'read_only'] });
   const typeEntry = keys.get('type');
-  const type = typeEntry ? readString(c, typeEntry.value, keyPath(path, 'type')) : undefined;
-  if (typeEntry === undefined) c.issue(path, item.pos, 'a mount in long syntax needs type: volume or type: bind');
+  if (typeEntry === undefined) {
+    c.issue(path, item.pos, 'a mount in long syntax needs type: volume or type: bind');
+    return undefined;
+  }
+  const type = readString(c, typeEntry.value, keyPath(path, 'type'));
   if (type === undefined) return undefined;
   if (type !== 'volume' && type !== 'bind') {
     const extra = type === 'tmpfs' ? '; use the service key tmpfs: for tmpfs mounts' : '';
-    c.issue(keyPath(path, 'type'), entryPos(typeEntry!), `mount type must be volume or bind, found "${type}"${extra}`);
+    c.issue(keyPath(path, 'type'), entryPos(typeEntry), `mount type must be volume or bind, found "${type}"${extra}`);
     return undefined;
   }
   const sourceEntry = keys.get('source');

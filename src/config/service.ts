@@ -50,7 +50,8 @@ type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 export function readService(s: ServiceScope, entry: LEntry, path: string): ServiceDraft {
   const { c } = s;
   const name = entry.key;
-  const keys = checkKeys(c, mapEntries(c, entry.value, path, 'a map of service settings') ?? [], path, {
+  const entries = mapEntries(c, entry.value, path, 'a map of service settings such as image:');
+  const keys = checkKeys(c, entries ?? [], path, {
     supported: SERVICE_KEYS,
     special: SPECIAL_KEYS,
   });
@@ -74,9 +75,9 @@ export function readService(s: ServiceScope, entry: LEntry, path: string): Servi
   };
 
   const image = keys.get('image');
-  if (image === undefined) {
+  if (image === undefined && entries !== undefined) {
     c.issue(path, entry.keyPos, `service '${name}' has no image: give the image to run, e.g. image: nginx:1.27 (depad does not build images)`);
-  } else {
+  } else if (image !== undefined) {
     const ref = readString(c, image.value, at('image'), { what: 'an image reference' });
     const problem = ref === undefined ? undefined : imageReferenceProblem(ref);
     if (problem !== undefined) c.issue(at('image'), entryPos(image), problem);

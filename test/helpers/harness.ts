@@ -47,17 +47,24 @@ export interface Harness {
 
 /** Sets up a harness for `t`; everything is removed in `t.teardown`, pass or fail. */
 export async function harness(t: ExecutionContext): Promise<Harness> {
+  const { h, cleanup } = await createHarness(t.title, (message) => t.fail(message));
+  t.teardown(cleanup);
+  return h;
+}
+
+/** A harness shared by several tests; the caller runs `cleanup` (e.g. in `test.after.always`). */
+export async function createHarness(title: string, fail: (message: string) => void): Promise<{ h: Harness; cleanup: () => Promise<void> }> {
   const prefix = `t${randomBytes(3).toString('hex')}`;
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), `depad-${prefix}-`));
   const home = path.join(dir, 'home');
-  const slot = await claimSlot(t.title);
+  const slot = await claimSlot(title);
   const portRange = `${SLOT_BASE + slot.index * SLOT_SIZE}-${SLOT_BASE + slot.index * SLOT_SIZE + SLOT_SIZE - 1}`;
   const engine = new Engine();
-  t.teardown(async () => {
+  const cleanup = async () => {
     await removeEngineObjects(engine, prefix);
     await fs.rm(dir, { recursive: true, force: true });
     await slot.release();
-  });
+  };
   const run: Harness['run'] = (args, options = {}) =>
     new Promise((resolve) => {
       execFile(
@@ -74,7 +81,7 @@ export async function harness(t: ExecutionContext): Promise<Harness> {
         },
       );
     });
-  return {
+  const h: Harness = {
     home,
     prefix,
     engine,
@@ -84,10 +91,11 @@ export async function harness(t: ExecutionContext): Promise<Harness> {
     run,
     async json<T>(args: readonly string[]) {
       const result = await run([...args, '--json']);
-      if (result.code !== 0) t.fail(`depad ${args.join(' ')} exited ${result.code}:\n${result.stderr}`);
+      if (result.code !== 0) fail(`depad ${args.join(' ')} exited ${result.code}:\n${result.stderr}`);
       return JSON.parse(result.stdout) as T;
     },
   };
+  return { h, cleanup };
 }
 
 const SLOT_BASE = 20000;
