@@ -152,3 +152,22 @@ test('a second depad waits for the state, then names the holder', async (t) => {
   t.is(await exited, 0);
   t.is((await h.run(['destroy', h.name('holder')])).code, 0);
 });
+
+test('Ctrl-C during create undoes what it made', async (t) => {
+  const h = await harness(t);
+  const child = spawn(DEPAD, ['create', '-n', h.name('ctrlc'), '-f', clinic], {
+    env: { ...process.env, DEPAD_HOME: h.home, DEPAD_PORT_RANGE: h.portRange, DEPAD_TEST_PAUSE_AT: 'volumes' },
+  });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  const exited = new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? -1)));
+  const marker = path.join(h.home, 'paused-volumes');
+  for (let i = 0; i < 200 && !(await fs.stat(marker).catch(() => undefined)); i++) await sleep(50);
+  child.kill('SIGINT');
+  await sleep(100);
+  await fs.rm(marker);
+  t.is(await exited, 130, stderr);
+  t.regex(stderr, /SIGINT: stopping; undoing/);
+  t.regex(stderr, /interrupted at step/);
+  await assertClean(t, h);
+});

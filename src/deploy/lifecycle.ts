@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import type { DeploymentRecord, JournalEntry } from '../store/records.ts';
 import { checkpoint, type OpContext } from './context.ts';
-import { startServices, stopServices } from './materialize.ts';
+import { ensureNetworks, ensureVolumes, startServices, stopServices } from './materialize.ts';
 import { finishDestroy } from './recover.ts';
 import { assertServices } from './resolve.ts';
 import { readPlan } from './root-dir.ts';
@@ -23,6 +23,9 @@ export async function startDeployment(ctx: OpContext, record: DeploymentRecord, 
   if (options.services) assertServices(record, plan.order, options.services);
   await ctx.engine.ping();
   const updated = await setDesired(ctx, record, 'running', options.services);
+  // Anything removed behind depad's back (a network, a volume, a container) is made again.
+  await ensureNetworks(ctx, record, plan);
+  await ensureVolumes(ctx, record, plan);
   await startServices(ctx, record, plan, {
     ...(options.services ? { services: options.services } : {}),
     waitHealthy: options.wait !== false,

@@ -1,4 +1,5 @@
 /** Read-only views of deployments: what the store says beside what the engine reports. */
+import { isDepadError } from '../errors.ts';
 import { LABELS, type ContainerState } from '../engine/types.ts';
 import type { LogLine } from '../engine/logs.ts';
 import type { DeploymentRecord, PortAssignment, RevisionRecord } from '../store/records.ts';
@@ -63,11 +64,22 @@ export async function viewDeployment(ctx: OpContext, record: DeploymentRecord, i
   };
 }
 
-/** Views of every deployment, by name. */
+/** Views of every deployment, by name. With the engine down, status says so and the rest comes from the store. */
 export async function listDeploymentViews(ctx: OpContext): Promise<DeploymentView[]> {
   const records = (await ctx.store.listDeployments()).sort((a, b) => a.name.localeCompare(b.name));
-  const all = records.length ? await ctx.engine.listContainers({ [LABELS.deploymentId]: null }).catch(() => undefined) : [];
-  return Promise.all(records.map((r) => viewDeployment(ctx, r, all?.filter((c) => c.labels[LABELS.deploymentId] === r.id))));
+  let all: ContainerState[] | undefined;
+  try {
+    all = records.length ? await ctx.engine.listContainers({ [LABELS.deploymentId]: null }) : [];
+  } catch (error) {
+    if (!isDepadError(error, 'DEPAD_ENGINE_UNAVAILABLE')) throw error;
+    ctx.log.warn({ engine: ctx.engine.address }, 'the Docker Engine is unavailable; showing what depad has stored');
+  }
+  return Promise.all(
+    records.map(async (r) => {
+      const view = await viewDeployment(ctx, r, all?.filter((c) => c.labels[LABELS.deploymentId] === r.id) ?? []);
+      return all ? view : { ...view, status: 'unknown (engine unavailable)' };
+    }),
+  );
 }
 
 /** The revisions of a deployment. */

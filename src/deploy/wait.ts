@@ -31,7 +31,7 @@ export async function waitFor(ctx: OpContext, id: string, service: string, condi
     }
     if (ctx.signal?.aborted) return; // the next checkpoint reports the interruption
     await sleep(delay);
-    delay = Math.min(delay * 2, 500);
+    delay = Math.min(delay * 2, 100);
   }
 }
 

@@ -64,7 +64,8 @@ export function render(spec: DeploymentSpec, who: RenderIdentity, ports: readonl
   const header =
     `# Rendered by depad for deployment ${who.name} (${who.id}), revision ${who.revision}.\n` +
     `# depad owns this file: change the deployment's config and run depad update instead.\n`;
-  const compose = header + stringify(composeDoc, { sortMapEntries: false, lineWidth: 0, aliasDuplicateObjects: false });
+  // YAML 1.1 rules, as docker-compose (PyYAML) reads them: 'no', 'on', '1:30' and the like get quoted.
+  const compose = header + stringify(composeDoc, { version: '1.1', sortMapEntries: false, lineWidth: 0, aliasDuplicateObjects: false });
   return { compose, networks, volumes, containers, order };
 }
 

@@ -1,0 +1,49 @@
+/** Rendering is pure and deterministic; names, labels, ports and mounts come out as designed. */
+import path from 'node:path';
+import test from 'ava';
+import { parse } from 'yaml';
+import { loadConfig } from '../src/config/index.ts';
+import { render } from '../src/render/render.ts';
+import { EXAMPLES } from './helpers/harness.ts';
+
+const who = { id: 'a'.repeat(32), name: 'mercy', revision: 1, rootDir: '/var/lib/depad/deployments/' + 'a'.repeat(32) };
+const ports = [
+  { service: 'db', target: 5432, protocol: 'tcp' as const, host: 3000 },
+  { service: 'web', target: 8080, protocol: 'tcp' as const, host: 3001 },
+];
+
+test('the same config and env render byte-identical files', async (t) => {
+  const file = path.join(EXAMPLES, 'clinic/depad.yml');
+  const a = render(await loadConfig(file, { CLINIC: 'Mercy' }), who, ports);
+  const b = render(await loadConfig(file, { CLINIC: 'Mercy' }), who, [...ports].reverse());
+  t.is(a.compose, b.compose);
+  t.deepEqual(a.containers, b.containers);
+  const c = render(await loadConfig(file, { CLINIC: 'Other' }), who, ports);
+  t.not(a.compose, c.compose, 'a different variable renders differently');
+});
+
+test('names, labels, ports, mounts and order in the plan and the compose file', async (t) => {
+  const spec = await loadConfig(path.join(EXAMPLES, 'clinic/depad.yml'), {});
+  const r = render(spec, who, ports);
+  t.deepEqual(r.order, ['db', 'web', 'worker']);
+  t.deepEqual(r.networks.map((n) => n.name), ['depad-mercy_default']);
+  t.deepEqual(r.volumes.map((v) => v.name), ['depad-mercy_data']);
+  const web = r.containers.find((c) => c.service === 'web')!;
+  t.is(web.name, 'depad-mercy-web-1');
+  t.like(web.body.Labels, { 'depad.deployment': 'mercy', 'depad.deployment.id': who.id, 'depad.service': 'web', 'depad.revision': '1' });
+  t.deepEqual(web.body.HostConfig.PortBindings, { '8080/tcp': [{ HostIp: '0.0.0.0', HostPort: '3001' }] });
+  t.deepEqual(web.endpoints, [{ network: 'depad-mercy_default', aliases: ['web'] }]);
+  t.deepEqual(web.body.HostConfig.Mounts, [{ Type: 'bind', Source: `${who.rootDir}/static`, Target: '/app/www/static', ReadOnly: true }]);
+  t.deepEqual(web.dependsOn, { db: { condition: 'service_healthy' } });
+  const db = r.containers.find((c) => c.service === 'db')!;
+  t.is(db.body.HostConfig.Memory, 64 * 1024 * 1024);
+  t.is(db.body.HostConfig.NanoCpus, 5e8);
+  t.deepEqual(db.body.Healthcheck, { Test: ['CMD', '/app/bin/probe', 'tcp', '5432'], Interval: 1e9, Timeout: 2e9, Retries: 10 });
+
+  const compose = parse(r.compose) as { services: Record<string, Record<string, unknown>>; volumes: Record<string, { name: string }> };
+  t.deepEqual(Object.keys(compose.services), ['db', 'web', 'worker']);
+  t.deepEqual(compose.services.web!.ports, ['0.0.0.0:3001:8080/tcp']);
+  t.is(compose.services.web!.container_name, 'depad-mercy-web-1');
+  t.is(compose.volumes.data!.name, 'depad-mercy_data');
+  t.regex(r.compose, /^# Rendered by depad for deployment mercy/);
+});
