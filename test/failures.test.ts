@@ -3,14 +3,13 @@
  * a port taken between probe and bind, depad killed at chosen steps of create, a dead engine,
  * a locked state. Each leaves no container, network, volume, directory or port behind.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import test, { type ExecutionContext } from 'ava';
 import type { DeploymentView } from '../src/deploy/status.ts';
-import { DEPAD, EXAMPLES, engineObjects, harness, type Harness } from './helpers/harness.ts';
+import { EXAMPLES, engineObjects, harness, type Harness } from './helpers/harness.ts';
 
 const clinic = path.join(EXAMPLES, 'clinic/depad.yml');
 const hello = path.join(EXAMPLES, 'hello/depad.yml');
@@ -83,23 +82,15 @@ test('a service that crashes at start undoes the whole create', async (t) => {
 
 test('a port taken between probe and bind fails cleanly', async (t) => {
   const h = await harness(t);
-  const name = h.name('race');
-  const child = spawn(DEPAD, ['create', '-n', name, '-f', hello], {
-    env: { ...process.env, DEPAD_HOME: h.home, DEPAD_PORT_RANGE: h.portRange, DEPAD_TEST_PAUSE_AT: 'networks' },
-  });
-  let stderr = '';
-  child.stderr.on('data', (d) => (stderr += d));
-  const exited = new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? -1)));
-  const marker = path.join(h.home, 'paused-networks');
-  for (let i = 0; i < 200 && !(await fs.stat(marker).catch(() => undefined)); i++) await sleep(50);
+  const create = await h.startPaused(['create', '-n', h.name('race'), '-f', hello], 'networks');
   const port = Number(h.portRange.split('-')[0]);
   const squatter = net.createServer().listen(port, '0.0.0.0');
   await new Promise((resolve) => squatter.once('listening', resolve));
   t.teardown(() => squatter.close());
-  await fs.rm(marker);
-  t.is(await exited, 8, stderr);
-  t.regex(stderr, /address already in use|port is already allocated/);
-  t.regex(stderr, /hint: another program took the port after depad checked it/);
+  await create.resume();
+  t.is(await create.exited, 8, create.stderr());
+  t.regex(create.stderr(), /address already in use|port is already allocated/);
+  t.regex(create.stderr(), /hint: another program took the port after depad checked it/);
   squatter.close();
   await assertClean(t, h);
 });
@@ -139,35 +130,23 @@ test('a dead engine is a clear error and changes nothing', async (t) => {
 
 test('a second depad waits for the state, then names the holder', async (t) => {
   const h = await harness(t);
-  const child = spawn(DEPAD, ['create', '-n', h.name('holder'), '-f', hello, '--no-wait'], {
-    env: { ...process.env, DEPAD_HOME: h.home, DEPAD_PORT_RANGE: h.portRange, DEPAD_TEST_PAUSE_AT: 'files' },
-  });
-  const exited = new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? -1)));
-  const marker = path.join(h.home, 'paused-files');
-  for (let i = 0; i < 200 && !(await fs.stat(marker).catch(() => undefined)); i++) await sleep(50);
+  const holder = await h.startPaused(['create', '-n', h.name('holder'), '-f', hello, '--no-wait'], 'files');
   const blocked = await h.run(['ls'], { env: { DEPAD_LOCK_WAIT_MS: '300' } });
   t.is(blocked.code, 9);
-  t.regex(blocked.stderr, new RegExp(`in use by pid ${child.pid} \\('depad create --name ${h.name('holder')}'`));
-  await fs.rm(marker);
-  t.is(await exited, 0);
+  t.regex(blocked.stderr, new RegExp(`in use by pid ${holder.pid} \\('depad create --name ${h.name('holder')}'`));
+  await holder.resume();
+  t.is(await holder.exited, 0, holder.stderr());
   t.is((await h.run(['destroy', h.name('holder')])).code, 0);
 });
 
 test('Ctrl-C during create undoes what it made', async (t) => {
   const h = await harness(t);
-  const child = spawn(DEPAD, ['create', '-n', h.name('ctrlc'), '-f', clinic], {
-    env: { ...process.env, DEPAD_HOME: h.home, DEPAD_PORT_RANGE: h.portRange, DEPAD_TEST_PAUSE_AT: 'volumes' },
-  });
-  let stderr = '';
-  child.stderr.on('data', (d) => (stderr += d));
-  const exited = new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? -1)));
-  const marker = path.join(h.home, 'paused-volumes');
-  for (let i = 0; i < 200 && !(await fs.stat(marker).catch(() => undefined)); i++) await sleep(50);
-  child.kill('SIGINT');
+  const create = await h.startPaused(['create', '-n', h.name('ctrlc'), '-f', clinic], 'volumes');
+  create.kill('SIGINT');
   await sleep(100);
-  await fs.rm(marker);
-  t.is(await exited, 130, stderr);
-  t.regex(stderr, /SIGINT: stopping; undoing/);
-  t.regex(stderr, /interrupted at step/);
+  await create.resume();
+  t.is(await create.exited, 130, create.stderr());
+  t.regex(create.stderr(), /SIGINT: stopping; undoing/);
+  t.regex(create.stderr(), /interrupted at step/);
   await assertClean(t, h);
 });

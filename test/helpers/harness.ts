@@ -3,7 +3,8 @@
  * prefix, a way to run the real CLI (bin/depad) as a child process, and a teardown that always
  * removes what the test made — only engine objects with depad's labels and this test's prefix.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -43,6 +44,21 @@ export interface Harness {
   dir: string;
   /** The DEPAD_PORT_RANGE this test's runs use (`MIN-MAX`). */
   portRange: string;
+  /** Starts `depad args…` held at a step (DEPAD_TEST_PAUSE_AT); resolves once it is waiting there. */
+  startPaused(args: readonly string[], step: string): Promise<Paused>;
+}
+
+/** A depad process held at a step by DEPAD_TEST_PAUSE_AT. */
+export interface Paused {
+  pid: number;
+  /** Sends a signal to the process. */
+  kill(signal: NodeJS.Signals): void;
+  /** Lets it go on past the step. */
+  resume(): Promise<void>;
+  /** Its exit code, once it ends. */
+  exited: Promise<number>;
+  /** What it wrote to stderr so far. */
+  stderr(): string;
 }
 
 /** Sets up a harness for `t`; everything is removed in `t.teardown`, pass or fail. */
@@ -89,6 +105,24 @@ export async function createHarness(title: string, fail: (message: string) => vo
     portRange,
     name: (base) => `${prefix}-${base}`,
     run,
+    async startPaused(args, step) {
+      const child = spawn(DEPAD, [...args], { env: { ...process.env, DEPAD_HOME: home, DEPAD_PORT_RANGE: portRange, DEPAD_TEST_PAUSE_AT: step } });
+      let stderr = '';
+      child.stderr.on('data', (d) => (stderr += d));
+      const exited = new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? -1)));
+      const marker = path.join(home, `paused-${step.replace(/[^a-z0-9-]/gi, '_')}`);
+      for (let i = 0; i < 400 && !(await fs.stat(marker).catch(() => undefined)); i++) {
+        if (child.exitCode !== null) break;
+        await sleep(50);
+      }
+      return {
+        pid: child.pid!,
+        kill: (signal) => child.kill(signal),
+        resume: () => fs.rm(marker, { force: true }),
+        exited,
+        stderr: () => stderr,
+      };
+    },
     async json<T>(args: readonly string[]) {
       const result = await run([...args, '--json']);
       if (result.code !== 0) fail(`depad ${args.join(' ')} exited ${result.code}:\n${result.stderr}`);
