@@ -47,7 +47,7 @@ export async function createDeployment(ctx: OpContext, request: CreateRequest): 
   const rootDir = deploymentRoot(ctx.home, id);
   const range = portRangeFromEnv();
   const cursor = cursorIn(await ctx.store.getCursor(), range);
-  const reserved = new Set((await ctx.store.listPorts()).map((p) => p.host));
+  const reserved = await ctx.store.reservedPorts();
   const needed = Object.values(spec.services).flatMap((s) => s.ports.map((p) => ({ service: s.name, target: p.target, protocol: p.protocol })));
   const allocation = await allocatePorts({ count: needed.length, cursor, range, isReserved: (p) => reserved.has(p), isOpenOnHost: isPortOpenOnHost });
   const ports: PortAssignment[] = needed.map((n, i) => ({ ...n, host: allocation.ports[i]! }));

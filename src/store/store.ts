@@ -122,6 +122,12 @@ export class Store {
     return (await this.#subs.ports.values().all()) as PortRecord[];
   }
 
+  /** The host ports held in the registry (keys only: cheap even with tens of thousands). */
+  async reservedPorts(): Promise<Set<number>> {
+    const keys = await this.#subs.ports.keys().all();
+    return new Set(keys.map(Number));
+  }
+
   /** The port cursor: first port of the block the next create starts at. */
   async getCursor(): Promise<number> {
     const value = await this.#subs.meta.get('cursor');
