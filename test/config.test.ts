@@ -32,6 +32,7 @@ function service(name: string, image: string, extra: Partial<ServiceSpec> = {}):
     capAdd: [],
     capDrop: [],
     extraHosts: [],
+    depad: { drainTimeoutMs: 30_000, pauseTimeoutMs: 30_000 },
     ...extra,
   };
 }
@@ -391,7 +392,7 @@ const BAD: Bad[] = [
   { title: 'absolute env_file', text: base(['    env_file: [ok.env, /etc/app.env]']), at: '4:24 services.web.env_file[1]', says: /is absolute/ },
   { title: 'unknown x-depad key', text: `${base([])}\nx-depad:\n  port_block: 100\n`, at: '5:3 x-depad.port_block', says: /unknown key 'port_block' in x-depad; supported: host_ip, start_timeout/ },
   { title: 'bad host_ip', text: `${base([])}\nx-depad:\n  host_ip: localhost\n`, at: '5:12 x-depad.host_ip', says: /host_ip must be an IPv4 or IPv6 address/ },
-  { title: 'x-depad below the top level', text: base(['    x-depad: {}']), at: '4:5 services.web.x-depad', says: /only read at the top level/ },
+  { title: 'x-depad below a service', text: base(['    deploy:', '      x-depad: {}']), at: '5:7 services.web.deploy.x-depad', says: /read at the top level and in a service/ },
   { title: 'unclosed quote in command', text: base(['    command: sh -c "echo hi']), at: '4:14 services.web.command', says: /unclosed double quote/ },
   { title: 'bad healthcheck test list', text: base(['    healthcheck:', '      test: [curl, localhost]']), at: '5:13 services.web.healthcheck.test', says: /\["CMD", program, args…\]/ },
   { title: 'relative working_dir', text: base(['    working_dir: srv']), at: '4:18 services.web.working_dir', says: /working_dir must be an absolute path/ },
@@ -537,4 +538,49 @@ test('bind sources are normalised and only existing ones become files', (t) => {
 test('DeploymentSpec type is what parseConfig returns', (t) => {
   const spec: DeploymentSpec = parseConfig(base([]), 'cfg.yml', {});
   t.is(spec.services['web']?.image, 'nginx:1.27');
+});
+
+test('service x-depad: routes, health probes, timeouts; top-level domain', (t) => {
+  const spec = parseConfig(
+    [
+      'x-depad:',
+      '  domain: apps.example.com',
+      'services:',
+      '  web:',
+      '    image: app:1',
+      '    x-depad:',
+      '      expose: http',
+      '      port: 8080',
+      '      hostnames: [Clinic.Example.com]',
+      '      health: { http: /health, status: 204 }',
+      '      drain_timeout: 5s',
+      '  db:',
+      '    image: db:1',
+      '    ports: ["5432"]',
+      '    x-depad: { expose: tcp, health: { tcp: true }, pause_timeout: 10s }',
+      '',
+    ].join('\n'),
+    'cfg.yml',
+    {},
+  );
+  t.is(spec.depad.domain, 'apps.example.com');
+  t.deepEqual(spec.services.web!.depad, {
+    route: { kind: 'http', port: 8080, hostnames: ['clinic.example.com'] },
+    health: { kind: 'http', path: '/health', status: 204 },
+    drainTimeoutMs: 5000,
+    pauseTimeoutMs: 30_000,
+  });
+  t.deepEqual(spec.services.web!.ports, [{ target: 8080, protocol: 'tcp' }], 'the routed port is published');
+  t.deepEqual(spec.services.db!.depad, { route: { kind: 'tcp', port: 5432, hostnames: [] }, health: { kind: 'tcp' }, drainTimeoutMs: 30_000, pauseTimeoutMs: 10_000 });
+  t.is(spec.positions.get('services.web.x-depad.expose')?.line, 7);
+});
+
+test('service x-depad problems are located', (t) => {
+  const bad = (extra: string) => fails(t, `services:\n  web:\n    image: app:1\n    ports: ["80", "81"]\n    x-depad:\n${extra}`).message;
+  t.regex(bad('      expose: udp\n      port: 80\n'), /cfg\.yml:6:15 services\.web\.x-depad\.expose: expose must be http or tcp/);
+  t.regex(bad('      expose: http\n'), /cfg\.yml:6:15 services\.web\.x-depad\.expose: say which container port/);
+  t.regex(bad('      port: 80\n'), /cfg\.yml:6:7 services\.web\.x-depad\.port: port only applies with expose/);
+  t.regex(bad('      expose: http\n      port: 80\n      health: { grpc: x }\n'), /services\.web\.x-depad\.health\.grpc: unknown key/);
+  t.regex(bad('      expose: http\n      port: 80\n      drain_timeout: 5\n'), /cfg\.yml:8:22 services\.web\.x-depad\.drain_timeout/);
+  t.regex(fails(t, 'services:\n  web:\n    image: a\n    deploy:\n      x-depad: {}\n').message, /services\.web\.deploy\.x-depad: x-depad is read at the top level and in a service/);
 });

@@ -244,14 +244,20 @@ const DEFAULT_DEPAD: DepadSettings = { hostIp: '0.0.0.0', startTimeoutMs: 120_00
 
 function readDepad(c: Collector, entry: LEntry | undefined): DepadSettings {
   if (entry === undefined) return { ...DEFAULT_DEPAD };
-  const keys = checkKeys(c, mapEntries(c, entry.value, 'x-depad') ?? [], 'x-depad', { supported: ['host_ip', 'start_timeout'] });
-  const settings = { ...DEFAULT_DEPAD };
+  const keys = checkKeys(c, mapEntries(c, entry.value, 'x-depad') ?? [], 'x-depad', { supported: ['host_ip', 'start_timeout', 'domain'] });
+  const settings: { -readonly [K in keyof DepadSettings]: DepadSettings[K] } = { ...DEFAULT_DEPAD };
   const hostIp = keys.get('host_ip');
   if (hostIp) {
     const path = 'x-depad.host_ip';
     const text = readString(c, hostIp.value, path, { what: 'an IP address' });
     if (text !== undefined && !isIpLiteral(text)) c.issue(path, hostIp.value.pos, `host_ip must be an IPv4 or IPv6 address such as 127.0.0.1 or ::1, found "${text}"`);
     else if (text !== undefined) settings.hostIp = text;
+  }
+  const domain = keys.get('domain');
+  if (domain) {
+    const text = readString(c, domain.value, 'x-depad.domain', { what: 'a domain such as apps.example.com' });
+    if (text !== undefined && !/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/.test(text)) c.issue('x-depad.domain', domain.value.pos, `domain must be a lowercase DNS name such as apps.example.com, found "${text}"`);
+    else if (text !== undefined) settings.domain = text;
   }
   const timeout = keys.get('start_timeout');
   if (timeout) {

@@ -32,7 +32,7 @@ export function checkKeys(c: Collector, entries: readonly LEntry[], path: string
     if (rules.supported.includes(key)) {
       out.set(key, entry);
     } else if (key === 'x-depad') {
-      c.issue(keyPath(path, key), entry.keyPos, 'x-depad is only read at the top level of the file; move it there');
+      c.issue(keyPath(path, key), entry.keyPos, 'x-depad is read at the top level and in a service; move it there');
     } else if (key.startsWith('x-')) {
       continue;
     } else {

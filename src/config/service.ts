@@ -11,12 +11,13 @@ import type { DependencyRef, ServiceScope } from './service-parts.ts';
 import { readDependsOn, readDeploy, readDuration, readExpose, readHealthcheck, readMounts, readPorts, readServiceNetworks } from './service-parts.ts';
 import { imageReferenceProblem, insideRoot, isIpLiteral, isSignal, parseRestart, splitCommand } from './values.ts';
 import { compareStrings, sortedRecord } from './freeze.ts';
+import { readServiceDepad } from './service-depad.ts';
 
 /** The keys a service may have. */
 export const SERVICE_KEYS = [
   'image', 'command', 'entrypoint', 'environment', 'env_file', 'ports', 'expose', 'volumes', 'networks', 'depends_on',
   'healthcheck', 'restart', 'deploy', 'labels', 'user', 'working_dir', 'tmpfs', 'cap_add', 'cap_drop', 'extra_hosts',
-  'stop_grace_period', 'stop_signal',
+  'stop_grace_period', 'stop_signal', 'x-depad',
 ] as const;
 
 const SPECIAL_KEYS: Readonly<Record<string, string>> = {
@@ -72,6 +73,7 @@ export function readService(s: ServiceScope, entry: LEntry, path: string): Servi
     capAdd: [],
     capDrop: [],
     extraHosts: [],
+    depad: { drainTimeoutMs: 30_000, pauseTimeoutMs: 30_000 },
   };
 
   const image = keys.get('image');
@@ -165,6 +167,10 @@ export function readService(s: ServiceScope, entry: LEntry, path: string): Servi
     if (text !== undefined && !isSignal(text)) c.issue(at('stop_signal'), signal.pos, `stop_signal must be a signal name such as SIGTERM or SIGINT, found "${text}"`);
     else if (text !== undefined) spec.stopSignal = text;
   }
+  // After ports: a route's port is published when the service did not list it.
+  const ports2 = [...spec.ports];
+  spec.depad = readServiceDepad(c, get('x-depad'), at('x-depad'), ports2);
+  spec.ports = ports2;
   return { spec, envFiles, environment, dependencies, keyPos: entry.keyPos };
 }
 

@@ -49,6 +49,31 @@ export interface ResourceLimits {
   readonly pids?: number;
 }
 
+/** How the built-in proxy gives a service a stable endpoint (service-level `x-depad.expose`). */
+export interface RouteSpec {
+  /** `http`: `<service>.<deployment>.<domain>` and `hostnames` on the proxy's HTTP listener; `tcp`: a stable host port. */
+  readonly kind: 'http' | 'tcp';
+  /** Container port the proxy forwards to (published, so each instance has its own host port). */
+  readonly port: number;
+  /** Extra hostnames (http), lowercase. */
+  readonly hostnames: readonly string[];
+}
+
+/** A check depad runs from the host against a new instance's port before routing to it. */
+export type HealthProbeSpec =
+  | { readonly kind: 'http'; readonly path: string; readonly status: number }
+  | { readonly kind: 'tcp' };
+
+/** depad's settings for one service (service-level `x-depad`). */
+export interface ServiceDepad {
+  readonly route?: RouteSpec;
+  readonly health?: HealthProbeSpec;
+  /** How long an update waits for in-flight work on the old instance (default 30 s). */
+  readonly drainTimeoutMs: number;
+  /** How long new requests and connections are held while a stateful service is recreated (default 30 s). */
+  readonly pauseTimeoutMs: number;
+}
+
 /** One service of a deployment. */
 export interface ServiceSpec {
   readonly name: string;
@@ -78,6 +103,7 @@ export interface ServiceSpec {
   readonly extraHosts: readonly string[];
   readonly stopGracePeriodMs?: number;
   readonly stopSignal?: string;
+  readonly depad: ServiceDepad;
 }
 
 /** A top-level network; depad names it `<project>_<name>` on the engine. */
@@ -103,6 +129,8 @@ export interface DepadSettings {
   readonly hostIp: string;
   /** How long create/start wait for a service to be running, healthy or completed (default 120 s). */
   readonly startTimeoutMs: number;
+  /** Base domain of HTTP routes, `<service>.<deployment>.<domain>`; unset: DEPAD_BASE_DOMAIN, else `localhost`. */
+  readonly domain?: string;
 }
 
 /** A validated deployment file. Frozen; services, networks and volumes keyed and sorted by name. */

@@ -156,7 +156,7 @@ class TreeBuilder {
         continue;
       }
       seen.set(key, keyPos);
-      const childRecord = record && !(key.startsWith('x-') && !(path === '' && key === 'x-depad'));
+      const childRecord = record && !(key.startsWith('x-') && !(key === 'x-depad' && (path === '' || /^services\.[^.]+$/.test(path))));
       const valueNode = pair.value as YamlNode | null;
       if (childRecord) this.#c.record(childPath, this.#valuePos(valueNode) ?? keyPos);
       const value = valueNode ? this.convert(valueNode, childPath, depth + 1, childRecord) : nullAt(keyPos);
