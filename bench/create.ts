@@ -36,11 +36,11 @@ async function viaDepad(i: number): Promise<number> {
 async function direct(i: number): Promise<number> {
   const spec = await loadConfig(config, {});
   const ports = [
-    { service: 'db', target: 5432, protocol: 'tcp' as const, host: 62000 + i * 2 },
-    { service: 'web', target: 8080, protocol: 'tcp' as const, host: 62001 + i * 2 },
+    { service: 'db', target: 5432, protocol: 'tcp' as const, host: 62000 + i * 2, role: 'instance' as const, instance: 1 },
+    { service: 'web', target: 8080, protocol: 'tcp' as const, host: 62001 + i * 2, role: 'instance' as const, instance: 1 },
   ];
   const id = `${'f'.repeat(24)}${String(i).padStart(8, '0')}`;
-  const plan = render(spec, { id, name: `bench-floor-${i}`, revision: 1, rootDir: path.join(home, 'floor') }, ports);
+  const plan = render(spec, { id, name: `bench-floor-${i}`, revision: 1, rootDir: path.join(home, 'floor'), domain: 'localhost' }, ports);
   const started = performance.now();
   for (const n of plan.networks) await engine.createNetwork(n);
   for (const v of plan.volumes) await engine.createVolume(v);

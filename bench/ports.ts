@@ -67,7 +67,7 @@ async function runWithStore(): Promise<RunResult> {
       const id = String(i).padStart(32, '0');
       await store
         .batch()
-        .putPorts(a.ports.map((host) => ({ deploymentId: id, service: 'web', target: 80, protocol: 'tcp' as const, host })))
+        .putPorts(a.ports.map((host) => ({ deploymentId: id, service: 'web', target: 80, protocol: 'tcp' as const, host, role: 'instance' as const, instance: 1 })))
         .setCursor(a.nextCursor)
         .write();
       handed.push(...a.ports);

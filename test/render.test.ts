@@ -6,10 +6,10 @@ import { loadConfig } from '../src/config/index.ts';
 import { render } from '../src/render/render.ts';
 import { EXAMPLES } from './helpers/harness.ts';
 
-const who = { id: 'a'.repeat(32), name: 'mercy', revision: 1, rootDir: '/var/lib/depad/deployments/' + 'a'.repeat(32) };
+const who = { id: 'a'.repeat(32), name: 'mercy', revision: 1, rootDir: '/var/lib/depad/deployments/' + 'a'.repeat(32), domain: 'localhost' };
 const ports = [
-  { service: 'db', target: 5432, protocol: 'tcp' as const, host: 3000 },
-  { service: 'web', target: 8080, protocol: 'tcp' as const, host: 3001 },
+  { service: 'db', target: 5432, protocol: 'tcp' as const, host: 3000, role: 'instance' as const, instance: 1 },
+  { service: 'web', target: 8080, protocol: 'tcp' as const, host: 3001, role: 'instance' as const, instance: 1 },
 ];
 
 test('the same config and env render byte-identical files', async (t) => {

@@ -8,7 +8,7 @@ import type { DeploymentRecord } from '../src/store/records.ts';
 import { Store } from '../src/store/store.ts';
 
 function record(id: string, name: string): DeploymentRecord {
-  return { id, name, project: `depad-${name}`, createdAt: '', updatedAt: '', revision: 1, desired: 'running', phase: 'ready', rootDir: '/x', ports: [], volumes: [] };
+  return { id, name, project: `depad-${name}`, createdAt: '', updatedAt: '', revision: 1, desired: 'running', phase: 'ready', rootDir: '/x', ports: [], volumes: [], instances: {} };
 }
 
 test('name, full ID, prefix; ambiguous and unknown references', async (t) => {
@@ -44,7 +44,7 @@ test('a batch commits all its writes together', async (t) => {
   const store = await Store.open(dir, { command: 'test' });
   t.teardown(() => store.close());
   t.is(await store.getCursor(), 3000);
-  const r = { ...record('f'.repeat(32), 'one'), ports: [{ service: 'web', target: 80, protocol: 'tcp' as const, host: 3000 }] };
+  const r = { ...record('f'.repeat(32), 'one'), ports: [{ service: 'web', target: 80, protocol: 'tcp' as const, host: 3000, role: 'instance' as const, instance: 1 }] };
   await store.batch().putDeployment(r).putPorts([{ ...r.ports[0]!, deploymentId: r.id }]).setCursor(3100).write();
   t.is(await store.idForName('one'), r.id);
   t.deepEqual((await store.listPorts()).map((p) => p.host), [3000]);

@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { DepadError } from '../errors.ts';
 import { addDeploymentCommands } from './deployment-commands.ts';
+import { addUpdateCommands } from './update-commands.ts';
 import { processOutput, reportError } from './output.ts';
 
 /** Builds the program: every deployment verb as `depad <verb>` and `depad deployment <verb>`. */
@@ -14,8 +15,10 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   addDeploymentCommands(program);
+  addUpdateCommands(program);
   const deployment = program.command('deployment').description('the same verbs, spelled depad deployment <verb>').exitOverride();
   addDeploymentCommands(deployment);
+  addUpdateCommands(deployment);
   for (const c of [...program.commands, ...deployment.commands]) c.exitOverride();
   return program;
 }

@@ -49,12 +49,18 @@ export async function withState<T>(
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  const ctx: OpContext = { home, store, engine: new Engine(), log, progress: progressPrinter(output), signal: controller.signal };
+  const routes: OpContext['routes'] = {
+    running: async () => false,
+    setDeploymentRoutes: async () => {},
+    removeDeployment: async () => {},
+    drain: async () => ({ drained: true, remaining: 0, waitedMs: 0 }),
+  };
+  const ctx: OpContext = { home, store, engine: new Engine(), routes, log, progress: progressPrinter(output), signal: controller.signal };
   try {
     try {
       const notes = await recoverJournal(ctx);
       for (const n of notes) {
-        output.err(`depad: recovered: ${n.action === 'undone' ? 'undid' : 'completed'} the interrupted ${n.kind} of ${n.name} (stopped at step ${n.step})\n`);
+        output.err(`depad: recovered: ${{ undone: 'undid', completed: 'completed', 'rolled back': 'rolled back' }[n.action]} the interrupted ${n.kind} of ${n.name} (stopped at step ${n.step})\n`);
       }
     } catch (error) {
       if (!(options.readOnly && isDepadError(error, 'DEPAD_ENGINE_UNAVAILABLE'))) throw error;

@@ -2,6 +2,7 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { DepadError } from '../errors.ts';
+import type { DrainResult, Route, Upstream } from '../../proxy/types.ts';
 import type { Engine } from '../engine/engine.ts';
 import type { Logger } from '../logger.ts';
 import type { Store } from '../store/store.ts';
@@ -14,11 +15,23 @@ export interface ProgressEvent {
   service?: string;
 }
 
+/**
+ * Where a deployment's routes go: the built-in proxy's control channel, or its saved snapshot
+ * when no proxy runs (then drains return at once: nothing is routed).
+ */
+export interface RouteSink {
+  running(): Promise<boolean>;
+  setDeploymentRoutes(name: string, routes: Route[]): Promise<void>;
+  removeDeployment(name: string): Promise<void>;
+  drain(upstream: Pick<Upstream, 'host' | 'port'>, timeoutMs: number): Promise<DrainResult>;
+}
+
 /** The dependencies of an operation. */
 export interface OpContext {
   home: string;
   store: Store;
   engine: Engine;
+  routes: RouteSink;
   log: Logger;
   progress: (event: ProgressEvent) => void;
   /** Aborted when the user interrupts (Ctrl-C): operations stop at the next step and undo. */

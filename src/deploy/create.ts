@@ -10,12 +10,14 @@ import { deploymentRoot } from '../home.ts';
 import { allocatePorts, cursorIn, isPortOpenOnHost, portRangeFromEnv } from '../ports/index.ts';
 import { projectName, scopedName } from '../render/names.ts';
 import { render } from '../render/render.ts';
+import { baseDomain } from '../render/routes.ts';
 import type { DeploymentRecord, JournalEntry, PortAssignment, RevisionRecord } from '../store/records.ts';
 import { checkpoint, type OpContext } from './context.ts';
 import { ensureNetworks, ensureVolumes, startServices } from './materialize.ts';
+import { publishRoutes } from './routing.ts';
 import { undoCreate } from './recover.ts';
 import { assertValidName } from './resolve.ts';
-import { writeRevision } from './root-dir.ts';
+import { promoteRevision, writeRevision } from './root-dir.ts';
 
 /** When to pull a service's image: only when it is not on the host (default), or never. */
 export type PullPolicy = 'missing' | 'never';
@@ -48,7 +50,10 @@ export async function createDeployment(ctx: OpContext, request: CreateRequest): 
   const range = portRangeFromEnv();
   const cursor = cursorIn(await ctx.store.getCursor(), range);
   const reserved = await ctx.store.reservedPorts();
-  const needed = Object.values(spec.services).flatMap((s) => s.ports.map((p) => ({ service: s.name, target: p.target, protocol: p.protocol })));
+  const needed: Omit<PortAssignment, 'host'>[] = Object.values(spec.services).flatMap((s) => [
+    ...s.ports.map((p) => ({ service: s.name, target: p.target, protocol: p.protocol, role: 'instance' as const, instance: 1 })),
+    ...(s.depad.route?.kind === 'tcp' ? [{ service: s.name, target: s.depad.route.port, protocol: 'tcp' as const, role: 'route' as const, instance: 0 }] : []),
+  ]);
   const allocation = await allocatePorts({ count: needed.length, cursor, range, isReserved: (p) => reserved.has(p), isOpenOnHost: isPortOpenOnHost });
   const ports: PortAssignment[] = needed.map((n, i) => ({ ...n, host: allocation.ports[i]! }));
   const now = new Date().toISOString();
@@ -64,6 +69,7 @@ export async function createDeployment(ctx: OpContext, request: CreateRequest): 
     rootDir,
     ports,
     volumes: Object.keys(spec.volumes).map((v) => scopedName(name, v)),
+    instances: Object.fromEntries(Object.keys(spec.services).map((s) => [s, 1])),
   };
   const journal: JournalEntry = { opId: id, kind: 'create', deploymentId: id, name, pid: process.pid, startedAt: now, step: 'registered', previousCursor: cursor };
   await ctx.store
@@ -77,14 +83,17 @@ export async function createDeployment(ctx: OpContext, request: CreateRequest): 
 
   try {
     checkpoint(ctx, 'registered');
-    const rendered = render(spec, { id, name, revision: 1, rootDir }, ports);
+    const rendered = render(spec, { id, name, revision: 1, rootDir, domain: baseDomain(spec) }, ports);
     const files = await writeRevision(rootDir, 1, spec, rendered, request.env);
+    await promoteRevision(rootDir, 1);
     checkpoint(ctx, 'files');
     await ensureNetworks(ctx, record, rendered);
     checkpoint(ctx, 'networks');
     await ensureVolumes(ctx, record, rendered);
     checkpoint(ctx, 'volumes');
     await startServices(ctx, record, rendered, { waitHealthy: request.wait !== false, timeoutMs: spec.depad.startTimeoutMs });
+    await publishRoutes(ctx, record, rendered.services);
+    checkpoint(ctx, 'routes');
     const revision: RevisionRecord = {
       deploymentId: id,
       number: 1,
@@ -92,6 +101,10 @@ export async function createDeployment(ctx: OpContext, request: CreateRequest): 
       configFile: spec.file,
       ...files,
       images,
+      source: 'create',
+      changed: Object.keys(spec.services),
+      removed: [],
+      overrides: {},
     };
     const ready: DeploymentRecord = { ...record, phase: 'ready', updatedAt: new Date().toISOString() };
     await ctx.store.batch().putDeployment(ready).putRevision(revision).deleteJournal(journal.opId).write();
@@ -109,7 +122,7 @@ export async function createDeployment(ctx: OpContext, request: CreateRequest): 
 }
 
 /** Checks that every image is on the host (pulling it if allowed); returns service → {ref, id}. */
-async function ensureImages(ctx: OpContext, spec: DeploymentSpec, pull: PullPolicy): Promise<Record<string, { ref: string; id: string }>> {
+export async function ensureImages(ctx: OpContext, spec: DeploymentSpec, pull: PullPolicy): Promise<Record<string, { ref: string; id: string }>> {
   const out: Record<string, { ref: string; id: string }> = {};
   for (const service of Object.values(spec.services)) {
     let id = await ctx.engine.imageId(service.image);

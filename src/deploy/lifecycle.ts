@@ -4,6 +4,7 @@ import type { DeploymentRecord, JournalEntry } from '../store/records.ts';
 import { checkpoint, type OpContext } from './context.ts';
 import { ensureNetworks, ensureVolumes, startServices, stopServices } from './materialize.ts';
 import { finishDestroy } from './recover.ts';
+import { publishLive } from './routing.ts';
 import { assertServices } from './resolve.ts';
 import { readPlan } from './root-dir.ts';
 
@@ -31,6 +32,7 @@ export async function startDeployment(ctx: OpContext, record: DeploymentRecord, 
     waitHealthy: options.wait !== false,
     timeoutMs: options.timeoutMs ?? 120_000,
   });
+  await publishLive(ctx, updated, plan);
   return updated;
 }
 
@@ -40,6 +42,8 @@ export async function stopDeployment(ctx: OpContext, record: DeploymentRecord, o
   if (options.services) assertServices(record, plan.order, options.services);
   await ctx.engine.ping();
   const updated = await setDesired(ctx, record, 'stopped', options.services);
+  // Routes first, so clients get 503 (or wait) instead of connection errors; then drain.
+  await publishLive(ctx, updated, plan, options.services ?? plan.order);
   await stopServices(ctx, record, plan, options.services);
   return updated;
 }
@@ -71,6 +75,7 @@ export async function destroyDeployment(ctx: OpContext, record: DeploymentRecord
   };
   await ctx.store.batch().putDeployment({ ...record, phase: 'destroying' }).putJournal(journal).write();
   checkpoint(ctx, 'destroy:begin');
+  await ctx.routes.removeDeployment(record.name);
   await finishDestroy(ctx, journal);
   ctx.progress({ step: 'destroyed', message: `deployment ${record.name} destroyed${options.keepVolumes ? ' (volumes kept)' : ''}` });
 }

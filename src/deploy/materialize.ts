@@ -5,13 +5,13 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DepadError } from '../errors.ts';
 import { LABELS, type ContainerPlan, type ContainerState } from '../engine/types.ts';
-import type { Rendered } from '../render/render.ts';
+import type { StoredPlan } from './root-dir.ts';
 import type { DeploymentRecord } from '../store/records.ts';
 import { checkpoint, type OpContext } from './context.ts';
 import { assertStillRunning, waitFor } from './wait.ts';
 
 /** The plan as stored with a revision. */
-export type Plan = Pick<Rendered, 'networks' | 'volumes' | 'containers' | 'order'>;
+export type Plan = StoredPlan;
 
 /** How long after its start an instance must still be running to count as started (ms). */
 export const SETTLE_MS = Number(process.env.DEPAD_SETTLE_MS ?? 500);

@@ -2,18 +2,20 @@
  * Finishing or undoing operations that a killed depad left in the journal. Runs at the start of
  * every command that opens the state, so the next command always finds a consistent state.
  */
+import { LABELS } from '../engine/types.ts';
 import { deploymentRoot } from '../home.ts';
-import type { JournalEntry } from '../store/records.ts';
+import type { DeploymentRecord, JournalEntry } from '../store/records.ts';
 import { checkpoint, type OpContext } from './context.ts';
-import { removeFromEngine } from './materialize.ts';
-import { removeRoot } from './root-dir.ts';
+import { ensureNetworks, ensureVolumes, listInstances, removeFromEngine, startServices } from './materialize.ts';
+import { readPlan, removeRevision, removeRoot } from './root-dir.ts';
+import { publishRoutes } from './routing.ts';
 
 /** What recovery did, one line per operation, for the user. */
 export interface RecoveryNote {
   kind: JournalEntry['kind'];
   name: string;
   step: string;
-  action: 'undone' | 'completed';
+  action: 'undone' | 'completed' | 'rolled back';
 }
 
 /** Undoes interrupted creates and completes interrupted destroys. */
@@ -25,6 +27,11 @@ export async function recoverJournal(ctx: OpContext): Promise<RecoveryNote[]> {
     if (entry.kind === 'create') {
       await undoCreate(ctx, entry);
       notes.push({ kind: entry.kind, name: entry.name, step: entry.step, action: 'undone' });
+    } else if (entry.kind === 'update') {
+      const record = await ctx.store.getDeployment(entry.deploymentId);
+      if (record) await reconcileToRecord(ctx, record, entry);
+      else await ctx.store.batch().deleteJournal(entry.opId).write();
+      notes.push({ kind: entry.kind, name: entry.name, step: entry.step, action: 'rolled back' });
     } else {
       await finishDestroy(ctx, entry);
       notes.push({ kind: entry.kind, name: entry.name, step: entry.step, action: 'completed' });
@@ -35,6 +42,7 @@ export async function recoverJournal(ctx: OpContext): Promise<RecoveryNote[]> {
 
 /** Removes everything a create made (engine objects, root dir, records, ports) and restores the cursor. */
 export async function undoCreate(ctx: OpContext, entry: JournalEntry): Promise<void> {
+  await ctx.routes.removeDeployment(entry.name);
   await removeFromEngine(ctx, entry.deploymentId, { keepVolumes: false });
   await removeRoot(deploymentRoot(ctx.home, entry.deploymentId));
   const record = await ctx.store.getDeployment(entry.deploymentId);
@@ -46,6 +54,7 @@ export async function undoCreate(ctx: OpContext, entry: JournalEntry): Promise<v
 
 /** Completes a destroy: engine objects, root dir, then records and ports in one batch. */
 export async function finishDestroy(ctx: OpContext, entry: JournalEntry): Promise<void> {
+  await ctx.routes.removeDeployment(entry.name);
   const record = await ctx.store.getDeployment(entry.deploymentId);
   await removeFromEngine(ctx, entry.deploymentId, { keepVolumes: entry.keepVolumes ?? false, volumes: record?.volumes ?? [] });
   checkpoint(ctx, 'destroy:engine');
@@ -53,4 +62,29 @@ export async function finishDestroy(ctx: OpContext, entry: JournalEntry): Promis
   const batch = ctx.store.batch();
   if (record) batch.deleteDeployment(record, (await ctx.store.listRevisions(record.id)).map((r) => r.number));
   await batch.deleteJournal(entry.opId).write();
+}
+
+/**
+ * Brings the engine, the port registry, the proxy's routes and the root directory back to what
+ * the committed record says: undoes an update that did not finish (failed, or killed).
+ */
+export async function reconcileToRecord(ctx: OpContext, record: DeploymentRecord, entry: JournalEntry): Promise<void> {
+  const plan = await readPlan(record.rootDir, record.revision);
+  const wanted = new Set(plan.containers.map((c) => c.name));
+  for (const c of await listInstances(ctx, record)) {
+    if (!wanted.has(c.name)) await ctx.engine.removeContainer(c.id);
+  }
+  const label = { [LABELS.deploymentId]: record.id };
+  for (const n of await ctx.engine.listNetworks(label)) if (!plan.networks.some((p) => p.name === n.name)) await ctx.engine.removeNetwork(n.id);
+  for (const v of await ctx.engine.listVolumes(label)) if (!record.volumes.includes(v.name)) await ctx.engine.removeVolume(v.name);
+  if (record.desired === 'running') {
+    await ensureNetworks(ctx, record, plan);
+    await ensureVolumes(ctx, record, plan);
+    await startServices(ctx, record, plan, { waitHealthy: false, timeoutMs: 120_000 });
+  }
+  await publishRoutes(ctx, record, plan.services);
+  if (entry.toRevision !== undefined && entry.toRevision > record.revision) await removeRevision(record.rootDir, entry.toRevision);
+  const held = new Set(record.ports.map((p) => p.host));
+  const strays = (await ctx.store.listPorts()).filter((p) => p.deploymentId === record.id && !held.has(p.host));
+  await ctx.store.batch().deletePorts(strays).deleteJournal(entry.opId).write();
 }

@@ -12,13 +12,19 @@ import type { DeploymentSpec } from '../config/spec.ts';
 import { DepadError } from '../errors.ts';
 import type { Rendered } from '../render/render.ts';
 
+/** The engine plan kept with each revision (everything of `Rendered` but the compose text). */
+export type StoredPlan = Omit<Rendered, 'compose'>;
+
 /** Files of one revision, as written. */
 export interface RevisionFiles {
   configSha256: string;
   composeSha256: string;
 }
 
-/** Writes the root directory for a new revision `n`; returns the files' hashes. */
+/**
+ * Writes revision `n`'s files under `revisions/<n>/` (and the bind-mount sources); the current
+ * files at the top of the root change only when `promoteRevision` says so. Returns the hashes.
+ */
 export async function writeRevision(
   rootDir: string,
   n: number,
@@ -30,24 +36,57 @@ export async function writeRevision(
   await fs.mkdir(revDir, { recursive: true, mode: 0o700 });
   await fs.chmod(rootDir, 0o700);
   const write = (file: string, text: string) => fs.writeFile(file, text, { mode: 0o600 });
-  const plan = { networks: rendered.networks, volumes: rendered.volumes, containers: rendered.containers, order: rendered.order };
+  const plan: StoredPlan = { networks: rendered.networks, volumes: rendered.volumes, containers: rendered.containers, order: rendered.order, services: rendered.services };
   await Promise.all([
     write(path.join(revDir, 'config.yml'), spec.source),
     write(path.join(revDir, 'docker-compose.yml'), rendered.compose),
     write(path.join(revDir, 'env.json'), JSON.stringify(env, Object.keys(env).sort(), 2) + '\n'),
     write(path.join(revDir, 'plan.json'), JSON.stringify(plan, null, 2) + '\n'),
+    write(path.join(revDir, 'spec.json'), JSON.stringify({ ...spec, positions: undefined }, null, 2) + '\n'),
   ]);
-  await write(path.join(rootDir, 'depad.yml'), spec.source);
-  await write(path.join(rootDir, 'docker-compose.yml'), rendered.compose);
   await copyBindSources(rootDir, spec);
   return { configSha256: sha256(spec.source), composeSha256: sha256(rendered.compose) };
 }
 
+/** Makes revision `n` the current one: its config and compose file at the top of the root. */
+export async function promoteRevision(rootDir: string, n: number): Promise<void> {
+  const revDir = path.join(rootDir, 'revisions', String(n));
+  for (const [from, to] of [['config.yml', 'depad.yml'], ['docker-compose.yml', 'docker-compose.yml']] as const) {
+    const tmp = path.join(rootDir, `.${to}.tmp`);
+    await fs.copyFile(path.join(revDir, from), tmp);
+    await fs.rename(tmp, path.join(rootDir, to));
+  }
+}
+
+/** Removes the files of a revision that was never committed. */
+export async function removeRevision(rootDir: string, n: number): Promise<void> {
+  await fs.rm(path.join(rootDir, 'revisions', String(n)), { recursive: true, force: true });
+}
+
+/**
+ * The validated spec and variables revision `n` was made from, so that rollback and image
+ * updates re-render it exactly, whatever became of the original config directory.
+ */
+export async function readRevisionSpec(rootDir: string, n: number): Promise<{ spec: DeploymentSpec; env: Record<string, string> }> {
+  const revDir = path.join(rootDir, 'revisions', String(n));
+  try {
+    const env = JSON.parse(await fs.readFile(path.join(revDir, 'env.json'), 'utf8')) as Record<string, string>;
+    const raw = JSON.parse(await fs.readFile(path.join(revDir, 'spec.json'), 'utf8')) as Omit<DeploymentSpec, 'positions'>;
+    // Bind-mount sources are in the root already; nothing is copied again.
+    return { spec: { ...raw, files: [], positions: new Map() }, env };
+  } catch (error) {
+    throw new DepadError('DEPAD_STATE_CORRUPT', `cannot read revision ${n} under ${revDir}`, {
+      cause: error,
+      hint: 'that revision is missing or damaged; roll back to another one (depad history)',
+    });
+  }
+}
+
 /** The engine plan stored with revision `n`. */
-export async function readPlan(rootDir: string, n: number): Promise<Pick<Rendered, 'networks' | 'volumes' | 'containers' | 'order'>> {
+export async function readPlan(rootDir: string, n: number): Promise<StoredPlan> {
   const file = path.join(rootDir, 'revisions', String(n), 'plan.json');
   try {
-    return JSON.parse(await fs.readFile(file, 'utf8')) as Pick<Rendered, 'networks' | 'volumes' | 'containers' | 'order'>;
+    return JSON.parse(await fs.readFile(file, 'utf8')) as StoredPlan;
   } catch (error) {
     throw new DepadError('DEPAD_STATE_CORRUPT', `cannot read ${file}`, { cause: error, hint: 'destroy and re-create the deployment' });
   }

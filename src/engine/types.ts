@@ -9,6 +9,7 @@ export const LABELS = {
   deploymentId: 'depad.deployment.id',
   service: 'depad.service',
   revision: 'depad.revision',
+  instance: 'depad.instance',
   network: 'depad.network',
   volume: 'depad.volume',
 } as const;
@@ -110,4 +111,19 @@ export interface EngineObject {
   name: string;
   id: string;
   labels: Record<string, string>;
+}
+
+/** What depad itself needs to know about a service at run time (stored with the plan). */
+export interface ServicePlan {
+  name: string;
+  /** The proxy route: kind, container port, every hostname (http). */
+  route?: { kind: 'http' | 'tcp'; port: number; hosts: string[] };
+  /** Host address its published ports are reached on (loopback unless bound to one address). */
+  upstreamHost: string;
+  /** Check from the host before routing to a new instance. */
+  health?: { kind: 'http'; path: string; status: number } | { kind: 'tcp' };
+  drainTimeoutMs: number;
+  pauseTimeoutMs: number;
+  /** Has named volumes: cannot run twice, so an update swaps it while its route is paused. */
+  stateful: boolean;
 }

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { stringify } from 'yaml';
 import type { DeploymentSpec, HealthcheckSpec, ServiceSpec } from '../config/spec.ts';
 import type { PortAssignment } from '../store/records.ts';
-import { LABELS, type ContainerPlan, type NetworkPlan, type VolumePlan } from '../engine/types.ts';
+import { LABELS, type ContainerPlan, type NetworkPlan, type ServicePlan, type VolumePlan } from '../engine/types.ts';
 import { containerName, projectName, scopedName } from './names.ts';
 import { startOrder } from './order.ts';
 
@@ -16,6 +16,10 @@ export interface RenderIdentity {
   name: string;
   revision: number;
   rootDir: string;
+  /** service → current instance number (default 1). */
+  instances?: Readonly<Record<string, number>>;
+  /** Base domain of HTTP routes (`baseDomain(spec)`). */
+  domain: string;
 }
 
 /** Everything create needs: the compose text and the plan, in dependency order. */
@@ -26,10 +30,16 @@ export interface Rendered {
   /** Containers in start order (dependencies first). */
   containers: ContainerPlan[];
   order: string[];
+  /** Per service, in start order: route, health probe, timeouts, statefulness. */
+  services: ServicePlan[];
 }
 
-/** Renders a deployment. `ports` must hold a host port for every published port of every service. */
-export function render(spec: DeploymentSpec, who: RenderIdentity, ports: readonly PortAssignment[]): Rendered {
+/**
+ * Renders a deployment. `ports` must hold a host port for every published port of the current
+ * instance of every service (route ports and other instances' ports are ignored).
+ */
+export function render(spec: DeploymentSpec, who: RenderIdentity, allPorts: readonly PortAssignment[]): Rendered {
+  const ports = allPorts.filter((p) => p.role === 'instance' && p.instance === instanceOf(who, p.service));
   const base = { [LABELS.deployment]: who.name, [LABELS.deploymentId]: who.id, [LABELS.revision]: String(who.revision) };
   const order = startOrder(spec);
   const usersOf = (pick: (s: ServiceSpec) => string[]) => (key: string) =>
@@ -66,7 +76,26 @@ export function render(spec: DeploymentSpec, who: RenderIdentity, ports: readonl
     `# depad owns this file: change the deployment's config and run depad update instead.\n`;
   // YAML 1.1 rules, as docker-compose (PyYAML) reads them: 'no', 'on', '1:30' and the like get quoted.
   const compose = header + stringify(composeDoc, { version: '1.1', sortMapEntries: false, lineWidth: 0, aliasDuplicateObjects: false });
-  return { compose, networks, volumes, containers, order };
+  const services = order.map((name) => servicePlan(spec, spec.services[name]!, who));
+  return { compose, networks, volumes, containers, order, services };
+}
+
+function servicePlan(spec: DeploymentSpec, s: ServiceSpec, who: RenderIdentity): ServicePlan {
+  const ip = spec.depad.hostIp;
+  const out: ServicePlan = {
+    name: s.name,
+    upstreamHost: ip === '0.0.0.0' ? '127.0.0.1' : ip === '::' ? '::1' : ip,
+    drainTimeoutMs: s.depad.drainTimeoutMs,
+    pauseTimeoutMs: s.depad.pauseTimeoutMs,
+    stateful: s.volumes.some((m) => m.type === 'volume'),
+  };
+  const route = s.depad.route;
+  if (route) {
+    const hosts = route.kind === 'http' ? [`${s.name}.${who.name}.${who.domain}`, ...route.hostnames] : [];
+    out.route = { kind: route.kind, port: route.port, hosts };
+  }
+  if (s.depad.health) out.health = { ...s.depad.health };
+  return out;
 }
 
 function containerPlan(
@@ -91,7 +120,7 @@ function containerPlan(
   const body: ContainerPlan['body'] = {
     Image: s.image,
     Env: Object.keys(env).sort().map((k) => `${k}=${env[k as keyof typeof env]}`),
-    Labels: sorted({ ...s.labels, ...base, [LABELS.service]: s.name }),
+    Labels: sorted({ ...s.labels, ...base, [LABELS.service]: s.name, [LABELS.instance]: String(instanceOf(who, s.name)) }),
     ExposedPorts: sorted(exposed),
     HostConfig: {
       PortBindings: sorted(portBindings),
@@ -121,7 +150,7 @@ function containerPlan(
   if (s.resources.memoryBytes !== undefined) body.HostConfig.Memory = s.resources.memoryBytes;
   if (s.resources.pids !== undefined) body.HostConfig.PidsLimit = s.resources.pids;
   return {
-    name: containerName(who.name, s.name),
+    name: containerName(who.name, s.name, instanceOf(who, s.name)),
     service: s.name,
     body,
     endpoints: Object.entries(s.networks).map(([net, { aliases }]) => ({
@@ -191,6 +220,11 @@ function composeHealthcheck(h: HealthcheckSpec): Record<string, unknown> {
   if (h.retries !== undefined) out.retries = h.retries;
   if (h.startPeriodMs !== undefined) out.start_period = duration(h.startPeriodMs);
   return out;
+}
+
+/** The current instance number of a service. */
+export function instanceOf(who: Pick<RenderIdentity, 'instances'>, service: string): number {
+  return who.instances?.[service] ?? 1;
 }
 
 /** Milliseconds in compose's duration syntax. */

@@ -1,6 +1,9 @@
 /** The records depad keeps in its LevelDB. Plain JSON; no secrets (env values stay in the root dir). */
 
-/** A host port held by a deployment's service, kept until the deployment is destroyed. */
+/**
+ * A host port held by a deployment's service, kept until the deployment is destroyed (or, for an
+ * instance port, until an update retires that instance).
+ */
 export interface PortAssignment {
   service: string;
   /** Container port. */
@@ -8,6 +11,10 @@ export interface PortAssignment {
   protocol: 'tcp' | 'udp';
   /** Host port from the deployment's block(s). */
   host: number;
+  /** `instance`: published by one instance of the service; `route`: the proxy's stable port for an `expose: tcp` service. */
+  role: 'instance' | 'route';
+  /** The instance number, for `instance` ports. */
+  instance: number;
 }
 
 /** One deployment: its identity, desired state, root directory and ports. */
@@ -28,6 +35,8 @@ export interface DeploymentRecord {
   ports: PortAssignment[];
   /** Names of the engine volumes this deployment uses (some may predate it, kept by --keep-volumes). */
   volumes: string[];
+  /** service → number of its current instance (1 after create; each update of the service adds one). */
+  instances: Record<string, number>;
 }
 
 /** One numbered version of a deployment. Its files live in `<root>/revisions/<n>/`. */
@@ -42,6 +51,15 @@ export interface RevisionRecord {
   composeSha256: string;
   /** service → image reference and the image ID it ran. */
   images: Record<string, { ref: string; id: string }>;
+  /** What made it. */
+  source: 'create' | 'update' | 'rollback';
+  /** Services it started new instances of (all, for create), and services it removed. */
+  changed: string[];
+  removed: string[];
+  /** Image overrides given on the command line (`update -s svc --image ref`), kept to re-render it. */
+  overrides: Record<string, string>;
+  /** For a rollback: the revision it restored. */
+  from?: number;
 }
 
 /** Registry entry for one host port. */
@@ -50,7 +68,7 @@ export interface PortRecord extends PortAssignment {
 }
 
 /** Operations the journal knows how to finish or undo after a crash. */
-export type JournalKind = 'create' | 'destroy';
+export type JournalKind = 'create' | 'destroy' | 'update';
 
 /** An operation in progress. Present only while it runs; a leftover one means depad was killed. */
 export interface JournalEntry {
@@ -64,9 +82,9 @@ export interface JournalEntry {
   step: string;
   /** Cursor before the operation, restored if a create is undone. */
   previousCursor?: number;
-  /** Volumes the create made (undo removes these, not volumes it reused). */
-  createdVolumes?: string[];
   keepVolumes?: boolean;
+  /** For an update: the revision it would make. */
+  toRevision?: number;
 }
 
 /** Who holds the state database: written next to it by the process that has it open. */

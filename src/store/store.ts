@@ -180,6 +180,12 @@ export class StoreBatch {
     return this;
   }
 
+  /** Releases host ports from the registry. */
+  deletePorts(ports: ReadonlyArray<{ host: number }>): this {
+    for (const p of ports) this.#del('ports', portKey(p.host));
+    return this;
+  }
+
   /** Stores a revision. */
   putRevision(revision: RevisionRecord): this {
     return this.#put('revisions', revisionKey(revision.deploymentId, revision.number), revision);

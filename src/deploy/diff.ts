@@ -1,0 +1,128 @@
+/**
+ * What an update would change, per service: compares the rendered container plans of two
+ * revisions, ignoring what differs between instances anyway (name, host ports, revision and
+ * instance labels). Environment values are never shown, only the names of changed variables.
+ */
+import { LABELS, type ContainerPlan, type ServicePlan } from '../engine/types.ts';
+import type { StoredPlan } from './root-dir.ts';
+
+/** One service's change. */
+export interface ServiceChange {
+  service: string;
+  /** `changed` needs a new instance; `routing` changes only the proxy route or update settings. */
+  kind: 'added' | 'removed' | 'changed' | 'routing' | 'unchanged';
+  details: string[];
+}
+
+/** The whole difference between two plans. */
+export interface PlanDiff {
+  services: ServiceChange[];
+  networks: { added: string[]; removed: string[] };
+  volumes: { added: string[]; removed: string[] };
+  /** True when nothing at all differs. */
+  empty: boolean;
+}
+
+/** Image IDs by service, to notice a tag that now points at another image. */
+export type ImageIds = Readonly<Record<string, string | undefined>>;
+
+/** Compares the current plan with a candidate one. */
+export function diffPlans(current: StoredPlan, next: StoredPlan, currentImages: ImageIds, nextImages: ImageIds): PlanDiff {
+  const services: ServiceChange[] = [];
+  const names = [...new Set([...next.order, ...current.order])];
+  for (const service of names) {
+    const a = current.containers.find((c) => c.service === service);
+    const b = next.containers.find((c) => c.service === service);
+    if (!a) services.push({ service, kind: 'added', details: [`image ${b!.body.Image}`] });
+    else if (!b) services.push({ service, kind: 'removed', details: [] });
+    else {
+      const details = containerDetails(a, b);
+      const ia = currentImages[service];
+      const ib = nextImages[service];
+      if (a.body.Image === b.body.Image && ia && ib && ia !== ib) details.unshift(`image ${b.body.Image} now points at ${short(ib)} (was ${short(ia)})`);
+      const meta = metaDetails(current.services.find((s) => s.name === service), next.services.find((s) => s.name === service));
+      services.push({ service, kind: details.length ? 'changed' : meta.length ? 'routing' : 'unchanged', details: [...details, ...meta] });
+    }
+  }
+  const keys = (plan: StoredPlan, kind: 'networks' | 'volumes') => plan[kind].map((x) => x.key);
+  const delta = (kind: 'networks' | 'volumes') => ({
+    added: keys(next, kind).filter((k) => !keys(current, kind).includes(k)),
+    removed: keys(current, kind).filter((k) => !keys(next, kind).includes(k)),
+  });
+  const networks = delta('networks');
+  const volumes = delta('volumes');
+  const empty =
+    services.every((s) => s.kind === 'unchanged') && !networks.added.length && !networks.removed.length && !volumes.added.length && !volumes.removed.length;
+  return { services, networks, volumes, empty };
+}
+
+/** The comparable form of a container plan: instance-specific fields dropped. */
+function comparable(c: ContainerPlan): Record<string, unknown> {
+  const { [LABELS.revision]: _r, [LABELS.instance]: _i, ...labels } = c.body.Labels;
+  const { PortBindings, ...host } = c.body.HostConfig;
+  return {
+    image: c.body.Image,
+    command: c.body.Cmd,
+    entrypoint: c.body.Entrypoint,
+    ports: Object.keys(PortBindings).sort(),
+    exposed: Object.keys(c.body.ExposedPorts).sort(),
+    user: c.body.User,
+    working_dir: c.body.WorkingDir,
+    stop_signal: c.body.StopSignal,
+    stop_grace_period: c.body.StopTimeout,
+    healthcheck: c.body.Healthcheck,
+    mounts: host.Mounts,
+    tmpfs: host.Tmpfs,
+    restart: host.RestartPolicy,
+    cpus: host.NanoCpus,
+    memory: host.Memory,
+    pids: host.PidsLimit,
+    cap_add: host.CapAdd,
+    cap_drop: host.CapDrop,
+    extra_hosts: host.ExtraHosts,
+    networks: c.endpoints,
+    depends_on: c.dependsOn,
+    labels,
+  };
+}
+
+function containerDetails(a: ContainerPlan, b: ContainerPlan): string[] {
+  const ca = comparable(a);
+  const cb = comparable(b);
+  const out: string[] = [];
+  for (const key of Object.keys(cb)) {
+    if (JSON.stringify(ca[key]) === JSON.stringify(cb[key])) continue;
+    if (key === 'image') out.push(`image ${String(ca.image)} → ${String(cb.image)}`);
+    else if (key === 'command' || key === 'entrypoint' || key === 'ports') out.push(`${key} ${JSON.stringify(ca[key] ?? null)} → ${JSON.stringify(cb[key] ?? null)}`);
+    else out.push(`${key} changed`);
+  }
+  const env = (c: ContainerPlan) => new Map(c.body.Env.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
+  const ea = env(a);
+  const eb = env(b);
+  const added = [...eb.keys()].filter((k) => !ea.has(k));
+  const removed = [...ea.keys()].filter((k) => !eb.has(k));
+  const changed = [...eb.keys()].filter((k) => ea.has(k) && ea.get(k) !== eb.get(k));
+  if (added.length) out.push(`environment added: ${added.join(', ')}`);
+  if (removed.length) out.push(`environment removed: ${removed.join(', ')}`);
+  if (changed.length) out.push(`environment changed: ${changed.join(', ')}`);
+  return out;
+}
+
+function metaDetails(a: ServicePlan | undefined, b: ServicePlan | undefined): string[] {
+  if (!a || !b) return [];
+  const out: string[] = [];
+  if (JSON.stringify(a.route) !== JSON.stringify(b.route)) out.push(`route ${describeRoute(a)} → ${describeRoute(b)}`);
+  if (JSON.stringify(a.health) !== JSON.stringify(b.health)) out.push('health probe changed');
+  if (a.drainTimeoutMs !== b.drainTimeoutMs || a.pauseTimeoutMs !== b.pauseTimeoutMs) out.push('drain or pause timeout changed');
+  if (a.upstreamHost !== b.upstreamHost) out.push('host_ip changed');
+  return out;
+}
+
+function describeRoute(s: ServicePlan): string {
+  if (!s.route) return 'none';
+  return s.route.kind === 'http' ? `http ${s.route.hosts.join(' ')} → :${s.route.port}` : `tcp → :${s.route.port}`;
+}
+
+function short(id: string): string {
+  return id.replace(/^sha256:/, '').slice(0, 12);
+}

@@ -1,0 +1,109 @@
+/**
+ * Replacing one service's instance, the zero-downtime way:
+ *   stateless: start new → wait ready → switch route → drain old → stop old
+ *   stateful (named volumes, cannot run twice): pause route → stop old → start new → wait ready →
+ *   switch route (resumes) — new requests and connections wait meanwhile instead of failing.
+ * The old instance is only stopped here; the update removes it once every service has succeeded,
+ * so `revertSwap` can bring it back.
+ */
+import type { ContainerPlan, ContainerState, ServicePlan } from '../engine/types.ts';
+import type { DeploymentRecord, PortAssignment } from '../store/records.ts';
+import { checkpoint, type OpContext } from './context.ts';
+import { waitReady } from './ready.ts';
+import { publishRoutes } from './routing.ts';
+import { waitFor } from './wait.ts';
+
+/** The routing state an update moves through: instance numbers and every port held meanwhile. */
+export interface Transition {
+  record: Pick<DeploymentRecord, 'name' | 'desired'>;
+  instances: Record<string, number>;
+  ports: PortAssignment[];
+  services: readonly ServicePlan[];
+}
+
+/** One finished swap, enough to undo it. */
+export interface Swap {
+  service: string;
+  oldInstance: number | undefined;
+  old: ContainerState | undefined;
+  newId: string;
+  newInstance: number;
+}
+
+/** Replaces `service`'s current instance (`old`, may be absent) by a new one made from `plan`. */
+export async function swapService(
+  ctx: OpContext,
+  t: Transition,
+  plan: ContainerPlan,
+  meta: ServicePlan,
+  old: ContainerState | undefined,
+  newInstance: number,
+  timeoutMs: number,
+  dependencies: ReadonlyMap<string, string>,
+): Promise<Swap> {
+  const service = plan.service;
+  const oldInstance = t.instances[service];
+  const routedPort = (instance: number) =>
+    meta.route ? t.ports.find((p) => p.service === service && p.role === 'instance' && p.instance === instance && p.target === meta.route!.port)?.host : undefined;
+  for (const [dep, { condition }] of Object.entries(plan.dependsOn)) {
+    const depId = dependencies.get(dep);
+    if (depId && condition === 'service_healthy') await waitFor(ctx, depId, dep, 'healthy', timeoutMs);
+  }
+  const stateful = meta.stateful && old?.running === true;
+  if (stateful) {
+    ctx.progress({ step: 'pause', service, message: `pausing ${service}: new requests wait while it is swapped` });
+    await publishRoutes(ctx, { ...t.record, instances: t.instances, ports: t.ports }, t.services, { paused: { [service]: Date.now() + meta.pauseTimeoutMs } });
+    ctx.progress({ step: 'stop', service, message: `stopping the old ${service} (${old.name})` });
+    await ctx.engine.stopContainer(old.id, plan.body.StopTimeout);
+  }
+  ctx.progress({ step: 'start', service, message: `starting the new ${service} (${plan.name})` });
+  const newId = await ctx.engine.createContainer(plan);
+  try {
+    checkpoint(ctx, `update:created:${service}`);
+    await ctx.engine.startContainer(newId);
+    await waitReady(ctx, newId, meta, routedPort(newInstance), timeoutMs);
+  } catch (error) {
+    ctx.progress({ step: 'undo', service, message: `the new ${service} failed; removing it, the old one keeps serving` });
+    await ctx.engine.removeContainer(newId);
+    if (stateful) {
+      await ctx.engine.startContainer(old.id);
+      await publishRoutes(ctx, { ...t.record, instances: t.instances, ports: t.ports }, t.services);
+    }
+    throw error;
+  }
+  t.instances[service] = newInstance;
+  await publishRoutes(ctx, { ...t.record, instances: t.instances, ports: t.ports }, t.services);
+  if (meta.route) ctx.progress({ step: 'switch', service, message: `route ${service} → ${plan.name}` });
+  checkpoint(ctx, `update:switched:${service}`);
+  if (old?.running && !stateful) {
+    const port = oldInstance === undefined ? undefined : routedPort(oldInstance);
+    if (port !== undefined) {
+      const drained = await ctx.routes.drain({ host: meta.upstreamHost, port }, meta.drainTimeoutMs);
+      ctx.progress({
+        step: 'drain',
+        service,
+        message: drained.drained ? `drained the old ${service} in ${drained.waitedMs} ms` : `drain timed out; closed ${drained.remaining} open connections`,
+      });
+    }
+    ctx.progress({ step: 'stop', service, message: `stopping the old ${service} (${old.name})` });
+    await ctx.engine.stopContainer(old.id, plan.body.StopTimeout);
+  }
+  return { service, oldInstance, old, newId, newInstance };
+}
+
+/** Undoes a finished swap: the old instance back (started, routed), the new one removed. */
+export async function revertSwap(ctx: OpContext, t: Transition, swap: Swap, meta: ServicePlan, timeoutMs: number): Promise<void> {
+  ctx.progress({ step: 'undo', service: swap.service, message: `putting the old ${swap.service} back` });
+  if (swap.old && swap.oldInstance !== undefined) {
+    await ctx.engine.startContainer(swap.old.id);
+    const port = meta.route
+      ? t.ports.find((p) => p.service === swap.service && p.role === 'instance' && p.instance === swap.oldInstance && p.target === meta.route!.port)?.host
+      : undefined;
+    await waitReady(ctx, swap.old.id, meta, port, timeoutMs);
+    t.instances[swap.service] = swap.oldInstance;
+  } else {
+    delete t.instances[swap.service];
+  }
+  await publishRoutes(ctx, { ...t.record, instances: t.instances, ports: t.ports }, t.services);
+  await ctx.engine.removeContainer(swap.newId);
+}

@@ -1,0 +1,185 @@
+/**
+ * `depad update` and `depad rollback`: validate → plan the new revision and compare it with the
+ * current one → reserve fresh ports for new instances (one batch, journaled) → for each changed
+ * service in dependency order, swap its instance (swap.ts) → remove the old instances → commit
+ * record, revision and released ports (one batch). A failure puts every swapped service back
+ * and the deployment keeps serving its current revision; a kill is undone by the next command.
+ */
+import type { DeploymentSpec } from '../config/spec.ts';
+import { DepadError } from '../errors.ts';
+import { allocatePorts, blockOf, cursorIn, isPortOpenOnHost, portRangeFromEnv } from '../ports/index.ts';
+import { render } from '../render/render.ts';
+import { baseDomain } from '../render/routes.ts';
+import type { DeploymentRecord, JournalEntry, PortAssignment, RevisionRecord } from '../store/records.ts';
+import { checkpoint, type OpContext } from './context.ts';
+import { ensureImages, type PullPolicy } from './create.ts';
+import { diffPlans, type PlanDiff } from './diff.ts';
+import { ensureNetworks, ensureVolumes, listInstances } from './materialize.ts';
+import { reconcileToRecord } from './recover.ts';
+import { promoteRevision, readPlan, removeRevision, writeRevision, type StoredPlan } from './root-dir.ts';
+import { publishRoutes } from './routing.ts';
+import { revertSwap, swapService, type Swap, type Transition } from './swap.ts';
+
+/** What to update to. */
+export interface UpdateRequest {
+  spec: DeploymentSpec;
+  env: Readonly<Record<string, string>>;
+  /** service → image given on the command line (already applied to `spec`), kept with the revision. */
+  overrides?: Readonly<Record<string, string>>;
+  source?: 'update' | 'rollback';
+  /** For a rollback: the revision restored. */
+  from?: number;
+  pull?: PullPolicy;
+}
+
+/** What an update did. */
+export interface UpdateResult {
+  record: DeploymentRecord;
+  /** The new revision, or undefined when nothing changed. */
+  revision: number | undefined;
+  diff: PlanDiff;
+}
+
+/** Plans the new revision and compares it with the current one; changes nothing. */
+export async function planUpdate(ctx: OpContext, record: DeploymentRecord, request: UpdateRequest): Promise<{ current: StoredPlan; diff: PlanDiff; images: RevisionRecord['images'] }> {
+  const current = await readPlan(record.rootDir, record.revision);
+  const images = await ensureImages(ctx, request.spec, request.pull ?? 'missing');
+  const revisions = await ctx.store.listRevisions(record.id);
+  const currentImages = revisions.find((r) => r.number === record.revision)?.images ?? {};
+  // Placeholder host ports: the comparison ignores them.
+  const placeholders: PortAssignment[] = Object.values(request.spec.services).flatMap((s) =>
+    s.ports.map((p) => ({ service: s.name, target: p.target, protocol: p.protocol, host: 0, role: 'instance' as const, instance: record.instances[s.name] ?? 1 })),
+  );
+  const candidate = render(request.spec, who(record, record.revision + 1, record.instances, request.spec), placeholders);
+  const ids = (m: RevisionRecord['images']) => Object.fromEntries(Object.entries(m).map(([k, v]) => [k, v.id]));
+  return { current, diff: diffPlans(current, candidate, ids(currentImages), ids(images)), images };
+}
+
+/** Updates a running deployment to `request.spec`, zero-downtime where the services allow it. */
+export async function updateDeployment(ctx: OpContext, record: DeploymentRecord, request: UpdateRequest): Promise<UpdateResult> {
+  if (record.desired !== 'running') {
+    throw new DepadError('DEPAD_USAGE', `deployment ${record.name} is stopped`, { hint: `start it first: depad start ${record.name}` });
+  }
+  await ctx.engine.ping();
+  const { current, diff, images } = await planUpdate(ctx, record, request);
+  if (diff.empty) {
+    ctx.progress({ step: 'ready', message: `deployment ${record.name} is already at this configuration (revision ${record.revision})` });
+    return { record, revision: undefined, diff };
+  }
+  const spec = request.spec;
+  const changed = diff.services.filter((s) => s.kind === 'changed' || s.kind === 'added').map((s) => s.service);
+  const removed = diff.services.filter((s) => s.kind === 'removed').map((s) => s.service);
+  const toRevision = record.revision + 1;
+
+  // Fresh ports for the new instances (and stable route ports for newly exposed tcp services).
+  const instances: Record<string, number> = { ...record.instances };
+  const nextInstance = (s: string) => (record.instances[s] ?? 0) + 1;
+  const needed: Omit<PortAssignment, 'host'>[] = changed.flatMap((name) => {
+    const s = spec.services[name]!;
+    const route = s.depad.route;
+    const hasRoutePort = record.ports.some((p) => p.service === name && p.role === 'route');
+    return [
+      ...s.ports.map((p) => ({ service: name, target: p.target, protocol: p.protocol, role: 'instance' as const, instance: nextInstance(name) })),
+      ...(route?.kind === 'tcp' && !hasRoutePort ? [{ service: name, target: route.port, protocol: 'tcp' as const, role: 'route' as const, instance: 0 }] : []),
+    ];
+  });
+  const fresh = await allocateMore(ctx, record, needed);
+  const journal: JournalEntry = { opId: `${record.id.slice(0, 16)}${Date.now().toString(16)}`, kind: 'update', deploymentId: record.id, name: record.name, pid: process.pid, startedAt: new Date().toISOString(), step: 'ports', toRevision };
+  await ctx.store.batch().putPorts(fresh.map((p) => ({ ...p, deploymentId: record.id }))).putJournal(journal).write();
+
+  const finalInstances = { ...record.instances, ...Object.fromEntries(changed.map((s) => [s, nextInstance(s)])) };
+  for (const s of removed) delete finalInstances[s];
+  const retired = record.ports.filter((p) => removed.includes(p.service) || (p.role === 'instance' && changed.includes(p.service)));
+  const finalPorts = [...record.ports.filter((p) => !retired.includes(p)), ...fresh];
+  const rendered = render(spec, who(record, toRevision, finalInstances, spec), finalPorts);
+  const t: Transition = { record, instances, ports: [...record.ports, ...fresh], services: rendered.services };
+  const swaps: Swap[] = [];
+  try {
+    const files = await writeRevision(record.rootDir, toRevision, spec, rendered, request.env);
+    checkpoint(ctx, 'update:files');
+    await ensureNetworks(ctx, record, rendered);
+    await ensureVolumes(ctx, record, rendered);
+    const live = new Map((await listInstances(ctx, record)).map((c) => [c.name, c]));
+    const running = new Map<string, string>();
+    for (const c of current.containers) {
+      const state = live.get(c.name);
+      if (state) running.set(c.service, state.id);
+    }
+    for (const name of rendered.order) {
+      const plan = rendered.containers.find((c) => c.service === name)!;
+      const meta = rendered.services.find((s) => s.name === name)!;
+      if (!changed.includes(name)) continue;
+      const oldPlan = current.containers.find((c) => c.service === name);
+      const old = oldPlan ? live.get(oldPlan.name) : undefined;
+      const swap = await swapService(ctx, t, plan, meta, old, nextInstance(name), spec.depad.startTimeoutMs, running);
+      swaps.push(swap);
+      running.set(name, swap.newId);
+    }
+    checkpoint(ctx, 'update:swapped');
+    // Commit: the old instances and removed services go, then the record moves on in one batch.
+    for (const swap of swaps) if (swap.old) await ctx.engine.removeContainer(swap.old.id);
+    for (const name of removed) {
+      const oldPlan = current.containers.find((c) => c.service === name);
+      const old = oldPlan ? live.get(oldPlan.name) : undefined;
+      if (old) {
+        ctx.progress({ step: 'remove', service: name, message: `removing ${name} (no longer in the config)` });
+        await ctx.engine.stopContainer(old.id, oldPlan!.body.StopTimeout);
+        await ctx.engine.removeContainer(old.id);
+      }
+    }
+    for (const n of current.networks) if (!rendered.networks.some((x) => x.name === n.name)) await ctx.engine.removeNetwork(n.name);
+    const next: DeploymentRecord = {
+      ...record,
+      revision: toRevision,
+      updatedAt: new Date().toISOString(),
+      instances: finalInstances,
+      ports: finalPorts,
+      volumes: [...new Set([...record.volumes, ...rendered.volumes.map((v) => v.name)])],
+    };
+    const revision: RevisionRecord = {
+      deploymentId: record.id,
+      number: toRevision,
+      createdAt: next.updatedAt,
+      configFile: spec.file,
+      ...files,
+      images,
+      source: request.source ?? 'update',
+      changed: diff.services.filter((s) => s.kind !== 'unchanged' && s.kind !== 'removed').map((s) => s.service),
+      removed,
+      overrides: { ...request.overrides },
+      ...(request.from !== undefined ? { from: request.from } : {}),
+    };
+    await ctx.store.batch().putDeployment(next).putRevision(revision).deletePorts(retired).deleteJournal(journal.opId).write();
+    await promoteRevision(record.rootDir, toRevision);
+    await publishRoutes(ctx, next, rendered.services);
+    ctx.progress({ step: 'ready', message: `deployment ${record.name} is at revision ${toRevision}` });
+    return { record: next, revision: toRevision, diff };
+  } catch (error) {
+    ctx.progress({ step: 'undo', message: `update failed; deployment ${record.name} stays at revision ${record.revision}` });
+    try {
+      for (const swap of [...swaps].reverse()) {
+        await revertSwap(ctx, t, swap, rendered.services.find((s) => s.name === swap.service)!, spec.depad.startTimeoutMs);
+      }
+      await reconcileToRecord(ctx, record, journal);
+    } catch (undoError) {
+      ctx.log.error({ deployment: record.name, error: String(undoError) }, 'undoing the update failed; the next depad command retries it');
+    }
+    throw error;
+  }
+}
+
+/** Ports for new instances: from the deployment's own block onward, without moving the global cursor. */
+async function allocateMore(ctx: OpContext, record: DeploymentRecord, needed: Omit<PortAssignment, 'host'>[]): Promise<PortAssignment[]> {
+  if (needed.length === 0) return [];
+  const range = portRangeFromEnv();
+  const own = record.ports.map((p) => p.host).filter((p) => p >= range.min && p <= range.max);
+  const cursor = own.length ? blockOf(Math.min(...own), range) : cursorIn(await ctx.store.getCursor(), range);
+  const reserved = await ctx.store.reservedPorts();
+  const allocation = await allocatePorts({ count: needed.length, cursor, range, isReserved: (p) => reserved.has(p), isOpenOnHost: isPortOpenOnHost });
+  return needed.map((n, i) => ({ ...n, host: allocation.ports[i]! }));
+}
+
+function who(record: DeploymentRecord, revision: number, instances: Record<string, number>, spec: DeploymentSpec) {
+  return { id: record.id, name: record.name, revision, rootDir: record.rootDir, instances, domain: baseDomain(spec) };
+}
+

@@ -1,0 +1,48 @@
+/** The proxy routes of a deployment, from its stored plan: one per service it exposes. */
+import type { DeploymentSpec } from '../config/spec.ts';
+import type { Route } from '../../proxy/types.ts';
+import type { ServicePlan } from '../engine/types.ts';
+import type { PortAssignment } from '../store/records.ts';
+import { containerName } from './names.ts';
+
+/** What routes depend on besides the plan. */
+export interface RouteContext {
+  name: string;
+  instances: Readonly<Record<string, number>>;
+  ports: readonly PortAssignment[];
+  /** Services whose current instance takes traffic (the others get no upstream: 503, or held while paused). */
+  live: (service: string) => boolean;
+  /** service → pause deadline (ms since epoch) for services being swapped. */
+  paused?: Readonly<Record<string, number>>;
+}
+
+/** The base domain for a deployment: its config's, else DEPAD_BASE_DOMAIN, else `localhost`. */
+export function baseDomain(spec: DeploymentSpec, env: NodeJS.ProcessEnv = process.env): string {
+  return spec.depad.domain ?? env.DEPAD_BASE_DOMAIN ?? 'localhost';
+}
+
+/** Renders the routes; deterministic, in the plan's service order. */
+export function renderRoutes(services: readonly ServicePlan[], ctx: RouteContext): Route[] {
+  const routes: Route[] = [];
+  for (const service of services) {
+    if (!service.route) continue;
+    const instance = ctx.instances[service.name] ?? 1;
+    const target = ctx.ports.find(
+      (p) => p.service === service.name && p.role === 'instance' && p.instance === instance && p.target === service.route!.port,
+    );
+    const upstreams =
+      target && ctx.live(service.name) ? [{ host: service.upstreamHost, port: target.host, instance: containerName(ctx.name, service.name, instance) }] : [];
+    const paused = ctx.paused?.[service.name];
+    const base = {
+      id: `${ctx.name}/${service.name}`,
+      deployment: ctx.name,
+      service: service.name,
+      kind: service.route.kind,
+      upstreams,
+      ...(paused ? { pausedUntil: paused } : {}),
+    };
+    const listen = ctx.ports.find((p) => p.service === service.name && p.role === 'route');
+    routes.push(service.route.kind === 'http' ? { ...base, hosts: service.route.hosts } : { ...base, hosts: [], ...(listen ? { listenPort: listen.host } : {}) });
+  }
+  return routes;
+}
