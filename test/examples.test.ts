@@ -25,9 +25,11 @@ for (const example of examples) {
     const view = await h.json<DeploymentView>(['inspect', name]);
     t.is(view.status, 'running');
     await promisify(execFile)('docker-compose', ['-f', path.join(view.rootDir, 'docker-compose.yml'), 'config', '-q']);
-    const web = view.ports.find((p) => p.service === 'web');
+    const web = view.ports.find((p) => p.service === 'web' && p.role === 'instance');
     t.truthy(web, 'every example has a published web service');
-    const info = JSON.parse((await httpGet(web!.host, '/cgi-bin/info')).body) as { deployment: string };
+    // The busybox app answers /cgi-bin/info, the Node app /info.
+    const first = await httpGet(web!.host, '/info');
+    const info = JSON.parse(first.status === 200 ? first.body : (await httpGet(web!.host, '/cgi-bin/info')).body) as { deployment: string };
     t.is(info.deployment, name);
     t.is((await h.run(['destroy', name])).code, 0);
     t.deepEqual(await engineObjects(h.engine, h.prefix), { containers: [], networks: [], volumes: [] });

@@ -95,7 +95,7 @@ export function addDeploymentCommands(parent: Command): void {
         const views = await listDeploymentViews(ctx);
         if (output.json) return printJson(output, views);
         if (opts.quiet) return output.out(views.map((v) => `${v.name}\n`).join(''));
-        const rows = views.map((v) => [v.name, v.id.slice(0, 12), v.status, String(v.revision), String(v.services.length), portsText(v.ports), v.createdAt.slice(0, 19).replace('T', ' ')]);
+        const rows = views.map((v) => [v.name, v.id.slice(0, 12), v.status, String(v.revision), String(v.services.length), portsText(v.services.flatMap((s) => s.ports)), v.createdAt.slice(0, 19).replace('T', ' ')]);
         output.out(table(['NAME', 'ID', 'STATUS', 'REV', 'SERVICES', 'PORTS', 'CREATED'], rows));
       }, { readOnly: true });
     });

@@ -39,10 +39,11 @@ export function table(header: readonly string[], rows: ReadonlyArray<readonly st
 /** The instances table of one deployment (create, start, ps, inspect). */
 export function instancesTable(view: DeploymentView): string {
   const rows = view.services.flatMap((s) => {
-    if (s.instances.length === 0) return [[s.name, '-', 'missing', '-', portsText(s.ports.map((p) => ({ host: p.host, target: p.target, protocol: p.protocol })))]];
-    return s.instances.map((i) => [s.name, i.container, i.state === 'exited' ? `exited (${i.exitCode})` : i.state, i.health ?? '-', portsText(s.ports)]);
+    const route = !s.route ? '-' : s.route.kind === 'http' ? s.route.hosts.map((h) => `http://${h}`).join(' ') : `tcp :${s.route.port ?? '?'}`;
+    if (s.instances.length === 0) return [[s.name, '-', 'missing', '-', portsText(s.ports), route]];
+    return s.instances.map((i) => [s.name, i.container, i.state === 'exited' ? `exited (${i.exitCode})` : i.state, i.health ?? '-', portsText(s.ports), route]);
   });
-  return table(['SERVICE', 'CONTAINER', 'STATE', 'HEALTH', 'PORTS'], rows);
+  return table(['SERVICE', 'CONTAINER', 'STATE', 'HEALTH', 'PORTS', 'ROUTE'], rows);
 }
 
 /** One line saying what a deployment is, above its table. */

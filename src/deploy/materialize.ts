@@ -8,13 +8,12 @@ import { LABELS, type ContainerPlan, type ContainerState } from '../engine/types
 import type { StoredPlan } from './root-dir.ts';
 import type { DeploymentRecord } from '../store/records.ts';
 import { checkpoint, type OpContext } from './context.ts';
-import { assertStillRunning, waitFor } from './wait.ts';
+import { waitReady } from './ready.ts';
+import { routedPort } from '../render/routes.ts';
+import { SETTLE_MS, assertStillRunning, waitFor } from './wait.ts';
 
 /** The plan as stored with a revision. */
 export type Plan = StoredPlan;
-
-/** How long after its start an instance must still be running to count as started (ms). */
-export const SETTLE_MS = Number(process.env.DEPAD_SETTLE_MS ?? 500);
 
 /** Creates the networks that do not exist yet; fails on a same-named network depad does not own. */
 export async function ensureNetworks(ctx: OpContext, record: DeploymentRecord, plan: Plan): Promise<void> {
@@ -104,6 +103,12 @@ export async function startServices(ctx: OpContext, record: DeploymentRecord, pl
     const checks = pending.filter((_, i) => states[i]?.health !== undefined);
     if (checks.length) ctx.progress({ step: 'wait', message: `waiting for ${checks.map(([s]) => s).join(', ')} to be healthy` });
     await Promise.all(checks.map(([service, s]) => waitFor(ctx, s.id, service, 'healthy', options.timeoutMs)));
+    // Services with a check from the host (x-depad.health) must pass it too.
+    const probed = [...started].flatMap(([service, s]) => {
+      const meta = plan.services.find((m) => m.name === service);
+      return meta?.health && meta.route ? [{ meta, id: s.id }] : [];
+    });
+    await Promise.all(probed.map(({ meta, id }) => waitReady(ctx, id, meta, routedPort(record, meta), options.timeoutMs)));
   }
   checkpoint(ctx, 'started');
 }

@@ -8,8 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { DepadError } from '../errors.ts';
 import type { ServicePlan } from '../engine/types.ts';
 import type { OpContext } from './context.ts';
-import { SETTLE_MS } from './materialize.ts';
-import { assertStillRunning, failure, waitFor } from './wait.ts';
+import { SETTLE_MS, assertStillRunning, failure, waitFor } from './wait.ts';
 
 /** Waits until the instance `id` of `service` may take traffic; `hostPort` is its routed port on the host. */
 export async function waitReady(ctx: OpContext, id: string, service: ServicePlan, hostPort: number | undefined, timeoutMs: number): Promise<void> {

@@ -3,6 +3,7 @@ import { renderRoutes } from '../render/routes.ts';
 import type { ServicePlan } from '../engine/types.ts';
 import type { DeploymentRecord } from '../store/records.ts';
 import type { OpContext } from './context.ts';
+import { routedPort } from '../render/routes.ts';
 import { listInstances } from './materialize.ts';
 import type { StoredPlan } from './root-dir.ts';
 
@@ -47,8 +48,7 @@ export async function publishLive(
   const live = (service: string) => !leaving.includes(service) && plan.containers.some((c) => c.service === service && running.has(c.name));
   await publishRoutes(ctx, record, plan.services, { live });
   for (const service of plan.services.filter((s) => s.route && leaving.includes(s.name))) {
-    const instance = record.instances[service.name] ?? 1;
-    const port = record.ports.find((p) => p.service === service.name && p.role === 'instance' && p.instance === instance && p.target === service.route!.port);
-    if (port) await ctx.routes.drain({ host: service.upstreamHost, port: port.host }, service.drainTimeoutMs);
+    const port = routedPort(record, service);
+    if (port !== undefined) await ctx.routes.drain({ host: service.upstreamHost, port }, service.drainTimeoutMs);
   }
 }

@@ -21,6 +21,15 @@ export interface InstanceView {
   ports: Array<{ host: number; target: number; protocol: string }>;
 }
 
+/** A service's stable endpoint through the built-in proxy. */
+export interface RouteView {
+  kind: 'http' | 'tcp';
+  /** http: the hostnames it answers at. */
+  hosts: string[];
+  /** tcp: the proxy's stable host port. */
+  port?: number;
+}
+
 /** A deployment as `ls` and `inspect` show it. */
 export interface DeploymentView {
   id: string;
@@ -32,7 +41,8 @@ export interface DeploymentView {
   createdAt: string;
   updatedAt: string;
   rootDir: string;
-  services: Array<{ name: string; ports: PortAssignment[]; instances: InstanceView[] }>;
+  /** Per service: the current instance's ports, its route through the proxy, its instances. */
+  services: Array<{ name: string; ports: PortAssignment[]; route?: RouteView; instances: InstanceView[] }>;
   ports: PortAssignment[];
 }
 
@@ -41,11 +51,20 @@ export async function viewDeployment(ctx: OpContext, record: DeploymentRecord, i
   const plan = await readPlan(record.rootDir, record.revision).catch(() => undefined);
   const found = instances ?? (await listInstances(ctx, record));
   const serviceNames = plan?.order ?? [...new Set(found.map((c) => c.labels[LABELS.service] ?? '?'))].sort();
-  const services = serviceNames.map((name) => ({
-    name,
-    ports: record.ports.filter((p) => p.service === name),
-    instances: found.filter((c) => c.labels[LABELS.service] === name).map(instanceView),
-  }));
+  const services = serviceNames.map((name) => {
+    const meta = plan?.services?.find((s) => s.name === name);
+    const current = record.instances?.[name] ?? 1;
+    const routePort = record.ports.find((p) => p.service === name && p.role === 'route')?.host;
+    const route: RouteView | undefined = meta?.route
+      ? { kind: meta.route.kind, hosts: meta.route.hosts, ...(routePort !== undefined ? { port: routePort } : {}) }
+      : undefined;
+    return {
+      name,
+      ports: record.ports.filter((p) => p.service === name && p.role === 'instance' && p.instance === current),
+      ...(route ? { route } : {}),
+      instances: found.filter((c) => c.labels[LABELS.service] === name).map(instanceView),
+    };
+  });
   const expected = plan?.containers.length ?? services.length;
   const running = found.filter((c) => c.running).length;
   const status =

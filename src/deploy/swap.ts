@@ -9,6 +9,7 @@
 import type { ContainerPlan, ContainerState, ServicePlan } from '../engine/types.ts';
 import type { DeploymentRecord, PortAssignment } from '../store/records.ts';
 import { checkpoint, type OpContext } from './context.ts';
+import { routedPort } from '../render/routes.ts';
 import { waitReady } from './ready.ts';
 import { publishRoutes } from './routing.ts';
 import { waitFor } from './wait.ts';
@@ -43,8 +44,7 @@ export async function swapService(
 ): Promise<Swap> {
   const service = plan.service;
   const oldInstance = t.instances[service];
-  const routedPort = (instance: number) =>
-    meta.route ? t.ports.find((p) => p.service === service && p.role === 'instance' && p.instance === instance && p.target === meta.route!.port)?.host : undefined;
+  const portOf = (instance: number) => routedPort(t, meta, instance);
   for (const [dep, { condition }] of Object.entries(plan.dependsOn)) {
     const depId = dependencies.get(dep);
     if (depId && condition === 'service_healthy') await waitFor(ctx, depId, dep, 'healthy', timeoutMs);
@@ -61,7 +61,7 @@ export async function swapService(
   try {
     checkpoint(ctx, `update:created:${service}`);
     await ctx.engine.startContainer(newId);
-    await waitReady(ctx, newId, meta, routedPort(newInstance), timeoutMs);
+    await waitReady(ctx, newId, meta, portOf(newInstance), timeoutMs);
   } catch (error) {
     ctx.progress({ step: 'undo', service, message: `the new ${service} failed; removing it, the old one keeps serving` });
     await ctx.engine.removeContainer(newId);
@@ -76,7 +76,7 @@ export async function swapService(
   if (meta.route) ctx.progress({ step: 'switch', service, message: `route ${service} → ${plan.name}` });
   checkpoint(ctx, `update:switched:${service}`);
   if (old?.running && !stateful) {
-    const port = oldInstance === undefined ? undefined : routedPort(oldInstance);
+    const port = oldInstance === undefined ? undefined : portOf(oldInstance);
     if (port !== undefined) {
       const drained = await ctx.routes.drain({ host: meta.upstreamHost, port }, meta.drainTimeoutMs);
       ctx.progress({
@@ -96,10 +96,7 @@ export async function revertSwap(ctx: OpContext, t: Transition, swap: Swap, meta
   ctx.progress({ step: 'undo', service: swap.service, message: `putting the old ${swap.service} back` });
   if (swap.old && swap.oldInstance !== undefined) {
     await ctx.engine.startContainer(swap.old.id);
-    const port = meta.route
-      ? t.ports.find((p) => p.service === swap.service && p.role === 'instance' && p.instance === swap.oldInstance && p.target === meta.route!.port)?.host
-      : undefined;
-    await waitReady(ctx, swap.old.id, meta, port, timeoutMs);
+    await waitReady(ctx, swap.old.id, meta, routedPort(t, meta, swap.oldInstance), timeoutMs);
     t.instances[swap.service] = swap.oldInstance;
   } else {
     delete t.instances[swap.service];

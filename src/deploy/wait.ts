@@ -4,6 +4,9 @@ import { DepadError } from '../errors.ts';
 import type { ContainerState } from '../engine/types.ts';
 import type { OpContext } from './context.ts';
 
+/** How long after its start an instance must still be running to count as started (ms). */
+export const SETTLE_MS = Number(process.env.DEPAD_SETTLE_MS ?? 500);
+
 /** What to wait for. */
 export type WaitCondition = 'healthy' | 'completed';
 

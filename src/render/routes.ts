@@ -27,11 +27,9 @@ export function renderRoutes(services: readonly ServicePlan[], ctx: RouteContext
   for (const service of services) {
     if (!service.route) continue;
     const instance = ctx.instances[service.name] ?? 1;
-    const target = ctx.ports.find(
-      (p) => p.service === service.name && p.role === 'instance' && p.instance === instance && p.target === service.route!.port,
-    );
+    const port = routedPort(ctx, service, instance);
     const upstreams =
-      target && ctx.live(service.name) ? [{ host: service.upstreamHost, port: target.host, instance: containerName(ctx.name, service.name, instance) }] : [];
+      port !== undefined && ctx.live(service.name) ? [{ host: service.upstreamHost, port, instance: containerName(ctx.name, service.name, instance) }] : [];
     const paused = ctx.paused?.[service.name];
     const base = {
       id: `${ctx.name}/${service.name}`,
@@ -45,4 +43,18 @@ export function renderRoutes(services: readonly ServicePlan[], ctx: RouteContext
     routes.push(service.route.kind === 'http' ? { ...base, hosts: service.route.hosts } : { ...base, hosts: [], ...(listen ? { listenPort: listen.host } : {}) });
   }
   return routes;
+}
+
+/**
+ * The host port published for the routed container port of `service`'s instance `instance`
+ * (default: its current instance), or undefined when the service has no route or port.
+ */
+export function routedPort(
+  holder: { ports: readonly PortAssignment[]; instances: Readonly<Record<string, number>> },
+  service: ServicePlan,
+  instance: number = holder.instances[service.name] ?? 1,
+): number | undefined {
+  const target = service.route?.port;
+  if (target === undefined) return undefined;
+  return holder.ports.find((p) => p.service === service.name && p.role === 'instance' && p.instance === instance && p.target === target)?.host;
 }
