@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { DepadError } from '../errors.ts';
 import { addDeploymentCommands } from './deployment-commands.ts';
+import { addProxyCommand } from './proxy-command.ts';
 import { addUpdateCommands } from './update-commands.ts';
 import { processOutput, reportError } from './output.ts';
 
@@ -16,6 +17,7 @@ export function buildProgram(): Command {
     .exitOverride();
   addDeploymentCommands(program);
   addUpdateCommands(program);
+  addProxyCommand(program);
   const deployment = program.command('deployment').description('the same verbs, spelled depad deployment <verb>').exitOverride();
   addDeploymentCommands(deployment);
   addUpdateCommands(deployment);

@@ -10,6 +10,8 @@ import { createLogger, type LogLevel, type Logger } from '../logger.ts';
 import type { OpContext } from '../deploy/context.ts';
 import { recoverJournal } from '../deploy/recover.ts';
 import { Store } from '../store/store.ts';
+import { ProxyClient, proxyPaths } from '../../proxy/index.ts';
+import { proxyStateDir } from './proxy-command.ts';
 import { progressPrinter, type Output } from './output.ts';
 
 /** Global options every command accepts. */
@@ -18,9 +20,9 @@ export interface GlobalOptions {
   home?: string;
 }
 
-/** The logger the CLI injects: level from DEPAD_LOG_LEVEL (default warn), to stderr. */
-export function cliLogger(): Logger {
-  const level = (process.env.DEPAD_LOG_LEVEL ?? 'warn') as LogLevel;
+/** The logger the CLI injects: level from DEPAD_LOG_LEVEL (default `fallback`, warn), to stderr. */
+export function cliLogger(fallback: LogLevel = 'warn'): Logger {
+  const level = (process.env.DEPAD_LOG_LEVEL ?? fallback) as LogLevel;
   return createLogger({ level, format: process.env.DEPAD_LOG_FORMAT === 'json' ? 'json' : 'text' });
 }
 
@@ -49,12 +51,8 @@ export async function withState<T>(
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  const routes: OpContext['routes'] = {
-    running: async () => false,
-    setDeploymentRoutes: async () => {},
-    removeDeployment: async () => {},
-    drain: async () => ({ drained: true, remaining: 0, waitedMs: 0 }),
-  };
+  // Routes go to the proxy's control socket, or into its snapshot when no proxy runs.
+  const routes: OpContext['routes'] = new ProxyClient(proxyPaths(proxyStateDir(home)));
   const ctx: OpContext = { home, store, engine: new Engine(), routes, log, progress: progressPrinter(output), signal: controller.signal };
   try {
     try {

@@ -21,8 +21,8 @@ export interface ProgressEvent {
  */
 export interface RouteSink {
   running(): Promise<boolean>;
-  setDeploymentRoutes(name: string, routes: Route[]): Promise<void>;
-  removeDeployment(name: string): Promise<void>;
+  setDeploymentRoutes(name: string, routes: Route[]): Promise<unknown>;
+  removeDeployment(name: string): Promise<unknown>;
   drain(upstream: Pick<Upstream, 'host' | 'port'>, timeoutMs: number): Promise<DrainResult>;
 }
 

@@ -1,0 +1,202 @@
+/**
+ * The proxy's control channel: HTTP with JSON bodies over a unix socket (mode 0660) in the
+ * proxy's state directory. Endpoints:
+ *
+ *   GET    /health               → { ok: true, pid, version, routesVersion, waiting, upstreams }
+ *   GET    /routes               → RouteSnapshot
+ *   PUT    /deployments/:name    { routes: Route[] } → { version }   (replaces that deployment's routes)
+ *   DELETE /deployments/:name    → { version }
+ *   POST   /drain                { upstream: {host, port}, timeoutMs? } → DrainResult
+ *
+ * Errors answer `{ error: { code, message, hint? } }` with the code's HTTP status.
+ */
+import fs from 'node:fs/promises';
+import http from 'node:http';
+import net from 'node:net';
+import { DepadError } from '../src/errors.ts';
+import type { ErrorCode } from '../src/errors.ts';
+import type { Logger } from '../src/logger.ts';
+import { parseDeploymentRoutes, assertDeploymentName } from './routes.ts';
+import type { RouteTable } from './route-table.ts';
+import type { PauseGate } from './pause-gate.ts';
+import type { Upstreams } from './upstreams.ts';
+
+/** Default time `POST /drain` waits for in-flight work. */
+export const DEFAULT_DRAIN_TIMEOUT_MS = 30_000;
+/** Longest drain wait accepted. */
+export const MAX_DRAIN_TIMEOUT_MS = 15 * 60_000;
+/** Largest request body accepted. */
+const MAX_BODY_BYTES = 4 * 1024 * 1024;
+
+/** What the control server acts on. */
+export interface ControlContext {
+  socketPath: string;
+  table: RouteTable;
+  upstreams: Upstreams;
+  gate: PauseGate;
+  log: Logger;
+  /** depad's version, reported by /health. */
+  version: string;
+}
+
+/** A running control server. */
+export interface ControlServer {
+  close(): Promise<void>;
+}
+
+/** True when something accepts connections on the unix socket `socketPath`. */
+export function socketAnswers(socketPath: string, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(socketPath);
+    const done = (answer: boolean) => {
+      socket.destroy();
+      resolve(answer);
+    };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}
+
+/**
+ * Removes a stale socket file left by a proxy that died; DEPAD_STATE_LOCKED when another proxy
+ * answers on it.
+ */
+export async function claimSocket(socketPath: string): Promise<void> {
+  const exists = await fs.lstat(socketPath).then(
+    () => true,
+    () => false,
+  );
+  if (!exists) return;
+  if (await socketAnswers(socketPath)) {
+    throw new DepadError('DEPAD_STATE_LOCKED', `another depad proxy is running (it answers on ${socketPath})`, {
+      hint: 'stop it first, or give this one another state directory',
+    });
+  }
+  await fs.rm(socketPath, { force: true });
+}
+
+/** A DepadError answered with a status of its own (405 for a wrong method). */
+class EndpointError extends DepadError {
+  readonly #status: number;
+
+  constructor(code: ErrorCode, message: string, status: number) {
+    super(code, message);
+    this.#status = status;
+  }
+
+  override get status(): number {
+    return this.#status;
+  }
+}
+
+async function readJson(req: http.IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES) throw new DepadError('DEPAD_USAGE', `the request body is larger than ${MAX_BODY_BYTES} bytes`);
+    chunks.push(chunk);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (text.trim() === '') return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (error) {
+    throw new DepadError('DEPAD_USAGE', `the request body is not valid JSON: ${(error as Error).message}`);
+  }
+}
+
+function send(res: http.ServerResponse, status: number, value: unknown): void {
+  const body = JSON.stringify(value);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+function parseDrain(body: unknown): { host: string; port: number; timeoutMs: number } {
+  const b = body as { upstream?: { host?: unknown; port?: unknown }; timeoutMs?: unknown } | undefined;
+  const host = b?.upstream?.host;
+  const port = b?.upstream?.port;
+  if (typeof host !== 'string' || host === '' || typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new DepadError('DEPAD_USAGE', 'the body must be {"upstream": {"host": string, "port": integer}, "timeoutMs"?: number}');
+  }
+  const timeoutMs = b?.timeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
+  if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs < 0 || timeoutMs > MAX_DRAIN_TIMEOUT_MS) {
+    throw new DepadError('DEPAD_USAGE', `timeoutMs must be a number from 0 to ${MAX_DRAIN_TIMEOUT_MS}`);
+  }
+  return { host, port, timeoutMs };
+}
+
+async function route(ctx: ControlContext, req: http.IncomingMessage): Promise<[number, unknown]> {
+  const url = new URL(req.url ?? '/', 'http://control');
+  const method = req.method ?? 'GET';
+  const path = url.pathname;
+  if (path === '/health' && method === 'GET') {
+    return [200, { ok: true, pid: process.pid, version: ctx.version, routesVersion: ctx.table.snapshot.version, waiting: ctx.gate.size, upstreams: ctx.upstreams.stats() }];
+  }
+  if (path === '/routes' && method === 'GET') return [200, ctx.table.snapshot];
+  const deployment = /^\/deployments\/([^/]+)$/.exec(path);
+  if (deployment) {
+    const name = decodeURIComponent(deployment[1] as string);
+    if (method === 'PUT') {
+      const routes = parseDeploymentRoutes(name, await readJson(req));
+      const snapshot = await ctx.table.setDeployment(name, routes);
+      ctx.log.info({ deployment: name, routes: routes.length, version: snapshot.version }, 'routes set');
+      return [200, { version: snapshot.version }];
+    }
+    if (method === 'DELETE') {
+      assertDeploymentName(name);
+      const snapshot = await ctx.table.removeDeployment(name);
+      ctx.log.info({ deployment: name, version: snapshot.version }, 'routes removed');
+      return [200, { version: snapshot.version }];
+    }
+  }
+  if (path === '/drain' && method === 'POST') {
+    const { host, port, timeoutMs } = parseDrain(await readJson(req));
+    return [200, await ctx.upstreams.drain({ host, port }, timeoutMs)];
+  }
+  const known = path === '/health' || path === '/routes' || path === '/drain' || deployment !== null;
+  if (known) throw new EndpointError('DEPAD_USAGE', `${method} is not allowed on ${path}`, 405);
+  throw new EndpointError('DEPAD_NOT_FOUND', `no such endpoint: ${path}`, 404);
+}
+
+/** Starts the control server on `ctx.socketPath` (claiming a stale socket file first). */
+export async function startControlServer(ctx: ControlContext): Promise<ControlServer> {
+  await claimSocket(ctx.socketPath);
+  const server = http.createServer((req, res) => {
+    route(ctx, req).then(
+      ([status, value]) => send(res, status, value),
+      (error: unknown) => {
+        const e = error instanceof DepadError ? error : new DepadError('DEPAD_INTERNAL', (error as Error).message ?? String(error), { cause: error });
+        if (e.code === 'DEPAD_INTERNAL' || e.code === 'DEPAD_STATE_CORRUPT') ctx.log.error({ error: e.message }, 'control request failed');
+        send(res, e.status, { error: { code: e.code, message: e.message, hint: e.hint } });
+      },
+    );
+  });
+  let oldMask: number | undefined;
+  try {
+    oldMask = process.umask(0o117);
+  } catch {
+    // worker threads cannot change the umask; chmod below still applies
+  }
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(ctx.socketPath, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  } finally {
+    if (oldMask !== undefined) process.umask(oldMask);
+  }
+  await fs.chmod(ctx.socketPath, 0o660);
+  ctx.log.info({ socket: ctx.socketPath }, 'control channel listening');
+  return {
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

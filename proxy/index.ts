@@ -1,0 +1,152 @@
+/**
+ * The depad proxy process: `startProxy` loads the saved routes (so every route is served again
+ * at once after a restart), opens the HTTP listener, the TCP route listeners and the control
+ * channel, and returns a handle whose `close()` shuts it all down after in-flight work ends.
+ * `depad proxy` (the CLI) calls it and closes it on SIGTERM/SIGINT. The proxy never opens
+ * depad's LevelDB: routes reach it through the control channel (see client.ts).
+ */
+import { readFileSync } from 'node:fs';
+import fs from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { createLogger } from '../src/logger.ts';
+import type { Logger } from '../src/logger.ts';
+import { startControlServer } from './control-server.ts';
+import type { ControlServer } from './control-server.ts';
+import { createRequestHandler } from './http-proxy.ts';
+import type { ForwardContext } from './http-proxy.ts';
+import { PauseGate } from './pause-gate.ts';
+import { RouteTable } from './route-table.ts';
+import { STATE_DIR_MODE } from './snapshot-file.ts';
+import { TcpListeners } from './tcp-proxy.ts';
+import type { RouteSnapshot } from './types.ts';
+import { Upstreams } from './upstreams.ts';
+import type { UpstreamLoad } from './upstreams.ts';
+import { createUpgradeHandler } from './ws-proxy.ts';
+
+export { ProxyClient } from './client.ts';
+export type { ProxyClientOptions } from './client.ts';
+export type { DrainResult, Route, RouteSnapshot, Upstream } from './types.ts';
+
+/** Where a proxy keeps its files inside its state directory. */
+export interface ProxyPaths {
+  /** The saved route snapshot (`routes.json`). */
+  snapshotFile: string;
+  /** The control channel's unix socket (`control.sock`). */
+  socketPath: string;
+}
+
+/** The proxy's file paths for `stateDir`. */
+export function proxyPaths(stateDir: string): ProxyPaths {
+  return { snapshotFile: path.join(stateDir, 'routes.json'), socketPath: path.join(stateDir, 'control.sock') };
+}
+
+/** Options of `startProxy`. */
+export interface ProxyOptions {
+  /** Directory of `routes.json` and `control.sock` (created, mode 0750, if missing). */
+  stateDir: string;
+  /** Port of the HTTP listener (default 80; 0 picks a free one, see `httpPort` on the handle). */
+  httpPort?: number;
+  /** Address of the HTTP listener (default 0.0.0.0). */
+  httpHost?: string;
+  /** Address the TCP route listeners bind (default 0.0.0.0). */
+  tcpHost?: string;
+  /** Logger (default: warnings and errors on stderr). */
+  logger?: Logger;
+  /** How long `close()` waits for in-flight work before ending it (default 10 000 ms). */
+  closeTimeoutMs?: number;
+}
+
+/** A running proxy. */
+export interface ProxyHandle {
+  /** The HTTP listener's port (the one picked when `httpPort` was 0). */
+  readonly httpPort: number;
+  readonly paths: ProxyPaths;
+  /** The current route snapshot. */
+  routes(): RouteSnapshot;
+  /** In-flight requests, WebSockets and TCP connections per busy upstream (`host:port`). */
+  load(): Record<string, UpstreamLoad>;
+  /** Ports the TCP route listeners listen on now. */
+  tcpPorts(): number[];
+  /** Stops accepting, waits (bounded) for in-flight work, then closes everything. Idempotent. */
+  close(): Promise<void>;
+}
+
+function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: unknown };
+    return typeof pkg.version === 'string' ? pkg.version : 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+function listen(server: http.Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ port, host }, () => {
+      server.off('error', reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+/** Starts a proxy on `options.stateDir`; resolves once every listener is up. */
+export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
+  const log = options.logger ?? createLogger();
+  const paths = proxyPaths(options.stateDir);
+  await fs.mkdir(options.stateDir, { recursive: true, mode: STATE_DIR_MODE });
+  const table = await RouteTable.load(paths.snapshotFile);
+  const upstreams = new Upstreams(log);
+  const gate = new PauseGate();
+  let closing = false;
+  const ctx: ForwardContext = { table, upstreams, gate, log, proto: 'http', closing: () => closing };
+  const tcp = new TcpListeners({ table, upstreams, gate, log, host: options.tcpHost ?? '0.0.0.0' });
+  table.onChange((snapshot) => {
+    gate.wake();
+    return tcp.sync(snapshot);
+  });
+
+  const server = http.createServer(createRequestHandler(ctx));
+  server.on('upgrade', createUpgradeHandler(ctx));
+  server.on('clientError', (_error, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    else socket.destroy();
+  });
+
+  let control: ControlServer | undefined;
+  let httpPort: number;
+  try {
+    // The control socket is claimed first: a second proxy on the same state fails before binding anything.
+    control = await startControlServer({ socketPath: paths.socketPath, table, upstreams, gate, log, version: packageVersion() });
+    httpPort = await listen(server, options.httpPort ?? 80, options.httpHost ?? '0.0.0.0');
+    await tcp.sync(table.snapshot);
+  } catch (error) {
+    await control?.close();
+    await tcp.close();
+    server.close();
+    throw error;
+  }
+  log.info({ httpPort, routes: table.snapshot.routes.length, version: table.snapshot.version }, 'proxy started');
+
+  let closed: Promise<void> | undefined;
+  const close = async (): Promise<void> => {
+    closing = true;
+    gate.close();
+    const httpClosed = new Promise<void>((resolve) => server.close(() => resolve()));
+    await Promise.all([tcp.close(), control?.close()]);
+    const destroyed = await upstreams.closeAll(options.closeTimeoutMs ?? 10_000);
+    server.closeAllConnections();
+    await httpClosed;
+    log.info({ destroyed }, 'proxy stopped');
+  };
+  return {
+    httpPort,
+    paths,
+    routes: () => table.snapshot,
+    load: () => upstreams.stats(),
+    tcpPorts: () => tcp.ports,
+    close: () => (closed ??= close()),
+  };
+}

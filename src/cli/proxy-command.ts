@@ -1,0 +1,57 @@
+/**
+ * `depad proxy`: runs the built-in proxy in the foreground. It keeps its own route snapshot under
+ * `<DEPAD_HOME>/proxy/` (it never opens depad's database) and takes route changes from depad
+ * commands over the control socket there, so create, update, stop and destroy reach it at once.
+ */
+import path from 'node:path';
+import { Command, InvalidArgumentError } from 'commander';
+import { startProxy } from '../../proxy/index.ts';
+import { resolveHome } from '../home.ts';
+import { cliLogger, type GlobalOptions } from './runtime.ts';
+import { processOutput } from './output.ts';
+
+type Opts = GlobalOptions & Record<string, unknown>;
+
+const portNumber = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`not a port number: ${JSON.stringify(v)}`);
+  return n;
+};
+
+/** The proxy's directory under a depad home. */
+export function proxyStateDir(home: string): string {
+  return path.join(home, 'proxy');
+}
+
+/** Adds `depad proxy` to `parent`. */
+export function addProxyCommand(parent: Command): void {
+  parent
+    .command('proxy')
+    .description('run the built-in proxy in the foreground (stable endpoints for every deployment)')
+    .option('--http-port <port>', 'HTTP listener port (default 80 as root, else 8080)', portNumber)
+    .option('--http-host <address>', 'HTTP listener address', '0.0.0.0')
+    .option('--tcp-host <address>', 'address the stable TCP ports listen on', '0.0.0.0')
+    .action(async (opts: Opts, cmd: Command) => {
+      const g = cmd.optsWithGlobals<Opts>();
+      const output = processOutput(Boolean(g.json));
+      const home = g.home ?? resolveHome();
+      const httpPort = (opts.httpPort as number | undefined) ?? (process.getuid?.() === 0 ? 80 : 8080);
+      const proxy = await startProxy({
+        stateDir: proxyStateDir(home),
+        httpPort,
+        httpHost: String(opts.httpHost),
+        tcpHost: String(opts.tcpHost),
+        logger: cliLogger('info'),
+      });
+      const facts = { pid: process.pid, httpPort: proxy.httpPort, stateDir: proxyStateDir(home) };
+      if (output.json) output.out(JSON.stringify({ listening: facts }) + '\n');
+      else output.err(`depad proxy: HTTP on ${String(opts.httpHost)}:${proxy.httpPort}, routes in ${facts.stateDir}; Ctrl-C to stop\n`);
+      await new Promise<void>((resolve) => {
+        const stop = () => resolve();
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+      output.err('depad proxy: stopping (draining open requests)\n');
+      await proxy.close();
+    });
+}
