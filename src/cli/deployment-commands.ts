@@ -10,9 +10,9 @@ import { assertValidName, resolveDeployment } from '../deploy/resolve.ts';
 import { listDeploymentViews, listRevisions, readLogs, viewDeployment } from '../deploy/status.ts';
 import { readConfigInput } from './config-input.ts';
 import { deploymentHeadline, instancesTable, portsText, printJson, processOutput, table, type Output } from './output.ts';
-import { withState, type GlobalOptions } from './runtime.ts';
+import { deploymentAction, withState, type CommandOptions } from './runtime.ts';
 
-type Opts = GlobalOptions & Record<string, unknown>;
+type Opts = CommandOptions;
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 const serviceOption = () => new Option('-s, --service <names...>', 'only these services of the deployment');
@@ -51,17 +51,14 @@ export function addDeploymentCommands(parent: Command): void {
       .description(description)
       .addOption(serviceOption());
     if (verb !== 'stop') command.option('--no-wait', 'do not wait for health checks after starting');
-    command.action(async (ref: string, opts: Opts, cmd: Command) => {
-      const g = cmd.optsWithGlobals<Opts>();
-      const output = processOutput(Boolean(g.json));
-      await withState(g, output, `${verb} ${ref}`, async (ctx) => {
-        const record = await resolveDeployment(ctx.store, ref);
+    command.action(
+      deploymentAction(verb, async (ctx, record, opts, output) => {
         const options = { ...(opts.service ? { services: opts.service as string[] } : {}), wait: opts.wait !== false };
         const run = verb === 'start' ? startDeployment : verb === 'stop' ? stopDeployment : restartDeployment;
         const updated = await run(ctx, record, options);
         await printDeployment(output, await viewDeployment(ctx, updated));
-      });
-    });
+      }),
+    );
   };
   lifecycle('start', 'start a deployment, or some of its services (-s)');
   lifecycle('stop', 'stop a deployment, or some of its services (-s); its ports stay reserved');
@@ -72,16 +69,13 @@ export function addDeploymentCommands(parent: Command): void {
     .alias('rm')
     .description('remove a deployment: containers, networks, volumes, root directory, ports')
     .option('--keep-volumes', 'keep its named volumes (a later create with the same name reuses them)')
-    .action(async (ref: string, opts: Opts, cmd: Command) => {
-      const g = cmd.optsWithGlobals<Opts>();
-      const output = processOutput(Boolean(g.json));
-      await withState(g, output, `destroy ${ref}`, async (ctx) => {
-        const record = await resolveDeployment(ctx.store, ref);
+    .action(
+      deploymentAction('destroy', async (ctx, record, opts, output) => {
         await destroyDeployment(ctx, record, { keepVolumes: Boolean(opts.keepVolumes) });
         if (output.json) printJson(output, { destroyed: { id: record.id, name: record.name }, keptVolumes: Boolean(opts.keepVolumes) });
         else output.out(`destroyed ${record.name} (${record.id.slice(0, 12)})\n`);
-      });
-    });
+      }),
+    );
 
   parent
     .command('ls')
@@ -103,11 +97,8 @@ export function addDeploymentCommands(parent: Command): void {
   parent
     .command('inspect <deployment>')
     .description('show a deployment: identity, root directory, revisions, services, instances, ports')
-    .action(async (ref: string, _opts: Opts, cmd: Command) => {
-      const g = cmd.optsWithGlobals<Opts>();
-      const output = processOutput(Boolean(g.json));
-      await withState(g, output, `inspect ${ref}`, async (ctx) => {
-        const record = await resolveDeployment(ctx.store, ref);
+    .action(
+      deploymentAction('inspect', async (ctx, record, _opts, output) => {
         const view = await viewDeployment(ctx, record);
         const revisions = await listRevisions(ctx, record);
         if (output.json) return printJson(output, { ...view, revisions });
@@ -115,25 +106,22 @@ export function addDeploymentCommands(parent: Command): void {
         output.out(`  id:       ${view.id}\n  root:     ${view.rootDir}\n  desired:  ${view.desired}\n  created:  ${view.createdAt}\n  updated:  ${view.updatedAt}\n`);
         for (const r of revisions) output.out(`  revision ${r.number}: ${path.basename(r.configFile)} (config ${r.configSha256.slice(0, 12)}, ${r.createdAt})\n`);
         output.out('\n' + instancesTable(view));
-      }, { readOnly: true });
-    });
+      }, { readOnly: true }),
+    );
 
   parent
     .command('ps <deployment>')
     .description("list a deployment's instances (containers)")
     .addOption(serviceOption())
-    .action(async (ref: string, opts: Opts, cmd: Command) => {
-      const g = cmd.optsWithGlobals<Opts>();
-      const output = processOutput(Boolean(g.json));
-      await withState(g, output, `ps ${ref}`, async (ctx) => {
-        const record = await resolveDeployment(ctx.store, ref);
+    .action(
+      deploymentAction('ps', async (ctx, record, opts, output) => {
         const view = await viewDeployment(ctx, record);
         const only = opts.service as string[] | undefined;
         const filtered = only ? { ...view, services: view.services.filter((s) => only.includes(s.name)) } : view;
         if (output.json) return printJson(output, filtered.services.flatMap((s) => s.instances));
         output.out(instancesTable(filtered));
-      }, { readOnly: true });
-    });
+      }, { readOnly: true }),
+    );
 
   parent
     .command('logs <deployment>')

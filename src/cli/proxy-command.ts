@@ -7,10 +7,10 @@ import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { startProxy } from '../../proxy/index.ts';
 import { resolveHome } from '../home.ts';
-import { cliLogger, type GlobalOptions } from './runtime.ts';
+import { cliLogger, type CommandOptions } from './runtime.ts';
 import { processOutput } from './output.ts';
 
-type Opts = GlobalOptions & Record<string, unknown>;
+type Opts = CommandOptions;
 
 const portNumber = (v: string) => {
   const n = Number(v);

@@ -12,12 +12,34 @@ import { recoverJournal } from '../deploy/recover.ts';
 import { Store } from '../store/store.ts';
 import { ProxyClient, proxyPaths } from '../../proxy/index.ts';
 import { proxyStateDir } from './proxy-command.ts';
-import { progressPrinter, type Output } from './output.ts';
+import type { Command } from 'commander';
+import { resolveDeployment } from '../deploy/resolve.ts';
+import type { DeploymentRecord } from '../store/records.ts';
+import { processOutput, progressPrinter, type Output } from './output.ts';
 
 /** Global options every command accepts. */
 export interface GlobalOptions {
   json?: boolean;
   home?: string;
+}
+
+/** What a command's action receives: its own options and the global ones. */
+export type CommandOptions = GlobalOptions & Record<string, unknown>;
+
+/**
+ * The action of a `<verb> <deployment>` command: opens the state, finds the deployment (name,
+ * ID or unambiguous ID prefix) and runs `fn`; the state is closed however it ends.
+ */
+export function deploymentAction(
+  verb: string,
+  fn: (ctx: OpContext, record: DeploymentRecord, opts: CommandOptions, output: Output) => Promise<void>,
+  options: { readOnly?: boolean } = {},
+): (ref: string, opts: CommandOptions, cmd: Command) => Promise<void> {
+  return async (ref, opts, cmd) => {
+    const globals = cmd.optsWithGlobals<CommandOptions>();
+    const output = processOutput(Boolean(globals.json));
+    await withState(globals, output, `${verb} ${ref}`, async (ctx) => fn(ctx, await resolveDeployment(ctx.store, ref), opts, output), options);
+  };
 }
 
 /** The logger the CLI injects: level from DEPAD_LOG_LEVEL (default `fallback`, warn), to stderr. */

@@ -4,17 +4,14 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { withImages } from '../config/index.ts';
 import type { OpContext } from '../deploy/context.ts';
 import type { PlanDiff } from '../deploy/diff.ts';
-import { resolveDeployment } from '../deploy/resolve.ts';
 import { readRevisionSpec } from '../deploy/root-dir.ts';
 import { viewDeployment } from '../deploy/status.ts';
 import { planUpdate, updateDeployment, type UpdateRequest } from '../deploy/update.ts';
 import { DepadError } from '../errors.ts';
 import type { DeploymentRecord } from '../store/records.ts';
 import { readConfigInput } from './config-input.ts';
-import { deploymentHeadline, instancesTable, printJson, processOutput, table, type Output } from './output.ts';
-import { withState, type GlobalOptions } from './runtime.ts';
-
-type Opts = GlobalOptions & Record<string, unknown>;
+import { deploymentHeadline, instancesTable, printJson, table, type Output } from './output.ts';
+import { deploymentAction, type CommandOptions as Opts } from './runtime.ts';
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
@@ -54,38 +51,25 @@ async function readTarget(opts: Opts, record: DeploymentRecord, output: Output):
 /** Adds update, diff, history and rollback to `parent`. */
 export function addUpdateCommands(parent: Command): void {
   targetOptions(parent.command('update <deployment>').description('update a deployment: new instances of changed services, zero downtime through the proxy')).action(
-    async (ref: string, opts: Opts, cmd: Command) => {
-      const g = cmd.optsWithGlobals<Opts>();
-      const output = processOutput(Boolean(g.json));
-      await withState(g, output, `update ${ref}`, async (ctx) => {
-        const record = await resolveDeployment(ctx.store, ref);
-        const result = await updateDeployment(ctx, record, await readTarget(opts, record, output));
-        await printResult(ctx, output, result.record, result.diff, result.revision);
-      });
-    },
+    deploymentAction('update', async (ctx, record, opts, output) => {
+      const result = await updateDeployment(ctx, record, await readTarget(opts, record, output));
+      await printResult(ctx, output, result.record, result.diff, result.revision);
+    }),
   );
 
   targetOptions(parent.command('diff <deployment>').description('show what an update would change, per service; changes nothing')).action(
-    async (ref: string, opts: Opts, cmd: Command) => {
-      const g = cmd.optsWithGlobals<Opts>();
-      const output = processOutput(Boolean(g.json));
-      await withState(g, output, `diff ${ref}`, async (ctx) => {
-        const record = await resolveDeployment(ctx.store, ref);
-        const { diff } = await planUpdate(ctx, record, await readTarget(opts, record, output));
-        if (output.json) return printJson(output, diff);
-        output.out(diffText(diff, record.name, record.revision));
-      }, { readOnly: true });
-    },
+    deploymentAction('diff', async (ctx, record, opts, output) => {
+      const { diff } = await planUpdate(ctx, record, await readTarget(opts, record, output));
+      if (output.json) return printJson(output, diff);
+      output.out(diffText(diff, record.name, record.revision));
+    }, { readOnly: true }),
   );
 
   parent
     .command('history <deployment>')
     .description("list a deployment's revisions")
-    .action(async (ref: string, _opts: Opts, cmd: Command) => {
-      const g = cmd.optsWithGlobals<Opts>();
-      const output = processOutput(Boolean(g.json));
-      await withState(g, output, `history ${ref}`, async (ctx) => {
-        const record = await resolveDeployment(ctx.store, ref);
+    .action(
+      deploymentAction('history', async (ctx, record, _opts, output) => {
         const revisions = await ctx.store.listRevisions(record.id);
         if (output.json) return printJson(output, revisions.map((r) => ({ ...r, current: r.number === record.revision })));
         const rows = revisions.map((r) => [
@@ -97,8 +81,8 @@ export function addUpdateCommands(parent: Command): void {
           path.basename(r.configFile),
         ]);
         output.out(table(['REV', 'CREATED', 'SOURCE', 'CHANGED', 'IMAGES', 'CONFIG'], rows));
-      }, { readOnly: true });
-    });
+      }, { readOnly: true }),
+    );
 
   parent
     .command('rollback <deployment>')
@@ -107,11 +91,8 @@ export function addUpdateCommands(parent: Command): void {
       if (!/^[1-9]\d*$/.test(v)) throw new InvalidArgumentError(`--to takes a revision number, not ${JSON.stringify(v)}`);
       return Number(v);
     })
-    .action(async (ref: string, opts: Opts, cmd: Command) => {
-      const g = cmd.optsWithGlobals<Opts>();
-      const output = processOutput(Boolean(g.json));
-      await withState(g, output, `rollback ${ref}`, async (ctx) => {
-        const record = await resolveDeployment(ctx.store, ref);
+    .action(
+      deploymentAction('rollback', async (ctx, record, opts, output) => {
         const revisions = await ctx.store.listRevisions(record.id);
         const to = (opts.to as number | undefined) ?? record.revision - 1;
         const target = revisions.find((r) => r.number === to);
@@ -123,8 +104,8 @@ export function addUpdateCommands(parent: Command): void {
         const { spec, env } = await readRevisionSpec(record.rootDir, to);
         const result = await updateDeployment(ctx, record, { spec, env, overrides: target.overrides, source: 'rollback', from: to, pull: 'never' });
         await printResult(ctx, output, result.record, result.diff, result.revision);
-      });
-    });
+      }),
+    );
 }
 
 async function printResult(ctx: OpContext, output: Output, record: DeploymentRecord, diff: PlanDiff, revision: number | undefined): Promise<void> {

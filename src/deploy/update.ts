@@ -16,7 +16,7 @@ import { ensureImages, type PullPolicy } from './create.ts';
 import { diffPlans, type PlanDiff } from './diff.ts';
 import { ensureNetworks, ensureVolumes, listInstances } from './materialize.ts';
 import { reconcileToRecord } from './recover.ts';
-import { promoteRevision, readPlan, removeRevision, writeRevision, type StoredPlan } from './root-dir.ts';
+import { promoteRevision, readPlan, writeRevision, type StoredPlan } from './root-dir.ts';
 import { publishRoutes } from './routing.ts';
 import { revertSwap, swapService, type Swap, type Transition } from './swap.ts';
 

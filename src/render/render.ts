@@ -7,7 +7,7 @@ import { stringify } from 'yaml';
 import type { DeploymentSpec, HealthcheckSpec, ServiceSpec } from '../config/spec.ts';
 import type { PortAssignment } from '../store/records.ts';
 import { LABELS, type ContainerPlan, type NetworkPlan, type ServicePlan, type VolumePlan } from '../engine/types.ts';
-import { containerName, projectName, scopedName } from './names.ts';
+import { containerName, scopedName } from './names.ts';
 import { startOrder } from './order.ts';
 
 /** Who the rendering is for. */
