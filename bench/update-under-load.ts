@@ -21,7 +21,7 @@ const depad = path.join(root, 'bin/depad');
 const updates = Number(process.argv[2] ?? 20);
 const concurrency = Number(process.argv[3] ?? 20);
 const home = await fs.mkdtemp(path.join(os.tmpdir(), 'depad-bench-load-'));
-const env = { ...process.env, DEPAD_HOME: home, DEPAD_PORT_RANGE: '60000-60999' };
+const env = { ...process.env, DEPAD_HOME: home, DEPAD_PORT_RANGE: '63000-63999' };
 const NAIVE = 'depad-bench-naive';
 
 interface HeyResult {

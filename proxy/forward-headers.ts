@@ -28,8 +28,10 @@ const CONNECTION_OPTIONS = new Set(['close', 'keep-alive', 'upgrade']);
 export interface ForwardedHead {
   /** `[name, value, …]` to send upstream. */
   headers: string[];
-  /** The Host header as received (undefined when absent). */
+  /** The host the request is for: the Host header, or the authority of an absolute-form target; undefined when absent or Host is repeated. */
   host: string | undefined;
+  /** The request target to send upstream (origin form: path and query). */
+  path: string;
   /** True when the request has a body to stream (Content-Length > 0 or Transfer-Encoding). */
   hasBody: boolean;
 }
@@ -55,9 +57,10 @@ function without(headers: string[], drop: Set<string>): string[] {
  * Rewrites a request's raw headers for the upstream. `upgrade` keeps `Connection: Upgrade` and
  * `Upgrade` (for a WebSocket handshake written raw to the upstream).
  */
-export function forwardRequestHeaders(raw: readonly string[], clientIp: string, proto: string, upgrade: boolean): ForwardedHead {
+export function forwardRequestHeaders(raw: readonly string[], url: string, clientIp: string, proto: string, upgrade: boolean): ForwardedHead {
   const headers: string[] = [];
   let host: string | undefined;
+  let hosts = 0;
   let xff: string | undefined;
   let hasBody = false;
   let extra: Set<string> | undefined;
@@ -68,8 +71,8 @@ export function forwardRequestHeaders(raw: readonly string[], clientIp: string, 
     const lower = name.toLowerCase();
     switch (lower) {
       case 'host':
-        host ??= value;
-        headers.push(name, value);
+        host = value;
+        hosts++;
         continue;
       case 'content-length':
         if (value !== '0') hasBody = true;
@@ -91,11 +94,30 @@ export function forwardRequestHeaders(raw: readonly string[], clientIp: string, 
         if (!HOP_BY_HOP.has(lower) && !REWRITTEN.has(lower)) headers.push(name, value);
     }
   }
+  if (hosts > 1) host = undefined; // RFC 9112 §3.2: more than one Host is a bad request
+  let path = url;
+  if (url.charCodeAt(0) !== 47 /* / */ && url !== '*') {
+    // Absolute form (`GET http://host/path`): the target's authority wins over Host (RFC 9112 §3.2.2).
+    const target = absoluteTarget(url);
+    if (target === undefined) host = undefined;
+    else ({ host, path } = target);
+  }
   const out = extra === undefined ? headers : without(headers, extra);
+  if (host !== undefined) out.push('Host', host);
   if (upgrade && upgradeValue !== undefined) out.push('Connection', 'Upgrade', 'Upgrade', upgradeValue);
   out.push('X-Forwarded-For', xff === undefined ? clientIp : `${xff}, ${clientIp}`, 'X-Forwarded-Proto', proto);
   if (host !== undefined) out.push('X-Forwarded-Host', host);
-  return { headers: out, host, hasBody };
+  return { headers: out, host, path, hasBody };
+}
+
+function absoluteTarget(url: string): { host: string; path: string } | undefined {
+  try {
+    const parsed = new URL(url);
+    if ((parsed.protocol !== 'http:' && parsed.protocol !== 'https:') || parsed.host === '') return undefined;
+    return { host: parsed.host, path: `${parsed.pathname}${parsed.search}` };
+  } catch {
+    return undefined;
+  }
 }
 
 /** Rewrites an upstream response's headers (undici's lowercase object) into a flat array for `writeHead`. */

@@ -14,7 +14,8 @@ import { isPaused } from './pause-gate.ts';
 import type { PauseGate } from './pause-gate.ts';
 import { nextUpstream } from './route-table.ts';
 import type { ActiveRoute, RouteTable } from './route-table.ts';
-import type { Tracked, UpstreamEntry, Upstreams } from './upstreams.ts';
+import { Tracked } from './upstreams.ts';
+import type { UpstreamEntry, Upstreams } from './upstreams.ts';
 
 /** What the forwarding code of one listener needs. */
 export interface ForwardContext {
@@ -26,11 +27,13 @@ export interface ForwardContext {
   proto: 'http' | 'https';
   /** True once the proxy is shutting down: new requests get 503. */
   closing: () => boolean;
+  /** How long an upstream may take to send response headers (default HEADERS_TIMEOUT_MS). */
+  headersTimeoutMs: number;
 }
 
 /** The short texts of the proxy's own answers. */
 export const MESSAGES = {
-  noHost: 'depad proxy: the request has no Host header',
+  noHost: 'depad proxy: the request has no Host header, or more than one',
   noRoute: 'depad proxy: no route for this host',
   noUpstream: 'depad proxy: the service has no running instance',
   pausedTooLong: 'depad proxy: the service was paused for too long',
@@ -55,8 +58,16 @@ export function replyText(res: ServerResponse, status: number, text: string): vo
 
 const ENDED_BY_PROXY = 'request ended by the proxy';
 
+/** How long an upstream may take to send response headers (checked about once a second). */
+export const HEADERS_TIMEOUT_MS = 300_000;
+
+/** The error a request is aborted with when its upstream sends no headers in time. */
+class HeadersTimeout extends Error {
+  readonly code = 'UND_ERR_HEADERS_TIMEOUT';
+}
+
 /** One forwarded request: undici's handler for it, and the work item its upstream tracks. */
-class ForwardedRequest implements Dispatcher.DispatchHandler, Tracked {
+class ForwardedRequest extends Tracked implements Dispatcher.DispatchHandler {
   readonly kind = 'request' as const;
   readonly #entry: UpstreamEntry;
   readonly #res: ServerResponse;
@@ -64,22 +75,45 @@ class ForwardedRequest implements Dispatcher.DispatchHandler, Tracked {
   #done = false;
   #aborted = false;
   #waitingForDrain = false;
+  /** When response headers are due (ms since epoch); Infinity once they came. */
+  #headersDue: number;
+  #timedOut = false;
 
-  constructor(entry: UpstreamEntry, res: ServerResponse) {
+  constructor(entry: UpstreamEntry, res: ServerResponse, headersTimeoutMs: number) {
+    super();
     this.#entry = entry;
     this.#res = res;
+    this.#headersDue = Date.now() + headersTimeoutMs;
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.#controller = controller;
     if (this.#aborted) controller.abort(new Error(ENDED_BY_PROXY));
+    else if (this.#timedOut) controller.abort(new HeadersTimeout('the upstream sent no response headers in time'));
+  }
+
+  /** Headers overdue: abort the upstream request; onResponseError answers 504. */
+  override expire(now: number): void {
+    if (now < this.#headersDue || this.#done) return;
+    this.#headersDue = Infinity;
+    this.#timedOut = true;
+    this.#controller?.abort(new HeadersTimeout('the upstream sent no response headers in time'));
   }
 
   onResponseStart(_c: Dispatcher.DispatchController, status: number, headers: Record<string, string | string[] | undefined>, statusMessage?: string): void {
     const res = this.#res;
     if (status < 200 || res.destroyed) return; // 1xx informational: not relayed
-    if (statusMessage) res.writeHead(status, statusMessage, forwardResponseHeaders(headers));
-    else res.writeHead(status, forwardResponseHeaders(headers));
+    this.#headersDue = Infinity;
+    try {
+      if (statusMessage) res.writeHead(status, statusMessage, forwardResponseHeaders(headers));
+      else res.writeHead(status, forwardResponseHeaders(headers));
+    } catch (error) {
+      // A status line or header node:http refuses to send (invalid characters): the upstream's fault.
+      this.#entry.failed(error as Error, 'response');
+      replyText(res, 502, MESSAGES.badGateway);
+      this.#abort();
+      this.#finish();
+    }
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -139,11 +173,11 @@ function forward(ctx: ForwardContext, active: ActiveRoute, req: IncomingMessage,
   const i = nextUpstream(active);
   if (i < 0) return replyText(res, 503, MESSAGES.noUpstream);
   const entry = ctx.upstreams.entry(active.keys[i] as string);
-  const job = new ForwardedRequest(entry, res);
+  const job = new ForwardedRequest(entry, res, ctx.headersTimeoutMs);
   entry.add(job);
   res.on('close', () => job.clientClosed());
   const options: Dispatcher.DispatchOptions = {
-    path: req.url ?? '/',
+    path: head.path,
     method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
     headers: head.headers,
     body: head.hasBody ? req : null,
@@ -173,7 +207,7 @@ export function createRequestHandler(ctx: ForwardContext): (req: IncomingMessage
       res.shouldKeepAlive = false;
       return replyText(res, 503, MESSAGES.closing);
     }
-    const head = forwardRequestHeaders(req.rawHeaders, req.socket.remoteAddress ?? '', ctx.proto, false);
+    const head = forwardRequestHeaders(req.rawHeaders, req.url ?? '/', req.socket.remoteAddress ?? '', ctx.proto, false);
     if (head.host === undefined) return replyText(res, 400, MESSAGES.noHost);
     const active = ctx.table.httpRoute(head.host);
     if (active === undefined) return replyText(res, 404, MESSAGES.noRoute);

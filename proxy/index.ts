@@ -9,12 +9,11 @@ import { readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import path from 'node:path';
 import { createLogger } from '../src/logger.ts';
 import type { Logger } from '../src/logger.ts';
 import { startControlServer } from './control-server.ts';
 import type { ControlServer } from './control-server.ts';
-import { createRequestHandler } from './http-proxy.ts';
+import { HEADERS_TIMEOUT_MS, createRequestHandler } from './http-proxy.ts';
 import type { ForwardContext } from './http-proxy.ts';
 import { PauseGate } from './pause-gate.ts';
 import { RouteTable } from './route-table.ts';
@@ -25,22 +24,18 @@ import { Upstreams } from './upstreams.ts';
 import type { UpstreamLoad } from './upstreams.ts';
 import { createUpgradeHandler } from './ws-proxy.ts';
 
+/** The CLI's client of the control channel (import `./client.ts` directly to avoid loading the proxy). */
 export { ProxyClient } from './client.ts';
-export type { ProxyClientOptions } from './client.ts';
+/** The client's options, health answer and route-change result. */
+export type { ProxyClientOptions, ProxyHealth, RouteChange } from './client.ts';
+/** The shared vocabulary (types.ts). */
 export type { DrainResult, Route, RouteSnapshot, Upstream } from './types.ts';
+/** In-flight counts per upstream, as `load()` reports them. */
+export type { UpstreamLoad } from './upstreams.ts';
 
-/** Where a proxy keeps its files inside its state directory. */
-export interface ProxyPaths {
-  /** The saved route snapshot (`routes.json`). */
-  snapshotFile: string;
-  /** The control channel's unix socket (`control.sock`). */
-  socketPath: string;
-}
-
-/** The proxy's file paths for `stateDir`. */
-export function proxyPaths(stateDir: string): ProxyPaths {
-  return { snapshotFile: path.join(stateDir, 'routes.json'), socketPath: path.join(stateDir, 'control.sock') };
-}
+export { proxyPaths } from './paths.ts';
+import { proxyPaths, type ProxyPaths } from './paths.ts';
+export type { ProxyPaths } from './paths.ts';
 
 /** Options of `startProxy`. */
 export interface ProxyOptions {
@@ -56,6 +51,8 @@ export interface ProxyOptions {
   logger?: Logger;
   /** How long `close()` waits for in-flight work before ending it (default 10 000 ms). */
   closeTimeoutMs?: number;
+  /** How long an upstream may take to send response headers before the client gets 504 (default 300 000 ms, checked once a second). */
+  headersTimeoutMs?: number;
 }
 
 /** A running proxy. */
@@ -101,10 +98,19 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
   const upstreams = new Upstreams(log);
   const gate = new PauseGate();
   let closing = false;
-  const ctx: ForwardContext = { table, upstreams, gate, log, proto: 'http', closing: () => closing };
+  const ctx: ForwardContext = {
+    table,
+    upstreams,
+    gate,
+    log,
+    proto: 'http',
+    closing: () => closing,
+    headersTimeoutMs: options.headersTimeoutMs ?? HEADERS_TIMEOUT_MS,
+  };
   const tcp = new TcpListeners({ table, upstreams, gate, log, host: options.tcpHost ?? '0.0.0.0' });
   table.onChange((snapshot) => {
     gate.wake();
+    upstreams.prune(snapshot);
     return tcp.sync(snapshot);
   });
 

@@ -12,7 +12,8 @@ import type { PauseGate } from './pause-gate.ts';
 import { nextUpstream } from './route-table.ts';
 import type { ActiveRoute, RouteTable } from './route-table.ts';
 import type { RouteSnapshot } from './types.ts';
-import type { Tracked, Upstreams } from './upstreams.ts';
+import { SocketPair } from './upstreams.ts';
+import type { Upstreams } from './upstreams.ts';
 
 /** What the TCP listeners need. */
 export interface TcpContext {
@@ -34,13 +35,7 @@ function connect(ctx: TcpContext, active: ActiveRoute, client: net.Socket): void
   const upstream = active.route.upstreams[i] as ActiveRoute['route']['upstreams'][number];
   const entry = ctx.upstreams.entry(active.keys[i] as string);
   const up = net.connect({ host: upstream.host, port: upstream.port, allowHalfOpen: true, noDelay: true });
-  const work: Tracked = {
-    kind: 'tcp',
-    destroy() {
-      client.destroy();
-      up.destroy();
-    },
-  };
+  const work = new SocketPair('tcp', client, up);
   entry.add(work);
   up.once('connect', () => {
     client.pipe(up);

@@ -3,20 +3,63 @@
  * connections, and everything in flight to it (HTTP requests, upgraded WebSockets, TCP
  * connections), so that `drain` can wait for that work to finish, or end what remains.
  */
+import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import type { Duplex } from 'node:stream';
 import { Pool } from 'undici';
 import type { Logger } from '../src/logger.ts';
 import { upstreamKey } from './route-table.ts';
-import type { DrainResult, Upstream } from './types.ts';
+import type { DrainResult, RouteSnapshot, Upstream } from './types.ts';
 
 /** Kinds of work tracked per upstream. */
 export type WorkKind = 'request' | 'websocket' | 'tcp';
 
-/** One piece of in-flight work: counted until released, ended by `destroy` when a drain times out. */
-export interface Tracked {
-  readonly kind: WorkKind;
-  /** Ends the work at once (both sides); must lead to `release`. */
-  destroy(): void;
+/**
+ * One piece of in-flight work: counted on its upstream until released, ended by `destroy` when
+ * a drain times out. Entries keep their work in an intrusive linked list (the links live here):
+ * a Set churned at every request made V8 promote in-flight objects and slowed scavenges 10×.
+ */
+export abstract class Tracked {
+  abstract readonly kind: WorkKind;
+  /** Ends the work at once (both sides). */
+  abstract destroy(): void;
+  /** Called about once a second with `Date.now()`: ends the work if it is overdue (default: never). */
+  expire(_now: number): void {}
+  /** The entry this work is counted on, while it is. */
+  trackedBy: UpstreamEntry | null = null;
+  /** Links of the entry's in-flight list. */
+  prevWork: Tracked | null = null;
+  nextWork: Tracked | null = null;
+}
+
+/** A pair of piped sockets (an upgraded WebSocket or a TCP route connection) as tracked work. */
+export class SocketPair extends Tracked {
+  readonly kind: 'websocket' | 'tcp';
+  readonly #a: Duplex;
+  readonly #b: Duplex;
+
+  constructor(kind: 'websocket' | 'tcp', a: Duplex, b: Duplex) {
+    super();
+    this.kind = kind;
+    this.#a = a;
+    this.#b = b;
+  }
+
+  /** Resets both connections. */
+  destroy(): void {
+    abortSocket(this.#a);
+    abortSocket(this.#b);
+  }
+}
+
+/** Ends a connection abruptly (TCP RST where possible), so the peer sees an abort, not a clean close. */
+export function abortSocket(socket: Duplex): void {
+  if (socket.destroyed) return;
+  try {
+    (socket as Socket).resetAndDestroy();
+  } catch {
+    socket.destroy();
+  }
 }
 
 /** Counts of in-flight work for one upstream. */
@@ -26,12 +69,15 @@ export interface UpstreamLoad {
   tcp: number;
 }
 
-/** Pool settings for every upstream: keep-alive, no body idle timeout (SSE, long polls), 5 min to headers. */
+/**
+ * Pool settings for every upstream: keep-alive, no body idle timeout (SSE, long polls), and no
+ * per-request headers timer (undici arms one per request; `Upstreams` sweeps instead, once a second).
+ */
 const POOL_OPTIONS: Pool.Options = {
   connections: null,
   pipelining: 1,
   keepAliveTimeout: 4_000,
-  headersTimeout: 300_000,
+  headersTimeout: 0,
   bodyTimeout: 0,
   connectTimeout: 10_000,
 };
@@ -40,8 +86,9 @@ const POOL_OPTIONS: Pool.Options = {
 export class UpstreamEntry {
   readonly key: string;
   readonly origin: string;
-  readonly active = new Set<Tracked>();
   readonly load: UpstreamLoad = { requests: 0, websockets: 0, tcp: 0 };
+  #size = 0;
+  #head: Tracked | null = null;
   #pool: Pool | undefined;
   #idleWaiters: (() => void)[] = [];
   #lastWarn = 0;
@@ -53,6 +100,11 @@ export class UpstreamEntry {
     this.#log = log;
   }
 
+  /** Number of pieces of work in flight. */
+  get size(): number {
+    return this.#size;
+  }
+
   /** The keep-alive connection pool to this upstream (created on first use). */
   pool(): Pool {
     return (this.#pool ??= new Pool(this.origin, POOL_OPTIONS));
@@ -60,24 +112,44 @@ export class UpstreamEntry {
 
   /** Counts `work` as in flight. */
   add(work: Tracked): void {
-    this.active.add(work);
+    if (work.trackedBy !== null) return;
+    work.trackedBy = this;
+    work.nextWork = this.#head;
+    if (this.#head !== null) this.#head.prevWork = work;
+    this.#head = work;
+    this.#size++;
     this.#count(work.kind, 1);
   }
 
   /** Stops counting `work` (idempotent); wakes drains once nothing is left. */
   release(work: Tracked): void {
-    if (!this.active.delete(work)) return;
+    if (work.trackedBy !== this) return;
+    const { prevWork, nextWork } = work;
+    if (prevWork !== null) prevWork.nextWork = nextWork;
+    else this.#head = nextWork;
+    if (nextWork !== null) nextWork.prevWork = prevWork;
+    work.trackedBy = work.prevWork = work.nextWork = null;
+    this.#size--;
     this.#count(work.kind, -1);
-    if (this.active.size === 0 && this.#idleWaiters.length > 0) {
+    if (this.#size === 0 && this.#idleWaiters.length > 0) {
       const waiters = this.#idleWaiters;
       this.#idleWaiters = [];
       for (const wake of waiters) wake();
     }
   }
 
+  /** Lets every piece of work check whether it is overdue. */
+  expire(now: number): void {
+    for (let w = this.#head; w !== null; ) {
+      const next = w.nextWork;
+      w.expire(now);
+      w = next;
+    }
+  }
+
   /** Resolves once nothing is in flight, or after `timeoutMs`. */
   whenIdle(timeoutMs: number): Promise<void> {
-    if (this.active.size === 0) return Promise.resolve();
+    if (this.#size === 0) return Promise.resolve();
     return new Promise((resolve) => {
       const timer = setTimeout(done, timeoutMs);
       function done(): void {
@@ -102,7 +174,8 @@ export class UpstreamEntry {
 
   /** Destroys all remaining work and closes the pool. Returns how much work was destroyed. */
   async close(): Promise<number> {
-    const remaining = [...this.active];
+    const remaining: Tracked[] = [];
+    for (let w = this.#head; w !== null; w = w.nextWork) remaining.push(w);
     for (const work of remaining) work.destroy();
     for (const work of remaining) this.release(work);
     const pool = this.#pool;
@@ -122,9 +195,16 @@ export class UpstreamEntry {
 export class Upstreams {
   readonly #entries = new Map<string, UpstreamEntry>();
   readonly #log: Logger;
+  readonly #sweeper: NodeJS.Timeout;
 
   constructor(log: Logger) {
     this.#log = log;
+    this.#sweeper = setInterval(() => this.#sweep(), 1000).unref();
+  }
+
+  #sweep(): void {
+    const now = Date.now();
+    for (const entry of this.#entries.values()) entry.expire(now);
   }
 
   /** The entry for `key` (created on first use). */
@@ -137,10 +217,24 @@ export class Upstreams {
     return entry;
   }
 
+  /**
+   * Closes the pools of upstreams no route uses any more and that have nothing in flight (the
+   * others are left to their drain). Called after every route change.
+   */
+  prune(snapshot: RouteSnapshot): void {
+    const used = new Set<string>();
+    for (const route of snapshot.routes) for (const u of route.upstreams) used.add(upstreamKey(u));
+    for (const [key, entry] of this.#entries) {
+      if (used.has(key) || entry.size > 0) continue;
+      this.#entries.delete(key);
+      void entry.close();
+    }
+  }
+
   /** In-flight counts of every upstream that has any. */
   stats(): Record<string, UpstreamLoad> {
     const out: Record<string, UpstreamLoad> = {};
-    for (const [key, entry] of this.#entries) if (entry.active.size > 0) out[key] = { ...entry.load };
+    for (const [key, entry] of this.#entries) if (entry.size > 0) out[key] = { ...entry.load };
     return out;
   }
 
@@ -164,6 +258,7 @@ export class Upstreams {
 
   /** Waits (at most `timeoutMs`) for every upstream to go idle, then closes them all. Returns how much work was destroyed. */
   async closeAll(timeoutMs: number): Promise<number> {
+    clearInterval(this.#sweeper);
     const entries = [...this.#entries.values()];
     this.#entries.clear();
     const deadline = Date.now() + timeoutMs;

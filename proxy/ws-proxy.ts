@@ -14,7 +14,7 @@ import type { ForwardContext } from './http-proxy.ts';
 import { isPaused } from './pause-gate.ts';
 import { nextUpstream } from './route-table.ts';
 import type { ActiveRoute } from './route-table.ts';
-import type { Tracked } from './upstreams.ts';
+import { SocketPair } from './upstreams.ts';
 
 const REASONS: Record<number, string> = { 400: 'Bad Request', 404: 'Not Found', 502: 'Bad Gateway', 503: 'Service Unavailable' };
 
@@ -30,7 +30,7 @@ function replyRaw(socket: Duplex, status: number, text: string): void {
 
 /** The request head as written to the upstream. */
 function requestHead(req: IncomingMessage, head: ForwardedHead): string {
-  let text = `${req.method ?? 'GET'} ${req.url ?? '/'} HTTP/1.1\r\n`;
+  let text = `${req.method ?? 'GET'} ${head.path} HTTP/1.1\r\n`;
   const h = head.headers;
   for (let i = 0; i < h.length; i += 2) text += `${h[i] as string}: ${h[i + 1] as string}\r\n`;
   return `${text}\r\n`;
@@ -43,13 +43,7 @@ function connect(ctx: ForwardContext, active: ActiveRoute, req: IncomingMessage,
   const entry = ctx.upstreams.entry(active.keys[i] as string);
   const up = net.connect({ host: upstream.host, port: upstream.port });
   let connected = false;
-  const work: Tracked = {
-    kind: 'websocket',
-    destroy() {
-      socket.destroy();
-      up.destroy();
-    },
-  };
+  const work = new SocketPair('websocket', socket, up);
   entry.add(work);
   const release = () => entry.release(work);
   up.setNoDelay(true);
@@ -82,7 +76,7 @@ export function createUpgradeHandler(ctx: ForwardContext): (req: IncomingMessage
   return function handleUpgrade(req, socket, first) {
     socket.on('error', () => socket.destroy());
     if (ctx.closing()) return replyRaw(socket, 503, MESSAGES.closing);
-    const head = forwardRequestHeaders(req.rawHeaders, req.socket.remoteAddress ?? '', ctx.proto, true);
+    const head = forwardRequestHeaders(req.rawHeaders, req.url ?? '/', req.socket.remoteAddress ?? '', ctx.proto, true);
     if (head.host === undefined) return replyRaw(socket, 400, MESSAGES.noHost);
     const host = head.host;
     const active = ctx.table.httpRoute(host);

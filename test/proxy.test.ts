@@ -57,9 +57,9 @@ async function stateDir(t: ExecutionContext): Promise<string> {
   return dir;
 }
 
-async function proxy(t: ExecutionContext, dir?: string): Promise<Proxy> {
+async function proxy(t: ExecutionContext, dir?: string, options: { headersTimeoutMs?: number } = {}): Promise<Proxy> {
   const state = dir ?? (await stateDir(t));
-  const handle = await startProxy({ stateDir: state, httpPort: 0, httpHost: '127.0.0.1', tcpHost: '127.0.0.1', logger: silentLogger, closeTimeoutMs: 2000 });
+  const handle = await startProxy({ stateDir: state, httpPort: 0, httpHost: '127.0.0.1', tcpHost: '127.0.0.1', logger: silentLogger, closeTimeoutMs: 2000, ...options });
   t.teardown(() => handle.close());
   return { ...handle, stateDir: state, client: new ProxyClient(proxyPaths(state)) };
 }
@@ -112,6 +112,15 @@ async function freePort(): Promise<number> {
   return port;
 }
 
+/** Resolves once `condition()` holds (polled every 10 ms; fails after 5 s). */
+async function until(condition: () => boolean, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
 /** A port nothing listens on. */
 const deadPort = freePort;
 
@@ -136,6 +145,24 @@ test('routes by Host (any case, with a port) and answers 404 for an unknown host
   const missing = await request(p, 'c.test');
   t.is(missing.status, 404);
   t.regex(missing.body.toString(), /no route/);
+});
+
+test('an absolute-form target is routed by its authority; a repeated Host header is refused', async (t) => {
+  const a = await upstream(t, 'A');
+  const b = await upstream(t, 'B');
+  const p = await proxy(t);
+  await p.client.setDeploymentRoutes('one', [httpRoute('one', 'web', ['a.test'], [a.port]), httpRoute('one', 'api', ['b.test'], [b.port])]);
+  const absolute = await request(p, 'a.test', { path: 'http://b.test/x?y=1' });
+  t.is(absolute.body.toString(), 'B');
+  t.is((b.seen[0] as http.IncomingHttpHeaders).host, 'b.test');
+  const raw = await new Promise<string>((resolve) => {
+    const socket = net.connect(p.httpPort, '127.0.0.1', () => socket.end('GET / HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\n\r\n'));
+    let text = '';
+    socket.on('data', (d: Buffer) => (text += d.toString()));
+    socket.on('close', () => resolve(text));
+  });
+  t.regex(raw, /^HTTP\/1\.1 400 /);
+  t.is(a.seen.length + b.seen.length, 1);
 });
 
 test('sets X-Forwarded-For (appended), -Proto and -Host; strips hop-by-hop headers both ways', async (t) => {
@@ -180,6 +207,16 @@ test('502 when the upstream resets the connection mid-request', async (t) => {
   t.is((await request(p, 'a.test')).status, 502);
 });
 
+test('504 when the upstream sends no response headers in time', async (t) => {
+  const hanging = await upstream(t, 'hang', () => {});
+  const p = await proxy(t, undefined, { headersTimeoutMs: 300 });
+  await p.client.setDeploymentRoutes('one', [httpRoute('one', 'web', ['a.test'], [hanging.port])]);
+  const reply = await request(p, 'a.test');
+  t.is(reply.status, 504);
+  t.regex(reply.body.toString(), /in time/);
+  t.deepEqual(p.load(), {});
+});
+
 test('streams a POST body of several MB both ways, with and without Content-Length', async (t) => {
   const a = await upstream(t, 'A', (req, res) => {
     res.setHeader('content-type', 'application/octet-stream');
@@ -195,6 +232,36 @@ test('streams a POST body of several MB both ways, with and without Content-Leng
   const chunked = await request(p, 'a.test', { method: 'PUT', body, headers: { 'transfer-encoding': 'chunked' } });
   t.is(chunked.status, 200);
   t.is(sha(chunked.body), sha(body));
+});
+
+test('backpressure: a client that stops reading stops the upstream from sending', async (t) => {
+  const total = 64 * 1024 * 1024;
+  const chunk = Buffer.alloc(64 * 1024, 7);
+  let written = 0;
+  const a = await upstream(t, 'A', (_req, res) => {
+    res.setHeader('content-length', total);
+    const pump = () => {
+      while (written < total) {
+        written += chunk.length;
+        if (!res.write(chunk)) return void res.once('drain', pump);
+      }
+      res.end();
+    };
+    pump();
+  });
+  const p = await proxy(t);
+  await p.client.setDeploymentRoutes('one', [httpRoute('one', 'web', ['a.test'], [a.port])]);
+  const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port: p.httpPort, headers: { host: 'a.test' }, agent: false }, resolve).on('error', reject);
+  });
+  res.pause();
+  await sleep(500);
+  t.true(written < total / 4, `upstream wrote ${written} bytes while the client read nothing`);
+  let received = 0;
+  res.on('data', (c: Buffer) => (received += c.length));
+  res.resume();
+  await new Promise((resolve) => res.on('end', resolve));
+  t.is(received, total);
 });
 
 test('keep-alive client connections are reused, and so are upstream connections', async (t) => {
@@ -235,9 +302,10 @@ test('switching the route while a client loops on a keep-alive connection: no fa
       else failures++;
     }
   })();
-  await sleep(300);
+  await until(() => seen.length >= 20, 'requests to A');
   await p.client.setDeploymentRoutes('one', [httpRoute('one', 'web', ['a.test'], [b.port])]);
-  await sleep(300);
+  const switchedAt = seen.length;
+  await until(() => seen.length >= switchedAt + 20, 'requests after the switch');
   stop = true;
   await loop;
   t.is(failures, 0);
@@ -248,18 +316,20 @@ test('switching the route while a client loops on a keep-alive connection: no fa
 });
 
 test('drain waits for a slow in-flight request, then reports drained', async (t) => {
-  const slow = await upstream(t, 'slow', (_req, res) => void sleep(500).then(() => res.end('slow')));
+  let answeredAt = Infinity;
+  const slow = await upstream(t, 'slow', (_req, res) => void sleep(500).then(() => ((answeredAt = Date.now()), res.end('slow'))));
   const b = await upstream(t, 'B');
   const p = await proxy(t);
   await p.client.setDeploymentRoutes('one', [httpRoute('one', 'web', ['a.test'], [slow.port])]);
   const pending = request(p, 'a.test');
-  await sleep(100);
+  await until(() => slow.seen.length === 1, 'the request to reach the upstream');
   t.deepEqual(p.load()[`127.0.0.1:${slow.port}`], { requests: 1, websockets: 0, tcp: 0 });
   await p.client.setDeploymentRoutes('one', [httpRoute('one', 'web', ['a.test'], [b.port])]);
   const result = await p.client.drain({ host: '127.0.0.1', port: slow.port }, 5000);
   t.true(result.drained);
   t.is(result.remaining, 0);
-  t.true(result.waitedMs >= 300, `waited ${result.waitedMs} ms`);
+  t.true(Date.now() >= answeredAt, 'drain returned after the upstream answered');
+  t.true(result.waitedMs > 0);
   const reply = await pending;
   t.is(reply.status, 200);
   t.is(reply.body.toString(), 'slow');
@@ -274,7 +344,7 @@ test('drain timeout destroys a hanging request and reports what remained', async
     () => 'answered',
     (error: Error) => error.message,
   );
-  await sleep(100);
+  await until(() => hanging.seen.length === 1, 'the request to reach the upstream');
   const result = await p.client.drain({ host: '127.0.0.1', port: hanging.port }, 300);
   t.false(result.drained);
   t.is(result.remaining, 1);
@@ -512,12 +582,12 @@ test('pause: a request waits while paused and succeeds once the route points to 
 test('pause: a request still waiting at the deadline gets 503', async (t) => {
   const a = await upstream(t, 'A');
   const p = await proxy(t);
-  await p.client.setDeploymentRoutes('one', [httpRoute('one', 'web', ['a.test'], [a.port], { pausedUntil: Date.now() + 400 })]);
-  const started = Date.now();
+  const deadline = Date.now() + 1000;
+  await p.client.setDeploymentRoutes('one', [httpRoute('one', 'web', ['a.test'], [a.port], { pausedUntil: deadline })]);
   const reply = await request(p, 'a.test');
   t.is(reply.status, 503);
   t.regex(reply.body.toString(), /paused/);
-  t.true(Date.now() - started >= 350);
+  t.true(Date.now() >= deadline, 'answered at the deadline, not before');
   t.is(a.seen.length, 0);
 });
 
@@ -659,7 +729,7 @@ test('close() lets an in-flight request finish before stopping', async (t) => {
   const p = await proxy(t);
   await p.client.setDeploymentRoutes('one', [httpRoute('one', 'web', ['a.test'], [slow.port])]);
   const pending = request(p, 'a.test');
-  await sleep(50);
+  await until(() => slow.seen.length === 1, 'the request to reach the upstream');
   await p.close();
   t.is((await pending).body.toString(), 'done');
   t.false(await p.client.running());

@@ -21,12 +21,15 @@ const version = async (port: number, name: string) => (JSON.parse((await getVia(
 /** One line of the node-app's TCP protocol through `port`, on an existing socket. */
 function ask(socket: net.Socket, line: string): Promise<string> {
   return new Promise((resolve, reject) => {
+    const onClose = () => reject(new Error(`connection closed before an answer to ${line}`));
     const onData = (d: Buffer) => {
       socket.off('error', reject);
+      socket.off('close', onClose);
       resolve(d.toString().trim());
     };
     socket.once('data', onData);
     socket.once('error', reject);
+    socket.once('close', onClose);
     socket.write(line + '\n');
   });
 }

@@ -5,7 +5,6 @@
  */
 import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
-import { startProxy } from '../../proxy/index.ts';
 import { resolveHome } from '../home.ts';
 import { cliLogger, type CommandOptions } from './runtime.ts';
 import { processOutput } from './output.ts';
@@ -36,6 +35,8 @@ export function addProxyCommand(parent: Command): void {
       const output = processOutput(Boolean(g.json));
       const home = g.home ?? resolveHome();
       const httpPort = (opts.httpPort as number | undefined) ?? (process.getuid?.() === 0 ? 80 : 8080);
+      // Loaded here, so that other commands do not pay for the proxy server and undici at start.
+      const { startProxy } = await import('../../proxy/index.ts');
       const proxy = await startProxy({
         stateDir: proxyStateDir(home),
         httpPort,

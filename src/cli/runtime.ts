@@ -10,7 +10,9 @@ import { createLogger, type LogLevel, type Logger } from '../logger.ts';
 import type { OpContext } from '../deploy/context.ts';
 import { recoverJournal } from '../deploy/recover.ts';
 import { Store } from '../store/store.ts';
-import { ProxyClient, proxyPaths } from '../../proxy/index.ts';
+// The client and paths only: ordinary commands do not load the proxy server (or undici).
+import { ProxyClient } from '../../proxy/client.ts';
+import { proxyPaths } from '../../proxy/paths.ts';
 import { proxyStateDir } from './proxy-command.ts';
 import type { Command } from 'commander';
 import { resolveDeployment } from '../deploy/resolve.ts';

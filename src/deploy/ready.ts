@@ -22,8 +22,11 @@ export async function waitReady(ctx: OpContext, id: string, service: ServicePlan
   if (service.health && hostPort !== undefined) {
     ctx.progress({ step: 'wait', service: service.name, message: `checking ${label} on port ${hostPort} (${service.health.kind === 'http' ? `GET ${service.health.path}` : 'tcp connect'})` });
     let last = 'no answer yet';
+    // A TCP check goes to the container's own address: docker-proxy accepts on the published
+    // port before the application listens, so a connect there proves nothing.
+    const direct = Object.values(state?.networks ?? {}).find(Boolean);
     for (let delay = 50; ; delay = Math.min(delay * 2, 250)) {
-      const result = await probe(service, hostPort);
+      const result = await probe(service, hostPort, direct);
       if (result === true) return;
       last = result;
       const now = await ctx.engine.inspectContainer(id);
@@ -42,13 +45,14 @@ export async function waitReady(ctx: OpContext, id: string, service: ServicePlan
   }
 }
 
-/** One check from the host: true, or what went wrong. */
-async function probe(service: ServicePlan, port: number): Promise<true | string> {
+/** One check from the host: true, or what went wrong. TCP goes to `containerIp` on the container port when known. */
+async function probe(service: ServicePlan, port: number, containerIp: string | undefined): Promise<true | string> {
   const host = service.upstreamHost;
   const check = service.health!;
   if (check.kind === 'tcp') {
+    const target = containerIp && service.route ? { host: containerIp, port: service.route.port } : { host, port };
     return new Promise((resolve) => {
-      const socket = net.connect({ host, port, timeout: 2000 });
+      const socket = net.connect({ ...target, timeout: 2000 });
       socket.once('connect', () => (socket.destroy(), resolve(true)));
       socket.once('timeout', () => (socket.destroy(), resolve('connect timed out')));
       socket.once('error', (e) => resolve(e.message));

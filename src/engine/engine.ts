@@ -2,7 +2,7 @@
  * The only module that talks to the Docker Engine (through dockerode). It carries out plans and
  * reports state; it decides nothing. Every engine failure leaves here as a DepadError.
  */
-import Docker from 'dockerode';
+import type Docker from 'dockerode';
 import { DepadError } from '../errors.ts';
 import { LogDemuxer, type LogLine } from './logs.ts';
 import type { ContainerPlan, ContainerState, EngineObject, NetworkPlan, VolumePlan } from './types.ts';
@@ -18,13 +18,22 @@ export type LabelFilter = Record<string, string | null>;
 
 /** A connection to the Docker Engine. */
 export class Engine {
-  readonly #docker: Docker;
+  #client: Promise<Docker> | undefined;
+  readonly #host: string | undefined;
   readonly address: string;
 
   constructor(options: EngineOptions = {}) {
-    const host = options.host ?? process.env.DOCKER_HOST;
-    this.address = host ?? 'unix:///var/run/docker.sock';
-    this.#docker = host?.startsWith('unix://') ? new Docker({ socketPath: host.slice('unix://'.length) }) : new Docker();
+    this.#host = options.host ?? process.env.DOCKER_HOST;
+    this.address = this.#host ?? 'unix:///var/run/docker.sock';
+  }
+
+  /** dockerode, loaded on first use (it takes ~0.1 s to load; --help and config errors never need it). */
+  #docker(): Promise<Docker> {
+    this.#client ??= import('dockerode').then(({ default: Dockerode }) => {
+      const host = this.#host;
+      return host?.startsWith('unix://') ? new Dockerode({ socketPath: host.slice('unix://'.length) }) : new Dockerode();
+    });
+    return this.#client;
   }
 
   /** Fails with DEPAD_ENGINE_UNAVAILABLE unless the engine answers within `timeoutMs`. */
@@ -34,7 +43,7 @@ export class Engine {
       timer = setTimeout(() => reject(Object.assign(new Error('no answer'), { code: 'ETIMEDOUT' })), timeoutMs);
     });
     try {
-      await Promise.race([this.#docker.ping(), timeout]);
+      await Promise.race([(await this.#docker()).ping(), timeout]);
     } catch (error) {
       throw this.#wrap(error, 'ping the engine');
     } finally {
@@ -45,7 +54,7 @@ export class Engine {
   /** The image's ID, or undefined when the image is not on this host. */
   async imageId(ref: string): Promise<string | undefined> {
     try {
-      const info = await this.#docker.getImage(ref).inspect();
+      const info = await (await this.#docker()).getImage(ref).inspect();
       return info.Id;
     } catch (error) {
       if (statusOf(error) === 404) return undefined;
@@ -56,9 +65,10 @@ export class Engine {
   /** Pulls an image from its registry. */
   async pullImage(ref: string): Promise<void> {
     try {
-      const stream = (await this.#docker.pull(ref)) as NodeJS.ReadableStream;
+      const docker = await this.#docker();
+      const stream = (await docker.pull(ref)) as NodeJS.ReadableStream;
       await new Promise<void>((resolve, reject) => {
-        this.#docker.modem.followProgress(stream, (err: Error | null, output: Array<{ error?: string }>) => {
+        docker.modem.followProgress(stream, (err: Error | null, output: Array<{ error?: string }>) => {
           const failed = output?.find((o) => o.error);
           if (err) reject(err);
           else if (failed) reject(new Error(failed.error));
@@ -75,7 +85,7 @@ export class Engine {
     try {
       const filters: Record<string, string[]> = { label: labelFilters(labels) };
       if (name) filters.name = [name];
-      const list = await this.#docker.listNetworks({ filters });
+      const list = await (await this.#docker()).listNetworks({ filters });
       return list
         .filter((n) => name === undefined || n.Name === name)
         .map((n) => ({ name: n.Name, id: n.Id, labels: n.Labels ?? {} }));
@@ -92,7 +102,7 @@ export class Engine {
       });
     }
     try {
-      const network = await this.#docker.createNetwork({
+      const network = await (await this.#docker()).createNetwork({
         Name: plan.name,
         Driver: plan.driver,
         Internal: plan.internal,
@@ -109,7 +119,7 @@ export class Engine {
   /** Removes a network; a missing one is not an error. */
   async removeNetwork(idOrName: string): Promise<void> {
     try {
-      await this.#docker.getNetwork(idOrName).remove();
+      await (await this.#docker()).getNetwork(idOrName).remove();
     } catch (error) {
       if (statusOf(error) !== 404) throw this.#wrap(error, `remove network ${idOrName}`);
     }
@@ -118,7 +128,7 @@ export class Engine {
   /** depad's volumes matching the labels. */
   async listVolumes(labels: LabelFilter): Promise<EngineObject[]> {
     try {
-      const { Volumes } = await this.#docker.listVolumes({ filters: { label: labelFilters(labels) } });
+      const { Volumes } = await (await this.#docker()).listVolumes({ filters: { label: labelFilters(labels) } });
       return (Volumes ?? []).map((v) => ({ name: v.Name, id: v.Name, labels: v.Labels ?? {} }));
     } catch (error) {
       throw this.#wrap(error, 'list volumes');
@@ -128,7 +138,7 @@ export class Engine {
   /** The labels of a volume, or undefined when there is no such volume. */
   async volumeLabels(name: string): Promise<Record<string, string> | undefined> {
     try {
-      const info = await this.#docker.getVolume(name).inspect();
+      const info = await (await this.#docker()).getVolume(name).inspect();
       return info.Labels ?? {};
     } catch (error) {
       if (statusOf(error) === 404) return undefined;
@@ -139,7 +149,7 @@ export class Engine {
   /** Creates a named volume. */
   async createVolume(plan: VolumePlan): Promise<void> {
     try {
-      await this.#docker.createVolume({ Name: plan.name, Driver: plan.driver, DriverOpts: plan.options, Labels: plan.labels });
+      await (await this.#docker()).createVolume({ Name: plan.name, Driver: plan.driver, DriverOpts: plan.options, Labels: plan.labels });
     } catch (error) {
       throw this.#wrap(error, `create volume ${plan.name}`);
     }
@@ -148,7 +158,7 @@ export class Engine {
   /** Removes a volume; a missing one is not an error. */
   async removeVolume(name: string): Promise<void> {
     try {
-      await this.#docker.getVolume(name).remove();
+      await (await this.#docker()).getVolume(name).remove();
     } catch (error) {
       if (statusOf(error) !== 404) throw this.#wrap(error, `remove volume ${name}`);
     }
@@ -158,13 +168,13 @@ export class Engine {
   async createContainer(plan: ContainerPlan): Promise<string> {
     const [first, ...rest] = plan.endpoints;
     try {
-      const container = await this.#docker.createContainer({
+      const container = await (await this.#docker()).createContainer({
         name: plan.name,
         ...plan.body,
         NetworkingConfig: first ? { EndpointsConfig: { [first.network]: { Aliases: first.aliases } } } : undefined,
       } as Docker.ContainerCreateOptions);
       for (const endpoint of rest) {
-        await this.#docker.getNetwork(endpoint.network).connect({
+        await (await this.#docker()).getNetwork(endpoint.network).connect({
           Container: container.id,
           EndpointConfig: { Aliases: endpoint.aliases },
         });
@@ -178,7 +188,7 @@ export class Engine {
   /** Starts a container (already running is fine). */
   async startContainer(id: string): Promise<void> {
     try {
-      await this.#docker.getContainer(id).start();
+      await (await this.#docker()).getContainer(id).start();
     } catch (error) {
       if (statusOf(error) !== 304) throw this.#wrap(error, `start container ${id.slice(0, 12)}`);
     }
@@ -187,7 +197,7 @@ export class Engine {
   /** Stops a container with its stop signal, killing it after `timeoutSec` (already stopped is fine). */
   async stopContainer(id: string, timeoutSec?: number): Promise<void> {
     try {
-      await this.#docker.getContainer(id).stop(timeoutSec === undefined ? {} : { t: timeoutSec });
+      await (await this.#docker()).getContainer(id).stop(timeoutSec === undefined ? {} : { t: timeoutSec });
     } catch (error) {
       const status = statusOf(error);
       if (status !== 304 && status !== 404) throw this.#wrap(error, `stop container ${id.slice(0, 12)}`);
@@ -197,7 +207,7 @@ export class Engine {
   /** Removes a container (forcefully) with its anonymous volumes; a missing one is not an error. */
   async removeContainer(id: string): Promise<void> {
     try {
-      await this.#docker.getContainer(id).remove({ force: true, v: true });
+      await (await this.#docker()).getContainer(id).remove({ force: true, v: true });
     } catch (error) {
       const status = statusOf(error);
       if (status !== 404 && !(status === 409 && /already in progress/.test(messageOf(error)))) {
@@ -210,7 +220,7 @@ export class Engine {
   async listContainers(labels: LabelFilter): Promise<ContainerState[]> {
     let ids: string[];
     try {
-      const list = await this.#docker.listContainers({ all: true, filters: { label: labelFilters(labels) } });
+      const list = await (await this.#docker()).listContainers({ all: true, filters: { label: labelFilters(labels) } });
       ids = list.map((c) => c.Id);
     } catch (error) {
       throw this.#wrap(error, 'list containers');
@@ -223,7 +233,7 @@ export class Engine {
   async inspectContainer(id: string): Promise<ContainerState | undefined> {
     let info: Docker.ContainerInspectInfo;
     try {
-      info = await this.#docker.getContainer(id).inspect();
+      info = await (await this.#docker()).getContainer(id).inspect();
     } catch (error) {
       if (statusOf(error) === 404) return undefined;
       throw this.#wrap(error, `inspect container ${id.slice(0, 12)}`);
@@ -265,7 +275,7 @@ export class Engine {
     options: { follow: boolean; tail?: number; timestamps?: boolean; signal?: AbortSignal },
     onLine: (line: LogLine) => void,
   ): Promise<void> {
-    const container = this.#docker.getContainer(id);
+    const container = (await this.#docker()).getContainer(id);
     const demuxer = new LogDemuxer(onLine);
     try {
       const common = { stdout: true, stderr: true, timestamps: options.timestamps ?? false, tail: options.tail ?? 'all' };
@@ -291,7 +301,7 @@ export class Engine {
   /** Runs a command in a running container and collects its output and exit code. */
   async exec(id: string, cmd: string[]): Promise<{ exitCode: number; stdout: string; stderr: string }> {
     try {
-      const exec = await this.#docker.getContainer(id).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
+      const exec = await (await this.#docker()).getContainer(id).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
       const stream = await exec.start({ hijack: true, stdin: false });
       const out: string[] = [];
       const err: string[] = [];

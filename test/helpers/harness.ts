@@ -132,9 +132,11 @@ export async function createHarness(title: string, fail: (message: string) => vo
   return { h, cleanup };
 }
 
-const SLOT_BASE = 20000;
+// Below the kernel's ephemeral range (32768–60999), where outgoing connections and port-0
+// listeners (the tests' proxies) take their ports.
+const SLOT_BASE = 10000;
 const SLOT_SIZE = 400;
-const SLOTS = 100;
+const SLOTS = 55;
 const SLOT_DIR = path.join(os.tmpdir(), 'depad-test-port-slots');
 
 /**

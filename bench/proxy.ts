@@ -1,0 +1,293 @@
+/**
+ * Proxy throughput and latency benchmark: `wrk -t1 -c50 -d10s --latency`, run side by side in one
+ * go against one nginx upstream (one worker) serving a small static response:
+ *   (a) direct to the upstream,
+ *   (b) through nginx as a keep-alive reverse proxy (one worker, proxy_http_version 1.1, keepalive),
+ *   (c) through depad's proxy (startProxy, its own process, route set over the control channel),
+ *   (d) through http-proxy-3 (keep-alive agent, xfwd), the other engine considered, bare,
+ *   (e) through node:http + undici Pool, bare (the engine depad uses, without depad's work).
+ * Prints requests/s, p99 latency and CPU µs per request of the proxy process, and depad/nginx
+ * ratios (goal: throughput ≥ 0.7×, p99 ≤ 2×). Needs wrk and nginx (installs nothing).
+ * Run: scripts/node bench/proxy.ts   (env: BENCH_SECONDS=10, BENCH_CONNECTIONS=50, BENCH_ROUNDS=1)
+ * Also its own runner: scripts/node bench/proxy.ts --serve <depad|http-proxy-3|undici> …
+ */
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import fs from 'node:fs/promises';
+import http from 'node:http';
+import net from 'node:net';
+import { cpus, tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const NODE = path.join(ROOT, 'scripts/node');
+const SELF = fileURLToPath(import.meta.url);
+const HOST = 'bench.local';
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 1);
+
+// ---------------------------------------------------------------------------------------------
+// Runner mode: one proxy in this process, ready line on stdout.
+
+async function serve(kind: string, args: string[]): Promise<void> {
+  const [portText, upstreamText, stateDir] = args;
+  const port = Number(portText);
+  const upstreamPort = Number(upstreamText);
+  if (kind === 'depad') {
+    const { startProxy } = await import('../proxy/index.ts');
+    const { createLogger } = await import('../src/logger.ts');
+    const proxy = await startProxy({ stateDir: stateDir as string, httpPort: port, httpHost: '127.0.0.1', logger: createLogger({ level: 'warn' }) });
+    process.on('SIGTERM', () => void proxy.close().then(() => process.exit(0)));
+  } else if (kind === 'http-proxy-3') {
+    const { createProxyServer } = await import('http-proxy-3');
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+    const proxy = createProxyServer({ target: `http://127.0.0.1:${upstreamPort}`, agent, xfwd: true });
+    proxy.on('error', (_e, _req, res) => {
+      if (res instanceof http.ServerResponse && !res.headersSent) res.writeHead(502).end();
+    });
+    await listen(http.createServer((req, res) => proxy.web(req, res)), port);
+  } else if (kind === 'undici') {
+    const { Pool } = await import('undici');
+    const pool = new Pool(`http://127.0.0.1:${upstreamPort}`, { connections: null, bodyTimeout: 0 });
+    const hop = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization']);
+    await listen(
+      http.createServer((req, res) => {
+        const headers: string[] = [];
+        for (let i = 0; i < req.rawHeaders.length; i += 2) {
+          const name = req.rawHeaders[i] as string;
+          if (!hop.has(name.toLowerCase())) headers.push(name, req.rawHeaders[i + 1] as string);
+        }
+        headers.push('x-forwarded-for', req.socket.remoteAddress ?? '');
+        pool.dispatch(
+          { path: req.url ?? '/', method: 'GET', headers, body: null },
+          {
+            onRequestStart() {},
+            onResponseStart(_c, status, h) {
+              const out: string[] = [];
+              for (const k in h) if (!hop.has(k)) out.push(k, String(h[k]));
+              res.writeHead(status, out);
+            },
+            onResponseData(_c, chunk) {
+              res.write(chunk);
+            },
+            onResponseEnd() {
+              res.end();
+            },
+            onResponseError() {
+              if (!res.headersSent) res.writeHead(502);
+              res.end();
+            },
+          },
+        );
+      }),
+      port,
+    );
+  } else {
+    throw new Error(`unknown runner ${kind}`);
+  }
+  process.stdout.write('ready\n');
+}
+
+function listen(server: http.Server, port: number): Promise<void> {
+  return new Promise((resolve) => server.listen(port, '127.0.0.1', () => resolve()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bench mode.
+
+function have(cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+}
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+async function waitForPort(port: number, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1');
+      s.once('connect', () => (s.destroy(), resolve(true)));
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`nothing listens on ${port}`);
+    await sleep(50);
+  }
+}
+
+function nginxConfig(dir: string, name: string, body: string): string {
+  return `worker_processes 1;
+daemon off;
+pid ${dir}/${name}.pid;
+error_log ${dir}/${name}-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/${name}-body; proxy_temp_path ${dir}/${name}-proxy;
+  fastcgi_temp_path ${dir}/${name}-fcgi; uwsgi_temp_path ${dir}/${name}-uwsgi; scgi_temp_path ${dir}/${name}-scgi;
+  keepalive_requests 1000000;
+${body}
+}
+`;
+}
+
+/** CPU time (ms) used so far by `pid` and its children processes' workers (nginx master → worker). */
+function cpuMs(pids: number[]): number {
+  const tick = 1000 / Number(execFileSync('getconf', ['CLK_TCK']).toString().trim() || 100);
+  let total = 0;
+  for (const pid of pids) {
+    try {
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+      total += (Number(fields[11]) + Number(fields[12])) * tick;
+    } catch {
+      // gone
+    }
+  }
+  return total;
+}
+
+function childPids(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+interface Result {
+  label: string;
+  rps: number;
+  p99Ms: number;
+  errors: string;
+  cpuUsPerReq: number | undefined;
+}
+
+function parseLatency(text: string): number {
+  const m = /^\s*99%\s+([\d.]+)(us|ms|s)\s*$/m.exec(text);
+  if (!m) return Number.NaN;
+  const v = Number(m[1]);
+  return m[2] === 'us' ? v / 1000 : m[2] === 's' ? v * 1000 : v;
+}
+
+function wrk(port: number, seconds: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const args = ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '--latency', '-H', `Host: ${HOST}`, `http://127.0.0.1:${port}/`];
+    const child = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.once('error', reject);
+    child.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`wrk exited ${code}`))));
+  });
+}
+
+async function measure(label: string, port: number, cpuPids: () => number[]): Promise<Result> {
+  await wrk(port, 2); // warm-up: JIT, keep-alive pools
+  const before = cpuMs(cpuPids());
+  const out = await wrk(port, SECONDS);
+  const used = cpuMs(cpuPids()) - before;
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? Number.NaN);
+  const errors = [/Socket errors:.*$/m.exec(out)?.[0], /Non-2xx or 3xx responses:.*$/m.exec(out)?.[0]].filter(Boolean).join('; ');
+  const total = rps * SECONDS;
+  return { label, rps, p99Ms: parseLatency(out), errors, cpuUsPerReq: cpuPids().length > 0 && total > 0 ? (used * 1000) / total : undefined };
+}
+
+async function bench(): Promise<number> {
+  const missing = ['wrk', 'nginx'].filter((cmd) => !have(cmd));
+  if (missing.length > 0) {
+    console.error(`bench/proxy.ts needs ${missing.join(' and ')}; install with: apt-get update && apt-get install -y wrk nginx`);
+    return 1;
+  }
+  const dir = await fs.mkdtemp(path.join(tmpdir(), 'depad-bench-proxy-'));
+  const children: ChildProcess[] = [];
+  const stopAll = () => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
+  };
+  process.once('SIGINT', () => {
+    stopAll();
+    process.exit(130);
+  });
+  try {
+    const [upPort, nginxPort, depadPort, hp3Port, undiciPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]) as [number, number, number, number, number];
+    const startNginx = async (name: string, body: string, port: number): Promise<ChildProcess> => {
+      const conf = path.join(dir, `${name}.conf`);
+      await fs.writeFile(conf, nginxConfig(dir, name, body));
+      const child = spawn('nginx', ['-p', dir, '-c', conf, '-e', path.join(dir, `${name}-error.log`)], { stdio: 'inherit' });
+      children.push(child);
+      await waitForPort(port);
+      return child;
+    };
+    await startNginx('upstream', `  server { listen 127.0.0.1:${upPort}; location / { default_type text/plain; return 200 "hello from the upstream\\n"; } }`, upPort);
+    const nginxProxy = await startNginx(
+      'proxy',
+      `  upstream app { server 127.0.0.1:${upPort}; keepalive 64; }
+  server { listen 127.0.0.1:${nginxPort}; location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection "";
+    proxy_set_header Host $host; proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; proxy_set_header X-Forwarded-Proto $scheme; proxy_set_header X-Forwarded-Host $http_host; } }`,
+      nginxPort,
+    );
+    const runner = async (kind: string, port: number): Promise<ChildProcess> => {
+      const child = spawn(NODE, [SELF, '--serve', kind, String(port), String(upPort), path.join(dir, 'depad-state')], { stdio: ['ignore', 'pipe', 'inherit'] });
+      children.push(child);
+      await new Promise<void>((resolve, reject) => {
+        child.stdout?.on('data', (c: Buffer) => c.toString().includes('ready') && resolve());
+        child.once('exit', (code) => reject(new Error(`${kind} runner exited ${code}`)));
+      });
+      return child;
+    };
+    const depad = await runner('depad', depadPort);
+    const { ProxyClient, proxyPaths } = await import('../proxy/index.ts');
+    const client = new ProxyClient(proxyPaths(path.join(dir, 'depad-state')));
+    await client.setDeploymentRoutes('bench', [
+      { id: 'bench/web', deployment: 'bench', service: 'web', kind: 'http', hosts: [HOST], upstreams: [{ host: '127.0.0.1', port: upPort, instance: 'nginx' }] },
+    ]);
+    const hp3 = await runner('http-proxy-3', hp3Port);
+    const undici = await runner('undici', undiciPort);
+
+    console.log(`proxy bench: wrk -t1 -c${CONNECTIONS} -d${SECONDS}s --latency, best of ${ROUNDS} round(s); node ${process.version}, ${cpus().length} CPUs, ${cpus()[0]?.model ?? ''}`);
+    const targets: [string, number, () => number[]][] = [
+      ['(a) direct to nginx upstream', upPort, () => []],
+      ['(b) nginx reverse proxy', nginxPort, () => childPids(nginxProxy.pid as number)],
+      ['(c) depad proxy (undici Pool)', depadPort, () => [depad.pid as number]],
+      ['(d) http-proxy-3, bare', hp3Port, () => [hp3.pid as number]],
+      ['(e) node:http + undici Pool, bare', undiciPort, () => [undici.pid as number]],
+    ];
+    const best = new Map<string, Result>();
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const [label, port, pids] of targets) {
+        const r = await measure(label, port, pids);
+        const prev = best.get(label);
+        if (!prev || r.rps > prev.rps) best.set(label, r);
+      }
+    }
+    const rows = [...best.values()];
+    console.log(`${'target'.padEnd(36)} ${'req/s'.padStart(10)} ${'p99 ms'.padStart(8)} ${'CPU µs/req'.padStart(11)}  errors`);
+    for (const r of rows) {
+      console.log(`${r.label.padEnd(36)} ${r.rps.toFixed(0).padStart(10)} ${r.p99Ms.toFixed(2).padStart(8)} ${(r.cpuUsPerReq === undefined ? '-' : r.cpuUsPerReq.toFixed(1)).padStart(11)}  ${r.errors || 'none'}`);
+    }
+    const ng = best.get(targets[1]![0])!;
+    const dp = best.get(targets[2]![0])!;
+    const tput = dp.rps / ng.rps;
+    const p99 = dp.p99Ms / ng.p99Ms;
+    console.log(`depad/nginx: throughput ${tput.toFixed(2)}x (goal >= 0.70), p99 ${p99.toFixed(2)}x (goal <= 2.00): ${tput >= 0.7 && p99 <= 2 ? 'goal met' : 'goal NOT met'}`);
+    return rows.some((r) => r.errors !== '') ? 1 : 0;
+  } finally {
+    stopAll();
+    await sleep(300);
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[2] === '--serve') {
+  await serve(process.argv[3] as string, process.argv.slice(4));
+} else {
+  process.exitCode = await bench();
+}
