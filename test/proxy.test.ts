@@ -14,6 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DepadError } from '../src/errors.ts';
+import { testPorts } from './helpers/harness.ts';
 import { silentLogger } from '../src/logger.ts';
 import { ProxyClient, proxyPaths, startProxy } from '../proxy/index.ts';
 import type { ProxyHandle, Route } from '../proxy/index.ts';
@@ -515,7 +516,7 @@ async function tcpConnect(t: ExecutionContext, port: number): Promise<TcpClient>
 test('TCP route: echo through the proxy, and half-close is propagated', async (t) => {
   const a = await tcpUpstream(t, 'A');
   const p = await proxy(t);
-  const port = await freePort();
+  const port = (await testPorts(t))();
   await p.client.setDeploymentRoutes('db', [tcpRoute('db', 'pg', port, [a.port])]);
   t.deepEqual(p.tcpPorts(), [port]);
   const c = await tcpConnect(t, port);
@@ -530,7 +531,7 @@ test('TCP route: a long-lived connection stays on its upstream until drained; ne
   const a = await tcpUpstream(t, 'A');
   const b = await tcpUpstream(t, 'B');
   const p = await proxy(t);
-  const port = await freePort();
+  const port = (await testPorts(t))();
   await p.client.setDeploymentRoutes('db', [tcpRoute('db', 'pg', port, [a.port])]);
   const old = await tcpConnect(t, port);
   old.socket.write('1');
@@ -552,7 +553,7 @@ test('TCP route: a long-lived connection stays on its upstream until drained; ne
 test('TCP route: the listener stops when the route is removed', async (t) => {
   const a = await tcpUpstream(t, 'A');
   const p = await proxy(t);
-  const port = await freePort();
+  const port = (await testPorts(t))();
   await p.client.setDeploymentRoutes('db', [tcpRoute('db', 'pg', port, [a.port])]);
   await p.client.removeDeployment('db');
   t.deepEqual(p.tcpPorts(), []);
@@ -595,7 +596,7 @@ test('pause: a new TCP connection waits and is then piped to the new upstream', 
   const a = await tcpUpstream(t, 'A');
   const b = await tcpUpstream(t, 'B');
   const p = await proxy(t);
-  const port = await freePort();
+  const port = (await testPorts(t))();
   await p.client.setDeploymentRoutes('db', [tcpRoute('db', 'pg', port, [a.port], { pausedUntil: Date.now() + 10_000 })]);
   const c = await tcpConnect(t, port);
   c.socket.write('x');
@@ -613,7 +614,7 @@ test('restart: a new proxy on the same state directory serves the saved routes a
   const a = await upstream(t, 'A');
   const echo = await tcpUpstream(t, 'T');
   const dir = await stateDir(t);
-  const port = await freePort();
+  const port = (await testPorts(t))();
   const first = await proxy(t, dir);
   await first.client.setDeploymentRoutes('one', [httpRoute('one', 'web', ['a.test'], [a.port]), tcpRoute('one', 'db', port, [echo.port])]);
   await first.close();

@@ -172,6 +172,21 @@ function alive(pid: number): boolean {
   }
 }
 
+/**
+ * Ports a test may listen on without racing other tests or outgoing connections: a claimed slot
+ * below the kernel's ephemeral range, handed out one by one; released in teardown.
+ */
+export async function testPorts(t: ExecutionContext): Promise<() => number> {
+  const slot = await claimSlot(`${t.title}|ports`);
+  t.teardown(slot.release);
+  let next = SLOT_BASE + slot.index * SLOT_SIZE;
+  const last = next + SLOT_SIZE - 1;
+  return () => {
+    if (next > last) throw new Error('test used up its port slot');
+    return next++;
+  };
+}
+
 /** Removes containers, networks and volumes whose depad.deployment label starts with `prefix-`. */
 export async function removeEngineObjects(engine: Engine, prefix: string): Promise<void> {
   const mine = (labels: Record<string, string>) => (labels[LABELS.deployment] ?? '').startsWith(`${prefix}-`);

@@ -1,9 +1,8 @@
 /** Runs the real `depad proxy` process for a test, on a free port; stopped in teardown. */
 import { spawn, type ChildProcess } from 'node:child_process';
-import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ExecutionContext } from 'ava';
-import { DEPAD, type Harness } from './harness.ts';
+import { DEPAD, testPorts, type Harness } from './harness.ts';
 
 /** A proxy process serving the harness's home. */
 export interface ProxyProcess {
@@ -15,18 +14,9 @@ export interface ProxyProcess {
   output(): string;
 }
 
-/** A port nothing listens on right now. */
-export async function freePort(): Promise<number> {
-  const server = net.createServer().listen(0, '127.0.0.1');
-  await new Promise((r) => server.once('listening', r));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((r) => server.close(r));
-  return port;
-}
-
-/** Starts `depad proxy --http-port <free>` with the harness's DEPAD_HOME; waits until it answers. */
+/** Starts `depad proxy --http-port <port>` with the harness's DEPAD_HOME; waits until it answers. */
 export async function startProxyProcess(t: ExecutionContext, h: Harness): Promise<ProxyProcess> {
-  const port = await freePort();
+  const port = (await testPorts(t))();
   let child: ChildProcess | undefined;
   let log = '';
   const start = async () => {
