@@ -113,7 +113,10 @@ export class ProxyClient {
     } catch (error) {
       if (!(error instanceof NotRunning)) throw error;
     }
-    const next = offline(await readSnapshotFile(this.snapshotFile));
+    const current = await readSnapshotFile(this.snapshotFile);
+    const next = offline(current);
+    // Nothing to change (e.g. removing a deployment that never had routes): no write, no fsync.
+    if (JSON.stringify(next.routes) === JSON.stringify(current.routes)) return { version: current.version, live: false };
     await writeSnapshotFile(this.snapshotFile, next);
     // A proxy that started meanwhile may have loaded the file before this write: tell it too.
     try {

@@ -92,23 +92,34 @@ export async function startServices(ctx: OpContext, record: DeploymentRecord, pl
     started.set(container.service, { id, plan: container, at: Date.now() });
   }
 
-  const last = Math.max(0, ...[...started.values()].map((s) => s.at));
-  const settle = last + SETTLE_MS - Date.now();
-  if (settle > 0) await sleep(settle);
-  for (const [service, { id }] of started) await assertStillRunning(ctx, id, service);
-
-  if (options.waitHealthy !== false) {
+  // Two checks run side by side; the first failure stops the other: nothing crashed while
+  // settling (services without a health check rely on this), and every health check passes.
+  const stop = new AbortController();
+  const sub: OpContext = { ...ctx, signal: ctx.signal ? AbortSignal.any([ctx.signal, stop.signal]) : stop.signal };
+  const settled = async () => {
+    const last = Math.max(0, ...[...started.values()].map((s) => s.at));
+    const settle = last + SETTLE_MS - Date.now();
+    if (settle > 0) await sleep(settle);
+    await Promise.all([...started].map(([service, { id }]) => assertStillRunning(sub, id, service)));
+  };
+  const healthy = async () => {
+    if (options.waitHealthy === false) return;
     const pending = [...started].filter(([service, s]) => !waited.has(service) && s.plan.body.Healthcheck?.Test[0] !== 'NONE');
     const states = await Promise.all(pending.map(([, s]) => ctx.engine.inspectContainer(s.id)));
     const checks = pending.filter((_, i) => states[i]?.health !== undefined);
     if (checks.length) ctx.progress({ step: 'wait', message: `waiting for ${checks.map(([s]) => s).join(', ')} to be healthy` });
-    await Promise.all(checks.map(([service, s]) => waitFor(ctx, s.id, service, 'healthy', options.timeoutMs)));
+    await Promise.all(checks.map(([service, s]) => waitFor(sub, s.id, service, 'healthy', options.timeoutMs)));
     // Services with a check from the host (x-depad.health) must pass it too.
     const probed = [...started].flatMap(([service, s]) => {
       const meta = plan.services.find((m) => m.name === service);
       return meta?.health && meta.route ? [{ meta, id: s.id }] : [];
     });
-    await Promise.all(probed.map(({ meta, id }) => waitReady(ctx, id, meta, routedPort(record, meta), options.timeoutMs)));
+    await Promise.all(probed.map(({ meta, id }) => waitReady(sub, id, meta, routedPort(record, meta), options.timeoutMs)));
+  };
+  try {
+    await Promise.all([settled(), healthy()]);
+  } finally {
+    stop.abort();
   }
   checkpoint(ctx, 'started');
 }
@@ -141,10 +152,9 @@ export async function removeFromEngine(
   options: { keepVolumes: boolean; volumes?: readonly string[] },
 ): Promise<void> {
   const label = { [LABELS.deploymentId]: deploymentId };
-  for (const c of await ctx.engine.listContainers(label)) {
-    ctx.progress({ step: 'remove', message: `removing container ${c.name}` });
-    await ctx.engine.removeContainer(c.id);
-  }
+  const containers = await ctx.engine.listContainers(label);
+  if (containers.length) ctx.progress({ step: 'remove', message: `removing ${containers.map((c) => c.name).join(', ')}` });
+  await Promise.all(containers.map((c) => ctx.engine.removeContainer(c.id)));
   for (const n of await ctx.engine.listNetworks(label)) {
     ctx.progress({ step: 'remove', message: `removing network ${n.name}` });
     await ctx.engine.removeNetwork(n.id);

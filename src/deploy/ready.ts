@@ -27,7 +27,7 @@ export async function waitReady(ctx: OpContext, id: string, service: ServicePlan
     const direct = Object.values(state?.networks ?? {}).find(Boolean);
     for (let delay = 50; ; delay = Math.min(delay * 2, 250)) {
       const result = await probe(service, hostPort, direct);
-      if (result === true) return;
+      if (result === true || ctx.signal?.aborted) return; // aborted: the caller reports why
       last = result;
       const now = await ctx.engine.inspectContainer(id);
       if (!now?.running) throw await failure(ctx, now ?? state!, service.name, 'stopped while depad checked it');
