@@ -3,7 +3,7 @@
  * prefix, a way to run the real CLI (bin/depad) as a child process, and a teardown that always
  * removes what the test made — only engine objects with depad's labels and this test's prefix.
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
@@ -76,14 +76,24 @@ export async function createHarness(title: string, fail: (message: string) => vo
   const slot = await claimSlot(title);
   const portRange = `${SLOT_BASE + slot.index * SLOT_SIZE}-${SLOT_BASE + slot.index * SLOT_SIZE + SLOT_SIZE - 1}`;
   const engine = new Engine();
+  // Every depad process this test started: killed before cleaning up, so that one still running
+  // (the test timed out or failed half way) cannot make something after the cleanup.
+  const children = new Set<ChildProcess>();
+  const track = <C extends ChildProcess>(child: C): C => {
+    children.add(child);
+    child.once('exit', () => children.delete(child));
+    return child;
+  };
   const cleanup = async () => {
+    for (const child of children) child.kill('SIGKILL');
+    await Promise.all([...children].map((c) => new Promise((r) => (c.exitCode !== null || c.signalCode !== null ? r(undefined) : c.once('exit', r)))));
     await removeEngineObjects(engine, prefix);
     await fs.rm(dir, { recursive: true, force: true });
     await slot.release();
   };
   const run: Harness['run'] = (args, options = {}) =>
     new Promise((resolve) => {
-      execFile(
+      const child = execFile(
         DEPAD,
         [...args],
         {
@@ -96,6 +106,7 @@ export async function createHarness(title: string, fail: (message: string) => vo
           resolve({ code, stdout, stderr });
         },
       );
+      track(child);
     });
   const h: Harness = {
     home,
@@ -106,7 +117,7 @@ export async function createHarness(title: string, fail: (message: string) => vo
     name: (base) => `${prefix}-${base}`,
     run,
     async startPaused(args, step) {
-      const child = spawn(DEPAD, [...args], { env: { ...process.env, DEPAD_HOME: home, DEPAD_PORT_RANGE: portRange, DEPAD_TEST_PAUSE_AT: step } });
+      const child = track(spawn(DEPAD, [...args], { env: { ...process.env, DEPAD_HOME: home, DEPAD_PORT_RANGE: portRange, DEPAD_TEST_PAUSE_AT: step } }));
       let stderr = '';
       child.stderr.on('data', (d) => (stderr += d));
       const exited = new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? -1)));
