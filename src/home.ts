@@ -15,6 +15,11 @@ export function stateDir(home: string): string {
   return path.join(home, 'state');
 }
 
+/** The built-in proxy's own directory (route snapshot and control socket): `<home>/proxy`. */
+export function proxyStateDir(home: string): string {
+  return path.join(home, 'proxy');
+}
+
 /** The root directory of one deployment: `<home>/deployments/<id>`. `id` is depad-generated hex. */
 export function deploymentRoot(home: string, id: string): string {
   if (!/^[0-9a-f]{32}$/.test(id)) throw new Error(`not a deployment id: ${id}`);

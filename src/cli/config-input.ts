@@ -1,9 +1,26 @@
 /** Reading a deployment file and its variables (--env, --env-file) for a command. */
 import path from 'node:path';
+import { Option, type Command } from 'commander';
 import { loadConfig, parseEnvAssignments, readEnvFile } from '../config/index.ts';
 import type { DeploymentSpec } from '../config/spec.ts';
 import { formatIssue } from '../errors.ts';
 import type { Output } from './output.ts';
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+/**
+ * Adds the options that give a deployment file and its variables (`-f`, `-e`, `--env-file`,
+ * `--pull`) to `command`; `readConfigInput` reads what they say.
+ */
+export function addConfigOptions(command: Command, file: { required: boolean; description: string }): Command {
+  const fileOption = new Option('-f, --config-file <file>', file.description);
+  if (file.required) fileOption.makeOptionMandatory();
+  return command
+    .addOption(fileOption)
+    .option('-e, --env <KEY=VALUE>', 'a variable for ${VAR} in the config (repeatable)', collect, [])
+    .option('--env-file <file>', 'a file of KEY=VALUE lines (repeatable; --env wins)', collect, [])
+    .addOption(new Option('--pull <policy>', 'pull images that are not on the host').choices(['missing', 'never']).default('missing'));
+}
 
 /** A loaded config and the variables it was rendered with. */
 export interface ConfigInput {

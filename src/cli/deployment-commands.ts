@@ -8,25 +8,21 @@ import { createDeployment } from '../deploy/create.ts';
 import { destroyDeployment, restartDeployment, startDeployment, stopDeployment } from '../deploy/lifecycle.ts';
 import { assertValidName, resolveDeployment } from '../deploy/resolve.ts';
 import { listDeploymentViews, listRevisions, readLogs, viewDeployment } from '../deploy/status.ts';
-import { readConfigInput } from './config-input.ts';
+import { addConfigOptions, readConfigInput } from './config-input.ts';
 import { deploymentHeadline, instancesTable, portsText, printJson, processOutput, table, type Output } from './output.ts';
 import { deploymentAction, withState, type CommandOptions } from './runtime.ts';
 
 type Opts = CommandOptions;
 
-const collect = (value: string, previous: string[]) => [...previous, value];
 const serviceOption = () => new Option('-s, --service <names...>', 'only these services of the deployment');
 
 /** Adds every deployment verb to `parent`. */
 export function addDeploymentCommands(parent: Command): void {
-  parent
+  const create = parent
     .command('create')
     .description('create a deployment from a config file and run it')
-    .requiredOption('-n, --name <name>', 'unique deployment name (a-z, 0-9, -; at most 63)')
-    .requiredOption('-f, --config-file <file>', 'deployment config (docker-compose format with x-depad keys)')
-    .option('-e, --env <KEY=VALUE>', 'a variable for ${VAR} in the config (repeatable)', collect, [])
-    .option('--env-file <file>', 'a file of KEY=VALUE lines (repeatable; --env wins)', collect, [])
-    .addOption(new Option('--pull <policy>', 'pull images that are not on the host').choices(['missing', 'never']).default('missing'))
+    .requiredOption('-n, --name <name>', 'unique deployment name (a-z, 0-9, -; at most 63)');
+  addConfigOptions(create, { required: true, description: 'deployment config (docker-compose format with x-depad keys)' })
     .option('--no-wait', 'return once started, without waiting for health checks')
     .action(async (opts: Opts, cmd: Command) => {
       const g = cmd.optsWithGlobals<Opts>();

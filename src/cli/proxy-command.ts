@@ -3,9 +3,8 @@
  * `<DEPAD_HOME>/proxy/` (it never opens depad's database) and takes route changes from depad
  * commands over the control socket there, so create, update, stop and destroy reach it at once.
  */
-import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
-import { resolveHome } from '../home.ts';
+import { proxyStateDir, resolveHome } from '../home.ts';
 import { cliLogger, type CommandOptions } from './runtime.ts';
 import { processOutput } from './output.ts';
 
@@ -16,11 +15,6 @@ const portNumber = (v: string) => {
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`not a port number: ${JSON.stringify(v)}`);
   return n;
 };
-
-/** The proxy's directory under a depad home. */
-export function proxyStateDir(home: string): string {
-  return path.join(home, 'proxy');
-}
 
 /** Adds `depad proxy` to `parent`. */
 export function addProxyCommand(parent: Command): void {

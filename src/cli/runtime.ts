@@ -5,7 +5,7 @@
  */
 import { Engine } from '../engine/engine.ts';
 import { isDepadError } from '../errors.ts';
-import { resolveHome } from '../home.ts';
+import { proxyStateDir, resolveHome } from '../home.ts';
 import { createLogger, type LogLevel, type Logger } from '../logger.ts';
 import type { OpContext } from '../deploy/context.ts';
 import { recoverJournal } from '../deploy/recover.ts';
@@ -13,7 +13,6 @@ import { Store } from '../store/store.ts';
 // The client and paths only: ordinary commands do not load the proxy server (or undici).
 import { ProxyClient } from '../../proxy/client.ts';
 import { proxyPaths } from '../../proxy/paths.ts';
-import { proxyStateDir } from './proxy-command.ts';
 import type { Command } from 'commander';
 import { resolveDeployment } from '../deploy/resolve.ts';
 import type { DeploymentRecord } from '../store/records.ts';

@@ -9,21 +9,15 @@ import { viewDeployment } from '../deploy/status.ts';
 import { planUpdate, updateDeployment, type UpdateRequest } from '../deploy/update.ts';
 import { DepadError } from '../errors.ts';
 import type { DeploymentRecord } from '../store/records.ts';
-import { readConfigInput } from './config-input.ts';
+import { addConfigOptions, readConfigInput } from './config-input.ts';
 import { deploymentHeadline, instancesTable, printJson, table, type Output } from './output.ts';
 import { deploymentAction, type CommandOptions as Opts } from './runtime.ts';
 
-const collect = (value: string, previous: string[]) => [...previous, value];
-
 /** Options that say what to update to: a config file, or new images for named services. */
 function targetOptions(command: Command): Command {
-  return command
-    .option('-f, --config-file <file>', 'the new config (docker-compose format with x-depad keys)')
-    .option('-e, --env <KEY=VALUE>', 'a variable for ${VAR} in the config (repeatable)', collect, [])
-    .option('--env-file <file>', 'a file of KEY=VALUE lines (repeatable; --env wins)', collect, [])
+  return addConfigOptions(command, { required: false, description: 'the new config (docker-compose format with x-depad keys)' })
     .addOption(new Option('-s, --service <names...>', 'with --image: the services to give the new image'))
-    .option('--image <ref>', 'a new image for the services named by -s (without -f: the current config otherwise)')
-    .addOption(new Option('--pull <policy>', 'pull images that are not on the host').choices(['missing', 'never']).default('missing'));
+    .option('--image <ref>', 'a new image for the services named by -s (without -f: the current config otherwise)');
 }
 
 /** Reads what the options say into an update request (config file, or current revision plus images). */
@@ -34,7 +28,7 @@ async function readTarget(opts: Opts, record: DeploymentRecord, output: Output):
   if (image === undefined && services.length > 0 && opts.configFile === undefined) {
     throw new DepadError('DEPAD_USAGE', '-s needs --image (or give the new config with -f)');
   }
-  const overrides = Object.fromEntries(services.map((s) => [s, image!]).filter(() => image !== undefined));
+  const overrides: Record<string, string> = image === undefined ? {} : Object.fromEntries(services.map((s) => [s, image]));
   let request: UpdateRequest;
   if (opts.configFile !== undefined) {
     const input = await readConfigInput(String(opts.configFile), opts.env as string[], opts.envFile as string[], output);

@@ -19,15 +19,16 @@ import { readDuration } from './service-parts.ts';
 /** Keys of a service's `x-depad`. */
 export const SERVICE_DEPAD_KEYS = ['expose', 'port', 'hostnames', 'health', 'drain_timeout', 'pause_timeout'] as const;
 
-const DEFAULTS = { drainTimeoutMs: 30_000, pauseTimeoutMs: 30_000 };
+/** A service's depad settings when its config says nothing. */
+export const DEFAULT_SERVICE_DEPAD: ServiceDepad = Object.freeze({ drainTimeoutMs: 30_000, pauseTimeoutMs: 30_000 });
 const HOSTNAME = /^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/;
 
 /** Reads a service's `x-depad`; `ports` are the service's published ports (the route port is added when missing). */
 export function readServiceDepad(c: Collector, node: LNode | undefined, path: string, ports: PortSpec[]): ServiceDepad {
-  if (node === undefined) return { ...DEFAULTS };
+  if (node === undefined) return { ...DEFAULT_SERVICE_DEPAD };
   const keys = checkKeys(c, mapEntries(c, node, path, 'a map of depad settings such as expose: http') ?? [], path, { supported: SERVICE_DEPAD_KEYS });
   const at = (key: string) => keyPath(path, key);
-  const out: { -readonly [K in keyof ServiceDepad]: ServiceDepad[K] } = { ...DEFAULTS };
+  const out: { -readonly [K in keyof ServiceDepad]: ServiceDepad[K] } = { ...DEFAULT_SERVICE_DEPAD };
 
   const expose = keys.get('expose');
   if (expose) {

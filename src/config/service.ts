@@ -11,7 +11,7 @@ import type { DependencyRef, ServiceScope } from './service-parts.ts';
 import { readDependsOn, readDeploy, readDuration, readExpose, readHealthcheck, readMounts, readPorts, readServiceNetworks } from './service-parts.ts';
 import { imageReferenceProblem, insideRoot, isIpLiteral, isSignal, parseRestart, splitCommand } from './values.ts';
 import { compareStrings, sortedRecord } from './freeze.ts';
-import { readServiceDepad } from './service-depad.ts';
+import { DEFAULT_SERVICE_DEPAD, readServiceDepad } from './service-depad.ts';
 
 /** The keys a service may have. */
 export const SERVICE_KEYS = [
@@ -73,7 +73,7 @@ export function readService(s: ServiceScope, entry: LEntry, path: string): Servi
     capAdd: [],
     capDrop: [],
     extraHosts: [],
-    depad: { drainTimeoutMs: 30_000, pauseTimeoutMs: 30_000 },
+    depad: DEFAULT_SERVICE_DEPAD,
   };
 
   const image = keys.get('image');

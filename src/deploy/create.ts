@@ -4,7 +4,7 @@
  * Any failure, or Ctrl-C, undoes every step; a kill is undone by the next command (recover.ts).
  */
 import { randomBytes } from 'node:crypto';
-import type { DeploymentSpec } from '../config/spec.ts';
+import type { DeploymentSpec, ServiceSpec } from '../config/spec.ts';
 import { DepadError, formatIssue } from '../errors.ts';
 import { deploymentRoot } from '../home.ts';
 import { allocatePorts, cursorIn, isPortOpenOnHost, portRangeFromEnv } from '../ports/index.ts';
@@ -50,10 +50,7 @@ export async function createDeployment(ctx: OpContext, request: CreateRequest): 
   const range = portRangeFromEnv();
   const cursor = cursorIn(await ctx.store.getCursor(), range);
   const reserved = await ctx.store.reservedPorts();
-  const needed: Omit<PortAssignment, 'host'>[] = Object.values(spec.services).flatMap((s) => [
-    ...s.ports.map((p) => ({ service: s.name, target: p.target, protocol: p.protocol, role: 'instance' as const, instance: 1 })),
-    ...(s.depad.route?.kind === 'tcp' ? [{ service: s.name, target: s.depad.route.port, protocol: 'tcp' as const, role: 'route' as const, instance: 0 }] : []),
-  ]);
+  const needed = Object.values(spec.services).flatMap((s) => portsNeeded(s, 1, true));
   const allocation = await allocatePorts({ count: needed.length, cursor, range, isReserved: (p) => reserved.has(p), isOpenOnHost: isPortOpenOnHost });
   const ports: PortAssignment[] = needed.map((n, i) => ({ ...n, host: allocation.ports[i]! }));
   const now = new Date().toISOString();
@@ -119,6 +116,18 @@ export async function createDeployment(ctx: OpContext, request: CreateRequest): 
     }
     throw error;
   }
+}
+
+/**
+ * The host ports a service's instance `instance` needs: one per published port, plus (when
+ * `withRoutePort`) the proxy's stable port if the service is exposed over tcp.
+ */
+export function portsNeeded(service: ServiceSpec, instance: number, withRoutePort: boolean): Omit<PortAssignment, 'host'>[] {
+  const route = service.depad.route;
+  return [
+    ...service.ports.map((p) => ({ service: service.name, target: p.target, protocol: p.protocol, role: 'instance' as const, instance })),
+    ...(withRoutePort && route?.kind === 'tcp' ? [{ service: service.name, target: route.port, protocol: 'tcp' as const, role: 'route' as const, instance: 0 }] : []),
+  ];
 }
 
 /** Checks that every image is on the host (pulling it if allowed); returns service → {ref, id}. */

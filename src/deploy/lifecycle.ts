@@ -75,7 +75,6 @@ export async function destroyDeployment(ctx: OpContext, record: DeploymentRecord
   };
   await ctx.store.batch().putDeployment({ ...record, phase: 'destroying' }).putJournal(journal).write();
   checkpoint(ctx, 'destroy:begin');
-  await ctx.routes.removeDeployment(record.name);
   await finishDestroy(ctx, journal);
   ctx.progress({ step: 'destroyed', message: `deployment ${record.name} destroyed${options.keepVolumes ? ' (volumes kept)' : ''}` });
 }

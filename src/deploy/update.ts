@@ -12,7 +12,7 @@ import { render } from '../render/render.ts';
 import { baseDomain } from '../render/routes.ts';
 import type { DeploymentRecord, JournalEntry, PortAssignment, RevisionRecord } from '../store/records.ts';
 import { checkpoint, type OpContext } from './context.ts';
-import { ensureImages, type PullPolicy } from './create.ts';
+import { ensureImages, portsNeeded, type PullPolicy } from './create.ts';
 import { diffPlans, type PlanDiff } from './diff.ts';
 import { ensureNetworks, ensureVolumes, listInstances } from './materialize.ts';
 import { reconcileToRecord } from './recover.ts';
@@ -48,7 +48,7 @@ export async function planUpdate(ctx: OpContext, record: DeploymentRecord, reque
   const currentImages = revisions.find((r) => r.number === record.revision)?.images ?? {};
   // Placeholder host ports: the comparison ignores them.
   const placeholders: PortAssignment[] = Object.values(request.spec.services).flatMap((s) =>
-    s.ports.map((p) => ({ service: s.name, target: p.target, protocol: p.protocol, host: 0, role: 'instance' as const, instance: record.instances[s.name] ?? 1 })),
+    portsNeeded(s, record.instances[s.name] ?? 1, false).map((p) => ({ ...p, host: 0 })),
   );
   const candidate = render(request.spec, who(record, record.revision + 1, record.instances, request.spec), placeholders);
   const ids = (m: RevisionRecord['images']) => Object.fromEntries(Object.entries(m).map(([k, v]) => [k, v.id]));
@@ -74,15 +74,9 @@ export async function updateDeployment(ctx: OpContext, record: DeploymentRecord,
   // Fresh ports for the new instances (and stable route ports for newly exposed tcp services).
   const instances: Record<string, number> = { ...record.instances };
   const nextInstance = (s: string) => (record.instances[s] ?? 0) + 1;
-  const needed: Omit<PortAssignment, 'host'>[] = changed.flatMap((name) => {
-    const s = spec.services[name]!;
-    const route = s.depad.route;
-    const hasRoutePort = record.ports.some((p) => p.service === name && p.role === 'route');
-    return [
-      ...s.ports.map((p) => ({ service: name, target: p.target, protocol: p.protocol, role: 'instance' as const, instance: nextInstance(name) })),
-      ...(route?.kind === 'tcp' && !hasRoutePort ? [{ service: name, target: route.port, protocol: 'tcp' as const, role: 'route' as const, instance: 0 }] : []),
-    ];
-  });
+  const needed = changed.flatMap((name) =>
+    portsNeeded(spec.services[name]!, nextInstance(name), !record.ports.some((p) => p.service === name && p.role === 'route')),
+  );
   const fresh = await allocateMore(ctx, record, needed);
   const journal: JournalEntry = { opId: `${record.id.slice(0, 16)}${Date.now().toString(16)}`, kind: 'update', deploymentId: record.id, name: record.name, pid: process.pid, startedAt: new Date().toISOString(), step: 'ports', toRevision };
   await ctx.store.batch().putPorts(fresh.map((p) => ({ ...p, deploymentId: record.id }))).putJournal(journal).write();
