@@ -3,13 +3,16 @@
  * go against one nginx upstream (one worker) serving a small static response:
  *   (a) direct to the upstream,
  *   (b) through nginx as a keep-alive reverse proxy (one worker, proxy_http_version 1.1, keepalive),
- *   (c) through depad's proxy (startProxy, its own process, route set over the control channel),
+ *   (c) through depad's proxy: the `depad proxy` command as users run it (bin/depad), route set
+ *       over its control channel,
  *   (d) through http-proxy-3 (keep-alive agent, xfwd), the other engine considered, bare,
  *   (e) through node:http + undici Pool, bare (the engine depad uses, without depad's work).
- * Prints requests/s, p99 latency and CPU µs per request of the proxy process, and depad/nginx
- * ratios (goal: throughput ≥ 0.7×, p99 ≤ 2×). Needs wrk and nginx (installs nothing).
- * Run: scripts/node bench/proxy.ts   (env: BENCH_SECONDS=10, BENCH_CONNECTIONS=50, BENCH_ROUNDS=1)
- * Also its own runner: scripts/node bench/proxy.ts --serve <depad|http-proxy-3|undici> …
+ * Rounds are interleaved (a b c d e, a b c d e, …) so that noise from a shared machine hits every
+ * target alike; the median of the rounds is reported. Prints requests/s, p99 latency and CPU µs
+ * per request of the proxy process, and depad/nginx ratios (goal: throughput ≥ 0.7×, p99 ≤ 2×).
+ * Needs wrk and nginx (installs nothing).
+ * Run: scripts/node bench/proxy.ts   (env: BENCH_SECONDS=10, BENCH_CONNECTIONS=50, BENCH_ROUNDS=3)
+ * Also its own runner for (d) and (e): scripts/node bench/proxy.ts --serve <http-proxy-3|undici> …
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -28,21 +31,17 @@ const SELF = fileURLToPath(import.meta.url);
 const HOST = 'bench.local';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 1);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const DEPAD = path.join(ROOT, 'bin/depad');
 
 // ---------------------------------------------------------------------------------------------
 // Runner mode: one proxy in this process, ready line on stdout.
 
 async function serve(kind: string, args: string[]): Promise<void> {
-  const [portText, upstreamText, stateDir] = args;
+  const [portText, upstreamText] = args;
   const port = Number(portText);
   const upstreamPort = Number(upstreamText);
-  if (kind === 'depad') {
-    const { startProxy } = await import('../proxy/index.ts');
-    const { createLogger } = await import('../src/logger.ts');
-    const proxy = await startProxy({ stateDir: stateDir as string, httpPort: port, httpHost: '127.0.0.1', logger: createLogger({ level: 'warn' }) });
-    process.on('SIGTERM', () => void proxy.close().then(() => process.exit(0)));
-  } else if (kind === 'http-proxy-3') {
+  if (kind === 'http-proxy-3') {
     const { createProxyServer } = await import('http-proxy-3');
     const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
     const proxy = createProxyServer({ target: `http://127.0.0.1:${upstreamPort}`, agent, xfwd: true });
@@ -235,7 +234,7 @@ async function bench(): Promise<number> {
       nginxPort,
     );
     const runner = async (kind: string, port: number): Promise<ChildProcess> => {
-      const child = spawn(NODE, [SELF, '--serve', kind, String(port), String(upPort), path.join(dir, 'depad-state')], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const child = spawn(NODE, [SELF, '--serve', kind, String(port), String(upPort)], { stdio: ['ignore', 'pipe', 'inherit'] });
       children.push(child);
       await new Promise<void>((resolve, reject) => {
         child.stdout?.on('data', (c: Buffer) => c.toString().includes('ready') && resolve());
@@ -243,41 +242,50 @@ async function bench(): Promise<number> {
       });
       return child;
     };
-    const depad = await runner('depad', depadPort);
+    const home = path.join(dir, 'depad-home');
+    const depad = spawn(DEPAD, ['--home', home, 'proxy', '--http-port', String(depadPort), '--http-host', '127.0.0.1', '--tcp-host', '127.0.0.1'], { stdio: ['ignore', 'ignore', 'inherit'] });
+    children.push(depad);
+    await waitForPort(depadPort);
     const { ProxyClient, proxyPaths } = await import('../proxy/index.ts');
-    const client = new ProxyClient(proxyPaths(path.join(dir, 'depad-state')));
+    const { proxyStateDir } = await import('../src/home.ts');
+    const client = new ProxyClient(proxyPaths(proxyStateDir(home)));
     await client.setDeploymentRoutes('bench', [
       { id: 'bench/web', deployment: 'bench', service: 'web', kind: 'http', hosts: [HOST], upstreams: [{ host: '127.0.0.1', port: upPort, instance: 'nginx' }] },
     ]);
     const hp3 = await runner('http-proxy-3', hp3Port);
     const undici = await runner('undici', undiciPort);
 
-    console.log(`proxy bench: wrk -t1 -c${CONNECTIONS} -d${SECONDS}s --latency, best of ${ROUNDS} round(s); node ${process.version}, ${cpus().length} CPUs, ${cpus()[0]?.model ?? ''}`);
+    console.log(`proxy bench: wrk -t1 -c${CONNECTIONS} -d${SECONDS}s --latency, median of ${ROUNDS} interleaved round(s); node ${process.version}, ${cpus().length} CPUs, ${cpus()[0]?.model ?? ''}`);
     const targets: [string, number, () => number[]][] = [
       ['(a) direct to nginx upstream', upPort, () => []],
       ['(b) nginx reverse proxy', nginxPort, () => childPids(nginxProxy.pid as number)],
-      ['(c) depad proxy (undici Pool)', depadPort, () => [depad.pid as number]],
+      ['(c) depad proxy', depadPort, () => [depad.pid as number]],
       ['(d) http-proxy-3, bare', hp3Port, () => [hp3.pid as number]],
       ['(e) node:http + undici Pool, bare', undiciPort, () => [undici.pid as number]],
     ];
-    const best = new Map<string, Result>();
+    const runs = new Map<string, Result[]>(targets.map(([label]) => [label, []]));
+    const ratios: string[] = [];
     for (let round = 0; round < ROUNDS; round++) {
-      for (const [label, port, pids] of targets) {
-        const r = await measure(label, port, pids);
-        const prev = best.get(label);
-        if (!prev || r.rps > prev.rps) best.set(label, r);
-      }
+      for (const [label, port, pids] of targets) (runs.get(label) as Result[]).push(await measure(label, port, pids));
+      const [ng, dp] = [runs.get(targets[1]![0])!.at(-1)!, runs.get(targets[2]![0])!.at(-1)!];
+      ratios.push(`${(dp.rps / ng.rps).toFixed(2)}x / ${(dp.p99Ms / ng.p99Ms).toFixed(2)}x`);
     }
-    const rows = [...best.values()];
+    const median = (values: number[]) => [...values].sort((x, y) => x - y)[Math.floor(values.length / 2)] as number;
+    const rows: Result[] = targets.map(([label]) => {
+      const rs = runs.get(label) as Result[];
+      const cpu = rs.map((r) => r.cpuUsPerReq).filter((v): v is number => v !== undefined);
+      return { label, rps: median(rs.map((r) => r.rps)), p99Ms: median(rs.map((r) => r.p99Ms)), errors: rs.map((r) => r.errors).filter(Boolean).join('; '), cpuUsPerReq: cpu.length > 0 ? median(cpu) : undefined };
+    });
     console.log(`${'target'.padEnd(36)} ${'req/s'.padStart(10)} ${'p99 ms'.padStart(8)} ${'CPU µs/req'.padStart(11)}  errors`);
     for (const r of rows) {
       console.log(`${r.label.padEnd(36)} ${r.rps.toFixed(0).padStart(10)} ${r.p99Ms.toFixed(2).padStart(8)} ${(r.cpuUsPerReq === undefined ? '-' : r.cpuUsPerReq.toFixed(1)).padStart(11)}  ${r.errors || 'none'}`);
     }
-    const ng = best.get(targets[1]![0])!;
-    const dp = best.get(targets[2]![0])!;
+    const ng = rows[1] as Result;
+    const dp = rows[2] as Result;
     const tput = dp.rps / ng.rps;
     const p99 = dp.p99Ms / ng.p99Ms;
-    console.log(`depad/nginx: throughput ${tput.toFixed(2)}x (goal >= 0.70), p99 ${p99.toFixed(2)}x (goal <= 2.00): ${tput >= 0.7 && p99 <= 2 ? 'goal met' : 'goal NOT met'}`);
+    console.log(`depad/nginx per round (throughput / p99): ${ratios.join(', ')}`);
+    console.log(`depad/nginx, medians: throughput ${tput.toFixed(2)}x (goal >= 0.70), p99 ${p99.toFixed(2)}x (goal <= 2.00): ${tput >= 0.7 && p99 <= 2 ? 'goal met' : 'goal NOT met'}`);
     return rows.some((r) => r.errors !== '') ? 1 : 0;
   } finally {
     stopAll();

@@ -7,14 +7,14 @@
  */
 import { readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
-import http from 'node:http';
+import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { createLogger } from '../src/logger.ts';
 import type { Logger } from '../src/logger.ts';
 import { startControlServer } from './control-server.ts';
 import type { ControlServer } from './control-server.ts';
-import { HEADERS_TIMEOUT_MS, createRequestHandler } from './http-proxy.ts';
-import type { ForwardContext } from './http-proxy.ts';
+import { ClientConnections, HEADERS_TIMEOUT_MS, KEEP_ALIVE_TIMEOUT_MS } from './http-connection.ts';
+import type { ForwardContext } from './http-connection.ts';
 import { PauseGate } from './pause-gate.ts';
 import { RouteTable } from './route-table.ts';
 import { STATE_DIR_MODE } from './snapshot-file.ts';
@@ -22,7 +22,6 @@ import { TcpListeners } from './tcp-proxy.ts';
 import type { RouteSnapshot } from './types.ts';
 import { Upstreams } from './upstreams.ts';
 import type { UpstreamLoad } from './upstreams.ts';
-import { createUpgradeHandler } from './ws-proxy.ts';
 
 /** The CLI's client of the control channel (import `./client.ts` directly to avoid loading the proxy). */
 export { ProxyClient } from './client.ts';
@@ -53,6 +52,8 @@ export interface ProxyOptions {
   closeTimeoutMs?: number;
   /** How long an upstream may take to send response headers before the client gets 504 (default 300 000 ms, checked once a second). */
   headersTimeoutMs?: number;
+  /** How long an idle client connection is kept, and how long a client may take to send a request head (default 60 000 ms). */
+  keepAliveTimeoutMs?: number;
 }
 
 /** A running proxy. */
@@ -79,7 +80,7 @@ function packageVersion(): string {
   }
 }
 
-function listen(server: http.Server, port: number, host: string): Promise<number> {
+function listen(server: net.Server, port: number, host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen({ port, host }, () => {
@@ -106,6 +107,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     proto: 'http',
     closing: () => closing,
     headersTimeoutMs: options.headersTimeoutMs ?? HEADERS_TIMEOUT_MS,
+    keepAliveTimeoutMs: options.keepAliveTimeoutMs ?? KEEP_ALIVE_TIMEOUT_MS,
   };
   const tcp = new TcpListeners({ table, upstreams, gate, log, host: options.tcpHost ?? '0.0.0.0' });
   table.onChange((snapshot) => {
@@ -114,12 +116,9 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     return tcp.sync(snapshot);
   });
 
-  const server = http.createServer(createRequestHandler(ctx));
-  server.on('upgrade', createUpgradeHandler(ctx));
-  server.on('clientError', (_error, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-    else socket.destroy();
-  });
+  const clients = new ClientConnections();
+  // Half-open: a client that ends its side after a request still gets the response.
+  const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => clients.accept(socket, ctx));
 
   let control: ControlServer | undefined;
   let httpPort: number;
@@ -132,6 +131,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     await control?.close();
     await tcp.close();
     server.close();
+    clients.destroyAll();
     throw error;
   }
   log.info({ httpPort, routes: table.snapshot.routes.length, version: table.snapshot.version }, 'proxy started');
@@ -141,9 +141,10 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     closing = true;
     gate.close();
     const httpClosed = new Promise<void>((resolve) => server.close(() => resolve()));
+    clients.closeIdle();
     await Promise.all([tcp.close(), control?.close()]);
     const destroyed = await upstreams.closeAll(options.closeTimeoutMs ?? 10_000);
-    server.closeAllConnections();
+    clients.destroyAll();
     await httpClosed;
     log.info({ destroyed }, 'proxy stopped');
   };

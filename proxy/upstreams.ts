@@ -1,15 +1,17 @@
 /**
- * What the proxy knows about each upstream (`host:port`): its undici Pool of keep-alive
- * connections, and everything in flight to it (HTTP requests, upgraded WebSockets, TCP
- * connections), so that `drain` can wait for that work to finish, or end what remains.
+ * What the proxy knows about each upstream (`host:port`): its idle keep-alive connections, and
+ * everything in flight to it (HTTP requests, upgraded WebSockets, TCP connections), so that
+ * `drain` can wait for that work to finish, or end what remains.
  */
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
-import { Pool } from 'undici';
 import type { Logger } from '../src/logger.ts';
 import { upstreamKey } from './route-table.ts';
+import { coarseNow } from './coarse-clock.ts';
 import type { DrainResult, RouteSnapshot, Upstream } from './types.ts';
+import { IDLE_TIMEOUT_MS, UpstreamSocket } from './upstream-socket.ts';
+import type { IdleHome } from './upstream-socket.ts';
 
 /** Kinds of work tracked per upstream. */
 export type WorkKind = 'request' | 'websocket' | 'tcp';
@@ -52,9 +54,14 @@ export class SocketPair extends Tracked {
   }
 }
 
-/** Ends a connection abruptly (TCP RST where possible), so the peer sees an abort, not a clean close. */
+/**
+ * Ends a connection abruptly (TCP RST where possible), so the peer sees an abort, not a clean
+ * close. Not after `end()`: libuv refuses a reset while a shutdown is pending, and Node then never
+ * closes the handle (the process cannot exit).
+ */
 export function abortSocket(socket: Duplex): void {
   if (socket.destroyed) return;
+  if (socket.writableEnded) return void socket.destroy();
   try {
     (socket as Socket).resetAndDestroy();
   } catch {
@@ -69,34 +76,29 @@ export interface UpstreamLoad {
   tcp: number;
 }
 
-/**
- * Pool settings for every upstream: keep-alive, no body idle timeout (SSE, long polls), and no
- * per-request headers timer (undici arms one per request; `Upstreams` sweeps instead, once a second).
- */
-const POOL_OPTIONS: Pool.Options = {
-  connections: null,
-  pipelining: 1,
-  keepAliveTimeout: 4_000,
-  headersTimeout: 0,
-  bodyTimeout: 0,
-  connectTimeout: 10_000,
-};
+/** Most idle connections kept per upstream. */
+const MAX_IDLE = 128;
 
-/** One upstream's pool and in-flight work. */
-export class UpstreamEntry {
+/** One upstream's idle connections and in-flight work. */
+export class UpstreamEntry implements IdleHome {
   readonly key: string;
-  readonly origin: string;
+  readonly host: string;
+  readonly port: number;
   readonly load: UpstreamLoad = { requests: 0, websockets: 0, tcp: 0 };
   #size = 0;
   #head: Tracked | null = null;
-  #pool: Pool | undefined;
+  /** Idle keep-alive connections, most recently used last. */
+  #idle: UpstreamSocket[] = [];
+  #closed = false;
   #idleWaiters: (() => void)[] = [];
   #lastWarn = 0;
   readonly #log: Logger;
 
   constructor(key: string, log: Logger) {
     this.key = key;
-    this.origin = `http://${key}`;
+    const colon = key.lastIndexOf(':');
+    this.host = key.slice(0, colon).replace(/^\[(.*)\]$/, '$1');
+    this.port = Number(key.slice(colon + 1));
     this.#log = log;
   }
 
@@ -105,9 +107,33 @@ export class UpstreamEntry {
     return this.#size;
   }
 
-  /** The keep-alive connection pool to this upstream (created on first use). */
-  pool(): Pool {
-    return (this.#pool ??= new Pool(this.origin, POOL_OPTIONS));
+  /** A connection for one exchange: the most recently idle one, or a new one. */
+  acquire(): UpstreamSocket {
+    for (let conn = this.#idle.pop(); conn !== undefined; conn = this.#idle.pop()) {
+      if (conn.usable) return conn;
+      conn.destroy();
+    }
+    return this.connect();
+  }
+
+  /** A new connection (also for a retry after a stale keep-alive one failed). */
+  connect(): UpstreamSocket {
+    return new UpstreamSocket(this.host, this.port, this);
+  }
+
+  /** Takes a connection back after a complete exchange, to be reused (or closes it when not wanted). */
+  reuse(conn: UpstreamSocket): void {
+    conn.user = null;
+    conn.served++;
+    if (this.#closed || !conn.usable || this.#idle.length >= MAX_IDLE) return conn.destroy();
+    conn.idleSince = coarseNow();
+    this.#idle.push(conn);
+  }
+
+  /** Forgets an idle connection that closed (or is being closed). */
+  dropIdle(conn: UpstreamSocket): void {
+    const i = this.#idle.lastIndexOf(conn);
+    if (i >= 0) this.#idle.splice(i, 1);
   }
 
   /** Counts `work` as in flight. */
@@ -138,8 +164,9 @@ export class UpstreamEntry {
     }
   }
 
-  /** Lets every piece of work check whether it is overdue. */
+  /** Lets every piece of work check whether it is overdue; closes connections idle too long. */
   expire(now: number): void {
+    while (this.#idle.length > 0 && now - (this.#idle[0] as UpstreamSocket).idleSince >= IDLE_TIMEOUT_MS) (this.#idle[0] as UpstreamSocket).destroy();
     for (let w = this.#head; w !== null; ) {
       const next = w.nextWork;
       w.expire(now);
@@ -172,15 +199,14 @@ export class UpstreamEntry {
     }
   }
 
-  /** Destroys all remaining work and closes the pool. Returns how much work was destroyed. */
-  async close(): Promise<number> {
+  /** Destroys all remaining work and the idle connections. Returns how much work was destroyed. */
+  close(): number {
+    this.#closed = true;
     const remaining: Tracked[] = [];
     for (let w = this.#head; w !== null; w = w.nextWork) remaining.push(w);
     for (const work of remaining) work.destroy();
     for (const work of remaining) this.release(work);
-    const pool = this.#pool;
-    this.#pool = undefined;
-    if (pool) await (remaining.length > 0 ? pool.destroy() : pool.close()).catch(() => {});
+    for (const conn of this.#idle.splice(0)) conn.destroy();
     return remaining.length;
   }
 
@@ -203,7 +229,7 @@ export class Upstreams {
   }
 
   #sweep(): void {
-    const now = Date.now();
+    const now = coarseNow();
     for (const entry of this.#entries.values()) entry.expire(now);
   }
 
@@ -218,7 +244,7 @@ export class Upstreams {
   }
 
   /**
-   * Closes the pools of upstreams no route uses any more and that have nothing in flight (the
+   * Closes the idle connections of upstreams no route uses any more and that have nothing in flight (the
    * others are left to their drain). Called after every route change.
    */
   prune(snapshot: RouteSnapshot): void {
@@ -227,7 +253,7 @@ export class Upstreams {
     for (const [key, entry] of this.#entries) {
       if (used.has(key) || entry.size > 0) continue;
       this.#entries.delete(key);
-      void entry.close();
+      entry.close();
     }
   }
 
@@ -240,7 +266,7 @@ export class Upstreams {
 
   /**
    * Waits until `upstream` has nothing in flight or `timeoutMs` passes, then destroys what is
-   * left and closes its pool. The caller has already moved its routes elsewhere; work that
+   * left and closes its connections. The caller has already moved its routes elsewhere; work that
    * starts on it meanwhile is waited for too.
    */
   async drain(upstream: Pick<Upstream, 'host' | 'port'>, timeoutMs: number): Promise<DrainResult> {
@@ -251,7 +277,7 @@ export class Upstreams {
     await entry.whenIdle(timeoutMs);
     const waitedMs = Math.round(performance.now() - start);
     if (this.#entries.get(key) === entry) this.#entries.delete(key);
-    const remaining = await entry.close();
+    const remaining = entry.close();
     this.#log.info({ upstream: key, remaining, waitedMs }, remaining === 0 ? 'upstream drained' : 'upstream drain timed out; remaining work destroyed');
     return { drained: remaining === 0, remaining, waitedMs };
   }
@@ -264,7 +290,7 @@ export class Upstreams {
     const deadline = Date.now() + timeoutMs;
     for (const entry of entries) await entry.whenIdle(Math.max(0, deadline - Date.now()));
     let destroyed = 0;
-    for (const entry of entries) destroyed += await entry.close();
+    for (const entry of entries) destroyed += entry.close();
     return destroyed;
   }
 }

@@ -29,7 +29,7 @@ export function addProxyCommand(parent: Command): void {
       const output = processOutput(Boolean(g.json));
       const home = g.home ?? resolveHome();
       const httpPort = (opts.httpPort as number | undefined) ?? (process.getuid?.() === 0 ? 80 : 8080);
-      // Loaded here, so that other commands do not pay for the proxy server and undici at start.
+      // Loaded here, so that other commands do not pay for loading the proxy server at start.
       const { startProxy } = await import('../../proxy/index.ts');
       const proxy = await startProxy({
         stateDir: proxyStateDir(home),

@@ -10,7 +10,7 @@ import { createLogger, type LogLevel, type Logger } from '../logger.ts';
 import type { OpContext } from '../deploy/context.ts';
 import { recoverJournal } from '../deploy/recover.ts';
 import { Store } from '../store/store.ts';
-// The client and paths only: ordinary commands do not load the proxy server (or undici).
+// The client and paths only: ordinary commands do not load the proxy server.
 import { ProxyClient } from '../../proxy/client.ts';
 import { proxyPaths } from '../../proxy/paths.ts';
 import type { Command } from 'commander';

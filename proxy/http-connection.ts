@@ -1,0 +1,346 @@
+/**
+ * One client connection to the proxy's HTTP listener: reads request heads (strictly, see
+ * http-head.ts), routes each by Host, holds it while its route is paused, and hands it to an
+ * Exchange with the chosen upstream; answers 400/404/408/431/501/505 and 503 itself. Requests on
+ * a keep-alive connection are served one after another (pipelined ones wait, bounded). Idle
+ * connections and slow heads time out by a sweep once a second, not a timer per request.
+ * The connection is listener-agnostic: a TLS listener passes its sockets with `proto: 'https'`.
+ */
+import type { Socket } from 'node:net';
+import type { Logger } from '../src/logger.ts';
+import { coarseNow } from './coarse-clock.ts';
+import { Exchange, MESSAGES } from './http-exchange.ts';
+import type { ExchangeClient } from './http-exchange.ts';
+import { MAX_REQUEST_HEAD, headText, parseRequestHead } from './http-head.ts';
+import type { ForwardFor, RequestHead } from './http-head.ts';
+import { isPaused } from './pause-gate.ts';
+import type { PauseGate } from './pause-gate.ts';
+import { nextUpstream } from './route-table.ts';
+import type { ActiveRoute, RouteTable } from './route-table.ts';
+import { Tunnel } from './tunnel.ts';
+import { abortSocket } from './upstreams.ts';
+import type { UpstreamEntry, Upstreams } from './upstreams.ts';
+import type { UpstreamSocket } from './upstream-socket.ts';
+
+/** What the connections of one listener share. */
+export interface ForwardContext {
+  table: RouteTable;
+  upstreams: Upstreams;
+  gate: PauseGate;
+  log: Logger;
+  /** The scheme clients used to reach this listener, sent as X-Forwarded-Proto. */
+  proto: 'http' | 'https';
+  /** True once the proxy is shutting down: new requests get 503, connections close after their exchange. */
+  closing: () => boolean;
+  /** How long an upstream may take to send response headers (checked about once a second). */
+  headersTimeoutMs: number;
+  /** How long an idle keep-alive client connection is kept, and how long a client may take to send a request head. */
+  keepAliveTimeoutMs: number;
+}
+
+/** How long an upstream may take to send response headers, by default. */
+export const HEADERS_TIMEOUT_MS = 300_000;
+/** How long an idle client connection is kept, by default (nginx: 75 s; Node's server: 5 s). */
+export const KEEP_ALIVE_TIMEOUT_MS = 60_000;
+/** How long the rest of a request body is read and dropped after its answer, before the connection is closed anyway. */
+const LINGER_MS = 30_000;
+/** Most bytes buffered from a client beyond the request being served (pipelining) before reading pauses. */
+const MAX_PENDING = 64 * 1024;
+
+const LF2 = Buffer.from('\n\n');
+const REASONS: Record<number, string> = {
+  400: 'Bad Request',
+  404: 'Not Found',
+  408: 'Request Timeout',
+  431: 'Request Header Fields Too Large',
+  501: 'Not Implemented',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+  504: 'Gateway Timeout',
+  505: 'HTTP Version Not Supported',
+};
+
+const READING_HEAD = 0;
+const BODY = 1; // the request body is going upstream
+const AWAITING = 2; // the request went upstream; waiting for the response
+const HELD = 3; // the route is paused: waiting for it
+const TUNNEL = 4;
+const CLOSED = 5;
+
+/** Every client connection of a listener, swept once a second for timeouts. */
+export class ClientConnections {
+  readonly #all = new Set<ClientConnection>();
+  readonly #sweeper: NodeJS.Timeout;
+
+  constructor() {
+    this.#sweeper = setInterval(() => {
+      const now = coarseNow();
+      for (const conn of this.#all) if (now >= conn.deadline) conn.timedOut();
+    }, 1000).unref();
+  }
+
+  /** Serves a new client socket. */
+  accept(socket: Socket, ctx: ForwardContext): void {
+    const conn = new ClientConnection(socket, ctx, () => this.#all.delete(conn));
+    this.#all.add(conn);
+  }
+
+  /** Closes the connections that wait for a request; the others close after their exchange. */
+  closeIdle(): void {
+    for (const conn of this.#all) conn.closeIfIdle();
+  }
+
+  /** Destroys every connection and stops the sweep. */
+  destroyAll(): void {
+    clearInterval(this.#sweeper);
+    for (const conn of this.#all) conn.abort();
+  }
+}
+
+/** One client connection. */
+class ClientConnection implements ExchangeClient {
+  readonly #socket: Socket;
+  readonly #ctx: ForwardContext;
+  readonly #forget: () => void;
+  #state = READING_HEAD;
+  /** Bytes read and not yet used. */
+  #buf: Buffer | null = null;
+  #exchange: Exchange | null = null;
+  #tunnel: Tunnel | null = null;
+  /** The request being held or served (for HEAD answers). */
+  #method = 'GET';
+  /** Inside `#feedBody`: a finished exchange leaves parsing the next request to it. */
+  #feeding = false;
+  #clientEnded = false;
+  #forwardFor: ForwardFor | undefined;
+  /** When the connection times out (ms since epoch). */
+  deadline: number;
+
+  constructor(socket: Socket, ctx: ForwardContext, forget: () => void) {
+    this.#socket = socket;
+    this.#ctx = ctx;
+    this.#forget = forget;
+    this.deadline = coarseNow() + ctx.keepAliveTimeoutMs;
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.on('end', () => this.#onEnd());
+    socket.on('drain', () => (this.#tunnel === null ? this.#exchange?.onClientDrain() : this.#tunnel.clientDrained()));
+    socket.on('error', () => socket.destroy());
+    socket.on('close', () => this.#onClose());
+  }
+
+  #onData(chunk: Buffer): void {
+    switch (this.#state) {
+      case READING_HEAD:
+        if (this.#buf === null) this.deadline = coarseNow() + this.#ctx.keepAliveTimeoutMs;
+        this.#append(chunk);
+        return this.#parse();
+      case BODY:
+        return this.#feedBody(chunk);
+      case TUNNEL:
+        return (this.#tunnel as Tunnel).fromClient(chunk);
+      case CLOSED:
+        return;
+      default:
+        this.#append(chunk);
+    }
+  }
+
+  #append(chunk: Buffer): void {
+    this.#buf = this.#buf === null ? chunk : Buffer.concat([this.#buf, chunk]);
+    if (this.#state !== READING_HEAD && this.#buf.length > MAX_PENDING) this.#socket.pause();
+  }
+
+  /** Reads request heads from the buffer while the connection is free for one. */
+  #parse(): void {
+    while (this.#state === READING_HEAD && this.#buf !== null) {
+      let buf = this.#buf;
+      let skip = 0;
+      while (skip + 1 < buf.length && buf[skip] === 13 && buf[skip + 1] === 10) skip += 2; // empty lines before a request
+      if (skip > 0) {
+        this.#buf = skip === buf.length ? null : buf.subarray(skip);
+        if (this.#buf === null) return;
+        buf = this.#buf;
+      }
+      const text = headText(buf);
+      if (text === undefined || text.length > MAX_REQUEST_HEAD) {
+        if (text !== undefined || buf.length > MAX_REQUEST_HEAD) return this.#reply(431, 'depad proxy: request head too large', false);
+        if (buf.indexOf(LF2) >= 0) return this.#reply(400, `${MESSAGES.badRequest}: bare LF line ending`, false);
+        return;
+      }
+      const end = text.length;
+      this.#buf = end + 4 < buf.length ? buf.subarray(end + 4) : null;
+      this.#request(text);
+    }
+  }
+
+  #request(text: string): void {
+    const ctx = this.#ctx;
+    this.#forwardFor ??= { clientIp: this.#socket.remoteAddress ?? '', proto: ctx.proto };
+    const head = parseRequestHead(text, this.#forwardFor);
+    if ('error' in head) return this.#reply(head.error, `${MESSAGES.badRequest}: ${head.reason}`, false);
+    this.#method = head.method;
+    const keep = head.keepAlive && head.framing.kind === 'none';
+    if (ctx.closing()) return this.#reply(503, MESSAGES.closing, false);
+    const active = ctx.table.httpRoute(head.host);
+    if (active === undefined) return this.#reply(404, MESSAGES.noRoute, keep);
+    if (active.route.pausedUntil === undefined || !isPaused(active)) return this.#forward(head, active);
+    this.#state = HELD;
+    this.deadline = Infinity;
+    this.#socket.pause();
+    const host = head.host;
+    const wait = ctx.gate.wait(() => ctx.table.httpRoute(host));
+    this.#cancelWait = wait.cancel;
+    void wait.outcome.then((outcome) => {
+      this.#cancelWait = undefined;
+      if (this.#state !== HELD) return;
+      this.#socket.resume();
+      if (outcome.kind === 'ready') this.#forward(head, outcome.active);
+      else if (outcome.kind === 'gone') this.#reply(404, MESSAGES.noRoute, keep);
+      else this.#reply(503, outcome.kind === 'timeout' ? MESSAGES.pausedTooLong : MESSAGES.closing, false);
+    });
+  }
+
+  #cancelWait: (() => void) | undefined;
+
+  #forward(head: RequestHead, active: ActiveRoute): void {
+    const i = nextUpstream(active);
+    if (i < 0) return this.#reply(503, MESSAGES.noUpstream, head.keepAlive && head.framing.kind === 'none');
+    const entry = this.#ctx.upstreams.entry(active.keys[i] as string);
+    const exchange = new Exchange(this, entry, head, this.#ctx.headersTimeoutMs);
+    this.#exchange = exchange;
+    this.#state = head.framing.kind === 'none' ? AWAITING : BODY;
+    this.deadline = Infinity;
+    exchange.start();
+    if (this.#state === BODY && this.#buf !== null) {
+      const pending = this.#buf;
+      this.#buf = null;
+      this.#feedBody(pending);
+    }
+  }
+
+  #feedBody(chunk: Buffer): void {
+    const exchange = this.#exchange as Exchange;
+    this.#feeding = true;
+    const used = exchange.requestData(chunk);
+    this.#feeding = false;
+    if (used < chunk.length && this.#state !== CLOSED) this.#append(chunk.subarray(used));
+    if (this.#state === BODY && exchange.requestComplete) this.#state = AWAITING;
+    if (this.#state === READING_HEAD) this.#parse();
+  }
+
+  /** Answers with a short plain-text page; keeps the connection for the next request when `keep`. */
+  #reply(status: number, text: string, keep: boolean): void {
+    if (this.#state === CLOSED) return;
+    const body = this.#method === 'HEAD' ? '' : `${text}\n`;
+    keep &&= !this.#ctx.closing();
+    this.#socket.write(
+      `HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(`${text}\n`)}\r\n` +
+        `Cache-Control: no-store\r\n${status === 503 ? 'Retry-After: 1\r\n' : ''}${keep ? '' : 'Connection: close\r\n'}\r\n${body}`,
+      'latin1',
+    );
+    if (keep) this.#next();
+    else this.#close();
+  }
+
+  /** Ready for the next request on this connection. */
+  #next(): void {
+    if (this.#clientEnded && this.#buf === null) return this.#close();
+    this.#state = READING_HEAD;
+    this.#method = 'GET';
+    this.deadline = coarseNow() + this.#ctx.keepAliveTimeoutMs;
+    this.#socket.resume();
+    if (!this.#feeding) this.#parse();
+  }
+
+  /** Ends the connection after what was written (a FIN, not a reset). */
+  #close(): void {
+    this.#state = CLOSED;
+    this.#buf = null;
+    this.#socket.end();
+  }
+
+  #onEnd(): void {
+    this.#clientEnded = true;
+    if (this.#state === TUNNEL) (this.#tunnel as Tunnel).clientEnded();
+    else if (this.#state === READING_HEAD) {
+      if (this.#buf === null) this.#close();
+      else this.#reply(400, `${MESSAGES.badRequest}: incomplete request`, false);
+    } else if (this.#state === BODY) this.abort(); // the body was cut short
+  }
+
+  #onClose(): void {
+    this.#state = CLOSED;
+    this.#cancelWait?.();
+    this.#exchange?.clientClosed();
+    this.#exchange = null;
+    this.#tunnel?.clientClosed();
+    this.#forget();
+  }
+
+  // ExchangeClient.
+
+  write(data: Buffer | string): boolean {
+    return typeof data === 'string' ? this.#socket.write(data, 'latin1') : this.#socket.write(data);
+  }
+
+  pauseReading(): void {
+    this.#socket.pause();
+  }
+
+  resumeReading(): void {
+    if (this.#state === BODY || this.#state === AWAITING) this.#socket.resume();
+  }
+
+  exchangeDone(keepClient: boolean): void {
+    this.#exchange = null;
+    if (keepClient && !this.#ctx.closing()) this.#next();
+    else this.#close();
+  }
+
+  replyError(status: number, text: string): void {
+    this.#exchange = null;
+    this.#reply(status, text, false);
+  }
+
+  abort(): void {
+    this.#state = CLOSED;
+    abortSocket(this.#socket);
+  }
+
+  linger(): void {
+    this.deadline = coarseNow() + LINGER_MS;
+    this.#socket.resume();
+  }
+
+  startTunnel(entry: UpstreamEntry, up: UpstreamSocket): void {
+    this.#exchange = null;
+    this.#state = TUNNEL;
+    this.deadline = Infinity;
+    this.#tunnel = new Tunnel(entry, this.#socket, up);
+    this.#socket.resume();
+    const pending = this.#buf;
+    this.#buf = null;
+    if (pending !== null) this.#tunnel.fromClient(pending);
+    if (this.#clientEnded) this.#tunnel.clientEnded();
+  }
+
+  closing(): boolean {
+    return this.#ctx.closing();
+  }
+
+  // The sweep and shutdown.
+
+  /** The deadline passed: a slow request head gets 408, an idle or lingering connection is closed. */
+  timedOut(): void {
+    this.deadline = Infinity;
+    if (this.#state === BODY) return this.abort(); // lingering after an early answer
+    if (this.#state !== READING_HEAD) return;
+    if (this.#buf === null) this.#close();
+    else this.#reply(408, 'depad proxy: the request head took too long', false);
+  }
+
+  /** Closes the connection if it waits for a request. */
+  closeIfIdle(): void {
+    if (this.#state === READING_HEAD && this.#buf === null) this.#close();
+  }
+}

@@ -1,0 +1,360 @@
+/**
+ * One forwarded HTTP request: its head and body go to an upstream connection, the response comes
+ * back to the client, each side with backpressure. Bodies are forwarded as they are; the framing of
+ * both (Content-Length, chunked, until close) is tracked so that both connections can be reused.
+ * A request without a body that fails on a reused (possibly stale) keep-alive connection before
+ * any answer is retried once on a new connection. A `101 Switching Protocols` answer to an upgrade
+ * request turns both connections into a tunnel (WebSocket).
+ */
+import { ChunkedScanner } from './chunked.ts';
+import { coarseNow } from './coarse-clock.ts';
+import { MAX_RESPONSE_HEAD, clientHead, headText, parseResponseHead } from './http-head.ts';
+import type { Framing, RequestHead } from './http-head.ts';
+import { Tracked } from './upstreams.ts';
+import type { UpstreamEntry } from './upstreams.ts';
+import type { SocketUser, UpstreamSocket } from './upstream-socket.ts';
+
+/** What an exchange needs from the client connection it serves. */
+export interface ExchangeClient {
+  /** Writes to the client; false when its buffer is full (wait for `onClientDrain`). */
+  write(data: Buffer | string): boolean;
+  /** Stops reading the client (request body backpressure). */
+  pauseReading(): void;
+  /** Reads the client again. */
+  resumeReading(): void;
+  /** The exchange is complete; the connection carries the next request when `keepClient`. */
+  exchangeDone(keepClient: boolean): void;
+  /** Answers with a proxy error page (nothing was sent yet) and closes the connection. */
+  replyError(status: number, text: string): void;
+  /** Ends the client's connection at once (the response was cut short). */
+  abort(): void;
+  /** The response is complete but the request body is not: read the rest (bounded in time), then close. */
+  linger(): void;
+  /** Hands both connections over to a tunnel after `101 Switching Protocols`. */
+  startTunnel(entry: UpstreamEntry, up: UpstreamSocket): void;
+  /** True once the proxy is shutting down. */
+  closing(): boolean;
+}
+
+/** The texts of the proxy's own error pages. */
+export const MESSAGES = {
+  badRequest: 'depad proxy: bad request',
+  noRoute: 'depad proxy: no route for this host',
+  noUpstream: 'depad proxy: the service has no running instance',
+  pausedTooLong: 'depad proxy: the service was paused for too long',
+  badGateway: 'depad proxy: the service did not answer',
+  gatewayTimeout: 'depad proxy: the service did not answer in time',
+  closing: 'depad proxy: shutting down',
+} as const;
+
+/** Methods whose requests may be sent again when a stale keep-alive connection failed (RFC 9110 §9.2.2). */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
+const HEAD = 0; // waiting for (more of) the response head
+const BODY = 1;
+const DONE = 2;
+
+/** One request in flight: tracked on its upstream until complete. */
+export class Exchange extends Tracked implements SocketUser {
+  readonly kind = 'request' as const;
+  readonly #client: ExchangeClient;
+  readonly #entry: UpstreamEntry;
+  readonly #head: RequestHead;
+  #up: UpstreamSocket | null = null;
+  #retried = false;
+  #finished = false;
+  /** When response headers are due (ms since epoch); Infinity once they came. */
+  #headersDue: number;
+
+  // Request body.
+  #reqLeft = 0;
+  #reqScanner: ChunkedScanner | null = null;
+  #reqDone: boolean;
+  /** The response ended before the request body: the rest of the body is read and dropped. */
+  #discarding = false;
+
+  // Response.
+  #res = HEAD;
+  #resBuf: Buffer | null = null;
+  #resKind: Framing['kind'] = 'none';
+  #resLeft = 0;
+  #resScanner: ChunkedScanner | null = null;
+  #reusable = false;
+  #keepClient = false;
+  /** Any byte came from the upstream. */
+  #answered = false;
+  /** Any byte went to the client. */
+  #sent = false;
+  /** Upstream reading is paused until the client drains. */
+  #waitingForClient = false;
+
+  constructor(client: ExchangeClient, entry: UpstreamEntry, head: RequestHead, headersTimeoutMs: number) {
+    super();
+    this.#client = client;
+    this.#entry = entry;
+    this.#head = head;
+    this.#headersDue = coarseNow() + headersTimeoutMs;
+    const framing = head.framing;
+    this.#reqDone = framing.kind === 'none';
+    if (framing.kind === 'length') this.#reqLeft = framing.length;
+    else if (framing.kind === 'chunked') this.#reqScanner = new ChunkedScanner();
+  }
+
+  /** True once the whole request body went upstream (or was dropped). */
+  get requestComplete(): boolean {
+    return this.#reqDone;
+  }
+
+  /** Sends the request head on an idle or new connection. */
+  start(): void {
+    this.#entry.add(this);
+    this.#attach(this.#entry.acquire());
+  }
+
+  #attach(up: UpstreamSocket): void {
+    up.user = this;
+    this.#up = up;
+    up.socket.write(this.#head.upstreamHead, 'latin1');
+  }
+
+  /**
+   * Request body bytes from the client: forwards the part that belongs to this request and
+   * returns its length (what follows is the next request).
+   */
+  requestData(chunk: Buffer): number {
+    if (this.#reqDone) return 0;
+    let used: number;
+    if (this.#reqScanner === null) {
+      used = Math.min(chunk.length, this.#reqLeft);
+      this.#reqLeft -= used;
+      this.#reqDone = this.#reqLeft === 0;
+    } else {
+      const end = this.#reqScanner.scan(chunk);
+      if (end === -2) {
+        this.#fail(400, MESSAGES.badRequest, undefined);
+        return chunk.length;
+      }
+      used = end === -1 ? chunk.length : end;
+      this.#reqDone = end !== -1;
+    }
+    const up = this.#up;
+    if (!this.#discarding && up !== null && !up.socket.write(used === chunk.length ? chunk : chunk.subarray(0, used))) this.#client.pauseReading();
+    if (this.#reqDone && this.#res === DONE) this.#finish(true);
+    return used;
+  }
+
+  // SocketUser: events of the upstream connection.
+
+  onUpstreamDrain(): void {
+    if (!this.#reqDone) this.#client.resumeReading();
+  }
+
+  onUpstreamData(data: Buffer): boolean {
+    this.#answered = true;
+    if (this.#res === BODY) return this.#relayBody(data, 0, false);
+    if (this.#res === DONE) {
+      this.#reusable = false; // bytes after the response: the connection is not reused
+      return true;
+    }
+    return this.#onHeadBytes(data);
+  }
+
+  onUpstreamEnd(): void {
+    if (this.#res === BODY && this.#resKind === 'close') {
+      this.#up?.destroy();
+      this.#up = null;
+      this.#responseDone();
+    } else this.onUpstreamError(new Error('the upstream closed the connection before a complete response'));
+  }
+
+  onUpstreamError(error: Error): void {
+    const up = this.#up;
+    this.#up = null;
+    up?.destroy();
+    if (this.#finished || this.#res === DONE) return;
+    if (up !== null && !this.#answered && !this.#retried && up.served > 0 && this.#head.framing.kind === 'none' && IDEMPOTENT.has(this.#head.method)) {
+      // Most likely a keep-alive connection the upstream closed while it was idle: try a new one.
+      this.#retried = true;
+      this.#attach(this.#entry.connect());
+      return;
+    }
+    this.#fail(502, MESSAGES.badGateway, error);
+  }
+
+  // The client connection's events.
+
+  /** The client can take more: read the upstream again. */
+  onClientDrain(): void {
+    if (!this.#waitingForClient) return;
+    this.#waitingForClient = false;
+    this.#up?.resume();
+  }
+
+  /** The client's connection closed: drop the upstream connection (it is mid-exchange). */
+  clientClosed(): void {
+    if (this.#finished) return;
+    this.#up?.destroy();
+    this.#up = null;
+    this.#finish(false);
+  }
+
+  // Tracked: drain timeouts and the headers timeout.
+
+  /** Drain timeout: end both sides now. */
+  destroy(): void {
+    this.#up?.destroy();
+    this.#up = null;
+    if (!this.#finished) this.#client.abort();
+    this.#finish(false);
+  }
+
+  override expire(now: number): void {
+    if (now < this.#headersDue || this.#finished) return;
+    this.#headersDue = Infinity;
+    this.#up?.destroy();
+    this.#up = null;
+    this.#fail(504, MESSAGES.gatewayTimeout, new Error('the upstream sent no response headers in time'));
+  }
+
+  // Response handling.
+
+  #onHeadBytes(data: Buffer): boolean {
+    let buf = data;
+    let owned = false;
+    if (this.#resBuf !== null) {
+      buf = Buffer.concat([this.#resBuf, data]);
+      owned = true;
+      this.#resBuf = null;
+    }
+    for (;;) {
+      const text = headText(buf);
+      if (text === undefined || text.length > MAX_RESPONSE_HEAD) {
+        if (buf.length > MAX_RESPONSE_HEAD) return this.#fail(502, MESSAGES.badGateway, new Error('response head too large')), true;
+        this.#resBuf = owned ? buf : Buffer.from(buf);
+        return true;
+      }
+      const end = text.length;
+      const parsed = parseResponseHead(text, this.#head.method);
+      if ('error' in parsed) return this.#fail(502, MESSAGES.badGateway, new Error(parsed.reason)), true;
+      const bodyStart = end + 4;
+      if (parsed.status === 101) {
+        if (this.#head.upgrade === undefined) return this.#fail(502, MESSAGES.badGateway, new Error('101 without an upgrade request')), true;
+        return this.#switchProtocols(buf, owned);
+      }
+      if (parsed.status < 200) {
+        // Interim (100 Continue, 103 Early Hints): passed on as it is; the final response follows.
+        this.#send(buf.subarray(0, bodyStart), owned);
+        if (bodyStart === buf.length) return true;
+        buf = buf.subarray(bodyStart);
+        continue;
+      }
+      this.#headersDue = Infinity;
+      this.#res = BODY;
+      this.#resKind = parsed.framing.kind;
+      if (parsed.framing.kind === 'length') this.#resLeft = parsed.framing.length;
+      else if (parsed.framing.kind === 'chunked') this.#resScanner = new ChunkedScanner();
+      this.#reusable = parsed.reusable;
+      // An answer before the whole request body (an early 413, or a refused Expect: 100-continue):
+      // the client may never send the rest, so the connection closes after this response.
+      this.#keepClient = this.#head.keepAlive && this.#reqDone && parsed.framing.kind !== 'close' && !this.#client.closing();
+      if (parsed.needsRewrite || !this.#keepClient) {
+        this.#client.write(clientHead(parsed, !this.#keepClient));
+        this.#sent = true;
+        return this.#relayBody(buf, bodyStart, owned);
+      }
+      return this.#relayBody(buf, 0, owned, bodyStart);
+    }
+  }
+
+  /**
+   * Forwards the response bytes of `buf` from `start` (head bytes before `bodyStart`, when given,
+   * go along unchanged) up to the end of the body. Returns false to pause the upstream.
+   */
+  #relayBody(buf: Buffer, start: number, owned: boolean, bodyStart = start): boolean {
+    let end: number;
+    switch (this.#resKind) {
+      case 'none':
+        end = bodyStart;
+        this.#res = DONE;
+        break;
+      case 'length': {
+        const take = Math.min(this.#resLeft, buf.length - bodyStart);
+        this.#resLeft -= take;
+        end = bodyStart + take;
+        if (this.#resLeft === 0) this.#res = DONE;
+        break;
+      }
+      case 'chunked': {
+        const e = (this.#resScanner as ChunkedScanner).scan(buf, bodyStart);
+        if (e === -2) return this.#fail(502, MESSAGES.badGateway, new Error('invalid chunked response body')), true;
+        end = e === -1 ? buf.length : e;
+        if (e !== -1) this.#res = DONE;
+        break;
+      }
+      default:
+        end = buf.length;
+    }
+    if (end < buf.length) this.#reusable = false; // more than the response: not reused
+    const flushed = end > start ? this.#send(buf.subarray(start, end), owned) : true;
+    if (this.#res === DONE) {
+      this.#responseDone();
+      return true;
+    }
+    if (!flushed) this.#waitingForClient = true;
+    return flushed;
+  }
+
+  /** Writes response bytes to the client (copied unless the buffer is the exchange's own). */
+  #send(bytes: Buffer, owned: boolean): boolean {
+    this.#sent = true;
+    return this.#client.write(owned ? bytes : Buffer.from(bytes));
+  }
+
+  #switchProtocols(buf: Buffer, owned: boolean): boolean {
+    const up = this.#up as UpstreamSocket;
+    this.#send(buf, owned); // the 101 head and whatever the upstream already sent after it
+    this.#up = null;
+    this.#res = DONE;
+    this.#entry.release(this);
+    this.#finished = true;
+    up.user = null;
+    this.#client.startTunnel(this.#entry, up);
+    return true;
+  }
+
+  #responseDone(): void {
+    this.#res = DONE;
+    const up = this.#up;
+    this.#up = null;
+    if (up !== null) {
+      if (this.#reusable && this.#reqDone) this.#entry.reuse(up);
+      else up.destroy();
+    }
+    if (this.#reqDone) this.#finish(true);
+    else {
+      // The upstream answered before the whole request body: drop the rest of it (closing at
+      // once could reset the connection before the client reads the answer), then close.
+      this.#discarding = true;
+      this.#client.linger();
+    }
+  }
+
+  /** Ends the exchange with an error: a proxy error page if nothing was sent yet, else a cut connection. */
+  #fail(status: number, text: string, error: Error | undefined): void {
+    if (this.#finished) return;
+    if (error !== undefined) this.#entry.failed(error, 'request');
+    this.#up?.destroy();
+    this.#up = null;
+    this.#res = DONE;
+    if (this.#sent) this.#client.abort();
+    else this.#client.replyError(status, text);
+    this.#finish(false);
+  }
+
+  #finish(ok: boolean): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#entry.release(this);
+    if (ok) this.#client.exchangeDone(this.#keepClient);
+  }
+}
