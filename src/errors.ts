@@ -26,6 +26,9 @@ export const ERROR_CODES = {
   DEPAD_STATE_CORRUPT: { exit: 9, status: 500 },
   DEPAD_SERVICE_FAILED: { exit: 10, status: 422 },
   DEPAD_TIMEOUT: { exit: 10, status: 504 },
+  DEPAD_TLS_INVALID: { exit: 11, status: 500 },
+  DEPAD_TLS_PIN_MISMATCH: { exit: 11, status: 502 },
+  DEPAD_AGENT_UNAVAILABLE: { exit: 12, status: 503 },
   DEPAD_INTERRUPTED: { exit: 130, status: 499 },
 } as const satisfies Record<string, { exit: number; status: number }>;
 

@@ -20,6 +20,11 @@ export function proxyStateDir(home: string): string {
   return path.join(home, 'proxy');
 }
 
+/** The agent's TLS material (local CA, server certificate): `<home>/certs/agent`. */
+export function agentTlsDir(home: string): string {
+  return path.join(home, 'certs', 'agent');
+}
+
 /** The root directory of one deployment: `<home>/deployments/<id>`. `id` is depad-generated hex. */
 export function deploymentRoot(home: string, id: string): string {
   if (!/^[0-9a-f]{32}$/.test(id)) throw new Error(`not a deployment id: ${id}`);
