@@ -29,6 +29,8 @@ export const ERROR_CODES = {
   DEPAD_TLS_INVALID: { exit: 11, status: 500 },
   DEPAD_TLS_PIN_MISMATCH: { exit: 11, status: 502 },
   DEPAD_AGENT_UNAVAILABLE: { exit: 12, status: 503 },
+  DEPAD_UNAUTHENTICATED: { exit: 13, status: 401 },
+  DEPAD_FORBIDDEN: { exit: 13, status: 403 },
   DEPAD_INTERRUPTED: { exit: 130, status: 499 },
 } as const satisfies Record<string, { exit: number; status: number }>;
 

@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { DepadError } from '../errors.ts';
 import { addDeploymentCommands } from './deployment-commands.ts';
 import { addProxyCommand } from './proxy-command.ts';
+import { addTokenCommands } from './token-commands.ts';
 import { addUpdateCommands } from './update-commands.ts';
 import { processOutput, reportError } from './output.ts';
 
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
   addDeploymentCommands(program);
   addUpdateCommands(program);
   addProxyCommand(program);
+  addTokenCommands(program);
   const deployment = program.command('deployment').description('the same verbs, spelled depad deployment <verb>').exitOverride();
   addDeploymentCommands(deployment);
   addUpdateCommands(deployment);

@@ -94,3 +94,13 @@ export async function withState<T>(
     await store.close();
   }
 }
+
+/** Opens only the state (no engine, no recovery) for commands that touch records alone (tokens). */
+export async function withStore<T>(globals: GlobalOptions, command: string, fn: (store: Store) => Promise<T>): Promise<T> {
+  const store = await Store.open(globals.home ?? resolveHome(), { command });
+  try {
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}

@@ -93,3 +93,23 @@ export interface HolderInfo {
   command: string;
   since: string;
 }
+
+/**
+ * What an API token may do. `admin`: everything. `deploy`: read and deploy (create, update,
+ * rollback, start, stop, restart, and the read-only verbs) on the deployments it selects: by name
+ * (a trailing `*` matches a prefix) or by labels (every one must match; `class` is a label).
+ */
+export type TokenScope = { kind: 'admin' } | { kind: 'deploy'; deployments: string[]; labels: Record<string, string> };
+
+/** An API token as stored: never the secret, only its SHA-256. */
+export interface TokenRecord {
+  /** Public part of the token (`depad_<id>_<secret>`), 12 hex digits. */
+  id: string;
+  /** Unique among tokens not revoked. */
+  name: string;
+  scope: TokenScope;
+  /** SHA-256 of the secret part, hex. */
+  hash: string;
+  createdAt: string;
+  revokedAt?: string;
+}

@@ -16,12 +16,13 @@ import type {
   JournalEntry,
   PortRecord,
   RevisionRecord,
+  TokenRecord,
 } from './records.ts';
 
 type Db = Level<string, unknown>;
 type Sub = ReturnType<Db['sublevel']>;
 type BatchOp = AbstractBatchOperation<Db, string, unknown>;
-type SubName = 'deployments' | 'names' | 'revisions' | 'ports' | 'meta' | 'journal';
+type SubName = 'deployments' | 'names' | 'revisions' | 'ports' | 'meta' | 'journal' | 'tokens';
 type Subs = Record<SubName, Sub>;
 
 /** First port of the first block: where the cursor starts. */
@@ -54,6 +55,7 @@ export class Store {
       ports: sub('ports'),
       meta: sub('meta'),
       journal: sub('journal'),
+      tokens: sub('tokens'),
     };
   }
 
@@ -134,6 +136,16 @@ export class Store {
     return typeof value === 'number' ? value : INITIAL_CURSOR;
   }
 
+  /** The API token with this ID, if any. */
+  async getToken(id: string): Promise<TokenRecord | undefined> {
+    return (await this.#subs.tokens.get(id)) as TokenRecord | undefined;
+  }
+
+  /** Every API token, revoked ones included. */
+  async listTokens(): Promise<TokenRecord[]> {
+    return (await this.#subs.tokens.values().all()) as TokenRecord[];
+  }
+
   /** Operations that were under way when a depad process died. */
   async listJournal(): Promise<JournalEntry[]> {
     return (await this.#subs.journal.values().all()) as JournalEntry[];
@@ -204,6 +216,11 @@ export class StoreBatch {
   /** Forgets a finished operation. */
   deleteJournal(opId: string): this {
     return this.#del('journal', opId);
+  }
+
+  /** Stores an API token record. */
+  putToken(record: TokenRecord): this {
+    return this.#put('tokens', record.id, record);
   }
 
   /** Commits every write at once. */
