@@ -9,6 +9,7 @@ export const ERROR_CODES = {
   DEPAD_INTERNAL: { exit: 1, status: 500 },
   DEPAD_USAGE: { exit: 2, status: 400 },
   DEPAD_NAME_INVALID: { exit: 2, status: 400 },
+  DEPAD_BODY_TOO_LARGE: { exit: 2, status: 413 },
   DEPAD_CONFIG_UNREADABLE: { exit: 3, status: 400 },
   DEPAD_CONFIG_SYNTAX: { exit: 3, status: 400 },
   DEPAD_CONFIG_INVALID: { exit: 3, status: 422 },

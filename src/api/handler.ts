@@ -1,0 +1,209 @@
+/**
+ * The management API's request handler (HTTP/1.1, JSON in and out), listener-agnostic: the agent
+ * mounts it on its HTTPS port and its unix socket. Every request authenticates with
+ * `Authorization: Bearer <token>`; without a valid token every path answers the same 401, so a
+ * caller learns nothing else. Scopes are checked per action and deployment (403). Errors are
+ * `{"error": {code, message, hint}}` with the status of their code (src/errors.ts), the form the
+ * CLI prints with --json. Every authenticated request goes to the audit log.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { authenticate, authorize, createToken, parseScope, revokeToken, selects } from '../auth/tokens.ts';
+import type { Action } from '../auth/tokens.ts';
+import type { OpContext } from '../deploy/context.ts';
+import { resolveDeployment } from '../deploy/resolve.ts';
+import { listDeploymentViews, listRevisions, viewDeployment } from '../deploy/status.ts';
+import { DepadError } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import type { TokenRecord } from '../store/records.ts';
+import type { AuditLog } from './audit.ts';
+import { onlyFields, readJsonObject, stringField, stringsField } from './body.ts';
+import type { FailureLimiter } from './failures.ts';
+import { openApiDocument } from './openapi.ts';
+
+/** What the handler needs: an operation context per request, the audit log, the failure limiter. */
+export interface ApiDeps {
+  /** The context operations run with (the agent's store, engine and routes). */
+  context(): OpContext;
+  audit: AuditLog;
+  limiter: FailureLimiter;
+  log: Logger;
+}
+
+/** One request, authenticated. */
+interface Call {
+  token: TokenRecord;
+  params: string[];
+  req: IncomingMessage;
+  ctx: OpContext;
+  /** The deployment the call is about, for the audit log. */
+  deployment?: string;
+}
+
+/** One endpoint: method, path pattern, the action its scope is checked for, what it does. */
+export interface Endpoint {
+  method: 'GET' | 'POST' | 'DELETE';
+  /** OpenAPI path, e.g. `/v1/deployments/{deployment}`. */
+  path: string;
+  action: Action;
+  summary: string;
+  run(call: Call): Promise<{ status?: number; body: unknown }>;
+}
+
+/** Deployment references in paths: a name or an ID (prefix). Nothing else reaches the store. */
+const REF = /^[a-z0-9](?:[a-z0-9-]{0,62})$/;
+
+function ref(call: Call): string {
+  const value = call.params[0] as string;
+  if (!REF.test(value)) throw new DepadError('DEPAD_NAME_INVALID', `not a deployment or token name: ${JSON.stringify(value.slice(0, 80))}`);
+  return value;
+}
+
+/** Finds the deployment of the call and checks the token's scope for it (403 before 404 for names outside it). */
+async function scopedDeployment(call: Call, action: Action) {
+  const name = ref(call);
+  call.deployment = name;
+  let record;
+  try {
+    record = await resolveDeployment(call.ctx.store, name);
+  } catch (error) {
+    if (call.token.scope.kind !== 'admin' && !selects(call.token.scope, { name })) authorize(call.token, action, { name });
+    throw error;
+  }
+  call.deployment = record.name;
+  authorize(call.token, action, { name: record.name });
+  return record;
+}
+
+/** The endpoints, in the order the OpenAPI document lists them. */
+export const ENDPOINTS: Endpoint[] = [
+  {
+    method: 'GET',
+    path: '/v1/openapi.json',
+    action: 'ls',
+    summary: 'This API, described by OpenAPI 3.1',
+    run: async () => ({ body: openApiDocument(ENDPOINTS) }),
+  },
+  {
+    method: 'GET',
+    path: '/v1/deployments',
+    action: 'ls',
+    summary: 'List the deployments the token selects (depad ls)',
+    run: async (call) => ({ body: (await listDeploymentViews(call.ctx)).filter((v) => selects(call.token.scope, { name: v.name })) }),
+  },
+  {
+    method: 'GET',
+    path: '/v1/deployments/{deployment}',
+    action: 'inspect',
+    summary: 'One deployment with its revisions (depad inspect)',
+    run: async (call) => {
+      const record = await scopedDeployment(call, 'inspect');
+      return { body: { ...(await viewDeployment(call.ctx, record)), revisions: await listRevisions(call.ctx, record) } };
+    },
+  },
+  {
+    method: 'GET',
+    path: '/v1/tokens',
+    action: 'tokens',
+    summary: 'List tokens, never their secrets (depad token ls)',
+    run: async (call) => ({ body: (await call.ctx.store.listTokens()).map(({ id, name, scope, createdAt, revokedAt }) => ({ id, name, scope, createdAt, revokedAt })) }),
+  },
+  {
+    method: 'POST',
+    path: '/v1/tokens',
+    action: 'tokens',
+    summary: 'Make a token; the answer holds it, once (depad token create)',
+    run: async (call) => {
+      const body = await readJsonObject(call.req);
+      onlyFields(body, ['name', 'scope', 'deployments', 'selector']);
+      const scope = parseScope(stringField(body, 'scope') as string, stringsField(body, 'deployments'), stringsField(body, 'selector'));
+      const { token, record } = await createToken(call.ctx.store, stringField(body, 'name') as string, scope);
+      return { status: 201, body: { token, id: record.id, name: record.name, scope: record.scope, createdAt: record.createdAt } };
+    },
+  },
+  {
+    method: 'DELETE',
+    path: '/v1/tokens/{token}',
+    action: 'tokens',
+    summary: 'Revoke a token by name or ID (depad token revoke)',
+    run: async (call) => {
+      const record = await revokeToken(call.ctx.store, ref(call));
+      return { body: { id: record.id, name: record.name, revokedAt: record.revokedAt } };
+    },
+  },
+];
+
+const MATCHERS = ENDPOINTS.map((e) => ({ endpoint: e, pattern: new RegExp(`^${e.path.replace(/\{[a-z]+\}/g, '([^/]+)')}$`) }));
+
+function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = `${JSON.stringify(body)}\n`;
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store', ...headers });
+  res.end(text);
+}
+
+function errorBody(error: DepadError): unknown {
+  return { error: { code: error.code, message: error.message, ...(error.hint === undefined ? {} : { hint: error.hint }) } };
+}
+
+/** The bearer token of a request, if it sent one. */
+function bearer(req: IncomingMessage): string | undefined {
+  const header = req.headers.authorization;
+  const m = header === undefined ? null : /^Bearer ([^\s]+)$/.exec(header);
+  return m?.[1];
+}
+
+/** The request listener of the management API. */
+export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    void handle(deps, req, res).catch((error: unknown) => {
+      deps.log.error({ error: (error as Error).message }, 'API request failed unexpectedly');
+      if (!res.headersSent) send(res, 500, { error: { code: 'DEPAD_INTERNAL', message: 'internal error' } });
+      else res.destroy();
+    });
+  };
+}
+
+async function handle(deps: ApiDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const ip = req.socket.remoteAddress ?? 'local';
+  const delay = deps.limiter.delayFor(ip);
+  if (delay > 0) await sleep(delay);
+  const ctx = deps.context();
+  let token: TokenRecord;
+  try {
+    token = await authenticate(ctx.store, bearer(req));
+  } catch (error) {
+    deps.limiter.failed(ip);
+    req.resume();
+    return send(res, 401, errorBody(error as DepadError), { 'www-authenticate': 'Bearer realm="depad"', connection: 'close' });
+  }
+  const url = new URL(req.url ?? '/', 'http://agent');
+  let match: { endpoint: Endpoint; params: string[] } | undefined;
+  for (const m of MATCHERS) {
+    const found = m.endpoint.method === req.method ? m.pattern.exec(url.pathname) : null;
+    if (found) match = { endpoint: m.endpoint, params: found.slice(1).map((p) => safeDecode(p)) };
+  }
+  const call: Call = { token, params: match?.params ?? [], req, ctx };
+  const action = match?.endpoint.action ?? 'ls';
+  try {
+    if (match === undefined) throw new DepadError('DEPAD_NOT_FOUND', `no endpoint ${req.method ?? ''} ${url.pathname}`, { hint: 'see GET /v1/openapi.json' });
+    // Endpoints about one deployment check the scope against it (scopedDeployment); others here.
+    if (!match.endpoint.path.includes('{deployment}')) authorize(token, action);
+    const { status = 200, body } = await match.endpoint.run(call);
+    deps.audit.record({ ip, token: token.name, action, ...(call.deployment ? { deployment: call.deployment } : {}), result: 'ok', status });
+    send(res, status, body);
+  } catch (error) {
+    const e = error instanceof DepadError ? error : new DepadError('DEPAD_INTERNAL', 'internal error', { cause: error });
+    if (!(error instanceof DepadError)) deps.log.error({ error: (error as Error).message }, 'API action failed unexpectedly');
+    req.resume();
+    deps.audit.record({ ip, token: token.name, action, ...(call.deployment ? { deployment: call.deployment } : {}), result: 'error', status: e.status, code: e.code });
+    send(res, e.status, errorBody(e));
+  }
+}
+
+function safeDecode(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part;
+  }
+}

@@ -1,0 +1,154 @@
+/**
+ * The management API handler over real HTTPS (the agent's own CA, verified with the hostname),
+ * against a real store and engine: 401 for every unauthenticated request alike, scopes (403),
+ * bad requests (4xx with a code, state unchanged), the audit log, slowing down repeated failures,
+ * and the OpenAPI document. A deployment made by the CLI is removed by the harness afterwards.
+ */
+import test from 'ava';
+import type { ExecutionContext } from 'ava';
+import fs from 'node:fs/promises';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { AuditLog } from '../src/api/audit.ts';
+import { FailureLimiter } from '../src/api/failures.ts';
+import { ENDPOINTS, createApiHandler } from '../src/api/handler.ts';
+import { createToken, parseScope } from '../src/auth/tokens.ts';
+import { ensureAgentTls } from '../certs/local-ca.ts';
+import type { OpContext } from '../src/deploy/context.ts';
+import { Engine } from '../src/engine/engine.ts';
+import { agentTlsDir, proxyStateDir } from '../src/home.ts';
+import { silentLogger } from '../src/logger.ts';
+import { Store } from '../src/store/store.ts';
+import { ProxyClient } from '../proxy/client.ts';
+import { proxyPaths } from '../proxy/paths.ts';
+import { EXAMPLES, harness } from './helpers/harness.ts';
+
+interface Api {
+  call(method: string, pathname: string, options?: { token?: string; body?: string | Buffer; type?: string }): Promise<{ status: number; headers: Record<string, unknown>; json: any; ms: number }>;
+  store: Store;
+  auditFile: string;
+  admin: string;
+}
+
+async function startApi(t: ExecutionContext, home: string): Promise<Api> {
+  const tlsMaterial = await ensureAgentTls({ dir: agentTlsDir(home), hostnames: ['localhost'] });
+  const store = await Store.open(home, { command: 'api test' });
+  t.teardown(() => store.close());
+  const ctx: OpContext = { home, store, engine: new Engine(), routes: new ProxyClient(proxyPaths(proxyStateDir(home))), log: silentLogger, progress: () => {} };
+  const auditFile = path.join(home, 'audit.log');
+  const server = https.createServer({ key: tlsMaterial.serverKey, cert: tlsMaterial.certChain }, createApiHandler({ context: () => ctx, audit: new AuditLog(auditFile), limiter: new FailureLimiter(), log: silentLogger }));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  t.teardown(() => new Promise<void>((resolve) => (server.closeAllConnections(), server.close(() => resolve()))));
+  const port = (server.address() as AddressInfo).port;
+  const admin = (await createToken(store, 'root', { kind: 'admin' })).token;
+  const call: Api['call'] = (method, pathname, options = {}) =>
+    new Promise((resolve, reject) => {
+      const started = Date.now();
+      const headers: Record<string, string | number> = {};
+      if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`;
+      if (options.body !== undefined) {
+        headers['content-type'] = options.type ?? 'application/json';
+        headers['content-length'] = Buffer.byteLength(options.body);
+      }
+      const req = https.request({ host: '127.0.0.1', port, method, path: pathname, servername: 'localhost', ca: tlsMaterial.caCert, headers, agent: false }, (res) => {
+        let text = '';
+        res.on('data', (d: Buffer) => (text += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, json: text ? JSON.parse(text) : undefined, ms: Date.now() - started }));
+      });
+      req.on('error', reject);
+      req.end(options.body);
+    });
+  return { call, store, auditFile, admin };
+}
+
+test('API over HTTPS: 401 alike for every unauthenticated request; scopes; bad requests; audit; OpenAPI', async (t) => {
+  const h = await harness(t);
+  const mine = h.name('shop');
+  const created = await h.run(['create', '-n', mine, '-f', path.join(EXAMPLES, 'hello', 'depad.yml')]);
+  t.is(created.code, 0, created.stderr);
+  const api = await startApi(t, h.home);
+
+  // Unauthenticated: the same answer whatever the path, method or token shape.
+  const anonymous = await Promise.all([
+    api.call('GET', '/v1/deployments'),
+    api.call('GET', '/v1/nothing-here'),
+    api.call('DELETE', '/v1/tokens/root', { token: 'depad_000000000000_' + 'A'.repeat(43) }),
+    api.call('GET', '/v1/deployments', { token: api.admin.slice(0, -2) + 'xx' }),
+  ]);
+  for (const r of anonymous) {
+    t.is(r.status, 401);
+    t.deepEqual(r.json, anonymous[0]?.json);
+    t.is(r.headers['www-authenticate'], 'Bearer realm="depad"');
+  }
+
+  // Admin: everything.
+  const all = await api.call('GET', '/v1/deployments', { token: api.admin });
+  t.is(all.status, 200);
+  t.deepEqual(all.json.map((d: { name: string }) => d.name), [mine]);
+  const one = await api.call('GET', `/v1/deployments/${mine}`, { token: api.admin });
+  t.is(one.json.name, mine);
+  t.is(one.json.revisions.length, 1);
+
+  // A deploy token selecting another name: sees nothing of this one; 403, not 404, for names outside it.
+  const madeCi = await api.call('POST', '/v1/tokens', { token: api.admin, body: JSON.stringify({ name: 'ci', scope: 'deploy', deployments: [`${h.prefix}other-*`] }) });
+  t.is(madeCi.status, 201);
+  const ci = madeCi.json.token as string;
+  t.deepEqual((await api.call('GET', '/v1/deployments', { token: ci })).json, []);
+  for (const target of [mine, `${h.prefix}missing`]) {
+    const r = await api.call('GET', `/v1/deployments/${target}`, { token: ci });
+    t.is(r.status, 403, target);
+    t.is(r.json.error.code, 'DEPAD_FORBIDDEN');
+  }
+  t.is((await api.call('GET', `/v1/deployments/${h.prefix}other-1`, { token: ci })).status, 404, 'inside the scope, a missing name is 404');
+  t.is((await api.call('GET', '/v1/tokens', { token: ci })).status, 403);
+  const own = (await createToken(api.store, 'ci-own', parseScope('deploy', [mine]))).token;
+  t.is((await api.call('GET', `/v1/deployments/${mine}`, { token: own })).status, 200);
+
+  // Bad requests: 4xx with a code, nothing changed.
+  const before = (await api.store.listTokens()).length;
+  const bad: [string, string, { body?: string | Buffer; type?: string }, number, string][] = [
+    ['POST', '/v1/tokens', { body: '{"name": "x",' }, 400, 'DEPAD_USAGE'],
+    ['POST', '/v1/tokens', { body: '[1]' }, 400, 'DEPAD_USAGE'],
+    ['POST', '/v1/tokens', { body: JSON.stringify({ name: 'x', scope: 'admin', admin: true }) }, 400, 'DEPAD_USAGE'],
+    ['POST', '/v1/tokens', { body: JSON.stringify({ name: 'x', scope: 'admin' }), type: 'text/plain' }, 400, 'DEPAD_USAGE'],
+    ['POST', '/v1/tokens', { body: Buffer.alloc(2 * 1024 * 1024, 0x20) }, 413, 'DEPAD_BODY_TOO_LARGE'],
+    ['POST', '/v1/tokens', { body: JSON.stringify({ name: '../../etc/passwd', scope: 'admin' }) }, 400, 'DEPAD_NAME_INVALID'],
+    ['GET', '/v1/deployments/..%2F..%2Fetc%2Fpasswd', {}, 400, 'DEPAD_NAME_INVALID'],
+    ['GET', '/v1/deployments/%2e%2e', {}, 404, 'DEPAD_NOT_FOUND'], // a dot segment: the URL resolves to /v1/, no endpoint
+    ['DELETE', '/v1/tokens/a%2F..%2F..%2Fb', {}, 400, 'DEPAD_NAME_INVALID'],
+    ['PUT', '/v1/tokens', {}, 404, 'DEPAD_NOT_FOUND'],
+  ];
+  for (const [method, pathname, options, status, code] of bad) {
+    const r = await api.call(method, pathname, { token: api.admin, ...options });
+    t.is(r.status, status, `${method} ${pathname}`);
+    t.is(r.json?.error?.code, code, `${method} ${pathname}`);
+  }
+  t.is((await api.store.listTokens()).length, before);
+
+  // Revocation through the API stops the token at once.
+  t.is((await api.call('DELETE', '/v1/tokens/ci', { token: api.admin })).status, 200);
+  t.is((await api.call('GET', '/v1/deployments', { token: ci })).status, 401);
+
+  // OpenAPI: every endpoint, bearer security.
+  const doc = (await api.call('GET', '/v1/openapi.json', { token: api.admin })).json;
+  t.is(doc.openapi, '3.1.0');
+  for (const e of ENDPOINTS) t.truthy(doc.paths[e.path]?.[e.method.toLowerCase()], `${e.method} ${e.path}`);
+
+  // Audit log: token names, actions, deployments, results; never a token.
+  const audit = (await fs.readFile(api.auditFile, 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+  t.true(audit.some((e) => e.token === 'root' && e.action === 'inspect' && e.deployment === mine && e.result === 'ok' && e.status === 200));
+  t.true(audit.some((e) => e.token === 'ci' && e.action === 'inspect' && e.deployment === mine && e.result === 'error' && e.status === 403));
+  const text = await fs.readFile(api.auditFile, 'utf8');
+  for (const secret of [api.admin, ci, own]) t.false(text.includes(secret.slice('depad_000000000000_'.length)));
+  t.is((await fs.stat(api.auditFile)).mode & 0o777, 0o600);
+});
+
+test('API: repeated authentication failures from one address are slowed down', async (t) => {
+  const h = await harness(t);
+  const api = await startApi(t, h.home);
+  for (let i = 0; i < 6; i++) t.is((await api.call('GET', '/v1/deployments', { token: 'nope' })).status, 401);
+  const slowed = await api.call('GET', '/v1/deployments', { token: api.admin });
+  t.is(slowed.status, 200, 'a valid token still works');
+  t.true(slowed.ms >= 900, `answered after ${slowed.ms} ms`);
+});
