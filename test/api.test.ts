@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { AuditLog } from '../src/api/audit.ts';
 import { FailureLimiter } from '../src/api/failures.ts';
-import { ENDPOINTS, createApiHandler } from '../src/api/handler.ts';
+import { ENDPOINTS, createApiHandler, operationQueue } from '../src/api/handler.ts';
 import { createToken, parseScope } from '../src/auth/tokens.ts';
 import { ensureAgentTls } from '../certs/local-ca.ts';
 import type { OpContext } from '../src/deploy/context.ts';
@@ -22,10 +22,10 @@ import { silentLogger } from '../src/logger.ts';
 import { Store } from '../src/store/store.ts';
 import { ProxyClient } from '../proxy/client.ts';
 import { proxyPaths } from '../proxy/paths.ts';
-import { EXAMPLES, harness } from './helpers/harness.ts';
+import { EXAMPLES, engineObjects, harness } from './helpers/harness.ts';
 
 interface Api {
-  call(method: string, pathname: string, options?: { token?: string; body?: string | Buffer; type?: string }): Promise<{ status: number; headers: Record<string, unknown>; json: any; ms: number }>;
+  call(method: string, pathname: string, options?: { token?: string; body?: string | Buffer; type?: string; accept?: string }): Promise<{ status: number; headers: Record<string, unknown>; json: any; text: string; ms: number }>;
   store: Store;
   auditFile: string;
   admin: string;
@@ -37,7 +37,7 @@ async function startApi(t: ExecutionContext, home: string): Promise<Api> {
   t.teardown(() => store.close());
   const ctx: OpContext = { home, store, engine: new Engine(), routes: new ProxyClient(proxyPaths(proxyStateDir(home))), log: silentLogger, progress: () => {} };
   const auditFile = path.join(home, 'audit.log');
-  const server = https.createServer({ key: tlsMaterial.serverKey, cert: tlsMaterial.certChain }, createApiHandler({ context: () => ctx, audit: new AuditLog(auditFile), limiter: new FailureLimiter(), log: silentLogger }));
+  const server = https.createServer({ key: tlsMaterial.serverKey, cert: tlsMaterial.certChain }, createApiHandler({ context: () => ctx, audit: new AuditLog(auditFile), limiter: new FailureLimiter(), log: silentLogger, serialize: operationQueue() }));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   t.teardown(() => new Promise<void>((resolve) => (server.closeAllConnections(), server.close(() => resolve()))));
   const port = (server.address() as AddressInfo).port;
@@ -47,6 +47,7 @@ async function startApi(t: ExecutionContext, home: string): Promise<Api> {
       const started = Date.now();
       const headers: Record<string, string | number> = {};
       if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`;
+      if (options.accept !== undefined) headers.accept = options.accept;
       if (options.body !== undefined) {
         headers['content-type'] = options.type ?? 'application/json';
         headers['content-length'] = Buffer.byteLength(options.body);
@@ -54,7 +55,10 @@ async function startApi(t: ExecutionContext, home: string): Promise<Api> {
       const req = https.request({ host: '127.0.0.1', port, method, path: pathname, servername: 'localhost', ca: tlsMaterial.caCert, headers, agent: false }, (res) => {
         let text = '';
         res.on('data', (d: Buffer) => (text += d.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, json: text ? JSON.parse(text) : undefined, ms: Date.now() - started }));
+        res.on('end', () => {
+          const ndjson = String(res.headers['content-type']).startsWith('application/x-ndjson');
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, json: text && !ndjson ? JSON.parse(text) : undefined, text, ms: Date.now() - started });
+        });
       });
       req.on('error', reject);
       req.end(options.body);
@@ -151,4 +155,39 @@ test('API: repeated authentication failures from one address are slowed down', a
   const slowed = await api.call('GET', '/v1/deployments', { token: api.admin });
   t.is(slowed.status, 200, 'a valid token still works');
   t.true(slowed.ms >= 900, `answered after ${slowed.ms} ms`);
+});
+
+test('API: stop with streamed progress, start, destroy refused to a deploy token and done by admin', async (t) => {
+  const h = await harness(t);
+  const name = h.name('life');
+  const created = await h.run(['create', '-n', name, '-f', path.join(EXAMPLES, 'hello', 'depad.yml')]);
+  t.is(created.code, 0, created.stderr);
+  const api = await startApi(t, h.home);
+  const ci = (await createToken(api.store, 'ci', parseScope('deploy', [name]))).token;
+
+  const stopped = await api.call('POST', `/v1/deployments/${name}/stop`, { token: ci, accept: 'application/x-ndjson' });
+  t.is(stopped.status, 200);
+  const lines = stopped.text.trim().split('\n').map((l) => JSON.parse(l));
+  t.true(lines.length >= 2, 'progress lines, then the result');
+  t.true(lines.slice(0, -1).every((l) => typeof l.progress?.message === 'string'));
+  t.is(lines.at(-1).result.name, name);
+  t.is(lines.at(-1).result.status, 'stopped');
+
+  const started = await api.call('POST', `/v1/deployments/${name}/start`, { token: ci, body: JSON.stringify({ wait: true }) });
+  t.is(started.status, 200, started.text);
+  t.is(started.json.status, 'running');
+  const unknownField = await api.call('POST', `/v1/deployments/${name}/restart`, { token: ci, body: JSON.stringify({ force: true }) });
+  t.is(unknownField.status, 400);
+  t.is((await api.call('GET', `/v1/deployments/${name}/history`, { token: ci })).json.length, 1);
+
+  const refused = await api.call('DELETE', `/v1/deployments/${name}`, { token: ci });
+  t.is(refused.status, 403);
+  t.not((await engineObjects(h.engine, h.prefix)).containers.length, 0, 'nothing removed');
+  const failedStream = await api.call('POST', `/v1/deployments/${h.prefix}nothing/stop`, { token: api.admin, accept: 'application/x-ndjson' });
+  t.is(JSON.parse(failedStream.text.trim()).error.code, 'DEPAD_NOT_FOUND', 'a streamed failure ends with an error line');
+
+  const destroyed = await api.call('DELETE', `/v1/deployments/${name}`, { token: api.admin });
+  t.is(destroyed.status, 200, destroyed.text);
+  t.is((await api.call('GET', `/v1/deployments/${name}`, { token: api.admin })).status, 404);
+  t.deepEqual(await engineObjects(h.engine, h.prefix), { containers: [], networks: [], volumes: [] });
 });

@@ -28,6 +28,12 @@ export async function readJsonObject(req: IncomingMessage, limit = MAX_BODY_BYTE
   return value as Record<string, unknown>;
 }
 
+/** Like `readJsonObject`, but an empty body (no Content-Length, or 0) is `{}`. */
+export async function readOptionalJsonObject(req: IncomingMessage, limit = MAX_BODY_BYTES): Promise<Record<string, unknown>> {
+  if (req.headers['content-length'] === '0' || (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined)) return {};
+  return readJsonObject(req, limit);
+}
+
 function tooLarge(limit: number): DepadError {
   return new DepadError('DEPAD_BODY_TOO_LARGE', `the body is larger than ${limit} bytes`);
 }

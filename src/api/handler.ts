@@ -11,23 +11,36 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { authenticate, authorize, createToken, parseScope, revokeToken, selects } from '../auth/tokens.ts';
 import type { Action } from '../auth/tokens.ts';
 import type { OpContext } from '../deploy/context.ts';
+import { destroyDeployment, restartDeployment, startDeployment, stopDeployment } from '../deploy/lifecycle.ts';
 import { resolveDeployment } from '../deploy/resolve.ts';
 import { listDeploymentViews, listRevisions, viewDeployment } from '../deploy/status.ts';
 import { DepadError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { TokenRecord } from '../store/records.ts';
 import type { AuditLog } from './audit.ts';
-import { onlyFields, readJsonObject, stringField, stringsField } from './body.ts';
+import { onlyFields, readJsonObject, readOptionalJsonObject, stringField, stringsField } from './body.ts';
 import type { FailureLimiter } from './failures.ts';
 import { openApiDocument } from './openapi.ts';
 
 /** What the handler needs: an operation context per request, the audit log, the failure limiter. */
 export interface ApiDeps {
-  /** The context operations run with (the agent's store, engine and routes). */
+  /** The context operations run with (the agent's store, engine and routes); the handler sets its progress sink. */
   context(): OpContext;
   audit: AuditLog;
   limiter: FailureLimiter;
   log: Logger;
+  /** Runs state-changing operations one at a time (the agent's operation queue). */
+  serialize<T>(fn: () => Promise<T>): Promise<T>;
+}
+
+/** A queue that runs functions one after another: the simplest `serialize` for ApiDeps. */
+export function operationQueue(): ApiDeps['serialize'] {
+  let tail: Promise<unknown> = Promise.resolve();
+  return (fn) => {
+    const run = tail.then(fn, fn);
+    tail = run.catch(() => {});
+    return run;
+  };
 }
 
 /** One request, authenticated. */
@@ -35,6 +48,7 @@ interface Call {
   token: TokenRecord;
   params: string[];
   req: IncomingMessage;
+  url: URL;
   ctx: OpContext;
   /** The deployment the call is about, for the audit log. */
   deployment?: string;
@@ -47,6 +61,8 @@ export interface Endpoint {
   path: string;
   action: Action;
   summary: string;
+  /** Changes state: runs one at a time, and streams progress when the client accepts JSON lines. */
+  mutates?: boolean;
   run(call: Call): Promise<{ status?: number; body: unknown }>;
 }
 
@@ -99,6 +115,46 @@ export const ENDPOINTS: Endpoint[] = [
     run: async (call) => {
       const record = await scopedDeployment(call, 'inspect');
       return { body: { ...(await viewDeployment(call.ctx, record)), revisions: await listRevisions(call.ctx, record) } };
+    },
+  },
+  {
+    method: 'GET',
+    path: '/v1/deployments/{deployment}/history',
+    action: 'history',
+    summary: 'The revisions of a deployment (depad history)',
+    run: async (call) => ({ body: await listRevisions(call.ctx, await scopedDeployment(call, 'history')) }),
+  },
+  ...(['start', 'stop', 'restart'] as const).map(
+    (verb): Endpoint => ({
+      method: 'POST',
+      path: `/v1/deployments/{deployment}/${verb}`,
+      action: verb,
+      summary: `${verb[0]?.toUpperCase()}${verb.slice(1)} a deployment, or some services (depad ${verb}); body: {services?, wait?}`,
+      mutates: true,
+      run: async (call) => {
+        const record = await scopedDeployment(call, verb);
+        const body = await readOptionalJsonObject(call.req);
+        onlyFields(body, verb === 'stop' ? ['services'] : ['services', 'wait']);
+        const services = stringsField(body, 'services');
+        if (body.wait !== undefined && typeof body.wait !== 'boolean') throw new DepadError('DEPAD_USAGE', 'field wait must be true or false');
+        const options = { ...(services.length > 0 ? { services } : {}), wait: body.wait !== false };
+        const run = verb === 'start' ? startDeployment : verb === 'stop' ? stopDeployment : restartDeployment;
+        return { body: await viewDeployment(call.ctx, await run(call.ctx, record, options)) };
+      },
+    }),
+  ),
+  {
+    method: 'DELETE',
+    path: '/v1/deployments/{deployment}',
+    action: 'destroy',
+    summary: 'Destroy a deployment (depad destroy); ?keepVolumes=true keeps its named volumes',
+    mutates: true,
+    run: async (call) => {
+      const record = await scopedDeployment(call, 'destroy');
+      const keep = call.url.searchParams.get('keepVolumes');
+      if (keep !== null && keep !== 'true' && keep !== 'false') throw new DepadError('DEPAD_USAGE', 'keepVolumes must be true or false');
+      await destroyDeployment(call.ctx, record, { keepVolumes: keep === 'true' });
+      return { body: { destroyed: record.name, id: record.id } };
     },
   },
   {
@@ -182,21 +238,31 @@ async function handle(deps: ApiDeps, req: IncomingMessage, res: ServerResponse):
     const found = m.endpoint.method === req.method ? m.pattern.exec(url.pathname) : null;
     if (found) match = { endpoint: m.endpoint, params: found.slice(1).map((p) => safeDecode(p)) };
   }
-  const call: Call = { token, params: match?.params ?? [], req, ctx };
+  const stream = match?.endpoint.mutates === true && (req.headers.accept ?? '').includes('application/x-ndjson');
+  const progress: OpContext['progress'] = stream ? (event) => void res.write(`${JSON.stringify({ progress: event })}\n`) : () => {};
+  const call: Call = { token, params: match?.params ?? [], req, url, ctx: { ...ctx, progress } };
   const action = match?.endpoint.action ?? 'ls';
+  const audit = (result: 'ok' | 'error', status: number, code?: string) =>
+    deps.audit.record({ ip, token: token.name, action, ...(call.deployment ? { deployment: call.deployment } : {}), result, status, ...(code ? { code } : {}) }, (error) =>
+      deps.log.error({ error: (error as Error).message }, 'cannot write the audit log'),
+    );
+  if (stream) res.writeHead(200, { 'content-type': 'application/x-ndjson; charset=utf-8', 'cache-control': 'no-store' });
   try {
     if (match === undefined) throw new DepadError('DEPAD_NOT_FOUND', `no endpoint ${req.method ?? ''} ${url.pathname}`, { hint: 'see GET /v1/openapi.json' });
     // Endpoints about one deployment check the scope against it (scopedDeployment); others here.
     if (!match.endpoint.path.includes('{deployment}')) authorize(token, action);
-    const { status = 200, body } = await match.endpoint.run(call);
-    deps.audit.record({ ip, token: token.name, action, ...(call.deployment ? { deployment: call.deployment } : {}), result: 'ok', status });
-    send(res, status, body);
+    const endpoint = match.endpoint;
+    const { status = 200, body } = endpoint.mutates ? await deps.serialize(() => endpoint.run(call)) : await endpoint.run(call);
+    audit('ok', status);
+    if (stream) res.end(`${JSON.stringify({ result: body })}\n`);
+    else send(res, status, body);
   } catch (error) {
     const e = error instanceof DepadError ? error : new DepadError('DEPAD_INTERNAL', 'internal error', { cause: error });
     if (!(error instanceof DepadError)) deps.log.error({ error: (error as Error).message }, 'API action failed unexpectedly');
     req.resume();
-    deps.audit.record({ ip, token: token.name, action, ...(call.deployment ? { deployment: call.deployment } : {}), result: 'error', status: e.status, code: e.code });
-    send(res, e.status, errorBody(e));
+    audit('error', e.status, e.code);
+    if (stream) res.end(`${JSON.stringify({ ...(errorBody(e) as object), status: e.status })}\n`);
+    else send(res, e.status, errorBody(e));
   }
 }
 
