@@ -10,10 +10,9 @@
  *
  * Errors answer `{ error: { code, message, hint? } }` with the code's HTTP status.
  */
-import fs from 'node:fs/promises';
 import http from 'node:http';
-import net from 'node:net';
 import { DepadError } from '../src/errors.ts';
+import { claimSocket, listenOnUnixSocket } from './unix-socket.ts';
 import type { ErrorCode } from '../src/errors.ts';
 import type { Logger } from '../src/logger.ts';
 import { parseDeploymentRoutes, assertDeploymentName } from './routes.ts';
@@ -42,38 +41,6 @@ export interface ControlContext {
 /** A running control server. */
 export interface ControlServer {
   close(): Promise<void>;
-}
-
-/** True when something accepts connections on the unix socket `socketPath`. */
-export function socketAnswers(socketPath: string, timeoutMs = 1000): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(socketPath);
-    const done = (answer: boolean) => {
-      socket.destroy();
-      resolve(answer);
-    };
-    socket.setTimeout(timeoutMs, () => done(false));
-    socket.once('connect', () => done(true));
-    socket.once('error', () => done(false));
-  });
-}
-
-/**
- * Removes a stale socket file left by a proxy that died; DEPAD_STATE_LOCKED when another proxy
- * answers on it.
- */
-export async function claimSocket(socketPath: string): Promise<void> {
-  const exists = await fs.lstat(socketPath).then(
-    () => true,
-    () => false,
-  );
-  if (!exists) return;
-  if (await socketAnswers(socketPath)) {
-    throw new DepadError('DEPAD_STATE_LOCKED', `another depad proxy is running (it answers on ${socketPath})`, {
-      hint: 'stop it first, or give this one another state directory',
-    });
-  }
-  await fs.rm(socketPath, { force: true });
 }
 
 /** A DepadError answered with a status of its own (405 for a wrong method). */
@@ -160,9 +127,9 @@ async function route(ctx: ControlContext, req: http.IncomingMessage): Promise<[n
   throw new EndpointError('DEPAD_NOT_FOUND', `no such endpoint: ${path}`, 404);
 }
 
-/** Starts the control server on `ctx.socketPath` (claiming a stale socket file first). */
+/** Starts the control server on `ctx.socketPath` (claiming a stale socket file first; mode 0660). */
 export async function startControlServer(ctx: ControlContext): Promise<ControlServer> {
-  await claimSocket(ctx.socketPath);
+  await claimSocket(ctx.socketPath, 'depad proxy');
   const server = http.createServer((req, res) => {
     route(ctx, req).then(
       ([status, value]) => send(res, status, value),
@@ -173,24 +140,7 @@ export async function startControlServer(ctx: ControlContext): Promise<ControlSe
       },
     );
   });
-  let oldMask: number | undefined;
-  try {
-    oldMask = process.umask(0o117);
-  } catch {
-    // worker threads cannot change the umask; chmod below still applies
-  }
-  try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(ctx.socketPath, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-  } finally {
-    if (oldMask !== undefined) process.umask(oldMask);
-  }
-  await fs.chmod(ctx.socketPath, 0o660);
+  await listenOnUnixSocket(server, ctx.socketPath);
   ctx.log.info({ socket: ctx.socketPath }, 'control channel listening');
   return {
     close: () =>

@@ -20,6 +20,11 @@ export function proxyStateDir(home: string): string {
   return path.join(home, 'proxy');
 }
 
+/** The agent's unix socket (its API for local clients): `<home>/agent.sock`. */
+export function agentSocketPath(home: string): string {
+  return path.join(home, 'agent.sock');
+}
+
 /** The agent's TLS material (local CA, server certificate): `<home>/certs/agent`. */
 export function agentTlsDir(home: string): string {
   return path.join(home, 'certs', 'agent');

@@ -31,7 +31,15 @@ export interface ApiDeps {
   log: Logger;
   /** Runs state-changing operations one at a time (the agent's operation queue). */
   serialize<T>(fn: () => Promise<T>): Promise<T>;
+  /**
+   * Requests come over the agent's unix socket, whose file permissions (0660) are the access
+   * control: they act as the local administrator, token or not.
+   */
+  local?: boolean;
 }
+
+/** Who a request over the local unix socket acts as. */
+const LOCAL_ADMIN: TokenRecord = Object.freeze({ id: 'local', name: 'local', scope: Object.freeze({ kind: 'admin' as const }), hash: '', createdAt: '' });
 
 /** A queue that runs functions one after another: the simplest `serialize` for ApiDeps. */
 export function operationQueue(): ApiDeps['serialize'] {
@@ -226,7 +234,7 @@ async function handle(deps: ApiDeps, req: IncomingMessage, res: ServerResponse):
   const ctx = deps.context();
   let token: TokenRecord;
   try {
-    token = await authenticate(ctx.store, bearer(req));
+    token = deps.local ? LOCAL_ADMIN : await authenticate(ctx.store, bearer(req));
   } catch (error) {
     deps.limiter.failed(ip);
     req.resume();

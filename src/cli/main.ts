@@ -1,6 +1,7 @@
 /** The `depad` command line. */
 import { Command, CommanderError } from 'commander';
 import { DepadError } from '../errors.ts';
+import { addAgentCommand } from './agent-command.ts';
 import { addDeploymentCommands } from './deployment-commands.ts';
 import { addProxyCommand } from './proxy-command.ts';
 import { addTokenCommands } from './token-commands.ts';
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   addUpdateCommands(program);
   addProxyCommand(program);
   addTokenCommands(program);
+  addAgentCommand(program);
   const deployment = program.command('deployment').description('the same verbs, spelled depad deployment <verb>').exitOverride();
   addDeploymentCommands(deployment);
   addUpdateCommands(deployment);

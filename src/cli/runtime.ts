@@ -3,9 +3,10 @@
  * depad), connect the engine, recover interrupted operations, run, always close. Ctrl-C aborts
  * the running operation, which undoes its steps; a second Ctrl-C exits at once.
  */
+import { existsSync } from 'node:fs';
 import { Engine } from '../engine/engine.ts';
-import { isDepadError } from '../errors.ts';
-import { proxyStateDir, resolveHome } from '../home.ts';
+import { DepadError, isDepadError } from '../errors.ts';
+import { agentSocketPath, proxyStateDir, resolveHome } from '../home.ts';
 import { createLogger, type LogLevel, type Logger } from '../logger.ts';
 import type { OpContext } from '../deploy/context.ts';
 import { recoverJournal } from '../deploy/recover.ts';
@@ -13,6 +14,7 @@ import { Store } from '../store/store.ts';
 // The client and paths only: ordinary commands do not load the proxy server.
 import { ProxyClient } from '../../proxy/client.ts';
 import { proxyPaths } from '../../proxy/paths.ts';
+import { socketAnswers } from '../../proxy/unix-socket.ts';
 import type { Command } from 'commander';
 import { resolveDeployment } from '../deploy/resolve.ts';
 import type { DeploymentRecord } from '../store/records.ts';
@@ -63,6 +65,7 @@ export async function withState<T>(
 ): Promise<T> {
   const home = globals.home ?? resolveHome();
   const log = cliLogger();
+  await assertNoAgent(home);
   const store = await Store.open(home, { command });
   const controller = new AbortController();
   let interrupts = 0;
@@ -97,10 +100,24 @@ export async function withState<T>(
 
 /** Opens only the state (no engine, no recovery) for commands that touch records alone (tokens). */
 export async function withStore<T>(globals: GlobalOptions, command: string, fn: (store: Store) => Promise<T>): Promise<T> {
-  const store = await Store.open(globals.home ?? resolveHome(), { command });
+  const home = globals.home ?? resolveHome();
+  await assertNoAgent(home);
+  const store = await Store.open(home, { command });
   try {
     return await fn(store);
   } finally {
     await store.close();
   }
+}
+
+/**
+ * Fails at once when a depad agent owns this home's state (it answers on `<home>/agent.sock`),
+ * instead of waiting for a lock the agent never releases.
+ */
+async function assertNoAgent(home: string): Promise<void> {
+  const socket = agentSocketPath(home);
+  if (!existsSync(socket) || !(await socketAnswers(socket))) return;
+  throw new DepadError('DEPAD_STATE_LOCKED', `a depad agent owns the state in ${home}`, {
+    hint: `use its API (e.g. curl --unix-socket ${socket} http://agent/v1/deployments); the CLI does not go through the agent yet. Or stop the agent.`,
+  });
 }

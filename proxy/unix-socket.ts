@@ -1,0 +1,60 @@
+/**
+ * Unix sockets for local control (the proxy's control channel, the agent's API): a socket file
+ * left by a process that died is replaced, one that answers means another process runs, and the
+ * socket is made mode 0660 (owner and group: access is by file permission).
+ */
+import fs from 'node:fs/promises';
+import net from 'node:net';
+import type { Server } from 'node:net';
+import { DepadError } from '../src/errors.ts';
+
+/** True when something accepts connections on the unix socket `socketPath`. */
+export function socketAnswers(socketPath: string, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(socketPath);
+    const done = (answer: boolean) => {
+      socket.destroy();
+      resolve(answer);
+    };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}
+
+/** Removes a stale socket file; DEPAD_STATE_LOCKED when `what` (another process) answers on it. */
+export async function claimSocket(socketPath: string, what: string): Promise<void> {
+  const exists = await fs.lstat(socketPath).then(
+    () => true,
+    () => false,
+  );
+  if (!exists) return;
+  if (await socketAnswers(socketPath)) {
+    throw new DepadError('DEPAD_STATE_LOCKED', `another ${what} is running (it answers on ${socketPath})`, {
+      hint: 'stop it first, or give this one another state directory',
+    });
+  }
+  await fs.rm(socketPath, { force: true });
+}
+
+/** Listens on `socketPath` (already claimed) and makes it mode 0660, with no moment of wider access. */
+export async function listenOnUnixSocket(server: Server, socketPath: string): Promise<void> {
+  let oldMask: number | undefined;
+  try {
+    oldMask = process.umask(0o117);
+  } catch {
+    // worker threads cannot change the umask; chmod below still applies
+  }
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(socketPath, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  } finally {
+    if (oldMask !== undefined) process.umask(oldMask);
+  }
+  await fs.chmod(socketPath, 0o660);
+}

@@ -1,0 +1,108 @@
+/**
+ * `depad agent` as a real process on a test home: it prints its CA fingerprint, serves the API
+ * over HTTPS (the client pins that fingerprint) and over its unix socket, the CLI refuses at once
+ * while it owns the state, SIGTERM stops it cleanly, and after SIGKILL it starts again with the
+ * same CA and nothing lost. Processes are killed and the deployment removed in t.teardown.
+ */
+import test from 'ava';
+import type { ExecutionContext } from 'ava';
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import http from 'node:http';
+import https from 'node:https';
+import path from 'node:path';
+import { fetchPinnedCa } from '../certs/pin.ts';
+import { agentSocketPath } from '../src/home.ts';
+import { DEPAD, EXAMPLES, harness, testPorts } from './helpers/harness.ts';
+import type { Harness } from './helpers/harness.ts';
+
+interface Started {
+  child: ChildProcess;
+  facts: { apiPort: number; httpPort: number; fingerprint: string; newCa: boolean };
+  exited: Promise<number | null>;
+}
+
+async function startAgent(t: ExecutionContext, h: Harness, port: () => number): Promise<Started> {
+  const child = spawn(DEPAD, ['--json', '--home', h.home, 'agent', '--api-port', String(port()), '--api-host', '127.0.0.1', '--http-port', String(port()), '--http-host', '127.0.0.1', '--tcp-host', '127.0.0.1'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, DEPAD_HOME: h.home, DEPAD_PORT_RANGE: h.portRange },
+  });
+  t.teardown(() => void (child.exitCode === null && child.signalCode === null && child.kill('SIGKILL')));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  const facts = await new Promise<Started['facts']>((resolve, reject) => {
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+      const line = out.split('\n').find((l) => l.startsWith('{'));
+      if (line) resolve((JSON.parse(line) as { listening: Started['facts'] }).listening);
+    });
+    void exited.then((code) => reject(new Error(`agent exited ${code}: ${stderr}`)));
+  });
+  return { child, facts, exited };
+}
+
+function httpsGet(port: number, ca: string, pathname: string, token: string): Promise<{ status: number; body: any }> {
+  return new Promise((resolve, reject) => {
+    https
+      .get({ host: '127.0.0.1', port, path: pathname, servername: 'localhost', ca, headers: { authorization: `Bearer ${token}` }, agent: false }, (res) => {
+        let text = '';
+        res.on('data', (d: Buffer) => (text += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
+      })
+      .on('error', reject);
+  });
+}
+
+function socketGet(socketPath: string, pathname: string): Promise<{ status: number; body: any }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ socketPath, path: pathname, agent: false }, (res) => {
+        let text = '';
+        res.on('data', (d: Buffer) => (text += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
+      })
+      .on('error', reject);
+  });
+}
+
+test('depad agent: pinned HTTPS API, local socket, CLI refused at once, graceful stop, restart after SIGKILL', async (t) => {
+  const h = await harness(t);
+  const port = await testPorts(t);
+  const name = h.name('ag');
+  t.is((await h.run(['create', '-n', name, '-f', path.join(EXAMPLES, 'hello', 'depad.yml')])).code, 0);
+  const token = (await h.run(['token', 'create', '--name', 'ci', '--scope', 'deploy', '-d', name])).stdout.trim();
+
+  const first = await startAgent(t, h, port);
+  t.true(first.facts.newCa);
+  const ca = await fetchPinnedCa('127.0.0.1', first.facts.apiPort, first.facts.fingerprint, { servername: 'localhost' });
+  const listed = await httpsGet(first.facts.apiPort, ca, '/v1/deployments', token);
+  t.is(listed.status, 200);
+  t.deepEqual(listed.body.map((d: { name: string }) => d.name), [name]);
+  const local = await socketGet(agentSocketPath(h.home), `/v1/deployments/${name}`);
+  t.is(local.status, 200, 'the unix socket acts as the local administrator');
+  t.is(local.body.status, 'running');
+
+  const started = Date.now();
+  const refused = await h.run(['ls']);
+  t.is(refused.code, 9);
+  t.regex(refused.stderr, /a depad agent owns the state/);
+  t.true(Date.now() - started < 5000, 'no wait for a lock the agent never releases');
+
+  first.child.kill('SIGTERM');
+  t.is(await first.exited, 0);
+  const after = await h.run(['ls', '--json']);
+  t.is(after.code, 0, after.stderr);
+
+  const second = await startAgent(t, h, port);
+  t.false(second.facts.newCa);
+  t.is(second.facts.fingerprint, first.facts.fingerprint, 'the same CA: clients keep their pin');
+  second.child.kill('SIGKILL');
+  await second.exited;
+  const third = await startAgent(t, h, port);
+  t.is((await httpsGet(third.facts.apiPort, ca, `/v1/deployments/${name}`, token)).body.status, 'running', 'nothing lost after SIGKILL');
+  third.child.kill('SIGTERM');
+  t.is(await third.exited, 0);
+  t.is((await h.run(['destroy', name])).code, 0);
+});
