@@ -67,7 +67,7 @@ function socketGet(socketPath: string, pathname: string): Promise<{ status: numb
   });
 }
 
-test('depad agent: pinned HTTPS API, local socket, CLI refused at once, graceful stop, restart after SIGKILL', async (t) => {
+test('depad agent: pinned HTTPS API, local socket, unrouted CLI verbs refused at once, graceful stop, restart after SIGKILL', async (t) => {
   const h = await harness(t);
   const port = await testPorts(t);
   const name = h.name('ag');
@@ -85,7 +85,7 @@ test('depad agent: pinned HTTPS API, local socket, CLI refused at once, graceful
   t.is(local.body.status, 'running');
 
   const started = Date.now();
-  const refused = await h.run(['ls']);
+  const refused = await h.run(['history', name]); // a verb that does not go through the agent yet
   t.is(refused.code, 9);
   t.regex(refused.stderr, /a depad agent owns the state/);
   t.true(Date.now() - started < 5000, 'no wait for a lock the agent never releases');
@@ -105,4 +105,40 @@ test('depad agent: pinned HTTPS API, local socket, CLI refused at once, graceful
   third.child.kill('SIGTERM');
   t.is(await third.exited, 0);
   t.is((await h.run(['destroy', name])).code, 0);
+});
+
+test('with an agent running, the CLI goes through it: same output, progress on stderr; other verbs refuse clearly', async (t) => {
+  const h = await harness(t);
+  const port = await testPorts(t);
+  const name = h.name('via');
+  t.is((await h.run(['create', '-n', name, '-f', path.join(EXAMPLES, 'hello', 'depad.yml')])).code, 0);
+  t.is((await h.run(['token', 'create', '--name', 'ci', '--scope', 'admin'])).code, 0);
+  const local = { inspect: await h.json<Record<string, unknown>>(['inspect', name]), ps: (await h.run(['ps', name])).stdout, tokens: (await h.run(['token', 'ls'])).stdout };
+
+  const agent = await startAgent(t, h, port);
+  t.deepEqual(await h.json<Record<string, unknown>>(['inspect', name]), local.inspect);
+  t.is((await h.run(['ps', name])).stdout, local.ps);
+  t.is((await h.run(['token', 'ls'])).stdout, local.tokens);
+  t.deepEqual((await h.json<{ name: string }[]>(['ls'])).map((d) => d.name), [name]);
+
+  const stopped = await h.run(['stop', name]);
+  t.is(stopped.code, 0, stopped.stderr);
+  t.regex(stopped.stderr, /^\s+\d+\.\ds {2}\S/m, 'progress lines, as locally');
+  t.regex(stopped.stdout, /stopped/);
+  const started = await h.run(['start', name]);
+  t.is(started.code, 0, started.stderr);
+  t.regex(started.stdout, /running/);
+  const missing = await h.run(['stop', `${h.prefix}nothing`]);
+  t.is(missing.code, 4, 'the agent’s error keeps its exit code');
+
+  const refused = await h.run(['create', '-n', h.name('other'), '-f', path.join(EXAMPLES, 'hello', 'depad.yml')]);
+  t.is(refused.code, 9);
+  t.regex(refused.stderr, /does not go through the agent yet/);
+
+  const destroyed = await h.run(['destroy', name]);
+  t.is(destroyed.code, 0, destroyed.stderr);
+  t.regex(destroyed.stdout, new RegExp(`destroyed ${name}`));
+  t.deepEqual(await h.json<unknown[]>(['ls']), []);
+  agent.child.kill('SIGTERM');
+  t.is(await agent.exited, 0);
 });

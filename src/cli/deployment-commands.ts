@@ -2,14 +2,17 @@
  * The deployment verbs. Each is registered on both `depad` and `depad deployment`, as the spec
  * fixes (`depad deployment create …` and `depad create …`).
  */
-import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { createDeployment } from '../deploy/create.ts';
 import { destroyDeployment, restartDeployment, startDeployment, stopDeployment } from '../deploy/lifecycle.ts';
 import { assertValidName, resolveDeployment } from '../deploy/resolve.ts';
 import { listDeploymentViews, listRevisions, readLogs, viewDeployment } from '../deploy/status.ts';
+import type { DeploymentView } from '../deploy/status.ts';
+import { resolveHome } from '../home.ts';
+import type { RevisionRecord } from '../store/records.ts';
+import { localAgent, seg } from './agent-client.ts';
 import { addConfigOptions, readConfigInput } from './config-input.ts';
-import { deploymentHeadline, instancesTable, portsText, printJson, processOutput, table, type Output } from './output.ts';
+import { printDeployment, printDestroyed, printInspect, printList, printPs, processOutput, progressPrinter } from './output.ts';
 import { deploymentAction, withState, type CommandOptions } from './runtime.ts';
 
 type Opts = CommandOptions;
@@ -37,7 +40,7 @@ export function addDeploymentCommands(parent: Command): void {
           pull: opts.pull as 'missing' | 'never',
           wait: opts.wait !== false,
         });
-        await printDeployment(output, await viewDeployment(ctx, record));
+        printDeployment(output, await viewDeployment(ctx, record));
       });
     });
 
@@ -52,7 +55,12 @@ export function addDeploymentCommands(parent: Command): void {
         const options = { ...(opts.service ? { services: opts.service as string[] } : {}), wait: opts.wait !== false };
         const run = verb === 'start' ? startDeployment : verb === 'stop' ? stopDeployment : restartDeployment;
         const updated = await run(ctx, record, options);
-        await printDeployment(output, await viewDeployment(ctx, updated));
+        printDeployment(output, await viewDeployment(ctx, updated));
+      }, {
+        remote: async (agent, ref, opts, output) => {
+          const body = { ...(opts.service ? { services: opts.service } : {}), ...(verb === 'stop' ? {} : { wait: opts.wait !== false }) };
+          printDeployment(output, await agent.request<DeploymentView>({ method: 'POST', path: `/v1/deployments/${seg(ref)}/${verb}`, body, onProgress: progressPrinter(output) }));
+        },
       }),
     );
   };
@@ -68,8 +76,12 @@ export function addDeploymentCommands(parent: Command): void {
     .action(
       deploymentAction('destroy', async (ctx, record, opts, output) => {
         await destroyDeployment(ctx, record, { keepVolumes: Boolean(opts.keepVolumes) });
-        if (output.json) printJson(output, { destroyed: { id: record.id, name: record.name }, keptVolumes: Boolean(opts.keepVolumes) });
-        else output.out(`destroyed ${record.name} (${record.id.slice(0, 12)})\n`);
+        printDestroyed(output, record, Boolean(opts.keepVolumes));
+      }, {
+        remote: async (agent, ref, opts, output) => {
+          const done = await agent.request<{ destroyed: string; id: string }>({ method: 'DELETE', path: `/v1/deployments/${seg(ref)}?keepVolumes=${Boolean(opts.keepVolumes)}`, onProgress: progressPrinter(output) });
+          printDestroyed(output, { id: done.id, name: done.destroyed }, Boolean(opts.keepVolumes));
+        },
       }),
     );
 
@@ -81,28 +93,22 @@ export function addDeploymentCommands(parent: Command): void {
     .action(async (opts: Opts, cmd: Command) => {
       const g = cmd.optsWithGlobals<Opts>();
       const output = processOutput(Boolean(g.json));
-      await withState(g, output, 'ls', async (ctx) => {
-        const views = await listDeploymentViews(ctx);
-        if (output.json) return printJson(output, views);
-        if (opts.quiet) return output.out(views.map((v) => `${v.name}\n`).join(''));
-        const rows = views.map((v) => [v.name, v.id.slice(0, 12), v.status, String(v.revision), String(v.services.length), portsText(v.services.flatMap((s) => s.ports)), v.createdAt.slice(0, 19).replace('T', ' ')]);
-        output.out(table(['NAME', 'ID', 'STATUS', 'REV', 'SERVICES', 'PORTS', 'CREATED'], rows));
-      }, { readOnly: true });
+      const agent = await localAgent(g.home ?? resolveHome());
+      if (agent) return printList(output, await agent.request<DeploymentView[]>({ method: 'GET', path: '/v1/deployments' }), Boolean(opts.quiet));
+      await withState(g, output, 'ls', async (ctx) => printList(output, await listDeploymentViews(ctx), Boolean(opts.quiet)), { readOnly: true });
     });
 
   parent
     .command('inspect <deployment>')
     .description('show a deployment: identity, root directory, revisions, services, instances, ports')
     .action(
-      deploymentAction('inspect', async (ctx, record, _opts, output) => {
-        const view = await viewDeployment(ctx, record);
-        const revisions = await listRevisions(ctx, record);
-        if (output.json) return printJson(output, { ...view, revisions });
-        output.out(deploymentHeadline(view));
-        output.out(`  id:       ${view.id}\n  root:     ${view.rootDir}\n  desired:  ${view.desired}\n  created:  ${view.createdAt}\n  updated:  ${view.updatedAt}\n`);
-        for (const r of revisions) output.out(`  revision ${r.number}: ${path.basename(r.configFile)} (config ${r.configSha256.slice(0, 12)}, ${r.createdAt})\n`);
-        output.out('\n' + instancesTable(view));
-      }, { readOnly: true }),
+      deploymentAction('inspect', async (ctx, record, _opts, output) => printInspect(output, await viewDeployment(ctx, record), await listRevisions(ctx, record)), {
+        readOnly: true,
+        remote: async (agent, ref, _opts, output) => {
+          const { revisions, ...view } = await agent.request<DeploymentView & { revisions: RevisionRecord[] }>({ method: 'GET', path: `/v1/deployments/${seg(ref)}` });
+          printInspect(output, view, revisions);
+        },
+      }),
     );
 
   parent
@@ -110,13 +116,10 @@ export function addDeploymentCommands(parent: Command): void {
     .description("list a deployment's instances (containers)")
     .addOption(serviceOption())
     .action(
-      deploymentAction('ps', async (ctx, record, opts, output) => {
-        const view = await viewDeployment(ctx, record);
-        const only = opts.service as string[] | undefined;
-        const filtered = only ? { ...view, services: view.services.filter((s) => only.includes(s.name)) } : view;
-        if (output.json) return printJson(output, filtered.services.flatMap((s) => s.instances));
-        output.out(instancesTable(filtered));
-      }, { readOnly: true }),
+      deploymentAction('ps', async (ctx, record, opts, output) => printPs(output, await viewDeployment(ctx, record), opts.service as string[] | undefined), {
+        readOnly: true,
+        remote: async (agent, ref, opts, output) => printPs(output, await agent.request<DeploymentView>({ method: 'GET', path: `/v1/deployments/${seg(ref)}` }), opts.service as string[] | undefined),
+      }),
     );
 
   parent
@@ -158,7 +161,3 @@ export function addDeploymentCommands(parent: Command): void {
     });
 }
 
-async function printDeployment(output: Output, view: Awaited<ReturnType<typeof viewDeployment>>): Promise<void> {
-  if (output.json) return printJson(output, view);
-  output.out(deploymentHeadline(view) + instancesTable(view));
-}

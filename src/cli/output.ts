@@ -1,4 +1,5 @@
 /** Human and `--json` output of the CLI: tables and results on stdout, progress and errors on stderr. */
+import path from 'node:path';
 import { DepadError } from '../errors.ts';
 import type { ProgressEvent } from '../deploy/context.ts';
 import type { DeploymentView } from '../deploy/status.ts';
@@ -73,4 +74,40 @@ export function reportError(output: Output, error: unknown): number {
   }
   if (!(error instanceof DepadError) && process.env.DEPAD_LOG_LEVEL === 'debug' && error instanceof Error) output.err(`${error.stack}\n`);
   return depad.exitCode;
+}
+
+/** `depad ls`: a table, names only (`quiet`) or JSON. */
+export function printList(output: Output, views: readonly DeploymentView[], quiet: boolean): void {
+  if (output.json) return printJson(output, views);
+  if (quiet) return output.out(views.map((v) => `${v.name}\n`).join(''));
+  const rows = views.map((v) => [v.name, v.id.slice(0, 12), v.status, String(v.revision), String(v.services.length), portsText(v.services.flatMap((s) => s.ports)), v.createdAt.slice(0, 19).replace('T', ' ')]);
+  output.out(table(['NAME', 'ID', 'STATUS', 'REV', 'SERVICES', 'PORTS', 'CREATED'], rows));
+}
+
+/** `depad inspect`: identity, revisions, instances. */
+export function printInspect(output: Output, view: DeploymentView, revisions: ReadonlyArray<{ number: number; configFile: string; configSha256: string; createdAt: string }>): void {
+  if (output.json) return printJson(output, { ...view, revisions });
+  output.out(deploymentHeadline(view));
+  output.out(`  id:       ${view.id}\n  root:     ${view.rootDir}\n  desired:  ${view.desired}\n  created:  ${view.createdAt}\n  updated:  ${view.updatedAt}\n`);
+  for (const r of revisions) output.out(`  revision ${r.number}: ${path.basename(r.configFile)} (config ${r.configSha256.slice(0, 12)}, ${r.createdAt})\n`);
+  output.out('\n' + instancesTable(view));
+}
+
+/** `depad ps`: the instances of the services named (all by default). */
+export function printPs(output: Output, view: DeploymentView, only: readonly string[] | undefined): void {
+  const filtered = only ? { ...view, services: view.services.filter((s) => only.includes(s.name)) } : view;
+  if (output.json) return printJson(output, filtered.services.flatMap((s) => s.instances));
+  output.out(instancesTable(filtered));
+}
+
+/** A deployment after start, stop, restart or create: headline and instances. */
+export function printDeployment(output: Output, view: DeploymentView): void {
+  if (output.json) return printJson(output, view);
+  output.out(deploymentHeadline(view) + instancesTable(view));
+}
+
+/** `depad destroy`'s result. */
+export function printDestroyed(output: Output, record: { id: string; name: string }, keptVolumes: boolean): void {
+  if (output.json) printJson(output, { destroyed: { id: record.id, name: record.name }, keptVolumes });
+  else output.out(`destroyed ${record.name} (${record.id.slice(0, 12)})\n`);
 }

@@ -19,6 +19,7 @@ import type { Command } from 'commander';
 import { resolveDeployment } from '../deploy/resolve.ts';
 import type { DeploymentRecord } from '../store/records.ts';
 import { processOutput, progressPrinter, type Output } from './output.ts';
+import { localAgent, type AgentClient } from './agent-client.ts';
 
 /** Global options every command accepts. */
 export interface GlobalOptions {
@@ -36,14 +37,21 @@ export type CommandOptions = GlobalOptions & Record<string, unknown>;
 export function deploymentAction(
   verb: string,
   fn: (ctx: OpContext, record: DeploymentRecord, opts: CommandOptions, output: Output) => Promise<void>,
-  options: { readOnly?: boolean } = {},
+  options: { readOnly?: boolean; remote?: RemoteAction } = {},
 ): (ref: string, opts: CommandOptions, cmd: Command) => Promise<void> {
   return async (ref, opts, cmd) => {
     const globals = cmd.optsWithGlobals<CommandOptions>();
     const output = processOutput(Boolean(globals.json));
+    if (options.remote) {
+      const agent = await localAgent(globals.home ?? resolveHome());
+      if (agent) return options.remote(agent, ref, opts, output);
+    }
     await withState(globals, output, `${verb} ${ref}`, async (ctx) => fn(ctx, await resolveDeployment(ctx.store, ref), opts, output), options);
   };
 }
+
+/** A verb carried out by the local agent (same output as the local way). */
+export type RemoteAction = (agent: AgentClient, ref: string, opts: CommandOptions, output: Output) => Promise<void>;
 
 /** The logger the CLI injects: level from DEPAD_LOG_LEVEL (default `fallback`, warn), to stderr. */
 export function cliLogger(fallback: LogLevel = 'warn'): Logger {
@@ -118,6 +126,6 @@ async function assertNoAgent(home: string): Promise<void> {
   const socket = agentSocketPath(home);
   if (!existsSync(socket) || !(await socketAnswers(socket))) return;
   throw new DepadError('DEPAD_STATE_LOCKED', `a depad agent owns the state in ${home}`, {
-    hint: `use its API (e.g. curl --unix-socket ${socket} http://agent/v1/deployments); the CLI does not go through the agent yet. Or stop the agent.`,
+    hint: `this command does not go through the agent yet (ls, inspect, ps, start, stop, restart, destroy and token do); use its API (curl --unix-socket ${socket} http://agent/v1/openapi.json) or stop the agent.`,
   });
 }

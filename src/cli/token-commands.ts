@@ -4,8 +4,13 @@
  */
 import { Command } from 'commander';
 import { createToken, parseScope, revokeToken, scopeText } from '../auth/tokens.ts';
+import { resolveHome } from '../home.ts';
+import type { TokenRecord } from '../store/records.ts';
+import { localAgent, seg } from './agent-client.ts';
 import { printJson, processOutput, table } from './output.ts';
 import { withStore, type CommandOptions } from './runtime.ts';
+
+type TokenView = Pick<TokenRecord, 'id' | 'name' | 'scope' | 'createdAt' | 'revokedAt'>;
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -25,8 +30,13 @@ export function addTokenCommands(parent: Command): void {
       const g = cmd.optsWithGlobals<CommandOptions>();
       const output = processOutput(Boolean(g.json));
       const scope = parseScope(String(opts.scope), opts.deployment as string[], opts.selector as string[]);
-      // The command line shown to a process that finds the state locked never includes the token.
-      const { token: text, record } = await withStore(g, `token create --name ${String(opts.name)}`, (store) => createToken(store, String(opts.name), scope));
+      const agent = await localAgent(g.home ?? resolveHome());
+      const { token: text, record } = agent
+        ? await agent
+            .request<TokenView & { token: string }>({ method: 'POST', path: '/v1/tokens', body: { name: opts.name, scope: opts.scope, deployments: opts.deployment, selector: opts.selector } })
+            .then(({ token, ...record }) => ({ token, record }))
+        : // The command line shown to a process that finds the state locked never includes the token.
+          await withStore(g, `token create --name ${String(opts.name)}`, (store) => createToken(store, String(opts.name), scope));
       if (output.json) return printJson(output, { token: text, id: record.id, name: record.name, scope: record.scope, createdAt: record.createdAt });
       output.out(`${text}\n`);
       output.err(`depad: token ${record.name} (${record.id}, ${scopeText(record.scope)}) created. It is shown this once; store it as a secret.\n`);
@@ -41,7 +51,9 @@ export function addTokenCommands(parent: Command): void {
     .action(async (opts: CommandOptions, cmd: Command) => {
       const g = cmd.optsWithGlobals<CommandOptions>();
       const output = processOutput(Boolean(g.json));
-      const tokens = (await withStore(g, 'token ls', (store) => store.listTokens())).filter((t) => opts.all || t.revokedAt === undefined);
+      const agent = await localAgent(g.home ?? resolveHome());
+      const all: TokenView[] = agent ? await agent.request<TokenView[]>({ method: 'GET', path: '/v1/tokens' }) : await withStore(g, 'token ls', (store) => store.listTokens());
+      const tokens = all.filter((t) => opts.all || t.revokedAt === undefined);
       const views = tokens.map(({ id, name, scope, createdAt, revokedAt }) => ({ id, name, scope, createdAt, revokedAt }));
       if (output.json) return printJson(output, views);
       output.out(table(['NAME', 'ID', 'SCOPE', 'CREATED', 'REVOKED'], views.map((t) => [t.name, t.id, scopeText(t.scope), t.createdAt.slice(0, 19).replace('T', ' '), t.revokedAt?.slice(0, 19).replace('T', ' ') ?? '-'])));
@@ -54,7 +66,10 @@ export function addTokenCommands(parent: Command): void {
     .action(async (ref: string, _opts: CommandOptions, cmd: Command) => {
       const g = cmd.optsWithGlobals<CommandOptions>();
       const output = processOutput(Boolean(g.json));
-      const record = await withStore(g, `token revoke ${ref}`, (store) => revokeToken(store, ref));
+      const agent = await localAgent(g.home ?? resolveHome());
+      const record = agent
+        ? await agent.request<TokenView>({ method: 'DELETE', path: `/v1/tokens/${seg(ref)}` })
+        : await withStore(g, `token revoke ${ref}`, (store) => revokeToken(store, ref));
       if (output.json) return printJson(output, { id: record.id, name: record.name, revokedAt: record.revokedAt });
       output.out(`token ${record.name} (${record.id}) revoked\n`);
     });

@@ -1,0 +1,91 @@
+/**
+ * The CLI's client of a local agent: when an agent answers on `<home>/agent.sock`, commands go to
+ * its API instead of opening the state (which the agent owns). Errors come back as the same
+ * DepadErrors (code, message, hint), so output and exit codes are the same either way; progress
+ * of long operations is streamed (JSON lines) to the same printer as local progress.
+ */
+import { existsSync } from 'node:fs';
+import http from 'node:http';
+import { socketAnswers } from '../../proxy/unix-socket.ts';
+import type { ProgressEvent } from '../deploy/context.ts';
+import { DepadError, ERROR_CODES } from '../errors.ts';
+import type { ErrorCode } from '../errors.ts';
+import { agentSocketPath } from '../home.ts';
+
+/** A request to the agent's API. */
+export interface AgentRequest {
+  method: 'GET' | 'POST' | 'DELETE';
+  path: string;
+  body?: unknown;
+  /** Stream progress (long operations): each event goes here as it happens. */
+  onProgress?: (event: ProgressEvent) => void;
+}
+
+function toError(value: unknown, status: number): DepadError {
+  const e = (value as { error?: { code?: string; message?: string; hint?: string } } | undefined)?.error;
+  const code = (e?.code !== undefined && e.code in ERROR_CODES ? e.code : 'DEPAD_INTERNAL') as ErrorCode;
+  return new DepadError(code, e?.message ?? `the agent answered ${status}`, e?.hint === undefined ? {} : { hint: e.hint });
+}
+
+/** The local agent's API over its unix socket. */
+export class AgentClient {
+  readonly socketPath: string;
+
+  constructor(socketPath: string) {
+    this.socketPath = socketPath;
+  }
+
+  /** Sends one request; resolves with the result, or rejects with the agent's DepadError. */
+  request<T>(req: AgentRequest): Promise<T> {
+    const body = req.body === undefined ? undefined : JSON.stringify(req.body);
+    const headers: Record<string, string | number> = {};
+    if (body !== undefined) Object.assign(headers, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+    if (req.onProgress) headers.accept = 'application/x-ndjson';
+    return new Promise((resolve, reject) => {
+      const r = http.request({ socketPath: this.socketPath, method: req.method, path: req.path, headers, agent: false }, (res) => {
+        const streamed = String(res.headers['content-type'] ?? '').startsWith('application/x-ndjson');
+        let buf = '';
+        let final: unknown;
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          buf += chunk;
+          if (!streamed) return;
+          for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+            const line = JSON.parse(buf.slice(0, nl)) as { progress?: ProgressEvent; result?: unknown; error?: unknown; status?: number };
+            buf = buf.slice(nl + 1);
+            if (line.progress) req.onProgress?.(line.progress);
+            else final = line;
+          }
+        });
+        res.on('end', () => {
+          try {
+            if (streamed) {
+              const last = final as { result?: unknown; error?: unknown; status?: number } | undefined;
+              if (last === undefined) return reject(new DepadError('DEPAD_AGENT_UNAVAILABLE', 'the agent ended the answer early'));
+              return 'error' in last ? reject(toError(last, last.status ?? 500)) : resolve(last.result as T);
+            }
+            const value = buf === '' ? undefined : (JSON.parse(buf) as unknown);
+            if ((res.statusCode ?? 500) >= 400) reject(toError(value, res.statusCode ?? 500));
+            else resolve(value as T);
+          } catch (error) {
+            reject(new DepadError('DEPAD_AGENT_UNAVAILABLE', `unreadable answer from the agent: ${(error as Error).message}`, { cause: error }));
+          }
+        });
+      });
+      r.on('error', (error) => reject(new DepadError('DEPAD_AGENT_UNAVAILABLE', `the agent at ${this.socketPath} did not answer: ${error.message}`, { cause: error })));
+      r.end(body);
+    });
+  }
+}
+
+/** The client of the agent that owns `home`'s state, when one answers; undefined otherwise. */
+export async function localAgent(home: string): Promise<AgentClient | undefined> {
+  const socketPath = agentSocketPath(home);
+  if (!existsSync(socketPath) || !(await socketAnswers(socketPath))) return undefined;
+  return new AgentClient(socketPath);
+}
+
+/** A path segment for a deployment or token reference. */
+export function seg(ref: string): string {
+  return encodeURIComponent(ref);
+}
