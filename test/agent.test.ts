@@ -85,7 +85,7 @@ test('depad agent: pinned HTTPS API, local socket, unrouted CLI verbs refused at
   t.is(local.body.status, 'running');
 
   const started = Date.now();
-  const refused = await h.run(['history', name]); // a verb that does not go through the agent yet
+  const refused = await h.run(['logs', name]); // a verb that does not go through the agent yet
   t.is(refused.code, 9);
   t.regex(refused.stderr, /a depad agent owns the state/);
   t.true(Date.now() - started < 5000, 'no wait for a lock the agent never releases');
@@ -107,7 +107,7 @@ test('depad agent: pinned HTTPS API, local socket, unrouted CLI verbs refused at
   t.is((await h.run(['destroy', name])).code, 0);
 });
 
-test('with an agent running, the CLI goes through it: same output, progress on stderr; other verbs refuse clearly', async (t) => {
+test('with an agent running, the CLI goes through it: same output and exit codes, progress on stderr', async (t) => {
   const h = await harness(t);
   const port = await testPorts(t);
   const name = h.name('via');
@@ -131,9 +131,28 @@ test('with an agent running, the CLI goes through it: same output, progress on s
   const missing = await h.run(['stop', `${h.prefix}nothing`]);
   t.is(missing.code, 4, 'the agent’s error keeps its exit code');
 
-  const refused = await h.run(['create', '-n', h.name('other'), '-f', path.join(EXAMPLES, 'hello', 'depad.yml')]);
-  t.is(refused.code, 9);
-  t.regex(refused.stderr, /does not go through the agent yet/);
+  // create, update, diff, history, rollback through the agent.
+  const other = h.name('other');
+  const made = await h.run(['create', '-n', other, '-f', path.join(EXAMPLES, 'hello', 'depad.yml'), '-e', 'APP_VERSION=1']);
+  t.is(made.code, 0, made.stderr);
+  t.regex(made.stdout, /running/);
+  t.regex(made.stderr, /^\s+\d+\.\ds {2}\S/m, 'create progress streamed');
+  const diff = await h.run(['diff', other, '-s', 'web', '--image', 'depad-example/app:2']);
+  t.is(diff.code, 0, diff.stderr);
+  t.regex(diff.stdout, /~ web: new instance/);
+  const updated = await h.run(['update', other, '-s', 'web', '--image', 'depad-example/app:2']);
+  t.is(updated.code, 0, updated.stderr);
+  t.regex(updated.stdout, /changes against revision 1/);
+  const same = await h.run(['update', other, '-f', path.join(EXAMPLES, 'hello', 'depad.yml'), '-e', 'APP_VERSION=2']);
+  t.is(same.code, 0, same.stderr);
+  t.regex(same.stdout, /no changes/);
+  const rolled = await h.run(['rollback', other]);
+  t.is(rolled.code, 0, rolled.stderr);
+  const history = await h.json<{ number: number; current: boolean; source: string }[]>(['history', other]);
+  t.deepEqual(history.map((r) => [r.number, r.source, r.current]), [[1, 'create', false], [2, 'update', false], [3, 'rollback', true]]);
+  const badConfig = await h.run(['update', other, '-f', path.join(h.dir, 'missing.yml')]);
+  t.is(badConfig.code, 3, 'config errors read the same through the agent');
+  t.is((await h.run(['destroy', other])).code, 0);
 
   const destroyed = await h.run(['destroy', name]);
   t.is(destroyed.code, 0, destroyed.stderr);

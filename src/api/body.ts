@@ -61,3 +61,13 @@ export function stringsField(body: Record<string, unknown>, key: string): string
   if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw new DepadError('DEPAD_USAGE', `field ${key} must be an array of strings`);
   return v as string[];
 }
+
+/** A string-to-string map field (optional; default empty). */
+export function stringMapField(body: Record<string, unknown>, key: string): Record<string, string> {
+  const v = body[key];
+  if (v === undefined) return {};
+  if (v === null || typeof v !== 'object' || Array.isArray(v) || !Object.values(v).every((x) => typeof x === 'string')) {
+    throw new DepadError('DEPAD_USAGE', `field ${key} must be an object of strings`);
+  }
+  return Object.fromEntries(Object.entries(v as Record<string, string>));
+}

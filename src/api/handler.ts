@@ -13,12 +13,17 @@ import type { Action } from '../auth/tokens.ts';
 import type { OpContext } from '../deploy/context.ts';
 import { destroyDeployment, restartDeployment, startDeployment, stopDeployment } from '../deploy/lifecycle.ts';
 import { resolveDeployment } from '../deploy/resolve.ts';
+import { planUpdate, rollbackDeployment, updateDeployment, updateRequestFor } from '../deploy/update.ts';
+import type { UpdateTarget } from '../deploy/update.ts';
+import { createDeployment } from '../deploy/create.ts';
+import { loadConfig } from '../config/index.ts';
+import path from 'node:path';
 import { listDeploymentViews, listRevisions, viewDeployment } from '../deploy/status.ts';
 import { DepadError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { TokenRecord } from '../store/records.ts';
 import type { AuditLog } from './audit.ts';
-import { onlyFields, readJsonObject, readOptionalJsonObject, stringField, stringsField } from './body.ts';
+import { onlyFields, readJsonObject, readOptionalJsonObject, stringField, stringMapField, stringsField } from './body.ts';
 import type { FailureLimiter } from './failures.ts';
 import { openApiDocument } from './openapi.ts';
 
@@ -57,6 +62,8 @@ interface Call {
   params: string[];
   req: IncomingMessage;
   url: URL;
+  /** The request came over the local unix socket (it may name files on this host). */
+  local: boolean;
   ctx: OpContext;
   /** The deployment the call is about, for the audit log. */
   deployment?: string;
@@ -99,6 +106,28 @@ async function scopedDeployment(call: Call, action: Action) {
   return record;
 }
 
+/** A config file named by a client: only over the local socket (a remote client cannot name files here), absolute. */
+function configFileField(call: Call, body: Record<string, unknown>, required: boolean): string | undefined {
+  const file = stringField(body, 'configFile', !required);
+  if (file === undefined) return undefined;
+  if (!call.local) throw new DepadError('DEPAD_USAGE', 'configFile is only accepted over the local socket', { hint: 'remote clients cannot name files on the agent host (sending the config itself is not built yet)' });
+  if (!path.isAbsolute(file)) throw new DepadError('DEPAD_USAGE', 'configFile must be an absolute path');
+  return file;
+}
+
+function pullField(body: Record<string, unknown>): 'missing' | 'never' {
+  const pull = body.pull ?? 'missing';
+  if (pull !== 'missing' && pull !== 'never') throw new DepadError('DEPAD_USAGE', 'field pull must be "missing" or "never"');
+  return pull;
+}
+
+/** The update target of an update or diff request. */
+function updateTarget(call: Call, body: Record<string, unknown>): UpdateTarget {
+  onlyFields(body, ['configFile', 'env', 'overrides', 'pull']);
+  const configFile = configFileField(call, body, false);
+  return { ...(configFile === undefined ? {} : { configFile }), env: stringMapField(body, 'env'), overrides: stringMapField(body, 'overrides'), pull: pullField(body) };
+}
+
 /** The endpoints, in the order the OpenAPI document lists them. */
 export const ENDPOINTS: Endpoint[] = [
   {
@@ -116,6 +145,26 @@ export const ENDPOINTS: Endpoint[] = [
     run: async (call) => ({ body: (await listDeploymentViews(call.ctx)).filter((v) => selects(call.token.scope, { name: v.name })) }),
   },
   {
+    method: 'POST',
+    path: '/v1/deployments',
+    action: 'create',
+    summary: 'Create a deployment (depad create); body: {name, configFile (local socket), env?, pull?, wait?}',
+    mutates: true,
+    run: async (call) => {
+      const body = await readJsonObject(call.req);
+      onlyFields(body, ['name', 'configFile', 'env', 'pull', 'wait']);
+      const name = stringField(body, 'name') as string;
+      call.deployment = name;
+      authorize(call.token, 'create', { name });
+      const configFile = configFileField(call, body, true) as string;
+      const env = stringMapField(body, 'env');
+      if (body.wait !== undefined && typeof body.wait !== 'boolean') throw new DepadError('DEPAD_USAGE', 'field wait must be true or false');
+      const spec = await loadConfig(configFile, env);
+      const record = await createDeployment(call.ctx, { name, spec, env, pull: pullField(body), wait: body.wait !== false });
+      return { status: 201, body: await viewDeployment(call.ctx, record) };
+    },
+  },
+  {
     method: 'GET',
     path: '/v1/deployments/{deployment}',
     action: 'inspect',
@@ -130,7 +179,25 @@ export const ENDPOINTS: Endpoint[] = [
     path: '/v1/deployments/{deployment}/history',
     action: 'history',
     summary: 'The revisions of a deployment (depad history)',
-    run: async (call) => ({ body: await listRevisions(call.ctx, await scopedDeployment(call, 'history')) }),
+    run: async (call) => {
+      const record = await scopedDeployment(call, 'history');
+      return { body: (await listRevisions(call.ctx, record)).map((r) => ({ ...r, current: r.number === record.revision })) };
+    },
+  },
+  {
+    method: 'POST',
+    path: '/v1/deployments/{deployment}/rollback',
+    action: 'rollback',
+    summary: 'Go back to a revision, zero downtime (depad rollback); body: {to?}',
+    mutates: true,
+    run: async (call) => {
+      const record = await scopedDeployment(call, 'rollback');
+      const body = await readOptionalJsonObject(call.req);
+      onlyFields(body, ['to']);
+      if (body.to !== undefined && !(Number.isInteger(body.to) && (body.to as number) > 0)) throw new DepadError('DEPAD_USAGE', 'field to must be a revision number');
+      const result = await rollbackDeployment(call.ctx, record, body.to as number | undefined);
+      return { body: { view: await viewDeployment(call.ctx, result.record), diff: result.diff, revision: result.revision } };
+    },
   },
   ...(['start', 'stop', 'restart'] as const).map(
     (verb): Endpoint => ({
@@ -151,6 +218,29 @@ export const ENDPOINTS: Endpoint[] = [
       },
     }),
   ),
+  {
+    method: 'POST',
+    path: '/v1/deployments/{deployment}/update',
+    action: 'update',
+    summary: 'Update a deployment, zero downtime (depad update); body: {configFile? (local socket), env?, overrides?, pull?}',
+    mutates: true,
+    run: async (call) => {
+      const record = await scopedDeployment(call, 'update');
+      const result = await updateDeployment(call.ctx, record, await updateRequestFor(record, updateTarget(call, await readJsonObject(call.req))));
+      return { body: { view: await viewDeployment(call.ctx, result.record), diff: result.diff, revision: result.revision } };
+    },
+  },
+  {
+    method: 'POST',
+    path: '/v1/deployments/{deployment}/diff',
+    action: 'diff',
+    summary: 'What an update would change, per service; changes nothing (depad diff); body as for update',
+    run: async (call) => {
+      const record = await scopedDeployment(call, 'diff');
+      const { diff } = await planUpdate(call.ctx, record, await updateRequestFor(record, updateTarget(call, await readJsonObject(call.req))));
+      return { body: { diff, name: record.name, revision: record.revision } };
+    },
+  },
   {
     method: 'DELETE',
     path: '/v1/deployments/{deployment}',
@@ -248,7 +338,7 @@ async function handle(deps: ApiDeps, req: IncomingMessage, res: ServerResponse):
   }
   const stream = match?.endpoint.mutates === true && (req.headers.accept ?? '').includes('application/x-ndjson');
   const progress: OpContext['progress'] = stream ? (event) => void res.write(`${JSON.stringify({ progress: event })}\n`) : () => {};
-  const call: Call = { token, params: match?.params ?? [], req, url, ctx: { ...ctx, progress } };
+  const call: Call = { token, params: match?.params ?? [], req, url, local: deps.local === true, ctx: { ...ctx, progress } };
   const action = match?.endpoint.action ?? 'ls';
   const audit = (result: 'ok' | 'error', status: number, code?: string) =>
     deps.audit.record({ ip, token: token.name, action, ...(call.deployment ? { deployment: call.deployment } : {}), result, status, ...(code ? { code } : {}) }, (error) =>
@@ -257,8 +347,8 @@ async function handle(deps: ApiDeps, req: IncomingMessage, res: ServerResponse):
   if (stream) res.writeHead(200, { 'content-type': 'application/x-ndjson; charset=utf-8', 'cache-control': 'no-store' });
   try {
     if (match === undefined) throw new DepadError('DEPAD_NOT_FOUND', `no endpoint ${req.method ?? ''} ${url.pathname}`, { hint: 'see GET /v1/openapi.json' });
-    // Endpoints about one deployment check the scope against it (scopedDeployment); others here.
-    if (!match.endpoint.path.includes('{deployment}')) authorize(token, action);
+    // Endpoints about one deployment (and create) check the scope against it; others here.
+    if (!match.endpoint.path.includes('{deployment}') && action !== 'create') authorize(token, action);
     const endpoint = match.endpoint;
     const { status = 200, body } = endpoint.mutates ? await deps.serialize(() => endpoint.run(call)) : await endpoint.run(call);
     audit('ok', status);

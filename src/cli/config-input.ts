@@ -2,6 +2,7 @@
 import path from 'node:path';
 import { Option, type Command } from 'commander';
 import { loadConfig, parseEnvAssignments, readEnvFile } from '../config/index.ts';
+import type { ConfigWarning } from '../config/index.ts';
 import type { DeploymentSpec } from '../config/spec.ts';
 import { formatIssue } from '../errors.ts';
 import type { Output } from './output.ts';
@@ -28,13 +29,22 @@ export interface ConfigInput {
   env: Record<string, string>;
 }
 
-/** Reads env files (in order), then --env over them, then loads and validates the config. */
-export async function readConfigInput(file: string, envArgs: readonly string[], envFiles: readonly string[], output: Output): Promise<ConfigInput> {
+/** The variables the options give: env files (in order), then --env over them. */
+export async function readEnv(envArgs: readonly string[], envFiles: readonly string[]): Promise<Record<string, string>> {
   const env: Record<string, string> = {};
   for (const f of envFiles) Object.assign(env, await readEnvFile(path.resolve(f)));
   Object.assign(env, parseEnvAssignments(envArgs, '--env'));
-  const spec = await loadConfig(path.resolve(file), env, {
-    warn: (w) => output.err(`depad: warning: ${formatIssue(w)}\n`),
-  });
+  return env;
+}
+
+/** Prints a config warning the way every command does. */
+export function warnPrinter(output: Output): (w: ConfigWarning) => void {
+  return (w) => output.err(`depad: warning: ${formatIssue(w)}\n`);
+}
+
+/** Reads the variables, then loads and validates the config. */
+export async function readConfigInput(file: string, envArgs: readonly string[], envFiles: readonly string[], output: Output): Promise<ConfigInput> {
+  const env = await readEnv(envArgs, envFiles);
+  const spec = await loadConfig(path.resolve(file), env, { warn: warnPrinter(output) });
   return { spec, env };
 }

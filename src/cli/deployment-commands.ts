@@ -2,6 +2,7 @@
  * The deployment verbs. Each is registered on both `depad` and `depad deployment`, as the spec
  * fixes (`depad deployment create …` and `depad create …`).
  */
+import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { createDeployment } from '../deploy/create.ts';
 import { destroyDeployment, restartDeployment, startDeployment, stopDeployment } from '../deploy/lifecycle.ts';
@@ -32,6 +33,11 @@ export function addDeploymentCommands(parent: Command): void {
       const output = processOutput(Boolean(g.json));
       assertValidName(String(opts.name));
       const input = await readConfigInput(String(opts.configFile), opts.env as string[], opts.envFile as string[], output);
+      const agent = await localAgent(g.home ?? resolveHome());
+      if (agent) {
+        const body = { name: opts.name, configFile: path.resolve(String(opts.configFile)), env: input.env, pull: opts.pull, wait: opts.wait !== false };
+        return printDeployment(output, await agent.request<DeploymentView>({ method: 'POST', path: '/v1/deployments', body, onProgress: progressPrinter(output) }));
+      }
       await withState(g, output, `create --name ${String(opts.name)}`, async (ctx) => {
         const record = await createDeployment(ctx, {
           name: String(opts.name),

@@ -126,6 +126,6 @@ async function assertNoAgent(home: string): Promise<void> {
   const socket = agentSocketPath(home);
   if (!existsSync(socket) || !(await socketAnswers(socket))) return;
   throw new DepadError('DEPAD_STATE_LOCKED', `a depad agent owns the state in ${home}`, {
-    hint: `this command does not go through the agent yet (ls, inspect, ps, start, stop, restart, destroy and token do); use its API (curl --unix-socket ${socket} http://agent/v1/openapi.json) or stop the agent.`,
+    hint: `this command does not go through the agent yet; use its API (curl --unix-socket ${socket} http://agent/v1/openapi.json) or stop the agent.`,
   });
 }

@@ -1,16 +1,17 @@
 /** update, diff, history and rollback: revisions of a deployment (both `depad <verb>` and `depad deployment <verb>`). */
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { withImages } from '../config/index.ts';
+import { loadConfig } from '../config/index.ts';
 import type { OpContext } from '../deploy/context.ts';
 import type { PlanDiff } from '../deploy/diff.ts';
-import { readRevisionSpec } from '../deploy/root-dir.ts';
 import { viewDeployment } from '../deploy/status.ts';
-import { planUpdate, updateDeployment, type UpdateRequest } from '../deploy/update.ts';
+import { planUpdate, rollbackDeployment, updateDeployment, updateRequestFor, type UpdateTarget } from '../deploy/update.ts';
+import type { DeploymentView } from '../deploy/status.ts';
 import { DepadError } from '../errors.ts';
-import type { DeploymentRecord } from '../store/records.ts';
-import { addConfigOptions, readConfigInput } from './config-input.ts';
-import { deploymentHeadline, instancesTable, printJson, table, type Output } from './output.ts';
+import type { DeploymentRecord, RevisionRecord } from '../store/records.ts';
+import { seg } from './agent-client.ts';
+import { addConfigOptions, readEnv, warnPrinter } from './config-input.ts';
+import { deploymentHeadline, instancesTable, printJson, progressPrinter, table, type Output } from './output.ts';
 import { deploymentAction, type CommandOptions as Opts } from './runtime.ts';
 
 /** Options that say what to update to: a config file, or new images for named services. */
@@ -20,8 +21,8 @@ function targetOptions(command: Command): Command {
     .option('--image <ref>', 'a new image for the services named by -s (without -f: the current config otherwise)');
 }
 
-/** Reads what the options say into an update request (config file, or current revision plus images). */
-async function readTarget(opts: Opts, record: DeploymentRecord, output: Output): Promise<UpdateRequest> {
+/** What the options say to update to (config file and variables, or images for services). */
+async function readTarget(opts: Opts, output: Output): Promise<UpdateTarget> {
   const services = (opts.service as string[] | undefined) ?? [];
   const image = opts.image as string | undefined;
   if (image !== undefined && services.length === 0) throw new DepadError('DEPAD_USAGE', '--image needs -s <service> to say which services get it');
@@ -29,53 +30,52 @@ async function readTarget(opts: Opts, record: DeploymentRecord, output: Output):
     throw new DepadError('DEPAD_USAGE', '-s needs --image (or give the new config with -f)');
   }
   const overrides: Record<string, string> = image === undefined ? {} : Object.fromEntries(services.map((s) => [s, image]));
-  let request: UpdateRequest;
-  if (opts.configFile !== undefined) {
-    const input = await readConfigInput(String(opts.configFile), opts.env as string[], opts.envFile as string[], output);
-    request = { spec: withImages(input.spec, overrides), env: input.env, overrides };
-  } else if (image !== undefined) {
-    const current = await readRevisionSpec(record.rootDir, record.revision);
-    request = { spec: withImages(current.spec, overrides), env: current.env, overrides };
-  } else {
-    throw new DepadError('DEPAD_USAGE', 'say what to update to: -f <config file>, or -s <service> --image <ref>');
-  }
-  return { ...request, pull: opts.pull as 'missing' | 'never' };
+  const pull = opts.pull as 'missing' | 'never';
+  if (opts.configFile === undefined) return { overrides, pull };
+  return { configFile: path.resolve(String(opts.configFile)), env: await readEnv(opts.env as string[], opts.envFile as string[]), overrides, pull, warn: warnPrinter(output) };
+}
+
+/** The body of an update or diff request to the agent; the config is checked here first, so errors read the same. */
+async function remoteTarget(opts: Opts, output: Output): Promise<Record<string, unknown>> {
+  const { warn, ...target } = await readTarget(opts, output);
+  if (target.configFile !== undefined) await loadConfig(target.configFile, target.env ?? {}, warn === undefined ? {} : { warn });
+  return target;
 }
 
 /** Adds update, diff, history and rollback to `parent`. */
 export function addUpdateCommands(parent: Command): void {
   targetOptions(parent.command('update <deployment>').description('update a deployment: new instances of changed services, zero downtime through the proxy')).action(
     deploymentAction('update', async (ctx, record, opts, output) => {
-      const result = await updateDeployment(ctx, record, await readTarget(opts, record, output));
+      const result = await updateDeployment(ctx, record, await updateRequestFor(record, await readTarget(opts, output)));
       await printResult(ctx, output, result.record, result.diff, result.revision);
+    }, {
+      remote: async (agent, ref, opts, output) => {
+        printUpdate(output, await agent.request<UpdateOutcome>({ method: 'POST', path: `/v1/deployments/${seg(ref)}/update`, body: await remoteTarget(opts, output), onProgress: progressPrinter(output) }));
+      },
     }),
   );
 
   targetOptions(parent.command('diff <deployment>').description('show what an update would change, per service; changes nothing')).action(
     deploymentAction('diff', async (ctx, record, opts, output) => {
-      const { diff } = await planUpdate(ctx, record, await readTarget(opts, record, output));
-      if (output.json) return printJson(output, diff);
-      output.out(diffText(diff, record.name, record.revision));
-    }, { readOnly: true }),
+      const { diff } = await planUpdate(ctx, record, await updateRequestFor(record, await readTarget(opts, output)));
+      printDiff(output, diff, record.name, record.revision);
+    }, {
+      readOnly: true,
+      remote: async (agent, ref, opts, output) => {
+        const answer = await agent.request<{ diff: PlanDiff; name: string; revision: number }>({ method: 'POST', path: `/v1/deployments/${seg(ref)}/diff`, body: await remoteTarget(opts, output) });
+        printDiff(output, answer.diff, answer.name, answer.revision);
+      },
+    }),
   );
 
   parent
     .command('history <deployment>')
     .description("list a deployment's revisions")
     .action(
-      deploymentAction('history', async (ctx, record, _opts, output) => {
-        const revisions = await ctx.store.listRevisions(record.id);
-        if (output.json) return printJson(output, revisions.map((r) => ({ ...r, current: r.number === record.revision })));
-        const rows = revisions.map((r) => [
-          `${r.number === record.revision ? '*' : ' '}${r.number}`,
-          r.createdAt.slice(0, 19).replace('T', ' '),
-          r.source === 'rollback' ? `rollback to ${r.from}` : r.source,
-          r.changed.join(',') + (r.removed.length ? ` -${r.removed.join(',-')}` : '') || '-',
-          Object.entries(r.images).map(([s, i]) => `${s}=${i.ref}`).join(' '),
-          path.basename(r.configFile),
-        ]);
-        output.out(table(['REV', 'CREATED', 'SOURCE', 'CHANGED', 'IMAGES', 'CONFIG'], rows));
-      }, { readOnly: true }),
+      deploymentAction('history', async (ctx, record, _opts, output) => printHistory(output, (await ctx.store.listRevisions(record.id)).map((r) => ({ ...r, current: r.number === record.revision }))), {
+        readOnly: true,
+        remote: async (agent, ref, _opts, output) => printHistory(output, await agent.request({ method: 'GET', path: `/v1/deployments/${seg(ref)}/history` })),
+      }),
     );
 
   parent
@@ -87,27 +87,55 @@ export function addUpdateCommands(parent: Command): void {
     })
     .action(
       deploymentAction('rollback', async (ctx, record, opts, output) => {
-        const revisions = await ctx.store.listRevisions(record.id);
-        const to = (opts.to as number | undefined) ?? record.revision - 1;
-        const target = revisions.find((r) => r.number === to);
-        if (!target || to === record.revision) {
-          throw new DepadError('DEPAD_NOT_FOUND', to === record.revision ? `revision ${to} is the current one` : `deployment ${record.name} has no revision ${to}`, {
-            hint: `see its revisions with: depad history ${record.name}`,
-          });
-        }
-        const { spec, env } = await readRevisionSpec(record.rootDir, to);
-        const result = await updateDeployment(ctx, record, { spec, env, overrides: target.overrides, source: 'rollback', from: to, pull: 'never' });
+        const result = await rollbackDeployment(ctx, record, opts.to as number | undefined);
         await printResult(ctx, output, result.record, result.diff, result.revision);
+      }, {
+        remote: async (agent, ref, opts, output) => {
+          const body = opts.to === undefined ? {} : { to: opts.to };
+          printUpdate(output, await agent.request<UpdateOutcome>({ method: 'POST', path: `/v1/deployments/${seg(ref)}/rollback`, body, onProgress: progressPrinter(output) }));
+        },
       }),
     );
 }
 
 async function printResult(ctx: OpContext, output: Output, record: DeploymentRecord, diff: PlanDiff, revision: number | undefined): Promise<void> {
-  const view = await viewDeployment(ctx, record);
+  printUpdate(output, { view: await viewDeployment(ctx, record), diff, revision });
+}
+
+/** What update and rollback answer (also over the agent's API). */
+export interface UpdateOutcome {
+  view: DeploymentView;
+  diff: PlanDiff;
+  /** The new revision, or undefined when nothing changed. */
+  revision: number | undefined;
+}
+
+/** Prints an update's or rollback's outcome. */
+export function printUpdate(output: Output, { view, diff, revision }: UpdateOutcome): void {
   if (output.json) return printJson(output, { ...view, updated: revision !== undefined, changes: diff.services.filter((s) => s.kind !== 'unchanged') });
-  if (revision === undefined) output.out(`no changes: ${record.name} stays at revision ${record.revision}\n`);
-  else output.out(diffText(diff, record.name, revision - 1));
+  if (revision === undefined) output.out(`no changes: ${view.name} stays at revision ${view.revision}\n`);
+  else output.out(diffText(diff, view.name, revision - 1));
   output.out(deploymentHeadline(view) + instancesTable(view));
+}
+
+/** Prints a deployment's revisions (`current` marks the one it runs). */
+export function printHistory(output: Output, revisions: ReadonlyArray<RevisionRecord & { current: boolean }>): void {
+  if (output.json) return printJson(output, revisions);
+  const rows = revisions.map((r) => [
+    `${r.current ? '*' : ' '}${r.number}`,
+    r.createdAt.slice(0, 19).replace('T', ' '),
+    r.source === 'rollback' ? `rollback to ${r.from}` : r.source,
+    r.changed.join(',') + (r.removed.length ? ` -${r.removed.join(',-')}` : '') || '-',
+    Object.entries(r.images).map(([s, i]) => `${s}=${i.ref}`).join(' '),
+    path.basename(r.configFile),
+  ]);
+  output.out(table(['REV', 'CREATED', 'SOURCE', 'CHANGED', 'IMAGES', 'CONFIG'], rows));
+}
+
+/** Prints what an update would change (`depad diff`). */
+export function printDiff(output: Output, diff: PlanDiff, name: string, revision: number): void {
+  if (output.json) return printJson(output, diff);
+  output.out(diffText(diff, name, revision));
 }
 
 /** Per-service changes as lines a reviewer reads. */

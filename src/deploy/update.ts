@@ -5,6 +5,8 @@
  * record, revision and released ports (one batch). A failure puts every swapped service back
  * and the deployment keeps serving its current revision; a kill is undone by the next command.
  */
+import { loadConfig, withImages } from '../config/index.ts';
+import type { ConfigWarning } from '../config/index.ts';
 import type { DeploymentSpec } from '../config/spec.ts';
 import { DepadError } from '../errors.ts';
 import { allocatePorts, blockOf, cursorIn, isPortOpenOnHost, portRangeFromEnv } from '../ports/index.ts';
@@ -16,7 +18,7 @@ import { ensureImages, portsNeeded, type PullPolicy } from './create.ts';
 import { diffPlans, type PlanDiff } from './diff.ts';
 import { ensureNetworks, ensureVolumes, listInstances } from './materialize.ts';
 import { reconcileToRecord } from './recover.ts';
-import { promoteRevision, readPlan, writeRevision, type StoredPlan } from './root-dir.ts';
+import { promoteRevision, readPlan, readRevisionSpec, writeRevision, type StoredPlan } from './root-dir.ts';
 import { publishRoutes } from './routing.ts';
 import { revertSwap, swapService, type Swap, type Transition } from './swap.ts';
 
@@ -177,3 +179,44 @@ function who(record: DeploymentRecord, revision: number, instances: Record<strin
   return { id: record.id, name: record.name, revision, rootDir: record.rootDir, instances, domain: baseDomain(spec) };
 }
 
+
+/**
+ * Goes back to revision `to` (default: the one before the current): a zero-downtime update to
+ * that revision's config, env and image overrides, recorded as a new revision.
+ */
+export async function rollbackDeployment(ctx: OpContext, record: DeploymentRecord, to = record.revision - 1): Promise<UpdateResult> {
+  const target = (await ctx.store.listRevisions(record.id)).find((r) => r.number === to);
+  if (!target || to === record.revision) {
+    throw new DepadError('DEPAD_NOT_FOUND', to === record.revision ? `revision ${to} is the current one` : `deployment ${record.name} has no revision ${to}`, {
+      hint: `see its revisions with: depad history ${record.name}`,
+    });
+  }
+  const { spec, env } = await readRevisionSpec(record.rootDir, to);
+  return updateDeployment(ctx, record, { spec, env, overrides: target.overrides, source: 'rollback', from: to, pull: 'never' });
+}
+
+/** What to update to, as a client says it: a config file and its variables, and/or new images per service. */
+export interface UpdateTarget {
+  /** Absolute path of the new config (default: the current revision's config). */
+  configFile?: string;
+  /** Variables for the new config (with `configFile`). */
+  env?: Readonly<Record<string, string>>;
+  /** service → new image. */
+  overrides?: Readonly<Record<string, string>>;
+  pull?: PullPolicy;
+  /** Config warnings (unset variables…), for the caller to show. */
+  warn?: (warning: ConfigWarning) => void;
+}
+
+/** Builds the update request for `target`: its config (or the current one) with its image overrides applied. */
+export async function updateRequestFor(record: DeploymentRecord, target: UpdateTarget): Promise<UpdateRequest> {
+  const overrides = target.overrides ?? {};
+  if (target.configFile === undefined && Object.keys(overrides).length === 0) {
+    throw new DepadError('DEPAD_USAGE', 'say what to update to: -f <config file>, or -s <service> --image <ref>');
+  }
+  const base =
+    target.configFile === undefined
+      ? await readRevisionSpec(record.rootDir, record.revision)
+      : { spec: await loadConfig(target.configFile, target.env ?? {}, target.warn === undefined ? {} : { warn: target.warn }), env: target.env ?? {} };
+  return { spec: withImages(base.spec, overrides), env: base.env, overrides, pull: target.pull ?? 'missing' };
+}
