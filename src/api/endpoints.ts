@@ -1,0 +1,253 @@
+/**
+ * The management API's endpoints: what each does, the action its token scope is checked for, and
+ * the checks on its inputs (paths, bodies, files). The dispatch, authentication and streaming are
+ * in handler.ts; the OpenAPI document is built from this table.
+ */
+import type { IncomingMessage } from 'node:http';
+import path from 'node:path';
+import { authorize, createToken, parseScope, revokeToken, selects } from '../auth/tokens.ts';
+import type { Action } from '../auth/tokens.ts';
+import { loadConfig } from '../config/index.ts';
+import type { OpContext } from '../deploy/context.ts';
+import { createDeployment } from '../deploy/create.ts';
+import { destroyDeployment, restartDeployment, startDeployment, stopDeployment } from '../deploy/lifecycle.ts';
+import { resolveDeployment } from '../deploy/resolve.ts';
+import { listDeploymentViews, listRevisions, viewDeployment } from '../deploy/status.ts';
+import { planUpdate, rollbackDeployment, updateDeployment, updateRequestFor } from '../deploy/update.ts';
+import type { UpdateTarget } from '../deploy/update.ts';
+import { DepadError } from '../errors.ts';
+import type { TokenRecord } from '../store/records.ts';
+import { onlyFields, readJsonObject, readOptionalJsonObject, stringField, stringMapField, stringsField } from './body.ts';
+import { openApiDocument } from './openapi.ts';
+
+/** One request, authenticated. */
+export interface Call {
+  token: TokenRecord;
+  params: string[];
+  req: IncomingMessage;
+  url: URL;
+  /** The request came over the local unix socket (it may name files on this host). */
+  local: boolean;
+  ctx: OpContext;
+  /** The deployment the call is about, for the audit log. */
+  deployment?: string;
+}
+
+/** One endpoint: method, path pattern, the action its scope is checked for, what it does. */
+export interface Endpoint {
+  method: 'GET' | 'POST' | 'DELETE';
+  /** OpenAPI path, e.g. `/v1/deployments/{deployment}`. */
+  path: string;
+  action: Action;
+  summary: string;
+  /** Changes state: runs one at a time, and streams progress when the client accepts JSON lines. */
+  mutates?: boolean;
+  run(call: Call): Promise<{ status?: number; body: unknown }>;
+}
+
+/** Deployment references in paths: a name or an ID (prefix). Nothing else reaches the store. */
+const REF = /^[a-z0-9](?:[a-z0-9-]{0,62})$/;
+
+function ref(call: Call): string {
+  const value = call.params[0] as string;
+  if (!REF.test(value)) throw new DepadError('DEPAD_NAME_INVALID', `not a deployment or token name: ${JSON.stringify(value.slice(0, 80))}`);
+  return value;
+}
+
+/** Finds the deployment of the call and checks the token's scope for it (403 before 404 for names outside it). */
+async function scopedDeployment(call: Call, action: Action) {
+  const name = ref(call);
+  call.deployment = name;
+  let record;
+  try {
+    record = await resolveDeployment(call.ctx.store, name);
+  } catch (error) {
+    if (call.token.scope.kind !== 'admin' && !selects(call.token.scope, { name })) authorize(call.token, action, { name });
+    throw error;
+  }
+  call.deployment = record.name;
+  authorize(call.token, action, { name: record.name });
+  return record;
+}
+
+/** A config file named by a client: only over the local socket (a remote client cannot name files here), absolute. */
+function configFileField(call: Call, body: Record<string, unknown>, required: boolean): string | undefined {
+  const file = stringField(body, 'configFile', !required);
+  if (file === undefined) return undefined;
+  if (!call.local) throw new DepadError('DEPAD_USAGE', 'configFile is only accepted over the local socket', { hint: 'remote clients cannot name files on the agent host (sending the config itself is not built yet)' });
+  if (!path.isAbsolute(file)) throw new DepadError('DEPAD_USAGE', 'configFile must be an absolute path');
+  return file;
+}
+
+function pullField(body: Record<string, unknown>): 'missing' | 'never' {
+  const pull = body.pull ?? 'missing';
+  if (pull !== 'missing' && pull !== 'never') throw new DepadError('DEPAD_USAGE', 'field pull must be "missing" or "never"');
+  return pull;
+}
+
+/** The update target of an update or diff request. */
+function updateTarget(call: Call, body: Record<string, unknown>): UpdateTarget {
+  onlyFields(body, ['configFile', 'env', 'overrides', 'pull']);
+  const configFile = configFileField(call, body, false);
+  return { ...(configFile === undefined ? {} : { configFile }), env: stringMapField(body, 'env'), overrides: stringMapField(body, 'overrides'), pull: pullField(body) };
+}
+
+/** The endpoints, in the order the OpenAPI document lists them. */
+export const ENDPOINTS: Endpoint[] = [
+  {
+    method: 'GET',
+    path: '/v1/openapi.json',
+    action: 'ls',
+    summary: 'This API, described by OpenAPI 3.1',
+    run: async () => ({ body: openApiDocument(ENDPOINTS) }),
+  },
+  {
+    method: 'GET',
+    path: '/v1/deployments',
+    action: 'ls',
+    summary: 'List the deployments the token selects (depad ls)',
+    run: async (call) => ({ body: (await listDeploymentViews(call.ctx)).filter((v) => selects(call.token.scope, { name: v.name })) }),
+  },
+  {
+    method: 'POST',
+    path: '/v1/deployments',
+    action: 'create',
+    summary: 'Create a deployment (depad create); body: {name, configFile (local socket), env?, pull?, wait?}',
+    mutates: true,
+    run: async (call) => {
+      const body = await readJsonObject(call.req);
+      onlyFields(body, ['name', 'configFile', 'env', 'pull', 'wait']);
+      const name = stringField(body, 'name') as string;
+      call.deployment = name;
+      authorize(call.token, 'create', { name });
+      const configFile = configFileField(call, body, true) as string;
+      const env = stringMapField(body, 'env');
+      if (body.wait !== undefined && typeof body.wait !== 'boolean') throw new DepadError('DEPAD_USAGE', 'field wait must be true or false');
+      const spec = await loadConfig(configFile, env);
+      const record = await createDeployment(call.ctx, { name, spec, env, pull: pullField(body), wait: body.wait !== false });
+      return { status: 201, body: await viewDeployment(call.ctx, record) };
+    },
+  },
+  {
+    method: 'GET',
+    path: '/v1/deployments/{deployment}',
+    action: 'inspect',
+    summary: 'One deployment with its revisions (depad inspect)',
+    run: async (call) => {
+      const record = await scopedDeployment(call, 'inspect');
+      return { body: { ...(await viewDeployment(call.ctx, record)), revisions: await listRevisions(call.ctx, record) } };
+    },
+  },
+  {
+    method: 'GET',
+    path: '/v1/deployments/{deployment}/history',
+    action: 'history',
+    summary: 'The revisions of a deployment (depad history)',
+    run: async (call) => {
+      const record = await scopedDeployment(call, 'history');
+      return { body: (await listRevisions(call.ctx, record)).map((r) => ({ ...r, current: r.number === record.revision })) };
+    },
+  },
+  {
+    method: 'POST',
+    path: '/v1/deployments/{deployment}/rollback',
+    action: 'rollback',
+    summary: 'Go back to a revision, zero downtime (depad rollback); body: {to?}',
+    mutates: true,
+    run: async (call) => {
+      const record = await scopedDeployment(call, 'rollback');
+      const body = await readOptionalJsonObject(call.req);
+      onlyFields(body, ['to']);
+      if (body.to !== undefined && !(Number.isInteger(body.to) && (body.to as number) > 0)) throw new DepadError('DEPAD_USAGE', 'field to must be a revision number');
+      const result = await rollbackDeployment(call.ctx, record, body.to as number | undefined);
+      return { body: { view: await viewDeployment(call.ctx, result.record), diff: result.diff, revision: result.revision } };
+    },
+  },
+  ...(['start', 'stop', 'restart'] as const).map(
+    (verb): Endpoint => ({
+      method: 'POST',
+      path: `/v1/deployments/{deployment}/${verb}`,
+      action: verb,
+      summary: `${verb[0]?.toUpperCase()}${verb.slice(1)} a deployment, or some services (depad ${verb}); body: {services?, wait?}`,
+      mutates: true,
+      run: async (call) => {
+        const record = await scopedDeployment(call, verb);
+        const body = await readOptionalJsonObject(call.req);
+        onlyFields(body, verb === 'stop' ? ['services'] : ['services', 'wait']);
+        const services = stringsField(body, 'services');
+        if (body.wait !== undefined && typeof body.wait !== 'boolean') throw new DepadError('DEPAD_USAGE', 'field wait must be true or false');
+        const options = { ...(services.length > 0 ? { services } : {}), wait: body.wait !== false };
+        const run = verb === 'start' ? startDeployment : verb === 'stop' ? stopDeployment : restartDeployment;
+        return { body: await viewDeployment(call.ctx, await run(call.ctx, record, options)) };
+      },
+    }),
+  ),
+  {
+    method: 'POST',
+    path: '/v1/deployments/{deployment}/update',
+    action: 'update',
+    summary: 'Update a deployment, zero downtime (depad update); body: {configFile? (local socket), env?, overrides?, pull?}',
+    mutates: true,
+    run: async (call) => {
+      const record = await scopedDeployment(call, 'update');
+      const result = await updateDeployment(call.ctx, record, await updateRequestFor(record, updateTarget(call, await readJsonObject(call.req))));
+      return { body: { view: await viewDeployment(call.ctx, result.record), diff: result.diff, revision: result.revision } };
+    },
+  },
+  {
+    method: 'POST',
+    path: '/v1/deployments/{deployment}/diff',
+    action: 'diff',
+    summary: 'What an update would change, per service; changes nothing (depad diff); body as for update',
+    run: async (call) => {
+      const record = await scopedDeployment(call, 'diff');
+      const { diff } = await planUpdate(call.ctx, record, await updateRequestFor(record, updateTarget(call, await readJsonObject(call.req))));
+      return { body: { diff, name: record.name, revision: record.revision } };
+    },
+  },
+  {
+    method: 'DELETE',
+    path: '/v1/deployments/{deployment}',
+    action: 'destroy',
+    summary: 'Destroy a deployment (depad destroy); ?keepVolumes=true keeps its named volumes',
+    mutates: true,
+    run: async (call) => {
+      const record = await scopedDeployment(call, 'destroy');
+      const keep = call.url.searchParams.get('keepVolumes');
+      if (keep !== null && keep !== 'true' && keep !== 'false') throw new DepadError('DEPAD_USAGE', 'keepVolumes must be true or false');
+      await destroyDeployment(call.ctx, record, { keepVolumes: keep === 'true' });
+      return { body: { destroyed: record.name, id: record.id } };
+    },
+  },
+  {
+    method: 'GET',
+    path: '/v1/tokens',
+    action: 'tokens',
+    summary: 'List tokens, never their secrets (depad token ls)',
+    run: async (call) => ({ body: (await call.ctx.store.listTokens()).map(({ id, name, scope, createdAt, revokedAt }) => ({ id, name, scope, createdAt, revokedAt })) }),
+  },
+  {
+    method: 'POST',
+    path: '/v1/tokens',
+    action: 'tokens',
+    summary: 'Make a token; the answer holds it, once (depad token create)',
+    run: async (call) => {
+      const body = await readJsonObject(call.req);
+      onlyFields(body, ['name', 'scope', 'deployments', 'selector']);
+      const scope = parseScope(stringField(body, 'scope') as string, stringsField(body, 'deployments'), stringsField(body, 'selector'));
+      const { token, record } = await createToken(call.ctx.store, stringField(body, 'name') as string, scope);
+      return { status: 201, body: { token, id: record.id, name: record.name, scope: record.scope, createdAt: record.createdAt } };
+    },
+  },
+  {
+    method: 'DELETE',
+    path: '/v1/tokens/{token}',
+    action: 'tokens',
+    summary: 'Revoke a token by name or ID (depad token revoke)',
+    run: async (call) => {
+      const record = await revokeToken(call.ctx.store, ref(call));
+      return { body: { id: record.id, name: record.name, revokedAt: record.revokedAt } };
+    },
+  },
+];
+
