@@ -67,7 +67,7 @@ function socketGet(socketPath: string, pathname: string): Promise<{ status: numb
   });
 }
 
-test('depad agent: pinned HTTPS API, local socket, unrouted CLI verbs refused at once, graceful stop, restart after SIGKILL', async (t) => {
+test('depad agent: pinned HTTPS API, local socket, the CLI through it, graceful stop, restart after SIGKILL', async (t) => {
   const h = await harness(t);
   const port = await testPorts(t);
   const name = h.name('ag');
@@ -85,10 +85,10 @@ test('depad agent: pinned HTTPS API, local socket, unrouted CLI verbs refused at
   t.is(local.body.status, 'running');
 
   const started = Date.now();
-  const refused = await h.run(['logs', name]); // a verb that does not go through the agent yet
-  t.is(refused.code, 9);
-  t.regex(refused.stderr, /a depad agent owns the state/);
-  t.true(Date.now() - started < 5000, 'no wait for a lock the agent never releases');
+  const viaAgent = await h.run(['ls', '--json']);
+  t.is(viaAgent.code, 0, viaAgent.stderr);
+  t.deepEqual((JSON.parse(viaAgent.stdout) as { name: string }[]).map((d) => d.name), [name]);
+  t.true(Date.now() - started < 5000, 'the CLI goes through the agent: no wait for the lock it holds');
 
   first.child.kill('SIGTERM');
   t.is(await first.exited, 0);
@@ -113,7 +113,12 @@ test('with an agent running, the CLI goes through it: same output and exit codes
   const name = h.name('via');
   t.is((await h.run(['create', '-n', name, '-f', path.join(EXAMPLES, 'hello', 'depad.yml')])).code, 0);
   t.is((await h.run(['token', 'create', '--name', 'ci', '--scope', 'admin'])).code, 0);
-  const local = { inspect: await h.json<Record<string, unknown>>(['inspect', name]), ps: (await h.run(['ps', name])).stdout, tokens: (await h.run(['token', 'ls'])).stdout };
+  const local = {
+    inspect: await h.json<Record<string, unknown>>(['inspect', name]),
+    ps: (await h.run(['ps', name])).stdout,
+    tokens: (await h.run(['token', 'ls'])).stdout,
+    logs: (await h.run(['logs', name, '--tail', '3'])).stdout,
+  };
 
   const agent = await startAgent(t, h, port);
   t.deepEqual(await h.json<Record<string, unknown>>(['inspect', name]), local.inspect);
@@ -121,6 +126,10 @@ test('with an agent running, the CLI goes through it: same output and exit codes
   t.is((await h.run(['token', 'ls'])).stdout, local.tokens);
   t.deepEqual((await h.json<{ name: string }[]>(['ls'])).map((d) => d.name), [name]);
 
+  const agentLogs = await h.run(['logs', name, '--tail', '3']);
+  t.is(agentLogs.code, 0, agentLogs.stderr);
+  t.is(agentLogs.stdout.split('\n').filter(Boolean).length, local.logs.split('\n').filter(Boolean).length);
+  for (const line of agentLogs.stdout.split('\n').filter(Boolean)) t.regex(line, /^web {6}\| /, 'prefixed by service, padded as locally');
   const stopped = await h.run(['stop', name]);
   t.is(stopped.code, 0, stopped.stderr);
   t.regex(stopped.stderr, /^\s+\d+\.\ds {2}\S/m, 'progress lines, as locally');

@@ -12,7 +12,7 @@ import type { OpContext } from '../deploy/context.ts';
 import { createDeployment } from '../deploy/create.ts';
 import { destroyDeployment, restartDeployment, startDeployment, stopDeployment } from '../deploy/lifecycle.ts';
 import { resolveDeployment } from '../deploy/resolve.ts';
-import { listDeploymentViews, listRevisions, viewDeployment } from '../deploy/status.ts';
+import { listDeploymentViews, listRevisions, readLogs, viewDeployment } from '../deploy/status.ts';
 import { planUpdate, rollbackDeployment, updateDeployment, updateRequestFor } from '../deploy/update.ts';
 import type { UpdateTarget } from '../deploy/update.ts';
 import { DepadError } from '../errors.ts';
@@ -29,6 +29,10 @@ export interface Call {
   /** The request came over the local unix socket (it may name files on this host). */
   local: boolean;
   ctx: OpContext;
+  /** Writes one JSON line of a streamed answer (endpoints with `streams`). */
+  emit(line: Record<string, unknown>): void;
+  /** Aborted when the client goes away. */
+  signal: AbortSignal;
   /** The deployment the call is about, for the audit log. */
   deployment?: string;
 }
@@ -42,6 +46,8 @@ export interface Endpoint {
   summary: string;
   /** Changes state: runs one at a time, and streams progress when the client accepts JSON lines. */
   mutates?: boolean;
+  /** Always answers with JSON lines (`emit`), ending with `{result}` or `{error}`. */
+  streams?: boolean;
   run(call: Call): Promise<{ status?: number; body: unknown }>;
 }
 
@@ -146,6 +152,32 @@ export const ENDPOINTS: Endpoint[] = [
     run: async (call) => {
       const record = await scopedDeployment(call, 'history');
       return { body: (await listRevisions(call.ctx, record)).map((r) => ({ ...r, current: r.number === record.revision })) };
+    },
+  },
+  {
+    method: 'GET',
+    path: '/v1/deployments/{deployment}/logs',
+    action: 'logs',
+    summary: 'Log lines as JSON lines {log: {service, stream, text}} (depad logs); query: service (repeatable), tail, follow, timestamps',
+    streams: true,
+    run: async (call) => {
+      const record = await scopedDeployment(call, 'logs');
+      const q = call.url.searchParams;
+      const tail = q.get('tail');
+      if (tail !== null && !/^\d+$/.test(tail)) throw new DepadError('DEPAD_USAGE', 'tail must be a number of lines');
+      const services = q.getAll('service');
+      let lines = 0;
+      await readLogs(call.ctx, record, {
+        ...(services.length > 0 ? { services } : {}),
+        follow: q.get('follow') === 'true',
+        ...(tail === null ? {} : { tail: Number(tail) }),
+        timestamps: q.get('timestamps') === 'true',
+        signal: call.signal,
+      }, (service, line) => {
+        lines++;
+        call.emit({ log: { service, stream: line.stream, text: line.text } });
+      });
+      return { body: { lines } };
     },
   },
   {

@@ -100,9 +100,12 @@ async function handle(deps: ApiDeps, req: IncomingMessage, res: ServerResponse):
     const found = m.endpoint.method === req.method ? m.pattern.exec(url.pathname) : null;
     if (found) match = { endpoint: m.endpoint, params: found.slice(1).map((p) => safeDecode(p)) };
   }
-  const stream = match?.endpoint.mutates === true && (req.headers.accept ?? '').includes('application/x-ndjson');
+  const stream = match?.endpoint.streams === true || (match?.endpoint.mutates === true && (req.headers.accept ?? '').includes('application/x-ndjson'));
   const progress: OpContext['progress'] = stream ? (event) => void res.write(`${JSON.stringify({ progress: event })}\n`) : () => {};
-  const call: Call = { token, params: match?.params ?? [], req, url, local: deps.local === true, ctx: { ...ctx, progress } };
+  const aborted = new AbortController();
+  res.once('close', () => aborted.abort());
+  const emit = (line: Record<string, unknown>) => void res.write(`${JSON.stringify(line)}\n`);
+  const call: Call = { token, params: match?.params ?? [], req, url, local: deps.local === true, ctx: { ...ctx, progress }, emit, signal: aborted.signal };
   const action = match?.endpoint.action ?? 'ls';
   const audit = (result: 'ok' | 'error', status: number, code?: string) =>
     deps.audit.record({ ip, token: token.name, action, ...(call.deployment ? { deployment: call.deployment } : {}), result, status, ...(code ? { code } : {}) }, (error) =>

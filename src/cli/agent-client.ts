@@ -19,6 +19,10 @@ export interface AgentRequest {
   body?: unknown;
   /** Stream progress (long operations): each event goes here as it happens. */
   onProgress?: (event: ProgressEvent) => void;
+  /** Other lines of a streamed answer (log lines). */
+  onLine?: (line: Record<string, unknown>) => void;
+  /** Ends the request early (Ctrl-C while following logs); it then resolves with undefined. */
+  signal?: AbortSignal;
 }
 
 function toError(value: unknown, status: number): DepadError {
@@ -54,7 +58,8 @@ export class AgentClient {
             const line = JSON.parse(buf.slice(0, nl)) as { progress?: ProgressEvent; result?: unknown; error?: unknown; status?: number };
             buf = buf.slice(nl + 1);
             if (line.progress) req.onProgress?.(line.progress);
-            else final = line;
+            else if ('result' in line || 'error' in line) final = line;
+            else req.onLine?.(line);
           }
         });
         res.on('end', () => {
@@ -71,6 +76,10 @@ export class AgentClient {
             reject(new DepadError('DEPAD_AGENT_UNAVAILABLE', `unreadable answer from the agent: ${(error as Error).message}`, { cause: error }));
           }
         });
+      });
+      req.signal?.addEventListener('abort', () => {
+        r.destroy();
+        resolve(undefined as T);
       });
       r.on('error', (error) => reject(new DepadError('DEPAD_AGENT_UNAVAILABLE', `the agent at ${this.socketPath} did not answer: ${error.message}`, { cause: error })));
       r.end(body);

@@ -11,9 +11,9 @@ import { listDeploymentViews, listRevisions, readLogs, viewDeployment } from '..
 import type { DeploymentView } from '../deploy/status.ts';
 import { resolveHome } from '../home.ts';
 import type { RevisionRecord } from '../store/records.ts';
-import { localAgent, seg } from './agent-client.ts';
+import { localAgent, seg, type AgentClient } from './agent-client.ts';
 import { addConfigOptions, readConfigInput } from './config-input.ts';
-import { printDeployment, printDestroyed, printInspect, printList, printPs, processOutput, progressPrinter } from './output.ts';
+import { printDeployment, printDestroyed, printInspect, printList, printPs, processOutput, progressPrinter, type Output } from './output.ts';
 import { deploymentAction, withState, type CommandOptions } from './runtime.ts';
 
 type Opts = CommandOptions;
@@ -141,6 +141,8 @@ export function addDeploymentCommands(parent: Command): void {
     .action(async (ref: string, opts: Opts, cmd: Command) => {
       const g = cmd.optsWithGlobals<Opts>();
       const output = processOutput(Boolean(g.json));
+      const agent = await localAgent(g.home ?? resolveHome());
+      if (agent) return remoteLogs(agent, ref, opts, output);
       // Resolve under the lock, then release it: following logs must not block other commands.
       const { engine, record } = await withState(g, output, `logs ${ref}`, async (ctx) => ({
         engine: ctx.engine,
@@ -157,13 +159,43 @@ export function addDeploymentCommands(parent: Command): void {
           ...(opts.tail !== undefined ? { tail: opts.tail as number } : {}),
           timestamps: Boolean(opts.timestamps),
           signal: controller.signal,
-        }, (service, line) => {
-          if (output.json) output.out(JSON.stringify({ service, stream: line.stream, text: line.text }) + '\n');
-          else output.out(`${service.padEnd(width)} | ${line.text}\n`);
-        });
+        }, (service, line) => printLogLine(output, width, service, line.stream, line.text));
       } finally {
         process.off('SIGINT', stop);
       }
     });
 }
 
+
+/** One log line, as `depad logs` prints it. */
+function printLogLine(output: Output, width: number, service: string, stream: string, text: string): void {
+  if (output.json) output.out(JSON.stringify({ service, stream, text }) + '\n');
+  else output.out(`${service.padEnd(width)} | ${text}\n`);
+}
+
+/** `depad logs` through the local agent: the same lines, Ctrl-C stops following. */
+async function remoteLogs(agent: AgentClient, ref: string, opts: Opts, output: Output): Promise<void> {
+  const view = await agent.request<DeploymentView>({ method: 'GET', path: `/v1/deployments/${seg(ref)}` });
+  const width = Math.max(...view.ports.map((p) => p.service.length), 8);
+  const q = new URLSearchParams();
+  for (const s of (opts.service as string[] | undefined) ?? []) q.append('service', s);
+  if (opts.tail !== undefined) q.set('tail', String(opts.tail));
+  if (opts.follow) q.set('follow', 'true');
+  if (opts.timestamps) q.set('timestamps', 'true');
+  const controller = new AbortController();
+  const stop = () => controller.abort();
+  process.once('SIGINT', stop);
+  try {
+    await agent.request({
+      method: 'GET',
+      path: `/v1/deployments/${seg(ref)}/logs?${q.toString()}`,
+      signal: controller.signal,
+      onLine: (line) => {
+        const log = line.log as { service: string; stream: string; text: string } | undefined;
+        if (log) printLogLine(output, width, log.service, log.stream, log.text);
+      },
+    });
+  } finally {
+    process.off('SIGINT', stop);
+  }
+}
