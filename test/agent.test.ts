@@ -5,43 +5,13 @@
  * same CA and nothing lost. Processes are killed and the deployment removed in t.teardown.
  */
 import test from 'ava';
-import type { ExecutionContext } from 'ava';
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import https from 'node:https';
 import path from 'node:path';
 import { fetchPinnedCa } from '../certs/pin.ts';
 import { agentSocketPath } from '../src/home.ts';
-import { DEPAD, EXAMPLES, harness, testPorts } from './helpers/harness.ts';
-import type { Harness } from './helpers/harness.ts';
-
-interface Started {
-  child: ChildProcess;
-  facts: { apiPort: number; httpPort: number; fingerprint: string; newCa: boolean };
-  exited: Promise<number | null>;
-}
-
-async function startAgent(t: ExecutionContext, h: Harness, port: () => number): Promise<Started> {
-  const child = spawn(DEPAD, ['--json', '--home', h.home, 'agent', '--api-port', String(port()), '--api-host', '127.0.0.1', '--http-port', String(port()), '--http-host', '127.0.0.1', '--tcp-host', '127.0.0.1'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, DEPAD_HOME: h.home, DEPAD_PORT_RANGE: h.portRange },
-  });
-  t.teardown(() => void (child.exitCode === null && child.signalCode === null && child.kill('SIGKILL')));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-  const facts = await new Promise<Started['facts']>((resolve, reject) => {
-    let out = '';
-    child.stdout?.on('data', (d: Buffer) => {
-      out += d.toString();
-      const line = out.split('\n').find((l) => l.startsWith('{'));
-      if (line) resolve((JSON.parse(line) as { listening: Started['facts'] }).listening);
-    });
-    void exited.then((code) => reject(new Error(`agent exited ${code}: ${stderr}`)));
-  });
-  return { child, facts, exited };
-}
+import { startAgent } from './helpers/agent-process.ts';
+import { EXAMPLES, harness, testPorts } from './helpers/harness.ts';
 
 function httpsGet(port: number, ca: string, pathname: string, token: string): Promise<{ status: number; body: any }> {
   return new Promise((resolve, reject) => {

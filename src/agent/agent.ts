@@ -7,7 +7,9 @@
  */
 import http from 'node:http';
 import https from 'node:https';
+import net from 'node:net';
 import type { AddressInfo } from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { ensureAgentTls } from '../../certs/local-ca.ts';
 import { ProxyClient } from '../../proxy/client.ts';
@@ -34,7 +36,7 @@ export interface AgentOptions {
   apiPort?: number;
   /** HTTPS API address (default 0.0.0.0). */
   apiHost?: string;
-  /** Names the server certificate covers besides localhost and the host name. */
+  /** Names and IP addresses the server certificate covers besides localhost, the host name and loopback. */
   hostnames?: string[];
   /** The proxy's HTTP port (default 80 as root, else 8080), address and TCP route address. */
   httpPort?: number;
@@ -77,7 +79,12 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
     for (const step of cleanup.reverse()) await step().catch(() => {});
   };
   try {
-    const tls = await ensureAgentTls({ dir: agentTlsDir(home), ...(options.hostnames ? { hostnames: ['localhost', ...options.hostnames] } : {}) });
+    const extra = options.hostnames ?? [];
+    const tls = await ensureAgentTls({
+      dir: agentTlsDir(home),
+      hostnames: ['localhost', os.hostname(), ...extra.filter((h) => net.isIP(h) === 0)],
+      ips: ['127.0.0.1', '::1', ...extra.filter((h) => net.isIP(h) !== 0)],
+    });
     const proxy: ProxyHandle = await startProxy({
       stateDir: proxyStateDir(home),
       httpPort: options.httpPort ?? (process.getuid?.() === 0 ? 80 : 8080),

@@ -13,7 +13,7 @@ import { createDeployment } from '../deploy/create.ts';
 import { destroyDeployment, restartDeployment, startDeployment, stopDeployment } from '../deploy/lifecycle.ts';
 import { resolveDeployment } from '../deploy/resolve.ts';
 import { listDeploymentViews, listRevisions, readLogs, viewDeployment } from '../deploy/status.ts';
-import { planUpdate, rollbackDeployment, updateDeployment, updateRequestFor } from '../deploy/update.ts';
+import { parseRemoteConfig, planUpdate, rollbackDeployment, updateDeployment, updateRequestFor } from '../deploy/update.ts';
 import type { UpdateTarget } from '../deploy/update.ts';
 import { DepadError } from '../errors.ts';
 import type { TokenRecord } from '../store/records.ts';
@@ -80,7 +80,7 @@ async function scopedDeployment(call: Call, action: Action) {
 function configFileField(call: Call, body: Record<string, unknown>, required: boolean): string | undefined {
   const file = stringField(body, 'configFile', !required);
   if (file === undefined) return undefined;
-  if (!call.local) throw new DepadError('DEPAD_USAGE', 'configFile is only accepted over the local socket', { hint: 'remote clients cannot name files on the agent host (sending the config itself is not built yet)' });
+  if (!call.local) throw new DepadError('DEPAD_USAGE', 'configFile is only accepted over the local socket', { hint: 'remote clients send the config itself: config (its text) and configName' });
   if (!path.isAbsolute(file)) throw new DepadError('DEPAD_USAGE', 'configFile must be an absolute path');
   return file;
 }
@@ -91,11 +91,29 @@ function pullField(body: Record<string, unknown>): 'missing' | 'never' {
   return pull;
 }
 
+/** A config sent as text (`config`, `configName`): the way remote clients give one. */
+function configTextField(body: Record<string, unknown>): { text: string; name: string } | undefined {
+  const text = stringField(body, 'config', true);
+  if (text === undefined) return undefined;
+  if (body.configFile !== undefined) throw new DepadError('DEPAD_USAGE', 'give config or configFile, not both');
+  if (Buffer.byteLength(text) > 256 * 1024) throw new DepadError('DEPAD_BODY_TOO_LARGE', 'a config is at most 256 KiB');
+  const name = stringField(body, 'configName', true) ?? 'depad.yml';
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(name)) throw new DepadError('DEPAD_USAGE', `configName must be a file name, not ${JSON.stringify(name.slice(0, 80))}`);
+  return { text, name };
+}
+
 /** The update target of an update or diff request. */
 function updateTarget(call: Call, body: Record<string, unknown>): UpdateTarget {
-  onlyFields(body, ['configFile', 'env', 'overrides', 'pull']);
+  onlyFields(body, ['configFile', 'config', 'configName', 'env', 'overrides', 'pull']);
+  const configText = configTextField(body);
   const configFile = configFileField(call, body, false);
-  return { ...(configFile === undefined ? {} : { configFile }), env: stringMapField(body, 'env'), overrides: stringMapField(body, 'overrides'), pull: pullField(body) };
+  return {
+    ...(configFile === undefined ? {} : { configFile }),
+    ...(configText === undefined ? {} : { configText }),
+    env: stringMapField(body, 'env'),
+    overrides: stringMapField(body, 'overrides'),
+    pull: pullField(body),
+  };
 }
 
 /** The endpoints, in the order the OpenAPI document lists them. */
@@ -118,18 +136,19 @@ export const ENDPOINTS: Endpoint[] = [
     method: 'POST',
     path: '/v1/deployments',
     action: 'create',
-    summary: 'Create a deployment (depad create); body: {name, configFile (local socket), env?, pull?, wait?}',
+    summary: 'Create a deployment (depad create); body: {name, config and configName (or configFile over the local socket), env?, pull?, wait?}',
     mutates: true,
     run: async (call) => {
       const body = await readJsonObject(call.req);
-      onlyFields(body, ['name', 'configFile', 'env', 'pull', 'wait']);
+      onlyFields(body, ['name', 'configFile', 'config', 'configName', 'env', 'pull', 'wait']);
       const name = stringField(body, 'name') as string;
       call.deployment = name;
       authorize(call.token, 'create', { name });
-      const configFile = configFileField(call, body, true) as string;
+      const configText = configTextField(body);
+      const configFile = configText === undefined ? (configFileField(call, body, true) as string) : undefined;
       const env = stringMapField(body, 'env');
       if (body.wait !== undefined && typeof body.wait !== 'boolean') throw new DepadError('DEPAD_USAGE', 'field wait must be true or false');
-      const spec = await loadConfig(configFile, env);
+      const spec = configText === undefined ? await loadConfig(configFile as string, env) : parseRemoteConfig(configText, env);
       const record = await createDeployment(call.ctx, { name, spec, env, pull: pullField(body), wait: body.wait !== false });
       return { status: 201, body: await viewDeployment(call.ctx, record) };
     },

@@ -6,6 +6,8 @@
  */
 import { existsSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
+import net from 'node:net';
 import { socketAnswers } from '../../proxy/unix-socket.ts';
 import type { ProgressEvent } from '../deploy/context.ts';
 import { DepadError, ERROR_CODES } from '../errors.ts';
@@ -31,12 +33,25 @@ function toError(value: unknown, status: number): DepadError {
   return new DepadError(code, e?.message ?? `the agent answered ${status}`, e?.hint === undefined ? {} : { hint: e.hint });
 }
 
-/** The local agent's API over its unix socket. */
-export class AgentClient {
-  readonly socketPath: string;
+/** Where an agent is: its unix socket, or an HTTPS address with the pinned CA and a token. */
+export type AgentTransport = { kind: 'socket'; socketPath: string } | { kind: 'https'; url: URL; ca: string; token: string };
 
-  constructor(socketPath: string) {
-    this.socketPath = socketPath;
+/** An agent's API, over its unix socket (local) or HTTPS (remote). */
+export class AgentClient {
+  readonly transport: AgentTransport;
+
+  constructor(transport: AgentTransport) {
+    this.transport = transport;
+  }
+
+  /** True for a remote agent: it cannot read files on this machine, so configs are sent. */
+  get remote(): boolean {
+    return this.transport.kind === 'https';
+  }
+
+  /** Where it is, for messages. */
+  get where(): string {
+    return this.transport.kind === 'socket' ? this.transport.socketPath : this.transport.url.origin;
   }
 
   /** Sends one request; resolves with the result, or rejects with the agent's DepadError. */
@@ -46,7 +61,8 @@ export class AgentClient {
     if (body !== undefined) Object.assign(headers, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
     if (req.onProgress) headers.accept = 'application/x-ndjson';
     return new Promise((resolve, reject) => {
-      const r = http.request({ socketPath: this.socketPath, method: req.method, path: req.path, headers, agent: false }, (res) => {
+      const t = this.transport;
+      const onResponse = (res: http.IncomingMessage) => {
         const streamed = String(res.headers['content-type'] ?? '').startsWith('application/x-ndjson');
         let buf = '';
         let final: unknown;
@@ -76,12 +92,20 @@ export class AgentClient {
             reject(new DepadError('DEPAD_AGENT_UNAVAILABLE', `unreadable answer from the agent: ${(error as Error).message}`, { cause: error }));
           }
         });
-      });
+      };
+      let r: http.ClientRequest;
+      if (t.kind === 'socket') r = http.request({ socketPath: t.socketPath, method: req.method, path: req.path, headers, agent: false }, onResponse);
+      else {
+        headers.authorization = `Bearer ${t.token}`;
+        const base = t.url.pathname.replace(/\/$/, '');
+        const host = t.url.hostname.replace(/^\[|\]$/g, '');
+        r = https.request({ host, port: Number(t.url.port || 443), ...(net.isIP(host) === 0 ? { servername: host } : {}), ca: t.ca, method: req.method, path: `${base}${req.path}`, headers, agent: false }, onResponse);
+      }
       req.signal?.addEventListener('abort', () => {
         r.destroy();
         resolve(undefined as T);
       });
-      r.on('error', (error) => reject(new DepadError('DEPAD_AGENT_UNAVAILABLE', `the agent at ${this.socketPath} did not answer: ${error.message}`, { cause: error })));
+      r.on('error', (error) => reject(new DepadError('DEPAD_AGENT_UNAVAILABLE', `the agent at ${this.where} did not answer: ${error.message}`, { cause: error, hint: 'check that depad agent runs there, and the address' })));
       r.end(body);
     });
   }
@@ -91,7 +115,7 @@ export class AgentClient {
 export async function localAgent(home: string): Promise<AgentClient | undefined> {
   const socketPath = agentSocketPath(home);
   if (!existsSync(socketPath) || !(await socketAnswers(socketPath))) return undefined;
-  return new AgentClient(socketPath);
+  return new AgentClient({ kind: 'socket', socketPath });
 }
 
 /** A path segment for a deployment or token reference. */

@@ -22,7 +22,7 @@ export function addAgentCommand(parent: Command): void {
     .description('run the agent in the foreground: state, proxy, HTTPS management API, local socket')
     .option('--api-port <port>', 'HTTPS API port', portNumber, 8443)
     .option('--api-host <address>', 'HTTPS API address', '0.0.0.0')
-    .option('--hostname <name>', 'a DNS name clients use for this host, put in the certificate (repeatable)', collect, [])
+    .option('--hostname <name>', 'a DNS name or IP address clients use for this host, put in the certificate (repeatable)', collect, [])
     .option('--http-port <port>', 'proxy HTTP port (default 80 as root, else 8080)', portNumber)
     .option('--http-host <address>', 'proxy HTTP address', '0.0.0.0')
     .option('--tcp-host <address>', 'address the stable TCP ports listen on', '0.0.0.0')

@@ -9,9 +9,9 @@ import { destroyDeployment, restartDeployment, startDeployment, stopDeployment }
 import { assertValidName, resolveDeployment } from '../deploy/resolve.ts';
 import { listDeploymentViews, listRevisions, readLogs, viewDeployment } from '../deploy/status.ts';
 import type { DeploymentView } from '../deploy/status.ts';
-import { resolveHome } from '../home.ts';
 import type { RevisionRecord } from '../store/records.ts';
-import { localAgent, seg, type AgentClient } from './agent-client.ts';
+import { seg, type AgentClient } from './agent-client.ts';
+import { agentFor } from './contexts.ts';
 import { addConfigOptions, readConfigInput } from './config-input.ts';
 import { printDeployment, printDestroyed, printInspect, printList, printPs, processOutput, progressPrinter, type Output } from './output.ts';
 import { deploymentAction, withState, type CommandOptions } from './runtime.ts';
@@ -33,9 +33,11 @@ export function addDeploymentCommands(parent: Command): void {
       const output = processOutput(Boolean(g.json));
       assertValidName(String(opts.name));
       const input = await readConfigInput(String(opts.configFile), opts.env as string[], opts.envFile as string[], output);
-      const agent = await localAgent(g.home ?? resolveHome());
+      const agent = await agentFor(g);
       if (agent) {
-        const body = { name: opts.name, configFile: path.resolve(String(opts.configFile)), env: input.env, pull: opts.pull, wait: opts.wait !== false };
+        const file = path.resolve(String(opts.configFile));
+        const config = agent.remote ? { config: input.spec.source, configName: path.basename(file) } : { configFile: file };
+        const body = { name: opts.name, ...config, env: input.env, pull: opts.pull, wait: opts.wait !== false };
         return printDeployment(output, await agent.request<DeploymentView>({ method: 'POST', path: '/v1/deployments', body, onProgress: progressPrinter(output) }));
       }
       await withState(g, output, `create --name ${String(opts.name)}`, async (ctx) => {
@@ -99,7 +101,7 @@ export function addDeploymentCommands(parent: Command): void {
     .action(async (opts: Opts, cmd: Command) => {
       const g = cmd.optsWithGlobals<Opts>();
       const output = processOutput(Boolean(g.json));
-      const agent = await localAgent(g.home ?? resolveHome());
+      const agent = await agentFor(g);
       if (agent) return printList(output, await agent.request<DeploymentView[]>({ method: 'GET', path: '/v1/deployments' }), Boolean(opts.quiet));
       await withState(g, output, 'ls', async (ctx) => printList(output, await listDeploymentViews(ctx), Boolean(opts.quiet)), { readOnly: true });
     });
@@ -141,7 +143,7 @@ export function addDeploymentCommands(parent: Command): void {
     .action(async (ref: string, opts: Opts, cmd: Command) => {
       const g = cmd.optsWithGlobals<Opts>();
       const output = processOutput(Boolean(g.json));
-      const agent = await localAgent(g.home ?? resolveHome());
+      const agent = await agentFor(g);
       if (agent) return remoteLogs(agent, ref, opts, output);
       // Resolve under the lock, then release it: following logs must not block other commands.
       const { engine, record } = await withState(g, output, `logs ${ref}`, async (ctx) => ({

@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { DepadError } from '../errors.ts';
 import { addAgentCommand } from './agent-command.ts';
+import { addContextCommands } from './context-commands.ts';
 import { addDeploymentCommands } from './deployment-commands.ts';
 import { addProxyCommand } from './proxy-command.ts';
 import { addTokenCommands } from './token-commands.ts';
@@ -15,6 +16,10 @@ export function buildProgram(): Command {
     .version('0.1.0')
     .option('--json', 'machine-readable output on stdout (errors as JSON on stderr)')
     .option('--home <dir>', "depad's data directory (default: DEPAD_HOME, /var/lib/depad as root, else ~/.local/share/depad)")
+    .option('--host <url>', 'a remote agent, https://host[:port] (default: DEPAD_HOST)')
+    .option('--token <token>', 'the token for --host (default: DEPAD_TOKEN)')
+    .option('--ca-fingerprint <sha256>', "the agent's CA fingerprint for --host (default: DEPAD_CA_FINGERPRINT)")
+    .option('--context <name>', 'a saved remote agent (default: DEPAD_CONTEXT, else the current context)')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   addDeploymentCommands(program);
@@ -22,6 +27,7 @@ export function buildProgram(): Command {
   addProxyCommand(program);
   addTokenCommands(program);
   addAgentCommand(program);
+  addContextCommands(program);
   const deployment = program.command('deployment').description('the same verbs, spelled depad deployment <verb>').exitOverride();
   addDeploymentCommands(deployment);
   addUpdateCommands(deployment);

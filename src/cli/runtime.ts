@@ -19,12 +19,19 @@ import type { Command } from 'commander';
 import { resolveDeployment } from '../deploy/resolve.ts';
 import type { DeploymentRecord } from '../store/records.ts';
 import { processOutput, progressPrinter, type Output } from './output.ts';
-import { localAgent, type AgentClient } from './agent-client.ts';
+import type { AgentClient } from './agent-client.ts';
+import { agentFor } from './contexts.ts';
 
 /** Global options every command accepts. */
 export interface GlobalOptions {
   json?: boolean;
   home?: string;
+  /** A remote agent: https://host[:port] (with token and caFingerprint). */
+  host?: string;
+  token?: string;
+  caFingerprint?: string;
+  /** A saved context (see contexts.ts). */
+  context?: string;
 }
 
 /** What a command's action receives: its own options and the global ones. */
@@ -43,7 +50,7 @@ export function deploymentAction(
     const globals = cmd.optsWithGlobals<CommandOptions>();
     const output = processOutput(Boolean(globals.json));
     if (options.remote) {
-      const agent = await localAgent(globals.home ?? resolveHome());
+      const agent = await agentFor(globals);
       if (agent) return options.remote(agent, ref, opts, output);
     }
     await withState(globals, output, `${verb} ${ref}`, async (ctx) => fn(ctx, await resolveDeployment(ctx.store, ref), opts, output), options);

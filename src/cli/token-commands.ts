@@ -4,9 +4,9 @@
  */
 import { Command } from 'commander';
 import { createToken, parseScope, revokeToken, scopeText } from '../auth/tokens.ts';
-import { resolveHome } from '../home.ts';
 import type { TokenRecord } from '../store/records.ts';
-import { localAgent, seg } from './agent-client.ts';
+import { seg } from './agent-client.ts';
+import { agentFor } from './contexts.ts';
 import { printJson, processOutput, table } from './output.ts';
 import { withStore, type CommandOptions } from './runtime.ts';
 
@@ -30,7 +30,7 @@ export function addTokenCommands(parent: Command): void {
       const g = cmd.optsWithGlobals<CommandOptions>();
       const output = processOutput(Boolean(g.json));
       const scope = parseScope(String(opts.scope), opts.deployment as string[], opts.selector as string[]);
-      const agent = await localAgent(g.home ?? resolveHome());
+      const agent = await agentFor(g);
       const { token: text, record } = agent
         ? await agent
             .request<TokenView & { token: string }>({ method: 'POST', path: '/v1/tokens', body: { name: opts.name, scope: opts.scope, deployments: opts.deployment, selector: opts.selector } })
@@ -51,7 +51,7 @@ export function addTokenCommands(parent: Command): void {
     .action(async (opts: CommandOptions, cmd: Command) => {
       const g = cmd.optsWithGlobals<CommandOptions>();
       const output = processOutput(Boolean(g.json));
-      const agent = await localAgent(g.home ?? resolveHome());
+      const agent = await agentFor(g);
       const all: TokenView[] = agent ? await agent.request<TokenView[]>({ method: 'GET', path: '/v1/tokens' }) : await withStore(g, 'token ls', (store) => store.listTokens());
       const tokens = all.filter((t) => opts.all || t.revokedAt === undefined);
       const views = tokens.map(({ id, name, scope, createdAt, revokedAt }) => ({ id, name, scope, createdAt, revokedAt }));
@@ -66,7 +66,7 @@ export function addTokenCommands(parent: Command): void {
     .action(async (ref: string, _opts: CommandOptions, cmd: Command) => {
       const g = cmd.optsWithGlobals<CommandOptions>();
       const output = processOutput(Boolean(g.json));
-      const agent = await localAgent(g.home ?? resolveHome());
+      const agent = await agentFor(g);
       const record = agent
         ? await agent.request<TokenView>({ method: 'DELETE', path: `/v1/tokens/${seg(ref)}` })
         : await withStore(g, `token revoke ${ref}`, (store) => revokeToken(store, ref));

@@ -9,7 +9,7 @@ import { planUpdate, rollbackDeployment, updateDeployment, updateRequestFor, typ
 import type { DeploymentView } from '../deploy/status.ts';
 import { DepadError } from '../errors.ts';
 import type { DeploymentRecord, RevisionRecord } from '../store/records.ts';
-import { seg } from './agent-client.ts';
+import { seg, type AgentClient } from './agent-client.ts';
 import { addConfigOptions, readEnv, warnPrinter } from './config-input.ts';
 import { deploymentHeadline, instancesTable, printJson, progressPrinter, table, type Output } from './output.ts';
 import { deploymentAction, type CommandOptions as Opts } from './runtime.ts';
@@ -35,11 +35,15 @@ async function readTarget(opts: Opts, output: Output): Promise<UpdateTarget> {
   return { configFile: path.resolve(String(opts.configFile)), env: await readEnv(opts.env as string[], opts.envFile as string[]), overrides, pull, warn: warnPrinter(output) };
 }
 
-/** The body of an update or diff request to the agent; the config is checked here first, so errors read the same. */
-async function remoteTarget(opts: Opts, output: Output): Promise<Record<string, unknown>> {
-  const { warn, ...target } = await readTarget(opts, output);
-  if (target.configFile !== undefined) await loadConfig(target.configFile, target.env ?? {}, warn === undefined ? {} : { warn });
-  return target;
+/**
+ * The body of an update or diff request to an agent; the config is checked here first, so errors
+ * read the same. A remote agent gets the config's text, a local one its path.
+ */
+async function remoteTarget(agent: AgentClient, opts: Opts, output: Output): Promise<Record<string, unknown>> {
+  const { warn, configFile, ...target } = await readTarget(opts, output);
+  if (configFile === undefined) return target;
+  const spec = await loadConfig(configFile, target.env ?? {}, warn === undefined ? {} : { warn });
+  return agent.remote ? { ...target, config: spec.source, configName: path.basename(configFile) } : { ...target, configFile };
 }
 
 /** Adds update, diff, history and rollback to `parent`. */
@@ -50,7 +54,7 @@ export function addUpdateCommands(parent: Command): void {
       await printResult(ctx, output, result.record, result.diff, result.revision);
     }, {
       remote: async (agent, ref, opts, output) => {
-        printUpdate(output, await agent.request<UpdateOutcome>({ method: 'POST', path: `/v1/deployments/${seg(ref)}/update`, body: await remoteTarget(opts, output), onProgress: progressPrinter(output) }));
+        printUpdate(output, await agent.request<UpdateOutcome>({ method: 'POST', path: `/v1/deployments/${seg(ref)}/update`, body: await remoteTarget(agent, opts, output), onProgress: progressPrinter(output) }));
       },
     }),
   );
@@ -62,7 +66,7 @@ export function addUpdateCommands(parent: Command): void {
     }, {
       readOnly: true,
       remote: async (agent, ref, opts, output) => {
-        const answer = await agent.request<{ diff: PlanDiff; name: string; revision: number }>({ method: 'POST', path: `/v1/deployments/${seg(ref)}/diff`, body: await remoteTarget(opts, output) });
+        const answer = await agent.request<{ diff: PlanDiff; name: string; revision: number }>({ method: 'POST', path: `/v1/deployments/${seg(ref)}/diff`, body: await remoteTarget(agent, opts, output) });
         printDiff(output, answer.diff, answer.name, answer.revision);
       },
     }),

@@ -5,7 +5,7 @@
  * record, revision and released ports (one batch). A failure puts every swapped service back
  * and the deployment keeps serving its current revision; a kill is undone by the next command.
  */
-import { loadConfig, withImages } from '../config/index.ts';
+import { loadConfig, parseConfig, withImages } from '../config/index.ts';
 import type { ConfigWarning } from '../config/index.ts';
 import type { DeploymentSpec } from '../config/spec.ts';
 import { DepadError } from '../errors.ts';
@@ -199,6 +199,8 @@ export async function rollbackDeployment(ctx: OpContext, record: DeploymentRecor
 export interface UpdateTarget {
   /** Absolute path of the new config (default: the current revision's config). */
   configFile?: string;
+  /** Or the new config's text, sent by a remote client (no files beside it: no env_file, no relative bind mounts). */
+  configText?: { text: string; name: string };
   /** Variables for the new config (with `configFile`). */
   env?: Readonly<Record<string, string>>;
   /** service → new image. */
@@ -211,6 +213,10 @@ export interface UpdateTarget {
 /** Builds the update request for `target`: its config (or the current one) with its image overrides applied. */
 export async function updateRequestFor(record: DeploymentRecord, target: UpdateTarget): Promise<UpdateRequest> {
   const overrides = target.overrides ?? {};
+  if (target.configText !== undefined) {
+    const spec = parseRemoteConfig(target.configText, target.env ?? {}, target.warn);
+    return { spec: withImages(spec, overrides), env: target.env ?? {}, overrides, pull: target.pull ?? 'missing' };
+  }
   if (target.configFile === undefined && Object.keys(overrides).length === 0) {
     throw new DepadError('DEPAD_USAGE', 'say what to update to: -f <config file>, or -s <service> --image <ref>');
   }
@@ -219,4 +225,24 @@ export async function updateRequestFor(record: DeploymentRecord, target: UpdateT
       ? await readRevisionSpec(record.rootDir, record.revision)
       : { spec: await loadConfig(target.configFile, target.env ?? {}, target.warn === undefined ? {} : { warn: target.warn }), env: target.env ?? {} };
   return { spec: withImages(base.spec, overrides), env: base.env, overrides, pull: target.pull ?? 'missing' };
+}
+
+/**
+ * Parses a config sent as text by a remote client. Files beside it cannot come along, so a bind
+ * mount (whose files would silently be missing) is refused, as a missing env_file already is.
+ */
+export function parseRemoteConfig(text: { text: string; name: string }, env: Readonly<Record<string, string>>, warn?: (w: ConfigWarning) => void): DeploymentSpec {
+  const spec = parseConfig(text.text, remoteConfigPath(text.name), env, warn === undefined ? {} : { warn });
+  const binds = Object.entries(spec.services).flatMap(([service, s]) => s.volumes.filter((v) => v.type === 'bind').map((v) => `${service}: ./${v.source}`));
+  if (binds.length > 0) {
+    throw new DepadError('DEPAD_CONFIG_INVALID', `${text.name}: bind mounts need their files on the agent's host, which a remote client cannot send (${binds.join(', ')})`, {
+      hint: 'use named volumes, or run the command on the agent\'s host',
+    });
+  }
+  return spec;
+}
+
+/** Where a config sent by a remote client is said to be (for messages; nothing is read there). */
+export function remoteConfigPath(name: string): string {
+  return `/remote/${name}`;
 }

@@ -1,0 +1,77 @@
+/**
+ * `depad context add|ls|use|rm`: saved remote agents (see contexts.ts). `add` pins the agent's CA
+ * by its fingerprint and checks the token against the agent before saving anything.
+ */
+import { Command } from 'commander';
+import { DepadError } from '../errors.ts';
+import { contextsPath, parseAgentUrl, pinnedClient, readContexts, writeContexts } from './contexts.ts';
+import { printJson, processOutput, table } from './output.ts';
+import type { CommandOptions } from './runtime.ts';
+
+const CONTEXT_NAME = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/** Adds `depad context …` to `parent`. */
+export function addContextCommands(parent: Command): void {
+  const context = parent.command('context').description('saved remote agents (address, token, pinned CA)').exitOverride();
+
+  context
+    .command('add <name>')
+    .description("save a remote agent; its CA is fetched and checked against the fingerprint it printed")
+    .requiredOption('--agent <url>', 'the agent, https://host[:port]')
+    .requiredOption('--fingerprint <sha256>', "the agent's CA fingerprint (printed at its first start)")
+    .option('--use', 'make it the current context')
+    .exitOverride()
+    .action(async (name: string, opts: CommandOptions, cmd: Command) => {
+      const g = cmd.optsWithGlobals<CommandOptions>();
+      const output = processOutput(Boolean(g.json));
+      if (!CONTEXT_NAME.test(name) || name === 'local') throw new DepadError('DEPAD_NAME_INVALID', `invalid context name ${JSON.stringify(name)}`, { hint: 'lowercase letters, digits and -; "local" is reserved' });
+      const token = g.token ?? process.env.DEPAD_TOKEN;
+      if (!token) throw new DepadError('DEPAD_USAGE', 'a context needs a token', { hint: 'set DEPAD_TOKEN (or pass --token) for depad context add' });
+      const url = parseAgentUrl(String(opts.agent));
+      const { client, ca } = await pinnedClient(url, token, String(opts.fingerprint));
+      await client.request({ method: 'GET', path: '/v1/openapi.json' }); // the token works
+      const file = await readContexts();
+      file.contexts[name] = { host: url.origin, token, ca, fingerprint: String(opts.fingerprint).toUpperCase() };
+      if (opts.use) file.current = name;
+      await writeContexts(file);
+      if (output.json) printJson(output, { added: name, host: url.origin, current: file.current === name });
+      else output.out(`context ${name}: ${url.origin} saved${file.current === name ? ' and in use' : ''} (${contextsPath()})\n`);
+    });
+
+  context
+    .command('ls')
+    .alias('list')
+    .description('list saved agents (never their tokens)')
+    .exitOverride()
+    .action(async (_opts: CommandOptions, cmd: Command) => {
+      const output = processOutput(Boolean(cmd.optsWithGlobals<CommandOptions>().json));
+      const file = await readContexts();
+      const rows = Object.entries(file.contexts).map(([name, c]) => ({ name, host: c.host, current: file.current === name }));
+      if (output.json) return printJson(output, rows);
+      output.out(table(['CURRENT', 'NAME', 'AGENT'], [[file.current === undefined ? '*' : ' ', 'local', 'this host'], ...rows.map((r) => [r.current ? '*' : ' ', r.name, r.host])]));
+    });
+
+  context
+    .command('use <name>')
+    .description('talk to this agent from now on ("local": this host)')
+    .exitOverride()
+    .action(async (name: string) => {
+      const file = await readContexts();
+      if (name !== 'local' && file.contexts[name] === undefined) throw new DepadError('DEPAD_NOT_FOUND', `no context named ${name}`, { hint: 'list them with: depad context ls' });
+      if (name === 'local') delete file.current;
+      else file.current = name;
+      await writeContexts(file);
+    });
+
+  context
+    .command('rm <name>')
+    .description('forget a saved agent (and its token)')
+    .exitOverride()
+    .action(async (name: string) => {
+      const file = await readContexts();
+      if (file.contexts[name] === undefined) throw new DepadError('DEPAD_NOT_FOUND', `no context named ${name}`);
+      delete file.contexts[name];
+      if (file.current === name) delete file.current;
+      await writeContexts(file);
+    });
+}

@@ -1,0 +1,72 @@
+/**
+ * The CLI against a remote agent over HTTPS: a context saved with the pinned CA (and a token
+ * file readable by its owner only), create with the config sent as text, ls, logs, update;
+ * `--host` flags with a deploy token refused outside its scope; a wrong fingerprint; a config
+ * that needs files beside it refused. The client uses its own home and config directory, so only
+ * the remote path can answer. The agent process and deployments are removed afterwards.
+ */
+import test from 'ava';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { startAgent } from './helpers/agent-process.ts';
+import { EXAMPLES, harness, testPorts } from './helpers/harness.ts';
+
+test('remote CLI over HTTPS: contexts, config upload, scopes, pinning', async (t) => {
+  const h = await harness(t);
+  const port = await testPorts(t);
+  const admin = (await h.run(['token', 'create', '--name', 'admin', '--scope', 'admin'])).stdout.trim();
+  const name = h.name('far');
+  const ci = (await h.run(['token', 'create', '--name', 'ci', '--scope', 'deploy', '-d', name])).stdout.trim();
+  const agent = await startAgent(t, h, port);
+  const url = `https://127.0.0.1:${agent.facts.apiPort}`;
+
+  // The client: its own home (no local agent there) and its own config directory.
+  const clientHome = path.join(h.dir, 'client-home');
+  const configHome = path.join(h.dir, 'client-config');
+  const client = (args: string[], env: Record<string, string> = {}) => h.run(['--home', clientHome, ...args], { env: { XDG_CONFIG_HOME: configHome, ...env } });
+
+  const added = await client(['context', 'add', 'prod', '--agent', url, '--fingerprint', agent.facts.fingerprint, '--use'], { DEPAD_TOKEN: admin });
+  t.is(added.code, 0, added.stderr);
+  const contextsFile = path.join(configHome, 'depad', 'contexts.json');
+  t.is((await fs.stat(contextsFile)).mode & 0o777, 0o600);
+  const listed = await client(['context', 'ls']);
+  t.regex(listed.stdout, /\*\s+prod\s+https:\/\/127\.0\.0\.1/);
+  t.false(listed.stdout.includes(admin.slice(19)), 'no token in listings');
+
+  const created = await client(['create', '-n', name, '-f', path.join(EXAMPLES, 'hello', 'depad.yml')]);
+  t.is(created.code, 0, created.stderr);
+  t.regex(created.stdout, /running/);
+  t.regex(created.stderr, /^\s+\d+\.\ds {2}\S/m, 'progress streamed from the remote agent');
+  const inspected = JSON.parse((await client(['--json', 'inspect', name])).stdout) as { revisions: { configFile: string }[] };
+  t.is(path.basename(inspected.revisions[0]?.configFile ?? ''), 'depad.yml', 'the config travelled as text, under its name');
+  t.deepEqual((JSON.parse((await client(['--json', 'ls'])).stdout) as { name: string }[]).map((d) => d.name), [name]);
+  t.is((await client(['logs', name, '--tail', '2'])).code, 0);
+  const updated = await client(['update', name, '-s', 'web', '--image', 'depad-example/app:2']);
+  t.is(updated.code, 0, updated.stderr);
+
+  // A config that needs files beside it (a bind mount) cannot be sent: a config error, nothing made.
+  const withFiles = await client(['create', '-n', h.name('files'), '-f', path.join(EXAMPLES, 'clinic', 'depad.yml')]);
+  t.is(withFiles.code, 3, withFiles.stderr);
+  t.regex(withFiles.stderr, /bind mounts need their files on the agent's host/);
+
+  // --host with a deploy token: its own deployment only, never destroy.
+  const flags = ['--host', url, '--ca-fingerprint', agent.facts.fingerprint];
+  t.is((await client([...flags, 'restart', name], { DEPAD_TOKEN: ci })).code, 0);
+  const refused = await client([...flags, 'destroy', name], { DEPAD_TOKEN: ci });
+  t.is(refused.code, 13);
+  t.regex(refused.stderr, /may not destroy/);
+  const wrongPin = await client(['--host', url, '--ca-fingerprint', 'AB'.repeat(32), 'ls'], { DEPAD_TOKEN: admin });
+  t.is(wrongPin.code, 11);
+  const noToken = await client([...flags, 'ls']);
+  t.is(noToken.code, 2, 'a host without a token is a usage error');
+  const badToken = await client([...flags, 'ls'], { DEPAD_TOKEN: `${ci.slice(0, -1)}x` });
+  t.is(badToken.code, 13);
+
+  t.is((await client(['destroy', name])).code, 0);
+  t.is((await client(['context', 'use', 'local'])).code, 0);
+  const local = await client(['--json', 'ls']);
+  t.is(local.code, 0, local.stderr);
+  t.deepEqual(JSON.parse(local.stdout), [], 'back on this host: the client home has no deployments');
+  agent.child.kill('SIGTERM');
+  t.is(await agent.exited, 0);
+});
