@@ -8,11 +8,14 @@ import { existsSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
+import type { Duplex } from 'node:stream';
 import { socketAnswers } from '../../proxy/unix-socket.ts';
 import type { ProgressEvent } from '../deploy/context.ts';
 import { DepadError, ERROR_CODES } from '../errors.ts';
 import type { ErrorCode } from '../errors.ts';
 import { agentSocketPath } from '../home.ts';
+import { openAgentStream } from './ssh-transport.ts';
+import type { SshTarget } from './ssh-transport.ts';
 
 /** A request to the agent's API. */
 export interface AgentRequest {
@@ -33,8 +36,8 @@ function toError(value: unknown, status: number): DepadError {
   return new DepadError(code, e?.message ?? `the agent answered ${status}`, e?.hint === undefined ? {} : { hint: e.hint });
 }
 
-/** Where an agent is: its unix socket, or an HTTPS address with the pinned CA and a token. */
-export type AgentTransport = { kind: 'socket'; socketPath: string } | { kind: 'https'; url: URL; ca: string; token: string };
+/** Where an agent is: its unix socket, an HTTPS address with the pinned CA and a token, or its socket through SSH. */
+export type AgentTransport = { kind: 'socket'; socketPath: string } | { kind: 'https'; url: URL; ca: string; token: string } | { kind: 'ssh'; target: SshTarget };
 
 /** An agent's API, over its unix socket (local) or HTTPS (remote). */
 export class AgentClient {
@@ -46,16 +49,26 @@ export class AgentClient {
 
   /** True for a remote agent: it cannot read files on this machine, so configs are sent. */
   get remote(): boolean {
-    return this.transport.kind === 'https';
+    return this.transport.kind !== 'socket';
   }
 
   /** Where it is, for messages. */
   get where(): string {
-    return this.transport.kind === 'socket' ? this.transport.socketPath : this.transport.url.origin;
+    const t = this.transport;
+    return t.kind === 'socket' ? t.socketPath : t.kind === 'https' ? t.url.origin : `ssh://${t.target.username}@${t.target.host}:${t.target.port}`;
   }
 
   /** Sends one request; resolves with the result, or rejects with the agent's DepadError. */
-  request<T>(req: AgentRequest): Promise<T> {
+  async request<T>(req: AgentRequest): Promise<T> {
+    const ssh = this.transport.kind === 'ssh' ? await openAgentStream(this.transport.target) : undefined;
+    try {
+      return await this.#send<T>(req, ssh?.stream);
+    } finally {
+      ssh?.close();
+    }
+  }
+
+  #send<T>(req: AgentRequest, tunnel: Duplex | undefined): Promise<T> {
     const body = req.body === undefined ? undefined : JSON.stringify(req.body);
     const headers: Record<string, string | number> = {};
     if (body !== undefined) Object.assign(headers, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
@@ -95,6 +108,7 @@ export class AgentClient {
       };
       let r: http.ClientRequest;
       if (t.kind === 'socket') r = http.request({ socketPath: t.socketPath, method: req.method, path: req.path, headers, agent: false }, onResponse);
+      else if (t.kind === 'ssh') r = http.request({ createConnection: () => tunnel as never, method: req.method, path: req.path, headers }, onResponse); // no agent: createConnection is used
       else {
         headers.authorization = `Bearer ${t.token}`;
         const base = t.url.pathname.replace(/\/$/, '');

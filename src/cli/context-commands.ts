@@ -4,7 +4,9 @@
  */
 import { Command } from 'commander';
 import { DepadError } from '../errors.ts';
+import { AgentClient } from './agent-client.ts';
 import { contextsPath, parseAgentUrl, pinnedClient, readContexts, writeContexts } from './contexts.ts';
+import { parseSshUrl } from './ssh-transport.ts';
 import { printJson, processOutput, table } from './output.ts';
 import type { CommandOptions } from './runtime.ts';
 
@@ -17,25 +19,32 @@ export function addContextCommands(parent: Command): void {
   context
     .command('add <name>')
     .description("save a remote agent; its CA is fetched and checked against the fingerprint it printed")
-    .requiredOption('--agent <url>', 'the agent, https://host[:port]')
-    .requiredOption('--fingerprint <sha256>', "the agent's CA fingerprint (printed at its first start)")
+    .requiredOption('--agent <url>', 'the agent: https://host[:port], or ssh://user@host[:port][/depad-home]')
+    .option('--fingerprint <sha256>', "https: the agent's CA fingerprint (printed at its first start)")
     .option('--use', 'make it the current context')
     .exitOverride()
     .action(async (name: string, opts: CommandOptions, cmd: Command) => {
       const g = cmd.optsWithGlobals<CommandOptions>();
       const output = processOutput(Boolean(g.json));
       if (!CONTEXT_NAME.test(name) || name === 'local') throw new DepadError('DEPAD_NAME_INVALID', `invalid context name ${JSON.stringify(name)}`, { hint: 'lowercase letters, digits and -; "local" is reserved' });
-      const token = g.token ?? process.env.DEPAD_TOKEN;
-      if (!token) throw new DepadError('DEPAD_USAGE', 'a context needs a token', { hint: 'set DEPAD_TOKEN (or pass --token) for depad context add' });
       const url = parseAgentUrl(String(opts.agent));
-      const { client, ca } = await pinnedClient(url, token, String(opts.fingerprint));
-      await client.request({ method: 'GET', path: '/v1/openapi.json' }); // the token works
       const file = await readContexts();
-      file.contexts[name] = { host: url.origin, token, ca, fingerprint: String(opts.fingerprint).toUpperCase() };
+      if (url.protocol === 'ssh:') {
+        await new AgentClient({ kind: 'ssh', target: parseSshUrl(url) }).request({ method: 'GET', path: '/v1/openapi.json' }); // it answers
+        file.contexts[name] = { host: url.href };
+      } else {
+        const token = g.token ?? process.env.DEPAD_TOKEN;
+        if (!token) throw new DepadError('DEPAD_USAGE', 'an HTTPS context needs a token', { hint: 'set DEPAD_TOKEN (or pass --token) for depad context add' });
+        if (opts.fingerprint === undefined) throw new DepadError('DEPAD_USAGE', "an HTTPS context needs the agent's CA fingerprint", { hint: 'pass --fingerprint (the agent printed it at its first start)' });
+        const { client, ca } = await pinnedClient(url, token, String(opts.fingerprint));
+        await client.request({ method: 'GET', path: '/v1/openapi.json' }); // the token works
+        file.contexts[name] = { host: url.origin, token, ca, fingerprint: String(opts.fingerprint).toUpperCase() };
+      }
       if (opts.use) file.current = name;
       await writeContexts(file);
-      if (output.json) printJson(output, { added: name, host: url.origin, current: file.current === name });
-      else output.out(`context ${name}: ${url.origin} saved${file.current === name ? ' and in use' : ''} (${contextsPath()})\n`);
+      const shown = file.contexts[name]?.host ?? url.origin;
+      if (output.json) printJson(output, { added: name, host: shown, current: file.current === name });
+      else output.out(`context ${name}: ${shown} saved${file.current === name ? ' and in use' : ''} (${contextsPath()})\n`);
     });
 
   context

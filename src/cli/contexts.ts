@@ -13,15 +13,16 @@ import { fetchPinnedCa, normalizeFingerprint } from '../../certs/pin.ts';
 import { DepadError } from '../errors.ts';
 import { resolveHome } from '../home.ts';
 import { AgentClient, localAgent } from './agent-client.ts';
+import { parseSshUrl } from './ssh-transport.ts';
 import type { GlobalOptions } from './runtime.ts';
 
 /** A saved remote agent. */
 export interface Context {
   host: string;
-  token: string;
-  /** The agent's CA certificate (PEM), trusted for this context only. */
-  ca: string;
-  fingerprint: string;
+  /** HTTPS only: the token, the agent's CA (PEM, trusted for this context only) and its fingerprint. */
+  token?: string;
+  ca?: string;
+  fingerprint?: string;
 }
 
 /** The contexts file. */
@@ -61,7 +62,7 @@ export async function writeContexts(value: ContextsFile, file = contextsPath()):
   await fs.rename(tmp, file);
 }
 
-/** Checks an agent address: `https://host[:port]`, nothing else. */
+/** Checks an agent address: `https://host[:port]` or `ssh://user@host[:port][/depad-home]`. */
 export function parseAgentUrl(text: string): URL {
   let url: URL;
   try {
@@ -69,8 +70,9 @@ export function parseAgentUrl(text: string): URL {
   } catch {
     throw new DepadError('DEPAD_USAGE', `not an agent address: ${JSON.stringify(text)}`, { hint: 'e.g. https://build-host:8443' });
   }
-  if (url.protocol !== 'https:' || url.username || url.password || url.search || url.hash) {
-    throw new DepadError('DEPAD_USAGE', `an agent address is https://host[:port]: ${JSON.stringify(text)}`, { hint: 'the API is always TLS (ssh:// is not built yet)' });
+  if (url.protocol === 'ssh:') return url;
+  if (url.protocol !== 'https:' || url.username || url.password || url.search || url.hash || (url.pathname !== '/' && url.pathname !== '')) {
+    throw new DepadError('DEPAD_USAGE', `an agent address is https://host[:port] or ssh://user@host: ${JSON.stringify(text)}`, { hint: 'the API is always TLS' });
   }
   return url;
 }
@@ -85,6 +87,7 @@ export async function pinnedClient(url: URL, token: string, fingerprint: string)
 /** The agent a command talks to (see the file comment), or undefined to work on the state directly. */
 export async function agentFor(globals: GlobalOptions, env: NodeJS.ProcessEnv = process.env): Promise<AgentClient | undefined> {
   const host = globals.host ?? env.DEPAD_HOST;
+  if (host !== undefined && host !== '' && host.startsWith('ssh:')) return new AgentClient({ kind: 'ssh', target: parseSshUrl(parseAgentUrl(host)) });
   if (host !== undefined && host !== '') {
     const token = globals.token ?? env.DEPAD_TOKEN;
     const fingerprint = globals.caFingerprint ?? env.DEPAD_CA_FINGERPRINT;
@@ -98,7 +101,9 @@ export async function agentFor(globals: GlobalOptions, env: NodeJS.ProcessEnv = 
   if (chosen !== undefined && chosen !== '' && chosen !== 'local') {
     const c = file.contexts[chosen];
     if (c === undefined) throw new DepadError('DEPAD_NOT_FOUND', `no context named ${chosen}`, { hint: 'list them with: depad context ls' });
-    return new AgentClient({ kind: 'https', url: parseAgentUrl(c.host), ca: c.ca, token: c.token });
+    const url = parseAgentUrl(c.host);
+    if (url.protocol === 'ssh:') return new AgentClient({ kind: 'ssh', target: parseSshUrl(url) });
+    return new AgentClient({ kind: 'https', url, ca: c.ca ?? '', token: c.token ?? '' });
   }
   return localAgent(globals.home ?? resolveHome());
 }
