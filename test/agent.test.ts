@@ -5,6 +5,7 @@
  * same CA and nothing lost. Processes are killed and the deployment removed in t.teardown.
  */
 import test from 'ava';
+import { execFileSync } from 'node:child_process';
 import http from 'node:http';
 import https from 'node:https';
 import path from 'node:path';
@@ -140,3 +141,41 @@ test('with an agent running, the CLI goes through it: same output and exit codes
   agent.child.kill('SIGTERM');
   t.is(await agent.exited, 0);
 });
+
+test('agent reconciler: routes restored at start; an instance killed behind its back is reported, and its restart too', async (t) => {
+  const h = await harness(t);
+  const port = await testPorts(t);
+  const name = h.name('rec');
+  t.is((await h.run(['create', '-n', name, '-f', path.join(EXAMPLES, 'hello', 'depad.yml')])).code, 0);
+  const agent = await startAgent(t, h, port);
+  const socket = agentSocketPath(h.home);
+  type Ev = { kind: string; deployment?: string; service?: string; exitCode?: number };
+  const events = async () => (await socketGet(socket, '/v1/events')).body as Ev[];
+  t.true((await events()).some((e) => e.kind === 'routes-restored'));
+
+  const container = `depad-${name}-web-1`;
+  execFileSync('docker', ['kill', container], { stdio: 'ignore' });
+  const died = await waitFor(async () => (await events()).find((e) => e.kind === 'instance-died' && e.deployment === name));
+  t.is(died.service, 'web');
+  t.is(died.exitCode, 137);
+  execFileSync('docker', ['start', container], { stdio: 'ignore' });
+  await waitFor(async () => (await events()).find((e) => e.kind === 'instance-started' && e.deployment === name));
+  t.false((await events()).some((e) => e.kind === 'instance-died' && e.deployment !== name), 'nothing else reported');
+
+  // A stop through the agent is not a death.
+  t.is((await h.run(['stop', name])).code, 0);
+  t.is((await events()).filter((e) => e.kind === 'instance-died').length, 1);
+  t.is((await h.run(['destroy', name])).code, 0);
+  agent.child.kill('SIGTERM');
+  t.is(await agent.exited, 0);
+});
+
+async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error('timed out waiting for an agent event');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}

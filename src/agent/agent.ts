@@ -2,7 +2,8 @@
  * The agent: a long-lived depad that owns the state (the LevelDB lock), runs the proxy in its
  * own process, and serves the management API over HTTPS (its own CA, see certs/) and over a unix
  * socket (`<home>/agent.sock`, 0660, acting as the local administrator). At start it finishes or
- * undoes operations a crash interrupted (the journal). `close()` stops accepting, lets running
+ * undoes operations a crash interrupted (the journal), restores every route, and then watches the
+ * engine for instances that die (reconciler.ts). `close()` stops accepting, lets running
  * operations finish, drains the proxy and releases the state.
  */
 import http from 'node:http';
@@ -24,6 +25,7 @@ import type { ApiDeps } from '../api/handler.ts';
 import type { OpContext } from '../deploy/context.ts';
 import { recoverJournal } from '../deploy/recover.ts';
 import { Engine } from '../engine/engine.ts';
+import { Reconciler } from './reconciler.ts';
 import { isDepadError } from '../errors.ts';
 import { agentSocketPath, agentTlsDir, proxyStateDir } from '../home.ts';
 import type { Logger } from '../logger.ts';
@@ -101,7 +103,11 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
       log.warn({}, 'the engine is unavailable: interrupted operations will be recovered when it answers and an operation runs');
     }
     const audit = new AuditLog(path.join(home, 'audit.log'));
-    const deps: ApiDeps = { context: () => ctx, audit, limiter: new FailureLimiter(), log, serialize: operationQueue() };
+    const serialize = operationQueue();
+    const reconciler = new Reconciler(ctx, serialize, log);
+    await reconciler.start();
+    cleanup.push(() => reconciler.stop());
+    const deps: ApiDeps = { context: () => ctx, audit, limiter: new FailureLimiter(), log, serialize, events: () => reconciler.events() };
     const api = https.createServer({ key: tls.serverKey, cert: tls.certChain }, createApiHandler(deps));
     const apiPort = await listenTcp(api, options.apiPort ?? 8443, options.apiHost ?? '0.0.0.0');
     cleanup.push(() => new Promise((resolve) => (api.close(resolve), api.closeIdleConnections())));
@@ -112,7 +118,8 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
 
     let closed: Promise<void> | undefined;
     const close = async () => {
-      // Stop accepting; let running operations finish; then proxy and state (cleanup, in reverse).
+      // Stop accepting and watching; let running operations finish; then proxy and state.
+      await reconciler.stop();
       const servers = [api, local].map((s) => new Promise<void>((resolve) => (s.close(() => resolve()), s.closeIdleConnections())));
       await deps.serialize(async () => {});
       await audit.flush();

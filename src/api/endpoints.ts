@@ -7,6 +7,7 @@ import type { IncomingMessage } from 'node:http';
 import path from 'node:path';
 import { authorize, createToken, parseScope, revokeToken, selects } from '../auth/tokens.ts';
 import type { Action } from '../auth/tokens.ts';
+import type { AgentEvent } from '../agent/reconciler.ts';
 import { loadConfig } from '../config/index.ts';
 import type { OpContext } from '../deploy/context.ts';
 import { createDeployment } from '../deploy/create.ts';
@@ -33,6 +34,8 @@ export interface Call {
   emit(line: Record<string, unknown>): void;
   /** Aborted when the client goes away. */
   signal: AbortSignal;
+  /** The agent's event list. */
+  events: () => readonly AgentEvent[];
   /** The deployment the call is about, for the audit log. */
   deployment?: string;
 }
@@ -269,6 +272,15 @@ export const ENDPOINTS: Endpoint[] = [
       await destroyDeployment(call.ctx, record, { keepVolumes: keep === 'true' });
       return { body: { destroyed: record.name, id: record.id } };
     },
+  },
+  {
+    method: 'GET',
+    path: '/v1/events',
+    action: 'ls',
+    summary: 'What the agent noticed: instances that died or changed health, routes restored (oldest first)',
+    run: async (call) => ({
+      body: call.events().filter((e) => (e.deployment === undefined ? call.token.scope.kind === 'admin' : selects(call.token.scope, { name: e.deployment }))),
+    }),
   },
   {
     method: 'GET',

@@ -13,6 +13,7 @@ import type { OpContext } from '../deploy/context.ts';
 import { DepadError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { TokenRecord } from '../store/records.ts';
+import type { AgentEvent } from '../agent/reconciler.ts';
 import type { AuditLog } from './audit.ts';
 import { ENDPOINTS } from './endpoints.ts';
 import type { Call, Endpoint } from './endpoints.ts';
@@ -29,6 +30,8 @@ export interface ApiDeps {
   audit: AuditLog;
   limiter: FailureLimiter;
   log: Logger;
+  /** What the agent's reconciler noticed (GET /v1/events). */
+  events?: () => readonly AgentEvent[];
   /** Runs state-changing operations one at a time (the agent's operation queue). */
   serialize<T>(fn: () => Promise<T>): Promise<T>;
   /**
@@ -105,7 +108,7 @@ async function handle(deps: ApiDeps, req: IncomingMessage, res: ServerResponse):
   const aborted = new AbortController();
   res.once('close', () => aborted.abort());
   const emit = (line: Record<string, unknown>) => void res.write(`${JSON.stringify(line)}\n`);
-  const call: Call = { token, params: match?.params ?? [], req, url, local: deps.local === true, ctx: { ...ctx, progress }, emit, signal: aborted.signal };
+  const call: Call = { token, params: match?.params ?? [], req, url, local: deps.local === true, ctx: { ...ctx, progress }, emit, signal: aborted.signal, events: deps.events ?? (() => []) };
   const action = match?.endpoint.action ?? 'ls';
   const audit = (result: 'ok' | 'error', status: number, code?: string) =>
     deps.audit.record({ ip, token: token.name, action, ...(call.deployment ? { deployment: call.deployment } : {}), result, status, ...(code ? { code } : {}) }, (error) =>

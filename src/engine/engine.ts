@@ -5,6 +5,8 @@
 import type Docker from 'dockerode';
 import { DepadError } from '../errors.ts';
 import { LogDemuxer, type LogLine } from './logs.ts';
+import { CONTAINER_EVENTS, EventLines, type ContainerEvent } from './events.ts';
+import { LABELS } from './types.ts';
 import type { ContainerPlan, ContainerState, EngineObject, NetworkPlan, VolumePlan } from './types.ts';
 
 /** Options for the engine connection. */
@@ -299,6 +301,27 @@ export class Engine {
   }
 
   /** Runs a command in a running container and collects its output and exit code. */
+  /**
+   * Container events of depad's objects (start, die, oom, health_status) as they happen, until
+   * `signal` aborts. `onEvent` gets each parsed event (see events.ts).
+   */
+  async containerEvents(onEvent: (event: ContainerEvent) => void, signal: AbortSignal): Promise<void> {
+    const docker = await this.#docker();
+    let stream: NodeJS.ReadableStream & { destroy(): void };
+    try {
+      stream = (await docker.getEvents({ filters: { type: ['container'], label: [LABELS.deploymentId], event: [...CONTAINER_EVENTS] } })) as unknown as NodeJS.ReadableStream & { destroy(): void };
+    } catch (error) {
+      throw this.#wrap(error, 'watch engine events');
+    }
+    const lines = new EventLines(onEvent);
+    await new Promise<void>((resolve) => {
+      signal.addEventListener('abort', () => (stream.destroy(), resolve()), { once: true });
+      stream.on('data', (chunk: Buffer) => lines.push(chunk));
+      stream.on('end', () => resolve());
+      stream.on('error', () => resolve());
+    });
+  }
+
   async exec(id: string, cmd: string[]): Promise<{ exitCode: number; stdout: string; stderr: string }> {
     try {
       const exec = await (await this.#docker()).getContainer(id).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
