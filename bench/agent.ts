@@ -1,6 +1,7 @@
 /**
- * Agent benchmark: `depad agent` with N deployments (default 200, the hello example, created
- * through the agent's socket with --no-wait), then the latency of the API's `ls`
+ * Agent benchmark: `depad agent` with N deployments (default 200: one busybox web service each,
+ * without a health check, so that 200 probes a second do not load the host; created through the
+ * agent's socket with --no-wait), then the latency of the API's `ls`
  * (GET /v1/deployments over HTTPS with a token, pinned CA; p50 and p99 of R requests, one at a
  * time) and the agent's memory (VmRSS). Everything it made is destroyed at the end.
  * Run: scripts/node bench/agent.ts [deployments] [requests]   (on a temporary DEPAD_HOME)
@@ -23,6 +24,8 @@ const env = { ...process.env, DEPAD_HOME: home, DEPAD_PORT_RANGE: '40000-49999',
 const depad = (args: string[]) => execFileSync(DEPAD, args, { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
 
+const config = path.join(home, 'bench.yml');
+await fs.writeFile(config, 'services:\n  web:\n    image: depad-example/app:1\n    environment:\n      APP_NAME: bench\n    ports:\n      - "8080"\n');
 const token = depad(['token', 'create', '--name', 'bench', '--scope', 'admin']).trim();
 const agent = spawn(DEPAD, ['--json', 'agent', '--api-port', '18943', '--api-host', '127.0.0.1', '--http-port', '18980', '--http-host', '127.0.0.1', '--tcp-host', '127.0.0.1'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
 const facts = await new Promise<{ fingerprint: string; apiPort: number }>((resolve) => {
@@ -37,7 +40,7 @@ const names = Array.from({ length: COUNT }, (_, i) => `bench-${String(i).padStar
 try {
   const rssIdle = rssMb(agent.pid as number);
   const started = Date.now();
-  for (const name of names) depad(['create', '-n', name, '-f', path.join(ROOT, 'examples/hello/depad.yml'), '--no-wait']);
+  for (const name of names) depad(['create', '-n', name, '-f', config, '--no-wait']);
   console.log(`created ${COUNT} deployments through the agent in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   const ca = await fetchPinnedCa('127.0.0.1', facts.apiPort, facts.fingerprint, { servername: 'localhost' });
   const ls = () =>

@@ -6,6 +6,7 @@
  */
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
+import fs from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import path from 'node:path';
@@ -179,3 +180,33 @@ async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs = 10_00
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
+
+test('depad agent --daemon returns once the agent listens; SIGTERM to its pid file stops it', async (t) => {
+  const h = await harness(t);
+  const port = await testPorts(t);
+  const started = await h.run(['agent', '--daemon', '--api-port', String(port()), '--api-host', '127.0.0.1', '--http-port', String(port()), '--http-host', '127.0.0.1', '--tcp-host', '127.0.0.1']);
+  t.is(started.code, 0, started.stderr);
+  t.regex(started.stdout, /running in the background, pid (\d+)/);
+  const pid = Number(await fs.readFile(path.join(h.home, 'agent.pid'), 'utf8'));
+  t.teardown(() => {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  });
+  t.is(Number(/pid (\d+)/.exec(started.stdout)?.[1]), pid);
+  t.is((await socketGet(agentSocketPath(h.home), '/v1/deployments')).status, 200);
+  t.is(((await fs.stat(path.join(h.home, 'agent.log'))).mode & 0o777), 0o600);
+  process.kill(pid, 'SIGTERM');
+  await waitFor(async () => {
+    try {
+      process.kill(pid, 0);
+      return undefined;
+    } catch {
+      return true;
+    }
+  });
+  t.regex(await fs.readFile(path.join(h.home, 'agent.log'), 'utf8'), /agent stopped/);
+  await t.throwsAsync(fs.access(path.join(h.home, 'agent.pid')), undefined, 'pid file removed');
+});

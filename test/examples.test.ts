@@ -4,13 +4,14 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import test from 'ava';
+import { existsSync } from 'node:fs';
 import type { DeploymentView } from '../src/deploy/status.ts';
 import { EXAMPLES, engineObjects, harness, httpGet } from './helpers/harness.ts';
 
 const examples = (await fs.readdir(EXAMPLES, { withFileTypes: true }))
   .filter((d) => d.isDirectory())
   .map((d) => d.name)
-  .filter((d) => d !== 'images');
+  .filter((d) => existsSync(path.join(EXAMPLES, d, 'depad.yml'))); // images/ and systemd/ are not deployments
 
 test('there are examples to test', (t) => {
   t.true(examples.includes('hello') && examples.includes('clinic'), examples.join(', '));

@@ -5,7 +5,8 @@
  * the deployment should run, it reports it (log, and the agent's event list) and republishes the
  * routes, so clients get 503 (or the instance again) instead of connection errors. Every action
  * runs in the agent's operation queue, after any operation under way, and re-reads the record:
- * instances an update or stop retires are not reported.
+ * instances an update or stop retires are not reported. A burst of events for one deployment
+ * republishes its routes once, and only when it has routed services.
  */
 import { publishLive } from '../deploy/routing.ts';
 import type { OpContext } from '../deploy/context.ts';
@@ -13,6 +14,7 @@ import { readPlan } from '../deploy/root-dir.ts';
 import type { ContainerEvent } from '../engine/events.ts';
 import { containerName } from '../render/names.ts';
 import type { Logger } from '../logger.ts';
+import type { DeploymentRecord } from '../store/records.ts';
 
 /** Something the agent noticed, as `GET /v1/events` lists it. */
 export interface AgentEvent {
@@ -36,6 +38,8 @@ export class Reconciler {
   readonly #events: AgentEvent[] = [];
   readonly #stop = new AbortController();
   #watching: Promise<void> | undefined;
+  /** Deployments (by ID) whose routes are to be republished; one queued job serves every event that comes meanwhile. */
+  readonly #dirty = new Set<string>();
 
   constructor(ctx: OpContext, serialize: <T>(fn: () => Promise<T>) => Promise<T>, log: Logger) {
     this.#ctx = ctx;
@@ -74,7 +78,7 @@ export class Reconciler {
   async #watch(): Promise<void> {
     while (!this.#stop.signal.aborted) {
       try {
-        await this.#ctx.engine.containerEvents((event) => void this.#serialize(() => this.#handle(event)).catch(() => {}), this.#stop.signal);
+        await this.#ctx.engine.containerEvents((event) => this.#onEvent(event), this.#stop.signal);
       } catch (error) {
         this.#note({ kind: 'watch-failed', detail: (error as Error).message });
         this.#log.warn({ error: (error as Error).message }, 'cannot watch engine events; retrying in 5 s');
@@ -83,11 +87,29 @@ export class Reconciler {
     }
   }
 
-  async #handle(event: ContainerEvent): Promise<void> {
+  /** Notes the event at once; republishes the deployment's routes in the queue, once per burst of events. */
+  #onEvent(event: ContainerEvent): void {
+    if (this.#dirty.has(event.deploymentId)) {
+      void this.#serialize(() => this.#report(event)).catch(() => {});
+      return;
+    }
+    this.#dirty.add(event.deploymentId);
+    void this.#serialize(async () => {
+      this.#dirty.delete(event.deploymentId);
+      const record = await this.#report(event);
+      if (record === undefined) return;
+      const plan = await readPlan(record.rootDir, record.revision);
+      if (!plan.services.some((s) => s.route)) return; // nothing routed: nothing to republish
+      await publishLive(this.#ctx, record, plan);
+    }).catch((error: Error) => this.#log.warn({ error: error.message }, 'could not republish routes'));
+  }
+
+  /** Records what the event means for a current instance; returns its deployment when it matters. */
+  async #report(event: ContainerEvent): Promise<DeploymentRecord | undefined> {
     const record = await this.#ctx.store.getDeployment(event.deploymentId);
-    if (record === undefined || record.phase !== 'ready') return;
+    if (record === undefined || record.phase !== 'ready') return undefined;
     const current = event.service !== '' && containerName(record.name, event.service, record.instances[event.service] ?? 1) === event.name;
-    if (!current) return; // an instance an update or destroy retired
+    if (!current) return undefined; // an instance an update or destroy retired
     const base = { deployment: record.name, service: event.service, instance: event.name };
     if (event.action === 'die' && record.desired === 'running') {
       this.#note({ kind: 'instance-died', ...base, ...(event.exitCode === undefined ? {} : { exitCode: event.exitCode }) });
@@ -98,10 +120,8 @@ export class Reconciler {
     } else if (event.action === 'start') this.#note({ kind: 'instance-started', ...base });
     else if (event.action === 'health_status: unhealthy') this.#note({ kind: 'instance-unhealthy', ...base });
     else if (event.action === 'health_status: healthy') this.#note({ kind: 'instance-healthy', ...base });
-    else return;
-    await publishLive(this.#ctx, record, await readPlan(record.rootDir, record.revision)).catch((error: Error) =>
-      this.#log.warn({ deployment: record.name, error: error.message }, 'could not republish routes'),
-    );
+    else return undefined;
+    return record;
   }
 
   /** Stops watching. */

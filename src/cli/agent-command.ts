@@ -3,9 +3,13 @@
  * the HTTPS management API and the local unix socket. On its first start it makes its CA and
  * prints the fingerprint remote clients pin. SIGINT/SIGTERM stop it gracefully.
  */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs/promises';
+import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
+import { DepadError } from '../errors.ts';
 import { resolveHome } from '../home.ts';
-import { processOutput } from './output.ts';
+import { processOutput, type Output } from './output.ts';
 import { cliLogger, type CommandOptions } from './runtime.ts';
 
 const portNumber = (v: string) => {
@@ -26,11 +30,13 @@ export function addAgentCommand(parent: Command): void {
     .option('--http-port <port>', 'proxy HTTP port (default 80 as root, else 8080)', portNumber)
     .option('--http-host <address>', 'proxy HTTP address', '0.0.0.0')
     .option('--tcp-host <address>', 'address the stable TCP ports listen on', '0.0.0.0')
+    .option('--daemon', 'run in the background (log in <home>/agent.log, pid in <home>/agent.pid); returns once it listens')
     .exitOverride()
     .action(async (opts: CommandOptions, cmd: Command) => {
       const g = cmd.optsWithGlobals<CommandOptions>();
       const output = processOutput(Boolean(g.json));
       const home = g.home ?? resolveHome();
+      if (opts.daemon) return daemonize(home, output);
       const { startAgent } = await import('../agent/agent.ts');
       const agent = await startAgent({
         home,
@@ -48,11 +54,49 @@ export function addAgentCommand(parent: Command): void {
         output.out(`depad agent: API on https://${String(opts.apiHost)}:${agent.apiPort}, local socket ${agent.socketPath}, proxy on :${agent.httpPort}\n`);
         output.out(`CA fingerprint (SHA-256): ${agent.fingerprint}${agent.newCa ? '   (new CA: give this to the clients that will pin it)' : ''}\n`);
       }
+      await fs.writeFile(pidFile(home), `${process.pid}\n`);
       await new Promise<void>((resolve) => {
         process.once('SIGINT', () => resolve());
         process.once('SIGTERM', () => resolve());
       });
       output.err('depad agent: stopping (letting running operations finish)\n');
       await agent.close();
+      await fs.rm(pidFile(home), { force: true });
     });
+}
+
+function pidFile(home: string): string {
+  return path.join(home, 'agent.pid');
+}
+
+/**
+ * Starts the agent again as a detached process (same arguments, without --daemon), its output
+ * appended to <home>/agent.log, and returns once it listens, printing what it printed.
+ */
+async function daemonize(home: string, output: Output): Promise<void> {
+  await fs.mkdir(home, { recursive: true, mode: 0o700 });
+  const logFile = path.join(home, 'agent.log');
+  const log = await fs.open(logFile, 'a', 0o600);
+  const start = (await fs.stat(logFile)).size;
+  const userArgs = process.argv.slice(2).filter((a, i) => !(i === 0 && a === '--') && a !== '--daemon');
+  const child = spawn(process.execPath, [...process.execArgv, process.argv[1] as string, '--', '--json', ...userArgs], { detached: true, stdio: ['ignore', log.fd, log.fd] });
+  child.unref();
+  await log.close();
+  let exited: number | null | undefined;
+  child.once('exit', (code) => (exited = code));
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const text = (await fs.readFile(logFile, 'utf8')).slice(start);
+    const line = text.split('\n').find((l) => l.startsWith('{"listening"'));
+    if (line) {
+      const facts = (JSON.parse(line) as { listening: { pid: number; apiPort: number; fingerprint: string; socket: string } }).listening;
+      if (output.json) output.out(`${line}\n`);
+      else output.out(`depad agent: running in the background, pid ${facts.pid}; API on port ${facts.apiPort}, socket ${facts.socket}; log ${logFile}\nCA fingerprint (SHA-256): ${facts.fingerprint}\n`);
+      return;
+    }
+    if (exited !== undefined || Date.now() > deadline) {
+      throw new DepadError('DEPAD_AGENT_UNAVAILABLE', `the agent did not start${exited !== undefined ? ` (exit ${exited})` : ''}: ${text.trim().split('\n').slice(-3).join(' | ')}`, { hint: `see ${logFile}` });
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }

@@ -365,7 +365,10 @@ export class Engine {
     if (statusOf(error) === 409) {
       return new DepadError('DEPAD_ENGINE_CONFLICT', `could not ${doing}: ${message}`, { cause: error });
     }
-    return new DepadError('DEPAD_ENGINE_ERROR', `could not ${doing}: ${message}`, { cause: error });
+    const hint = /non-overlapping IPv4 address pool/.test(message)
+      ? 'Docker has no address range left for another network (each deployment has one); give it more: "default-address-pools" in /etc/docker/daemon.json, see the README'
+      : undefined;
+    return new DepadError('DEPAD_ENGINE_ERROR', `could not ${doing}: ${message}`, { cause: error, ...(hint ? { hint } : {}) });
   }
 }
 
