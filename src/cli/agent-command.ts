@@ -6,18 +6,13 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { DepadError } from '../errors.ts';
 import { resolveHome } from '../home.ts';
 import { processOutput, type Output } from './output.ts';
 import { cliLogger, type CommandOptions } from './runtime.ts';
+import { collect, portNumber } from './option-parsers.ts';
 
-const portNumber = (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`not a port number: ${JSON.stringify(v)}`);
-  return n;
-};
-const collect = (value: string, previous: string[] = []) => [...previous, value];
 
 /** Adds `depad agent` to `parent`. */
 export function addAgentCommand(parent: Command): void {

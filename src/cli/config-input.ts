@@ -6,8 +6,8 @@ import type { ConfigWarning } from '../config/index.ts';
 import type { DeploymentSpec } from '../config/spec.ts';
 import { formatIssue } from '../errors.ts';
 import type { Output } from './output.ts';
+import { collect } from './option-parsers.ts';
 
-const collect = (value: string, previous: string[]) => [...previous, value];
 
 /**
  * Adds the options that give a deployment file and its variables (`-f`, `-e`, `--env-file`,

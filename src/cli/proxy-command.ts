@@ -3,18 +3,14 @@
  * `<DEPAD_HOME>/proxy/` (it never opens depad's database) and takes route changes from depad
  * commands over the control socket there, so create, update, stop and destroy reach it at once.
  */
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { proxyStateDir, resolveHome } from '../home.ts';
 import { cliLogger, type CommandOptions } from './runtime.ts';
 import { processOutput } from './output.ts';
+import { portNumber } from './option-parsers.ts';
 
 type Opts = CommandOptions;
 
-const portNumber = (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`not a port number: ${JSON.stringify(v)}`);
-  return n;
-};
 
 /** Adds `depad proxy` to `parent`. */
 export function addProxyCommand(parent: Command): void {

@@ -9,10 +9,10 @@ import { seg } from './agent-client.ts';
 import { agentFor } from './contexts.ts';
 import { printJson, processOutput, table } from './output.ts';
 import { withStore, type CommandOptions } from './runtime.ts';
+import { collect } from './option-parsers.ts';
 
 type TokenView = Pick<TokenRecord, 'id' | 'name' | 'scope' | 'createdAt' | 'revokedAt'>;
 
-const collect = (value: string, previous: string[] = []) => [...previous, value];
 
 /** Adds `depad token …` to `parent`. */
 export function addTokenCommands(parent: Command): void {
