@@ -12,6 +12,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import forge from 'node-forge';
 import { DepadError } from '../src/errors.ts';
+import { writePrivateFile } from '../src/private-file.ts';
 
 const DAY_MS = 86_400_000;
 /** Lifetime of the local CA. */
@@ -109,13 +110,6 @@ async function issueServer(ca: { cert: string; key: string }, hostnames: string[
   return { cert: forge.pki.certificateToPem(cert), key: privateKey };
 }
 
-/** Writes a file readable by its owner only, atomically (temporary file, then rename). */
-async function writePrivate(file: string, text: string): Promise<void> {
-  const tmp = `${file}.${process.pid}.tmp`;
-  await fs.writeFile(tmp, text, { mode: 0o600 });
-  await fs.rename(tmp, file);
-}
-
 async function readIfExists(file: string): Promise<string | undefined> {
   try {
     return await fs.readFile(file, 'utf8');
@@ -186,15 +180,15 @@ export async function ensureAgentTls(options: AgentTlsOptions): Promise<AgentTls
   const created = { ca: false, server: false };
   if (ca === undefined) {
     ca = await issueCa(now, os.hostname());
-    await writePrivate(path.join(dir, 'ca.key'), ca.key);
-    await writePrivate(path.join(dir, 'ca.crt'), ca.cert);
+    await writePrivateFile(path.join(dir, 'ca.key'), ca.key);
+    await writePrivateFile(path.join(dir, 'ca.crt'), ca.cert);
     created.ca = true;
   }
   let [cert, key] = await Promise.all([readIfExists(path.join(dir, 'server.crt')), readIfExists(path.join(dir, 'server.key'))]);
   if (!serverUsable(cert, key, ca.cert, hostnames, ips, now)) {
     const issued = await issueServer(ca, hostnames, ips, now);
-    await writePrivate(path.join(dir, 'server.key'), issued.key);
-    await writePrivate(path.join(dir, 'server.crt'), issued.cert);
+    await writePrivateFile(path.join(dir, 'server.key'), issued.key);
+    await writePrivateFile(path.join(dir, 'server.crt'), issued.cert);
     ({ cert, key } = issued);
     created.server = true;
   }

@@ -12,7 +12,7 @@
  */
 import http from 'node:http';
 import { DepadError } from '../src/errors.ts';
-import { claimSocket, listenOnUnixSocket } from './unix-socket.ts';
+import { claimSocket, listenOnUnixSocket } from './listeners.ts';
 import type { ErrorCode } from '../src/errors.ts';
 import type { Logger } from '../src/logger.ts';
 import { parseDeploymentRoutes, assertDeploymentName } from './routes.ts';

@@ -113,6 +113,8 @@ class ClientConnection implements ExchangeClient {
   #feeding = false;
   #clientEnded = false;
   #forwardFor: ForwardFor | undefined;
+  /** Cancels the wait for a paused route (while HELD). */
+  #cancelWait: (() => void) | undefined;
   /** When the connection times out (ms since epoch). */
   deadline: number;
 
@@ -199,8 +201,6 @@ class ClientConnection implements ExchangeClient {
       else this.#reply(503, outcome.kind === 'timeout' ? MESSAGES.pausedTooLong : MESSAGES.closing, false);
     });
   }
-
-  #cancelWait: (() => void) | undefined;
 
   #forward(head: RequestHead, active: ActiveRoute): void {
     const i = nextUpstream(active);

@@ -8,10 +8,10 @@
 import { readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import net from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { createLogger } from '../src/logger.ts';
 import type { Logger } from '../src/logger.ts';
 import { startControlServer } from './control-server.ts';
+import { listenTcp } from './listeners.ts';
 import type { ControlServer } from './control-server.ts';
 import { ClientConnections, HEADERS_TIMEOUT_MS, KEEP_ALIVE_TIMEOUT_MS } from './http-connection.ts';
 import type { ForwardContext } from './http-connection.ts';
@@ -80,16 +80,6 @@ function packageVersion(): string {
   }
 }
 
-function listen(server: net.Server, port: number, host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ port, host }, () => {
-      server.off('error', reject);
-      resolve((server.address() as AddressInfo).port);
-    });
-  });
-}
-
 /** Starts a proxy on `options.stateDir`; resolves once every listener is up. */
 export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
   const log = options.logger ?? createLogger();
@@ -125,7 +115,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
   try {
     // The control socket is claimed first: a second proxy on the same state fails before binding anything.
     control = await startControlServer({ socketPath: paths.socketPath, table, upstreams, gate, log, version: packageVersion() });
-    httpPort = await listen(server, options.httpPort ?? 80, options.httpHost ?? '0.0.0.0');
+    httpPort = await listenTcp(server, options.httpPort ?? 80, options.httpHost ?? '0.0.0.0');
     await tcp.sync(table.snapshot);
   } catch (error) {
     await control?.close();

@@ -3,10 +3,10 @@
  * directory): read at proxy start, rewritten atomically (temp file, fsync, rename; mode 0600) on
  * every change by the proxy, or by the CLI's client when no proxy runs.
  */
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { DepadError } from '../src/errors.ts';
+import { writePrivateFile } from '../src/private-file.ts';
 import { EMPTY_SNAPSHOT, parseSnapshot } from './routes.ts';
 import type { RouteSnapshot } from './types.ts';
 
@@ -44,31 +44,8 @@ export async function readSnapshotFile(file: string): Promise<RouteSnapshot> {
   }
 }
 
-/** Writes `snapshot` to `file` atomically: a temp file beside it (mode 0600), fsync, rename, fsync of the directory. */
+/** Writes `snapshot` to `file` atomically (mode 0600; see writePrivateFile). */
 export async function writeSnapshotFile(file: string, snapshot: RouteSnapshot): Promise<void> {
-  const dir = path.dirname(file);
-  await fs.mkdir(dir, { recursive: true, mode: STATE_DIR_MODE });
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  const text = JSON.stringify({ format: SNAPSHOT_FORMAT, version: snapshot.version, routes: snapshot.routes }, null, 2) + '\n';
-  const handle = await fs.open(tmp, 'wx', 0o600);
-  try {
-    await handle.writeFile(text, 'utf8');
-    await handle.sync();
-  } catch (error) {
-    await handle.close().catch(() => {});
-    await fs.rm(tmp, { force: true });
-    throw error;
-  }
-  await handle.close();
-  try {
-    await fs.rename(tmp, file);
-  } catch (error) {
-    await fs.rm(tmp, { force: true });
-    throw error;
-  }
-  const dirHandle = await fs.open(dir, 'r').catch(() => undefined);
-  if (dirHandle) {
-    await dirHandle.sync().catch(() => {});
-    await dirHandle.close();
-  }
+  await fs.mkdir(path.dirname(file), { recursive: true, mode: STATE_DIR_MODE });
+  await writePrivateFile(file, JSON.stringify({ format: SNAPSHOT_FORMAT, version: snapshot.version, routes: snapshot.routes }, null, 2) + '\n');
 }

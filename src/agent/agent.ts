@@ -9,7 +9,6 @@
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { ensureAgentTls } from '../../certs/local-ca.ts';
@@ -17,7 +16,7 @@ import { ProxyClient } from '../../proxy/client.ts';
 import { startProxy } from '../../proxy/index.ts';
 import type { ProxyHandle } from '../../proxy/index.ts';
 import { proxyPaths } from '../../proxy/paths.ts';
-import { claimSocket, listenOnUnixSocket } from '../../proxy/unix-socket.ts';
+import { claimSocket, listenOnUnixSocket, listenTcp } from '../../proxy/listeners.ts';
 import { AuditLog } from '../api/audit.ts';
 import { FailureLimiter } from '../api/failures.ts';
 import { createApiHandler, operationQueue } from '../api/handler.ts';
@@ -58,16 +57,6 @@ export interface AgentHandle {
   newCa: boolean;
   /** Stops accepting, waits for running operations, drains the proxy, releases the state. */
   close(): Promise<void>;
-}
-
-function listenTcp(server: https.Server, port: number, host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve((server.address() as AddressInfo).port);
-    });
-  });
 }
 
 /** Starts the agent; fails at once (DEPAD_STATE_LOCKED) when another depad holds the state. */

@@ -15,7 +15,7 @@ import { destroyDeployment, restartDeployment, startDeployment, stopDeployment }
 import { resolveDeployment } from '../deploy/resolve.ts';
 import { listDeploymentViews, listRevisions, readLogs, viewDeployment } from '../deploy/status.ts';
 import { parseRemoteConfig, planUpdate, rollbackDeployment, updateDeployment, updateRequestFor } from '../deploy/update.ts';
-import type { UpdateTarget } from '../deploy/update.ts';
+import type { UpdateOutcome, UpdateResult, UpdateTarget } from '../deploy/update.ts';
 import { DepadError } from '../errors.ts';
 import type { TokenRecord } from '../store/records.ts';
 import { onlyFields, readJsonObject, readOptionalJsonObject, stringField, stringMapField, stringsField } from './body.ts';
@@ -119,6 +119,11 @@ function updateTarget(call: Call, body: Record<string, unknown>): UpdateTarget {
   };
 }
 
+/** What update and rollback answer: the deployment after it, the diff, the new revision (if any). */
+async function outcome(call: Call, result: UpdateResult): Promise<UpdateOutcome> {
+  return { view: await viewDeployment(call.ctx, result.record), diff: result.diff, revision: result.revision };
+}
+
 /** The endpoints, in the order the OpenAPI document lists them. */
 export const ENDPOINTS: Endpoint[] = [
   {
@@ -214,7 +219,7 @@ export const ENDPOINTS: Endpoint[] = [
       onlyFields(body, ['to']);
       if (body.to !== undefined && !(Number.isInteger(body.to) && (body.to as number) > 0)) throw new DepadError('DEPAD_USAGE', 'field to must be a revision number');
       const result = await rollbackDeployment(call.ctx, record, body.to as number | undefined);
-      return { body: { view: await viewDeployment(call.ctx, result.record), diff: result.diff, revision: result.revision } };
+      return { body: await outcome(call, result) };
     },
   },
   ...(['start', 'stop', 'restart'] as const).map(
@@ -245,7 +250,7 @@ export const ENDPOINTS: Endpoint[] = [
     run: async (call) => {
       const record = await scopedDeployment(call, 'update');
       const result = await updateDeployment(call.ctx, record, await updateRequestFor(record, updateTarget(call, await readJsonObject(call.req))));
-      return { body: { view: await viewDeployment(call.ctx, result.record), diff: result.diff, revision: result.revision } };
+      return { body: await outcome(call, result) };
     },
   },
   {

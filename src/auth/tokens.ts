@@ -6,12 +6,11 @@
  * deployments a token selects (see TokenScope).
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { NAME_PATTERN } from '../deploy/resolve.ts';
 import { DepadError } from '../errors.ts';
 import type { TokenRecord, TokenScope } from '../store/records.ts';
 import type { Store } from '../store/store.ts';
 
-/** Token names: like deployment names (lowercase letters, digits, `-`), ≤ 63 characters. */
-const TOKEN_NAME = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 const TOKEN_FORMAT = /^depad_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$/;
 /** A deployment selector entry: a name, or a prefix ending in `*`. */
 const NAME_SELECTOR = /^[a-z0-9][a-z0-9-]{0,62}\*?$/;
@@ -94,7 +93,8 @@ export function scopeText(scope: TokenScope): string {
 
 /** Makes a token. Returns the token text (shown once, never stored) and its record. */
 export async function createToken(store: Store, name: string, scope: TokenScope, now = new Date()): Promise<{ token: string; record: TokenRecord }> {
-  if (!TOKEN_NAME.test(name)) throw new DepadError('DEPAD_NAME_INVALID', `invalid token name ${JSON.stringify(name)}`, { hint: 'use lowercase letters, digits and -, e.g. ci-deploy' });
+  // Token names follow the rules of deployment names.
+  if (!NAME_PATTERN.test(name)) throw new DepadError('DEPAD_NAME_INVALID', `invalid token name ${JSON.stringify(name)}`, { hint: 'use lowercase letters, digits and -, e.g. ci-deploy' });
   const tokens = await store.listTokens();
   if (tokens.some((t) => t.name === name && t.revokedAt === undefined)) {
     throw new DepadError('DEPAD_NAME_TAKEN', `a token named ${name} exists`, { hint: `revoke it first (depad token revoke ${name}) or pick another name` });

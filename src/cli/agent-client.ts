@@ -9,7 +9,7 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { socketAnswers } from '../../proxy/unix-socket.ts';
+import { socketAnswers } from '../../proxy/listeners.ts';
 import type { ProgressEvent } from '../deploy/context.ts';
 import { DepadError, ERROR_CODES } from '../errors.ts';
 import type { ErrorCode } from '../errors.ts';

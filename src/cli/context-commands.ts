@@ -3,14 +3,13 @@
  * by its fingerprint and checks the token against the agent before saving anything.
  */
 import { Command } from 'commander';
+import { NAME_PATTERN } from '../deploy/resolve.ts';
 import { DepadError } from '../errors.ts';
 import { AgentClient } from './agent-client.ts';
 import { contextsPath, parseAgentUrl, pinnedClient, readContexts, writeContexts } from './contexts.ts';
 import { parseSshUrl } from './ssh-transport.ts';
 import { printJson, processOutput, table } from './output.ts';
 import type { CommandOptions } from './runtime.ts';
-
-const CONTEXT_NAME = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 
 /** Adds `depad context …` to `parent`. */
 export function addContextCommands(parent: Command): void {
@@ -26,7 +25,7 @@ export function addContextCommands(parent: Command): void {
     .action(async (name: string, opts: CommandOptions, cmd: Command) => {
       const g = cmd.optsWithGlobals<CommandOptions>();
       const output = processOutput(Boolean(g.json));
-      if (!CONTEXT_NAME.test(name) || name === 'local') throw new DepadError('DEPAD_NAME_INVALID', `invalid context name ${JSON.stringify(name)}`, { hint: 'lowercase letters, digits and -; "local" is reserved' });
+      if (!NAME_PATTERN.test(name) || name === 'local') throw new DepadError('DEPAD_NAME_INVALID', `invalid context name ${JSON.stringify(name)}`, { hint: 'lowercase letters, digits and -; "local" is reserved' });
       const url = parseAgentUrl(String(opts.agent));
       const file = await readContexts();
       if (url.protocol === 'ssh:') {

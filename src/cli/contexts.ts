@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fetchPinnedCa, normalizeFingerprint } from '../../certs/pin.ts';
 import { DepadError } from '../errors.ts';
+import { writePrivateFile } from '../private-file.ts';
 import { resolveHome } from '../home.ts';
 import { AgentClient, localAgent } from './agent-client.ts';
 import { parseSshUrl } from './ssh-transport.ts';
@@ -57,9 +58,7 @@ export async function readContexts(file = contextsPath()): Promise<ContextsFile>
 /** Writes the contexts file (0600, atomically). */
 export async function writeContexts(value: ContextsFile, file = contextsPath()): Promise<void> {
   await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-  const tmp = `${file}.${process.pid}.tmp`;
-  await fs.writeFile(tmp, `${JSON.stringify(value, null, 2)}\n`, { mode: 0o600 });
-  await fs.rename(tmp, file);
+  await writePrivateFile(file, `${JSON.stringify(value, null, 2)}\n`);
 }
 
 /** Checks an agent address: `https://host[:port]` or `ssh://user@host[:port][/depad-home]`. */

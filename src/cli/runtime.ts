@@ -3,7 +3,6 @@
  * depad), connect the engine, recover interrupted operations, run, always close. Ctrl-C aborts
  * the running operation, which undoes its steps; a second Ctrl-C exits at once.
  */
-import { existsSync } from 'node:fs';
 import { Engine } from '../engine/engine.ts';
 import { DepadError, isDepadError } from '../errors.ts';
 import { agentSocketPath, proxyStateDir, resolveHome } from '../home.ts';
@@ -14,12 +13,11 @@ import { Store } from '../store/store.ts';
 // The client and paths only: ordinary commands do not load the proxy server.
 import { ProxyClient } from '../../proxy/client.ts';
 import { proxyPaths } from '../../proxy/paths.ts';
-import { socketAnswers } from '../../proxy/unix-socket.ts';
 import type { Command } from 'commander';
 import { resolveDeployment } from '../deploy/resolve.ts';
 import type { DeploymentRecord } from '../store/records.ts';
 import { processOutput, progressPrinter, type Output } from './output.ts';
-import type { AgentClient } from './agent-client.ts';
+import { localAgent, type AgentClient } from './agent-client.ts';
 import { agentFor } from './contexts.ts';
 
 /** Global options every command accepts. */
@@ -130,8 +128,8 @@ export async function withStore<T>(globals: GlobalOptions, command: string, fn: 
  * instead of waiting for a lock the agent never releases.
  */
 async function assertNoAgent(home: string): Promise<void> {
+  if ((await localAgent(home)) === undefined) return;
   const socket = agentSocketPath(home);
-  if (!existsSync(socket) || !(await socketAnswers(socket))) return;
   throw new DepadError('DEPAD_STATE_LOCKED', `a depad agent owns the state in ${home}`, {
     hint: `this command does not go through the agent yet; use its API (curl --unix-socket ${socket} http://agent/v1/openapi.json) or stop the agent.`,
   });

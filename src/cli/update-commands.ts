@@ -5,8 +5,7 @@ import { loadConfig } from '../config/index.ts';
 import type { OpContext } from '../deploy/context.ts';
 import type { PlanDiff } from '../deploy/diff.ts';
 import { viewDeployment } from '../deploy/status.ts';
-import { planUpdate, rollbackDeployment, updateDeployment, updateRequestFor, type UpdateTarget } from '../deploy/update.ts';
-import type { DeploymentView } from '../deploy/status.ts';
+import { planUpdate, rollbackDeployment, updateDeployment, updateRequestFor, type UpdateOutcome, type UpdateTarget } from '../deploy/update.ts';
 import { DepadError } from '../errors.ts';
 import type { DeploymentRecord, RevisionRecord } from '../store/records.ts';
 import { seg, type AgentClient } from './agent-client.ts';
@@ -104,14 +103,6 @@ export function addUpdateCommands(parent: Command): void {
 
 async function printResult(ctx: OpContext, output: Output, record: DeploymentRecord, diff: PlanDiff, revision: number | undefined): Promise<void> {
   printUpdate(output, { view: await viewDeployment(ctx, record), diff, revision });
-}
-
-/** What update and rollback answer (also over the agent's API). */
-export interface UpdateOutcome {
-  view: DeploymentView;
-  diff: PlanDiff;
-  /** The new revision, or undefined when nothing changed. */
-  revision: number | undefined;
 }
 
 /** Prints an update's or rollback's outcome. */

@@ -16,6 +16,7 @@ import type { DeploymentRecord, JournalEntry, PortAssignment, RevisionRecord } f
 import { checkpoint, type OpContext } from './context.ts';
 import { ensureImages, portsNeeded, type PullPolicy } from './create.ts';
 import { diffPlans, type PlanDiff } from './diff.ts';
+import type { DeploymentView } from './status.ts';
 import { ensureNetworks, ensureVolumes, listInstances } from './materialize.ts';
 import { reconcileToRecord } from './recover.ts';
 import { promoteRevision, readPlan, readRevisionSpec, writeRevision, type StoredPlan } from './root-dir.ts';
@@ -40,6 +41,14 @@ export interface UpdateResult {
   /** The new revision, or undefined when nothing changed. */
   revision: number | undefined;
   diff: PlanDiff;
+}
+
+/** What update and rollback answer the user (the CLI prints it; the API sends it). */
+export interface UpdateOutcome {
+  view: DeploymentView;
+  diff: PlanDiff;
+  /** The new revision, or undefined when nothing changed. */
+  revision: number | undefined;
 }
 
 /** Plans the new revision and compares it with the current one; changes nothing. */

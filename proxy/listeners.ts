@@ -1,12 +1,24 @@
 /**
- * Unix sockets for local control (the proxy's control channel, the agent's API): a socket file
- * left by a process that died is replaced, one that answers means another process runs, and the
- * socket is made mode 0660 (owner and group: access is by file permission).
+ * Opening listeners. TCP: resolves with the port actually bound. Unix sockets for local control
+ * (the proxy's control channel, the agent's API): a socket file left by a process that died is
+ * replaced, one that answers means another process runs, and the socket is made mode 0660 (owner
+ * and group: access is by file permission).
  */
 import fs from 'node:fs/promises';
 import net from 'node:net';
-import type { Server } from 'node:net';
+import type { AddressInfo, Server } from 'node:net';
 import { DepadError } from '../src/errors.ts';
+
+/** Listens on `host:port` (0 picks a port); resolves with the port bound, rejects on a bind error. */
+export function listenTcp(server: Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ port, host }, () => {
+      server.off('error', reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
 
 /** True when something accepts connections on the unix socket `socketPath`. */
 export function socketAnswers(socketPath: string, timeoutMs = 1000): Promise<boolean> {
