@@ -21,6 +21,8 @@ import { Tunnel } from './tunnel.ts';
 import { abortSocket } from './upstreams.ts';
 import type { UpstreamEntry, Upstreams } from './upstreams.ts';
 import type { UpstreamSocket } from './upstream-socket.ts';
+import type { CertificateSource, ChallengeResponder } from './types.ts';
+import { normalizeHost } from './routes.ts';
 
 /** What the connections of one listener share. */
 export interface ForwardContext {
@@ -36,6 +38,10 @@ export interface ForwardContext {
   headersTimeoutMs: number;
   /** How long an idle keep-alive client connection is kept, and how long a client may take to send a request head. */
   keepAliveTimeoutMs: number;
+  /** Answers `/.well-known/acme-challenge/<token>` on any host, before routing (HTTP listener). */
+  challenges?: ChallengeResponder;
+  /** The HTTPS listener, for `https: redirect` routes: its port and its certificates. */
+  httpsRedirect?: { port: number; certificates: CertificateSource };
 }
 
 /** How long an upstream may take to send response headers, by default. */
@@ -48,7 +54,11 @@ const LINGER_MS = 30_000;
 const MAX_PENDING = 64 * 1024;
 
 const LF2 = Buffer.from('\n\n');
+/** Where ACME servers fetch HTTP-01 key authorizations (RFC 8555 §8.3). */
+const CHALLENGE_PREFIX = '/.well-known/acme-challenge/';
 const REASONS: Record<number, string> = {
+  200: 'OK',
+  308: 'Permanent Redirect',
   400: 'Bad Request',
   404: 'Not Found',
   408: 'Request Timeout',
@@ -182,9 +192,21 @@ class ClientConnection implements ExchangeClient {
     if ('error' in head) return this.#reply(head.error, `${MESSAGES.badRequest}: ${head.reason}`, false);
     this.#method = head.method;
     const keep = head.keepAlive && head.framing.kind === 'none';
+    if (ctx.challenges !== undefined && head.target.startsWith(CHALLENGE_PREFIX)) {
+      const answer = ctx.challenges.keyAuthorization(head.target.slice(CHALLENGE_PREFIX.length));
+      if (answer !== undefined) return this.#respond(200, 'application/octet-stream', answer, '', keep);
+    }
     if (ctx.closing()) return this.#reply(503, MESSAGES.closing, false);
     const active = ctx.table.httpRoute(head.host);
     if (active === undefined) return this.#reply(404, MESSAGES.noRoute, keep);
+    if (active.route.https === 'redirect' && ctx.httpsRedirect !== undefined && head.target !== '*') {
+      const host = normalizeHost(head.host);
+      const { port, certificates } = ctx.httpsRedirect;
+      if (certificates.context(host) !== undefined) {
+        const location = `https://${host}${port === 443 ? '' : `:${port}`}${head.target}`;
+        return this.#respond(308, 'text/plain; charset=utf-8', `depad proxy: moved to ${location}\n`, `Location: ${location}\r\n`, keep);
+      }
+    }
     if (active.route.pausedUntil === undefined || !isPaused(active)) return this.#forward(head, active);
     this.#state = HELD;
     this.deadline = Infinity;
@@ -230,13 +252,17 @@ class ClientConnection implements ExchangeClient {
 
   /** Answers with a short plain-text page; keeps the connection for the next request when `keep`. */
   #reply(status: number, text: string, keep: boolean): void {
+    this.#respond(status, 'text/plain; charset=utf-8', `${text}\n`, status === 503 ? 'Retry-After: 1\r\n' : '', keep);
+  }
+
+  /** Writes the proxy's own response (`fields`: extra header lines, each ending in CRLF). */
+  #respond(status: number, type: string, body: string, fields: string, keep: boolean): void {
     if (this.#state === CLOSED) return;
-    const body = this.#method === 'HEAD' ? '' : `${text}\n`;
     keep &&= !this.#ctx.closing();
     this.#socket.write(
-      `HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(`${text}\n`)}\r\n` +
-        `Cache-Control: no-store\r\n${status === 503 ? 'Retry-After: 1\r\n' : ''}${keep ? '' : 'Connection: close\r\n'}\r\n${body}`,
-      'latin1',
+      `HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\nContent-Type: ${type}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+        `Cache-Control: no-store\r\n${fields}${keep ? '' : 'Connection: close\r\n'}\r\n${this.#method === 'HEAD' ? '' : body}`,
+      'utf8',
     );
     if (keep) this.#next();
     else this.#close();

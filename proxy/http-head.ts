@@ -42,6 +42,8 @@ const RESPONSE_HEAD = new RegExp(`^HTTP/1\\.[01] \\d{3}(?: [${VALUE_CHARS}]*)?${
 /** A parsed request, with its head as it goes upstream. */
 export interface RequestHead {
   method: string;
+  /** The request target in origin form (`/path?query`; an absolute-form target reduced to it), or `*`. */
+  target: string;
   /** HTTP/1.minor. */
   minor: 0 | 1;
   /** The host the request is for (Host, or the authority of an absolute-form target), as sent. */
@@ -132,6 +134,7 @@ export function parseRequestHead(text: string, fwd: ForwardFor): RequestHead | H
   out += `X-Forwarded-For: ${xff === undefined ? fwd.clientIp : `${xff}, ${fwd.clientIp}`}\r\nX-Forwarded-Proto: ${fwd.proto}\r\nX-Forwarded-Host: ${host}\r\n\r\n`;
   return {
     method,
+    target,
     minor,
     host,
     framing,

@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import net from 'node:net';
+import tls from 'node:tls';
 import { createLogger } from '../src/logger.ts';
 import type { Logger } from '../src/logger.ts';
 import { startControlServer } from './control-server.ts';
@@ -19,7 +20,7 @@ import { PauseGate } from './pause-gate.ts';
 import { RouteTable } from './route-table.ts';
 import { STATE_DIR_MODE } from './snapshot-file.ts';
 import { TcpListeners } from './tcp-proxy.ts';
-import type { RouteSnapshot } from './types.ts';
+import type { CertificateSource, ChallengeResponder, RouteSnapshot } from './types.ts';
 import { Upstreams } from './upstreams.ts';
 import type { UpstreamLoad } from './upstreams.ts';
 
@@ -28,7 +29,7 @@ export { ProxyClient } from './client.ts';
 /** The client's options, health answer and route-change result. */
 export type { ProxyClientOptions, ProxyHealth, RouteChange } from './client.ts';
 /** The shared vocabulary (types.ts). */
-export type { DrainResult, Route, RouteSnapshot, Upstream } from './types.ts';
+export type { CertificateSource, ChallengeResponder, DrainResult, Route, RouteSnapshot, Upstream } from './types.ts';
 /** In-flight counts per upstream, as `load()` reports them. */
 export type { UpstreamLoad } from './upstreams.ts';
 
@@ -54,15 +55,23 @@ export interface ProxyOptions {
   headersTimeoutMs?: number;
   /** How long an idle client connection is kept, and how long a client may take to send a request head (default 60 000 ms). */
   keepAliveTimeoutMs?: number;
+  /** The HTTPS listener (TLS with SNI): where, and the certificates it serves. Unset: none. */
+  https?: { port: number; host?: string; certificates: CertificateSource };
+  /** Answers ACME HTTP-01 challenges on the HTTP listener. */
+  challenges?: ChallengeResponder;
 }
 
 /** A running proxy. */
 export interface ProxyHandle {
   /** The HTTP listener's port (the one picked when `httpPort` was 0). */
   readonly httpPort: number;
+  /** The HTTPS listener's port, when there is one. */
+  readonly httpsPort: number | undefined;
   readonly paths: ProxyPaths;
   /** The current route snapshot. */
   routes(): RouteSnapshot;
+  /** Calls `listener` after every route change with the new snapshot. */
+  onRoutes(listener: (snapshot: RouteSnapshot) => void): void;
   /** In-flight requests, WebSockets and TCP connections per busy upstream (`host:port`). */
   load(): Record<string, UpstreamLoad>;
   /** Ports the TCP route listeners listen on now. */
@@ -109,28 +118,36 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
   const clients = new ClientConnections();
   // Half-open: a client that ends its side after a request still gets the response.
   const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => clients.accept(socket, ctx));
+  const secure = options.https === undefined ? undefined : httpsServer(options.https.certificates, clients, { ...ctx, proto: 'https' }, log);
+  if (options.challenges) ctx.challenges = options.challenges;
 
   let control: ControlServer | undefined;
   let httpPort: number;
+  let httpsPort: number | undefined;
   try {
     // The control socket is claimed first: a second proxy on the same state fails before binding anything.
     control = await startControlServer({ socketPath: paths.socketPath, table, upstreams, gate, log, version: packageVersion() });
     httpPort = await listenTcp(server, options.httpPort ?? 80, options.httpHost ?? '0.0.0.0');
+    if (secure && options.https) {
+      httpsPort = await listenTcp(secure, options.https.port, options.https.host ?? options.httpHost ?? '0.0.0.0');
+      ctx.httpsRedirect = { port: httpsPort, certificates: options.https.certificates };
+    }
     await tcp.sync(table.snapshot);
   } catch (error) {
     await control?.close();
     await tcp.close();
     server.close();
+    secure?.close();
     clients.destroyAll();
     throw error;
   }
-  log.info({ httpPort, routes: table.snapshot.routes.length, version: table.snapshot.version }, 'proxy started');
+  log.info({ httpPort, httpsPort, routes: table.snapshot.routes.length, version: table.snapshot.version }, 'proxy started');
 
   let closed: Promise<void> | undefined;
   const close = async (): Promise<void> => {
     closing = true;
     gate.close();
-    const httpClosed = new Promise<void>((resolve) => server.close(() => resolve()));
+    const httpClosed = Promise.all([server, ...(secure ? [secure] : [])].map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
     clients.closeIdle();
     await Promise.all([tcp.close(), control?.close()]);
     const destroyed = await upstreams.closeAll(options.closeTimeoutMs ?? 10_000);
@@ -140,10 +157,39 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
   };
   return {
     httpPort,
+    httpsPort,
     paths,
     routes: () => table.snapshot,
+    onRoutes: (listener) => table.onChange(listener),
     load: () => upstreams.stats(),
     tcpPorts: () => tcp.ports,
     close: () => (closed ??= close()),
   };
+}
+
+/**
+ * The HTTPS listener: TLS with the certificate SNI names (none → the handshake is refused), HTTP/1.1
+ * by ALPN, then the same client connections as the HTTP listener, with X-Forwarded-Proto https.
+ */
+function httpsServer(certificates: CertificateSource, clients: ClientConnections, ctx: ForwardContext, log: Logger): tls.Server {
+  const server = tls.createServer(
+    {
+      // Not half-open: a TLS socket that gets EOF during the handshake would wait for ever.
+      noDelay: true,
+      // Handshakes that stall are cut off long before the 120 s default.
+      handshakeTimeout: 10_000,
+      ALPNProtocols: ['http/1.1'],
+      SNICallback: (servername, done) => {
+        const context = certificates.context(servername.toLowerCase());
+        if (context) done(null, context);
+        else done(new Error(`no certificate for ${servername}`));
+      },
+    },
+    (socket) => clients.accept(socket, ctx),
+  );
+  server.on('tlsClientError', (error, socket) => {
+    log.debug({ err: error.message, client: socket.remoteAddress }, 'TLS handshake failed');
+    socket.destroy();
+  });
+  return server;
 }

@@ -56,7 +56,7 @@ function parseUpstream(value: unknown, where: string): Upstream {
 /** Validates one route as received; returns a clean copy (hosts lowercased, unknown fields dropped). */
 export function parseRoute(value: unknown, where: string): Route {
   if (!isRecord(value)) throw bad(`${where}: a route must be an object`);
-  const { id, deployment, service, kind, hosts, listenPort, upstreams, pausedUntil } = value;
+  const { id, deployment, service, kind, hosts, listenPort, upstreams, pausedUntil, https } = value;
   if (typeof id !== 'string' || id === '') throw bad(`${where}.id: must be a non-empty string`);
   if (typeof deployment !== 'string') throw bad(`${where}.deployment: must be a string`);
   if (typeof service !== 'string' || service === '') throw bad(`${where}.service: must be a non-empty string`);
@@ -77,6 +77,11 @@ export function parseRoute(value: unknown, where: string): Route {
     hosts: [],
     upstreams: upstreams.map((u, i) => parseUpstream(u, `${where}.upstreams[${i}]`)),
   };
+  if (https !== undefined) {
+    if (https !== 'redirect' && https !== 'off') throw bad(`${where}.https: must be "redirect" or "off"`);
+    if (kind !== 'http') throw bad(`${where}.https: only http routes are served over HTTPS`);
+    route.https = https;
+  }
   if (kind === 'http') {
     if (listenPort !== undefined) throw bad(`${where}.listenPort: only tcp routes have a listen port`);
     if (hostList.length === 0) throw bad(`${where}.hosts: an http route needs at least one host`);

@@ -21,6 +21,12 @@ export interface Route {
   kind: 'http' | 'tcp';
   /** http: the hostnames that reach this route (lowercase, no port). */
   hosts: string[];
+  /**
+   * http: HTTPS on the proxy's TLS listener. Unset: served over HTTPS when a certificate for the
+   * host exists (ACME), and over HTTP as well; `redirect`: plain HTTP requests get a 308 to HTTPS
+   * when a certificate exists; `off`: no certificate is requested for its hosts.
+   */
+  https?: 'redirect' | 'off';
   /** tcp: the stable host port the proxy listens on for this route. */
   listenPort?: number;
   /** Instances that take new requests/connections (round robin); empty → 503 / connection held or refused. */
@@ -46,4 +52,15 @@ export interface DrainResult {
   /** Requests, WebSockets and TCP connections still open when the wait ended (then destroyed). */
   remaining: number;
   waitedMs: number;
+}
+
+/** Answers ACME HTTP-01 challenges: the key authorization for a token being validated now. */
+export interface ChallengeResponder {
+  keyAuthorization(token: string): string | undefined;
+}
+
+/** The certificates the HTTPS listener serves, by SNI name (lowercase). */
+export interface CertificateSource {
+  /** The TLS context for `servername`, or undefined (the handshake is refused). */
+  context(servername: string): import('node:tls').SecureContext | undefined;
 }

@@ -30,6 +30,11 @@ export function agentTlsDir(home: string): string {
   return path.join(home, 'certs', 'agent');
 }
 
+/** The ACME account keys and the certificates the proxy serves over HTTPS. */
+export function acmeDir(home: string): string {
+  return path.join(home, 'certs', 'acme');
+}
+
 /** The root directory of one deployment: `<home>/deployments/<id>`. `id` is depad-generated hex. */
 export function deploymentRoot(home: string, id: string): string {
   if (!/^[0-9a-f]{32}$/.test(id)) throw new Error(`not a deployment id: ${id}`);

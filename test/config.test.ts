@@ -552,6 +552,7 @@ test('service x-depad: routes, health probes, timeouts; top-level domain', (t) =
       '      expose: http',
       '      port: 8080',
       '      hostnames: [Clinic.Example.com]',
+      '      https: redirect',
       '      health: { http: /health, status: 204 }',
       '      drain_timeout: 5s',
       '  db:',
@@ -565,7 +566,7 @@ test('service x-depad: routes, health probes, timeouts; top-level domain', (t) =
   );
   t.is(spec.depad.domain, 'apps.example.com');
   t.deepEqual(spec.services.web!.depad, {
-    route: { kind: 'http', port: 8080, hostnames: ['clinic.example.com'] },
+    route: { kind: 'http', port: 8080, hostnames: ['clinic.example.com'], https: 'redirect' },
     health: { kind: 'http', path: '/health', status: 204 },
     drainTimeoutMs: 5000,
     pauseTimeoutMs: 30_000,
@@ -580,6 +581,9 @@ test('service x-depad problems are located', (t) => {
   t.regex(bad('      expose: udp\n      port: 80\n'), /cfg\.yml:6:15 services\.web\.x-depad\.expose: expose must be http or tcp/);
   t.regex(bad('      expose: http\n'), /cfg\.yml:6:15 services\.web\.x-depad\.expose: say which container port/);
   t.regex(bad('      port: 80\n'), /cfg\.yml:6:7 services\.web\.x-depad\.port: port only applies with expose/);
+  t.regex(bad('      expose: http\n      port: 80\n      https: always\n'), /cfg\.yml:8:14 services\.web\.x-depad\.https: https must be auto, redirect or off, found "always"/);
+  t.regex(bad('      expose: tcp\n      port: 80\n      https: redirect\n'), /cfg\.yml:8:14 services\.web\.x-depad\.https: https applies to expose: http/);
+  t.regex(bad('      https: off\n'), /cfg\.yml:6:7 services\.web\.x-depad\.https: https only applies with expose/);
   t.regex(bad('      expose: http\n      port: 80\n      health: { grpc: x }\n'), /services\.web\.x-depad\.health\.grpc: unknown key/);
   t.regex(bad('      expose: http\n      port: 80\n      drain_timeout: 5\n'), /cfg\.yml:8:22 services\.web\.x-depad\.drain_timeout/);
   t.regex(fails(t, 'services:\n  web:\n    image: a\n    deploy:\n      x-depad: {}\n').message, /services\.web\.deploy\.x-depad: x-depad is read at the top level and in a service/);

@@ -11,6 +11,10 @@ import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import fs from 'node:fs/promises';
+import { AcmeManager, certificateHostnames } from '../../certs/acme.ts';
+import type { CertificateStatus } from '../../certs/acme.ts';
+import { CertificateStore } from '../../certs/certificate-store.ts';
 import { ensureAgentTls } from '../../certs/local-ca.ts';
 import { ProxyClient } from '../../proxy/client.ts';
 import { startProxy } from '../../proxy/index.ts';
@@ -25,8 +29,8 @@ import type { OpContext } from '../deploy/context.ts';
 import { recoverJournal } from '../deploy/recover.ts';
 import { Engine } from '../engine/engine.ts';
 import { Reconciler } from './reconciler.ts';
-import { isDepadError } from '../errors.ts';
-import { agentSocketPath, agentTlsDir, proxyStateDir } from '../home.ts';
+import { DepadError, isDepadError } from '../errors.ts';
+import { acmeDir, agentSocketPath, agentTlsDir, proxyStateDir } from '../home.ts';
 import type { Logger } from '../logger.ts';
 import { Store } from '../store/store.ts';
 
@@ -43,13 +47,31 @@ export interface AgentOptions {
   httpPort?: number;
   httpHost?: string;
   tcpHost?: string;
+  /** The proxy's HTTPS listener port (default 443 as root, else 8444); it listens when ACME is on or this is given. */
+  httpsPort?: number;
+  /** Certificates for public route hostnames from an ACME CA (off when unset). */
+  acme?: AgentAcmeOptions;
   log: Logger;
+}
+
+/** The agent's ACME settings. */
+export interface AgentAcmeOptions {
+  /** Directory URL (default Let's Encrypt production). */
+  directoryUrl?: string;
+  /** Contact address for the account. */
+  email?: string;
+  /** A PEM file with the CA of the ACME server's own HTTPS, when no public CA signs it (private CA, Pebble). */
+  serverCaFile?: string;
+  /** Renew when this many days or fewer remain (default 30). */
+  renewDays?: number;
 }
 
 /** A running agent. */
 export interface AgentHandle {
   apiPort: number;
   httpPort: number;
+  /** The proxy's HTTPS port, when it listens. */
+  httpsPort: number | undefined;
   socketPath: string;
   /** SHA-256 fingerprint of the agent's CA (what remote clients pin). */
   fingerprint: string;
@@ -76,14 +98,27 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
       hostnames: ['localhost', os.hostname(), ...extra.filter((h) => net.isIP(h) === 0)],
       ips: ['127.0.0.1', '::1', ...extra.filter((h) => net.isIP(h) !== 0)],
     });
+    const root = process.getuid?.() === 0;
+    const serveHttps = options.acme !== undefined || options.httpsPort !== undefined;
+    const certificates = serveHttps ? await CertificateStore.open(acmeDir(home), (hostname, error) => log.warn({ hostname, err: error.message }, 'a stored certificate could not be loaded; it will be issued again')) : undefined;
+    const acme = certificates && options.acme ? await acmeManager(options.acme, certificates, log) : undefined;
     const proxy: ProxyHandle = await startProxy({
       stateDir: proxyStateDir(home),
-      httpPort: options.httpPort ?? (process.getuid?.() === 0 ? 80 : 8080),
+      httpPort: options.httpPort ?? (root ? 80 : 8080),
       httpHost: options.httpHost ?? '0.0.0.0',
       tcpHost: options.tcpHost ?? '0.0.0.0',
+      ...(certificates ? { https: { port: options.httpsPort ?? (root ? 443 : 8444), certificates } } : {}),
+      ...(acme ? { challenges: acme.challenges } : {}),
       logger: log,
     });
     cleanup.push(() => proxy.close());
+    if (acme) {
+      acme.start();
+      proxy.onRoutes((snapshot) => acme.want(certificateHostnames(snapshot)));
+      acme.want(certificateHostnames(proxy.routes()));
+      cleanup.push(() => acme.stop());
+    }
+    const certificateStatus = (): CertificateStatus[] => acme?.status() ?? certificates?.list().map((certificate) => ({ hostname: certificate.hostname, state: 'valid' as const, certificate })) ?? [];
     const ctx: OpContext = { home, store, engine: new Engine(), routes: new ProxyClient(proxyPaths(proxyStateDir(home))), log, progress: () => {} };
     try {
       for (const note of await recoverJournal(ctx)) log.warn({ deployment: note.name, kind: note.kind, step: note.step, action: note.action }, 'recovered an interrupted operation');
@@ -96,19 +131,20 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
     const reconciler = new Reconciler(ctx, serialize, log);
     await reconciler.start();
     cleanup.push(() => reconciler.stop());
-    const deps: ApiDeps = { context: () => ctx, audit, limiter: new FailureLimiter(), log, serialize, events: () => reconciler.events() };
+    const deps: ApiDeps = { context: () => ctx, audit, limiter: new FailureLimiter(), log, serialize, events: () => reconciler.events(), certificates: certificateStatus };
     const api = https.createServer({ key: tls.serverKey, cert: tls.certChain }, createApiHandler(deps));
     const apiPort = await listenTcp(api, options.apiPort ?? 8443, options.apiHost ?? '0.0.0.0');
     cleanup.push(() => new Promise((resolve) => (api.close(resolve), api.closeIdleConnections())));
     const local = http.createServer(createApiHandler({ ...deps, local: true }));
     await listenOnUnixSocket(local, socketPath);
     cleanup.push(() => new Promise((resolve) => (local.close(resolve), local.closeIdleConnections())));
-    log.info({ apiPort, socket: socketPath, httpPort: proxy.httpPort, fingerprint: tls.fingerprint }, 'agent started');
+    log.info({ apiPort, socket: socketPath, httpPort: proxy.httpPort, httpsPort: proxy.httpsPort, acme: acme ? (options.acme?.directoryUrl ?? 'letsencrypt') : 'off', fingerprint: tls.fingerprint }, 'agent started');
 
     let closed: Promise<void> | undefined;
     const close = async () => {
       // Stop accepting and watching; let running operations finish; then proxy and state.
       await reconciler.stop();
+      await acme?.stop();
       const servers = [api, local].map((s) => new Promise<void>((resolve) => (s.close(() => resolve()), s.closeIdleConnections())));
       await deps.serialize(async () => {});
       await audit.flush();
@@ -118,9 +154,28 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
       await store.close();
       log.info({}, 'agent stopped');
     };
-    return { apiPort, httpPort: proxy.httpPort, socketPath, fingerprint: tls.fingerprint, newCa: tls.created.ca, close: () => (closed ??= close()) };
+    return { apiPort, httpPort: proxy.httpPort, httpsPort: proxy.httpsPort, socketPath, fingerprint: tls.fingerprint, newCa: tls.created.ca, close: () => (closed ??= close()) };
   } catch (error) {
     await undo();
     throw error;
   }
+}
+
+/** The ACME manager for the agent's settings (the server CA file read now, so a wrong path fails the start). */
+async function acmeManager(o: AgentAcmeOptions, store: CertificateStore, log: Logger): Promise<AcmeManager> {
+  const file = o.serverCaFile;
+  const serverCa =
+    file === undefined
+      ? undefined
+      : await fs.readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
+          throw new DepadError('DEPAD_USAGE', `--acme-ca-file ${file}: cannot read it (${error.code ?? error.message})`, { hint: 'give the PEM file of the CA that signs the ACME server\'s HTTPS certificate' });
+        });
+  return new AcmeManager({
+    store,
+    log,
+    ...(o.directoryUrl ? { directoryUrl: o.directoryUrl } : {}),
+    ...(o.email ? { email: o.email } : {}),
+    ...(serverCa ? { serverCa } : {}),
+    ...(o.renewDays !== undefined ? { renewDays: o.renewDays } : {}),
+  });
 }

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { authorize, createToken, parseScope, revokeToken, selects } from '../auth/tokens.ts';
 import type { Action } from '../auth/tokens.ts';
 import type { AgentEvent } from '../agent/reconciler.ts';
+import type { CertificateStatus } from '../../certs/acme.ts';
 import { loadConfig } from '../config/index.ts';
 import type { OpContext } from '../deploy/context.ts';
 import { createDeployment } from '../deploy/create.ts';
@@ -36,6 +37,8 @@ export interface Call {
   signal: AbortSignal;
   /** The agent's event list. */
   events: () => readonly AgentEvent[];
+  /** The proxy's certificates and where each stands. */
+  certificates: () => readonly CertificateStatus[];
   /** The deployment the call is about, for the audit log. */
   deployment?: string;
 }
@@ -286,6 +289,13 @@ export const ENDPOINTS: Endpoint[] = [
     run: async (call) => ({
       body: call.events().filter((e) => (e.deployment === undefined ? call.token.scope.kind === 'admin' : selects(call.token.scope, { name: e.deployment }))),
     }),
+  },
+  {
+    method: 'GET',
+    path: '/v1/certificates',
+    action: 'certificates',
+    summary: "The proxy's HTTPS certificates (ACME): hostname, state, expiry, last error (depad certs)",
+    run: async (call) => ({ body: call.certificates() }),
   },
   {
     method: 'GET',

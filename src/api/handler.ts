@@ -6,6 +6,7 @@
  * `{"error": {code, message, hint}}` with the status of their code (src/errors.ts), the form the
  * CLI prints with --json. Every authenticated request goes to the audit log.
  */
+import type { CertificateStatus } from '../../certs/acme.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { authenticate, authorize } from '../auth/tokens.ts';
@@ -32,6 +33,8 @@ export interface ApiDeps {
   log: Logger;
   /** What the agent's reconciler noticed (GET /v1/events). */
   events?: () => readonly AgentEvent[];
+  /** The proxy's certificates and where each stands (GET /v1/certificates). */
+  certificates?: () => readonly CertificateStatus[];
   /** Runs state-changing operations one at a time (the agent's operation queue). */
   serialize<T>(fn: () => Promise<T>): Promise<T>;
   /**
@@ -108,7 +111,7 @@ async function handle(deps: ApiDeps, req: IncomingMessage, res: ServerResponse):
   const aborted = new AbortController();
   res.once('close', () => aborted.abort());
   const emit = (line: Record<string, unknown>) => void res.write(`${JSON.stringify(line)}\n`);
-  const call: Call = { token, params: match?.params ?? [], req, url, local: deps.local === true, ctx: { ...ctx, progress }, emit, signal: aborted.signal, events: deps.events ?? (() => []) };
+  const call: Call = { token, params: match?.params ?? [], req, url, local: deps.local === true, ctx: { ...ctx, progress }, emit, signal: aborted.signal, events: deps.events ?? (() => []), certificates: deps.certificates ?? (() => []) };
   const action = match?.endpoint.action ?? 'ls';
   const audit = (result: 'ok' | 'error', status: number, code?: string) =>
     deps.audit.record({ ip, token: token.name, action, ...(call.deployment ? { deployment: call.deployment } : {}), result, status, ...(code ? { code } : {}) }, (error) =>

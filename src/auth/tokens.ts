@@ -32,6 +32,7 @@ export const ACTIONS = {
   restart: 'deploy',
   destroy: 'admin',
   tokens: 'admin',
+  certificates: 'admin',
 } as const;
 
 /** An action a token may be checked for. */

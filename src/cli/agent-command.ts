@@ -11,7 +11,9 @@ import { DepadError } from '../errors.ts';
 import { resolveHome } from '../home.ts';
 import { processOutput, type Output } from './output.ts';
 import { cliLogger, type CommandOptions } from './runtime.ts';
-import { collect, portNumber } from './option-parsers.ts';
+import { collect, portNumber, positiveInt } from './option-parsers.ts';
+import { LETS_ENCRYPT, LETS_ENCRYPT_STAGING } from '../../certs/acme.ts';
+import type { AgentAcmeOptions } from '../agent/agent.ts';
 
 
 /** Adds `depad agent` to `parent`. */
@@ -25,6 +27,12 @@ export function addAgentCommand(parent: Command): void {
     .option('--http-port <port>', 'proxy HTTP port (default 80 as root, else 8080)', portNumber)
     .option('--http-host <address>', 'proxy HTTP address', '0.0.0.0')
     .option('--tcp-host <address>', 'address the stable TCP ports listen on', '0.0.0.0')
+    .option('--https-port <port>', 'proxy HTTPS port (default 443 as root, else 8444; listens when ACME is on or this is given)', portNumber)
+    .option('--acme', "get certificates for public route hostnames from Let's Encrypt (HTTP-01 through the proxy's HTTP port, which must be reachable as port 80)")
+    .option('--acme-directory <url>', 'ACME directory URL, or letsencrypt / letsencrypt-staging (implies --acme)')
+    .option('--acme-email <address>', 'contact address for the ACME account')
+    .option('--acme-ca-file <pem>', "CA of the ACME server's own HTTPS, when no public CA signs it (a private CA, Pebble)")
+    .option('--acme-renew-days <days>', 'renew certificates with this many days or fewer left', positiveInt, 30)
     .option('--daemon', 'run in the background (log in <home>/agent.log, pid in <home>/agent.pid); returns once it listens')
     .exitOverride()
     .action(async (opts: CommandOptions, cmd: Command) => {
@@ -41,12 +49,14 @@ export function addAgentCommand(parent: Command): void {
         ...(opts.httpPort === undefined ? {} : { httpPort: opts.httpPort as number }),
         httpHost: String(opts.httpHost),
         tcpHost: String(opts.tcpHost),
+        ...(opts.httpsPort === undefined ? {} : { httpsPort: opts.httpsPort as number }),
+        ...acmeOptions(opts),
         log: cliLogger('info'),
       });
-      const facts = { pid: process.pid, apiPort: agent.apiPort, httpPort: agent.httpPort, socket: agent.socketPath, fingerprint: agent.fingerprint, newCa: agent.newCa };
+      const facts = { pid: process.pid, apiPort: agent.apiPort, httpPort: agent.httpPort, httpsPort: agent.httpsPort, socket: agent.socketPath, fingerprint: agent.fingerprint, newCa: agent.newCa };
       if (output.json) output.out(`${JSON.stringify({ listening: facts })}\n`);
       else {
-        output.out(`depad agent: API on https://${String(opts.apiHost)}:${agent.apiPort}, local socket ${agent.socketPath}, proxy on :${agent.httpPort}\n`);
+        output.out(`depad agent: API on https://${String(opts.apiHost)}:${agent.apiPort}, local socket ${agent.socketPath}, proxy on :${agent.httpPort}${agent.httpsPort ? ` and :${agent.httpsPort} (HTTPS)` : ''}\n`);
         output.out(`CA fingerprint (SHA-256): ${agent.fingerprint}${agent.newCa ? '   (new CA: give this to the clients that will pin it)' : ''}\n`);
       }
       await fs.writeFile(pidFile(home), `${process.pid}\n`);
@@ -58,6 +68,25 @@ export function addAgentCommand(parent: Command): void {
       await agent.close();
       await fs.rm(pidFile(home), { force: true });
     });
+}
+
+/** The agent's ACME settings from the options (none unless --acme or --acme-directory). */
+function acmeOptions(opts: CommandOptions): { acme?: AgentAcmeOptions } {
+  const named: Record<string, string> = { letsencrypt: LETS_ENCRYPT, 'letsencrypt-staging': LETS_ENCRYPT_STAGING };
+  const directory = opts.acmeDirectory === undefined ? undefined : String(opts.acmeDirectory);
+  if (!opts.acme && directory === undefined) return {};
+  const directoryUrl = directory === undefined ? LETS_ENCRYPT : (named[directory] ?? directory);
+  if (!/^https:\/\//.test(directoryUrl)) {
+    throw new DepadError('DEPAD_USAGE', `--acme-directory: ${JSON.stringify(directory)} is not an https:// URL`, { hint: 'e.g. --acme-directory letsencrypt-staging' });
+  }
+  return {
+    acme: {
+      directoryUrl,
+      renewDays: opts.acmeRenewDays as number,
+      ...(opts.acmeEmail === undefined ? {} : { email: String(opts.acmeEmail) }),
+      ...(opts.acmeCaFile === undefined ? {} : { serverCaFile: String(opts.acmeCaFile) }),
+    },
+  };
 }
 
 function pidFile(home: string): string {

@@ -6,6 +6,7 @@ import { addContextCommands } from './context-commands.ts';
 import { addDeploymentCommands } from './deployment-commands.ts';
 import { addProxyCommand } from './proxy-command.ts';
 import { addTokenCommands } from './token-commands.ts';
+import { addCertCommands } from './cert-commands.ts';
 import { addUpdateCommands } from './update-commands.ts';
 import { processOutput, reportError } from './output.ts';
 
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   addUpdateCommands(program);
   addProxyCommand(program);
   addTokenCommands(program);
+  addCertCommands(program);
   addAgentCommand(program);
   addContextCommands(program);
   const deployment = program.command('deployment').description('the same verbs, spelled depad deployment <verb>').exitOverride();

@@ -12,3 +12,9 @@ export function portNumber(value: string): number {
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
+
+/** A whole number ≥ 1. */
+export function positiveInt(value: string): number {
+  if (!/^[1-9]\d*$/.test(value)) throw new InvalidArgumentError(`not a whole number ≥ 1: ${JSON.stringify(value)}`);
+  return Number(value);
+}

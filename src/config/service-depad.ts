@@ -6,6 +6,7 @@
  *     expose: http              # or tcp
  *     port: 8080                # container port to route to; default: the service's only port
  *     hostnames: [a.example.com]
+ *     https: redirect           # auto (default) | redirect | off: HTTPS with ACME certificates (agent)
  *     health: { http: /health, status: 200 }   # or { tcp: true }
  *     drain_timeout: 30s
  *     pause_timeout: 30s
@@ -17,7 +18,7 @@ import { checkKeys, mapEntries, readBool, readInt, readString, readStringList } 
 import { readDuration } from './service-parts.ts';
 
 /** Keys of a service's `x-depad`. */
-export const SERVICE_DEPAD_KEYS = ['expose', 'port', 'hostnames', 'health', 'drain_timeout', 'pause_timeout'] as const;
+export const SERVICE_DEPAD_KEYS = ['expose', 'port', 'hostnames', 'https', 'health', 'drain_timeout', 'pause_timeout'] as const;
 
 /** A service's depad settings when its config says nothing. */
 export const DEFAULT_SERVICE_DEPAD: ServiceDepad = Object.freeze({ drainTimeoutMs: 30_000, pauseTimeoutMs: 30_000 });
@@ -51,13 +52,22 @@ export function readServiceDepad(c: Collector, node: LNode | undefined, path: st
       if (!HOSTNAME.test(name.toLowerCase())) c.issue(keyPath(at('hostnames'), String(i)), hostnames!.value.pos, `"${name}" is not a hostname such as app.example.com`);
     }
     if (names.length && kind === 'tcp') c.issue(at('hostnames'), hostnames!.value.pos, 'hostnames apply to expose: http; a tcp route is reached by its port');
+    const httpsEntry = keys.get('https');
+    const https = httpsEntry ? readString(c, httpsEntry.value, at('https'), { what: 'auto, redirect or off' }) : undefined;
+    if (https !== undefined && !['auto', 'redirect', 'off'].includes(https)) c.issue(at('https'), httpsEntry!.value.pos, `https must be auto, redirect or off, found "${https}"`);
+    else if (https !== undefined && kind === 'tcp') c.issue(at('https'), httpsEntry!.value.pos, 'https applies to expose: http; the proxy passes tcp routes through as they are');
     if ((kind === 'http' || kind === 'tcp') && port !== undefined) {
-      const route: RouteSpec = { kind, port, hostnames: [...new Set(names.map((n) => n.toLowerCase()))].sort() };
+      const route: RouteSpec = {
+        kind,
+        port,
+        hostnames: [...new Set(names.map((n) => n.toLowerCase()))].sort(),
+        ...(kind === 'http' && (https === 'redirect' || https === 'off') ? { https } : {}),
+      };
       out.route = route;
       if (!ports.some((p) => p.target === port && p.protocol === 'tcp')) ports.push({ target: port, protocol: 'tcp' });
     }
   } else {
-    for (const key of ['port', 'hostnames'] as const) {
+    for (const key of ['port', 'hostnames', 'https'] as const) {
       const entry = keys.get(key);
       if (entry) c.issue(at(key), entry.keyPos, `${key} only applies with expose: http or expose: tcp`);
     }

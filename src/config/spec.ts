@@ -57,6 +57,8 @@ export interface RouteSpec {
   readonly port: number;
   /** Extra hostnames (http), lowercase. */
   readonly hostnames: readonly string[];
+  /** http: `x-depad.https` — `redirect` (HTTP → HTTPS once a certificate exists) or `off` (no certificate); unset: auto. */
+  readonly https?: 'redirect' | 'off';
 }
 
 /** A check depad runs from the host against a new instance's port before routing to it. */

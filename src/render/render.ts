@@ -92,7 +92,7 @@ function servicePlan(spec: DeploymentSpec, s: ServiceSpec, who: RenderIdentity):
   const route = s.depad.route;
   if (route) {
     const hosts = route.kind === 'http' ? [`${s.name}.${who.name}.${who.domain}`, ...route.hostnames] : [];
-    out.route = { kind: route.kind, port: route.port, hosts };
+    out.route = { kind: route.kind, port: route.port, hosts, ...(route.https ? { https: route.https } : {}) };
   }
   if (s.depad.health) out.health = { ...s.depad.health };
   return out;

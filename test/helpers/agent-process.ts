@@ -11,13 +11,14 @@ import type { Harness } from './harness.ts';
 /** A started agent. */
 export interface Started {
   child: ChildProcess;
-  facts: { apiPort: number; httpPort: number; fingerprint: string; newCa: boolean };
+  facts: { apiPort: number; httpPort: number; httpsPort?: number; fingerprint: string; newCa: boolean };
   exited: Promise<number | null>;
 }
 
-/** Starts `depad agent` on loopback ports from `port()`; resolves once it listens. */
-export async function startAgent(t: ExecutionContext, h: Harness, port: () => number): Promise<Started> {
-  const child = spawn(DEPAD, ['--json', '--home', h.home, 'agent', '--api-port', String(port()), '--api-host', '127.0.0.1', '--http-port', String(port()), '--http-host', '127.0.0.1', '--tcp-host', '127.0.0.1'], {
+/** Starts `depad agent` on loopback ports from `port()` (plus `extra` arguments); resolves once it listens. */
+export async function startAgent(t: ExecutionContext, h: Harness, port: () => number, extra: string[] = []): Promise<Started> {
+  const args = ['--json', '--home', h.home, 'agent', '--api-port', String(port()), '--api-host', '127.0.0.1', '--http-port', String(port()), '--http-host', '127.0.0.1', '--tcp-host', '127.0.0.1', ...extra];
+  const child = spawn(DEPAD, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, DEPAD_HOME: h.home, DEPAD_PORT_RANGE: h.portRange },
   });

@@ -53,7 +53,7 @@ export async function stateDir(t: ExecutionContext): Promise<string> {
 }
 
 /** A proxy on loopback (port picked by the system). */
-export async function proxy(t: ExecutionContext, dir?: string, options: Partial<Pick<ProxyOptions, 'headersTimeoutMs' | 'keepAliveTimeoutMs'>> = {}): Promise<Proxy> {
+export async function proxy(t: ExecutionContext, dir?: string, options: Partial<Pick<ProxyOptions, 'headersTimeoutMs' | 'keepAliveTimeoutMs' | 'https' | 'challenges'>> = {}): Promise<Proxy> {
   const state = dir ?? (await stateDir(t));
   const handle = await startProxy({ stateDir: state, httpPort: 0, httpHost: '127.0.0.1', tcpHost: '127.0.0.1', logger: silentLogger, closeTimeoutMs: 2000, ...options });
   t.teardown(() => handle.close());
