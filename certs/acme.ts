@@ -267,7 +267,8 @@ export class AcmeManager {
       await writePrivateFile(keyFile, accountKey);
       this.#o.log.info({ directory: this.#directoryUrl, file: keyFile }, 'made an ACME account key');
     }
-    return new acme.Client({ directoryUrl: this.#directoryUrl, accountKey });
+    // Poll orders from 1 s (acme-client's default first wait is 5 s), backing off to 30 s.
+    return new acme.Client({ directoryUrl: this.#directoryUrl, accountKey, backoffMin: 1000, backoffMax: 30_000 });
   }
 }
 

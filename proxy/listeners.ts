@@ -9,12 +9,22 @@ import net from 'node:net';
 import type { AddressInfo, Server } from 'node:net';
 import { DepadError } from '../src/errors.ts';
 
-/** Listens on `host:port` (0 picks a port); resolves with the port bound, rejects on a bind error. */
+/**
+ * Listens on `host:port` (0 picks a port); resolves with the port bound. A port another process
+ * holds is DEPAD_PORT_IN_USE, a privileged port without the right is DEPAD_USAGE, both naming it.
+ */
 export function listenTcp(server: Server, port: number, host: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
+    const fail = (error: NodeJS.ErrnoException) => {
+      const where = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+      if (error.code === 'EADDRINUSE') reject(new DepadError('DEPAD_PORT_IN_USE', `${where} is already in use by another process`, { cause: error, hint: `stop it (ss -ltnp 'sport = :${port}' shows which), or choose another port` }));
+      else if (error.code === 'EACCES') reject(new DepadError('DEPAD_USAGE', `no permission to listen on ${where}`, { cause: error, hint: 'ports below 1024 need root (or CAP_NET_BIND_SERVICE); or choose a port from 1024 up' }));
+      else if (error.code === 'EADDRNOTAVAIL') reject(new DepadError('DEPAD_USAGE', `${host} is not an address of this host`, { cause: error, hint: 'choose one of its addresses, or 0.0.0.0 for all' }));
+      else reject(error);
+    };
+    server.once('error', fail);
     server.listen({ port, host }, () => {
-      server.off('error', reject);
+      server.off('error', fail);
       resolve((server.address() as AddressInfo).port);
     });
   });

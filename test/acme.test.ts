@@ -2,7 +2,9 @@
  * ACME end to end: a real `depad agent` with --acme against Pebble (Let's Encrypt's test server)
  * on loopback, a real deployment on the engine. The route's public hostname gets a certificate
  * through HTTP-01 answered by the proxy; Pebble's root verifies it on the HTTPS listener (SNI);
- * `https: redirect` sends plain HTTP there; `https: off` gets nothing; the key files are 0600;
+ * `https: redirect` sends plain HTTP there; `https: off` gets nothing; the agent's API presents
+ * the certificate of its public --hostname, and a CLI with no fingerprint trusts the system's store;
+ * the key files are 0600;
  * a restart keeps the certificate while it is far from expiry and renews it when it is within the
  * renewal window. Processes and the deployment are removed in t.teardown.
  */
@@ -11,6 +13,7 @@ import fs from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import path from 'node:path';
+import net from 'node:net';
 import tls from 'node:tls';
 import { certificateHostnames, isPublicHostname, renewalDue } from '../certs/acme.ts';
 import { acmeDir } from '../src/home.ts';
@@ -91,7 +94,7 @@ test('public hostnames: which names get certificates, and when they are due', (t
   t.true(renewalDue(new Date(now - 1), now));
 });
 
-test('ACME against Pebble: certificate by HTTP-01, HTTPS with SNI, redirect, off, 0600 files, renewal', async (t) => {
+test('ACME against Pebble: certificate by HTTP-01, HTTPS with SNI, redirect, off, the API on a public certificate, 0600 files, renewal', async (t) => {
   const h = await harness(t);
   const port = await testPorts(t);
   const httpPort = port();
@@ -120,7 +123,7 @@ test('ACME against Pebble: certificate by HTTP-01, HTTPS with SNI, redirect, off
     '--http-port', String(httpPort), '--https-port', String(httpsPort),
     '--acme-directory', pebble.directoryUrl, '--acme-ca-file', pebble.serverCaFile, '--acme-email', 'ops@example.com', '--acme-renew-days', renewDays,
   ];
-  const first = await startAgent(t, h, port, acmeArgs('30'));
+  const first = await startAgent(t, h, port, [...acmeArgs('30'), '--hostname', 'agent.example.com']);
   t.is(first.facts.httpsPort, httpsPort);
   t.teardown(async () => void (await h.run(['destroy', name])));
   const created = await h.run(['create', '-n', name, '-f', config]);
@@ -140,6 +143,22 @@ test('ACME against Pebble: certificate by HTTP-01, HTTPS with SNI, redirect, off
   t.is(await handshake(httpsPort, 'admin.example.com'), 'refused', 'https: off gets no certificate');
   t.is(await handshake(httpsPort, `web.${name}.localhost`), 'refused', 'no certificate for a private name');
   t.false((await certs(h)).some((c) => c.hostname === 'admin.example.com'));
+
+  // The API presents the public certificate for the agent's public --hostname, the local CA's otherwise.
+  await waitForCert(h, 'agent.example.com', (c) => c.state === 'valid');
+  const api = await new Promise<number>((resolve, reject) => {
+    https.get({ host: '127.0.0.1', port: first.facts.apiPort, path: '/v1/deployments', servername: 'agent.example.com', ca: root, agent: false }, (res) => (res.resume(), resolve(res.statusCode ?? 0))).on('error', reject);
+  });
+  t.is(api, 401, 'TLS verified by the public root; no token');
+  // A client without a fingerprint trusts the system's store: refused for the local CA (exit 11), accepted once the store has it.
+  const token = (await h.run(['token', 'create', '--name', 'ops', '--scope', 'admin'])).stdout.trim();
+  const remote = ['--host', `https://localhost:${first.facts.apiPort}`, '--token', token, 'ls', '--json'];
+  const untrusted = await h.run(remote);
+  t.is(untrusted.code, 11, untrusted.stderr);
+  t.regex(untrusted.stderr, /does not trust/);
+  const trusted = await h.run(remote, { env: { NODE_EXTRA_CA_CERTS: path.join(h.home, 'certs', 'agent', 'ca.crt') } });
+  t.is(trusted.code, 0, trusted.stderr);
+  t.deepEqual((JSON.parse(trusted.stdout) as { name: string }[]).map((d) => d.name), [name]);
 
   const dir = acmeDir(h.home);
   for (const file of ['certificates/shop.example.com/key.pem', 'certificates/shop.example.com/cert.pem']) {
@@ -167,4 +186,19 @@ test('ACME against Pebble: certificate by HTTP-01, HTTPS with SNI, redirect, off
   t.is((await httpsGet(httpsPort, 'shop.example.com', root)).status, 200, 'the renewed certificate is served without a restart');
   third.child.kill('SIGTERM');
   t.is(await third.exited, 0);
+});
+
+test('the agent refuses to start on a taken HTTPS port, naming it, and leaves the state free', async (t) => {
+  const h = await harness(t);
+  const port = await testPorts(t);
+  const taken = port();
+  const holder = net.createServer();
+  await new Promise<void>((resolve) => holder.listen(taken, '127.0.0.1', () => resolve()));
+  t.teardown(() => void holder.close());
+  const refused = await h.run(['agent', '--api-port', String(port()), '--api-host', '127.0.0.1', '--http-port', String(port()), '--http-host', '127.0.0.1', '--https-port', String(taken)]);
+  t.is(refused.code, 8, refused.stderr);
+  t.regex(refused.stderr, new RegExp(`127\\.0\\.0\\.1:${taken} is already in use by another process`));
+  t.notRegex(refused.stderr, /internal error/);
+  const ls = await h.run(['ls', '--json']);
+  t.is(ls.code, 0, 'the state is not left locked');
 });

@@ -11,8 +11,9 @@ import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import type { SecureContext } from 'node:tls';
 import fs from 'node:fs/promises';
-import { AcmeManager, certificateHostnames } from '../../certs/acme.ts';
+import { AcmeManager, certificateHostnames, isPublicHostname } from '../../certs/acme.ts';
 import type { CertificateStatus } from '../../certs/acme.ts';
 import { CertificateStore } from '../../certs/certificate-store.ts';
 import { ensureAgentTls } from '../../certs/local-ca.ts';
@@ -113,9 +114,11 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
     });
     cleanup.push(() => proxy.close());
     if (acme) {
+      // The routes' public hostnames, and the agent's own (--hostname) for its API.
+      const apiNames = extra.map((h) => h.toLowerCase()).filter(isPublicHostname);
       acme.start();
-      proxy.onRoutes((snapshot) => acme.want(certificateHostnames(snapshot)));
-      acme.want(certificateHostnames(proxy.routes()));
+      proxy.onRoutes((snapshot) => acme.want([...certificateHostnames(snapshot), ...apiNames]));
+      acme.want([...certificateHostnames(proxy.routes()), ...apiNames]);
       cleanup.push(() => acme.stop());
     }
     const certificateStatus = (): CertificateStatus[] => acme?.status() ?? certificates?.list().map((certificate) => ({ hostname: certificate.hostname, state: 'valid' as const, certificate })) ?? [];
@@ -132,7 +135,15 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
     await reconciler.start();
     cleanup.push(() => reconciler.stop());
     const deps: ApiDeps = { context: () => ctx, audit, limiter: new FailureLimiter(), log, serialize, events: () => reconciler.events(), certificates: certificateStatus };
-    const api = https.createServer({ key: tls.serverKey, cert: tls.certChain }, createApiHandler(deps));
+    // The API presents a public (ACME) certificate to clients that ask for a name that has one, else the local CA's.
+    const api = https.createServer(
+      {
+        key: tls.serverKey,
+        cert: tls.certChain,
+        ...(certificates ? { SNICallback: (name: string, done: (error: Error | null, context?: SecureContext) => void) => done(null, certificates.context(name.toLowerCase())) } : {}),
+      },
+      createApiHandler(deps),
+    );
     const apiPort = await listenTcp(api, options.apiPort ?? 8443, options.apiHost ?? '0.0.0.0');
     cleanup.push(() => new Promise((resolve) => (api.close(resolve), api.closeIdleConnections())));
     const local = http.createServer(createApiHandler({ ...deps, local: true }));

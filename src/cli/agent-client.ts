@@ -37,7 +37,7 @@ function toError(value: unknown, status: number): DepadError {
 }
 
 /** Where an agent is: its unix socket, an HTTPS address with the pinned CA and a token, or its socket through SSH. */
-export type AgentTransport = { kind: 'socket'; socketPath: string } | { kind: 'https'; url: URL; ca: string; token: string } | { kind: 'ssh'; target: SshTarget };
+export type AgentTransport = { kind: 'socket'; socketPath: string } | { kind: 'https'; url: URL; /** The pinned CA; unset: the system's trust store (an agent with a public certificate). */ ca?: string; token: string } | { kind: 'ssh'; target: SshTarget };
 
 /** An agent's API, over its unix socket (local) or HTTPS (remote). */
 export class AgentClient {
@@ -113,17 +113,30 @@ export class AgentClient {
         headers.authorization = `Bearer ${t.token}`;
         const base = t.url.pathname.replace(/\/$/, '');
         const host = t.url.hostname.replace(/^\[|\]$/g, '');
-        r = https.request({ host, port: Number(t.url.port || 443), ...(net.isIP(host) === 0 ? { servername: host } : {}), ca: t.ca, method: req.method, path: `${base}${req.path}`, headers, agent: false }, onResponse);
+        r = https.request({ host, port: Number(t.url.port || 443), ...(net.isIP(host) === 0 ? { servername: host } : {}), ...(t.ca === undefined ? {} : { ca: t.ca }), method: req.method, path: `${base}${req.path}`, headers, agent: false }, onResponse);
       }
       req.signal?.addEventListener('abort', () => {
         r.destroy();
         resolve(undefined as T);
       });
-      r.on('error', (error) => reject(new DepadError('DEPAD_AGENT_UNAVAILABLE', `the agent at ${this.where} did not answer: ${error.message}`, { cause: error, hint: 'check that depad agent runs there, and the address' })));
+      r.on('error', (error: NodeJS.ErrnoException) => {
+        if (TLS_TRUST_ERRORS.test(error.code ?? '')) {
+          return reject(
+            new DepadError('DEPAD_TLS_INVALID', `the agent at ${this.where} has a certificate this client does not trust (${error.code}): ${error.message}`, {
+              cause: error,
+              hint: "pass the agent's CA fingerprint (--ca-fingerprint, DEPAD_CA_FINGERPRINT, or depad context add --fingerprint), or give the agent a public certificate (depad agent --acme --hostname NAME)",
+            }),
+          );
+        }
+        reject(new DepadError('DEPAD_AGENT_UNAVAILABLE', `the agent at ${this.where} did not answer: ${error.message}`, { cause: error, hint: 'check that depad agent runs there, and the address' }));
+      });
       r.end(body);
     });
   }
 }
+
+/** Node's codes for a server certificate that does not verify (chain, name, dates). */
+const TLS_TRUST_ERRORS = /^(?:SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT(?:_LOCALLY)?|CERT_HAS_EXPIRED|CERT_NOT_YET_VALID|CERT_UNTRUSTED|ERR_TLS_CERT_ALTNAME_INVALID)$/;
 
 /** The client of the agent that owns `home`'s state, when one answers; undefined otherwise. */
 export async function localAgent(home: string): Promise<AgentClient | undefined> {

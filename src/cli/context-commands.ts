@@ -19,7 +19,7 @@ export function addContextCommands(parent: Command): void {
     .command('add <name>')
     .description("save a remote agent; its CA is fetched and checked against the fingerprint it printed")
     .requiredOption('--agent <url>', 'the agent: https://host[:port], or ssh://user@host[:port][/depad-home]')
-    .option('--fingerprint <sha256>', "https: the agent's CA fingerprint (printed at its first start)")
+    .option('--fingerprint <sha256>', "https: the agent's CA fingerprint (printed at its first start); omit it for an agent with a public certificate")
     .option('--use', 'make it the current context')
     .exitOverride()
     .action(async (name: string, opts: CommandOptions, cmd: Command) => {
@@ -34,10 +34,15 @@ export function addContextCommands(parent: Command): void {
       } else {
         const token = g.token ?? process.env.DEPAD_TOKEN;
         if (!token) throw new DepadError('DEPAD_USAGE', 'an HTTPS context needs a token', { hint: 'set DEPAD_TOKEN (or pass --token) for depad context add' });
-        if (opts.fingerprint === undefined) throw new DepadError('DEPAD_USAGE', "an HTTPS context needs the agent's CA fingerprint", { hint: 'pass --fingerprint (the agent printed it at its first start)' });
-        const { client, ca } = await pinnedClient(url, token, String(opts.fingerprint));
-        await client.request({ method: 'GET', path: '/v1/openapi.json' }); // the token works
-        file.contexts[name] = { host: url.origin, token, ca, fingerprint: String(opts.fingerprint).toUpperCase() };
+        if (opts.fingerprint === undefined) {
+          // An agent with a public certificate (depad agent --acme --hostname NAME): the system's trust store decides.
+          await new AgentClient({ kind: 'https', url, token }).request({ method: 'GET', path: '/v1/openapi.json' });
+          file.contexts[name] = { host: url.origin, token };
+        } else {
+          const { client, ca } = await pinnedClient(url, token, String(opts.fingerprint));
+          await client.request({ method: 'GET', path: '/v1/openapi.json' }); // the token works
+          file.contexts[name] = { host: url.origin, token, ca, fingerprint: String(opts.fingerprint).toUpperCase() };
+        }
       }
       if (opts.use) file.current = name;
       await writeContexts(file);

@@ -91,7 +91,8 @@ export async function agentFor(globals: GlobalOptions, env: NodeJS.ProcessEnv = 
     const token = globals.token ?? env.DEPAD_TOKEN;
     const fingerprint = globals.caFingerprint ?? env.DEPAD_CA_FINGERPRINT;
     if (!token) throw new DepadError('DEPAD_USAGE', `--host ${host} needs a token`, { hint: 'pass --token or set DEPAD_TOKEN' });
-    if (!fingerprint) throw new DepadError('DEPAD_USAGE', `--host ${host} needs the agent's CA fingerprint`, { hint: 'pass --ca-fingerprint or set DEPAD_CA_FINGERPRINT (or save a context with depad context add)' });
+    // No fingerprint: the agent's certificate must verify against the system's trust store (a public certificate).
+    if (!fingerprint) return new AgentClient({ kind: 'https', url: parseAgentUrl(host), token });
     return (await pinnedClient(parseAgentUrl(host), token, fingerprint)).client;
   }
   const name = globals.context ?? env.DEPAD_CONTEXT;
@@ -102,7 +103,7 @@ export async function agentFor(globals: GlobalOptions, env: NodeJS.ProcessEnv = 
     if (c === undefined) throw new DepadError('DEPAD_NOT_FOUND', `no context named ${chosen}`, { hint: 'list them with: depad context ls' });
     const url = parseAgentUrl(c.host);
     if (url.protocol === 'ssh:') return new AgentClient({ kind: 'ssh', target: parseSshUrl(url) });
-    return new AgentClient({ kind: 'https', url, ca: c.ca ?? '', token: c.token ?? '' });
+    return new AgentClient({ kind: 'https', url, ...(c.ca === undefined ? {} : { ca: c.ca }), token: c.token ?? '' });
   }
   return localAgent(globals.home ?? resolveHome());
 }
