@@ -191,3 +191,43 @@ test('API: stop with streamed progress, start, destroy refused to a deploy token
   t.is((await api.call('GET', `/v1/deployments/${name}`, { token: api.admin })).status, 404);
   t.deepEqual(await engineObjects(h.engine, h.prefix), { containers: [], networks: [], volumes: [] });
 });
+
+test('API: a token scoped by labels selects deployments by their labels (config, --class, --label), never others', async (t) => {
+  const h = await harness(t);
+  const shop = h.name('lbl-shop');
+  const other = h.name('lbl-other');
+  const hello = await fs.readFile(path.join(EXAMPLES, 'hello', 'depad.yml'), 'utf8');
+  const labeled = path.join(h.dir, 'labeled.yml');
+  await fs.writeFile(labeled, `${hello}\nx-depad:\n  class: shop\n  labels: { env: staging }\n`);
+  t.is((await h.run(['create', '-n', shop, '-f', labeled])).code, 0);
+  const otherCreate = await h.run(['create', '-n', other, '-f', path.join(EXAMPLES, 'hello', 'depad.yml'), '--class', 'other', '--label', 'env=prod']);
+  t.is(otherCreate.code, 0, otherCreate.stderr);
+  // Only labels change: they change in place, with no new revision and no restart.
+  await fs.writeFile(labeled, `${hello}\nx-depad:\n  class: shop\n  labels: { env: prod }\n`);
+  const relabel = await h.run(['update', shop, '-f', labeled]);
+  t.is(relabel.code, 0, relabel.stderr);
+  t.regex(relabel.stderr, /labels now class=shop,env=prod/);
+  const inspected = JSON.parse((await h.run(['inspect', shop, '--json'])).stdout) as { labels: Record<string, string>; revision: number };
+  t.deepEqual(inspected.labels, { class: 'shop', env: 'prod' });
+  t.is(inspected.revision, 1);
+  // --class and --label win over the config's, at every update too.
+  const kept = await h.run(['update', other, '-f', labeled]);
+  t.is(kept.code, 0, kept.stderr);
+  t.deepEqual((JSON.parse((await h.run(['inspect', other, '--json'])).stdout) as { labels: Record<string, string> }).labels, { class: 'other', env: 'prod' });
+
+  const api = await startApi(t, h.home);
+  const byClass = (await createToken(api.store, 'ci-shop', parseScope('deploy', [], ['class=shop']))).token;
+  const byEnv = (await createToken(api.store, 'ci-prod', parseScope('deploy', [], ['env=prod']))).token;
+  t.deepEqual((await api.call('GET', '/v1/deployments', { token: byClass })).json.map((d: { name: string }) => d.name), [shop]);
+  t.deepEqual((await api.call('GET', '/v1/deployments', { token: byEnv })).json.map((d: { name: string }) => d.name).sort(), [other, shop].sort());
+  t.is((await api.call('GET', `/v1/deployments/${shop}`, { token: byClass })).status, 200);
+  t.is((await api.call('GET', `/v1/deployments/${other}`, { token: byClass })).status, 403);
+  t.is((await api.call('POST', `/v1/deployments/${other}/restart`, { token: byClass, body: '{}' })).status, 403);
+  const sneaky = h.name('lbl-new');
+  const refused = await api.call('POST', '/v1/deployments', { token: byClass, body: JSON.stringify({ name: sneaky, config: hello, configName: 'depad.yml', labels: { class: 'other' } }) });
+  t.is(refused.status, 403, 'a create outside the selector is refused');
+  t.is(await api.store.idForName(sneaky), undefined, 'nothing was made');
+  const badLabel = await api.call('POST', '/v1/deployments', { token: api.admin, body: JSON.stringify({ name: sneaky, config: hello, configName: 'depad.yml', labels: { 'depad.x': 'y' } }) });
+  t.is(badLabel.status, 400);
+  t.is(badLabel.json.error.code, 'DEPAD_USAGE');
+});

@@ -100,7 +100,7 @@ test('loadConfig reads the full-featured fixture, its env_file and existing bind
     pgdata: { name: 'pgdata', driver: 'local', driverOpts: {}, labels: {} },
     sessions: { name: 'sessions', driver: 'local', driverOpts: {}, labels: {} },
   });
-  t.deepEqual(spec.depad, { hostIp: '0.0.0.0', startTimeoutMs: 90_000 });
+  t.deepEqual(spec.depad, { hostIp: '0.0.0.0', startTimeoutMs: 90_000, labels: {} });
   t.deepEqual(spec.files, ['conf']);
   t.deepEqual(spec.positions.get('services.web.image'), { file, line: 10, column: 12 });
   t.deepEqual(spec.positions.get('services.web.ports[0]'), { file, line: 17, column: 9 });
@@ -115,7 +115,7 @@ test('a minimal config gets every default', (t) => {
     default: { name: 'default', driver: 'bridge', internal: false, driverOpts: {}, labels: {} },
   });
   t.deepEqual(spec.volumes, {});
-  t.deepEqual(spec.depad, { hostIp: '0.0.0.0', startTimeoutMs: 120_000 });
+  t.deepEqual(spec.depad, { hostIp: '0.0.0.0', startTimeoutMs: 120_000, labels: {} });
   t.deepEqual(spec.files, []);
   t.deepEqual(spec.positions.get('services.app'), { file: 'cfg.yml', line: 2, column: 3 });
   t.deepEqual(spec.positions.get('services.app.image'), { file: 'cfg.yml', line: 3, column: 12 });
@@ -587,4 +587,15 @@ test('service x-depad problems are located', (t) => {
   t.regex(bad('      expose: http\n      port: 80\n      health: { grpc: x }\n'), /services\.web\.x-depad\.health\.grpc: unknown key/);
   t.regex(bad('      expose: http\n      port: 80\n      drain_timeout: 5\n'), /cfg\.yml:8:22 services\.web\.x-depad\.drain_timeout/);
   t.regex(fails(t, 'services:\n  web:\n    image: a\n    deploy:\n      x-depad: {}\n').message, /services\.web\.deploy\.x-depad: x-depad is read at the top level and in a service/);
+});
+
+test('top-level x-depad class and labels: parsed into the labels, problems located', (t) => {
+  const spec = parseConfig('x-depad:\n  class: plateaumed\n  labels: [env=prod, team=a]\nservices:\n  web:\n    image: app:1\n', 'cfg.yml', {});
+  t.deepEqual(spec.depad.labels, { class: 'plateaumed', env: 'prod', team: 'a' });
+  t.deepEqual(parseConfig('services:\n  web:\n    image: app:1\n', 'cfg.yml', {}).depad.labels, {});
+  const bad = (depad: string) => fails(t, `x-depad:\n${depad}services:\n  web:\n    image: app:1\n`).message;
+  t.regex(bad('  class: "two words"\n'), /cfg\.yml:2:10 x-depad\.class: class "two words"/);
+  t.regex(bad('  labels: { Env: prod }\n'), /x-depad\.labels\.Env: label key "Env" must be lowercase/);
+  t.regex(bad('  labels: { depad.x: y }\n'), /x-depad\.labels\["depad\.x"\]: label keys starting with "depad\." are reserved/);
+  t.regex(bad('  class: a\n  labels: { class: b }\n'), /cfg\.yml:2:3 x-depad\.class: the class is given twice/);
 });

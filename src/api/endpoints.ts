@@ -18,6 +18,7 @@ import { listDeploymentViews, listRevisions, readLogs, viewDeployment } from '..
 import { parseRemoteConfig, planUpdate, rollbackDeployment, updateDeployment, updateRequestFor } from '../deploy/update.ts';
 import type { UpdateOutcome, UpdateResult, UpdateTarget } from '../deploy/update.ts';
 import { DepadError } from '../errors.ts';
+import { deploymentLabels, labelProblem } from '../labels.ts';
 import type { TokenRecord } from '../store/records.ts';
 import { onlyFields, readJsonObject, readOptionalJsonObject, stringField, stringMapField, stringsField } from './body.ts';
 import { openApiDocument } from './openapi.ts';
@@ -78,7 +79,7 @@ async function scopedDeployment(call: Call, action: Action) {
     throw error;
   }
   call.deployment = record.name;
-  authorize(call.token, action, { name: record.name });
+  authorize(call.token, action, { name: record.name, labels: record.labels ?? {} });
   return record;
 }
 
@@ -141,26 +142,34 @@ export const ENDPOINTS: Endpoint[] = [
     path: '/v1/deployments',
     action: 'ls',
     summary: 'List the deployments the token selects (depad ls)',
-    run: async (call) => ({ body: (await listDeploymentViews(call.ctx)).filter((v) => selects(call.token.scope, { name: v.name })) }),
+    run: async (call) => ({ body: (await listDeploymentViews(call.ctx)).filter((v) => selects(call.token.scope, { name: v.name, labels: v.labels })) }),
   },
   {
     method: 'POST',
     path: '/v1/deployments',
     action: 'create',
-    summary: 'Create a deployment (depad create); body: {name, config and configName (or configFile over the local socket), env?, pull?, wait?}',
+    summary: 'Create a deployment (depad create); body: {name, config and configName (or configFile over the local socket), env?, labels?, pull?, wait?}',
     mutates: true,
     run: async (call) => {
       const body = await readJsonObject(call.req);
-      onlyFields(body, ['name', 'configFile', 'config', 'configName', 'env', 'pull', 'wait']);
+      onlyFields(body, ['name', 'configFile', 'config', 'configName', 'env', 'labels', 'pull', 'wait']);
       const name = stringField(body, 'name') as string;
       call.deployment = name;
-      authorize(call.token, 'create', { name });
+      const scope = call.token.scope;
+      // A token that selects by name only is refused before the config is read.
+      if (scope.kind === 'deploy' && Object.keys(scope.labels).length === 0) authorize(call.token, 'create', { name });
+      const labels = stringMapField(body, 'labels');
+      for (const [key, value] of Object.entries(labels)) {
+        const problem = labelProblem(key, value);
+        if (problem) throw new DepadError('DEPAD_USAGE', `labels: ${problem}`);
+      }
       const configText = configTextField(body);
       const configFile = configText === undefined ? (configFileField(call, body, true) as string) : undefined;
       const env = stringMapField(body, 'env');
       if (body.wait !== undefined && typeof body.wait !== 'boolean') throw new DepadError('DEPAD_USAGE', 'field wait must be true or false');
       const spec = configText === undefined ? await loadConfig(configFile as string, env) : parseRemoteConfig(configText, env);
-      const record = await createDeployment(call.ctx, { name, spec, env, pull: pullField(body), wait: body.wait !== false });
+      authorize(call.token, 'create', { name, labels: deploymentLabels(spec, labels) });
+      const record = await createDeployment(call.ctx, { name, spec, env, labels, pull: pullField(body), wait: body.wait !== false });
       return { status: 201, body: await viewDeployment(call.ctx, record) };
     },
   },
@@ -286,9 +295,12 @@ export const ENDPOINTS: Endpoint[] = [
     path: '/v1/events',
     action: 'ls',
     summary: 'What the agent noticed: instances that died or changed health, routes restored (oldest first)',
-    run: async (call) => ({
-      body: call.events().filter((e) => (e.deployment === undefined ? call.token.scope.kind === 'admin' : selects(call.token.scope, { name: e.deployment }))),
-    }),
+    run: async (call) => {
+      const labels = new Map((await call.ctx.store.listDeployments()).map((r) => [r.name, r.labels ?? {}]));
+      return {
+        body: call.events().filter((e) => (e.deployment === undefined ? call.token.scope.kind === 'admin' : selects(call.token.scope, { name: e.deployment, labels: labels.get(e.deployment) ?? {} }))),
+      };
+    },
   },
   {
     method: 'GET',

@@ -5,6 +5,7 @@
  * caller learns nothing about which tokens exist. Scopes: `admin`, or `deploy` limited to the
  * deployments a token selects (see TokenScope).
  */
+import { parseLabelArgs } from '../labels.ts';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { NAME_PATTERN } from '../deploy/resolve.ts';
 import { DepadError } from '../errors.ts';
@@ -14,7 +15,6 @@ import type { Store } from '../store/store.ts';
 const TOKEN_FORMAT = /^depad_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$/;
 /** A deployment selector entry: a name, or a prefix ending in `*`. */
 const NAME_SELECTOR = /^[a-z0-9][a-z0-9-]{0,62}\*?$/;
-const LABEL_KEY = /^[a-z0-9][a-z0-9._/-]{0,62}$/;
 
 /** What may be done to deployments, by kind: `read` and `deploy` actions are open to deploy tokens. */
 export const ACTIONS = {
@@ -68,14 +68,7 @@ export function parseScope(kind: string, deployments: readonly string[] = [], la
   for (const d of deployments) {
     if (!NAME_SELECTOR.test(d)) throw new DepadError('DEPAD_USAGE', `not a deployment name or prefix: ${JSON.stringify(d)}`, { hint: 'e.g. --deployment shop or --deployment "pr-*"' });
   }
-  const labels: Record<string, string> = {};
-  for (const part of labelText.flatMap((t) => t.split(','))) {
-    const eq = part.indexOf('=');
-    const key = part.slice(0, eq).trim();
-    const value = part.slice(eq + 1).trim();
-    if (eq <= 0 || !LABEL_KEY.test(key) || value === '') throw new DepadError('DEPAD_USAGE', `not a label selector: ${JSON.stringify(part)}`, { hint: 'e.g. --selector class=plateaumed,env=prod' });
-    labels[key] = value;
-  }
+  const labels = parseLabelArgs(labelText, '--selector');
   if (deployments.length === 0 && Object.keys(labels).length === 0) {
     throw new DepadError('DEPAD_USAGE', 'a deploy token must select deployments', { hint: 'add --deployment NAME (or "prefix-*") and/or --selector key=value' });
   }

@@ -15,6 +15,8 @@ import { agentFor } from './contexts.ts';
 import { addConfigOptions, readConfigInput } from './config-input.ts';
 import { printDeployment, printDestroyed, printInspect, printList, printPs, processOutput, progressPrinter, type Output } from './output.ts';
 import { deploymentAction, withState, type CommandOptions } from './runtime.ts';
+import { collect } from './option-parsers.ts';
+import { parseLabelArgs } from '../labels.ts';
 
 type Opts = CommandOptions;
 
@@ -28,16 +30,19 @@ export function addDeploymentCommands(parent: Command): void {
     .requiredOption('-n, --name <name>', 'unique deployment name (a-z, 0-9, -; at most 63)');
   addConfigOptions(create, { required: true, description: 'deployment config (docker-compose format with x-depad keys)' })
     .option('--no-wait', 'return once started, without waiting for health checks')
+    .option('--class <class>', 'the deployment\'s class (the class label), over x-depad.class')
+    .option('--label <key=value>', 'a label selectors match, over x-depad.labels (repeatable; a=1,b=2 also works)', collect, [])
     .action(async (opts: Opts, cmd: Command) => {
       const g = cmd.optsWithGlobals<Opts>();
       const output = processOutput(Boolean(g.json));
       assertValidName(String(opts.name));
+      const labels = parseLabelArgs([...(opts.label as string[]), ...(opts.class === undefined ? [] : [`class=${String(opts.class)}`])], '--label');
       const input = await readConfigInput(String(opts.configFile), opts.env as string[], opts.envFile as string[], output);
       const agent = await agentFor(g);
       if (agent) {
         const file = path.resolve(String(opts.configFile));
         const config = agent.remote ? { config: input.spec.source, configName: path.basename(file) } : { configFile: file };
-        const body = { name: opts.name, ...config, env: input.env, pull: opts.pull, wait: opts.wait !== false };
+        const body = { name: opts.name, ...config, env: input.env, labels, pull: opts.pull, wait: opts.wait !== false };
         return printDeployment(output, await agent.request<DeploymentView>({ method: 'POST', path: '/v1/deployments', body, onProgress: progressPrinter(output) }));
       }
       await withState(g, output, `create --name ${String(opts.name)}`, async (ctx) => {
@@ -45,6 +50,7 @@ export function addDeploymentCommands(parent: Command): void {
           name: String(opts.name),
           spec: input.spec,
           env: input.env,
+          labels,
           pull: opts.pull as 'missing' | 'never',
           wait: opts.wait !== false,
         });

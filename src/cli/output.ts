@@ -1,4 +1,5 @@
 /** Human and `--json` output of the CLI: tables and results on stdout, progress and errors on stderr. */
+import { labelsText } from '../labels.ts';
 import path from 'node:path';
 import { DepadError } from '../errors.ts';
 import type { ProgressEvent } from '../deploy/context.ts';
@@ -88,7 +89,7 @@ export function printList(output: Output, views: readonly DeploymentView[], quie
 export function printInspect(output: Output, view: DeploymentView, revisions: ReadonlyArray<{ number: number; configFile: string; configSha256: string; createdAt: string }>): void {
   if (output.json) return printJson(output, { ...view, revisions });
   output.out(deploymentHeadline(view));
-  output.out(`  id:       ${view.id}\n  root:     ${view.rootDir}\n  desired:  ${view.desired}\n  created:  ${view.createdAt}\n  updated:  ${view.updatedAt}\n`);
+  output.out(`  id:       ${view.id}\n  root:     ${view.rootDir}\n  desired:  ${view.desired}\n  labels:   ${labelsText(view.labels)}\n  created:  ${view.createdAt}\n  updated:  ${view.updatedAt}\n`);
   for (const r of revisions) output.out(`  revision ${r.number}: ${path.basename(r.configFile)} (config ${r.configSha256.slice(0, 12)}, ${r.createdAt})\n`);
   output.out('\n' + instancesTable(view));
 }

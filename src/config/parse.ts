@@ -12,7 +12,8 @@ import { parseEnvText } from './env.ts';
 import { FrozenMap, compareStrings, deepFreeze, sortedRecord } from './freeze.ts';
 import { Collector, keyPath } from './nodes.ts';
 import type { ConfigWarning, LEntry, LNode } from './nodes.ts';
-import { checkKeys, mapEntries, readBool, readString } from './read.ts';
+import { checkKeys, mapEntries, readBool, readKeyValues, readString } from './read.ts';
+import { labelProblem } from '../labels.ts';
 import { labelsOf, readService } from './service.ts';
 import type { ServiceDraft } from './service.ts';
 import { readDuration } from './service-parts.ts';
@@ -240,11 +241,11 @@ function readVolume(c: Collector, name: string, node: LNode, path: string): Volu
   return { name, driver: driver || 'local', driverOpts, labels };
 }
 
-const DEFAULT_DEPAD: DepadSettings = { hostIp: '0.0.0.0', startTimeoutMs: 120_000 };
+const DEFAULT_DEPAD: DepadSettings = Object.freeze({ hostIp: '0.0.0.0', startTimeoutMs: 120_000, labels: Object.freeze({}) });
 
 function readDepad(c: Collector, entry: LEntry | undefined): DepadSettings {
   if (entry === undefined) return { ...DEFAULT_DEPAD };
-  const keys = checkKeys(c, mapEntries(c, entry.value, 'x-depad') ?? [], 'x-depad', { supported: ['host_ip', 'start_timeout', 'domain'] });
+  const keys = checkKeys(c, mapEntries(c, entry.value, 'x-depad') ?? [], 'x-depad', { supported: ['host_ip', 'start_timeout', 'domain', 'class', 'labels'] });
   const settings: { -readonly [K in keyof DepadSettings]: DepadSettings[K] } = { ...DEFAULT_DEPAD };
   const hostIp = keys.get('host_ip');
   if (hostIp) {
@@ -264,7 +265,28 @@ function readDepad(c: Collector, entry: LEntry | undefined): DepadSettings {
     const ms = readDuration(c, timeout.value, 'x-depad.start_timeout');
     if (ms !== undefined) settings.startTimeoutMs = ms;
   }
+  settings.labels = readDeploymentLabels(c, keys);
   return settings;
+}
+
+/** `x-depad.labels` (a map or `key=value` list) and `x-depad.class` (the `class` label). */
+function readDeploymentLabels(c: Collector, keys: Map<string, LEntry>): Record<string, string> {
+  const out: [string, string][] = [];
+  const labels = keys.get('labels');
+  for (const kv of labels ? (readKeyValues(c, labels.value, 'x-depad.labels', 'label') ?? []) : []) {
+    const problem = labelProblem(kv.key, kv.value);
+    if (problem) c.issue(kv.path, kv.pos, problem);
+    else out.push([kv.key, kv.value]);
+  }
+  const cls = keys.get('class');
+  if (cls) {
+    const value = readString(c, cls.value, 'x-depad.class', { what: 'a class name such as plateaumed' });
+    const problem = value === undefined ? undefined : labelProblem('class', value);
+    if (problem) c.issue('x-depad.class', cls.value.pos, problem.replace('label value', 'class'));
+    else if (out.some(([k]) => k === 'class')) c.issue('x-depad.class', cls.keyPos, 'the class is given twice: as x-depad.class and as the class label; keep one');
+    else if (value !== undefined) out.push(['class', value]);
+  }
+  return sortedRecord(out);
 }
 
 /** depends_on targets must exist, not be the service itself, and not form cycles. */

@@ -133,6 +133,8 @@ export interface DepadSettings {
   readonly startTimeoutMs: number;
   /** Base domain of HTTP routes, `<service>.<deployment>.<domain>`; unset: DEPAD_BASE_DOMAIN, else `localhost`. */
   readonly domain?: string;
+  /** The deployment's labels (`x-depad.labels`, with `x-depad.class` as `class`): what selectors match. */
+  readonly labels: Readonly<Record<string, string>>;
 }
 
 /** A validated deployment file. Frozen; services, networks and volumes keyed and sorted by name. */

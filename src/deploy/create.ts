@@ -3,6 +3,7 @@
  * networks, volumes, containers in dependency order → wait healthy → mark ready (one batch).
  * Any failure, or Ctrl-C, undoes every step; a kill is undone by the next command (recover.ts).
  */
+import { deploymentLabels } from '../labels.ts';
 import { randomBytes } from 'node:crypto';
 import type { DeploymentSpec, ServiceSpec } from '../config/spec.ts';
 import { DepadError, formatIssue } from '../errors.ts';
@@ -31,6 +32,8 @@ export interface CreateRequest {
   pull?: PullPolicy;
   /** Wait for services with health checks to be healthy before returning (default true). */
   wait?: boolean;
+  /** Labels from the command line (`--class`, `--label`), over the config's. */
+  labels?: Readonly<Record<string, string>>;
 }
 
 /** Creates and starts a deployment; returns its record. */
@@ -67,6 +70,8 @@ export async function createDeployment(ctx: OpContext, request: CreateRequest): 
     ports,
     volumes: Object.keys(spec.volumes).map((v) => scopedName(name, v)),
     instances: Object.fromEntries(Object.keys(spec.services).map((s) => [s, 1])),
+    labels: deploymentLabels(spec, request.labels),
+    ...(request.labels && Object.keys(request.labels).length > 0 ? { labelOverrides: { ...request.labels } } : {}),
   };
   const journal: JournalEntry = { opId: id, kind: 'create', deploymentId: id, name, pid: process.pid, startedAt: now, step: 'registered', previousCursor: cursor };
   await ctx.store

@@ -38,6 +38,8 @@ export interface DeploymentView {
   status: string;
   desired: DeploymentRecord['desired'];
   revision: number;
+  /** What selectors match (`class` among them). */
+  labels: Record<string, string>;
   createdAt: string;
   updatedAt: string;
   rootDir: string;
@@ -75,6 +77,7 @@ export async function viewDeployment(ctx: OpContext, record: DeploymentRecord, i
     status,
     desired: record.desired,
     revision: record.revision,
+    labels: record.labels ?? {},
     createdAt: record.createdAt,
     updatedAt: record.updatedAt,
     rootDir: record.rootDir,

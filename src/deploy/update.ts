@@ -5,6 +5,7 @@
  * record, revision and released ports (one batch). A failure puts every swapped service back
  * and the deployment keeps serving its current revision; a kill is undone by the next command.
  */
+import { deploymentLabels, labelsText } from '../labels.ts';
 import { loadConfig, parseConfig, withImages } from '../config/index.ts';
 import type { ConfigWarning } from '../config/index.ts';
 import type { DeploymentSpec } from '../config/spec.ts';
@@ -73,7 +74,15 @@ export async function updateDeployment(ctx: OpContext, record: DeploymentRecord,
   }
   await ctx.engine.ping();
   const { current, diff, images } = await planUpdate(ctx, record, request);
+  const labels = deploymentLabels(request.spec, record.labelOverrides);
   if (diff.empty) {
+    if (labelsText(labels) !== labelsText(record.labels)) {
+      // Labels are metadata: they change in place, with no new revision and nothing restarted.
+      const relabeled: DeploymentRecord = { ...record, labels, updatedAt: new Date().toISOString() };
+      await ctx.store.batch().putDeployment(relabeled).write();
+      ctx.progress({ step: 'ready', message: `deployment ${record.name}: labels now ${labelsText(labels)}; nothing else changed (revision ${record.revision})` });
+      return { record: relabeled, revision: undefined, diff };
+    }
     ctx.progress({ step: 'ready', message: `deployment ${record.name} is already at this configuration (revision ${record.revision})` });
     return { record, revision: undefined, diff };
   }
@@ -139,6 +148,7 @@ export async function updateDeployment(ctx: OpContext, record: DeploymentRecord,
       updatedAt: new Date().toISOString(),
       instances: finalInstances,
       ports: finalPorts,
+      labels,
       volumes: [...new Set([...record.volumes, ...rendered.volumes.map((v) => v.name)])],
     };
     const revision: RevisionRecord = {

@@ -37,6 +37,10 @@ export interface DeploymentRecord {
   volumes: string[];
   /** service → number of its current instance (1 after create; each update of the service adds one). */
   instances: Record<string, number>;
+  /** The labels selectors match: the config's (`x-depad.labels`, `x-depad.class`), then `labelOverrides` (absent in records made before labels). */
+  labels?: Record<string, string>;
+  /** Labels given at create (`--class`, `--label`): they win over the config's, at every update too. */
+  labelOverrides?: Record<string, string>;
 }
 
 /** One numbered version of a deployment. Its files live in `<root>/revisions/<n>/`. */
