@@ -230,4 +230,15 @@ test('API: a token scoped by labels selects deployments by their labels (config,
   const badLabel = await api.call('POST', '/v1/deployments', { token: api.admin, body: JSON.stringify({ name: sneaky, config: hello, configName: 'depad.yml', labels: { 'depad.x': 'y' } }) });
   t.is(badLabel.status, 400);
   t.is(badLabel.json.error.code, 'DEPAD_USAGE');
+
+  // Bulk: allowed only when the token may act on every selected deployment.
+  const restarted = await api.call('POST', '/v1/bulk/restart', { token: byClass, body: JSON.stringify({ selector: { class: 'shop' }, wait: false }) });
+  t.is(restarted.status, 200, restarted.text);
+  t.deepEqual(restarted.json.items.map((i: { deployment: string; result: string }) => [i.deployment, i.result]), [[shop, 'done']]);
+  const wide = await api.call('POST', '/v1/bulk/stop', { token: byClass, body: JSON.stringify({ selector: { env: 'prod' } }) });
+  t.is(wide.status, 403, 'env=prod also picks a deployment outside the token');
+  t.is((await api.call('GET', `/v1/deployments/${shop}`, { token: api.admin })).json.status, 'running', 'nothing was stopped');
+  const dry = await api.call('POST', '/v1/bulk/update', { token: byEnv, body: JSON.stringify({ selector: { env: 'prod' }, overrides: { web: 'depad-example/app:2' }, dryRun: true }) });
+  t.is(dry.status, 200, dry.text);
+  t.deepEqual(dry.json.items.map((i: { result: string }) => i.result), ['would update', 'would update']);
 });

@@ -3,125 +3,23 @@
  * the checks on its inputs (paths, bodies, files). The dispatch, authentication and streaming are
  * in handler.ts; the OpenAPI document is built from this table.
  */
-import type { IncomingMessage } from 'node:http';
-import path from 'node:path';
 import { authorize, createToken, parseScope, revokeToken, selects } from '../auth/tokens.ts';
-import type { Action } from '../auth/tokens.ts';
-import type { AgentEvent } from '../agent/reconciler.ts';
-import type { CertificateStatus } from '../../certs/acme.ts';
 import { loadConfig } from '../config/index.ts';
-import type { OpContext } from '../deploy/context.ts';
 import { createDeployment } from '../deploy/create.ts';
 import { destroyDeployment, restartDeployment, startDeployment, stopDeployment } from '../deploy/lifecycle.ts';
-import { resolveDeployment } from '../deploy/resolve.ts';
 import { listDeploymentViews, listRevisions, readLogs, viewDeployment } from '../deploy/status.ts';
 import { parseRemoteConfig, planUpdate, rollbackDeployment, updateDeployment, updateRequestFor } from '../deploy/update.ts';
-import type { UpdateOutcome, UpdateResult, UpdateTarget } from '../deploy/update.ts';
+import type { UpdateOutcome, UpdateResult } from '../deploy/update.ts';
 import { DepadError } from '../errors.ts';
 import { deploymentLabels, labelProblem } from '../labels.ts';
-import type { TokenRecord } from '../store/records.ts';
 import { onlyFields, readJsonObject, readOptionalJsonObject, stringField, stringMapField, stringsField } from './body.ts';
 import { openApiDocument } from './openapi.ts';
+import { configFileField, configTextField, pullField, ref, scopedDeployment, updateTarget } from './call.ts';
+import type { Call, Endpoint } from './call.ts';
+import { BULK_ENDPOINTS } from './bulk-endpoints.ts';
 
-/** One request, authenticated. */
-export interface Call {
-  token: TokenRecord;
-  params: string[];
-  req: IncomingMessage;
-  url: URL;
-  /** The request came over the local unix socket (it may name files on this host). */
-  local: boolean;
-  ctx: OpContext;
-  /** Writes one JSON line of a streamed answer (endpoints with `streams`). */
-  emit(line: Record<string, unknown>): void;
-  /** Aborted when the client goes away. */
-  signal: AbortSignal;
-  /** The agent's event list. */
-  events: () => readonly AgentEvent[];
-  /** The proxy's certificates and where each stands. */
-  certificates: () => readonly CertificateStatus[];
-  /** The deployment the call is about, for the audit log. */
-  deployment?: string;
-}
-
-/** One endpoint: method, path pattern, the action its scope is checked for, what it does. */
-export interface Endpoint {
-  method: 'GET' | 'POST' | 'DELETE';
-  /** OpenAPI path, e.g. `/v1/deployments/{deployment}`. */
-  path: string;
-  action: Action;
-  summary: string;
-  /** Changes state: runs one at a time, and streams progress when the client accepts JSON lines. */
-  mutates?: boolean;
-  /** Always answers with JSON lines (`emit`), ending with `{result}` or `{error}`. */
-  streams?: boolean;
-  run(call: Call): Promise<{ status?: number; body: unknown }>;
-}
-
-/** Deployment references in paths: a name or an ID (prefix). Nothing else reaches the store. */
-const REF = /^[a-z0-9](?:[a-z0-9-]{0,62})$/;
-
-function ref(call: Call): string {
-  const value = call.params[0] as string;
-  if (!REF.test(value)) throw new DepadError('DEPAD_NAME_INVALID', `not a deployment or token name: ${JSON.stringify(value.slice(0, 80))}`);
-  return value;
-}
-
-/** Finds the deployment of the call and checks the token's scope for it (403 before 404 for names outside it). */
-async function scopedDeployment(call: Call, action: Action) {
-  const name = ref(call);
-  call.deployment = name;
-  let record;
-  try {
-    record = await resolveDeployment(call.ctx.store, name);
-  } catch (error) {
-    if (call.token.scope.kind !== 'admin' && !selects(call.token.scope, { name })) authorize(call.token, action, { name });
-    throw error;
-  }
-  call.deployment = record.name;
-  authorize(call.token, action, { name: record.name, labels: record.labels ?? {} });
-  return record;
-}
-
-/** A config file named by a client: only over the local socket (a remote client cannot name files here), absolute. */
-function configFileField(call: Call, body: Record<string, unknown>, required: boolean): string | undefined {
-  const file = stringField(body, 'configFile', !required);
-  if (file === undefined) return undefined;
-  if (!call.local) throw new DepadError('DEPAD_USAGE', 'configFile is only accepted over the local socket', { hint: 'remote clients send the config itself: config (its text) and configName' });
-  if (!path.isAbsolute(file)) throw new DepadError('DEPAD_USAGE', 'configFile must be an absolute path');
-  return file;
-}
-
-function pullField(body: Record<string, unknown>): 'missing' | 'never' {
-  const pull = body.pull ?? 'missing';
-  if (pull !== 'missing' && pull !== 'never') throw new DepadError('DEPAD_USAGE', 'field pull must be "missing" or "never"');
-  return pull;
-}
-
-/** A config sent as text (`config`, `configName`): the way remote clients give one. */
-function configTextField(body: Record<string, unknown>): { text: string; name: string } | undefined {
-  const text = stringField(body, 'config', true);
-  if (text === undefined) return undefined;
-  if (body.configFile !== undefined) throw new DepadError('DEPAD_USAGE', 'give config or configFile, not both');
-  if (Buffer.byteLength(text) > 256 * 1024) throw new DepadError('DEPAD_BODY_TOO_LARGE', 'a config is at most 256 KiB');
-  const name = stringField(body, 'configName', true) ?? 'depad.yml';
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(name)) throw new DepadError('DEPAD_USAGE', `configName must be a file name, not ${JSON.stringify(name.slice(0, 80))}`);
-  return { text, name };
-}
-
-/** The update target of an update or diff request. */
-function updateTarget(call: Call, body: Record<string, unknown>): UpdateTarget {
-  onlyFields(body, ['configFile', 'config', 'configName', 'env', 'overrides', 'pull']);
-  const configText = configTextField(body);
-  const configFile = configFileField(call, body, false);
-  return {
-    ...(configFile === undefined ? {} : { configFile }),
-    ...(configText === undefined ? {} : { configText }),
-    env: stringMapField(body, 'env'),
-    overrides: stringMapField(body, 'overrides'),
-    pull: pullField(body),
-  };
-}
+/** The shapes every endpoint shares (call.ts). */
+export type { Call, Endpoint } from './call.ts';
 
 /** What update and rollback answer: the deployment after it, the diff, the new revision (if any). */
 async function outcome(call: Call, result: UpdateResult): Promise<UpdateOutcome> {
@@ -130,6 +28,12 @@ async function outcome(call: Call, result: UpdateResult): Promise<UpdateOutcome>
 
 /** The endpoints, in the order the OpenAPI document lists them. */
 export const ENDPOINTS: Endpoint[] = [
+  ...coreEndpoints(),
+  ...BULK_ENDPOINTS,
+];
+
+function coreEndpoints(): Endpoint[] {
+  return [
   {
     method: 'GET',
     path: '/v1/openapi.json',
@@ -148,6 +52,7 @@ export const ENDPOINTS: Endpoint[] = [
     method: 'POST',
     path: '/v1/deployments',
     action: 'create',
+    scopesItself: true,
     summary: 'Create a deployment (depad create); body: {name, config and configName (or configFile over the local socket), env?, labels?, pull?, wait?}',
     mutates: true,
     run: async (call) => {
@@ -340,4 +245,4 @@ export const ENDPOINTS: Endpoint[] = [
     },
   },
 ];
-
+}

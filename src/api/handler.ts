@@ -9,6 +9,7 @@
 import type { CertificateStatus } from '../../certs/acme.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { serialQueue } from '../serial.ts';
 import { authenticate, authorize } from '../auth/tokens.ts';
 import type { OpContext } from '../deploy/context.ts';
 import { DepadError } from '../errors.ts';
@@ -49,12 +50,7 @@ const LOCAL_ADMIN: TokenRecord = Object.freeze({ id: 'local', name: 'local', sco
 
 /** A queue that runs functions one after another: the simplest `serialize` for ApiDeps. */
 export function operationQueue(): ApiDeps['serialize'] {
-  let tail: Promise<unknown> = Promise.resolve();
-  return (fn) => {
-    const run = tail.then(fn, fn);
-    tail = run.catch(() => {});
-    return run;
-  };
+  return serialQueue();
 }
 
 const MATCHERS = ENDPOINTS.map((e) => ({ endpoint: e, pattern: new RegExp(`^${e.path.replace(/\{[a-z]+\}/g, '([^/]+)')}$`) }));
@@ -120,8 +116,8 @@ async function handle(deps: ApiDeps, req: IncomingMessage, res: ServerResponse):
   if (stream) res.writeHead(200, { 'content-type': 'application/x-ndjson; charset=utf-8', 'cache-control': 'no-store' });
   try {
     if (match === undefined) throw new DepadError('DEPAD_NOT_FOUND', `no endpoint ${req.method ?? ''} ${url.pathname}`, { hint: 'see GET /v1/openapi.json' });
-    // Endpoints about one deployment (and create) check the scope against it; others here.
-    if (!match.endpoint.path.includes('{deployment}') && action !== 'create') authorize(token, action);
+    // Endpoints about one deployment (and create, bulk) check the scope against it; others here.
+    if (!match.endpoint.path.includes('{deployment}') && !match.endpoint.scopesItself) authorize(token, action);
     const endpoint = match.endpoint;
     const { status = 200, body } = endpoint.mutates ? await deps.serialize(() => endpoint.run(call)) : await endpoint.run(call);
     audit('ok', status);

@@ -5,6 +5,7 @@
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { createDeployment } from '../deploy/create.ts';
+import { matchesSelector } from '../deploy/bulk.ts';
 import { destroyDeployment, restartDeployment, startDeployment, stopDeployment } from '../deploy/lifecycle.ts';
 import { assertValidName, resolveDeployment } from '../deploy/resolve.ts';
 import { listDeploymentViews, listRevisions, readLogs, viewDeployment } from '../deploy/status.ts';
@@ -17,6 +18,7 @@ import { printDeployment, printDestroyed, printInspect, printList, printPs, proc
 import { deploymentAction, withState, type CommandOptions } from './runtime.ts';
 import { collect } from './option-parsers.ts';
 import { parseLabelArgs } from '../labels.ts';
+import { localBulkLifecycle, runBulk, selectorOf, selectorOptions } from './bulk-commands.ts';
 
 type Opts = CommandOptions;
 
@@ -60,12 +62,12 @@ export function addDeploymentCommands(parent: Command): void {
 
   const lifecycle = (verb: 'start' | 'stop' | 'restart', description: string) => {
     const command = parent
-      .command(`${verb} <deployment>`)
-      .description(description)
+      .command(`${verb} [deployment]`)
+      .description(`${description} (or every deployment -l selects)`)
       .addOption(serviceOption());
     if (verb !== 'stop') command.option('--no-wait', 'do not wait for health checks after starting');
-    command.action(
-      deploymentAction(verb, async (ctx, record, opts, output) => {
+    selectorOptions(command);
+    const one = deploymentAction(verb, async (ctx, record, opts, output) => {
         const options = { ...(opts.service ? { services: opts.service as string[] } : {}), wait: opts.wait !== false };
         const run = verb === 'start' ? startDeployment : verb === 'stop' ? stopDeployment : restartDeployment;
         const updated = await run(ctx, record, options);
@@ -75,8 +77,13 @@ export function addDeploymentCommands(parent: Command): void {
           const body = { ...(opts.service ? { services: opts.service } : {}), ...(verb === 'stop' ? {} : { wait: opts.wait !== false }) };
           printDeployment(output, await agent.request<DeploymentView>({ method: 'POST', path: `/v1/deployments/${seg(ref)}/${verb}`, body, onProgress: progressPrinter(output) }));
         },
-      }),
-    );
+      });
+    command.action(async (ref: string | undefined, opts: Opts, cmd: Command) => {
+      const selector = selectorOf(ref, opts);
+      if (selector === undefined) return one(ref as string, opts, cmd);
+      const body = { ...(opts.service ? { services: opts.service } : {}), ...(verb === 'stop' ? {} : { wait: opts.wait !== false }), maxParallel: opts.maxParallel };
+      await runBulk(verb, cmd, selector, async () => body, localBulkLifecycle(verb, opts));
+    });
   };
   lifecycle('start', 'start a deployment, or some of its services (-s)');
   lifecycle('stop', 'stop a deployment, or some of its services (-s); its ports stay reserved');
@@ -104,12 +111,16 @@ export function addDeploymentCommands(parent: Command): void {
     .alias('list')
     .description('list deployments')
     .option('-q, --quiet', 'only names')
+    .addOption(new Option('-l, --selector <labels>', 'only deployments with these labels, e.g. class=plateaumed (repeatable)').argParser(collect))
     .action(async (opts: Opts, cmd: Command) => {
       const g = cmd.optsWithGlobals<Opts>();
       const output = processOutput(Boolean(g.json));
+      const items = (opts.selector as string[] | undefined) ?? [];
+      const selector = items.length === 0 ? undefined : parseLabelArgs(items, '--selector');
+      const pick = (views: DeploymentView[]) => (selector ? views.filter((v) => matchesSelector(v.labels, selector)) : views);
       const agent = await agentFor(g);
-      if (agent) return printList(output, await agent.request<DeploymentView[]>({ method: 'GET', path: '/v1/deployments' }), Boolean(opts.quiet));
-      await withState(g, output, 'ls', async (ctx) => printList(output, await listDeploymentViews(ctx), Boolean(opts.quiet)), { readOnly: true });
+      if (agent) return printList(output, pick(await agent.request<DeploymentView[]>({ method: 'GET', path: '/v1/deployments' })), Boolean(opts.quiet));
+      await withState(g, output, 'ls', async (ctx) => printList(output, pick(await listDeploymentViews(ctx)), Boolean(opts.quiet)), { readOnly: true });
     });
 
   parent

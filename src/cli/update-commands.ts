@@ -10,7 +10,8 @@ import { DepadError } from '../errors.ts';
 import type { DeploymentRecord, RevisionRecord } from '../store/records.ts';
 import { seg, type AgentClient } from './agent-client.ts';
 import { addConfigOptions, readEnv, warnPrinter } from './config-input.ts';
-import { deploymentHeadline, instancesTable, printJson, progressPrinter, table, type Output } from './output.ts';
+import { deploymentHeadline, instancesTable, printJson, processOutput, progressPrinter, table, type Output } from './output.ts';
+import { localBulkUpdate, runBulk, selectorOf, selectorOptions } from './bulk-commands.ts';
 import { deploymentAction, type CommandOptions as Opts } from './runtime.ts';
 
 /** Options that say what to update to: a config file, or new images for named services. */
@@ -47,16 +48,27 @@ async function remoteTarget(agent: AgentClient, opts: Opts, output: Output): Pro
 
 /** Adds update, diff, history and rollback to `parent`. */
 export function addUpdateCommands(parent: Command): void {
-  targetOptions(parent.command('update <deployment>').description('update a deployment: new instances of changed services, zero downtime through the proxy')).action(
-    deploymentAction('update', async (ctx, record, opts, output) => {
-      const result = await updateDeployment(ctx, record, await updateRequestFor(record, await readTarget(opts, output)));
-      await printResult(ctx, output, result.record, result.diff, result.revision);
-    }, {
-      remote: async (agent, ref, opts, output) => {
-        printUpdate(output, await agent.request<UpdateOutcome>({ method: 'POST', path: `/v1/deployments/${seg(ref)}/update`, body: await remoteTarget(agent, opts, output), onProgress: progressPrinter(output) }));
-      },
-    }),
-  );
+  const updateOne = deploymentAction('update', async (ctx, record, opts, output) => {
+    const result = await updateDeployment(ctx, record, await updateRequestFor(record, await readTarget(opts, output)));
+    await printResult(ctx, output, result.record, result.diff, result.revision);
+  }, {
+    remote: async (agent, ref, opts, output) => {
+      printUpdate(output, await agent.request<UpdateOutcome>({ method: 'POST', path: `/v1/deployments/${seg(ref)}/update`, body: await remoteTarget(agent, opts, output), onProgress: progressPrinter(output) }));
+    },
+  });
+  const update = targetOptions(parent.command('update [deployment]').description('update a deployment (or every one -l selects, rolling): new instances of changed services, zero downtime through the proxy'));
+  selectorOptions(update, { dryRun: true }).action(async (ref: string | undefined, opts: Opts, cmd: Command) => {
+    const selector = selectorOf(ref, opts);
+    if (selector === undefined) return updateOne(ref as string, opts, cmd);
+    const output = processOutput(Boolean(cmd.optsWithGlobals<Opts>().json));
+    await runBulk(
+      'update',
+      cmd,
+      selector,
+      async (agent) => ({ ...(await remoteTarget(agent, opts, output)), maxParallel: opts.maxParallel, dryRun: Boolean(opts.dryRun) }),
+      async (ctx, sel) => localBulkUpdate(await readTarget(opts, output), opts)(ctx, sel),
+    );
+  });
 
   targetOptions(parent.command('diff <deployment>').description('show what an update would change, per service; changes nothing')).action(
     deploymentAction('diff', async (ctx, record, opts, output) => {

@@ -6,6 +6,7 @@
  * and the deployment keeps serving its current revision; a kill is undone by the next command.
  */
 import { deploymentLabels, labelsText } from '../labels.ts';
+import { serialQueue } from '../serial.ts';
 import { loadConfig, parseConfig, withImages } from '../config/index.ts';
 import type { ConfigWarning } from '../config/index.ts';
 import type { DeploymentSpec } from '../config/spec.ts';
@@ -97,9 +98,13 @@ export async function updateDeployment(ctx: OpContext, record: DeploymentRecord,
   const needed = changed.flatMap((name) =>
     portsNeeded(spec.services[name]!, nextInstance(name), !record.ports.some((p) => p.service === name && p.role === 'route')),
   );
-  const fresh = await allocateMore(ctx, record, needed);
   const journal: JournalEntry = { opId: `${record.id.slice(0, 16)}${Date.now().toString(16)}`, kind: 'update', deploymentId: record.id, name: record.name, pid: process.pid, startedAt: new Date().toISOString(), step: 'ports', toRevision };
-  await ctx.store.batch().putPorts(fresh.map((p) => ({ ...p, deploymentId: record.id }))).putJournal(journal).write();
+  // One allocation at a time in this process (bulk updates run several deployments at once): each sees the ports the last one registered.
+  const fresh = await portAllocation(async () => {
+    const ports = await allocateMore(ctx, record, needed);
+    await ctx.store.batch().putPorts(ports.map((p) => ({ ...p, deploymentId: record.id }))).putJournal(journal).write();
+    return ports;
+  });
 
   const finalInstances = { ...record.instances, ...Object.fromEntries(changed.map((s) => [s, nextInstance(s)])) };
   for (const s of removed) delete finalInstances[s];
@@ -184,6 +189,8 @@ export async function updateDeployment(ctx: OpContext, record: DeploymentRecord,
 }
 
 /** Ports for new instances: from the deployment's own block onward, without moving the global cursor. */
+const portAllocation = serialQueue();
+
 async function allocateMore(ctx: OpContext, record: DeploymentRecord, needed: Omit<PortAssignment, 'host'>[]): Promise<PortAssignment[]> {
   if (needed.length === 0) return [];
   const range = portRangeFromEnv();

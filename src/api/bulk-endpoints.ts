@@ -1,0 +1,71 @@
+/**
+ * The API's bulk endpoints: one command over every deployment a label selector picks (see
+ * src/deploy/bulk.ts). The token must be allowed the action on every one of them, or nothing
+ * runs (403). Progress streams with the deployment's name in front; the answer is the summary.
+ */
+import { authorize } from '../auth/tokens.ts';
+import { bulkLifecycle, bulkUpdate, selectDeployments } from '../deploy/bulk.ts';
+import type { DeploymentRecord } from '../store/records.ts';
+import { DepadError } from '../errors.ts';
+import { labelProblem } from '../labels.ts';
+import { onlyFields, readJsonObject, stringMapField, stringsField } from './body.ts';
+import { updateTarget } from './call.ts';
+import type { Call, Endpoint } from './call.ts';
+
+/** The selector and roll settings of a bulk body; the rest of the body is left for the verb. */
+async function selection(call: Call, action: 'update' | 'start' | 'stop' | 'restart', body: Record<string, unknown>): Promise<{ records: DeploymentRecord[]; selector: Record<string, string>; maxParallel: number }> {
+  const selector = stringMapField(body, 'selector');
+  for (const [key, value] of Object.entries(selector)) {
+    const problem = labelProblem(key, value);
+    if (problem) throw new DepadError('DEPAD_USAGE', `selector: ${problem}`);
+  }
+  const maxParallel = body.maxParallel ?? 1;
+  if (typeof maxParallel !== 'number' || !Number.isInteger(maxParallel) || maxParallel < 1 || maxParallel > 64) throw new DepadError('DEPAD_USAGE', 'maxParallel must be a whole number from 1 to 64');
+  const records = selectDeployments(await call.ctx.store.listDeployments(), selector);
+  for (const record of records) authorize(call.token, action, { name: record.name, labels: record.labels ?? {} });
+  call.deployment = `-l ${Object.entries(selector).map(([k, v]) => `${k}=${v}`).join(',')}`;
+  return { records, selector, maxParallel };
+}
+
+/** Removes the bulk fields, leaving the verb's own. */
+function withoutBulkFields(body: Record<string, unknown>): Record<string, unknown> {
+  const { selector: _s, maxParallel: _m, dryRun: _d, ...rest } = body;
+  return rest;
+}
+
+/** The bulk endpoints, listed after the others in the OpenAPI document. */
+export const BULK_ENDPOINTS: Endpoint[] = [
+  {
+    method: 'POST',
+    path: '/v1/bulk/update',
+    action: 'update',
+    summary: 'Update every deployment a selector picks, rolling (depad update -l); body: {selector, maxParallel?, dryRun?, and the update body}',
+    mutates: true,
+    scopesItself: true,
+    run: async (call) => {
+      const body = await readJsonObject(call.req);
+      const { records, selector, maxParallel } = await selection(call, 'update', body);
+      if (body.dryRun !== undefined && typeof body.dryRun !== 'boolean') throw new DepadError('DEPAD_USAGE', 'dryRun must be true or false');
+      const target = updateTarget(call, withoutBulkFields(body));
+      return { body: await bulkUpdate(call.ctx, records, target, selector, { maxParallel, dryRun: body.dryRun === true }) };
+    },
+  },
+  ...(['start', 'stop', 'restart'] as const).map(
+    (verb): Endpoint => ({
+      method: 'POST',
+      path: `/v1/bulk/${verb}`,
+      action: verb,
+      summary: `${verb[0]?.toUpperCase()}${verb.slice(1)} every deployment a selector picks (depad ${verb} -l); body: {selector, maxParallel?, services?${verb === 'stop' ? '' : ', wait?'}}`,
+      mutates: true,
+      scopesItself: true,
+      run: async (call) => {
+        const body = await readJsonObject(call.req);
+        onlyFields(body, ['selector', 'maxParallel', 'services', ...(verb === 'stop' ? [] : ['wait'])]);
+        const { records, selector, maxParallel } = await selection(call, verb, body);
+        if (body.wait !== undefined && typeof body.wait !== 'boolean') throw new DepadError('DEPAD_USAGE', 'field wait must be true or false');
+        const services = stringsField(body, 'services');
+        return { body: await bulkLifecycle(call.ctx, records, verb, selector, { maxParallel, ...(services ? { services } : {}), wait: body.wait !== false }) };
+      },
+    }),
+  ),
+];

@@ -1,0 +1,119 @@
+/**
+ * What every endpoint works with: the authenticated call, the endpoint's shape, and the checks on
+ * inputs the endpoints share (deployment references in paths, config files and texts, update
+ * targets). Nothing here reaches the store except `scopedDeployment`, which also checks the scope.
+ */
+import type { IncomingMessage } from 'node:http';
+import path from 'node:path';
+import { authorize, selects } from '../auth/tokens.ts';
+import type { Action } from '../auth/tokens.ts';
+import type { AgentEvent } from '../agent/reconciler.ts';
+import type { CertificateStatus } from '../../certs/acme.ts';
+import type { OpContext } from '../deploy/context.ts';
+import { resolveDeployment } from '../deploy/resolve.ts';
+import type { UpdateTarget } from '../deploy/update.ts';
+import { DepadError } from '../errors.ts';
+import type { TokenRecord } from '../store/records.ts';
+import { onlyFields, stringField, stringMapField } from './body.ts';
+
+/** One request, authenticated. */
+export interface Call {
+  token: TokenRecord;
+  params: string[];
+  req: IncomingMessage;
+  url: URL;
+  /** The request came over the local unix socket (it may name files on this host). */
+  local: boolean;
+  ctx: OpContext;
+  /** Writes one JSON line of a streamed answer (endpoints with `streams`). */
+  emit(line: Record<string, unknown>): void;
+  /** Aborted when the client goes away. */
+  signal: AbortSignal;
+  /** The agent's event list. */
+  events: () => readonly AgentEvent[];
+  /** The proxy's certificates and where each stands. */
+  certificates: () => readonly CertificateStatus[];
+  /** The deployment the call is about, for the audit log. */
+  deployment?: string;
+}
+
+/** One endpoint: method, path pattern, the action its scope is checked for, what it does. */
+export interface Endpoint {
+  method: 'GET' | 'POST' | 'DELETE';
+  /** OpenAPI path, e.g. `/v1/deployments/{deployment}`. */
+  path: string;
+  action: Action;
+  summary: string;
+  /** Changes state: runs one at a time, and streams progress when the client accepts JSON lines. */
+  mutates?: boolean;
+  /** Always answers with JSON lines (`emit`), ending with `{result}` or `{error}`. */
+  streams?: boolean;
+  /** Checks the token's scope itself, per deployment it touches (create, bulk); the others about no one deployment are checked before `run`. */
+  scopesItself?: boolean;
+  run(call: Call): Promise<{ status?: number; body: unknown }>;
+}
+
+/** Deployment references in paths: a name or an ID (prefix). Nothing else reaches the store. */
+const REF = /^[a-z0-9](?:[a-z0-9-]{0,62})$/;
+
+export function ref(call: Call): string {
+  const value = call.params[0] as string;
+  if (!REF.test(value)) throw new DepadError('DEPAD_NAME_INVALID', `not a deployment or token name: ${JSON.stringify(value.slice(0, 80))}`);
+  return value;
+}
+
+/** Finds the deployment of the call and checks the token's scope for it (403 before 404 for names outside it). */
+export async function scopedDeployment(call: Call, action: Action) {
+  const name = ref(call);
+  call.deployment = name;
+  let record;
+  try {
+    record = await resolveDeployment(call.ctx.store, name);
+  } catch (error) {
+    if (call.token.scope.kind !== 'admin' && !selects(call.token.scope, { name })) authorize(call.token, action, { name });
+    throw error;
+  }
+  call.deployment = record.name;
+  authorize(call.token, action, { name: record.name, labels: record.labels ?? {} });
+  return record;
+}
+
+/** A config file named by a client: only over the local socket (a remote client cannot name files here), absolute. */
+export function configFileField(call: Call, body: Record<string, unknown>, required: boolean): string | undefined {
+  const file = stringField(body, 'configFile', !required);
+  if (file === undefined) return undefined;
+  if (!call.local) throw new DepadError('DEPAD_USAGE', 'configFile is only accepted over the local socket', { hint: 'remote clients send the config itself: config (its text) and configName' });
+  if (!path.isAbsolute(file)) throw new DepadError('DEPAD_USAGE', 'configFile must be an absolute path');
+  return file;
+}
+
+export function pullField(body: Record<string, unknown>): 'missing' | 'never' {
+  const pull = body.pull ?? 'missing';
+  if (pull !== 'missing' && pull !== 'never') throw new DepadError('DEPAD_USAGE', 'field pull must be "missing" or "never"');
+  return pull;
+}
+
+/** A config sent as text (`config`, `configName`): the way remote clients give one. */
+export function configTextField(body: Record<string, unknown>): { text: string; name: string } | undefined {
+  const text = stringField(body, 'config', true);
+  if (text === undefined) return undefined;
+  if (body.configFile !== undefined) throw new DepadError('DEPAD_USAGE', 'give config or configFile, not both');
+  if (Buffer.byteLength(text) > 256 * 1024) throw new DepadError('DEPAD_BODY_TOO_LARGE', 'a config is at most 256 KiB');
+  const name = stringField(body, 'configName', true) ?? 'depad.yml';
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(name)) throw new DepadError('DEPAD_USAGE', `configName must be a file name, not ${JSON.stringify(name.slice(0, 80))}`);
+  return { text, name };
+}
+
+/** The update target of an update or diff request. */
+export function updateTarget(call: Call, body: Record<string, unknown>): UpdateTarget {
+  onlyFields(body, ['configFile', 'config', 'configName', 'env', 'overrides', 'pull']);
+  const configText = configTextField(body);
+  const configFile = configFileField(call, body, false);
+  return {
+    ...(configFile === undefined ? {} : { configFile }),
+    ...(configText === undefined ? {} : { configText }),
+    env: stringMapField(body, 'env'),
+    overrides: stringMapField(body, 'overrides'),
+    pull: pullField(body),
+  };
+}

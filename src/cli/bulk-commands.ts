@@ -1,0 +1,96 @@
+/**
+ * Label selectors on the commands that name a deployment: `update -l class=x -s db --image …`,
+ * `start|stop|restart -l …`, `ls -l …`. One deployment is named by its argument; many by `-l`
+ * (never both). The work itself is in src/deploy/bulk.ts; through an agent it is one API call
+ * (`POST /v1/bulk/<verb>`) whose progress streams back. A summary table ends every bulk command;
+ * a failure makes the exit code that of the first failed deployment's error.
+ */
+import { Command, Option } from 'commander';
+import { bulkLifecycle, bulkUpdate, selectDeployments } from '../deploy/bulk.ts';
+import type { BulkOutcome } from '../deploy/bulk.ts';
+import type { OpContext } from '../deploy/context.ts';
+import type { UpdateTarget } from '../deploy/update.ts';
+import { DepadError, ERROR_CODES } from '../errors.ts';
+import type { ErrorCode } from '../errors.ts';
+import { labelsText, parseLabelArgs } from '../labels.ts';
+import type { AgentClient } from './agent-client.ts';
+import { agentFor } from './contexts.ts';
+import { collect, positiveInt } from './option-parsers.ts';
+import { printJson, processOutput, progressPrinter, table, type Output } from './output.ts';
+import { withState, type CommandOptions } from './runtime.ts';
+
+/** Adds `-l/--selector` and `--max-parallel` (and `--dry-run` when asked) to `command`. */
+export function selectorOptions(command: Command, options: { dryRun?: boolean } = {}): Command {
+  command
+    .addOption(new Option('-l, --selector <labels>', 'instead of a deployment: every deployment with these labels, e.g. class=plateaumed,env=prod (repeatable)').argParser(collect))
+    .option('--max-parallel <n>', 'with -l: how many deployments change at once', positiveInt, 1);
+  if (options.dryRun) command.option('--dry-run', 'with -l: show what would change, per deployment; change nothing');
+  return command;
+}
+
+/** The selector the options give, or undefined; DEPAD_USAGE when both a deployment and -l are given, or neither. */
+export function selectorOf(ref: string | undefined, opts: CommandOptions): Record<string, string> | undefined {
+  const items = (opts.selector as string[] | undefined) ?? [];
+  if (items.length === 0) {
+    if (ref === undefined) throw new DepadError('DEPAD_USAGE', 'name a deployment, or select deployments with -l key=value');
+    return undefined;
+  }
+  if (ref !== undefined) throw new DepadError('DEPAD_USAGE', `give either a deployment (${ref}) or -l, not both`);
+  return parseLabelArgs(items, '--selector');
+}
+
+/** A bulk verb, carried out here or by the agent. */
+export type BulkVerb = 'update' | 'start' | 'stop' | 'restart';
+
+/**
+ * Runs a bulk command: through the agent when one is there (`body` is what the API takes besides
+ * the selector), else on the local state with `local`. Prints the summary; throws after it when
+ * something failed.
+ */
+export async function runBulk(
+  verb: BulkVerb,
+  cmd: Command,
+  selector: Record<string, string>,
+  body: (agent: AgentClient) => Promise<Record<string, unknown>>,
+  local: (ctx: OpContext, selector: Record<string, string>) => Promise<BulkOutcome>,
+): Promise<void> {
+  const g = cmd.optsWithGlobals<CommandOptions>();
+  const output = processOutput(Boolean(g.json));
+  const agent = await agentFor(g);
+  const outcome = agent
+    ? await agent.request<BulkOutcome>({ method: 'POST', path: `/v1/bulk/${verb}`, body: { selector, ...(await body(agent)) }, onProgress: progressPrinter(output) })
+    : await withState(g, output, `${verb} -l ${labelsText(selector)}`, (ctx) => local(ctx, selector));
+  printBulk(output, verb, outcome);
+  const failed = outcome.items.find((i) => i.result === 'failed');
+  if (failed) {
+    const code = (failed.code && failed.code in ERROR_CODES ? failed.code : 'DEPAD_SERVICE_FAILED') as ErrorCode;
+    throw new DepadError(code, `${verb} stopped at ${failed.deployment}: ${failed.error ?? 'failed'}`, {
+      hint: `${outcome.items.filter((i) => i.result === 'skipped').length} deployment(s) were not touched; fix ${failed.deployment} and run the command again`,
+    });
+  }
+}
+
+/** The summary: deployment, from, to, result, time. */
+export function printBulk(output: Output, verb: BulkVerb, outcome: BulkOutcome): void {
+  if (output.json) return printJson(output, outcome);
+  output.out(table(['DEPLOYMENT', 'FROM', 'TO', 'RESULT', 'TIME'], outcome.items.map((i) => [i.deployment, i.from, i.to, i.result, `${(i.ms / 1000).toFixed(1)}s`])));
+  const counts = new Map<string, number>();
+  for (const i of outcome.items) counts.set(i.result, (counts.get(i.result) ?? 0) + 1);
+  output.err(`depad: ${verb} -l ${labelsText(outcome.selector)}: ${[...counts].map(([r, n]) => `${n} ${r}`).join(', ')}\n`);
+}
+
+/** The local bulk update: select, then roll (see src/deploy/bulk.ts). */
+export function localBulkUpdate(target: UpdateTarget, opts: CommandOptions) {
+  return async (ctx: OpContext, selector: Record<string, string>): Promise<BulkOutcome> =>
+    bulkUpdate(ctx, selectDeployments(await ctx.store.listDeployments(), selector), target, selector, { maxParallel: opts.maxParallel as number, dryRun: Boolean(opts.dryRun) });
+}
+
+/** The local bulk start, stop or restart. */
+export function localBulkLifecycle(verb: 'start' | 'stop' | 'restart', opts: CommandOptions) {
+  return async (ctx: OpContext, selector: Record<string, string>): Promise<BulkOutcome> =>
+    bulkLifecycle(ctx, selectDeployments(await ctx.store.listDeployments(), selector), verb, selector, {
+      maxParallel: opts.maxParallel as number,
+      ...(opts.service ? { services: opts.service as string[] } : {}),
+      wait: opts.wait !== false,
+    });
+}

@@ -1,0 +1,170 @@
+/**
+ * One command over many deployments, picked by a label selector (`class=plateaumed,env=prod`):
+ * updates that roll through them with a concurrency limit, and start, stop, restart. Everything is
+ * checked before anything changes (every deployment has the services named, the images exist,
+ * the configs are valid), then the deployments go `maxParallel` at a time in name order. The first
+ * failure stops the roll: the failed update has already rolled its deployment back (update.ts),
+ * the ones in flight finish, and the rest are skipped. The summary says, per deployment, from
+ * what to what, the result and the time it took.
+ */
+import { DepadError } from '../errors.ts';
+import { labelsText } from '../labels.ts';
+import type { DeploymentRecord } from '../store/records.ts';
+import type { OpContext } from './context.ts';
+import { restartDeployment, startDeployment, stopDeployment } from './lifecycle.ts';
+import { planUpdate, updateDeployment, updateRequestFor } from './update.ts';
+import type { UpdateRequest, UpdateTarget } from './update.ts';
+
+/** What happened to one deployment. */
+export interface BulkItem {
+  deployment: string;
+  /** What it was at before: images of the services named, or `rev N`. */
+  from: string;
+  /** What it is at after (or would be, with --dry-run). */
+  to: string;
+  result: 'updated' | 'unchanged' | 'would update' | 'done' | 'failed' | 'skipped';
+  ms: number;
+  /** The failure's message (result `failed`). */
+  error?: string;
+  /** The failure's code. */
+  code?: string;
+}
+
+/** The outcome of a bulk command: one item per selected deployment, in name order. */
+export interface BulkOutcome {
+  selector: Record<string, string>;
+  items: BulkItem[];
+  /** True when every deployment succeeded (or nothing was needed). */
+  ok: boolean;
+}
+
+/** Options of a bulk command. */
+export interface BulkOptions {
+  /** How many deployments change at once (default 1). */
+  maxParallel?: number;
+  /** Plan and report only (updates). */
+  dryRun?: boolean;
+}
+
+/** True when `labels` has every `selector` label. */
+export function matchesSelector(labels: Readonly<Record<string, string>> | undefined, selector: Readonly<Record<string, string>>): boolean {
+  return Object.entries(selector).every(([key, value]) => labels?.[key] === value);
+}
+
+/** The deployments whose labels match `selector`, by name; DEPAD_NOT_FOUND when none does. */
+export function selectDeployments(records: readonly DeploymentRecord[], selector: Readonly<Record<string, string>>): DeploymentRecord[] {
+  if (Object.keys(selector).length === 0) throw new DepadError('DEPAD_USAGE', 'an empty selector would pick every deployment', { hint: 'give labels: -l class=plateaumed' });
+  const picked = records.filter((r) => r.phase === 'ready' && matchesSelector(r.labels, selector)).sort((a, b) => a.name.localeCompare(b.name));
+  if (picked.length === 0) {
+    throw new DepadError('DEPAD_NOT_FOUND', `no deployment has the labels ${labelsText(selector)}`, { hint: 'see each deployment\'s labels with: depad inspect <deployment>' });
+  }
+  return picked;
+}
+
+/** One settled run of `rolling`. */
+export interface Settled<R> {
+  outcome: 'done' | 'failed' | 'skipped';
+  value?: R;
+  error?: unknown;
+  ms: number;
+}
+
+/**
+ * Runs `fn` over `items` in order, at most `maxParallel` at once. After the first failure nothing
+ * new starts; the runs in flight finish. Results are in the order of `items`.
+ */
+export async function rolling<T, R>(items: readonly T[], maxParallel: number, fn: (item: T) => Promise<R>): Promise<Settled<R>[]> {
+  const results: Settled<R>[] = items.map(() => ({ outcome: 'skipped', ms: 0 }));
+  let next = 0;
+  let failed = false;
+  const worker = async () => {
+    while (!failed && next < items.length) {
+      const i = next++;
+      const started = Date.now();
+      try {
+        results[i] = { outcome: 'done', value: await fn(items[i] as T), ms: Date.now() - started };
+      } catch (error) {
+        failed = true;
+        results[i] = { outcome: 'failed', error, ms: Date.now() - started };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(maxParallel, items.length)) }, worker));
+  return results;
+}
+
+function failure(error: unknown): Pick<BulkItem, 'error' | 'code'> {
+  const code = error instanceof DepadError ? error.code : undefined;
+  return { error: error instanceof Error ? error.message : String(error), ...(code ? { code } : {}) };
+}
+
+/** Progress of one deployment among many: its name in front of every line. */
+function forDeployment(ctx: OpContext, name: string): OpContext {
+  return { ...ctx, progress: (event) => ctx.progress({ ...event, message: `${name}: ${event.message}` }) };
+}
+
+/** What `target` changes, in the summary's words. */
+async function fromTo(ctx: OpContext, record: DeploymentRecord, target: UpdateTarget): Promise<{ from: string; to: string }> {
+  const overrides = Object.entries(target.overrides ?? {});
+  if (target.configFile !== undefined || target.configText !== undefined || overrides.length === 0) return { from: `rev ${record.revision}`, to: `rev ${record.revision + 1}` };
+  const images = (await ctx.store.listRevisions(record.id)).find((r) => r.number === record.revision)?.images ?? {};
+  return {
+    from: overrides.map(([service]) => images[service]?.ref ?? '?').join(', '),
+    to: [...new Set(overrides.map(([, image]) => image))].join(', '),
+  };
+}
+
+/** Updates every deployment in `records` to `target`, rolling (see the file comment). */
+export async function bulkUpdate(ctx: OpContext, records: readonly DeploymentRecord[], target: UpdateTarget, selector: Record<string, string>, options: BulkOptions = {}): Promise<BulkOutcome> {
+  // Check everything first: nothing changes unless every deployment can be updated.
+  const plans: { record: DeploymentRecord; request: UpdateRequest; from: string; to: string; empty: boolean }[] = [];
+  for (const record of records) {
+    try {
+      if (record.desired !== 'running') throw new DepadError('DEPAD_USAGE', `${record.name} is stopped`, { hint: `start it (depad start ${record.name}) or narrow the selector` });
+      const request = await updateRequestFor(record, target);
+      const { diff } = await planUpdate(ctx, record, request);
+      plans.push({ record, request, ...(await fromTo(ctx, record, target)), empty: diff.empty });
+    } catch (error) {
+      const e = error instanceof DepadError ? error : new DepadError('DEPAD_INTERNAL', String(error), { cause: error });
+      throw new DepadError(e.code, `${record.name}: ${e.message}; nothing was updated`, { ...(e.hint ? { hint: e.hint } : {}), cause: error });
+    }
+  }
+  if (options.dryRun) {
+    return { selector, ok: true, items: plans.map((p) => ({ deployment: p.record.name, from: p.from, to: p.empty ? p.from : p.to, result: p.empty ? 'unchanged' : 'would update', ms: 0 })) };
+  }
+  const settled = await rolling(plans, options.maxParallel ?? 1, async (p) => {
+    // The record as it is now: an earlier step of this command may not have touched it, but a reload costs nothing.
+    const record = (await ctx.store.getDeployment(p.record.id)) ?? p.record;
+    return updateDeployment(forDeployment(ctx, p.record.name), record, p.request);
+  });
+  const items = plans.map((p, i): BulkItem => {
+    const s = settled[i] as Settled<Awaited<ReturnType<typeof updateDeployment>>>;
+    const base = { deployment: p.record.name, from: p.from, ms: s.ms };
+    if (s.outcome === 'failed') return { ...base, to: p.from, result: 'failed', ...failure(s.error) };
+    if (s.outcome === 'skipped') return { ...base, to: p.from, result: 'skipped' };
+    return { ...base, to: s.value?.revision === undefined ? p.from : p.to, result: s.value?.revision === undefined ? 'unchanged' : 'updated' };
+  });
+  return { selector, ok: items.every((i) => i.result !== 'failed'), items };
+}
+
+/** Starts, stops or restarts every deployment in `records` (services: only those), rolling. */
+export async function bulkLifecycle(
+  ctx: OpContext,
+  records: readonly DeploymentRecord[],
+  verb: 'start' | 'stop' | 'restart',
+  selector: Record<string, string>,
+  options: BulkOptions & { services?: string[]; wait?: boolean } = {},
+): Promise<BulkOutcome> {
+  const run = verb === 'start' ? startDeployment : verb === 'stop' ? stopDeployment : restartDeployment;
+  const settled = await rolling(records, options.maxParallel ?? 1, async (record) =>
+    run(forDeployment(ctx, record.name), record, { ...(options.services ? { services: options.services } : {}), wait: options.wait !== false }),
+  );
+  const items = records.map((record, i): BulkItem => {
+    const s = settled[i] as Settled<unknown>;
+    const from = record.desired;
+    const to = verb === 'stop' ? 'stopped' : 'running';
+    if (s.outcome === 'failed') return { deployment: record.name, from, to: from, result: 'failed', ms: s.ms, ...failure(s.error) };
+    return { deployment: record.name, from, to: s.outcome === 'skipped' ? from : to, result: s.outcome === 'skipped' ? 'skipped' : 'done', ms: s.ms };
+  });
+  return { selector, ok: items.every((i) => i.result !== 'failed'), items };
+}
