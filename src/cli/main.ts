@@ -8,6 +8,7 @@ import { addProxyCommand } from './proxy-command.ts';
 import { addTokenCommands } from './token-commands.ts';
 import { addCertCommands } from './cert-commands.ts';
 import { addUpdateCommands } from './update-commands.ts';
+import { addServiceCommands } from './service-commands.ts';
 import { processOutput, reportError } from './output.ts';
 
 /** Builds the program: every deployment verb as `depad <verb>` and `depad deployment <verb>`. */
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
   addCertCommands(program);
   addAgentCommand(program);
   addContextCommands(program);
+  addServiceCommands(program, async (argv) => void (await buildProgram().parseAsync(argv, { from: 'user' })));
   const deployment = program.command('deployment').description('the same verbs, spelled depad deployment <verb>').exitOverride();
   addDeploymentCommands(deployment);
   addUpdateCommands(deployment);
