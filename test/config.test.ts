@@ -568,11 +568,18 @@ test('service x-depad: routes, health probes, timeouts; top-level domain', (t) =
   t.deepEqual(spec.services.web!.depad, {
     route: { kind: 'http', port: 8080, hostnames: ['clinic.example.com'], https: 'redirect' },
     health: { kind: 'http', path: '/health', status: 204 },
+    monitor: { intervalMs: 10_000, timeoutMs: 5_000, retries: 3, startPeriodMs: 0, restart: false },
     drainTimeoutMs: 5000,
     pauseTimeoutMs: 30_000,
   });
   t.deepEqual(spec.services.web!.ports, [{ target: 8080, protocol: 'tcp' }], 'the routed port is published');
-  t.deepEqual(spec.services.db!.depad, { route: { kind: 'tcp', port: 5432, hostnames: [] }, health: { kind: 'tcp' }, drainTimeoutMs: 30_000, pauseTimeoutMs: 10_000 });
+  t.deepEqual(spec.services.db!.depad, {
+    route: { kind: 'tcp', port: 5432, hostnames: [] },
+    health: { kind: 'tcp' },
+    monitor: { intervalMs: 10_000, timeoutMs: 5_000, retries: 3, startPeriodMs: 0, restart: false },
+    drainTimeoutMs: 30_000,
+    pauseTimeoutMs: 10_000,
+  });
   t.is(spec.positions.get('services.web.x-depad.expose')?.line, 7);
 });
 
@@ -598,4 +605,35 @@ test('top-level x-depad class and labels: parsed into the labels, problems locat
   t.regex(bad('  labels: { Env: prod }\n'), /x-depad\.labels\.Env: label key "Env" must be lowercase/);
   t.regex(bad('  labels: { depad.x: y }\n'), /x-depad\.labels\["depad\.x"\]: label keys starting with "depad\." are reserved/);
   t.regex(bad('  class: a\n  labels: { class: b }\n'), /cfg\.yml:2:3 x-depad\.class: the class is given twice/);
+});
+
+test('x-depad.resources: a budget the services\' limits must fit, with every service limited', (t) => {
+  const svc = (name: string, limits: string) => [`  ${name}:`, '    image: app:1', '    deploy:', '      resources:', `        limits: ${limits}`];
+  const file = (budget: string, ...services: string[][]) => ['x-depad:', `  resources: ${budget}`, 'services:', ...services.flat(), ''].join('\n');
+  const fits = parseConfig(file('{ cpus: 1.5, memory: 1g, pids: 200 }', svc('web', '{ cpus: "1", memory: 512m, pids: 100 }'), svc('db', '{ cpus: 0.5, memory: 512m, pids: 100 }')), 'cfg.yml', {});
+  t.deepEqual(fits.depad.resources, { cpus: 1.5, memoryBytes: 1024 ** 3, pids: 200 });
+  const over = fails(t, file('{ memory: 1g }', svc('web', '{ memory: 768m }'), svc('db', '{ memory: 512m }'))).message;
+  t.regex(over, /cfg\.yml:2:\d+ x-depad\.resources\.memory: the services' memory limits add up to 1\.3 GiB \(web 768 MiB, db 512 MiB\), over the budget of 1 GiB; raise the budget or lower a limit/);
+  const cpus = fails(t, file('{ cpus: 1 }', svc('web', '{ cpus: 0.75 }'), svc('db', '{ cpus: 0.5 }'))).message;
+  t.regex(cpus, /x-depad\.resources\.cpus: the services' cpus limits add up to 1\.25 CPUs/);
+  const unlimited = fails(t, file('{ memory: 1g }', svc('web', '{ memory: 256m }'), ['  db:', '    image: db:1'])).message;
+  t.regex(unlimited, /x-depad\.resources\.memory: with a memory budget every service needs deploy\.resources\.limits\.memory; db has none/);
+  t.regex(fails(t, file('{ memory: lots }', svc('web', '{ memory: 256m }'))).message, /x-depad\.resources\.memory/);
+});
+
+test('x-depad.health: probes (http, tcp, command, the container\'s own), timing and restart; problems located', (t) => {
+  const spec = (health: string, extra = '') => parseConfig(`services:\n  web:\n    image: app:1\n    ports: ["80"]\n    x-depad:\n${extra}      health: ${health}\n`, 'cfg.yml', {});
+  const cmd = spec('{ command: [pg_isready, -U, app], interval: 5s, timeout: 1s, retries: 4, start_period: 30s, restart: true }').services.web!.depad;
+  t.deepEqual(cmd.health, { kind: 'command', command: ['pg_isready', '-U', 'app'] });
+  t.deepEqual(cmd.monitor, { intervalMs: 5000, timeoutMs: 1000, retries: 4, startPeriodMs: 30_000, restart: true });
+  const own = spec('{ restart: true }').services.web!.depad;
+  t.is(own.health, undefined, 'no probe: the container\'s own health check');
+  t.true(own.monitor?.restart);
+  const bad = (health: string, extra = '') => fails(t, `services:\n  web:\n    image: app:1\n    ports: ["80"]\n    x-depad:\n${extra}      health: ${health}\n`).message;
+  t.regex(bad('{ http: /h }'), /cfg\.yml:6:15 services\.web\.x-depad\.health: http and tcp checks go to the service's published port: expose it/);
+  t.regex(bad('{ http: /h, command: [true] }', '      expose: http\n'), /give one probe \(http, tcp or command\), not http and command/);
+  t.regex(bad('{ command: [] }'), /services\.web\.x-depad\.health\.command: the command is empty/);
+  t.regex(bad('{ command: [true], interval: 500ms }'), /services\.web\.x-depad\.health\.interval: the interval must be at least 1s/);
+  t.regex(bad('{ command: [true], status: 200 }'), /services\.web\.x-depad\.health\.status: status applies to an http check/);
+  t.regex(bad('{ command: [true], retries: 0 }'), /services\.web\.x-depad\.health\.retries/);
 });

@@ -30,6 +30,7 @@ import type { OpContext } from '../deploy/context.ts';
 import { recoverJournal } from '../deploy/recover.ts';
 import { Engine } from '../engine/engine.ts';
 import { Reconciler } from './reconciler.ts';
+import { HealthMonitor } from './health-monitor.ts';
 import { DepadError, isDepadError } from '../errors.ts';
 import { acmeDir, agentSocketPath, agentTlsDir, proxyStateDir } from '../home.ts';
 import type { Logger } from '../logger.ts';
@@ -130,11 +131,19 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
       log.warn({}, 'the engine is unavailable: interrupted operations will be recovered when it answers and an operation runs');
     }
     const audit = new AuditLog(path.join(home, 'audit.log'));
-    const serialize = operationQueue();
+    const queue = operationQueue();
+    // After every operation (create, update, stop…) the health checks follow the new instances.
+    let afterOperation = (): void => {};
+    const serialize = <T,>(fn: () => Promise<T>): Promise<T> => queue(fn).finally(() => afterOperation());
     const reconciler = new Reconciler(ctx, serialize, log);
     await reconciler.start();
     cleanup.push(() => reconciler.stop());
-    const deps: ApiDeps = { context: () => ctx, audit, limiter: new FailureLimiter(), log, serialize, events: () => reconciler.events(), certificates: certificateStatus };
+    const health = new HealthMonitor(ctx, serialize, log, (event) => reconciler.note(event));
+    reconciler.onEngineEvent((event) => health.onEngineEvent(event));
+    await health.start();
+    afterOperation = () => health.kick();
+    cleanup.push(async () => health.stop());
+    const deps: ApiDeps = { context: () => ctx, audit, limiter: new FailureLimiter(), log, serialize, events: () => reconciler.events(), certificates: certificateStatus, health: () => health.status() };
     // The API presents a public (ACME) certificate to clients that ask for a name that has one, else the local CA's.
     const api = https.createServer(
       {
@@ -155,6 +164,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
     const close = async () => {
       // Stop accepting and watching; let running operations finish; then proxy and state.
       await reconciler.stop();
+      health.stop();
       await acme?.stop();
       const servers = [api, local].map((s) => new Promise<void>((resolve) => (s.close(() => resolve()), s.closeIdleConnections())));
       await deps.serialize(async () => {});

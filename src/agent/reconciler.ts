@@ -19,7 +19,7 @@ import type { DeploymentRecord } from '../store/records.ts';
 /** Something the agent noticed, as `GET /v1/events` lists it. */
 export interface AgentEvent {
   time: string;
-  kind: 'routes-restored' | 'instance-died' | 'instance-oom' | 'instance-started' | 'instance-unhealthy' | 'instance-healthy' | 'watch-failed';
+  kind: 'routes-restored' | 'instance-died' | 'instance-oom' | 'instance-started' | 'instance-unhealthy' | 'instance-healthy' | 'instance-restarted' | 'watch-failed';
   deployment?: string;
   service?: string;
   instance?: string;
@@ -40,6 +40,7 @@ export class Reconciler {
   #watching: Promise<void> | undefined;
   /** Deployments (by ID) whose routes are to be republished; one queued job serves every event that comes meanwhile. */
   readonly #dirty = new Set<string>();
+  readonly #listeners: ((event: ContainerEvent) => void)[] = [];
 
   constructor(ctx: OpContext, serialize: <T>(fn: () => Promise<T>) => Promise<T>, log: Logger) {
     this.#ctx = ctx;
@@ -52,7 +53,8 @@ export class Reconciler {
     return this.#events;
   }
 
-  #note(event: Omit<AgentEvent, 'time'>): void {
+  /** Adds an event to the list (the health monitor's too). */
+  note(event: Omit<AgentEvent, 'time'>): void {
     this.#events.push({ time: new Date().toISOString(), ...event });
     if (this.#events.length > MAX_EVENTS) this.#events.splice(0, this.#events.length - MAX_EVENTS);
   }
@@ -70,7 +72,7 @@ export class Reconciler {
           this.#log.warn({ deployment: record.name, error: (error as Error).message }, 'could not restore routes');
         }
       }
-      this.#note({ kind: 'routes-restored', detail: `${restored} deployment(s)` });
+      this.note({ kind: 'routes-restored', detail: `${restored} deployment(s)` });
     });
     this.#watching = this.#watch();
   }
@@ -80,15 +82,21 @@ export class Reconciler {
       try {
         await this.#ctx.engine.containerEvents((event) => this.#onEvent(event), this.#stop.signal);
       } catch (error) {
-        this.#note({ kind: 'watch-failed', detail: (error as Error).message });
+        this.note({ kind: 'watch-failed', detail: (error as Error).message });
         this.#log.warn({ error: (error as Error).message }, 'cannot watch engine events; retrying in 5 s');
       }
       if (!this.#stop.signal.aborted) await new Promise((resolve) => setTimeout(resolve, 5000).unref());
     }
   }
 
+  /** Also tells `listener` of every engine event (the health monitor). */
+  onEngineEvent(listener: (event: ContainerEvent) => void): void {
+    this.#listeners.push(listener);
+  }
+
   /** Notes the event at once; republishes the deployment's routes in the queue, once per burst of events. */
   #onEvent(event: ContainerEvent): void {
+    for (const listener of this.#listeners) listener(event);
     if (this.#dirty.has(event.deploymentId)) {
       void this.#serialize(() => this.#report(event)).catch(() => {});
       return;
@@ -112,14 +120,14 @@ export class Reconciler {
     if (!current) return undefined; // an instance an update or destroy retired
     const base = { deployment: record.name, service: event.service, instance: event.name };
     if (event.action === 'die' && record.desired === 'running') {
-      this.#note({ kind: 'instance-died', ...base, ...(event.exitCode === undefined ? {} : { exitCode: event.exitCode }) });
+      this.note({ kind: 'instance-died', ...base, ...(event.exitCode === undefined ? {} : { exitCode: event.exitCode }) });
       this.#log.warn({ ...base, exitCode: event.exitCode }, 'an instance died');
     } else if (event.action === 'oom') {
-      this.#note({ kind: 'instance-oom', ...base });
+      this.note({ kind: 'instance-oom', ...base });
       this.#log.warn(base, 'an instance ran out of memory');
-    } else if (event.action === 'start') this.#note({ kind: 'instance-started', ...base });
-    else if (event.action === 'health_status: unhealthy') this.#note({ kind: 'instance-unhealthy', ...base });
-    else if (event.action === 'health_status: healthy') this.#note({ kind: 'instance-healthy', ...base });
+    } else if (event.action === 'start') this.note({ kind: 'instance-started', ...base });
+    else if (event.action === 'health_status: unhealthy') this.note({ kind: 'instance-unhealthy', ...base });
+    else if (event.action === 'health_status: healthy') this.note({ kind: 'instance-healthy', ...base });
     else return undefined;
     return record;
   }

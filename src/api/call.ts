@@ -9,6 +9,7 @@ import { authorize, selects } from '../auth/tokens.ts';
 import type { Action } from '../auth/tokens.ts';
 import type { AgentEvent } from '../agent/reconciler.ts';
 import type { CertificateStatus } from '../../certs/acme.ts';
+import type { InstanceHealth } from '../agent/health-monitor.ts';
 import type { OpContext } from '../deploy/context.ts';
 import { resolveDeployment } from '../deploy/resolve.ts';
 import type { UpdateTarget } from '../deploy/update.ts';
@@ -33,6 +34,8 @@ export interface Call {
   events: () => readonly AgentEvent[];
   /** The proxy's certificates and where each stands. */
   certificates: () => readonly CertificateStatus[];
+  /** The agent's health checks; undefined outside an agent. */
+  health: (() => readonly InstanceHealth[]) | undefined;
   /** The deployment the call is about, for the audit log. */
   deployment?: string;
 }

@@ -8,6 +8,7 @@ import { loadConfig } from '../config/index.ts';
 import { createDeployment } from '../deploy/create.ts';
 import { destroyDeployment, restartDeployment, startDeployment, stopDeployment } from '../deploy/lifecycle.ts';
 import { listDeploymentViews, listRevisions, readLogs, viewDeployment } from '../deploy/status.ts';
+import { deploymentUsage } from '../deploy/usage.ts';
 import { parseRemoteConfig, planUpdate, rollbackDeployment, updateDeployment, updateRequestFor } from '../deploy/update.ts';
 import type { UpdateOutcome, UpdateResult } from '../deploy/update.ts';
 import { DepadError } from '../errors.ts';
@@ -87,6 +88,13 @@ function coreEndpoints(): Endpoint[] {
       const record = await scopedDeployment(call, 'inspect');
       return { body: { ...(await viewDeployment(call.ctx, record)), revisions: await listRevisions(call.ctx, record) } };
     },
+  },
+  {
+    method: 'GET',
+    path: '/v1/deployments/{deployment}/stats',
+    action: 'inspect',
+    summary: 'CPU, memory and processes of each running instance, with limits (depad stats)',
+    run: async (call) => ({ body: await deploymentUsage(call.ctx, await scopedDeployment(call, 'inspect')) }),
   },
   {
     method: 'GET',
@@ -205,6 +213,18 @@ function coreEndpoints(): Endpoint[] {
       return {
         body: call.events().filter((e) => (e.deployment === undefined ? call.token.scope.kind === 'admin' : selects(call.token.scope, { name: e.deployment, labels: labels.get(e.deployment) ?? {} }))),
       };
+    },
+  },
+  {
+    method: 'GET',
+    path: '/v1/health',
+    action: 'ls',
+    summary: "Health of every checked instance the token selects: status, consecutive failures, restarts, last results (depad health); query: deployment",
+    run: async (call) => {
+      if (call.health === undefined) throw new DepadError('DEPAD_AGENT_UNAVAILABLE', 'health checks run in the agent', { hint: 'start it: depad agent' });
+      const only = call.url.searchParams.get('deployment');
+      const labels = new Map((await call.ctx.store.listDeployments()).map((r) => [r.name, r.labels ?? {}]));
+      return { body: call.health().filter((h) => (only === null || h.deployment === only) && selects(call.token.scope, { name: h.deployment, labels: labels.get(h.deployment) ?? {} })) };
     },
   },
   {

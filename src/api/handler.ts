@@ -7,6 +7,7 @@
  * CLI prints with --json. Every authenticated request goes to the audit log.
  */
 import type { CertificateStatus } from '../../certs/acme.ts';
+import type { InstanceHealth } from '../agent/health-monitor.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { serialQueue } from '../serial.ts';
@@ -36,6 +37,8 @@ export interface ApiDeps {
   events?: () => readonly AgentEvent[];
   /** The proxy's certificates and where each stands (GET /v1/certificates). */
   certificates?: () => readonly CertificateStatus[];
+  /** The health monitor's view of every watched instance (GET /v1/health). */
+  health?: () => readonly InstanceHealth[];
   /** Runs state-changing operations one at a time (the agent's operation queue). */
   serialize<T>(fn: () => Promise<T>): Promise<T>;
   /**
@@ -107,7 +110,7 @@ async function handle(deps: ApiDeps, req: IncomingMessage, res: ServerResponse):
   const aborted = new AbortController();
   res.once('close', () => aborted.abort());
   const emit = (line: Record<string, unknown>) => void res.write(`${JSON.stringify(line)}\n`);
-  const call: Call = { token, params: match?.params ?? [], req, url, local: deps.local === true, ctx: { ...ctx, progress }, emit, signal: aborted.signal, events: deps.events ?? (() => []), certificates: deps.certificates ?? (() => []) };
+  const call: Call = { token, params: match?.params ?? [], req, url, local: deps.local === true, ctx: { ...ctx, progress }, emit, signal: aborted.signal, events: deps.events ?? (() => []), certificates: deps.certificates ?? (() => []), health: deps.health };
   const action = match?.endpoint.action ?? 'ls';
   const audit = (result: 'ok' | 'error', status: number, code?: string) =>
     deps.audit.record({ ip, token: token.name, action, ...(call.deployment ? { deployment: call.deployment } : {}), result, status, ...(code ? { code } : {}) }, (error) =>

@@ -9,6 +9,8 @@ import { addTokenCommands } from './token-commands.ts';
 import { addCertCommands } from './cert-commands.ts';
 import { addUpdateCommands } from './update-commands.ts';
 import { addServiceCommands } from './service-commands.ts';
+import { addStatsCommand } from './stats-command.ts';
+import { addHealthCommand } from './health-command.ts';
 import { processOutput, reportError } from './output.ts';
 
 /** Builds the program: every deployment verb as `depad <verb>` and `depad deployment <verb>`. */
@@ -29,6 +31,8 @@ export function buildProgram(): Command {
   addProxyCommand(program);
   addTokenCommands(program);
   addCertCommands(program);
+  addStatsCommand(program);
+  addHealthCommand(program);
   addAgentCommand(program);
   addContextCommands(program);
   addServiceCommands(program, async (argv) => void (await buildProgram().parseAsync(argv, { from: 'user' })));

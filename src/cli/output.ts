@@ -1,5 +1,6 @@
 /** Human and `--json` output of the CLI: tables and results on stdout, progress and errors on stderr. */
 import { labelsText } from '../labels.ts';
+import { bytesText } from '../config/budget.ts';
 import path from 'node:path';
 import { DepadError } from '../errors.ts';
 import type { ProgressEvent } from '../deploy/context.ts';
@@ -91,6 +92,10 @@ export function printInspect(output: Output, view: DeploymentView, revisions: Re
   output.out(deploymentHeadline(view));
   output.out(`  id:       ${view.id}\n  root:     ${view.rootDir}\n  desired:  ${view.desired}\n  labels:   ${labelsText(view.labels)}\n  created:  ${view.createdAt}\n  updated:  ${view.updatedAt}\n`);
   for (const r of revisions) output.out(`  revision ${r.number}: ${path.basename(r.configFile)} (config ${r.configSha256.slice(0, 12)}, ${r.createdAt})\n`);
+  for (const s of view.services) {
+    const l = s.limits;
+    if (l) output.out(`  limits ${s.name}: ${[l.cpus !== undefined ? `${l.cpus} CPUs` : '', l.memoryBytes !== undefined ? bytesText(l.memoryBytes) : '', l.pids !== undefined ? `${l.pids} pids` : ''].filter(Boolean).join(', ')}\n`);
+  }
   output.out('\n' + instancesTable(view));
 }
 

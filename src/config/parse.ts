@@ -16,7 +16,8 @@ import { checkKeys, mapEntries, readBool, readKeyValues, readString } from './re
 import { labelProblem } from '../labels.ts';
 import { labelsOf, readService } from './service.ts';
 import type { ServiceDraft } from './service.ts';
-import { readDuration } from './service-parts.ts';
+import { readDuration, readLimits } from './service-parts.ts';
+import { checkBudget } from './budget.ts';
 import type { ServiceScope } from './service-parts.ts';
 import { isIpLiteral, objectNameProblem } from './values.ts';
 import { parseYamlTree } from './yaml-tree.ts';
@@ -104,6 +105,7 @@ export function analyzeConfig(
     }
   }
   checkDependencies(c, services);
+  checkBudget(c, depad.resources, [...services.entries()].map(([name, s]) => ({ name, limits: s.spec.resources })));
   const netRecord = { ...networks.valid };
   const usesDefault = [...services.values()].some((s) => 'default' in s.spec.networks);
   if (usesDefault && !('default' in netRecord)) {
@@ -245,7 +247,7 @@ const DEFAULT_DEPAD: DepadSettings = Object.freeze({ hostIp: '0.0.0.0', startTim
 
 function readDepad(c: Collector, entry: LEntry | undefined): DepadSettings {
   if (entry === undefined) return { ...DEFAULT_DEPAD };
-  const keys = checkKeys(c, mapEntries(c, entry.value, 'x-depad') ?? [], 'x-depad', { supported: ['host_ip', 'start_timeout', 'domain', 'class', 'labels'] });
+  const keys = checkKeys(c, mapEntries(c, entry.value, 'x-depad') ?? [], 'x-depad', { supported: ['host_ip', 'start_timeout', 'domain', 'class', 'labels', 'resources'] });
   const settings: { -readonly [K in keyof DepadSettings]: DepadSettings[K] } = { ...DEFAULT_DEPAD };
   const hostIp = keys.get('host_ip');
   if (hostIp) {
@@ -266,6 +268,8 @@ function readDepad(c: Collector, entry: LEntry | undefined): DepadSettings {
     if (ms !== undefined) settings.startTimeoutMs = ms;
   }
   settings.labels = readDeploymentLabels(c, keys);
+  const resources = keys.get('resources');
+  if (resources) settings.resources = readLimits(c, resources.value, 'x-depad.resources');
   return settings;
 }
 

@@ -7,11 +7,18 @@
  *     port: 8080                # container port to route to; default: the service's only port
  *     hostnames: [a.example.com]
  *     https: redirect           # auto (default) | redirect | off: HTTPS with ACME certificates (agent)
- *     health: { http: /health, status: 200 }   # or { tcp: true }
+ *     health:                   # checked before routing, and by the agent every interval
+ *       http: /health           # or tcp: true, or command: [pg_isready], or nothing (the container's own check)
+ *       status: 200
+ *       interval: 10s
+ *       timeout: 5s
+ *       retries: 3
+ *       start_period: 0s
+ *       restart: true           # restart an unhealthy instance, with backoff
  *     drain_timeout: 30s
  *     pause_timeout: 30s
  */
-import type { HealthProbeSpec, PortSpec, RouteSpec, ServiceDepad } from './spec.ts';
+import type { HealthMonitorSpec, HealthProbeSpec, PortSpec, RouteSpec, ServiceDepad } from './spec.ts';
 import type { Collector, LNode } from './nodes.ts';
 import { keyPath } from './nodes.ts';
 import { checkKeys, mapEntries, readBool, readInt, readString, readStringList } from './read.ts';
@@ -74,31 +81,55 @@ export function readServiceDepad(c: Collector, node: LNode | undefined, path: st
   }
 
   const health = keys.get('health');
-  if (health) {
-    const hPath = at('health');
-    const hKeys = checkKeys(c, mapEntries(c, health.value, hPath, 'a map such as { http: /health } or { tcp: true }') ?? [], hPath, {
-      supported: ['http', 'status', 'tcp'],
-    });
-    const http = hKeys.get('http');
-    const tcp = hKeys.get('tcp');
-    if (http && tcp) c.issue(hPath, health.value.pos, 'give either http: or tcp:, not both');
-    else if (http) {
-      const p = readString(c, http.value, keyPath(hPath, 'http'), { what: 'a path such as /health' });
-      const statusEntry = hKeys.get('status');
-      const status = statusEntry ? readInt(c, statusEntry.value, keyPath(hPath, 'status'), 100) : 200;
-      if (p !== undefined && !p.startsWith('/')) c.issue(keyPath(hPath, 'http'), http.value.pos, `the health path must start with /, found "${p}"`);
-      else if (p !== undefined && status !== undefined) out.health = { kind: 'http', path: p, status } satisfies HealthProbeSpec;
-    } else if (tcp) {
-      if (readBool(c, tcp.value, keyPath(hPath, 'tcp')) === true) out.health = { kind: 'tcp' };
-    } else {
-      c.issue(hPath, health.value.pos, 'health needs http: /path or tcp: true');
-    }
-    if (out.health && !out.route) c.issue(hPath, health.value.pos, 'health checks from the host need the service to be exposed (expose: http or tcp)');
-  }
+  if (health) readHealth(c, health.value, at('health'), out);
   for (const [key, field] of [['drain_timeout', 'drainTimeoutMs'], ['pause_timeout', 'pauseTimeoutMs']] as const) {
     const entry = keys.get(key);
     const ms = entry ? readDuration(c, entry.value, at(key)) : undefined;
     if (ms !== undefined) out[field] = ms;
   }
   return out;
+}
+
+/** Defaults of the agent's periodic checks. */
+export const DEFAULT_MONITOR: HealthMonitorSpec = Object.freeze({ intervalMs: 10_000, timeoutMs: 5_000, retries: 3, startPeriodMs: 0, restart: false });
+
+/** `x-depad.health`: the probe (http, tcp, command, or none: the container's own check) and its timing. */
+function readHealth(c: Collector, node: LNode, hPath: string, out: { -readonly [K in keyof ServiceDepad]: ServiceDepad[K] }): void {
+  const hKeys = checkKeys(c, mapEntries(c, node, hPath, 'a map such as { http: /health } or { tcp: true }') ?? [], hPath, {
+    supported: ['http', 'status', 'tcp', 'command', 'interval', 'timeout', 'retries', 'start_period', 'restart'],
+  });
+  const probes = (['http', 'tcp', 'command'] as const).filter((k) => hKeys.has(k));
+  if (probes.length > 1) c.issue(hPath, node.pos, `give one probe (http, tcp or command), not ${probes.join(' and ')}`);
+  const http = hKeys.get('http');
+  const tcp = hKeys.get('tcp');
+  const command = hKeys.get('command');
+  if (probes.length === 1 && http) {
+    const p = readString(c, http.value, keyPath(hPath, 'http'), { what: 'a path such as /health' });
+    const statusEntry = hKeys.get('status');
+    const status = statusEntry ? readInt(c, statusEntry.value, keyPath(hPath, 'status'), 100) : 200;
+    if (p !== undefined && !p.startsWith('/')) c.issue(keyPath(hPath, 'http'), http.value.pos, `the health path must start with /, found "${p}"`);
+    else if (p !== undefined && status !== undefined) out.health = { kind: 'http', path: p, status } satisfies HealthProbeSpec;
+  } else if (probes.length === 1 && tcp) {
+    if (readBool(c, tcp.value, keyPath(hPath, 'tcp')) === true) out.health = { kind: 'tcp' };
+  } else if (probes.length === 1 && command) {
+    const argv = readStringList(c, command.value, keyPath(hPath, 'command'), { single: false });
+    if (argv !== undefined && argv.length === 0) c.issue(keyPath(hPath, 'command'), command.value.pos, 'the command is empty; give the program and its arguments, e.g. [pg_isready, -U, app]');
+    else if (argv !== undefined) out.health = { kind: 'command', command: argv };
+  }
+  if (out.health && out.health.kind !== 'command' && !out.route) c.issue(hPath, node.pos, 'http and tcp checks go to the service\'s published port: expose it (expose: http or tcp), or use command:');
+  if (hKeys.has('status') && !http) c.issue(keyPath(hPath, 'status'), hKeys.get('status')!.keyPos, 'status applies to an http check');
+  const monitor: { -readonly [K in keyof HealthMonitorSpec]: HealthMonitorSpec[K] } = { ...DEFAULT_MONITOR };
+  for (const [key, field] of [['interval', 'intervalMs'], ['timeout', 'timeoutMs'], ['start_period', 'startPeriodMs']] as const) {
+    const entry = hKeys.get(key);
+    const ms = entry ? readDuration(c, entry.value, keyPath(hPath, key)) : undefined;
+    if (ms !== undefined) monitor[field] = ms;
+  }
+  if (monitor.intervalMs < 1000) c.issue(keyPath(hPath, 'interval'), hKeys.get('interval')!.value.pos, 'the interval must be at least 1s');
+  const retries = hKeys.get('retries');
+  const n = retries ? readInt(c, retries.value, keyPath(hPath, 'retries'), 1) : undefined;
+  if (n !== undefined) monitor.retries = n;
+  const restart = hKeys.get('restart');
+  const r = restart ? readBool(c, restart.value, keyPath(hPath, 'restart')) : undefined;
+  if (r !== undefined) monitor.restart = r;
+  out.monitor = monitor;
 }

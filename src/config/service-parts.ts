@@ -362,8 +362,13 @@ export function readDeploy(s: ServiceScope, node: LNode, path: string): Resource
   const res = checkKeys(c, mapEntries(c, resources.value, resPath) ?? [], resPath, { supported: ['limits'] });
   const limitsEntry = res.get('limits');
   if (limitsEntry === undefined) return limits;
-  const limPath = keyPath(resPath, 'limits');
-  const lim = checkKeys(c, mapEntries(c, limitsEntry.value, limPath) ?? [], limPath, { supported: ['cpus', 'memory', 'pids'] });
+  return readLimits(c, limitsEntry.value, keyPath(resPath, 'limits'));
+}
+
+/** A map of `cpus`, `memory`, `pids` (a service's `deploy.resources.limits`, a deployment's `x-depad.resources`). */
+export function readLimits(c: Collector, node: LNode, limPath: string): ResourceLimits {
+  const limits: { -readonly [K in keyof ResourceLimits]: ResourceLimits[K] } = {};
+  const lim = checkKeys(c, mapEntries(c, node, limPath) ?? [], limPath, { supported: ['cpus', 'memory', 'pids'] });
   const scalarOf = (key: string): [string | number, Pos] | undefined => {
     const entry = lim.get(key);
     if (entry === undefined) return undefined;

@@ -64,12 +64,27 @@ export interface RouteSpec {
 /** A check depad runs from the host against a new instance's port before routing to it. */
 export type HealthProbeSpec =
   | { readonly kind: 'http'; readonly path: string; readonly status: number }
-  | { readonly kind: 'tcp' };
+  | { readonly kind: 'tcp' }
+  | { readonly kind: 'command'; readonly command: readonly string[] };
+
+/** How the agent keeps checking a service (`x-depad.health` timing); the probe is `health`, or the container's own health check. */
+export interface HealthMonitorSpec {
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  /** Consecutive failures that make an instance unhealthy. */
+  readonly retries: number;
+  /** Failures in this time after a start do not count. */
+  readonly startPeriodMs: number;
+  /** Restart an unhealthy instance (with backoff). */
+  readonly restart: boolean;
+}
 
 /** depad's settings for one service (service-level `x-depad`). */
 export interface ServiceDepad {
   readonly route?: RouteSpec;
   readonly health?: HealthProbeSpec;
+  /** Periodic checks by the agent; set when the service has `x-depad.health`. */
+  readonly monitor?: HealthMonitorSpec;
   /** How long an update waits for in-flight work on the old instance (default 30 s). */
   readonly drainTimeoutMs: number;
   /** How long new requests and connections are held while a stateful service is recreated (default 30 s). */
@@ -135,6 +150,8 @@ export interface DepadSettings {
   readonly domain?: string;
   /** The deployment's labels (`x-depad.labels`, with `x-depad.class` as `class`): what selectors match. */
   readonly labels: Readonly<Record<string, string>>;
+  /** The budget its services' limits must fit in (`x-depad.resources`); unset: none. */
+  readonly resources?: ResourceLimits;
 }
 
 /** A validated deployment file. Frozen; services, networks and volumes keyed and sorted by name. */

@@ -1,4 +1,5 @@
 /** Read-only views of deployments: what the store says beside what the engine reports. */
+import type { ResourceLimits } from '../config/spec.ts';
 import { isDepadError } from '../errors.ts';
 import { LABELS, type ContainerState } from '../engine/types.ts';
 import type { LogLine } from '../engine/logs.ts';
@@ -44,7 +45,7 @@ export interface DeploymentView {
   updatedAt: string;
   rootDir: string;
   /** Per service: the current instance's ports, its route through the proxy, its instances. */
-  services: Array<{ name: string; ports: PortAssignment[]; route?: RouteView; instances: InstanceView[] }>;
+  services: Array<{ name: string; ports: PortAssignment[]; route?: RouteView; limits?: ResourceLimits; instances: InstanceView[] }>;
   ports: PortAssignment[];
 }
 
@@ -60,10 +61,17 @@ export async function viewDeployment(ctx: OpContext, record: DeploymentRecord, i
     const route: RouteView | undefined = meta?.route
       ? { kind: meta.route.kind, hosts: meta.route.hosts, ...(routePort !== undefined ? { port: routePort } : {}) }
       : undefined;
+    const host = plan?.containers.find((c) => c.service === name)?.body.HostConfig;
+    const limits: ResourceLimits = {
+      ...(host?.NanoCpus ? { cpus: host.NanoCpus / 1e9 } : {}),
+      ...(host?.Memory ? { memoryBytes: host.Memory } : {}),
+      ...(host?.PidsLimit ? { pids: host.PidsLimit } : {}),
+    };
     return {
       name,
       ports: record.ports.filter((p) => p.service === name && p.role === 'instance' && p.instance === current),
       ...(route ? { route } : {}),
+      ...(Object.keys(limits).length ? { limits } : {}),
       instances: found.filter((c) => c.labels[LABELS.service] === name).map(instanceView),
     };
   });

@@ -2,6 +2,8 @@
  * The only module that talks to the Docker Engine (through dockerode). It carries out plans and
  * reports state; it decides nothing. Every engine failure leaves here as a DepadError.
  */
+import { statsFrom } from './stats.ts';
+import type { ContainerStats, RawStats } from './stats.ts';
 import type Docker from 'dockerode';
 import { DepadError } from '../errors.ts';
 import { LogDemuxer, type LogLine } from './logs.ts';
@@ -229,6 +231,16 @@ export class Engine {
     }
     const states = await Promise.all(ids.map((id) => this.inspectContainer(id)));
     return states.filter((s): s is ContainerState => s !== undefined).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** One sample of a container's CPU, memory and processes; undefined when it is gone. */
+  async containerStats(id: string): Promise<ContainerStats | undefined> {
+    try {
+      return statsFrom((await (await this.#docker()).getContainer(id).stats({ stream: false })) as RawStats);
+    } catch (error) {
+      if (statusOf(error) === 404) return undefined;
+      throw this.#wrap(error, `read the stats of container ${id.slice(0, 12)}`);
+    }
   }
 
   /** A container's state, or undefined when it no longer exists. */

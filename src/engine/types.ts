@@ -121,7 +121,9 @@ export interface ServicePlan {
   /** Host address its published ports are reached on (loopback unless bound to one address). */
   upstreamHost: string;
   /** Check from the host before routing to a new instance. */
-  health?: { kind: 'http'; path: string; status: number } | { kind: 'tcp' };
+  health?: { kind: 'http'; path: string; status: number } | { kind: 'tcp' } | { kind: 'command'; command: string[] };
+  /** The agent's periodic checks (`x-depad.health` timing and restart). */
+  monitor?: { intervalMs: number; timeoutMs: number; retries: number; startPeriodMs: number; restart: boolean };
   drainTimeoutMs: number;
   pauseTimeoutMs: number;
   /** Has named volumes: cannot run twice, so an update swaps it while its route is paused. */

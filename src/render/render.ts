@@ -94,7 +94,8 @@ function servicePlan(spec: DeploymentSpec, s: ServiceSpec, who: RenderIdentity):
     const hosts = route.kind === 'http' ? [`${s.name}.${who.name}.${who.domain}`, ...route.hostnames] : [];
     out.route = { kind: route.kind, port: route.port, hosts, ...(route.https ? { https: route.https } : {}) };
   }
-  if (s.depad.health) out.health = { ...s.depad.health };
+  if (s.depad.health) out.health = s.depad.health.kind === 'command' ? { kind: 'command', command: [...s.depad.health.command] } : { ...s.depad.health };
+  if (s.depad.monitor) out.monitor = { ...s.depad.monitor };
   return out;
 }
 

@@ -1,0 +1,48 @@
+/**
+ * `depad health [deployment]`: where each checked instance stands (status, since when,
+ * consecutive failures, restarts, the last result). The periodic checks run in the agent; with
+ * no agent this shows what the engine knows: the containers' own health checks.
+ */
+import { Command } from 'commander';
+import type { InstanceHealth } from '../agent/health-monitor.ts';
+import { resolveDeployment } from '../deploy/resolve.ts';
+import { listDeploymentViews, viewDeployment } from '../deploy/status.ts';
+import { agentFor } from './contexts.ts';
+import { printJson, processOutput, table } from './output.ts';
+import { withState, type CommandOptions } from './runtime.ts';
+
+/** Adds `depad health` to `parent`. */
+export function addHealthCommand(parent: Command): void {
+  parent
+    .command('health [deployment]')
+    .description('health of every checked instance: status, failures, restarts, last result (all deployments by default)')
+    .action(async (ref: string | undefined, _opts: CommandOptions, cmd: Command) => {
+      const g = cmd.optsWithGlobals<CommandOptions>();
+      const output = processOutput(Boolean(g.json));
+      const agent = await agentFor(g);
+      let list: InstanceHealth[];
+      if (agent) {
+        const name = ref === undefined ? undefined : (await agent.request<{ name: string }>({ method: 'GET', path: `/v1/deployments/${encodeURIComponent(ref)}` })).name;
+        list = await agent.request<InstanceHealth[]>({ method: 'GET', path: `/v1/health${name === undefined ? '' : `?deployment=${encodeURIComponent(name)}`}` });
+      } else {
+        output.err('depad: no agent runs: only the containers\' own health checks are shown (x-depad.health checks run in depad agent)\n');
+        list = await withState(g, output, 'health', async (ctx) => {
+          const views = ref === undefined ? await listDeploymentViews(ctx) : [await viewDeployment(ctx, await resolveDeployment(ctx.store, ref))];
+          return views.flatMap((v) =>
+            v.services.flatMap((s) =>
+              s.instances
+                .filter((i) => i.health !== undefined && i.state === 'running')
+                .map((i): InstanceHealth => ({ deployment: v.name, service: s.name, instance: i.container, probe: 'container', status: i.health as InstanceHealth['status'], since: i.startedAt ?? '', failures: 0, restarts: 0, checks: [] })),
+            ),
+          );
+        }, { readOnly: true });
+      }
+      if (output.json) return printJson(output, list);
+      output.out(
+        table(
+          ['DEPLOYMENT', 'SERVICE', 'INSTANCE', 'CHECK', 'STATUS', 'SINCE', 'FAILURES', 'RESTARTS', 'LAST RESULT'],
+          list.map((h) => [h.deployment, h.service, h.instance, h.probe, h.status, h.since.slice(11, 19) || '-', String(h.failures), String(h.restarts), h.checks.at(-1)?.output.replace(/\s+/g, ' ').slice(0, 60) ?? '-']),
+        ),
+      );
+    });
+}

@@ -1,0 +1,49 @@
+/**
+ * `depad stats [deployment] [-l selector]`: CPU, memory and processes of every running instance,
+ * one engine sample each, with the limits the engine enforces. Without a deployment: all of them.
+ */
+import { Command, Option } from 'commander';
+import { bytesText } from '../config/budget.ts';
+import { matchesSelector } from '../deploy/bulk.ts';
+import { resolveDeployment } from '../deploy/resolve.ts';
+import type { DeploymentView } from '../deploy/status.ts';
+import { deploymentUsage } from '../deploy/usage.ts';
+import type { InstanceUsage } from '../deploy/usage.ts';
+import { parseLabelArgs } from '../labels.ts';
+import { seg } from './agent-client.ts';
+import { agentFor } from './contexts.ts';
+import { collect } from './option-parsers.ts';
+import { printJson, processOutput, table } from './output.ts';
+import { withState, type CommandOptions } from './runtime.ts';
+
+/** Adds `depad stats` to `parent`. */
+export function addStatsCommand(parent: Command): void {
+  parent
+    .command('stats [deployment]')
+    .description('CPU, memory and processes per running instance, with their limits (all deployments by default)')
+    .addOption(new Option('-l, --selector <labels>', 'only deployments with these labels (repeatable)').argParser(collect))
+    .action(async (ref: string | undefined, opts: CommandOptions, cmd: Command) => {
+      const g = cmd.optsWithGlobals<CommandOptions>();
+      const output = processOutput(Boolean(g.json));
+      const items = (opts.selector as string[] | undefined) ?? [];
+      const selector = items.length === 0 ? undefined : parseLabelArgs(items, '--selector');
+      const agent = await agentFor(g);
+      let usage: InstanceUsage[];
+      if (agent) {
+        const names = ref !== undefined ? [ref] : (await agent.request<DeploymentView[]>({ method: 'GET', path: '/v1/deployments' })).filter((v) => !selector || matchesSelector(v.labels, selector)).map((v) => v.name);
+        usage = (await Promise.all(names.map((n) => agent.request<InstanceUsage[]>({ method: 'GET', path: `/v1/deployments/${seg(n)}/stats` })))).flat();
+      } else {
+        usage = await withState(g, output, 'stats', async (ctx) => {
+          const records = ref !== undefined ? [await resolveDeployment(ctx.store, ref)] : (await ctx.store.listDeployments()).filter((r) => !selector || matchesSelector(r.labels, selector)).sort((a, b) => a.name.localeCompare(b.name));
+          return (await Promise.all(records.map((r) => deploymentUsage(ctx, r)))).flat();
+        }, { readOnly: true });
+      }
+      if (output.json) return printJson(output, usage);
+      output.out(
+        table(
+          ['DEPLOYMENT', 'SERVICE', 'CONTAINER', 'CPU %', 'CPU LIMIT', 'MEMORY', 'MEMORY LIMIT', 'PIDS'],
+          usage.map((u) => [u.deployment, u.service, u.container, u.cpuPercent.toFixed(1), u.cpuLimit === undefined ? '-' : String(u.cpuLimit), bytesText(u.memoryBytes), bytesText(u.memoryLimitBytes), String(u.pids)]),
+        ),
+      );
+    });
+}

@@ -1,0 +1,116 @@
+/**
+ * The agent's periodic health checks against the real engine: an HTTP probe with restart on and a
+ * command probe without. A service made to fail is reported unhealthy within interval × retries
+ * (plus one interval of phase), as an event too; with restart on it is restarted (the container's
+ * start time moves) and reported healthy once it passes again; without, it is left alone. The
+ * agent and the deployment are removed in t.teardown.
+ */
+import test from 'ava';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs/promises';
+import http from 'node:http';
+import path from 'node:path';
+import { agentSocketPath } from '../src/home.ts';
+import { startAgent } from './helpers/agent-process.ts';
+import { harness, testPorts } from './helpers/harness.ts';
+import type { Harness } from './helpers/harness.ts';
+
+interface Health { service: string; instance: string; probe: string; status: string; failures: number; restarts: number; checks: { ok: boolean; output: string }[] }
+
+async function health(h: Harness, name: string): Promise<Health[]> {
+  const result = await h.run(['health', name, '--json']);
+  if (result.code !== 0) throw new Error(result.stderr);
+  return JSON.parse(result.stdout) as Health[];
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await fn();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+function events(socketPath: string): Promise<{ kind: string; service?: string; detail?: string }[]> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ socketPath, path: '/v1/events', agent: false }, (res) => {
+        let text = '';
+        res.on('data', (d: Buffer) => (text += d.toString()));
+        res.on('end', () => resolve(JSON.parse(text)));
+      })
+      .on('error', reject);
+  });
+}
+
+const startedAt = (container: string) => execFileSync('docker', ['inspect', '--format', '{{.State.StartedAt}}', container], { encoding: 'utf8' }).trim();
+
+test('agent health checks: unhealthy reported within interval × retries; restart on restarts, off leaves it; healthy again', async (t) => {
+  const h = await harness(t);
+  const port = await testPorts(t);
+  const name = h.name('hc');
+  const config = path.join(h.dir, 'health.yml');
+  await fs.writeFile(
+    config,
+    [
+      'services:',
+      '  web:',
+      '    image: depad-example/app:1',
+      '    ports: ["8080"]',
+      '    x-depad:',
+      '      expose: http',
+      '      health: { http: /cgi-bin/health, interval: 1s, timeout: 1s, retries: 2, restart: true }',
+      '  side:',
+      '    image: depad-example/app:1',
+      '    x-depad:',
+      '      health: { command: [sh, -c, "test ! -f /tmp/bad"], interval: 1s, timeout: 2s, retries: 2 }',
+      '',
+    ].join('\n'),
+  );
+  const agent = await startAgent(t, h, port);
+  t.teardown(async () => void (await h.run(['destroy', name])));
+  const created = await h.run(['create', '-n', name, '-f', config]);
+  t.is(created.code, 0, created.stderr);
+  const web = `depad-${name}-web-1`;
+  const side = `depad-${name}-side-1`;
+
+  const first = await until('both healthy', async () => {
+    const list = await health(h, name);
+    return list.length === 2 && list.every((i) => i.status === 'healthy') ? list : undefined;
+  });
+  t.deepEqual(first.map((i) => [i.service, i.probe]).sort(), [['side', 'command'], ['web', 'http']]);
+
+  // Command probe, restart off.
+  execFileSync('docker', ['exec', side, 'touch', '/tmp/bad']);
+  const broke = Date.now();
+  const sick = await until('side unhealthy', async () => (await health(h, name)).find((i) => i.service === 'side' && i.status === 'unhealthy'));
+  const sideDelay = Date.now() - broke;
+  t.log(`command probe: unhealthy after ${sideDelay} ms (interval 1 s × retries 2)`);
+  t.true(sideDelay <= 3000 + 1500, `reported within interval × (retries + 1) plus slack: ${sideDelay} ms`);
+  t.regex(sick.checks.at(-1)?.output ?? '', /exited 1/);
+  const sideStarted = startedAt(side);
+
+  // HTTP probe, restart on.
+  const webStarted = startedAt(web);
+  execFileSync('docker', ['exec', web, 'mv', '/app/www/cgi-bin/health', '/app/www/cgi-bin/health.off']);
+  const webBroke = Date.now();
+  await until('web unhealthy', async () => (await health(h, name)).find((i) => i.service === 'web' && i.status !== 'healthy'));
+  const webDelay = Date.now() - webBroke;
+  t.log(`http probe: unhealthy after ${webDelay} ms`);
+  t.true(webDelay <= 4500, `${webDelay} ms`);
+  await until('web restarted', async () => (startedAt(web) !== webStarted ? true : undefined));
+  const restarted = await until('restart counted', async () => (await health(h, name)).find((i) => i.service === 'web' && i.restarts >= 1));
+  t.true(restarted.restarts >= 1);
+  // The restart does not bring the file back: fix it, and it turns healthy.
+  execFileSync('docker', ['exec', web, 'mv', '/app/www/cgi-bin/health.off', '/app/www/cgi-bin/health']);
+  await until('web healthy again', async () => (await health(h, name)).find((i) => i.service === 'web' && i.status === 'healthy'));
+  t.is(startedAt(side), sideStarted, 'restart off: the unhealthy side was left alone');
+  t.is((await health(h, name)).find((i) => i.service === 'side')?.status, 'unhealthy');
+
+  const kinds = (await events(agentSocketPath(h.home))).filter((e) => e.service !== undefined).map((e) => `${e.service}:${e.kind}`);
+  for (const kind of ['side:instance-unhealthy', 'web:instance-unhealthy', 'web:instance-restarted', 'web:instance-healthy']) t.true(kinds.includes(kind), `${kind} in ${kinds.join(' ')}`);
+  agent.child.kill('SIGTERM');
+  t.is(await agent.exited, 0);
+});
