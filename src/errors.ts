@@ -27,6 +27,7 @@ export const ERROR_CODES = {
   DEPAD_STATE_CORRUPT: { exit: 9, status: 500 },
   DEPAD_SERVICE_FAILED: { exit: 10, status: 422 },
   DEPAD_TIMEOUT: { exit: 10, status: 504 },
+  DEPAD_WORKFLOW_FAILED: { exit: 10, status: 422 },
   DEPAD_TLS_INVALID: { exit: 11, status: 500 },
   DEPAD_TLS_PIN_MISMATCH: { exit: 11, status: 502 },
   DEPAD_AGENT_UNAVAILABLE: { exit: 12, status: 503 },

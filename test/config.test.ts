@@ -100,7 +100,7 @@ test('loadConfig reads the full-featured fixture, its env_file and existing bind
     pgdata: { name: 'pgdata', driver: 'local', driverOpts: {}, labels: {} },
     sessions: { name: 'sessions', driver: 'local', driverOpts: {}, labels: {} },
   });
-  t.deepEqual(spec.depad, { hostIp: '0.0.0.0', startTimeoutMs: 90_000, labels: {} });
+  t.deepEqual(spec.depad, { hostIp: '0.0.0.0', startTimeoutMs: 90_000, labels: {}, workflows: {} });
   t.deepEqual(spec.files, ['conf']);
   t.deepEqual(spec.positions.get('services.web.image'), { file, line: 10, column: 12 });
   t.deepEqual(spec.positions.get('services.web.ports[0]'), { file, line: 17, column: 9 });
@@ -115,7 +115,7 @@ test('a minimal config gets every default', (t) => {
     default: { name: 'default', driver: 'bridge', internal: false, driverOpts: {}, labels: {} },
   });
   t.deepEqual(spec.volumes, {});
-  t.deepEqual(spec.depad, { hostIp: '0.0.0.0', startTimeoutMs: 120_000, labels: {} });
+  t.deepEqual(spec.depad, { hostIp: '0.0.0.0', startTimeoutMs: 120_000, labels: {}, workflows: {} });
   t.deepEqual(spec.files, []);
   t.deepEqual(spec.positions.get('services.app'), { file: 'cfg.yml', line: 2, column: 3 });
   t.deepEqual(spec.positions.get('services.app.image'), { file: 'cfg.yml', line: 3, column: 12 });
@@ -636,4 +636,28 @@ test('x-depad.health: probes (http, tcp, command, the container\'s own), timing 
   t.regex(bad('{ command: [true], interval: 500ms }'), /services\.web\.x-depad\.health\.interval: the interval must be at least 1s/);
   t.regex(bad('{ command: [true], status: 200 }'), /services\.web\.x-depad\.health\.status: status applies to an http check/);
   t.regex(bad('{ command: [true], retries: 0 }'), /services\.web\.x-depad\.health\.retries/);
+});
+
+test('x-depad.workflows: steps, hooks, timeout; problems located', (t) => {
+  const file = (wf: string) => `services:\n  web:\n    image: app:1\n  db:\n    image: db:1\nx-depad:\n  workflows:\n${wf}`;
+  const spec = parseConfig(file('    migrate:\n      hooks: [before-update, after-create]\n      timeout: 2m\n      steps:\n        - exec: [node, migrate.js]\n          service: web\n        - exec: echo hi\n          service: db\n        - run: ./seed.sh\n'), 'cfg.yml', {});
+  t.deepEqual(spec.depad.workflows, {
+    migrate: {
+      name: 'migrate',
+      hooks: ['before-update', 'after-create'],
+      timeoutMs: 120_000,
+      steps: [
+        { kind: 'exec', command: ['node', 'migrate.js'], service: 'web' },
+        { kind: 'exec', command: ['sh', '-c', 'echo hi'], service: 'db' },
+        { kind: 'run', command: './seed.sh' },
+      ],
+    },
+  });
+  const bad = (wf: string) => fails(t, file(wf)).message;
+  t.regex(bad('    m:\n      hooks: [before-deploy]\n      steps: [{ run: x }]\n'), /x-depad\.workflows\.m\.hooks\.0: unknown hook "before-deploy"; hooks are before-create, after-create/);
+  t.regex(bad('    m:\n      steps: [{ exec: [x] }]\n'), /x-depad\.workflows\.m\.steps\.0: say whose image, network and environment the step runs with: service: <name>/);
+  t.regex(bad('    m:\n      steps: [{ exec: [x], service: cache }]\n'), /x-depad\.workflows\.m\.steps\.0\.service: no service "cache" in this file \(services: db, web\)/);
+  t.regex(bad('    m:\n      steps: [{ run: x, exec: [y], service: web }]\n'), /a step is either run: \(on the host\) or exec:/);
+  t.regex(bad('    m:\n      hooks: [before-update]\n'), /cfg\.yml:8:5 x-depad\.workflows\.m: a workflow needs steps/);
+  t.regex(bad('    Bad Name:\n      steps: [{ run: x }]\n'), /workflow name "Bad Name" must be lowercase/);
 });

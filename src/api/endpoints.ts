@@ -9,6 +9,7 @@ import { createDeployment } from '../deploy/create.ts';
 import { destroyDeployment, restartDeployment, startDeployment, stopDeployment } from '../deploy/lifecycle.ts';
 import { listDeploymentViews, listRevisions, readLogs, viewDeployment } from '../deploy/status.ts';
 import { deploymentUsage } from '../deploy/usage.ts';
+import { currentTarget, findWorkflow, runWorkflow } from '../deploy/workflows.ts';
 import { parseRemoteConfig, planUpdate, rollbackDeployment, updateDeployment, updateRequestFor } from '../deploy/update.ts';
 import type { UpdateOutcome, UpdateResult } from '../deploy/update.ts';
 import { DepadError } from '../errors.ts';
@@ -176,6 +177,27 @@ function coreEndpoints(): Endpoint[] {
       const record = await scopedDeployment(call, 'update');
       const result = await updateDeployment(call.ctx, record, await updateRequestFor(record, updateTarget(call, await readJsonObject(call.req))));
       return { body: await outcome(call, result) };
+    },
+  },
+  {
+    method: 'GET',
+    path: '/v1/deployments/{deployment}/workflows',
+    action: 'inspect',
+    summary: "The deployment's workflows: hooks, timeout, steps (depad workflow ls)",
+    run: async (call) => ({ body: Object.values((await currentTarget(await scopedDeployment(call, 'inspect'))).spec.depad.workflows ?? {}) }),
+  },
+  {
+    method: 'POST',
+    path: '/v1/deployments/{deployment}/workflows/{workflow}',
+    action: 'update',
+    summary: "Run one of the deployment's workflows now, with its current revision (depad workflow run)",
+    mutates: true,
+    run: async (call) => {
+      const record = await scopedDeployment(call, 'update');
+      const name = call.params[1] ?? '';
+      if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(name)) throw new DepadError('DEPAD_NAME_INVALID', `not a workflow name: ${JSON.stringify(name.slice(0, 80))}`);
+      const target = await currentTarget(record);
+      return { body: await runWorkflow(call.ctx, target, findWorkflow(target.spec, name), 'manual') };
     },
   },
   {

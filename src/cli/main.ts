@@ -11,6 +11,7 @@ import { addUpdateCommands } from './update-commands.ts';
 import { addServiceCommands } from './service-commands.ts';
 import { addStatsCommand } from './stats-command.ts';
 import { addHealthCommand } from './health-command.ts';
+import { addWorkflowCommands } from './workflow-commands.ts';
 import { processOutput, reportError } from './output.ts';
 
 /** Builds the program: every deployment verb as `depad <verb>` and `depad deployment <verb>`. */
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
   addCertCommands(program);
   addStatsCommand(program);
   addHealthCommand(program);
+  addWorkflowCommands(program);
   addAgentCommand(program);
   addContextCommands(program);
   addServiceCommands(program, async (argv) => void (await buildProgram().parseAsync(argv, { from: 'user' })));

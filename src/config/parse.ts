@@ -18,6 +18,7 @@ import { labelsOf, readService } from './service.ts';
 import type { ServiceDraft } from './service.ts';
 import { readDuration, readLimits } from './service-parts.ts';
 import { checkBudget } from './budget.ts';
+import { readWorkflows } from './workflows.ts';
 import type { ServiceScope } from './service-parts.ts';
 import { isIpLiteral, objectNameProblem } from './values.ts';
 import { parseYamlTree } from './yaml-tree.ts';
@@ -88,7 +89,8 @@ export function analyzeConfig(
   const top = checkKeys(c, root.entries, '', { supported: TOP_KEYS, special: TOP_SPECIAL });
   const networks = readTopObjects(c, top.get('networks'), 'networks', readNetwork);
   const volumes = readTopObjects(c, top.get('volumes'), 'volumes', readVolume);
-  const depad = readDepad(c, top.get('x-depad'));
+  const depadEntry = top.get('x-depad');
+  const depad = readDepad(c, depadEntry);
   const scope: ServiceScope = { c, networks: new Set(Object.keys(networks.declared)), volumes: new Set(Object.keys(volumes.declared)) };
   const services = new Map<string, ServiceDraft>();
   const servicesEntry = top.get('services');
@@ -105,6 +107,8 @@ export function analyzeConfig(
     }
   }
   checkDependencies(c, services);
+  const workflows = depadEntry?.value.kind === 'map' ? depadEntry.value.entries.find((e) => e.key === 'workflows') : undefined;
+  if (workflows) depad.workflows = readWorkflows(c, workflows.value, 'x-depad.workflows', [...services.keys()]);
   checkBudget(c, depad.resources, [...services.entries()].map(([name, s]) => ({ name, limits: s.spec.resources })));
   const netRecord = { ...networks.valid };
   const usesDefault = [...services.values()].some((s) => 'default' in s.spec.networks);
@@ -243,11 +247,11 @@ function readVolume(c: Collector, name: string, node: LNode, path: string): Volu
   return { name, driver: driver || 'local', driverOpts, labels };
 }
 
-const DEFAULT_DEPAD: DepadSettings = Object.freeze({ hostIp: '0.0.0.0', startTimeoutMs: 120_000, labels: Object.freeze({}) });
+const DEFAULT_DEPAD: DepadSettings = Object.freeze({ hostIp: '0.0.0.0', startTimeoutMs: 120_000, labels: Object.freeze({}), workflows: Object.freeze({}) });
 
-function readDepad(c: Collector, entry: LEntry | undefined): DepadSettings {
+function readDepad(c: Collector, entry: LEntry | undefined): { -readonly [K in keyof DepadSettings]: DepadSettings[K] } {
   if (entry === undefined) return { ...DEFAULT_DEPAD };
-  const keys = checkKeys(c, mapEntries(c, entry.value, 'x-depad') ?? [], 'x-depad', { supported: ['host_ip', 'start_timeout', 'domain', 'class', 'labels', 'resources'] });
+  const keys = checkKeys(c, mapEntries(c, entry.value, 'x-depad') ?? [], 'x-depad', { supported: ['host_ip', 'start_timeout', 'domain', 'class', 'labels', 'resources', 'workflows'] });
   const settings: { -readonly [K in keyof DepadSettings]: DepadSettings[K] } = { ...DEFAULT_DEPAD };
   const hostIp = keys.get('host_ip');
   if (hostIp) {

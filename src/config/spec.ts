@@ -5,6 +5,8 @@
 import type { SourcePosition } from '../errors.ts';
 
 /** A `depends_on` condition, as in docker-compose. */
+import type { WorkflowSpec } from './workflows.ts';
+
 export type DependsCondition = 'service_started' | 'service_healthy' | 'service_completed_successfully';
 
 /** A published port: depad allocates the host port; the config names only the container side. */
@@ -152,6 +154,8 @@ export interface DepadSettings {
   readonly labels: Readonly<Record<string, string>>;
   /** The budget its services' limits must fit in (`x-depad.resources`); unset: none. */
   readonly resources?: ResourceLimits;
+  /** Named workflows (`x-depad.workflows`), run by hand or at hooks. */
+  readonly workflows: Readonly<Record<string, WorkflowSpec>>;
 }
 
 /** A validated deployment file. Frozen; services, networks and volumes keyed and sorted by name. */

@@ -4,6 +4,7 @@
  * Any failure, or Ctrl-C, undoes every step; a kill is undone by the next command (recover.ts).
  */
 import { deploymentLabels } from '../labels.ts';
+import { runHook } from './workflows.ts';
 import { randomBytes } from 'node:crypto';
 import type { DeploymentSpec, ServiceSpec } from '../config/spec.ts';
 import { DepadError, formatIssue } from '../errors.ts';
@@ -93,9 +94,12 @@ export async function createDeployment(ctx: OpContext, request: CreateRequest): 
     checkpoint(ctx, 'networks');
     await ensureVolumes(ctx, record, rendered);
     checkpoint(ctx, 'volumes');
+    const workflowTarget = { record, spec, containers: rendered.containers, env: request.env };
+    const workflows = await runHook(ctx, workflowTarget, 'before-create');
     await startServices(ctx, record, rendered, { waitHealthy: request.wait !== false, timeoutMs: spec.depad.startTimeoutMs });
     await publishRoutes(ctx, record, rendered.services);
     checkpoint(ctx, 'routes');
+    workflows.push(...(await runHook(ctx, workflowTarget, 'after-create')));
     const revision: RevisionRecord = {
       deploymentId: id,
       number: 1,
@@ -107,6 +111,7 @@ export async function createDeployment(ctx: OpContext, request: CreateRequest): 
       changed: Object.keys(spec.services),
       removed: [],
       overrides: {},
+      ...(workflows.length ? { workflows } : {}),
     };
     const ready: DeploymentRecord = { ...record, phase: 'ready', updatedAt: new Date().toISOString() };
     await ctx.store.batch().putDeployment(ready).putRevision(revision).deleteJournal(journal.opId).write();

@@ -1,4 +1,5 @@
 /** start, stop, restart and destroy of a whole deployment or of some of its services. */
+import { currentTarget, runHook } from './workflows.ts';
 import { randomBytes } from 'node:crypto';
 import type { DeploymentRecord, JournalEntry } from '../store/records.ts';
 import { checkpoint, type OpContext } from './context.ts';
@@ -63,6 +64,8 @@ export interface DestroyOptions {
 /** Removes containers, networks, volumes (unless kept), the root directory, records and ports. */
 export async function destroyDeployment(ctx: OpContext, record: DeploymentRecord, options: DestroyOptions = {}): Promise<void> {
   await ctx.engine.ping();
+  // A failing before-destroy workflow stops the destroy before anything is removed.
+  await runHook(ctx, await currentTarget(record), 'before-destroy');
   const journal: JournalEntry = {
     opId: randomBytes(16).toString('hex'),
     kind: 'destroy',

@@ -7,6 +7,7 @@
  */
 import { deploymentLabels, labelsText } from '../labels.ts';
 import { serialQueue } from '../serial.ts';
+import { runHook } from './workflows.ts';
 import { loadConfig, parseConfig, withImages } from '../config/index.ts';
 import type { ConfigWarning } from '../config/index.ts';
 import type { DeploymentSpec } from '../config/spec.ts';
@@ -118,6 +119,8 @@ export async function updateDeployment(ctx: OpContext, record: DeploymentRecord,
     checkpoint(ctx, 'update:files');
     await ensureNetworks(ctx, record, rendered);
     await ensureVolumes(ctx, record, rendered);
+    const workflowTarget = { record, spec, containers: rendered.containers, env: request.env };
+    const workflows = await runHook(ctx, workflowTarget, 'before-update');
     const live = new Map((await listInstances(ctx, record)).map((c) => [c.name, c]));
     const running = new Map<string, string>();
     for (const c of current.containers) {
@@ -135,6 +138,8 @@ export async function updateDeployment(ctx: OpContext, record: DeploymentRecord,
       running.set(name, swap.newId);
     }
     checkpoint(ctx, 'update:swapped');
+    // After the new instances serve, before the old ones go: a failure here still reverts.
+    workflows.push(...(await runHook(ctx, workflowTarget, 'after-update')));
     // Commit: the old instances and removed services go, then the record moves on in one batch.
     for (const swap of swaps) if (swap.old) await ctx.engine.removeContainer(swap.old.id);
     for (const name of removed) {
@@ -167,6 +172,7 @@ export async function updateDeployment(ctx: OpContext, record: DeploymentRecord,
       changed: diff.services.filter((s) => s.kind !== 'unchanged' && s.kind !== 'removed').map((s) => s.service),
       removed,
       overrides: { ...request.overrides },
+      ...(workflows.length ? { workflows } : {}),
       ...(request.from !== undefined ? { from: request.from } : {}),
     };
     await ctx.store.batch().putDeployment(next).putRevision(revision).deletePorts(retired).deleteJournal(journal.opId).write();
@@ -263,6 +269,12 @@ export function parseRemoteConfig(text: { text: string; name: string }, env: Rea
   if (binds.length > 0) {
     throw new DepadError('DEPAD_CONFIG_INVALID', `${text.name}: bind mounts need their files on the agent's host, which a remote client cannot send (${binds.join(', ')})`, {
       hint: 'use named volumes, or run the command on the agent\'s host',
+    });
+  }
+  const hostSteps = Object.values(spec.depad.workflows).filter((w) => w.steps.some((s) => s.kind === 'run')).map((w) => w.name);
+  if (hostSteps.length > 0) {
+    throw new DepadError('DEPAD_CONFIG_INVALID', `${text.name}: workflow ${hostSteps.join(', ')} has run: steps, which run commands on the agent's host; a remote client may only give exec: steps (in a container)`, {
+      hint: 'use exec: steps, or put the config on the agent\'s host and run the command there',
     });
   }
   return spec;

@@ -312,7 +312,6 @@ export class Engine {
     }
   }
 
-  /** Runs a command in a running container and collects its output and exit code. */
   /**
    * Container events of depad's objects (start, die, oom, health_status) as they happen, until
    * `signal` aborts. `onEvent` gets each parsed event (see events.ts).
@@ -334,6 +333,17 @@ export class Engine {
     });
   }
 
+  /** Waits until a container stops; resolves with its exit code. */
+  async waitContainer(id: string): Promise<number> {
+    try {
+      const result = (await (await this.#docker()).getContainer(id).wait()) as { StatusCode?: number };
+      return result.StatusCode ?? -1;
+    } catch (error) {
+      throw this.#wrap(error, `wait for container ${id.slice(0, 12)}`);
+    }
+  }
+
+  /** Runs a command in a running container and collects its output and exit code. */
   async exec(id: string, cmd: string[]): Promise<{ exitCode: number; stdout: string; stderr: string }> {
     try {
       const exec = await (await this.#docker()).getContainer(id).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });

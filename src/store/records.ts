@@ -1,4 +1,5 @@
 /** The records depad keeps in its LevelDB. Plain JSON; no secrets (env values stay in the root dir). */
+import type { WorkflowRun } from '../deploy/workflows.ts';
 
 /**
  * A host port held by a deployment's service, kept until the deployment is destroyed (or, for an
@@ -64,6 +65,8 @@ export interface RevisionRecord {
   overrides: Record<string, string>;
   /** For a rollback: the revision it restored. */
   from?: number;
+  /** Workflows its create or update ran (hooks), with their log files. */
+  workflows?: WorkflowRun[];
 }
 
 /** Registry entry for one host port. */

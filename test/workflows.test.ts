@@ -1,0 +1,85 @@
+/**
+ * Workflows against the real engine: an after-create `run` step on the host (in the deployment's
+ * root), a migration-like before-update `exec` step in a one-off container of the new revision's
+ * image and environment whose failure aborts the update with the old revision still serving, the
+ * same update succeeding once the migration passes (the run kept with the revision, its log on
+ * disk), and a workflow run by hand. Remote configs may not carry host steps. The harness removes
+ * everything afterwards.
+ */
+import test from 'ava';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { parseRemoteConfig } from '../src/deploy/update.ts';
+import { isDepadError } from '../src/errors.ts';
+import { harness, httpGet } from './helpers/harness.ts';
+
+const CONFIG = [
+  'services:',
+  '  web:',
+  '    image: depad-example/app:${APP_VERSION:-1}',
+  '    environment: { APP_NAME: wf, MIGRATION: "${MIGRATION:-ok}" }',
+  '    ports: ["8080"]',
+  'x-depad:',
+  '  workflows:',
+  '    migrate:',
+  '      hooks: [before-update]',
+  '      timeout: 30s',
+  '      steps:',
+  '        - exec: [sh, -c, "echo migrating to version $$(cat /app/VERSION); test \\"$$MIGRATION\\" != fail"]',
+  '          service: web',
+  '    seed:',
+  '      hooks: [after-create]',
+  '      steps:',
+  '        - run: echo seeded > seeded.txt && echo "seeded $$DEPAD_DEPLOYMENT"',
+  '',
+].join('\n');
+
+test('remote configs may not carry run: steps (they would run on the agent\'s host)', (t) => {
+  const error = t.throws(() => parseRemoteConfig({ text: CONFIG, name: 'depad.yml' }, {}));
+  t.true(isDepadError(error, 'DEPAD_CONFIG_INVALID'));
+  t.regex(error?.message ?? '', /workflow seed has run: steps/);
+  t.notThrows(() => parseRemoteConfig({ text: CONFIG.replace(/    seed:[\s\S]*$/, ''), name: 'depad.yml' }, {}));
+});
+
+test('workflows: after-create on the host, a failing before-update migration aborts the update, by hand', async (t) => {
+  const h = await harness(t);
+  const name = h.name('wf');
+  const config = path.join(h.dir, 'wf.yml');
+  await fs.writeFile(config, CONFIG);
+  const created = await h.run(['create', '-n', name, '-f', config]);
+  t.is(created.code, 0, created.stderr);
+  t.regex(created.stderr, /seed: +seeded/);
+  const inspect = async () => JSON.parse((await h.run(['inspect', name, '--json'])).stdout) as { rootDir: string; revision: number; services: { instances: { ports: { host: number; target: number }[] }[] }[] };
+  const first = await inspect();
+  t.is((await fs.readFile(path.join(first.rootDir, 'seeded.txt'), 'utf8')).trim(), 'seeded', 'the run step ran in the root directory');
+
+  const failed = await h.run(['update', name, '-f', config, '-e', 'APP_VERSION=2', '-e', 'MIGRATION=fail']);
+  t.is(failed.code, 10, failed.stderr);
+  t.regex(failed.stderr, /migrate: +migrating to version 2/, 'the step ran with the new image');
+  t.regex(failed.stderr, /workflow migrate failed at step 1 exec in web/);
+  const after = await inspect();
+  t.is(after.revision, 1, 'the update was aborted');
+  const port = after.services[0]?.instances[0]?.ports.find((p) => p.target === 8080)?.host as number;
+  t.regex((await httpGet(port, '/cgi-bin/info')).body, /"version":"1"/, 'the old revision still serves');
+
+  const ok = await h.run(['update', name, '-f', config, '-e', 'APP_VERSION=2']);
+  t.is(ok.code, 0, ok.stderr);
+  const history = JSON.parse((await h.run(['history', name, '--json'])).stdout) as { number: number; workflows?: { workflow: string; trigger: string; ok: boolean; log: string }[] }[];
+  t.deepEqual(history[0]?.workflows?.map((w) => [w.workflow, w.trigger, w.ok]), [['seed', 'after-create', true]]);
+  const migrate = history[1]?.workflows?.[0];
+  t.deepEqual([migrate?.workflow, migrate?.trigger, migrate?.ok], ['migrate', 'before-update', true]);
+  t.regex(await fs.readFile(migrate?.log as string, 'utf8'), /migrating to version 2/, 'the output is kept');
+  t.is((await fs.stat(migrate?.log as string)).mode & 0o777, 0o600);
+
+  const manual = await h.run(['workflow', 'run', name, 'seed']);
+  t.is(manual.code, 0, manual.stderr);
+  t.regex(manual.stdout, /workflow seed: done/);
+  const listed = await h.run(['workflow', 'ls', name]);
+  t.regex(listed.stdout, /migrate\s+before-update\s+30s\s+exec\(web\)/);
+  const missing = await h.run(['workflow', 'run', name, 'nope']);
+  t.is(missing.code, 4);
+  t.regex(missing.stderr, /its workflows: migrate, seed/);
+  const leftovers = (JSON.parse((await h.run(['ps', name, '--json'])).stdout) as { container: string }[]).filter((i) => /-wf-(migrate|seed)-/.test(i.container));
+  t.deepEqual(leftovers, [], 'one-off containers are removed');
+  t.is((JSON.parse((await h.run(['ps', name, '--json'])).stdout) as unknown[]).length, 1, 'only the web instance runs');
+});
