@@ -6,36 +6,21 @@
  * time) and the agent's memory (VmRSS). Everything it made is destroyed at the end.
  * Run: scripts/node bench/agent.ts [deployments] [requests]   (on a temporary DEPAD_HOME)
  */
-import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import https from 'node:https';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { fetchPinnedCa } from '../certs/pin.ts';
+import { startBenchAgent } from './bench-agent.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const DEPAD = path.join(ROOT, 'bin/depad');
 const COUNT = Number(process.argv[2] ?? 200);
 const REQUESTS = Number(process.argv[3] ?? 200);
-const home = await fs.mkdtemp(path.join(tmpdir(), 'depad-bench-agent-'));
-const env = { ...process.env, DEPAD_HOME: home, DEPAD_PORT_RANGE: '40000-49999', XDG_CONFIG_HOME: path.join(home, 'config') };
-const depad = (args: string[]) => execFileSync(DEPAD, args, { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
 
+const { home, depad, agent, facts, cleanup } = await startBenchAgent('agent', 18943, 18980, '40000-49999');
 const config = path.join(home, 'bench.yml');
 await fs.writeFile(config, 'services:\n  web:\n    image: depad-example/app:1\n    environment:\n      APP_NAME: bench\n    ports:\n      - "8080"\n');
 const token = depad(['token', 'create', '--name', 'bench', '--scope', 'admin']).trim();
-const agent = spawn(DEPAD, ['--json', 'agent', '--api-port', '18943', '--api-host', '127.0.0.1', '--http-port', '18980', '--http-host', '127.0.0.1', '--tcp-host', '127.0.0.1'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
-const facts = await new Promise<{ fingerprint: string; apiPort: number }>((resolve) => {
-  let out = '';
-  agent.stdout.on('data', (d: Buffer) => {
-    out += d.toString();
-    const line = out.split('\n').find((l) => l.startsWith('{'));
-    if (line) resolve((JSON.parse(line) as { listening: { fingerprint: string; apiPort: number } }).listening);
-  });
-});
 const names = Array.from({ length: COUNT }, (_, i) => `bench-${String(i).padStart(3, '0')}`);
 try {
   const rssIdle = rssMb(agent.pid as number);
@@ -62,15 +47,5 @@ try {
   console.log(`API ls with ${COUNT} deployments, ${REQUESTS} requests one at a time over HTTPS: p50 ${pct(50).toFixed(1)} ms, p99 ${pct(99).toFixed(1)} ms, max ${(times.at(-1) as number).toFixed(1)} ms`);
   console.log(`agent RSS: ${rssIdle.toFixed(0)} MB idle with no deployments, ${rssMb(agent.pid as number).toFixed(0)} MB with ${COUNT} deployments after the requests`);
 } finally {
-  for (const name of names) {
-    try {
-      depad(['destroy', name]);
-    } catch (error) {
-      const text = String((error as { stderr?: unknown }).stderr ?? error);
-      if (!text.includes('DEPAD_NOT_FOUND') && !/no deployment named/.test(text)) console.error(`bench: could not destroy ${name}: ${text.trim().split('\n')[0]}`);
-    }
-  }
-  agent.kill('SIGTERM');
-  await new Promise((resolve) => agent.once('exit', resolve));
-  await fs.rm(home, { recursive: true, force: true });
+  await cleanup(names);
 }

@@ -7,22 +7,17 @@
  * destroyed at the end.
  * Run: scripts/node bench/bulk-update.ts [deployments] [clients]   (on a temporary DEPAD_HOME)
  */
-import { execFile, execFileSync, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import http from 'node:http';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { DEPAD, startBenchAgent } from './bench-agent.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const DEPAD = path.join(ROOT, 'bin/depad');
 const COUNT = Number(process.argv[2] ?? 20);
 const CLIENTS = Number(process.argv[3] ?? 16);
 const HTTP_PORT = 18981;
-const home = await fs.mkdtemp(path.join(tmpdir(), 'depad-bench-bulk-'));
-const env = { ...process.env, DEPAD_HOME: home, DEPAD_PORT_RANGE: '30000-59999', XDG_CONFIG_HOME: path.join(home, 'config') };
-const depad = (args: string[]) => execFileSync(DEPAD, args, { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+const { home, env, depad, cleanup } = await startBenchAgent('bulk', 18944, HTTP_PORT);
 const depadAsync = promisify(execFile);
 
 const config = path.join(home, 'bench.yml');
@@ -30,8 +25,6 @@ await fs.writeFile(
   config,
   ['services:', '  web:', '    image: depad-example/app:1', '    ports: ["8080"]', '    x-depad: { expose: http, health: { http: /cgi-bin/health }, drain_timeout: 5s }', 'x-depad: { class: bench }', ''].join('\n'),
 );
-const agent = spawn(DEPAD, ['--json', 'agent', '--api-port', '18944', '--api-host', '127.0.0.1', '--http-port', String(HTTP_PORT), '--http-host', '127.0.0.1', '--tcp-host', '127.0.0.1'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
-await new Promise<void>((resolve) => agent.stdout.on('data', (d: Buffer) => d.toString().includes('{"listening"') && resolve()));
 const names = Array.from({ length: COUNT }, (_, i) => `bulk-${String(i).padStart(2, '0')}`);
 
 /** Keep-alive clients requesting every deployment in turn until stopped; counts answers. */
@@ -95,14 +88,5 @@ try {
   }
   await traffic.stop();
 } finally {
-  for (const name of names) {
-    try {
-      depad(['destroy', name]);
-    } catch {
-      // not created
-    }
-  }
-  agent.kill('SIGTERM');
-  await new Promise((resolve) => agent.once('exit', resolve));
-  await fs.rm(home, { recursive: true, force: true });
+  await cleanup(names);
 }

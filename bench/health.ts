@@ -7,27 +7,22 @@
  * Everything it made is destroyed at the end.
  * Run: scripts/node bench/health.ts [deployments] [services-per-deployment]   (on a temporary DEPAD_HOME)
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import http from 'node:http';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { startBenchAgent } from './bench-agent.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const DEPAD = path.join(ROOT, 'bin/depad');
 const DEPLOYMENTS = Number(process.argv[2] ?? 100);
 const SERVICES = Number(process.argv[3] ?? 5);
 const BROKEN = 10;
-const home = await fs.mkdtemp(path.join(tmpdir(), 'depad-bench-health-'));
-const env = { ...process.env, DEPAD_HOME: home, DEPAD_PORT_RANGE: '30000-59999', XDG_CONFIG_HOME: path.join(home, 'config') };
-const depad = (args: string[]) => execFileSync(DEPAD, args, { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 const cpuSeconds = (pid: number) => {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks of 1/100 s
 };
 
+const { home, depad, agent, cleanup } = await startBenchAgent('health', 18943, 18980);
 const config = path.join(home, 'bench.yml');
 const service = (i: number) => [
   `  s${i}:`,
@@ -36,8 +31,6 @@ const service = (i: number) => [
   '    x-depad: { expose: http, health: { http: /cgi-bin/health, interval: 5s, timeout: 2s, retries: 3 } }',
 ];
 await fs.writeFile(config, ['services:', ...Array.from({ length: SERVICES }, (_, i) => service(i)).flat(), ''].join('\n'));
-const agent = spawn(DEPAD, ['--json', 'agent', '--api-port', '18943', '--api-host', '127.0.0.1', '--http-port', '18980', '--http-host', '127.0.0.1', '--tcp-host', '127.0.0.1'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
-await new Promise<void>((resolve) => agent.stdout.on('data', (d: Buffer) => d.toString().includes('{"listening"') && resolve()));
 const socketPath = path.join(home, 'agent.sock');
 const health = () =>
   new Promise<{ deployment: string; instance: string; status: string }[]>((resolve, reject) => {
@@ -79,14 +72,5 @@ try {
   const d = [...delays.values()].sort((a, b) => a - b);
   console.log(`detection: ${d.length}/${broken.length} reported unhealthy; delay min ${(d[0]! / 1000).toFixed(1)} s, median ${(d[Math.floor(d.length / 2)]! / 1000).toFixed(1)} s, max ${(d.at(-1)! / 1000).toFixed(1)} s (interval 5 s × retries 3 = 15 s; breaking took ${((brokeAll - breakAt) / 1000).toFixed(1)} s)`);
 } finally {
-  for (const name of names) {
-    try {
-      depad(['destroy', name]);
-    } catch {
-      // not created
-    }
-  }
-  agent.kill('SIGTERM');
-  await new Promise((resolve) => agent.once('exit', resolve));
-  await fs.rm(home, { recursive: true, force: true });
+  await cleanup(names);
 }

@@ -39,7 +39,7 @@ test('rolling: order, the limit, stop after the first failure (pure)', async (t)
   t.is(results[0]?.value, 10);
 });
 
-test('update -l rolls through one class, stops at the failure, rolls it back; stop/start/ls -l', async (t) => {
+test('update -l rolls through one class, stops at the failure, rolls it back; rollback/stop/start/ls -l', async (t) => {
   const h = await harness(t);
   const hello = path.join(EXAMPLES, 'hello', 'depad.yml');
   // A health check only version 1 passes: the injected failure.
@@ -50,7 +50,8 @@ test('update -l rolls through one class, stops at the failure, rolls it back; st
   const names = { a: [1, 2, 3, 4].map((i) => h.name(`a${i}`)), b: [1, 2].map((i) => h.name(`b${i}`)) };
   for (const [cls, list] of [[a, names.a], [b, names.b]] as const) {
     for (const name of list) {
-      const created = await h.run(['create', '-n', name, '-f', name === names.a[2] ? v1only : hello, '--class', cls]);
+      const wave = name === names.a[0] || name === names.a[1] ? ['--label', `wave=${a}`] : [];
+      const created = await h.run(['create', '-n', name, '-f', name === names.a[2] ? v1only : hello, '--class', cls, ...wave]);
       t.is(created.code, 0, created.stderr);
     }
   }
@@ -84,6 +85,14 @@ test('update -l rolls through one class, stops at the failure, rolls it back; st
   t.regex((await httpGet(port, '/cgi-bin/info')).body, /"version":"1"/, 'and still serves the old version');
   t.is((await inspect(h, names.a[3] as string)).revision, 1, 'skipped after the failure');
   for (const name of names.b) t.is((await inspect(h, name)).revision, 1, 'the other class is untouched');
+
+  // Rollback by selector: refused when one selected deployment has nothing to go back to; done for the first wave.
+  const noPrevious = await h.run(['rollback', '-l', `class=${a}`]);
+  t.is(noPrevious.code, 4, noPrevious.stderr);
+  t.regex(noPrevious.stderr, /has no revision before 1; nothing was rolled back/);
+  const back = await h.run(['rollback', '-l', `wave=${a}`, '--max-parallel', '2', '--json']);
+  t.is(back.code, 0, back.stderr);
+  t.deepEqual((JSON.parse(back.stdout) as { items: Item[] }).items.map((i) => [i.deployment, i.result, i.to]), [[names.a[0], 'updated', 'rev 3 (= rev 1)'], [names.a[1], 'updated', 'rev 3 (= rev 1)']]);
 
   const stopped = await h.run(['stop', '-l', `class=${b}`, '--max-parallel', '2', '--json']);
   t.is(stopped.code, 0, stopped.stderr);

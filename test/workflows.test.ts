@@ -27,6 +27,10 @@ const CONFIG = [
   '      steps:',
   '        - exec: [sh, -c, "echo migrating to version $$(cat /app/VERSION); test \\"$$MIGRATION\\" != fail"]',
   '          service: web',
+  '    guard:',
+  '      hooks: [before-destroy]',
+  '      steps:',
+  '        - run: test ! -f keep',
   '    seed:',
   '      hooks: [after-create]',
   '      steps:',
@@ -37,8 +41,8 @@ const CONFIG = [
 test('remote configs may not carry run: steps (they would run on the agent\'s host)', (t) => {
   const error = t.throws(() => parseRemoteConfig({ text: CONFIG, name: 'depad.yml' }, {}));
   t.true(isDepadError(error, 'DEPAD_CONFIG_INVALID'));
-  t.regex(error?.message ?? '', /workflow seed has run: steps/);
-  t.notThrows(() => parseRemoteConfig({ text: CONFIG.replace(/    seed:[\s\S]*$/, ''), name: 'depad.yml' }, {}));
+  t.regex(error?.message ?? '', /workflow guard, seed has run: steps/);
+  t.notThrows(() => parseRemoteConfig({ text: CONFIG.replace(/    guard:[\s\S]*$/, ''), name: 'depad.yml' }, {}));
 });
 
 test('workflows: after-create on the host, a failing before-update migration aborts the update, by hand', async (t) => {
@@ -78,8 +82,17 @@ test('workflows: after-create on the host, a failing before-update migration abo
   t.regex(listed.stdout, /migrate\s+before-update\s+30s\s+exec\(web\)/);
   const missing = await h.run(['workflow', 'run', name, 'nope']);
   t.is(missing.code, 4);
-  t.regex(missing.stderr, /its workflows: migrate, seed/);
+  t.regex(missing.stderr, /its workflows: guard, migrate, seed/);
   const leftovers = (JSON.parse((await h.run(['ps', name, '--json'])).stdout) as { container: string }[]).filter((i) => /-wf-(migrate|seed)-/.test(i.container));
   t.deepEqual(leftovers, [], 'one-off containers are removed');
   t.is((JSON.parse((await h.run(['ps', name, '--json'])).stdout) as unknown[]).length, 1, 'only the web instance runs');
+
+  // A failing before-destroy workflow stops the destroy before anything is removed.
+  await fs.writeFile(path.join(first.rootDir, 'keep'), '');
+  const kept = await h.run(['destroy', name]);
+  t.is(kept.code, 10, kept.stderr);
+  t.regex(kept.stderr, /workflow guard failed/);
+  t.is((await inspect()).revision, 2, 'still there');
+  await fs.rm(path.join(first.rootDir, 'keep'));
+  t.is((await h.run(['destroy', name])).code, 0);
 });

@@ -4,7 +4,7 @@
  * runs (403). Progress streams with the deployment's name in front; the answer is the summary.
  */
 import { authorize } from '../auth/tokens.ts';
-import { bulkLifecycle, bulkUpdate, selectDeployments } from '../deploy/bulk.ts';
+import { bulkLifecycle, bulkRollback, bulkUpdate, selectDeployments } from '../deploy/bulk.ts';
 import type { DeploymentRecord } from '../store/records.ts';
 import { DepadError } from '../errors.ts';
 import { labelProblem } from '../labels.ts';
@@ -13,7 +13,7 @@ import { updateTarget } from './call.ts';
 import type { Call, Endpoint } from './call.ts';
 
 /** The selector and roll settings of a bulk body; the rest of the body is left for the verb. */
-async function selection(call: Call, action: 'update' | 'start' | 'stop' | 'restart', body: Record<string, unknown>): Promise<{ records: DeploymentRecord[]; selector: Record<string, string>; maxParallel: number }> {
+async function selection(call: Call, action: 'update' | 'rollback' | 'start' | 'stop' | 'restart', body: Record<string, unknown>): Promise<{ records: DeploymentRecord[]; selector: Record<string, string>; maxParallel: number }> {
   const selector = stringMapField(body, 'selector');
   for (const [key, value] of Object.entries(selector)) {
     const problem = labelProblem(key, value);
@@ -48,6 +48,20 @@ export const BULK_ENDPOINTS: Endpoint[] = [
       if (body.dryRun !== undefined && typeof body.dryRun !== 'boolean') throw new DepadError('DEPAD_USAGE', 'dryRun must be true or false');
       const target = updateTarget(call, withoutBulkFields(body));
       return { body: await bulkUpdate(call.ctx, records, target, selector, { maxParallel, dryRun: body.dryRun === true }) };
+    },
+  },
+  {
+    method: 'POST',
+    path: '/v1/bulk/rollback',
+    action: 'rollback',
+    summary: 'Roll every deployment a selector picks back to its previous revision, rolling (depad rollback -l); body: {selector, maxParallel?}',
+    mutates: true,
+    scopesItself: true,
+    run: async (call) => {
+      const body = await readJsonObject(call.req);
+      onlyFields(body, ['selector', 'maxParallel']);
+      const { records, selector, maxParallel } = await selection(call, 'rollback', body);
+      return { body: await bulkRollback(call.ctx, records, selector, { maxParallel }) };
     },
   },
   ...(['start', 'stop', 'restart'] as const).map(

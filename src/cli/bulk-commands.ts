@@ -6,7 +6,7 @@
  * a failure makes the exit code that of the first failed deployment's error.
  */
 import { Command, Option } from 'commander';
-import { bulkLifecycle, bulkUpdate, selectDeployments } from '../deploy/bulk.ts';
+import { bulkLifecycle, bulkRollback, bulkUpdate, selectDeployments } from '../deploy/bulk.ts';
 import type { BulkOutcome } from '../deploy/bulk.ts';
 import type { OpContext } from '../deploy/context.ts';
 import type { UpdateTarget } from '../deploy/update.ts';
@@ -40,7 +40,7 @@ export function selectorOf(ref: string | undefined, opts: CommandOptions): Recor
 }
 
 /** A bulk verb, carried out here or by the agent. */
-export type BulkVerb = 'update' | 'start' | 'stop' | 'restart';
+export type BulkVerb = 'update' | 'rollback' | 'start' | 'stop' | 'restart';
 
 /**
  * Runs a bulk command: through the agent when one is there (`body` is what the API takes besides
@@ -83,6 +83,12 @@ export function printBulk(output: Output, verb: BulkVerb, outcome: BulkOutcome):
 export function localBulkUpdate(target: UpdateTarget, opts: CommandOptions) {
   return async (ctx: OpContext, selector: Record<string, string>): Promise<BulkOutcome> =>
     bulkUpdate(ctx, selectDeployments(await ctx.store.listDeployments(), selector), target, selector, { maxParallel: opts.maxParallel as number, dryRun: Boolean(opts.dryRun) });
+}
+
+/** The local bulk rollback (each to its previous revision). */
+export function localBulkRollback(opts: CommandOptions) {
+  return async (ctx: OpContext, selector: Record<string, string>): Promise<BulkOutcome> =>
+    bulkRollback(ctx, selectDeployments(await ctx.store.listDeployments(), selector), selector, { maxParallel: opts.maxParallel as number });
 }
 
 /** The local bulk start, stop or restart. */

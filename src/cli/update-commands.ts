@@ -11,7 +11,7 @@ import type { DeploymentRecord, RevisionRecord } from '../store/records.ts';
 import { seg, type AgentClient } from './agent-client.ts';
 import { addConfigOptions, readEnv, warnPrinter } from './config-input.ts';
 import { deploymentHeadline, instancesTable, printJson, processOutput, progressPrinter, table, type Output } from './output.ts';
-import { localBulkUpdate, runBulk, selectorOf, selectorOptions } from './bulk-commands.ts';
+import { localBulkRollback, localBulkUpdate, runBulk, selectorOf, selectorOptions } from './bulk-commands.ts';
 import { deploymentAction, type CommandOptions as Opts } from './runtime.ts';
 
 /** Options that say what to update to: a config file, or new images for named services. */
@@ -93,24 +93,28 @@ export function addUpdateCommands(parent: Command): void {
       }),
     );
 
-  parent
-    .command('rollback <deployment>')
-    .description('go back to an earlier revision (itself a zero-downtime update, recorded as a new revision)')
+  const rollbackOne = deploymentAction('rollback', async (ctx, record, opts, output) => {
+    const result = await rollbackDeployment(ctx, record, opts.to as number | undefined);
+    await printResult(ctx, output, result.record, result.diff, result.revision);
+  }, {
+    remote: async (agent, ref, opts, output) => {
+      const body = opts.to === undefined ? {} : { to: opts.to };
+      printUpdate(output, await agent.request<UpdateOutcome>({ method: 'POST', path: `/v1/deployments/${seg(ref)}/rollback`, body, onProgress: progressPrinter(output) }));
+    },
+  });
+  const rollback = parent
+    .command('rollback [deployment]')
+    .description('go back to an earlier revision (itself a zero-downtime update, recorded as a new revision); with -l: each selected deployment to its previous one')
     .option('--to <revision>', 'the revision to restore (default: the one before the current)', (v) => {
       if (!/^[1-9]\d*$/.test(v)) throw new InvalidArgumentError(`--to takes a revision number, not ${JSON.stringify(v)}`);
       return Number(v);
-    })
-    .action(
-      deploymentAction('rollback', async (ctx, record, opts, output) => {
-        const result = await rollbackDeployment(ctx, record, opts.to as number | undefined);
-        await printResult(ctx, output, result.record, result.diff, result.revision);
-      }, {
-        remote: async (agent, ref, opts, output) => {
-          const body = opts.to === undefined ? {} : { to: opts.to };
-          printUpdate(output, await agent.request<UpdateOutcome>({ method: 'POST', path: `/v1/deployments/${seg(ref)}/rollback`, body, onProgress: progressPrinter(output) }));
-        },
-      }),
-    );
+    });
+  selectorOptions(rollback).action(async (ref: string | undefined, opts: Opts, cmd: Command) => {
+    const selector = selectorOf(ref, opts);
+    if (selector === undefined) return rollbackOne(ref as string, opts, cmd);
+    if (opts.to !== undefined) throw new DepadError('DEPAD_USAGE', '--to names a revision of one deployment; with -l each goes back to its previous revision');
+    await runBulk('rollback', cmd, selector, async () => ({ maxParallel: opts.maxParallel }), localBulkRollback(opts));
+  });
 }
 
 async function printResult(ctx: OpContext, output: Output, record: DeploymentRecord, diff: PlanDiff, revision: number | undefined): Promise<void> {

@@ -12,7 +12,7 @@ import { labelsText } from '../labels.ts';
 import type { DeploymentRecord } from '../store/records.ts';
 import type { OpContext } from './context.ts';
 import { restartDeployment, startDeployment, stopDeployment } from './lifecycle.ts';
-import { planUpdate, updateDeployment, updateRequestFor } from './update.ts';
+import { planUpdate, rollbackDeployment, updateDeployment, updateRequestFor } from './update.ts';
 import type { UpdateRequest, UpdateTarget } from './update.ts';
 
 /** What happened to one deployment. */
@@ -143,6 +143,21 @@ export async function bulkUpdate(ctx: OpContext, records: readonly DeploymentRec
     if (s.outcome === 'failed') return { ...base, to: p.from, result: 'failed', ...failure(s.error) };
     if (s.outcome === 'skipped') return { ...base, to: p.from, result: 'skipped' };
     return { ...base, to: s.value?.revision === undefined ? p.from : p.to, result: s.value?.revision === undefined ? 'unchanged' : 'updated' };
+  });
+  return { selector, ok: items.every((i) => i.result !== 'failed'), items };
+}
+
+/** Rolls every deployment in `records` back to its previous revision, rolling; checks first that each has one. */
+export async function bulkRollback(ctx: OpContext, records: readonly DeploymentRecord[], selector: Record<string, string>, options: BulkOptions = {}): Promise<BulkOutcome> {
+  const first = records.find((r) => r.revision < 2);
+  if (first) throw new DepadError('DEPAD_NOT_FOUND', `${first.name} has no revision before ${first.revision}; nothing was rolled back`, { hint: 'narrow the selector' });
+  const settled = await rolling(records, options.maxParallel ?? 1, async (record) => rollbackDeployment(forDeployment(ctx, record.name), record));
+  const items = records.map((record, i): BulkItem => {
+    const s = settled[i] as Settled<Awaited<ReturnType<typeof rollbackDeployment>>>;
+    const from = `rev ${record.revision}`;
+    if (s.outcome === 'failed') return { deployment: record.name, from, to: from, result: 'failed', ms: s.ms, ...failure(s.error) };
+    if (s.outcome === 'skipped') return { deployment: record.name, from, to: from, result: 'skipped', ms: s.ms };
+    return { deployment: record.name, from, to: `rev ${s.value?.revision ?? record.revision} (= rev ${record.revision - 1})`, result: 'updated', ms: s.ms };
   });
   return { selector, ok: items.every((i) => i.result !== 'failed'), items };
 }

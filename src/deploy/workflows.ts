@@ -61,7 +61,7 @@ export async function runHook(ctx: OpContext, target: WorkflowTarget, hook: Hook
 export function findWorkflow(spec: DeploymentSpec, name: string): WorkflowSpec {
   const found = spec.depad.workflows?.[name];
   if (found === undefined) {
-    const names = Object.keys(spec.depad.workflows ?? {});
+    const names = Object.keys(spec.depad.workflows ?? {}).sort();
     throw new DepadError('DEPAD_NOT_FOUND', `no workflow "${name}" in this deployment's config`, { hint: names.length ? `its workflows: ${names.join(', ')}` : 'it has no x-depad.workflows' });
   }
   return found;
