@@ -12,7 +12,7 @@ import tls from 'node:tls';
 import { Challenges } from '../certs/acme.ts';
 import { CertificateStore } from '../certs/certificate-store.ts';
 import { ensureAgentTls } from '../certs/local-ca.ts';
-import { freePort, httpRoute, proxy, request, stateDir, upstream } from './helpers/proxy-fixtures.ts';
+import { httpRoute, proxy, request, stateDir, upstream } from './helpers/proxy-fixtures.ts';
 
 async function issue(dir: string, hostname: string) {
   return ensureAgentTls({ dir, hostnames: [hostname], ips: [] });
@@ -47,7 +47,7 @@ test('HTTPS listener: SNI, ALPN, X-Forwarded-Proto, keep-alive, hot certificate 
   const first = await issue(path.join(dir, 'ca1'), 'secure.example.com');
   await store.save('secure.example.com', first.certChain, first.serverKey);
   const challenges = new Challenges();
-  const p = await proxy(t, undefined, { https: { port: await freePort(), host: '127.0.0.1', certificates: store }, challenges });
+  const p = await proxy(t, undefined, { https: { port: 0, host: '127.0.0.1', certificates: store }, challenges });
   const port = p.httpsPort as number;
   const up = await upstream(t, 'app');
   await p.client.setDeploymentRoutes('shop', [

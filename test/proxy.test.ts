@@ -80,7 +80,7 @@ test('sets X-Forwarded-For (appended), -Proto and -Host; strips hop-by-hop heade
 
 test('503 when the route has no upstream, 502 when its upstream is down', async (t) => {
   const p = await proxy(t);
-  await p.client.setDeploymentRoutes('one', [httpRoute('one', 'empty', ['empty.test'], []), httpRoute('one', 'dead', ['dead.test'], [await deadPort()])]);
+  await p.client.setDeploymentRoutes('one', [httpRoute('one', 'empty', ['empty.test'], []), httpRoute('one', 'dead', ['dead.test'], [await deadPort(t)])]);
   const empty = await request(p, 'empty.test');
   t.is(empty.status, 503);
   t.regex(empty.body.toString(), /no running instance/);

@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { silentLogger } from '../../src/logger.ts';
+import { testPorts } from './harness.ts';
 import { ProxyClient, proxyPaths, startProxy } from '../../proxy/index.ts';
 import type { ProxyHandle, ProxyOptions, Route } from '../../proxy/index.ts';
 
@@ -103,15 +104,6 @@ export function request(p: Proxy, host: string, options: { path?: string; method
   });
 }
 
-/** A port free right now. */
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 /** Resolves once `condition()` holds (polled every 10 ms; fails after 5 s). */
 export async function until(condition: () => boolean, what = 'condition'): Promise<void> {
   const deadline = Date.now() + 5000;
@@ -121,8 +113,13 @@ export async function until(condition: () => boolean, what = 'condition'): Promi
   }
 }
 
-/** A port nothing listens on. */
-export const deadPort = freePort;
+/**
+ * A port nothing listens on: one of the test's own slot (below the ephemeral range, which
+ * listeners on port 0 and outgoing connections of other tests use), never bound.
+ */
+export async function deadPort(t: ExecutionContext): Promise<number> {
+  return (await testPorts(t))();
+}
 
 /** A keep-alive agent with one socket, destroyed afterwards. */
 export function keepAliveAgent(t: ExecutionContext): http.Agent {
