@@ -225,7 +225,7 @@ class ClientConnection implements ExchangeClient {
   }
 
   #forward(head: RequestHead, active: ActiveRoute): void {
-    const i = nextUpstream(active);
+    const i = nextUpstream(active, this.#ctx.table.unhealthy);
     if (i < 0) return this.#reply(503, MESSAGES.noUpstream, head.keepAlive && head.framing.kind === 'none');
     const entry = this.#ctx.upstreams.entry(active.keys[i] as string);
     const exchange = new Exchange(this, entry, head, this.#ctx.headersTimeoutMs);

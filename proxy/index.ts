@@ -72,6 +72,8 @@ export interface ProxyHandle {
   routes(): RouteSnapshot;
   /** Calls `listener` after every route change with the new snapshot. */
   onRoutes(listener: (snapshot: RouteSnapshot) => void): void;
+  /** Marks an upstream (`host:port`) unhealthy or healthy: a route passes over unhealthy ones while it has another. */
+  markUpstream(key: string, healthy: boolean): void;
   /** In-flight requests, WebSockets and TCP connections per busy upstream (`host:port`). */
   load(): Record<string, UpstreamLoad>;
   /** Ports the TCP route listeners listen on now. */
@@ -161,6 +163,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     paths,
     routes: () => table.snapshot,
     onRoutes: (listener) => table.onChange(listener),
+    markUpstream: (key, healthy) => table.markUpstream(key, healthy),
     load: () => upstreams.stats(),
     tcpPorts: () => tcp.ports,
     close: () => (closed ??= close()),

@@ -31,11 +31,20 @@ export function upstreamKey(upstream: Pick<Upstream, 'host' | 'port'>): string {
   return upstream.host.includes(':') && !upstream.host.startsWith('[') ? `[${upstream.host}]:${upstream.port}` : `${upstream.host}:${upstream.port}`;
 }
 
-/** Index of the upstream the next request or connection goes to (round robin), or -1 when there is none. */
-export function nextUpstream(active: ActiveRoute): number {
+/**
+ * Index of the upstream the next request or connection goes to (round robin), or -1 when there is
+ * none. Upstreams in `unhealthy` are passed over while another one is not; when all are, they
+ * all take turns (an unhealthy instance may still answer; nothing answers a 503).
+ */
+export function nextUpstream(active: ActiveRoute, unhealthy?: ReadonlySet<string>): number {
   const n = active.keys.length;
   if (n === 0) return -1;
   if (n === 1) return 0;
+  for (let tries = 0; tries < n; tries++) {
+    const i = active.next % n;
+    active.next = i + 1;
+    if (unhealthy === undefined || unhealthy.size === 0 || !unhealthy.has(active.keys[i] as string)) return i;
+  }
   const i = active.next % n;
   active.next = i + 1;
   return i;
@@ -70,6 +79,8 @@ export class RouteTable {
   #index: Index;
   #queue: Promise<unknown> = Promise.resolve();
   readonly #listeners: ChangeListener[] = [];
+  /** Upstreams (`host:port`) the agent's health checks found unhealthy. */
+  readonly unhealthy = new Set<string>();
 
   private constructor(file: string, snapshot: RouteSnapshot) {
     this.file = file;
@@ -95,6 +106,12 @@ export class RouteTable {
   /** The tcp route listening on `port`, if any. */
   tcpRoute(port: number): ActiveRoute | undefined {
     return this.#index.byPort.get(port);
+  }
+
+  /** Marks an upstream (`host:port`) unhealthy or healthy again, for `nextUpstream`. */
+  markUpstream(key: string, healthy: boolean): void {
+    if (healthy) this.unhealthy.delete(key);
+    else this.unhealthy.add(key);
   }
 
   /** Registers a listener run after every change. */

@@ -27,7 +27,7 @@ export interface TcpContext {
 
 /** Pipes `client` to `active`'s next upstream; closes the client when there is none or it fails. */
 function connect(ctx: TcpContext, active: ActiveRoute, client: net.Socket): void {
-  const i = nextUpstream(active);
+  const i = nextUpstream(active, ctx.table.unhealthy);
   if (i < 0) {
     client.destroy();
     return;

@@ -623,3 +623,22 @@ test('close() lets an in-flight request finish before stopping', async (t) => {
   t.is((await pending).body.toString(), 'done');
   t.false(await p.client.running());
 });
+
+test('a route passes over an upstream marked unhealthy while it has a healthy one; with none healthy, all serve', async (t) => {
+  const p = await proxy(t);
+  const a = await upstream(t, 'a');
+  const b = await upstream(t, 'b');
+  await p.client.setDeploymentRoutes('one', [httpRoute('one', 'web', ['rr.test'], [a.port, b.port])]);
+  const answers = async (n: number) => {
+    const seen: string[] = [];
+    for (let i = 0; i < n; i++) seen.push((await request(p, 'rr.test')).body.toString());
+    return [...new Set(seen)].sort();
+  };
+  t.deepEqual(await answers(4), ['a', 'b']);
+  p.markUpstream(`127.0.0.1:${a.port}`, false);
+  t.deepEqual(await answers(6), ['b'], 'the unhealthy one is passed over');
+  p.markUpstream(`127.0.0.1:${b.port}`, false);
+  t.deepEqual(await answers(4), ['a', 'b'], 'no healthy one: both still serve');
+  p.markUpstream(`127.0.0.1:${a.port}`, true);
+  t.deepEqual(await answers(6), ['a']);
+});

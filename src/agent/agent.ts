@@ -138,7 +138,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
     const reconciler = new Reconciler(ctx, serialize, log);
     await reconciler.start();
     cleanup.push(() => reconciler.stop());
-    const health = new HealthMonitor(ctx, serialize, log, (event) => reconciler.note(event));
+    const health = new HealthMonitor(ctx, serialize, log, (event) => reconciler.note(event), (key, healthy) => proxy.markUpstream(key, healthy));
     reconciler.onEngineEvent((event) => health.onEngineEvent(event));
     await health.start();
     afterOperation = () => health.kick();

@@ -18,6 +18,7 @@ import type { ContainerState, ServicePlan } from '../engine/types.ts';
 import type { Logger } from '../logger.ts';
 import { containerName } from '../render/names.ts';
 import { routedPort } from '../render/routes.ts';
+import { upstreamKey } from '../../proxy/route-table.ts';
 import type { AgentEvent } from './reconciler.ts';
 
 /** One probe's result. */
@@ -69,11 +70,20 @@ export class HealthMonitor {
   #debounce: NodeJS.Timeout | undefined;
   #stopped = false;
 
-  constructor(ctx: OpContext, serialize: <T>(fn: () => Promise<T>) => Promise<T>, log: Logger, note: (event: Omit<AgentEvent, 'time'>) => void) {
+  readonly #markUpstream: (key: string, healthy: boolean) => void;
+
+  /** `markUpstream` tells the proxy which upstreams (`host:port`) are unhealthy, so routes pass over them while they have another. */
+  constructor(ctx: OpContext, serialize: <T>(fn: () => Promise<T>) => Promise<T>, log: Logger, note: (event: Omit<AgentEvent, 'time'>) => void, markUpstream: (key: string, healthy: boolean) => void = () => {}) {
     this.#ctx = ctx;
     this.#serialize = serialize;
     this.#log = log;
     this.#note = note;
+    this.#markUpstream = markUpstream;
+  }
+
+  /** The proxy's key of an instance's routed upstream, if it has one. */
+  #upstreamKey(w: Watched): string | undefined {
+    return w.hostPort === undefined ? undefined : upstreamKey({ host: w.plan.upstreamHost, port: w.hostPort });
   }
 
   /** Finds the instances and starts checking them. */
@@ -141,6 +151,8 @@ export class HealthMonitor {
       }
       for (const [name, w] of this.#watched) {
         if (!seen.has(name)) {
+          const key = this.#upstreamKey(w);
+          if (key !== undefined) this.#markUpstream(key, true);
           clearTimeout(w.timer);
           this.#watched.delete(name);
         }
@@ -211,6 +223,8 @@ export class HealthMonitor {
 
   #change(w: Watched, status: Watched['status'], detail: string): void {
     w.status = status;
+    const key = this.#upstreamKey(w);
+    if (key !== undefined) this.#markUpstream(key, status !== 'unhealthy');
     w.since = new Date().toISOString();
     const base = { deployment: w.deployment, service: w.service, instance: w.instance };
     // Container checks are reported by the reconciler from the same engine events.
