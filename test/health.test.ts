@@ -1,6 +1,7 @@
 /**
- * The agent's periodic health checks against the real engine: an HTTP probe with restart on and a
- * command probe without. A service made to fail is reported unhealthy within interval × retries
+ * The agent's periodic health checks against the real engine: an HTTP probe with restart on, a
+ * command probe without, and a container's own health check (followed through engine events)
+ * with restart on. A service made to fail is reported unhealthy within interval × retries
  * (plus one interval of phase), as an event too; with restart on it is restarted (the container's
  * start time moves) and reported healthy once it passes again; without, it is left alone. The
  * agent and the deployment are removed in t.teardown.
@@ -66,6 +67,10 @@ test('agent health checks: unhealthy reported within interval × retries; restar
       '    image: depad-example/app:1',
       '    x-depad:',
       '      health: { command: [sh, -c, "test ! -f /tmp/bad"], interval: 1s, timeout: 2s, retries: 2 }',
+      '  own:',
+      '    image: depad-example/app:1',
+      '    healthcheck: { test: [CMD-SHELL, "test ! -f /tmp/bad"], interval: 1s, timeout: 2s, retries: 1 }',
+      '    x-depad: { health: { restart: true } }',
       '',
     ].join('\n'),
   );
@@ -78,9 +83,18 @@ test('agent health checks: unhealthy reported within interval × retries; restar
 
   const first = await until('both healthy', async () => {
     const list = await health(h, name);
-    return list.length === 2 && list.every((i) => i.status === 'healthy') ? list : undefined;
+    return list.length === 3 && list.every((i) => i.status === 'healthy') ? list : undefined;
   });
-  t.deepEqual(first.map((i) => [i.service, i.probe]).sort(), [['side', 'command'], ['web', 'http']]);
+  t.deepEqual(first.map((i) => [i.service, i.probe]).sort(), [['own', 'container'], ['side', 'command'], ['web', 'http']]);
+
+  // The container's own check, followed through engine events; restart on.
+  const own = `depad-${name}-own-1`;
+  const ownStarted = startedAt(own);
+  execFileSync('docker', ['exec', own, 'touch', '/tmp/bad']);
+  await until('own restarted', async () => (startedAt(own) !== ownStarted ? true : undefined));
+  const ownHealth = (await health(h, name)).find((i) => i.service === 'own');
+  t.is(ownHealth?.probe, 'container');
+  t.true((ownHealth?.restarts ?? 0) >= 1, JSON.stringify(ownHealth));
 
   // Command probe, restart off.
   execFileSync('docker', ['exec', side, 'touch', '/tmp/bad']);
@@ -110,7 +124,7 @@ test('agent health checks: unhealthy reported within interval × retries; restar
   t.is((await health(h, name)).find((i) => i.service === 'side')?.status, 'unhealthy');
 
   const kinds = (await events(agentSocketPath(h.home))).filter((e) => e.service !== undefined).map((e) => `${e.service}:${e.kind}`);
-  for (const kind of ['side:instance-unhealthy', 'web:instance-unhealthy', 'web:instance-restarted', 'web:instance-healthy']) t.true(kinds.includes(kind), `${kind} in ${kinds.join(' ')}`);
+  for (const kind of ['side:instance-unhealthy', 'web:instance-unhealthy', 'web:instance-restarted', 'web:instance-healthy', 'own:instance-unhealthy', 'own:instance-restarted']) t.true(kinds.includes(kind), `${kind} in ${kinds.join(' ')}`);
   agent.child.kill('SIGTERM');
   t.is(await agent.exited, 0);
 });
