@@ -76,7 +76,7 @@ test('agent health checks: unhealthy reported within interval × retries; restar
   );
   const agent = await startAgent(t, h, port);
   t.teardown(async () => void (await h.run(['destroy', name])));
-  const created = await h.run(['create', '-n', name, '-f', config]);
+  const created = await h.run(['create', '-n', name, '-f', config, '--class', name]);
   t.is(created.code, 0, created.stderr);
   const web = `depad-${name}-web-1`;
   const side = `depad-${name}-side-1`;
@@ -125,6 +125,17 @@ test('agent health checks: unhealthy reported within interval × retries; restar
 
   const kinds = (await events(agentSocketPath(h.home))).filter((e) => e.service !== undefined).map((e) => `${e.service}:${e.kind}`);
   for (const kind of ['side:instance-unhealthy', 'web:instance-unhealthy', 'web:instance-restarted', 'web:instance-healthy', 'own:instance-unhealthy', 'own:instance-restarted']) t.true(kinds.includes(kind), `${kind} in ${kinds.join(' ')}`);
+
+  // The newer verbs through the agent's socket: bulk dry run, stats, workflow ls.
+  const dry = await h.run(['update', '-l', `class=${name}`, '-s', 'side', '--image', 'depad-example/app:2', '--dry-run', '--json']);
+  t.is(dry.code, 0, dry.stderr);
+  t.deepEqual((JSON.parse(dry.stdout) as { items: { deployment: string; result: string }[] }).items.map((i) => [i.deployment, i.result]), [[name, 'would update']]);
+  const stats = await h.run(['stats', '-l', `class=${name}`, '--json']);
+  t.is(stats.code, 0, stats.stderr);
+  t.deepEqual((JSON.parse(stats.stdout) as { service: string }[]).map((u) => u.service).sort(), ['own', 'side', 'web']);
+  const workflows = await h.run(['workflow', 'ls', name, '--json']);
+  t.is(workflows.code, 0, workflows.stderr);
+  t.deepEqual(JSON.parse(workflows.stdout), []);
   agent.child.kill('SIGTERM');
   t.is(await agent.exited, 0);
 });
