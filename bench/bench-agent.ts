@@ -26,8 +26,12 @@ export interface BenchAgent {
   cleanup(names: readonly string[]): Promise<void>;
 }
 
-/** Makes a home under the temp directory and starts `depad agent` on it (API on `apiPort`, proxy HTTP on `httpPort`). */
-export async function startBenchAgent(prefix: string, apiPort: number, httpPort: number, portRange = '30000-59999'): Promise<BenchAgent> {
+/**
+ * Makes a home under the temp directory and starts `depad agent` on it (API on `apiPort`, proxy HTTP
+ * on `httpPort`). The port range stays below the kernel's ephemeral range: hundreds of health probes
+ * open outgoing connections, which could take a port between depad's check and docker's bind.
+ */
+export async function startBenchAgent(prefix: string, apiPort: number, httpPort: number, portRange = '20000-29999'): Promise<BenchAgent> {
   const home = await fs.mkdtemp(path.join(tmpdir(), `depad-bench-${prefix}-`));
   const env = { ...process.env, DEPAD_HOME: home, DEPAD_PORT_RANGE: portRange, XDG_CONFIG_HOME: path.join(home, 'config') };
   const depad = (args: string[]) => execFileSync(DEPAD, args, { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
