@@ -238,6 +238,12 @@ test('API: a token scoped by labels selects deployments by their labels (config,
   const wide = await api.call('POST', '/v1/bulk/stop', { token: byClass, body: JSON.stringify({ selector: { env: 'prod' } }) });
   t.is(wide.status, 403, 'env=prod also picks a deployment outside the token');
   t.is((await api.call('GET', `/v1/deployments/${shop}`, { token: api.admin })).json.status, 'running', 'nothing was stopped');
+  const stopped = await api.call('POST', '/v1/bulk/stop', { token: byClass, body: JSON.stringify({ selector: { class: 'shop' } }) });
+  t.is(stopped.status, 200, stopped.text);
+  t.is((await api.call('GET', `/v1/deployments/${shop}`, { token: api.admin })).json.status, 'stopped', 'a bulk stop with no services stops every service');
+  const started = await api.call('POST', '/v1/bulk/start', { token: byClass, body: JSON.stringify({ selector: { class: 'shop' } }) });
+  t.is(started.status, 200, started.text);
+  t.is((await api.call('GET', `/v1/deployments/${shop}`, { token: api.admin })).json.status, 'running');
   const dry = await api.call('POST', '/v1/bulk/update', { token: byEnv, body: JSON.stringify({ selector: { env: 'prod' }, overrides: { web: 'depad-example/app:2' }, dryRun: true }) });
   t.is(dry.status, 200, dry.text);
   t.deepEqual(dry.json.items.map((i: { result: string }) => i.result), ['would update', 'would update']);

@@ -11,7 +11,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { parseRemoteConfig } from '../src/deploy/update.ts';
 import { isDepadError } from '../src/errors.ts';
-import { harness, httpGet } from './helpers/harness.ts';
+import { EXAMPLES, harness, httpGet } from './helpers/harness.ts';
 
 const CONFIG = [
   'services:',
@@ -95,4 +95,15 @@ test('workflows: after-create on the host, a failing before-update migration abo
   t.is((await inspect()).revision, 2, 'still there');
   await fs.rm(path.join(first.rootDir, 'keep'));
   t.is((await h.run(['destroy', name])).code, 0);
+});
+
+test('destroy still cleans up a deployment whose revision files are damaged (no workflow can be read)', async (t) => {
+  const h = await harness(t);
+  const name = h.name('dmg');
+  t.is((await h.run(['create', '-n', name, '-f', path.join(EXAMPLES, 'hello', 'depad.yml')])).code, 0);
+  const { rootDir } = JSON.parse((await h.run(['inspect', name, '--json'])).stdout) as { rootDir: string };
+  await fs.rm(path.join(rootDir, 'revisions', '1', 'spec.json'));
+  const destroyed = await h.run(['destroy', name]);
+  t.is(destroyed.code, 0, destroyed.stderr);
+  t.is((await h.run(['inspect', name])).code, 4);
 });

@@ -8,8 +8,8 @@ import { bulkLifecycle, bulkRollback, bulkUpdate, selectDeployments } from '../d
 import type { DeploymentRecord } from '../store/records.ts';
 import { DepadError } from '../errors.ts';
 import { labelProblem } from '../labels.ts';
-import { onlyFields, readJsonObject, stringMapField, stringsField } from './body.ts';
-import { updateTarget } from './call.ts';
+import { onlyFields, readJsonObject, stringMapField } from './body.ts';
+import { lifecycleOptions, updateTarget } from './call.ts';
 import type { Call, Endpoint } from './call.ts';
 
 /** The selector and roll settings of a bulk body; the rest of the body is left for the verb. */
@@ -76,9 +76,7 @@ export const BULK_ENDPOINTS: Endpoint[] = [
         const body = await readJsonObject(call.req);
         onlyFields(body, ['selector', 'maxParallel', 'services', ...(verb === 'stop' ? [] : ['wait'])]);
         const { records, selector, maxParallel } = await selection(call, verb, body);
-        if (body.wait !== undefined && typeof body.wait !== 'boolean') throw new DepadError('DEPAD_USAGE', 'field wait must be true or false');
-        const services = stringsField(body, 'services');
-        return { body: await bulkLifecycle(call.ctx, records, verb, selector, { maxParallel, ...(services ? { services } : {}), wait: body.wait !== false }) };
+        return { body: await bulkLifecycle(call.ctx, records, verb, selector, { maxParallel, ...lifecycleOptions(body, verb) }) };
       },
     }),
   ),

@@ -15,7 +15,7 @@ import { resolveDeployment } from '../deploy/resolve.ts';
 import type { UpdateTarget } from '../deploy/update.ts';
 import { DepadError } from '../errors.ts';
 import type { TokenRecord } from '../store/records.ts';
-import { onlyFields, stringField, stringMapField } from './body.ts';
+import { onlyFields, stringField, stringMapField, stringsField } from './body.ts';
 
 /** One request, authenticated. */
 export interface Call {
@@ -119,4 +119,11 @@ export function updateTarget(call: Call, body: Record<string, unknown>): UpdateT
     overrides: stringMapField(body, 'overrides'),
     pull: pullField(body),
   };
+}
+
+/** The body of start, stop and restart (one deployment or a selection): `services` (none: all) and, except for stop, `wait`. */
+export function lifecycleOptions(body: Record<string, unknown>, verb: 'start' | 'stop' | 'restart'): { services?: string[]; wait: boolean } {
+  const services = stringsField(body, 'services');
+  if (verb !== 'stop' && body.wait !== undefined && typeof body.wait !== 'boolean') throw new DepadError('DEPAD_USAGE', 'field wait must be true or false');
+  return { ...(services.length > 0 ? { services } : {}), wait: body.wait !== false };
 }

@@ -16,7 +16,7 @@ import { DepadError } from '../errors.ts';
 import { deploymentLabels, labelProblem } from '../labels.ts';
 import { onlyFields, readJsonObject, readOptionalJsonObject, stringField, stringMapField, stringsField } from './body.ts';
 import { openApiDocument } from './openapi.ts';
-import { configFileField, configTextField, pullField, ref, scopedDeployment, updateTarget } from './call.ts';
+import { configFileField, configTextField, lifecycleOptions, pullField, ref, scopedDeployment, updateTarget } from './call.ts';
 import type { Call, Endpoint } from './call.ts';
 import { BULK_ENDPOINTS } from './bulk-endpoints.ts';
 
@@ -159,9 +159,7 @@ function coreEndpoints(): Endpoint[] {
         const record = await scopedDeployment(call, verb);
         const body = await readOptionalJsonObject(call.req);
         onlyFields(body, verb === 'stop' ? ['services'] : ['services', 'wait']);
-        const services = stringsField(body, 'services');
-        if (body.wait !== undefined && typeof body.wait !== 'boolean') throw new DepadError('DEPAD_USAGE', 'field wait must be true or false');
-        const options = { ...(services.length > 0 ? { services } : {}), wait: body.wait !== false };
+        const options = lifecycleOptions(body, verb);
         const run = verb === 'start' ? startDeployment : verb === 'stop' ? stopDeployment : restartDeployment;
         return { body: await viewDeployment(call.ctx, await run(call.ctx, record, options)) };
       },

@@ -1,5 +1,5 @@
 /** start, stop, restart and destroy of a whole deployment or of some of its services. */
-import { currentTarget, runHook } from './workflows.ts';
+import { runBeforeDestroy } from './workflows.ts';
 import { randomBytes } from 'node:crypto';
 import type { DeploymentRecord, JournalEntry } from '../store/records.ts';
 import { checkpoint, type OpContext } from './context.ts';
@@ -65,7 +65,7 @@ export interface DestroyOptions {
 export async function destroyDeployment(ctx: OpContext, record: DeploymentRecord, options: DestroyOptions = {}): Promise<void> {
   await ctx.engine.ping();
   // A failing before-destroy workflow stops the destroy before anything is removed.
-  await runHook(ctx, await currentTarget(record), 'before-destroy');
+  await runBeforeDestroy(ctx, record);
   const journal: JournalEntry = {
     opId: randomBytes(16).toString('hex'),
     kind: 'destroy',

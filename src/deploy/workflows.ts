@@ -48,6 +48,23 @@ export async function currentTarget(record: DeploymentRecord): Promise<WorkflowT
   return { record, spec, containers: plan.containers, env };
 }
 
+/**
+ * Runs the before-destroy workflows, if the current revision has any. A revision whose config
+ * cannot be read has none to run: destroy must still clean up a deployment whose files are damaged.
+ */
+export async function runBeforeDestroy(ctx: OpContext, record: DeploymentRecord): Promise<void> {
+  let revision: { spec: DeploymentSpec; env: Record<string, string> };
+  try {
+    revision = await readRevisionSpec(record.rootDir, record.revision);
+  } catch (error) {
+    ctx.log.warn({ deployment: record.name, error: (error as Error).message }, 'cannot read the current revision\'s config: no before-destroy workflow runs');
+    return;
+  }
+  if (!Object.values(revision.spec.depad.workflows ?? {}).some((w) => w.hooks.includes('before-destroy'))) return;
+  const plan = await readPlan(record.rootDir, record.revision);
+  await runHook(ctx, { record, spec: revision.spec, containers: plan.containers, env: revision.env }, 'before-destroy');
+}
+
 /** Runs every workflow bound to `hook`, in name order; throws at the first failure. */
 export async function runHook(ctx: OpContext, target: WorkflowTarget, hook: Hook): Promise<WorkflowRun[]> {
   const runs: WorkflowRun[] = [];
