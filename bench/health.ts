@@ -8,19 +8,16 @@
  * Run: scripts/node bench/health.ts [deployments] [services-per-deployment]   (on a temporary DEPAD_HOME)
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import { startBenchAgent } from './bench-agent.ts';
+import { cpuMs } from './measure.ts';
 
 const DEPLOYMENTS = Number(process.argv[2] ?? 100);
 const SERVICES = Number(process.argv[3] ?? 5);
 const BROKEN = 10;
-const cpuSeconds = (pid: number) => {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks of 1/100 s
-};
+const cpuSeconds = (pid: number) => cpuMs([pid]) / 1000;
 
 const { home, depad, agent, cleanup } = await startBenchAgent('health', 18943, 18980);
 const config = path.join(home, 'bench.yml');

@@ -14,7 +14,7 @@
  * Run: scripts/node bench/proxy.ts   (env: BENCH_SECONDS=10, BENCH_CONNECTIONS=50, BENCH_ROUNDS=3)
  * Also its own runner for (d) and (e): scripts/node bench/proxy.ts --serve <http-proxy-3|undici> …
  */
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
@@ -24,6 +24,8 @@ import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { DEPAD } from './bench-agent.ts';
+import { cpuMs } from './measure.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const NODE = path.join(ROOT, 'scripts/node');
@@ -32,7 +34,6 @@ const HOST = 'bench.local';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-const DEPAD = path.join(ROOT, 'bin/depad');
 
 // ---------------------------------------------------------------------------------------------
 // Runner mode: one proxy in this process, ready line on stdout.
@@ -140,20 +141,6 @@ ${body}
 `;
 }
 
-/** CPU time (ms) used so far by `pid` and its children processes' workers (nginx master → worker). */
-function cpuMs(pids: number[]): number {
-  const tick = 1000 / Number(execFileSync('getconf', ['CLK_TCK']).toString().trim() || 100);
-  let total = 0;
-  for (const pid of pids) {
-    try {
-      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-      total += (Number(fields[11]) + Number(fields[12])) * tick;
-    } catch {
-      // gone
-    }
-  }
-  return total;
-}
 
 function childPids(pid: number): number[] {
   try {

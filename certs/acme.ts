@@ -19,15 +19,15 @@ import type { Logger } from '../src/logger.ts';
 import { writePrivateFile } from '../src/private-file.ts';
 import type { ChallengeResponder, RouteSnapshot } from '../proxy/types.ts';
 import { directoryId, isStorableHostname } from './certificate-store.ts';
+import { renewalDue } from './validity.ts';
 import type { CertificateInfo, CertificateStore } from './certificate-store.ts';
 
-const DAY_MS = 86_400_000;
 /** Let's Encrypt's production directory: the default CA. */
 export const LETS_ENCRYPT = 'https://acme-v02.api.letsencrypt.org/directory';
 /** Let's Encrypt's staging directory (untrusted certificates, generous rate limits). */
 export const LETS_ENCRYPT_STAGING = 'https://acme-staging-v02.api.letsencrypt.org/directory';
-/** Renew when this many days or fewer remain, by default. */
-export const RENEW_DAYS = 30;
+/** The renewal rule (certs/validity.ts), shared with the agent's own certificate. */
+export { RENEW_DAYS, renewalDue } from './validity.ts';
 const FIRST_RETRY_MS = 60_000;
 const MAX_RETRY_MS = 6 * 3_600_000;
 
@@ -49,11 +49,6 @@ export function certificateHostnames(snapshot: RouteSnapshot): string[] {
     for (const host of route.hosts) if (isPublicHostname(host)) names.add(host);
   }
   return [...names].sort();
-}
-
-/** True when a certificate ending at `notAfter` should be renewed at `now`. */
-export function renewalDue(notAfter: Date, now: number, renewDays: number = RENEW_DAYS): boolean {
-  return notAfter.getTime() - now <= renewDays * DAY_MS;
 }
 
 /** Key authorizations of the HTTP-01 challenges being validated now. */

@@ -13,14 +13,14 @@ import { promisify } from 'node:util';
 import forge from 'node-forge';
 import { DepadError } from '../src/errors.ts';
 import { writePrivateFile } from '../src/private-file.ts';
+import { DAY_MS, renewalDue } from './validity.ts';
 
-const DAY_MS = 86_400_000;
 /** Lifetime of the local CA. */
 export const CA_DAYS = 3650;
 /** Lifetime of a server certificate (the longest browsers accept). */
 export const SERVER_DAYS = 397;
-/** A server certificate with this many days or fewer left is issued again. */
-export const RENEW_DAYS = 30;
+/** A server certificate with this many days or fewer left is issued again (the rule in validity.ts). */
+export { RENEW_DAYS } from './validity.ts';
 
 /** The agent's TLS material, PEM encoded. */
 export interface AgentTls {
@@ -148,14 +148,14 @@ async function loadCa(dir: string): Promise<{ cert: string; key: string } | unde
   return { cert, key };
 }
 
-/** True when the server certificate in `dir` is signed by `caCert`, covers every name and has more than RENEW_DAYS left. */
+/** True when the server certificate in `dir` is signed by `caCert`, covers every name and is not due for renewal. */
 function serverUsable(cert: string | undefined, key: string | undefined, caCert: string, hostnames: string[], ips: string[], now: Date): boolean {
   if (cert === undefined || key === undefined) return false;
   try {
     const x509 = new X509Certificate(cert);
     const ca = new X509Certificate(caCert);
     if (!x509.verify(ca.publicKey)) return false;
-    if (new Date(x509.validTo).getTime() - now.getTime() <= RENEW_DAYS * DAY_MS) return false;
+    if (renewalDue(new Date(x509.validTo), now.getTime())) return false;
     if (!hostnames.every((h) => x509.checkHost(h, { wildcards: false }) === h)) return false;
     if (!ips.every((ip) => x509.checkIP(ip) !== undefined)) return false;
     return true;

@@ -6,6 +6,7 @@
  * connections and slow heads time out by a sweep once a second, not a timer per request.
  * The connection is listener-agnostic: a TLS listener passes its sockets with `proto: 'https'`.
  */
+import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Logger } from '../src/logger.ts';
 import { coarseNow } from './coarse-clock.ts';
@@ -56,19 +57,6 @@ const MAX_PENDING = 64 * 1024;
 const LF2 = Buffer.from('\n\n');
 /** Where ACME servers fetch HTTP-01 key authorizations (RFC 8555 §8.3). */
 const CHALLENGE_PREFIX = '/.well-known/acme-challenge/';
-const REASONS: Record<number, string> = {
-  200: 'OK',
-  308: 'Permanent Redirect',
-  400: 'Bad Request',
-  404: 'Not Found',
-  408: 'Request Timeout',
-  431: 'Request Header Fields Too Large',
-  501: 'Not Implemented',
-  502: 'Bad Gateway',
-  503: 'Service Unavailable',
-  504: 'Gateway Timeout',
-  505: 'HTTP Version Not Supported',
-};
 
 const READING_HEAD = 0;
 const BODY = 1; // the request body is going upstream
@@ -207,7 +195,7 @@ class ClientConnection implements ExchangeClient {
         return this.#respond(308, 'text/plain; charset=utf-8', `depad proxy: moved to ${location}\n`, `Location: ${location}\r\n`, keep);
       }
     }
-    if (active.route.pausedUntil === undefined || !isPaused(active)) return this.#forward(head, active);
+    if (!isPaused(active)) return this.#forward(head, active);
     this.#state = HELD;
     this.deadline = Infinity;
     this.#socket.pause();
@@ -260,7 +248,7 @@ class ClientConnection implements ExchangeClient {
     if (this.#state === CLOSED) return;
     keep &&= !this.#ctx.closing();
     this.#socket.write(
-      `HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\nContent-Type: ${type}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\nContent-Type: ${type}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
         `Cache-Control: no-store\r\n${fields}${keep ? '' : 'Connection: close\r\n'}\r\n${this.#method === 'HEAD' ? '' : body}`,
       'utf8',
     );

@@ -120,7 +120,9 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
   const clients = new ClientConnections();
   // Half-open: a client that ends its side after a request still gets the response.
   const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => clients.accept(socket, ctx));
-  const secure = options.https === undefined ? undefined : httpsServer(options.https.certificates, clients, { ...ctx, proto: 'https' }, log);
+  // The HTTPS listener shares everything but the scheme; ACME challenges and redirects to HTTPS are the HTTP listener's alone.
+  const https = options.https;
+  const secure = https === undefined ? undefined : httpsServer(https.certificates, clients, { ...ctx, proto: 'https' }, log);
   if (options.challenges) ctx.challenges = options.challenges;
 
   let control: ControlServer | undefined;
@@ -130,9 +132,9 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     // The control socket is claimed first: a second proxy on the same state fails before binding anything.
     control = await startControlServer({ socketPath: paths.socketPath, table, upstreams, gate, log, version: packageVersion() });
     httpPort = await listenTcp(server, options.httpPort ?? 80, options.httpHost ?? '0.0.0.0');
-    if (secure && options.https) {
-      httpsPort = await listenTcp(secure, options.https.port, options.https.host ?? options.httpHost ?? '0.0.0.0');
-      ctx.httpsRedirect = { port: httpsPort, certificates: options.https.certificates };
+    if (secure && https) {
+      httpsPort = await listenTcp(secure, https.port, https.host ?? options.httpHost ?? '0.0.0.0');
+      ctx.httpsRedirect = { port: httpsPort, certificates: https.certificates };
     }
     await tcp.sync(table.snapshot);
   } catch (error) {

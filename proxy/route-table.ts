@@ -40,12 +40,17 @@ export function nextUpstream(active: ActiveRoute, unhealthy?: ReadonlySet<string
   const n = active.keys.length;
   if (n === 0) return -1;
   if (n === 1) return 0;
-  for (let tries = 0; tries < n; tries++) {
-    const i = active.next % n;
-    active.next = i + 1;
-    if (unhealthy === undefined || unhealthy.size === 0 || !unhealthy.has(active.keys[i] as string)) return i;
+  const start = active.next % n;
+  let i = start; // when none is healthy: the next in turn
+  if (unhealthy !== undefined && unhealthy.size > 0) {
+    for (let k = 0; k < n; k++) {
+      const j = (start + k) % n;
+      if (!unhealthy.has(active.keys[j] as string)) {
+        i = j;
+        break;
+      }
+    }
   }
-  const i = active.next % n;
   active.next = i + 1;
   return i;
 }

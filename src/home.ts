@@ -2,10 +2,13 @@
 import os from 'node:os';
 import path from 'node:path';
 
+/** The home of a depad run as root (a system agent): `/var/lib/depad`. */
+export const SYSTEM_HOME = '/var/lib/depad';
+
 /** Where depad keeps its state: `DEPAD_HOME`, else /var/lib/depad for root, else ~/.local/share/depad. */
 export function resolveHome(env: NodeJS.ProcessEnv = process.env): string {
   if (env.DEPAD_HOME) return path.resolve(env.DEPAD_HOME);
-  if (process.getuid?.() === 0) return '/var/lib/depad';
+  if (process.getuid?.() === 0) return SYSTEM_HOME;
   const dataHome = env.XDG_DATA_HOME || path.join(os.homedir(), '.local', 'share');
   return path.join(dataHome, 'depad');
 }

@@ -46,3 +46,8 @@ export function deploymentLabels(spec: { depad: { labels: Readonly<Record<string
   const merged = { ...spec.depad.labels, ...overrides };
   return Object.fromEntries(Object.entries(merged).sort(([a], [b]) => a.localeCompare(b)));
 }
+
+/** True when `labels` has every `selector` label (an empty selector matches everything). */
+export function matchesSelector(labels: Readonly<Record<string, string>> | undefined, selector: Readonly<Record<string, string>>): boolean {
+  return Object.entries(selector).every(([key, value]) => labels?.[key] === value);
+}

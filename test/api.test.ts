@@ -12,7 +12,8 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { AuditLog } from '../src/api/audit.ts';
 import { FailureLimiter } from '../src/api/failures.ts';
-import { ENDPOINTS, createApiHandler, operationQueue } from '../src/api/handler.ts';
+import { ENDPOINTS, createApiHandler } from '../src/api/handler.ts';
+import { serialQueue } from '../src/serial.ts';
 import { createToken, parseScope } from '../src/auth/tokens.ts';
 import { ensureAgentTls } from '../certs/local-ca.ts';
 import type { OpContext } from '../src/deploy/context.ts';
@@ -37,7 +38,7 @@ async function startApi(t: ExecutionContext, home: string): Promise<Api> {
   t.teardown(() => store.close());
   const ctx: OpContext = { home, store, engine: new Engine(), routes: new ProxyClient(proxyPaths(proxyStateDir(home))), log: silentLogger, progress: () => {} };
   const auditFile = path.join(home, 'audit.log');
-  const server = https.createServer({ key: tlsMaterial.serverKey, cert: tlsMaterial.certChain }, createApiHandler({ context: () => ctx, audit: new AuditLog(auditFile), limiter: new FailureLimiter(), log: silentLogger, serialize: operationQueue() }));
+  const server = https.createServer({ key: tlsMaterial.serverKey, cert: tlsMaterial.certChain }, createApiHandler({ context: () => ctx, audit: new AuditLog(auditFile), limiter: new FailureLimiter(), log: silentLogger, serialize: serialQueue() }));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   t.teardown(() => new Promise<void>((resolve) => (server.closeAllConnections(), server.close(() => resolve()))));
   const port = (server.address() as AddressInfo).port;

@@ -24,7 +24,8 @@ import { proxyPaths } from '../../proxy/paths.ts';
 import { claimSocket, listenOnUnixSocket, listenTcp } from '../../proxy/listeners.ts';
 import { AuditLog } from '../api/audit.ts';
 import { FailureLimiter } from '../api/failures.ts';
-import { createApiHandler, operationQueue } from '../api/handler.ts';
+import { createApiHandler } from '../api/handler.ts';
+import { serialQueue } from '../serial.ts';
 import type { ApiDeps } from '../api/handler.ts';
 import type { OpContext } from '../deploy/context.ts';
 import { recoverJournal } from '../deploy/recover.ts';
@@ -131,7 +132,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
       log.warn({}, 'the engine is unavailable: interrupted operations will be recovered when it answers and an operation runs');
     }
     const audit = new AuditLog(path.join(home, 'audit.log'));
-    const queue = operationQueue();
+    const queue = serialQueue();
     // After every operation (create, update, stop…) the health checks follow the new instances.
     let afterOperation = (): void => {};
     const serialize = <T,>(fn: () => Promise<T>): Promise<T> => queue(fn).finally(() => afterOperation());

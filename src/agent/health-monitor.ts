@@ -16,7 +16,7 @@ import type { ContainerEvent } from '../engine/events.ts';
 import { LABELS } from '../engine/types.ts';
 import type { ContainerState, ServicePlan } from '../engine/types.ts';
 import type { Logger } from '../logger.ts';
-import { containerName } from '../render/names.ts';
+import { currentInstanceName } from '../render/names.ts';
 import { routedPort } from '../render/routes.ts';
 import { upstreamKey } from '../../proxy/route-table.ts';
 import type { AgentEvent } from './reconciler.ts';
@@ -137,7 +137,7 @@ export class HealthMonitor {
         if (record.phase !== 'ready' || record.desired !== 'running') continue;
         const plan = await readPlan(record.rootDir, record.revision).catch(() => undefined);
         for (const service of plan?.services ?? []) {
-          const name = containerName(record.name, service.name, record.instances[service.name] ?? 1);
+          const name = currentInstanceName(record, service.name);
           const c = containers.get(name);
           if (c === undefined || !c.running) continue;
           const probe = service.health ? service.health.kind : c.health !== undefined ? 'container' : undefined;
@@ -252,7 +252,7 @@ export class HealthMonitor {
       // Still the current instance of a deployment that should run? (An update or stop may have run first.)
       const id = await this.#ctx.store.idForName(w.deployment);
       const record = id === undefined ? undefined : await this.#ctx.store.getDeployment(id);
-      if (record?.desired !== 'running' || containerName(record.name, w.service, record.instances[w.service] ?? 1) !== w.instance) return;
+      if (record?.desired !== 'running' || currentInstanceName(record, w.service) !== w.instance) return;
       w.restarts += 1;
       w.lastRestart = Date.now();
       this.#note({ kind: 'instance-restarted', deployment: w.deployment, service: w.service, instance: w.instance, detail: `unhealthy: restart ${w.restarts}` });

@@ -12,7 +12,7 @@ import { publishLive } from '../deploy/routing.ts';
 import type { OpContext } from '../deploy/context.ts';
 import { readPlan } from '../deploy/root-dir.ts';
 import type { ContainerEvent } from '../engine/events.ts';
-import { containerName } from '../render/names.ts';
+import { currentInstanceName } from '../render/names.ts';
 import type { Logger } from '../logger.ts';
 import type { DeploymentRecord } from '../store/records.ts';
 
@@ -116,7 +116,7 @@ export class Reconciler {
   async #report(event: ContainerEvent): Promise<DeploymentRecord | undefined> {
     const record = await this.#ctx.store.getDeployment(event.deploymentId);
     if (record === undefined || record.phase !== 'ready') return undefined;
-    const current = event.service !== '' && containerName(record.name, event.service, record.instances[event.service] ?? 1) === event.name;
+    const current = event.service !== '' && currentInstanceName(record, event.service) === event.name;
     if (!current) return undefined; // an instance an update or destroy retired
     const base = { deployment: record.name, service: event.service, instance: event.name };
     if (event.action === 'die' && record.desired === 'running') {

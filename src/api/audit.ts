@@ -5,6 +5,7 @@
  * `audit.log.1` (the previous `.1` becomes `.2`, and so on up to `keep` files) and a new one starts.
  */
 import fs from 'node:fs/promises';
+import { serialQueue } from '../serial.ts';
 
 /** One audited request. */
 export interface AuditEntry {
@@ -25,7 +26,7 @@ export class AuditLog {
   readonly file: string;
   readonly #maxBytes: number;
   readonly #keep: number;
-  #tail: Promise<void> = Promise.resolve();
+  readonly #queue = serialQueue();
   /** Bytes in the current file, once known. */
   #size: number | undefined;
 
@@ -39,22 +40,23 @@ export class AuditLog {
   /** Appends one entry (errors writing the log are reported to `onError`, not thrown to the request). */
   record(entry: Omit<AuditEntry, 'time'>, onError: (error: unknown) => void = () => {}): void {
     const line = `${JSON.stringify({ time: new Date().toISOString(), ...entry })}\n`;
-    this.#tail = this.#tail.then(() => this.#append(line)).catch(onError);
+    this.#queue(() => this.#append(line)).catch(onError);
   }
 
   async #append(line: string): Promise<void> {
     this.#size ??= await fs.stat(this.file).then((s) => s.size, () => 0);
-    if (this.#size > 0 && this.#size + line.length > this.#maxBytes) {
+    const bytes = Buffer.byteLength(line);
+    if (this.#size > 0 && this.#size + bytes > this.#maxBytes) {
       for (let i = this.#keep - 1; i >= 1; i--) await fs.rename(`${this.file}.${i}`, `${this.file}.${i + 1}`).catch(() => {});
       await fs.rename(this.file, `${this.file}.1`);
       this.#size = 0;
     }
     await fs.appendFile(this.file, line, { mode: 0o600 });
-    this.#size += Buffer.byteLength(line);
+    this.#size += bytes;
   }
 
   /** Resolves once every recorded entry is written. */
   flush(): Promise<void> {
-    return this.#tail;
+    return this.#queue(async () => {});
   }
 }

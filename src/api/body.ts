@@ -1,4 +1,5 @@
 /** Request bodies of the management API: JSON objects, size-limited, with no unknown fields. */
+import { labelProblem } from '../labels.ts';
 import type { IncomingMessage } from 'node:http';
 import { DepadError } from '../errors.ts';
 
@@ -70,4 +71,14 @@ export function stringMapField(body: Record<string, unknown>, key: string): Reco
     throw new DepadError('DEPAD_USAGE', `field ${key} must be an object of strings`);
   }
   return Object.fromEntries(Object.entries(v as Record<string, string>));
+}
+
+/** A map of labels (optional; default empty), each checked by the label rules; DEPAD_USAGE naming the field. */
+export function labelsField(body: Record<string, unknown>, key: string): Record<string, string> {
+  const labels = stringMapField(body, key);
+  for (const [k, v] of Object.entries(labels)) {
+    const problem = labelProblem(k, v);
+    if (problem) throw new DepadError('DEPAD_USAGE', `${key}: ${problem}`);
+  }
+  return labels;
 }

@@ -7,22 +7,17 @@ import { authorize } from '../auth/tokens.ts';
 import { bulkLifecycle, bulkRollback, bulkUpdate, selectDeployments } from '../deploy/bulk.ts';
 import type { DeploymentRecord } from '../store/records.ts';
 import { DepadError } from '../errors.ts';
-import { labelProblem } from '../labels.ts';
-import { onlyFields, readJsonObject, stringMapField } from './body.ts';
+import { labelsField, onlyFields, readJsonObject } from './body.ts';
 import { lifecycleOptions, updateTarget } from './call.ts';
 import type { Call, Endpoint } from './call.ts';
 
 /** The selector and roll settings of a bulk body; the rest of the body is left for the verb. */
-async function selection(call: Call, action: 'update' | 'rollback' | 'start' | 'stop' | 'restart', body: Record<string, unknown>): Promise<{ records: DeploymentRecord[]; selector: Record<string, string>; maxParallel: number }> {
-  const selector = stringMapField(body, 'selector');
-  for (const [key, value] of Object.entries(selector)) {
-    const problem = labelProblem(key, value);
-    if (problem) throw new DepadError('DEPAD_USAGE', `selector: ${problem}`);
-  }
+async function selection(call: Call, body: Record<string, unknown>): Promise<{ records: DeploymentRecord[]; selector: Record<string, string>; maxParallel: number }> {
+  const selector = labelsField(body, 'selector');
   const maxParallel = body.maxParallel ?? 1;
   if (typeof maxParallel !== 'number' || !Number.isInteger(maxParallel) || maxParallel < 1 || maxParallel > 64) throw new DepadError('DEPAD_USAGE', 'maxParallel must be a whole number from 1 to 64');
   const records = selectDeployments(await call.ctx.store.listDeployments(), selector);
-  for (const record of records) authorize(call.token, action, { name: record.name, labels: record.labels ?? {} });
+  for (const record of records) authorize(call.token, call.action, { name: record.name, labels: record.labels ?? {} });
   call.deployment = `-l ${Object.entries(selector).map(([k, v]) => `${k}=${v}`).join(',')}`;
   return { records, selector, maxParallel };
 }
@@ -44,7 +39,7 @@ export const BULK_ENDPOINTS: Endpoint[] = [
     scopesItself: true,
     run: async (call) => {
       const body = await readJsonObject(call.req);
-      const { records, selector, maxParallel } = await selection(call, 'update', body);
+      const { records, selector, maxParallel } = await selection(call, body);
       if (body.dryRun !== undefined && typeof body.dryRun !== 'boolean') throw new DepadError('DEPAD_USAGE', 'dryRun must be true or false');
       const target = updateTarget(call, withoutBulkFields(body));
       return { body: await bulkUpdate(call.ctx, records, target, selector, { maxParallel, dryRun: body.dryRun === true }) };
@@ -60,7 +55,7 @@ export const BULK_ENDPOINTS: Endpoint[] = [
     run: async (call) => {
       const body = await readJsonObject(call.req);
       onlyFields(body, ['selector', 'maxParallel']);
-      const { records, selector, maxParallel } = await selection(call, 'rollback', body);
+      const { records, selector, maxParallel } = await selection(call, body);
       return { body: await bulkRollback(call.ctx, records, selector, { maxParallel }) };
     },
   },
@@ -75,7 +70,7 @@ export const BULK_ENDPOINTS: Endpoint[] = [
       run: async (call) => {
         const body = await readJsonObject(call.req);
         onlyFields(body, ['selector', 'maxParallel', 'services', ...(verb === 'stop' ? [] : ['wait'])]);
-        const { records, selector, maxParallel } = await selection(call, verb, body);
+        const { records, selector, maxParallel } = await selection(call, body);
         return { body: await bulkLifecycle(call.ctx, records, verb, selector, { maxParallel, ...lifecycleOptions(body, verb) }) };
       },
     }),

@@ -20,6 +20,8 @@ import { onlyFields, stringField, stringMapField, stringsField } from './body.ts
 /** One request, authenticated. */
 export interface Call {
   token: TokenRecord;
+  /** The endpoint's action, what scopes are checked for. */
+  action: Action;
   params: string[];
   req: IncomingMessage;
   url: URL;
@@ -65,20 +67,26 @@ export function ref(call: Call): string {
   return value;
 }
 
-/** Finds the deployment of the call and checks the token's scope for it (403 before 404 for names outside it). */
-export async function scopedDeployment(call: Call, action: Action) {
+/** Finds the deployment of the call and checks the token's scope for the call's action on it (403 before 404 for names outside it). */
+export async function scopedDeployment(call: Call) {
   const name = ref(call);
   call.deployment = name;
   let record;
   try {
     record = await resolveDeployment(call.ctx.store, name);
   } catch (error) {
-    if (call.token.scope.kind !== 'admin' && !selects(call.token.scope, { name })) authorize(call.token, action, { name });
+    if (!selects(call.token.scope, { name })) authorize(call.token, call.action, { name });
     throw error;
   }
   call.deployment = record.name;
-  authorize(call.token, action, { name: record.name, labels: record.labels ?? {} });
+  authorize(call.token, call.action, { name: record.name, labels: record.labels ?? {} });
   return record;
+}
+
+/** Which deployments (by name) the call's token may see: for lists of things about deployments (events, health). */
+export async function visibleTo(call: Call): Promise<(name: string) => boolean> {
+  const labels = new Map((await call.ctx.store.listDeployments()).map((r) => [r.name, r.labels ?? {}]));
+  return (name) => selects(call.token.scope, { name, labels: labels.get(name) ?? {} });
 }
 
 /** A config file named by a client: only over the local socket (a remote client cannot name files here), absolute. */

@@ -6,17 +6,18 @@
 import { authorize, createToken, parseScope, revokeToken, selects } from '../auth/tokens.ts';
 import { loadConfig } from '../config/index.ts';
 import { createDeployment } from '../deploy/create.ts';
-import { destroyDeployment, restartDeployment, startDeployment, stopDeployment } from '../deploy/lifecycle.ts';
+import { destroyDeployment, lifecycleOperation } from '../deploy/lifecycle.ts';
 import { listDeploymentViews, listRevisions, readLogs, viewDeployment } from '../deploy/status.ts';
 import { deploymentUsage } from '../deploy/usage.ts';
 import { currentTarget, findWorkflow, runWorkflow } from '../deploy/workflows.ts';
+import { WORKFLOW_NAME } from '../config/workflows.ts';
 import { parseRemoteConfig, planUpdate, rollbackDeployment, updateDeployment, updateRequestFor } from '../deploy/update.ts';
 import type { UpdateOutcome, UpdateResult } from '../deploy/update.ts';
 import { DepadError } from '../errors.ts';
-import { deploymentLabels, labelProblem } from '../labels.ts';
-import { onlyFields, readJsonObject, readOptionalJsonObject, stringField, stringMapField, stringsField } from './body.ts';
+import { deploymentLabels } from '../labels.ts';
+import { labelsField, onlyFields, readJsonObject, readOptionalJsonObject, stringField, stringMapField, stringsField } from './body.ts';
 import { openApiDocument } from './openapi.ts';
-import { configFileField, configTextField, lifecycleOptions, pullField, ref, scopedDeployment, updateTarget } from './call.ts';
+import { configFileField, configTextField, lifecycleOptions, pullField, ref, scopedDeployment, updateTarget, visibleTo } from './call.ts';
 import type { Call, Endpoint } from './call.ts';
 import { BULK_ENDPOINTS } from './bulk-endpoints.ts';
 
@@ -65,11 +66,7 @@ function coreEndpoints(): Endpoint[] {
       const scope = call.token.scope;
       // A token that selects by name only is refused before the config is read.
       if (scope.kind === 'deploy' && Object.keys(scope.labels).length === 0) authorize(call.token, 'create', { name });
-      const labels = stringMapField(body, 'labels');
-      for (const [key, value] of Object.entries(labels)) {
-        const problem = labelProblem(key, value);
-        if (problem) throw new DepadError('DEPAD_USAGE', `labels: ${problem}`);
-      }
+      const labels = labelsField(body, 'labels');
       const configText = configTextField(body);
       const configFile = configText === undefined ? (configFileField(call, body, true) as string) : undefined;
       const env = stringMapField(body, 'env');
@@ -86,7 +83,7 @@ function coreEndpoints(): Endpoint[] {
     action: 'inspect',
     summary: 'One deployment with its revisions (depad inspect)',
     run: async (call) => {
-      const record = await scopedDeployment(call, 'inspect');
+      const record = await scopedDeployment(call);
       return { body: { ...(await viewDeployment(call.ctx, record)), revisions: await listRevisions(call.ctx, record) } };
     },
   },
@@ -95,7 +92,7 @@ function coreEndpoints(): Endpoint[] {
     path: '/v1/deployments/{deployment}/stats',
     action: 'inspect',
     summary: 'CPU, memory and processes of each running instance, with limits (depad stats)',
-    run: async (call) => ({ body: await deploymentUsage(call.ctx, await scopedDeployment(call, 'inspect')) }),
+    run: async (call) => ({ body: await deploymentUsage(call.ctx, await scopedDeployment(call)) }),
   },
   {
     method: 'GET',
@@ -103,7 +100,7 @@ function coreEndpoints(): Endpoint[] {
     action: 'history',
     summary: 'The revisions of a deployment (depad history)',
     run: async (call) => {
-      const record = await scopedDeployment(call, 'history');
+      const record = await scopedDeployment(call);
       return { body: (await listRevisions(call.ctx, record)).map((r) => ({ ...r, current: r.number === record.revision })) };
     },
   },
@@ -114,7 +111,7 @@ function coreEndpoints(): Endpoint[] {
     summary: 'Log lines as JSON lines {log: {service, stream, text}} (depad logs); query: service (repeatable), tail, follow, timestamps',
     streams: true,
     run: async (call) => {
-      const record = await scopedDeployment(call, 'logs');
+      const record = await scopedDeployment(call);
       const q = call.url.searchParams;
       const tail = q.get('tail');
       if (tail !== null && !/^\d+$/.test(tail)) throw new DepadError('DEPAD_USAGE', 'tail must be a number of lines');
@@ -140,7 +137,7 @@ function coreEndpoints(): Endpoint[] {
     summary: 'Go back to a revision, zero downtime (depad rollback); body: {to?}',
     mutates: true,
     run: async (call) => {
-      const record = await scopedDeployment(call, 'rollback');
+      const record = await scopedDeployment(call);
       const body = await readOptionalJsonObject(call.req);
       onlyFields(body, ['to']);
       if (body.to !== undefined && !(Number.isInteger(body.to) && (body.to as number) > 0)) throw new DepadError('DEPAD_USAGE', 'field to must be a revision number');
@@ -156,11 +153,11 @@ function coreEndpoints(): Endpoint[] {
       summary: `${verb[0]?.toUpperCase()}${verb.slice(1)} a deployment, or some services (depad ${verb}); body: {services?, wait?}`,
       mutates: true,
       run: async (call) => {
-        const record = await scopedDeployment(call, verb);
+        const record = await scopedDeployment(call);
         const body = await readOptionalJsonObject(call.req);
         onlyFields(body, verb === 'stop' ? ['services'] : ['services', 'wait']);
         const options = lifecycleOptions(body, verb);
-        const run = verb === 'start' ? startDeployment : verb === 'stop' ? stopDeployment : restartDeployment;
+        const run = lifecycleOperation(verb);
         return { body: await viewDeployment(call.ctx, await run(call.ctx, record, options)) };
       },
     }),
@@ -172,7 +169,7 @@ function coreEndpoints(): Endpoint[] {
     summary: 'Update a deployment, zero downtime (depad update); body: {configFile? (local socket), env?, overrides?, pull?}',
     mutates: true,
     run: async (call) => {
-      const record = await scopedDeployment(call, 'update');
+      const record = await scopedDeployment(call);
       const result = await updateDeployment(call.ctx, record, await updateRequestFor(record, updateTarget(call, await readJsonObject(call.req))));
       return { body: await outcome(call, result) };
     },
@@ -182,7 +179,7 @@ function coreEndpoints(): Endpoint[] {
     path: '/v1/deployments/{deployment}/workflows',
     action: 'inspect',
     summary: "The deployment's workflows: hooks, timeout, steps (depad workflow ls)",
-    run: async (call) => ({ body: Object.values((await currentTarget(await scopedDeployment(call, 'inspect'))).spec.depad.workflows ?? {}) }),
+    run: async (call) => ({ body: Object.values((await currentTarget(await scopedDeployment(call))).spec.depad.workflows ?? {}) }),
   },
   {
     method: 'POST',
@@ -191,9 +188,9 @@ function coreEndpoints(): Endpoint[] {
     summary: "Run one of the deployment's workflows now, with its current revision (depad workflow run)",
     mutates: true,
     run: async (call) => {
-      const record = await scopedDeployment(call, 'update');
+      const record = await scopedDeployment(call);
       const name = call.params[1] ?? '';
-      if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(name)) throw new DepadError('DEPAD_NAME_INVALID', `not a workflow name: ${JSON.stringify(name.slice(0, 80))}`);
+      if (!WORKFLOW_NAME.test(name)) throw new DepadError('DEPAD_NAME_INVALID', `not a workflow name: ${JSON.stringify(name.slice(0, 80))}`);
       const target = await currentTarget(record);
       return { body: await runWorkflow(call.ctx, target, findWorkflow(target.spec, name), 'manual') };
     },
@@ -204,7 +201,7 @@ function coreEndpoints(): Endpoint[] {
     action: 'diff',
     summary: 'What an update would change, per service; changes nothing (depad diff); body as for update',
     run: async (call) => {
-      const record = await scopedDeployment(call, 'diff');
+      const record = await scopedDeployment(call);
       const { diff } = await planUpdate(call.ctx, record, await updateRequestFor(record, updateTarget(call, await readJsonObject(call.req))));
       return { body: { diff, name: record.name, revision: record.revision } };
     },
@@ -216,7 +213,7 @@ function coreEndpoints(): Endpoint[] {
     summary: 'Destroy a deployment (depad destroy); ?keepVolumes=true keeps its named volumes',
     mutates: true,
     run: async (call) => {
-      const record = await scopedDeployment(call, 'destroy');
+      const record = await scopedDeployment(call);
       const keep = call.url.searchParams.get('keepVolumes');
       if (keep !== null && keep !== 'true' && keep !== 'false') throw new DepadError('DEPAD_USAGE', 'keepVolumes must be true or false');
       await destroyDeployment(call.ctx, record, { keepVolumes: keep === 'true' });
@@ -229,10 +226,8 @@ function coreEndpoints(): Endpoint[] {
     action: 'ls',
     summary: 'What the agent noticed: instances that died or changed health, routes restored (oldest first)',
     run: async (call) => {
-      const labels = new Map((await call.ctx.store.listDeployments()).map((r) => [r.name, r.labels ?? {}]));
-      return {
-        body: call.events().filter((e) => (e.deployment === undefined ? call.token.scope.kind === 'admin' : selects(call.token.scope, { name: e.deployment, labels: labels.get(e.deployment) ?? {} }))),
-      };
+      const visible = await visibleTo(call);
+      return { body: call.events().filter((e) => (e.deployment === undefined ? call.token.scope.kind === 'admin' : visible(e.deployment))) };
     },
   },
   {
@@ -243,8 +238,8 @@ function coreEndpoints(): Endpoint[] {
     run: async (call) => {
       if (call.health === undefined) throw new DepadError('DEPAD_AGENT_UNAVAILABLE', 'health checks run in the agent', { hint: 'start it: depad agent' });
       const only = call.url.searchParams.get('deployment');
-      const labels = new Map((await call.ctx.store.listDeployments()).map((r) => [r.name, r.labels ?? {}]));
-      return { body: call.health().filter((h) => (only === null || h.deployment === only) && selects(call.token.scope, { name: h.deployment, labels: labels.get(h.deployment) ?? {} })) };
+      const visible = await visibleTo(call);
+      return { body: call.health().filter((h) => (only === null || h.deployment === only) && visible(h.deployment)) };
     },
   },
   {

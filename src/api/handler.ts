@@ -10,7 +10,6 @@ import type { CertificateStatus } from '../../certs/acme.ts';
 import type { InstanceHealth } from '../agent/health-monitor.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { serialQueue } from '../serial.ts';
 import { authenticate, authorize } from '../auth/tokens.ts';
 import type { OpContext } from '../deploy/context.ts';
 import { DepadError } from '../errors.ts';
@@ -50,11 +49,6 @@ export interface ApiDeps {
 
 /** Who a request over the local unix socket acts as. */
 const LOCAL_ADMIN: TokenRecord = Object.freeze({ id: 'local', name: 'local', scope: Object.freeze({ kind: 'admin' as const }), hash: '', createdAt: '' });
-
-/** A queue that runs functions one after another: the simplest `serialize` for ApiDeps. */
-export function operationQueue(): ApiDeps['serialize'] {
-  return serialQueue();
-}
 
 const MATCHERS = ENDPOINTS.map((e) => ({ endpoint: e, pattern: new RegExp(`^${e.path.replace(/\{[a-z]+\}/g, '([^/]+)')}$`) }));
 
@@ -110,8 +104,8 @@ async function handle(deps: ApiDeps, req: IncomingMessage, res: ServerResponse):
   const aborted = new AbortController();
   res.once('close', () => aborted.abort());
   const emit = (line: Record<string, unknown>) => void res.write(`${JSON.stringify(line)}\n`);
-  const call: Call = { token, params: match?.params ?? [], req, url, local: deps.local === true, ctx: { ...ctx, progress }, emit, signal: aborted.signal, events: deps.events ?? (() => []), certificates: deps.certificates ?? (() => []), health: deps.health };
   const action = match?.endpoint.action ?? 'ls';
+  const call: Call = { token, action, params: match?.params ?? [], req, url, local: deps.local === true, ctx: { ...ctx, progress }, emit, signal: aborted.signal, events: deps.events ?? (() => []), certificates: deps.certificates ?? (() => []), health: deps.health };
   const audit = (result: 'ok' | 'error', status: number, code?: string) =>
     deps.audit.record({ ip, token: token.name, action, ...(call.deployment ? { deployment: call.deployment } : {}), result, status, ...(code ? { code } : {}) }, (error) =>
       deps.log.error({ error: (error as Error).message }, 'cannot write the audit log'),

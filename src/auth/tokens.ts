@@ -5,7 +5,7 @@
  * caller learns nothing about which tokens exist. Scopes: `admin`, or `deploy` limited to the
  * deployments a token selects (see TokenScope).
  */
-import { parseLabelArgs } from '../labels.ts';
+import { matchesSelector, parseLabelArgs } from '../labels.ts';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { NAME_PATTERN } from '../deploy/resolve.ts';
 import { DepadError } from '../errors.ts';
@@ -117,8 +117,7 @@ export async function authenticate(store: Store, presented: string | undefined):
 export function selects(scope: TokenScope, target: ScopeTarget): boolean {
   if (scope.kind === 'admin') return true;
   const byName = scope.deployments.some((d) => (d.endsWith('*') ? target.name.startsWith(d.slice(0, -1)) : target.name === d));
-  const labels = Object.entries(scope.labels);
-  const byLabels = labels.length > 0 && labels.every(([k, v]) => target.labels?.[k] === v);
+  const byLabels = Object.keys(scope.labels).length > 0 && matchesSelector(target.labels, scope.labels);
   return byName || byLabels;
 }
 

@@ -19,10 +19,21 @@ import { collect, positiveInt } from './option-parsers.ts';
 import { printJson, processOutput, progressPrinter, table, type Output } from './output.ts';
 import { withState, type CommandOptions } from './runtime.ts';
 
+/** The `-l/--selector` option (repeatable `key=value[,…]`). */
+export function selectorOption(description: string): Option {
+  return new Option('-l, --selector <labels>', `${description}, e.g. class=plateaumed,env=prod (repeatable)`).argParser(collect);
+}
+
+/** The selector `-l` gives, or undefined without one. */
+export function optionalSelector(opts: CommandOptions): Record<string, string> | undefined {
+  const items = (opts.selector as string[] | undefined) ?? [];
+  return items.length === 0 ? undefined : parseLabelArgs(items, '--selector');
+}
+
 /** Adds `-l/--selector` and `--max-parallel` (and `--dry-run` when asked) to `command`. */
 export function selectorOptions(command: Command, options: { dryRun?: boolean } = {}): Command {
   command
-    .addOption(new Option('-l, --selector <labels>', 'instead of a deployment: every deployment with these labels, e.g. class=plateaumed,env=prod (repeatable)').argParser(collect))
+    .addOption(selectorOption('instead of a deployment: every deployment with these labels'))
     .option('--max-parallel <n>', 'with -l: how many deployments change at once', positiveInt, 1);
   if (options.dryRun) command.option('--dry-run', 'with -l: show what would change, per deployment; change nothing');
   return command;
@@ -30,13 +41,10 @@ export function selectorOptions(command: Command, options: { dryRun?: boolean } 
 
 /** The selector the options give, or undefined; DEPAD_USAGE when both a deployment and -l are given, or neither. */
 export function selectorOf(ref: string | undefined, opts: CommandOptions): Record<string, string> | undefined {
-  const items = (opts.selector as string[] | undefined) ?? [];
-  if (items.length === 0) {
-    if (ref === undefined) throw new DepadError('DEPAD_USAGE', 'name a deployment, or select deployments with -l key=value');
-    return undefined;
-  }
-  if (ref !== undefined) throw new DepadError('DEPAD_USAGE', `give either a deployment (${ref}) or -l, not both`);
-  return parseLabelArgs(items, '--selector');
+  const selector = optionalSelector(opts);
+  if (selector === undefined && ref === undefined) throw new DepadError('DEPAD_USAGE', 'name a deployment, or select deployments with -l key=value');
+  if (selector !== undefined && ref !== undefined) throw new DepadError('DEPAD_USAGE', `give either a deployment (${ref}) or -l, not both`);
+  return selector;
 }
 
 /** A bulk verb, carried out here or by the agent. */

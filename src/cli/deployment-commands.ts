@@ -5,8 +5,7 @@
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { createDeployment } from '../deploy/create.ts';
-import { matchesSelector } from '../deploy/bulk.ts';
-import { destroyDeployment, restartDeployment, startDeployment, stopDeployment } from '../deploy/lifecycle.ts';
+import { destroyDeployment, lifecycleOperation } from '../deploy/lifecycle.ts';
 import { assertValidName, resolveDeployment } from '../deploy/resolve.ts';
 import { listDeploymentViews, listRevisions, readLogs, viewDeployment } from '../deploy/status.ts';
 import type { DeploymentView } from '../deploy/status.ts';
@@ -17,8 +16,8 @@ import { addConfigOptions, readConfigInput } from './config-input.ts';
 import { printDeployment, printDestroyed, printInspect, printList, printPs, processOutput, progressPrinter, type Output } from './output.ts';
 import { deploymentAction, withState, type CommandOptions } from './runtime.ts';
 import { collect } from './option-parsers.ts';
-import { parseLabelArgs } from '../labels.ts';
-import { localBulkLifecycle, runBulk, selectorOf, selectorOptions } from './bulk-commands.ts';
+import { matchesSelector, parseLabelArgs } from '../labels.ts';
+import { localBulkLifecycle, optionalSelector, runBulk, selectorOf, selectorOption, selectorOptions } from './bulk-commands.ts';
 
 type Opts = CommandOptions;
 
@@ -69,7 +68,7 @@ export function addDeploymentCommands(parent: Command): void {
     selectorOptions(command);
     const one = deploymentAction(verb, async (ctx, record, opts, output) => {
         const options = { ...(opts.service ? { services: opts.service as string[] } : {}), wait: opts.wait !== false };
-        const run = verb === 'start' ? startDeployment : verb === 'stop' ? stopDeployment : restartDeployment;
+        const run = lifecycleOperation(verb);
         const updated = await run(ctx, record, options);
         printDeployment(output, await viewDeployment(ctx, updated));
       }, {
@@ -111,12 +110,11 @@ export function addDeploymentCommands(parent: Command): void {
     .alias('list')
     .description('list deployments')
     .option('-q, --quiet', 'only names')
-    .addOption(new Option('-l, --selector <labels>', 'only deployments with these labels, e.g. class=plateaumed (repeatable)').argParser(collect))
+    .addOption(selectorOption('only deployments with these labels'))
     .action(async (opts: Opts, cmd: Command) => {
       const g = cmd.optsWithGlobals<Opts>();
       const output = processOutput(Boolean(g.json));
-      const items = (opts.selector as string[] | undefined) ?? [];
-      const selector = items.length === 0 ? undefined : parseLabelArgs(items, '--selector');
+      const selector = optionalSelector(opts);
       const pick = (views: DeploymentView[]) => (selector ? views.filter((v) => matchesSelector(v.labels, selector)) : views);
       const agent = await agentFor(g);
       if (agent) return printList(output, pick(await agent.request<DeploymentView[]>({ method: 'GET', path: '/v1/deployments' })), Boolean(opts.quiet));

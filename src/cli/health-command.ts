@@ -7,6 +7,7 @@ import { Command } from 'commander';
 import type { InstanceHealth } from '../agent/health-monitor.ts';
 import { resolveDeployment } from '../deploy/resolve.ts';
 import { listDeploymentViews, viewDeployment } from '../deploy/status.ts';
+import { seg } from './agent-client.ts';
 import { agentFor } from './contexts.ts';
 import { printJson, processOutput, table } from './output.ts';
 import { withState, type CommandOptions } from './runtime.ts';
@@ -22,7 +23,7 @@ export function addHealthCommand(parent: Command): void {
       const agent = await agentFor(g);
       let list: InstanceHealth[];
       if (agent) {
-        const name = ref === undefined ? undefined : (await agent.request<{ name: string }>({ method: 'GET', path: `/v1/deployments/${encodeURIComponent(ref)}` })).name;
+        const name = ref === undefined ? undefined : (await agent.request<{ name: string }>({ method: 'GET', path: `/v1/deployments/${seg(ref)}` })).name;
         list = await agent.request<InstanceHealth[]>({ method: 'GET', path: `/v1/health${name === undefined ? '' : `?deployment=${encodeURIComponent(name)}`}` });
       } else {
         output.err('depad: no agent runs: only the containers\' own health checks are shown (x-depad.health checks run in depad agent)\n');

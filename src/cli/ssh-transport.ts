@@ -5,6 +5,7 @@
  * the agent's unix socket on that host. No port beyond SSH's is needed; whoever may open the
  * agent's socket there acts as its administrator.
  */
+import { SYSTEM_HOME, agentSocketPath } from '../home.ts';
 import { createHmac } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -24,13 +25,13 @@ export interface SshTarget {
 /** Parses `ssh://user@host[:port][/depad-home]` (home default /var/lib/depad). */
 export function parseSshUrl(url: URL): SshTarget {
   if (url.protocol !== 'ssh:' || url.search || url.hash || url.password) throw new DepadError('DEPAD_USAGE', `an SSH agent address is ssh://user@host[:port][/depad-home]: ${url.href}`);
-  const home = decodeURIComponent(url.pathname) || '/var/lib/depad';
+  const home = decodeURIComponent(url.pathname) || SYSTEM_HOME;
   if (!path.isAbsolute(home) || home.split('/').includes('..')) throw new DepadError('DEPAD_USAGE', `the depad home in ${url.href} must be an absolute path`);
   return {
     host: url.hostname.replace(/^\[|\]$/g, ''),
     port: Number(url.port || 22),
     username: decodeURIComponent(url.username) || os.userInfo().username,
-    socketPath: path.join(home === '/' ? '/var/lib/depad' : home, 'agent.sock'),
+    socketPath: agentSocketPath(home === '/' ? SYSTEM_HOME : home),
   };
 }
 

@@ -2,17 +2,16 @@
  * `depad stats [deployment] [-l selector]`: CPU, memory and processes of every running instance,
  * one engine sample each, with the limits the engine enforces. Without a deployment: all of them.
  */
-import { Command, Option } from 'commander';
+import { Command } from 'commander';
 import { bytesText } from '../config/budget.ts';
-import { matchesSelector } from '../deploy/bulk.ts';
+import { matchesSelector } from '../labels.ts';
 import { resolveDeployment } from '../deploy/resolve.ts';
 import type { DeploymentView } from '../deploy/status.ts';
 import { deploymentUsage } from '../deploy/usage.ts';
 import type { InstanceUsage } from '../deploy/usage.ts';
-import { parseLabelArgs } from '../labels.ts';
 import { seg } from './agent-client.ts';
 import { agentFor } from './contexts.ts';
-import { collect } from './option-parsers.ts';
+import { optionalSelector, selectorOption } from './bulk-commands.ts';
 import { printJson, processOutput, table } from './output.ts';
 import { withState, type CommandOptions } from './runtime.ts';
 
@@ -21,12 +20,11 @@ export function addStatsCommand(parent: Command): void {
   parent
     .command('stats [deployment]')
     .description('CPU, memory and processes per running instance, with their limits (all deployments by default)')
-    .addOption(new Option('-l, --selector <labels>', 'only deployments with these labels (repeatable)').argParser(collect))
+    .addOption(selectorOption('only deployments with these labels'))
     .action(async (ref: string | undefined, opts: CommandOptions, cmd: Command) => {
       const g = cmd.optsWithGlobals<CommandOptions>();
       const output = processOutput(Boolean(g.json));
-      const items = (opts.selector as string[] | undefined) ?? [];
-      const selector = items.length === 0 ? undefined : parseLabelArgs(items, '--selector');
+      const selector = optionalSelector(opts);
       const agent = await agentFor(g);
       let usage: InstanceUsage[];
       if (agent) {

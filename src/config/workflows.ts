@@ -35,14 +35,15 @@ export interface WorkflowSpec {
   readonly steps: readonly WorkflowStep[];
 }
 
-const NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+/** Workflow names: lowercase letters, digits, `-` and `_`, up to 63. */
+export const WORKFLOW_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
 /** Reads `x-depad.workflows`; `services` are the deployment's service names (exec steps must name one). */
 export function readWorkflows(c: Collector, node: LNode, path: string, services: readonly string[]): Record<string, WorkflowSpec> {
   const out: Record<string, WorkflowSpec> = {};
   for (const entry of mapEntries(c, node, path, 'a map of workflow name → { hooks, steps }') ?? []) {
     const wPath = keyPath(path, entry.key);
-    if (!NAME.test(entry.key)) c.issue(wPath, entry.keyPos, `workflow name "${entry.key}" must be lowercase letters, digits, "-" or "_"`);
+    if (!WORKFLOW_NAME.test(entry.key)) c.issue(wPath, entry.keyPos, `workflow name "${entry.key}" must be lowercase letters, digits, "-" or "_"`);
     const keys = checkKeys(c, mapEntries(c, entry.value, wPath, 'a map with steps (and hooks, timeout)') ?? [], wPath, { supported: ['hooks', 'timeout', 'steps'] });
     const hooks: Hook[] = [];
     const hooksEntry = keys.get('hooks');

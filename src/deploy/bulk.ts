@@ -8,10 +8,10 @@
  * what to what, the result and the time it took.
  */
 import { DepadError } from '../errors.ts';
-import { labelsText } from '../labels.ts';
+import { labelsText, matchesSelector } from '../labels.ts';
 import type { DeploymentRecord } from '../store/records.ts';
 import type { OpContext } from './context.ts';
-import { restartDeployment, startDeployment, stopDeployment } from './lifecycle.ts';
+import { lifecycleOperation } from './lifecycle.ts';
 import { planUpdate, rollbackDeployment, updateDeployment, updateRequestFor } from './update.ts';
 import type { UpdateRequest, UpdateTarget } from './update.ts';
 
@@ -44,11 +44,6 @@ export interface BulkOptions {
   maxParallel?: number;
   /** Plan and report only (updates). */
   dryRun?: boolean;
-}
-
-/** True when `labels` has every `selector` label. */
-export function matchesSelector(labels: Readonly<Record<string, string>> | undefined, selector: Readonly<Record<string, string>>): boolean {
-  return Object.entries(selector).every(([key, value]) => labels?.[key] === value);
 }
 
 /** The deployments whose labels match `selector`, by name; DEPAD_NOT_FOUND when none does. */
@@ -170,7 +165,7 @@ export async function bulkLifecycle(
   selector: Record<string, string>,
   options: BulkOptions & { services?: string[]; wait?: boolean } = {},
 ): Promise<BulkOutcome> {
-  const run = verb === 'start' ? startDeployment : verb === 'stop' ? stopDeployment : restartDeployment;
+  const run = lifecycleOperation(verb);
   const settled = await rolling(records, options.maxParallel ?? 1, async (record) =>
     run(forDeployment(ctx, record.name), record, { ...(options.services ? { services: options.services } : {}), wait: options.wait !== false }),
   );

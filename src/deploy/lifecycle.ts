@@ -61,6 +61,11 @@ export interface DestroyOptions {
   keepVolumes?: boolean;
 }
 
+/** The start, stop or restart operation for `verb`. */
+export function lifecycleOperation(verb: 'start' | 'stop' | 'restart'): (ctx: OpContext, record: DeploymentRecord, options?: LifecycleOptions) => Promise<DeploymentRecord> {
+  return verb === 'start' ? startDeployment : verb === 'stop' ? stopDeployment : restartDeployment;
+}
+
 /** Removes containers, networks, volumes (unless kept), the root directory, records and ports. */
 export async function destroyDeployment(ctx: OpContext, record: DeploymentRecord, options: DestroyOptions = {}): Promise<void> {
   await ctx.engine.ping();

@@ -14,3 +14,8 @@ export function scopedName(deploymentName: string, key: string): string {
 export function containerName(deploymentName: string, service: string, instance = 1): string {
   return `${projectName(deploymentName)}-${service}-${instance}`;
 }
+
+/** Container name of the instance of `service` that `record` says is current. */
+export function currentInstanceName(record: { name: string; instances: Readonly<Record<string, number>> }, service: string): string {
+  return containerName(record.name, service, record.instances[service] ?? 1);
+}
