@@ -1,7 +1,11 @@
 /**
- * Finds where a chunked message body ends (RFC 9112 §7.1) while its bytes are forwarded as they
- * are: chunk sizes, extensions, data and the trailer section are checked strictly (hex sizes, CRLF
- * only, no control characters), so a body cannot be read differently here and upstream.
+ * Chunked message bodies (RFC 9112 §7.1), read strictly and re-emitted canonically. The decoder
+ * finds the data of each chunk across any number of buffers and checks every size line and
+ * trailer line against the grammar (hex sizes, extensions as tokens or quoted strings, no
+ * whitespace, CRLF only, no control characters), so a body cannot be read differently here and
+ * by the next hop. What the proxy forwards is never the peer's framing: `encodeChunks` writes the
+ * data again as plain `<hex>\r\n<data>\r\n` chunks and a bare `0\r\n\r\n` (extensions and
+ * trailers dropped), and `joinChunks` gives the data alone (for HTTP/1.0 clients).
  */
 
 const HEX = new Int8Array(256).fill(-1);
@@ -11,29 +15,43 @@ for (let i = 0; i < 16; i++) {
 }
 
 /** Longest chunk-size line or trailer line accepted. */
-const MAX_LINE = 16 * 1024;
+const MAX_LINE = 4096;
+/** Largest trailer section accepted (it is read, checked and dropped). */
+const MAX_TRAILERS = 16 * 1024;
+/** Most hex digits in a chunk size (13: below 2^52, exact in a double). */
+const MAX_DIGITS = 13;
+
+const TOKEN = "[!#$%&'*+\\-.^_`|~0-9A-Za-z]+";
+const QUOTED = '"(?:[\\t !#-\\[\\]-~\\x80-\\xff]|\\\\[\\t -~\\x80-\\xff])*"';
+/** What may follow the hex digits of a size line: extensions, with no whitespace (as llhttp). */
+const EXTENSIONS = new RegExp(`^(?:;${TOKEN}(?:=(?:${TOKEN}|${QUOTED}))?)*$`);
+/** One trailer field line. */
+const TRAILER_LINE = new RegExp(`^${TOKEN}:[\\t\\x20-\\x7e\\x80-\\xff]*$`);
 
 const SIZE = 0; // reading hex digits
-const SIZE_REST = 1; // after the digits: optional whitespace and extensions, up to CR
+const SIZE_REST = 1; // after the digits: extensions, up to CR
 const SIZE_LF = 2; // CR seen after the size line
 const DATA = 3;
 const DATA_CR = 4;
 const DATA_LF = 5;
-const TRAILER_START = 6; // at the start of a trailer line (or the final CRLF)
-const TRAILER = 7; // inside a trailer line
-const TRAILER_LF = 8;
-const END_LF = 9; // CR of the final empty line seen
-const DONE = 10;
+const TRAILER = 6; // inside a trailer line (or at the start of the final empty line)
+const TRAILER_LF = 7;
+const DONE = 8;
 
-/** The end of a chunked body across any number of buffers. */
-export class ChunkedScanner {
+/** Reads one chunked body across buffers, reporting where its data is. */
+export class ChunkedDecoder {
   #state = SIZE;
   #digits = 0;
   #size = 0;
   #remaining = 0;
-  #lineLength = 0;
-  /** A `;` was seen on the size line (extensions may follow). */
-  #ext = false;
+  /** The current size-line rest or trailer line (latin1), while it spans buffers. */
+  #line = '';
+  #trailerBytes = 0;
+  /**
+   * The data found by the last `decode`: pairs of offsets (start, end) into its buffer. Reused:
+   * read it before the next call.
+   */
+  readonly spans: number[] = [];
 
   /** True once the final CRLF was seen. */
   get done(): boolean {
@@ -41,50 +59,64 @@ export class ChunkedScanner {
   }
 
   /**
-   * Scans `buf` from `start`: returns the offset just past the end of the body when it ends in
-   * `buf`, -1 when more is needed, or -2 when the framing is invalid.
+   * Decodes `buf` from `start`: returns the offset just past the end of the body when it ends in
+   * `buf`, -1 when more is needed, or -2 when the framing is invalid. `spans` holds the data seen.
    */
-  scan(buf: Uint8Array, start = 0): number {
+  decode(buf: Uint8Array, start = 0): number {
+    const spans = this.spans;
+    spans.length = 0;
     const len = buf.length;
     let i = start;
     while (i < len) {
       switch (this.#state) {
         case DATA: {
           const take = Math.min(this.#remaining, len - i);
+          spans.push(i, i + take);
           i += take;
           this.#remaining -= take;
           if (this.#remaining === 0) this.#state = DATA_CR;
           continue;
         }
         case SIZE: {
-          const c = buf[i] as number;
-          const h = HEX[c] as number;
+          const h = HEX[buf[i] as number] as number;
           if (h >= 0) {
-            if (++this.#digits > 13) return -2; // beyond 2^52: refused
+            if (++this.#digits > MAX_DIGITS) return -2;
             this.#size = this.#size * 16 + h;
             i++;
             continue;
           }
           if (this.#digits === 0) return -2;
           this.#state = SIZE_REST;
+          this.#line = '';
           continue;
         }
-        case SIZE_REST: {
-          const c = buf[i++] as number;
-          if (c === 13) this.#state = SIZE_LF;
-          else if ((c < 32 && c !== 9) || c === 127) return -2;
-          else if (++this.#lineLength > MAX_LINE) return -2;
-          else if (c === 59 /* ; */) this.#ext = true;
-          else if (!this.#ext && c !== 32 && c !== 9) return -2; // only whitespace before extensions
+        case SIZE_REST:
+        case TRAILER: {
+          const cr = indexOfByte(buf, 13, i);
+          const end = cr < 0 ? len : cr;
+          if (this.#line.length + (end - i) > MAX_LINE) return -2;
+          this.#line += latin1(buf, i, end);
+          i = end;
+          if (cr < 0) continue;
+          i++;
+          if (this.#state === SIZE_REST) {
+            if (this.#line !== '' && !EXTENSIONS.test(this.#line)) return -2;
+            this.#state = SIZE_LF;
+          } else {
+            if (this.#line !== '' && !TRAILER_LINE.test(this.#line)) return -2;
+            this.#trailerBytes += this.#line.length + 2;
+            if (this.#trailerBytes > MAX_TRAILERS) return -2;
+            this.#state = TRAILER_LF;
+          }
           continue;
         }
         case SIZE_LF:
           if (buf[i++] !== 10) return -2;
-          this.#lineLength = 0;
-          this.#ext = false;
           this.#digits = 0;
-          if (this.#size === 0) this.#state = TRAILER_START;
-          else {
+          if (this.#size === 0) {
+            this.#state = TRAILER;
+            this.#line = '';
+          } else {
             this.#remaining = this.#size;
             this.#size = 0;
             this.#state = DATA;
@@ -98,33 +130,53 @@ export class ChunkedScanner {
           if (buf[i++] !== 10) return -2;
           this.#state = SIZE;
           continue;
-        case TRAILER_START: {
-          const c = buf[i++] as number;
-          if (c === 13) this.#state = END_LF;
-          else if (c < 33 || c === 127) return -2; // no folding, no controls
-          else this.#state = TRAILER;
-          continue;
-        }
-        case TRAILER: {
-          const c = buf[i++] as number;
-          if (c === 13) this.#state = TRAILER_LF;
-          else if ((c < 32 && c !== 9) || c === 127) return -2;
-          else if (++this.#lineLength > MAX_LINE) return -2;
-          continue;
-        }
         case TRAILER_LF:
           if (buf[i++] !== 10) return -2;
-          this.#lineLength = 0;
-          this.#state = TRAILER_START;
+          if (this.#line === '') {
+            this.#state = DONE;
+            return i;
+          }
+          this.#line = '';
+          this.#state = TRAILER;
           continue;
-        case END_LF:
-          if (buf[i++] !== 10) return -2;
-          this.#state = DONE;
-          return i;
         default:
           return -2; // DONE: nothing may follow inside this message
       }
     }
     return -1;
   }
+}
+
+function indexOfByte(buf: Uint8Array, byte: number, from: number): number {
+  return buf.indexOf(byte, from);
+}
+
+function latin1(buf: Uint8Array, start: number, end: number): string {
+  return start === end ? '' : Buffer.from(buf.buffer, buf.byteOffset + start, end - start).toString('latin1');
+}
+
+const CRLF = Buffer.from('\r\n');
+const LAST_CHUNK = Buffer.from('0\r\n\r\n');
+
+/**
+ * The data of `spans` (offsets into `buf`) as canonical chunks, one per span, followed by the
+ * last chunk when `last`. A new buffer (the input may be a shared read buffer).
+ */
+export function encodeChunks(buf: Uint8Array, spans: readonly number[], last: boolean): Buffer {
+  const parts: Uint8Array[] = [];
+  for (let k = 0; k < spans.length; k += 2) {
+    const s = spans[k] as number;
+    const e = spans[k + 1] as number;
+    if (e === s) continue;
+    parts.push(Buffer.from(`${(e - s).toString(16)}\r\n`, 'latin1'), buf.subarray(s, e), CRLF);
+  }
+  if (last) parts.push(LAST_CHUNK);
+  return Buffer.concat(parts);
+}
+
+/** The data of `spans` (offsets into `buf`) joined, in a new buffer: a de-chunked body. */
+export function joinChunks(buf: Uint8Array, spans: readonly number[]): Buffer {
+  const parts: Uint8Array[] = [];
+  for (let k = 0; k < spans.length; k += 2) parts.push(buf.subarray(spans[k] as number, spans[k + 1] as number));
+  return Buffer.concat(parts);
 }

@@ -11,8 +11,9 @@ import type { Socket } from 'node:net';
 import type { Logger } from '../src/logger.ts';
 import { coarseNow } from './coarse-clock.ts';
 import { Exchange, MESSAGES } from './http-exchange.ts';
-import type { ExchangeClient } from './http-exchange.ts';
-import { MAX_REQUEST_HEAD, headText, parseRequestHead } from './http-head.ts';
+import type { ExchangeClient, ExchangeTimeouts } from './http-exchange.ts';
+import type { ProxyLimits } from './limits.ts';
+import { MAX_REQUEST_HEAD, checkPartialRequestHead, headText, parseRequestHead } from './http-head.ts';
 import type { ForwardFor, RequestHead } from './http-head.ts';
 import { isPaused } from './pause-gate.ts';
 import type { PauseGate } from './pause-gate.ts';
@@ -35,26 +36,18 @@ export interface ForwardContext {
   proto: 'http' | 'https';
   /** True once the proxy is shutting down: new requests get 503, connections close after their exchange. */
   closing: () => boolean;
-  /** How long an upstream may take to send response headers (checked about once a second). */
-  headersTimeoutMs: number;
-  /** How long an idle keep-alive client connection is kept, and how long a client may take to send a request head. */
-  keepAliveTimeoutMs: number;
+  /** Timeouts and buffer bounds (checked about once a second). */
+  limits: ProxyLimits;
   /** Answers `/.well-known/acme-challenge/<token>` on any host, before routing (HTTP listener). */
   challenges?: ChallengeResponder;
   /** The HTTPS listener, for `https: redirect` routes: its port and its certificates. */
   httpsRedirect?: { port: number; certificates: CertificateSource };
 }
 
-/** How long an upstream may take to send response headers, by default. */
-export const HEADERS_TIMEOUT_MS = 300_000;
-/** How long an idle client connection is kept, by default (nginx: 75 s; Node's server: 5 s). */
-export const KEEP_ALIVE_TIMEOUT_MS = 60_000;
 /** How long the rest of a request body is read and dropped after its answer, before the connection is closed anyway. */
 const LINGER_MS = 30_000;
-/** Most bytes buffered from a client beyond the request being served (pipelining) before reading pauses. */
-const MAX_PENDING = 64 * 1024;
 
-const LF2 = Buffer.from('\n\n');
+const CRLF2 = Buffer.from('\r\n\r\n');
 /** Where ACME servers fetch HTTP-01 key authorizations (RFC 8555 §8.3). */
 const CHALLENGE_PREFIX = '/.well-known/acme-challenge/';
 
@@ -64,6 +57,7 @@ const AWAITING = 2; // the request went upstream; waiting for the response
 const HELD = 3; // the route is paused: waiting for it
 const TUNNEL = 4;
 const CLOSED = 5;
+const DRAINING = 6; // the client has not taken what was written: the next request waits for it
 
 /** Every client connection of a listener, swept once a second for timeouts. */
 export class ClientConnections {
@@ -99,16 +93,26 @@ export class ClientConnections {
 class ClientConnection implements ExchangeClient {
   readonly #socket: Socket;
   readonly #ctx: ForwardContext;
+  readonly #limits: ProxyLimits;
+  readonly #timeouts: ExchangeTimeouts;
   readonly #forget: () => void;
   #state = READING_HEAD;
   /** Bytes read and not yet used. */
   #buf: Buffer | null = null;
+  /** Complete request heads (about) in `#buf` beyond the request being served. */
+  #queued = 0;
+  /** The first byte of the next request head came (its timeout runs). */
+  #headStarted = false;
+  /** Where the incomplete head in `#buf` is still to be checked (the lines before are valid). */
+  #checked = 0;
   #exchange: Exchange | null = null;
   #tunnel: Tunnel | null = null;
   /** The request being held or served (for HEAD answers). */
   #method = 'GET';
   /** Inside `#feedBody`: a finished exchange leaves parsing the next request to it. */
   #feeding = false;
+  /** Inside `#parse`: its loop takes the next request. */
+  #parsing = false;
   #clientEnded = false;
   #forwardFor: ForwardFor | undefined;
   /** Cancels the wait for a paused route (while HELD). */
@@ -119,11 +123,13 @@ class ClientConnection implements ExchangeClient {
   constructor(socket: Socket, ctx: ForwardContext, forget: () => void) {
     this.#socket = socket;
     this.#ctx = ctx;
+    this.#limits = ctx.limits;
+    this.#timeouts = { headersMs: ctx.limits.headersTimeoutMs, bodyMs: ctx.limits.requestBodyTimeoutMs, sendMs: ctx.limits.sendTimeoutMs };
     this.#forget = forget;
-    this.deadline = coarseNow() + ctx.keepAliveTimeoutMs;
+    this.deadline = coarseNow() + ctx.limits.keepAliveTimeoutMs;
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('end', () => this.#onEnd());
-    socket.on('drain', () => (this.#tunnel === null ? this.#exchange?.onClientDrain() : this.#tunnel.clientDrained()));
+    socket.on('drain', () => this.#onDrain());
     socket.on('error', () => socket.destroy());
     socket.on('close', () => this.#onClose());
   }
@@ -131,7 +137,6 @@ class ClientConnection implements ExchangeClient {
   #onData(chunk: Buffer): void {
     switch (this.#state) {
       case READING_HEAD:
-        if (this.#buf === null) this.deadline = coarseNow() + this.#ctx.keepAliveTimeoutMs;
         this.#append(chunk);
         return this.#parse();
       case BODY:
@@ -145,32 +150,65 @@ class ClientConnection implements ExchangeClient {
     }
   }
 
+  #onDrain(): void {
+    if (this.#tunnel !== null) this.#tunnel.clientDrained();
+    else if (this.#state === DRAINING) this.#next();
+    else this.#exchange?.onClientDrain();
+  }
+
   #append(chunk: Buffer): void {
-    this.#buf = this.#buf === null ? chunk : Buffer.concat([this.#buf, chunk]);
-    if (this.#state !== READING_HEAD && this.#buf.length > MAX_PENDING) this.#socket.pause();
+    const old = this.#buf;
+    const buf = old === null ? chunk : Buffer.concat([old, chunk]);
+    this.#buf = buf;
+    // Read ahead of the request being served (pipelining) is bounded in requests and in bytes;
+    // reading resumes with the next request. (A head being read is bounded by its own limit.)
+    for (let at = buf.indexOf(CRLF2, old === null ? 0 : Math.max(0, old.length - 3)); at >= 0; at = buf.indexOf(CRLF2, at + 4)) this.#queued++;
+    if (this.#queued > this.#limits.maxPipelinedRequests || (this.#state !== READING_HEAD && buf.length > this.#limits.maxBufferedRequestBytes)) this.#socket.pause();
   }
 
   /** Reads request heads from the buffer while the connection is free for one. */
   #parse(): void {
-    while (this.#state === READING_HEAD && this.#buf !== null) {
-      let buf = this.#buf;
-      let skip = 0;
-      while (skip + 1 < buf.length && buf[skip] === 13 && buf[skip + 1] === 10) skip += 2; // empty lines before a request
-      if (skip > 0) {
-        this.#buf = skip === buf.length ? null : buf.subarray(skip);
-        if (this.#buf === null) return;
-        buf = this.#buf;
+    if (this.#parsing) return;
+    this.#parsing = true;
+    try {
+      while (this.#state === READING_HEAD && this.#buf !== null) {
+        let buf = this.#buf;
+        let skip = 0;
+        while (skip + 1 < buf.length && buf[skip] === 13 && buf[skip + 1] === 10) skip += 2; // empty lines before a request
+        if (skip > 0) {
+          this.#buf = skip === buf.length ? null : buf.subarray(skip);
+          if (this.#buf === null) return;
+          buf = this.#buf;
+        }
+        if (!this.#headStarted) {
+          // The head's own deadline, from its first byte (empty lines before it do not count).
+          this.#headStarted = true;
+          this.deadline = coarseNow() + this.#limits.requestHeadTimeoutMs;
+        }
+        const text = headText(buf);
+        if (text === undefined || text.length > MAX_REQUEST_HEAD) {
+          if (text !== undefined || buf.length > MAX_REQUEST_HEAD) return this.#reply(431, 'depad proxy: request head too large', false);
+          return this.#checkPartial(buf);
+        }
+        const end = text.length;
+        this.#buf = end + 4 < buf.length ? buf.subarray(end + 4) : null;
+        this.#checked = 0;
+        this.#queued = this.#buf === null || this.#queued === 0 ? 0 : this.#queued - 1;
+        this.#request(text);
       }
-      const text = headText(buf);
-      if (text === undefined || text.length > MAX_REQUEST_HEAD) {
-        if (text !== undefined || buf.length > MAX_REQUEST_HEAD) return this.#reply(431, 'depad proxy: request head too large', false);
-        if (buf.indexOf(LF2) >= 0) return this.#reply(400, `${MESSAGES.badRequest}: bare LF line ending`, false);
-        return;
-      }
-      const end = text.length;
-      this.#buf = end + 4 < buf.length ? buf.subarray(end + 4) : null;
-      this.#request(text);
+    } finally {
+      this.#parsing = false;
     }
+  }
+
+  /** An incomplete head: answered at once when it can no longer become valid (bare LF, HTTP/0.9, a bad line). */
+  #checkPartial(buf: Buffer): void {
+    const from = this.#checked;
+    // Only a CR or LF can complete a line or make one invalid for good.
+    if (buf.indexOf(10, from) < 0 && buf.indexOf(13, from) < 0) return;
+    const checked = checkPartialRequestHead(buf.toString('latin1', from), from);
+    if (typeof checked === 'number') this.#checked = checked;
+    else this.#reply(checked.error, `${MESSAGES.badRequest}: ${checked.reason}`, false);
   }
 
   #request(text: string): void {
@@ -216,7 +254,7 @@ class ClientConnection implements ExchangeClient {
     const i = nextUpstream(active, this.#ctx.table.unhealthy);
     if (i < 0) return this.#reply(503, MESSAGES.noUpstream, head.keepAlive && head.framing.kind === 'none');
     const entry = this.#ctx.upstreams.entry(active.keys[i] as string);
-    const exchange = new Exchange(this, entry, head, this.#ctx.headersTimeoutMs);
+    const exchange = new Exchange(this, entry, head, this.#timeouts);
     this.#exchange = exchange;
     this.#state = head.framing.kind === 'none' ? AWAITING : BODY;
     this.deadline = Infinity;
@@ -224,6 +262,7 @@ class ClientConnection implements ExchangeClient {
     if (this.#state === BODY && this.#buf !== null) {
       const pending = this.#buf;
       this.#buf = null;
+      this.#queued = 0;
       this.#feedBody(pending);
     }
   }
@@ -256,13 +295,25 @@ class ClientConnection implements ExchangeClient {
     else this.#close();
   }
 
-  /** Ready for the next request on this connection. */
+  /**
+   * Ready for the next request on this connection, once the client has taken what was written
+   * (a client that does not read gets no further answers, and is not read meanwhile).
+   */
   #next(): void {
     if (this.#clientEnded && this.#buf === null) return this.#close();
+    const socket = this.#socket;
+    const now = coarseNow();
+    if (socket.writableLength >= Math.max(this.#limits.maxBufferedResponseBytes, socket.writableHighWaterMark)) {
+      this.#state = DRAINING;
+      this.deadline = now + this.#limits.sendTimeoutMs;
+      socket.pause();
+      return;
+    }
     this.#state = READING_HEAD;
     this.#method = 'GET';
-    this.deadline = coarseNow() + this.#ctx.keepAliveTimeoutMs;
-    this.#socket.resume();
+    this.#headStarted = false;
+    this.deadline = now + this.#limits.keepAliveTimeoutMs;
+    socket.resume();
     if (!this.#feeding) this.#parse();
   }
 
@@ -294,7 +345,10 @@ class ClientConnection implements ExchangeClient {
   // ExchangeClient.
 
   write(data: Buffer | string): boolean {
-    return typeof data === 'string' ? this.#socket.write(data, 'latin1') : this.#socket.write(data);
+    const socket = this.#socket;
+    const flushed = typeof data === 'string' ? socket.write(data, 'latin1') : socket.write(data);
+    // Past the socket's high-water mark, up to the configured bound, the upstream is still read.
+    return flushed || socket.writableLength < this.#limits.maxBufferedResponseBytes;
   }
 
   pauseReading(): void {
@@ -344,10 +398,10 @@ class ClientConnection implements ExchangeClient {
 
   // The sweep and shutdown.
 
-  /** The deadline passed: a slow request head gets 408, an idle or lingering connection is closed. */
+  /** The deadline passed: a slow request head gets 408, an idle, lingering or unread connection is closed. */
   timedOut(): void {
     this.deadline = Infinity;
-    if (this.#state === BODY) return this.abort(); // lingering after an early answer
+    if (this.#state === BODY || this.#state === DRAINING) return this.abort(); // lingering after an early answer, or not reading
     if (this.#state !== READING_HEAD) return;
     if (this.#buf === null) this.#close();
     else this.#reply(408, 'depad proxy: the request head took too long', false);

@@ -1,12 +1,15 @@
 /**
  * One forwarded HTTP request: its head and body go to an upstream connection, the response comes
- * back to the client, each side with backpressure. Bodies are forwarded as they are; the framing of
- * both (Content-Length, chunked, until close) is tracked so that both connections can be reused.
+ * back to the client, each side with backpressure. Body bytes are forwarded as they are, but never
+ * their framing: a Content-Length body is counted, a chunked one decoded and re-chunked canonically
+ * (de-chunked for an HTTP/1.0 client), so both connections can be reused and no hop can read a
+ * message differently. A request body that stalls longer than its timeout gets 408 and frees its
+ * upstream connection; response headers are timed from the end of the request body.
  * A request without a body that fails on a reused (possibly stale) keep-alive connection before
  * any answer is retried once on a new connection. A `101 Switching Protocols` answer to an upgrade
  * request turns both connections into a tunnel (WebSocket).
  */
-import { ChunkedScanner } from './chunked.ts';
+import { ChunkedDecoder, encodeChunks, joinChunks } from './chunked.ts';
 import { coarseNow } from './coarse-clock.ts';
 import { MAX_RESPONSE_HEAD, clientHead, headText, parseResponseHead } from './http-head.ts';
 import type { Framing, RequestHead } from './http-head.ts';
@@ -44,6 +47,7 @@ export const MESSAGES = {
   pausedTooLong: 'depad proxy: the service was paused for too long',
   badGateway: 'depad proxy: the service did not answer',
   gatewayTimeout: 'depad proxy: the service did not answer in time',
+  bodyTimeout: 'depad proxy: the request body took too long',
   closing: 'depad proxy: shutting down',
 } as const;
 
@@ -54,21 +58,36 @@ const HEAD = 0; // waiting for (more of) the response head
 const BODY = 1;
 const DONE = 2;
 
+/** How long an exchange waits for each side (ms). */
+export interface ExchangeTimeouts {
+  /** From the end of the request body to the response head. */
+  headersMs: number;
+  /** The longest gap between two reads of the request body (while the proxy is reading it). */
+  bodyMs: number;
+  /** How long the client may leave response bytes untaken. */
+  sendMs: number;
+}
+
 /** One request in flight: tracked on its upstream until complete. */
 export class Exchange extends Tracked implements SocketUser {
   readonly kind = 'request' as const;
   readonly #client: ExchangeClient;
   readonly #entry: UpstreamEntry;
   readonly #head: RequestHead;
+  readonly #timeouts: ExchangeTimeouts;
+  /** The client speaks HTTP/1.0: no interim responses, no chunked coding. */
+  readonly #http10: boolean;
   #up: UpstreamSocket | null = null;
   #retried = false;
   #finished = false;
-  /** When response headers are due (ms since epoch); Infinity once they came. */
+  /** When response headers are due (ms since epoch); Infinity until the request body is complete, and once they came. */
   #headersDue: number;
+  /** When the next piece of request body is due; Infinity when none is awaited from the client. */
+  #bodyDue: number;
 
   // Request body.
   #reqLeft = 0;
-  #reqScanner: ChunkedScanner | null = null;
+  #reqDecoder: ChunkedDecoder | null = null;
   #reqDone: boolean;
   /** The response ended before the request body: the rest of the body is read and dropped. */
   #discarding = false;
@@ -78,7 +97,7 @@ export class Exchange extends Tracked implements SocketUser {
   #resBuf: Buffer | null = null;
   #resKind: Framing['kind'] = 'none';
   #resLeft = 0;
-  #resScanner: ChunkedScanner | null = null;
+  #resDecoder: ChunkedDecoder | null = null;
   #reusable = false;
   #keepClient = false;
   /** Any byte came from the upstream. */
@@ -87,17 +106,23 @@ export class Exchange extends Tracked implements SocketUser {
   #sent = false;
   /** Upstream reading is paused until the client drains. */
   #waitingForClient = false;
+  /** When the client must have taken what waits for it (while `#waitingForClient`). */
+  #clientDue = Infinity;
 
-  constructor(client: ExchangeClient, entry: UpstreamEntry, head: RequestHead, headersTimeoutMs: number) {
+  constructor(client: ExchangeClient, entry: UpstreamEntry, head: RequestHead, timeouts: ExchangeTimeouts) {
     super();
     this.#client = client;
     this.#entry = entry;
     this.#head = head;
-    this.#headersDue = coarseNow() + headersTimeoutMs;
+    this.#timeouts = timeouts;
+    this.#http10 = head.minor === 0;
     const framing = head.framing;
     this.#reqDone = framing.kind === 'none';
+    const now = coarseNow();
+    this.#headersDue = this.#reqDone ? now + timeouts.headersMs : Infinity;
+    this.#bodyDue = this.#reqDone ? Infinity : now + timeouts.bodyMs;
     if (framing.kind === 'length') this.#reqLeft = framing.length;
-    else if (framing.kind === 'chunked') this.#reqScanner = new ChunkedScanner();
+    else if (framing.kind === 'chunked') this.#reqDecoder = new ChunkedDecoder();
   }
 
   /** True once the whole request body went upstream (or was dropped). */
@@ -118,27 +143,40 @@ export class Exchange extends Tracked implements SocketUser {
   }
 
   /**
-   * Request body bytes from the client: forwards the part that belongs to this request and
-   * returns its length (what follows is the next request).
+   * Request body bytes from the client: forwards the part that belongs to this request (a chunked
+   * body re-chunked) and returns its length (what follows is the next request).
    */
   requestData(chunk: Buffer): number {
     if (this.#reqDone) return 0;
     let used: number;
-    if (this.#reqScanner === null) {
+    let out: Buffer;
+    const decoder = this.#reqDecoder;
+    if (decoder === null) {
       used = Math.min(chunk.length, this.#reqLeft);
       this.#reqLeft -= used;
       this.#reqDone = this.#reqLeft === 0;
+      out = used === chunk.length ? chunk : chunk.subarray(0, used);
     } else {
-      const end = this.#reqScanner.scan(chunk);
+      const end = decoder.decode(chunk);
       if (end === -2) {
-        this.#fail(400, MESSAGES.badRequest, undefined);
+        this.#fail(400, `${MESSAGES.badRequest}: invalid chunked body`, undefined);
         return chunk.length;
       }
       used = end === -1 ? chunk.length : end;
       this.#reqDone = end !== -1;
+      out = encodeChunks(chunk, decoder.spans, this.#reqDone);
     }
+    const now = coarseNow();
+    if (this.#reqDone) {
+      this.#bodyDue = Infinity;
+      if (this.#res === HEAD) this.#headersDue = now + this.#timeouts.headersMs;
+    } else this.#bodyDue = now + this.#timeouts.bodyMs;
     const up = this.#up;
-    if (!this.#discarding && up !== null && !up.socket.write(used === chunk.length ? chunk : chunk.subarray(0, used))) this.#client.pauseReading();
+    if (!this.#discarding && up !== null && out.length > 0 && !up.socket.write(out) && !this.#reqDone) {
+      // The upstream reads the body slower than it comes: the client waits, and is not timed meanwhile.
+      this.#client.pauseReading();
+      this.#bodyDue = Infinity;
+    }
     if (this.#reqDone && this.#res === DONE) this.#finish(true);
     return used;
   }
@@ -146,7 +184,9 @@ export class Exchange extends Tracked implements SocketUser {
   // SocketUser: events of the upstream connection.
 
   onUpstreamDrain(): void {
-    if (!this.#reqDone) this.#client.resumeReading();
+    if (this.#reqDone || this.#bodyDue !== Infinity) return;
+    this.#bodyDue = coarseNow() + this.#timeouts.bodyMs;
+    this.#client.resumeReading();
   }
 
   onUpstreamData(data: Buffer): boolean {
@@ -187,6 +227,7 @@ export class Exchange extends Tracked implements SocketUser {
   onClientDrain(): void {
     if (!this.#waitingForClient) return;
     this.#waitingForClient = false;
+    this.#clientDue = Infinity;
     this.#up?.resume();
   }
 
@@ -209,11 +250,18 @@ export class Exchange extends Tracked implements SocketUser {
   }
 
   override expire(now: number): void {
-    if (now < this.#headersDue || this.#finished) return;
-    this.#headersDue = Infinity;
-    this.#up?.destroy();
-    this.#up = null;
-    this.#fail(504, MESSAGES.gatewayTimeout, new Error('the upstream sent no response headers in time'));
+    if (this.#finished) return;
+    if (now >= this.#bodyDue) {
+      // The client stopped sending its body: 408, and the upstream connection is given up at once.
+      this.#bodyDue = Infinity;
+      this.#fail(408, MESSAGES.bodyTimeout, undefined);
+    } else if (now >= this.#clientDue) {
+      // The client has not taken the response for too long: both connections are given up.
+      this.destroy();
+    } else if (now >= this.#headersDue) {
+      this.#headersDue = Infinity;
+      this.#fail(504, MESSAGES.gatewayTimeout, new Error('the upstream sent no response headers in time'));
+    }
   }
 
   // Response handling.
@@ -242,8 +290,14 @@ export class Exchange extends Tracked implements SocketUser {
         return this.#switchProtocols(buf, owned);
       }
       if (parsed.status < 200) {
-        // Interim (100 Continue, 103 Early Hints): passed on as it is; the final response follows.
-        this.#send(buf.subarray(0, bodyStart), owned);
+        // Interim (100 Continue, 103 Early Hints): passed on (never to an HTTP/1.0 client, which
+        // does not know them); the final response follows.
+        if (this.#http10) {
+          // dropped
+        } else if (parsed.needsRewrite) {
+          this.#client.write(clientHead(parsed, false));
+          this.#sent = true;
+        } else this.#send(buf.subarray(0, bodyStart), owned);
         if (bodyStart === buf.length) return true;
         buf = buf.subarray(bodyStart);
         continue;
@@ -252,13 +306,13 @@ export class Exchange extends Tracked implements SocketUser {
       this.#res = BODY;
       this.#resKind = parsed.framing.kind;
       if (parsed.framing.kind === 'length') this.#resLeft = parsed.framing.length;
-      else if (parsed.framing.kind === 'chunked') this.#resScanner = new ChunkedScanner();
+      else if (parsed.framing.kind === 'chunked') this.#resDecoder = new ChunkedDecoder();
       this.#reusable = parsed.reusable;
       // An answer before the whole request body (an early 413, or a refused Expect: 100-continue):
       // the client may never send the rest, so the connection closes after this response.
       this.#keepClient = this.#head.keepAlive && this.#reqDone && parsed.framing.kind !== 'close' && !this.#client.closing();
       if (parsed.needsRewrite || !this.#keepClient) {
-        this.#client.write(clientHead(parsed, !this.#keepClient));
+        this.#client.write(clientHead(parsed, !this.#keepClient, this.#http10));
         this.#sent = true;
         return this.#relayBody(buf, bodyStart, owned);
       }
@@ -284,13 +338,8 @@ export class Exchange extends Tracked implements SocketUser {
         if (this.#resLeft === 0) this.#res = DONE;
         break;
       }
-      case 'chunked': {
-        const e = (this.#resScanner as ChunkedScanner).scan(buf, bodyStart);
-        if (e === -2) return this.#fail(502, MESSAGES.badGateway, new Error('invalid chunked response body')), true;
-        end = e === -1 ? buf.length : e;
-        if (e !== -1) this.#res = DONE;
-        break;
-      }
+      case 'chunked':
+        return this.#relayChunks(buf, bodyStart);
       default:
         end = buf.length;
     }
@@ -300,8 +349,33 @@ export class Exchange extends Tracked implements SocketUser {
       this.#responseDone();
       return true;
     }
-    if (!flushed) this.#waitingForClient = true;
+    if (!flushed) this.#waitForClient();
     return flushed;
+  }
+
+  /**
+   * Forwards the chunked response body in `buf` from `start`, re-chunked canonically (extensions
+   * and trailers dropped), or de-chunked for an HTTP/1.0 client. Returns false to pause the upstream.
+   */
+  #relayChunks(buf: Buffer, start: number): boolean {
+    const decoder = this.#resDecoder as ChunkedDecoder;
+    const e = decoder.decode(buf, start);
+    if (e === -2) return this.#fail(502, MESSAGES.badGateway, new Error('invalid chunked response body')), true;
+    const done = e !== -1;
+    if (done && e < buf.length) this.#reusable = false; // more than the response: not reused
+    const out = this.#http10 ? joinChunks(buf, decoder.spans) : encodeChunks(buf, decoder.spans, done);
+    const flushed = out.length > 0 ? this.#send(out, true) : true;
+    if (done) {
+      this.#responseDone();
+      return true;
+    }
+    if (!flushed) this.#waitForClient();
+    return flushed;
+  }
+
+  #waitForClient(): void {
+    this.#waitingForClient = true;
+    this.#clientDue = coarseNow() + this.#timeouts.sendMs;
   }
 
   /** Writes response bytes to the client (copied unless the buffer is the exchange's own). */

@@ -44,7 +44,7 @@ export const HOST_CHAR = new Uint8Array(256);
 for (const c of "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=:[]%") HOST_CHAR[c.charCodeAt(0)] = 1;
 
 /** Field names the proxy acts on (lowercase) and their codes. */
-export const F = { Other: 0, Host: 1, ContentLength: 2, TransferEncoding: 3, Connection: 4, Upgrade: 5, HopByHop: 6, XForwardedFor: 7, XForwarded: 8 } as const;
+export const F = { Other: 0, Host: 1, ContentLength: 2, TransferEncoding: 3, Connection: 4, Upgrade: 5, HopByHop: 6, XForwardedFor: 7, XForwarded: 8, Confusable: 9 } as const;
 /** Known field names (lowercase) by length, with their codes: matched without allocating. */
 const KNOWN: [string, number][][] = [];
 for (const [name, kind] of [
@@ -64,18 +64,28 @@ for (const [name, kind] of [
   ['x-forwarded-host', F.XForwarded],
 ] as const) (KNOWN[name.length] ??= []).push([name, kind]);
 
-/** The code of the field name `text[start, end)` (tchars only, any case). */
+/**
+ * The code of the field name `text[start, end)` (tchars only, any case). A name that is one of
+ * the known names with `_` for some `-` (`Content_Length`, `X_Forwarded_For`) is `Confusable`:
+ * servers that map `-` and `_` alike (CGI, WSGI, Rack) would read it as the real one, so it is
+ * never forwarded.
+ */
 function classify(text: string, start: number, end: number): number {
   const candidates = KNOWN[end - start];
   if (candidates === undefined) return F.Other;
   next: for (const [name, kind] of candidates) {
+    let underscore = false;
     // `| 0x20` lowercases letters and leaves '-' and digits alone; no other tchar becomes a letter.
-    for (let k = 0; k < name.length; k++) if ((text.charCodeAt(start + k) | 0x20) !== name.charCodeAt(k)) continue next;
-    return kind;
+    for (let k = 0; k < name.length; k++) {
+      const c = text.charCodeAt(start + k);
+      if ((c | 0x20) === name.charCodeAt(k)) continue;
+      if (c === 95 /* _ */ && name.charCodeAt(k) === 45 /* - */) underscore = true;
+      else continue next;
+    }
+    return underscore ? F.Confusable : kind;
   }
   return F.Other;
 }
-
 
 /** The fields of one head, as offsets into its text (reused between parses: parsing is synchronous). */
 export const field = {
@@ -91,6 +101,8 @@ export const field = {
   close: false,
   /** Connection lists `upgrade`. */
   upgrade: false,
+  /** Connection lists a field that frames or routes the message (Content-Length, Transfer-Encoding, Host). */
+  listsFraming: false,
 };
 
 /** A head the proxy refuses: the status to answer and why. */
@@ -119,7 +131,7 @@ export function splitFields(text: string, pos: number): void {
   const len = text.length;
   field.count = 0;
   field.names.length = 0;
-  field.close = field.upgrade = false;
+  field.close = field.upgrade = field.listsFraming = false;
   while (pos < len) {
     const colon = text.indexOf(':', pos);
     let end = text.indexOf('\r\n', colon);
@@ -145,6 +157,7 @@ export function splitFields(text: string, pos: number): void {
             const token = part.trim().toLowerCase();
             if (token === 'close') field.close = true;
             else if (token === 'upgrade') field.upgrade = true;
+            else if (token === 'content-length' || token === 'transfer-encoding' || token === 'host') field.listsFraming = true;
             else if (token !== '' && token !== 'keep-alive') field.names.push(token);
           }
         }
@@ -218,6 +231,20 @@ export function contentLength(text: string): number {
     }
   }
   return length;
+}
+
+/**
+ * True when the head has exactly one Content-Length field, written plainly (digits, nothing after
+ * them): such a head can be passed on as it is.
+ */
+export function plainContentLength(text: string): boolean {
+  let seen = 0;
+  for (let n = 0; n < field.count; n++) {
+    if (field.kind[n] !== F.ContentLength) continue;
+    if (++seen > 1 || field.valueEnd[n] !== field.lineEnd[n]) return false;
+    if (decimal(text, field.valueStart[n] as number, field.valueEnd[n] as number) < 0) return false;
+  }
+  return seen === 1;
 }
 
 /** The Transfer-Encoding codings joined (lowercase), or undefined when there is none. */

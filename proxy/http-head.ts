@@ -24,6 +24,7 @@ import {
   equalsLower,
   explainFieldError,
   field,
+  plainContentLength,
   splitFields,
   transferCodings,
   value,
@@ -36,6 +37,10 @@ export type { Framing, HeadError } from './http-fields.ts';
 
 /** A well-formed request head: the whole of it, checked in one go (native code). */
 const REQUEST_HEAD = new RegExp(`^[${TCHARS}]+ [\\x21-\\x7e]+ HTTP/1\\.[01]${FIELDS}`);
+/** A complete request line. */
+const REQUEST_LINE = new RegExp(`^[${TCHARS}]+ [\\x21-\\x7e]+ HTTP/1\\.[01]$`);
+/** A complete field line. */
+const FIELD_LINE = new RegExp(`^[${TCHARS}]+:[${VALUE_CHARS}]*$`);
 /** A well-formed response head. */
 const RESPONSE_HEAD = new RegExp(`^HTTP/1\\.[01] \\d{3}(?: [${VALUE_CHARS}]*)?${FIELDS}`);
 
@@ -82,8 +87,10 @@ export function parseRequestHead(text: string, fwd: ForwardFor): RequestHead | H
   const minor = text.charCodeAt(lineLength - 1) === 49 ? 1 : 0;
   const method = text.slice(0, sp1);
   let target = text.slice(sp1 + 1, sp2);
+  if (method === 'TRACE' || method === 'CONNECT') return { error: 405, reason: `${method} is not allowed` };
   splitFields(text, lineLength + 2);
   if (field.count === MAX_FIELDS) return { error: 431, reason: 'too many header fields' };
+  if (field.listsFraming) return { error: 400, reason: 'Connection lists Content-Length, Transfer-Encoding or Host' };
 
   let host: string | undefined;
   let hosts = 0;
@@ -120,15 +127,18 @@ export function parseRequestHead(text: string, fwd: ForwardFor): RequestHead | H
   else framing = length > 0 ? { kind: 'length', length } : NO_BODY;
 
   const close = field.close;
-  const wantsUpgrade = upgrade !== undefined && field.upgrade;
+  const wantsUpgrade = upgrade !== undefined && field.upgrade && minor === 1;
   let out = `${method} ${target} HTTP/1.${minor}\r\n`;
   for (let n = 0; n < field.count; n++) {
     const kind = field.kind[n];
-    if (kind === F.Other || kind === F.ContentLength || kind === F.TransferEncoding) {
+    if (kind === F.Other) {
       if (!connectionListed(text, n)) out += `${text.slice(field.lineStart[n], field.lineEnd[n])}\r\n`;
     } else if (kind === F.Host && !hostFromTarget) out += `${text.slice(field.lineStart[n], field.lineEnd[n])}\r\n`;
   }
   if (hostFromTarget) out += `Host: ${host}\r\n`;
+  // The body's framing, written by the proxy: never the client's bytes.
+  if (framing.kind === 'chunked') out += 'Transfer-Encoding: chunked\r\n';
+  else if (length >= 0) out += `Content-Length: ${length}\r\n`;
   if (wantsUpgrade) out += `Connection: Upgrade\r\nUpgrade: ${upgrade}\r\n`;
   else if (minor === 0) out += 'Connection: close\r\n';
   out += `X-Forwarded-For: ${xff === undefined ? fwd.clientIp : `${xff}, ${fwd.clientIp}`}\r\nX-Forwarded-Proto: ${fwd.proto}\r\nX-Forwarded-Host: ${host}\r\n\r\n`;
@@ -142,6 +152,35 @@ export function parseRequestHead(text: string, fwd: ForwardFor): RequestHead | H
     upgrade: wantsUpgrade ? upgrade : undefined,
     upstreamHead: out,
   };
+}
+
+/**
+ * Checks a request head that has not ended yet: `text` is the buffered head from offset `base`
+ * (latin1), where `base` is what the previous call returned (the lines before it are valid).
+ * Returns the offset of the first line not yet complete, or the error to answer at once when the
+ * head can no longer become valid: a bad request line (HTTP/0.9 among them) or field line, a bare
+ * LF or a bare CR.
+ */
+export function checkPartialRequestHead(text: string, base: number): number | HeadError {
+  let pos = 0;
+  for (let crlf = text.indexOf('\r\n'); crlf >= 0; crlf = text.indexOf('\r\n', pos)) {
+    const line = text.slice(pos, crlf);
+    if (line.includes('\n')) return { error: 400, reason: 'bare LF line ending' };
+    if (base + pos === 0) {
+      if (!REQUEST_LINE.test(line)) {
+        const why = explainRequestError(line, line.length);
+        return { error: why.error ?? 400, reason: why.reason };
+      }
+    } else if (!FIELD_LINE.test(line)) return { error: 400, reason: explainFieldError(line, 0) };
+    pos = crlf + 2;
+  }
+  for (let i = pos; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 10) return { error: 400, reason: 'bare LF line ending' };
+    // Every CRLF was taken above: a CR with anything after it is a bare CR.
+    if (c === 13 && i + 1 < text.length) return { error: 400, reason: 'bare CR in the head' };
+  }
+  return base + pos;
 }
 
 /** Why a request head failed the check. */
@@ -160,24 +199,35 @@ function explainRequestError(text: string, lineLength: number): { error?: number
   return { reason: explainFieldError(text, lineLength + 2) };
 }
 
+/**
+ * The authority and the rest of an absolute-form target (`http://host[:port]/path?query`), the
+ * rest passed on exactly as sent (no dot-segment removal, no re-encoding: as for origin-form).
+ */
 function absoluteTarget(url: string): { host: string; path: string } | undefined {
-  if (!/^https?:\/\//i.test(url)) return undefined;
-  try {
-    const parsed = new URL(url);
-    if (parsed.host === '' || parsed.username !== '' || parsed.password !== '') return undefined;
-    return { host: parsed.host, path: `${parsed.pathname}${parsed.search}` };
-  } catch {
-    return undefined;
-  }
+  const scheme = /^https?:\/\//i.exec(url);
+  if (scheme === null) return undefined;
+  const from = scheme[0].length;
+  let end = from;
+  while (end < url.length && url.charCodeAt(end) !== 47 /* / */ && url.charCodeAt(end) !== 63 /* ? */ && url.charCodeAt(end) !== 35 /* # */) end++;
+  const host = url.slice(from, end);
+  if (host === '' || host.includes('@')) return undefined;
+  const rest = url.slice(end);
+  return { host, path: rest.charCodeAt(0) === 47 ? rest : `/${rest}` };
 }
 
 /** A parsed upstream response. */
 export interface ResponseHead {
   status: number;
   framing: Framing;
+  /** The Content-Length the upstream sent (-1: none); meaningful as metadata for HEAD and 304. */
+  contentLength: number;
   /** The upstream connection may carry another request after this response. */
   reusable: boolean;
-  /** The head has hop-by-hop fields (other than `Connection: keep-alive`) to drop before the client sees it. */
+  /**
+   * The head must be rewritten before the client sees it: it has hop-by-hop fields (other than
+   * `Connection: keep-alive`), or framing the proxy writes itself (Transfer-Encoding, a
+   * Content-Length that is not one plain number, a confusable name).
+   */
   needsRewrite: boolean;
   /** The head's text, for `clientHead`. */
   text: string;
@@ -201,7 +251,7 @@ export function parseResponseHead(text: string, method: string): ResponseHead | 
   splitFields(text, lineEnd < 0 ? text.length : lineEnd + 2);
   if (field.count === MAX_FIELDS) return { error: 502, reason: 'too many header fields' };
   let needsRewrite = false;
-  let length = -1;
+  let lengths = 0;
   let codings: string | undefined;
   const names = field.names;
   for (let n = 0; n < field.count; n++) {
@@ -214,48 +264,57 @@ export function parseResponseHead(text: string, method: string): ResponseHead | 
         break;
       case F.HopByHop:
       case F.Upgrade:
+      case F.Confusable:
         needsRewrite = true;
         break;
       case F.ContentLength:
-        if (length === -1) length = contentLength(text);
+        lengths++;
         break;
       case F.TransferEncoding:
+        needsRewrite = true;
         codings ??= transferCodings(text);
     }
   }
+  const length = lengths === 0 ? -1 : contentLength(text);
+  if (lengths > 0 && !needsRewrite && !plainContentLength(text)) needsRewrite = true;
   let reusable = minor === 1 && !field.close;
   let framing: Framing;
   if (method === 'HEAD' || status < 200 || status === 204 || status === 304) framing = NO_BODY;
-  else if (codings !== undefined) {
-    framing = /(?:^|,)\s*chunked$/.test(codings) ? CHUNKED : UNTIL_CLOSE;
-    if (length !== -1) needsRewrite = true; // Content-Length beside Transfer-Encoding is dropped
-  } else if (length === -2) return { error: 502, reason: 'invalid Content-Length' };
+  else if (codings !== undefined) framing = /(?:^|,)[ \t]*chunked$/.test(codings) ? CHUNKED : UNTIL_CLOSE;
+  else if (length === -2) return { error: 502, reason: 'invalid Content-Length' };
   else framing = length >= 0 ? { kind: 'length', length } : UNTIL_CLOSE;
   if (framing.kind === 'close') reusable = false;
-  return { status, framing, reusable, needsRewrite, text };
+  return { status, framing, contentLength: length, reusable, needsRewrite, text };
 }
 
 /**
- * The head to send the client for `head` (the response most recently parsed): hop-by-hop fields
- * dropped (a 101 keeps Connection and Upgrade), Content-Length dropped beside Transfer-Encoding,
- * and `Connection: close` when the proxy closes the client's connection after this response.
+ * The head to send the client for `head` (the response most recently parsed), with framing the
+ * proxy writes itself: hop-by-hop and confusable fields dropped (a 101 keeps Connection and
+ * Upgrade), the upstream's Content-Length and Transfer-Encoding replaced by one plain
+ * `Content-Length` or `Transfer-Encoding: chunked` (the body is re-chunked), no chunked coding for
+ * an HTTP/1.0 client (`http10`: the body is de-chunked and ends with the connection), and
+ * `Connection: close` when the proxy closes the client's connection after this response.
  * Must be called before the next parse.
  */
-export function clientHead(head: ResponseHead, closeClient: boolean): string {
+export function clientHead(head: ResponseHead, closeClient: boolean, http10 = false): string {
   const text = head.text;
   const lineEnd = text.indexOf('\r\n');
   let out = `${lineEnd < 0 ? text : text.slice(0, lineEnd)}\r\n`;
   const switching = head.status === 101;
-  const chunkedOrClose = head.framing.kind === 'chunked' || (head.framing.kind === 'close' && transferCodings(text) !== undefined);
+  const kind = head.framing.kind;
   for (let n = 0; n < field.count; n++) {
-    const kind = field.kind[n];
+    const k = field.kind[n];
     const keep = switching
-      ? kind !== F.HopByHop
-      : kind === F.Other
+      ? k !== F.HopByHop && k !== F.Confusable
+      : k === F.Other
         ? !connectionListed(text, n)
-        : kind === F.TransferEncoding || (kind === F.ContentLength && !chunkedOrClose) || kind === F.XForwardedFor || kind === F.XForwarded || kind === F.Host;
+        : (k === F.TransferEncoding && kind === 'close') || k === F.XForwardedFor || k === F.XForwarded || k === F.Host;
     if (keep) out += `${text.slice(field.lineStart[n], field.lineEnd[n])}\r\n`;
   }
-  if (closeClient && !switching) out += 'Connection: close\r\n';
+  if (kind === 'length') out += `Content-Length: ${(head.framing as { length: number }).length}\r\n`;
+  else if (kind === 'chunked') {
+    if (!http10) out += 'Transfer-Encoding: chunked\r\n';
+  } else if (kind === 'none' && head.contentLength >= 0 && head.status !== 204 && head.status >= 200) out += `Content-Length: ${head.contentLength}\r\n`;
+  if ((closeClient || (http10 && kind === 'chunked')) && !switching) out += 'Connection: close\r\n';
   return `${out}\r\n`;
 }

@@ -14,7 +14,9 @@ import type { Logger } from '../src/logger.ts';
 import { startControlServer } from './control-server.ts';
 import { listenTcp } from './listeners.ts';
 import type { ControlServer } from './control-server.ts';
-import { ClientConnections, HEADERS_TIMEOUT_MS, KEEP_ALIVE_TIMEOUT_MS } from './http-connection.ts';
+import { ClientConnections } from './http-connection.ts';
+import { proxyLimits } from './limits.ts';
+import type { ProxyLimits } from './limits.ts';
 import type { ForwardContext } from './http-connection.ts';
 import { PauseGate } from './pause-gate.ts';
 import { RouteTable } from './route-table.ts';
@@ -30,6 +32,9 @@ export { ProxyClient } from './client.ts';
 export type { ProxyClientOptions, ProxyHealth, RouteChange } from './client.ts';
 /** The shared vocabulary (types.ts). */
 export type { CertificateSource, ChallengeResponder, DrainResult, Route, RouteSnapshot, Upstream } from './types.ts';
+/** Timeouts and buffer bounds of client connections, and their defaults. */
+export { DEFAULT_LIMITS } from './limits.ts';
+export type { ProxyLimits } from './limits.ts';
 /** In-flight counts per upstream, as `load()` reports them. */
 export type { UpstreamLoad } from './upstreams.ts';
 
@@ -37,8 +42,8 @@ export { proxyPaths } from './paths.ts';
 import { proxyPaths, type ProxyPaths } from './paths.ts';
 export type { ProxyPaths } from './paths.ts';
 
-/** Options of `startProxy`. */
-export interface ProxyOptions {
+/** Options of `startProxy`; the limits (`ProxyLimits`, see limits.ts) default to `DEFAULT_LIMITS`. */
+export interface ProxyOptions extends Partial<ProxyLimits> {
   /** Directory of `routes.json` and `control.sock` (created, mode 0750, if missing). */
   stateDir: string;
   /** Port of the HTTP listener (default 80; 0 picks a free one, see `httpPort` on the handle). */
@@ -51,10 +56,6 @@ export interface ProxyOptions {
   logger?: Logger;
   /** How long `close()` waits for in-flight work before ending it (default 10 000 ms). */
   closeTimeoutMs?: number;
-  /** How long an upstream may take to send response headers before the client gets 504 (default 300 000 ms, checked once a second). */
-  headersTimeoutMs?: number;
-  /** How long an idle client connection is kept, and how long a client may take to send a request head (default 60 000 ms). */
-  keepAliveTimeoutMs?: number;
   /** The HTTPS listener (TLS with SNI): where, and the certificates it serves. Unset: none. */
   https?: { port: number; host?: string; certificates: CertificateSource };
   /** Answers ACME HTTP-01 challenges on the HTTP listener. */
@@ -107,8 +108,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     log,
     proto: 'http',
     closing: () => closing,
-    headersTimeoutMs: options.headersTimeoutMs ?? HEADERS_TIMEOUT_MS,
-    keepAliveTimeoutMs: options.keepAliveTimeoutMs ?? KEEP_ALIVE_TIMEOUT_MS,
+    limits: proxyLimits(options),
   };
   const tcp = new TcpListeners({ table, upstreams, gate, log, host: options.tcpHost ?? '0.0.0.0' });
   table.onChange((snapshot) => {

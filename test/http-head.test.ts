@@ -3,8 +3,8 @@
  * delimited, and the request-smuggling shapes that are refused.
  */
 import test from 'ava';
-import { ChunkedScanner } from '../proxy/chunked.ts';
-import { clientHead, headText, parseRequestHead, parseResponseHead } from '../proxy/http-head.ts';
+import { ChunkedDecoder, encodeChunks, joinChunks } from '../proxy/chunked.ts';
+import { checkPartialRequestHead, clientHead, headText, parseRequestHead, parseResponseHead } from '../proxy/http-head.ts';
 import type { HeadError, RequestHead, ResponseHead } from '../proxy/http-head.ts';
 
 const FWD = { clientIp: '192.0.2.7', proto: 'http' };
@@ -58,7 +58,7 @@ test('hop-by-hop fields and those named in Connection are dropped; X-Forwarded-F
   t.deepEqual(head.framing, { kind: 'length', length: 3 });
   t.is(
     head.upstreamHead,
-    'POST /x HTTP/1.1\r\nhost: a.test\r\nContent-Length: 3\r\nX-Kept: yes\r\n' +
+    'POST /x HTTP/1.1\r\nhost: a.test\r\nX-Kept: yes\r\nContent-Length: 3\r\n' +
       'X-Forwarded-For: 203.0.113.1, 203.0.113.2, 192.0.2.7\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: a.test\r\n\r\n',
   );
 });
@@ -121,7 +121,14 @@ test('request smuggling shapes and malformed heads are refused with 400 (or 501/
     [['GET / HTTP/1.1', 'Host: a/b'], 400],
     [['GET / HTTP/1.1', 'Host: user@a'], 400],
     [['GET / HTTP/1.1', 'Host:'], 400],
-    [['CONNECT a.test:443 HTTP/1.1', 'Host: a.test:443'], 400],
+    [['CONNECT a.test:443 HTTP/1.1', 'Host: a.test:443'], 405],
+    [['TRACE / HTTP/1.1', 'Host: a'], 405],
+    [['POST / HTTP/1.1', 'Host: a', 'Connection: Content-Length', 'Content-Length: 5'], 400],
+    [['POST / HTTP/1.1', 'Host: a', 'Connection: close, content-length', 'Content-Length: 5'], 400],
+    [['POST / HTTP/1.1', 'Host: a', 'Connection: Transfer-Encoding', 'Transfer-Encoding: chunked'], 400],
+    [['GET / HTTP/1.1', 'Host: a', 'Connection: host'], 400],
+    [['POST / HTTP/1.1', 'Host: a', 'Transfer-Encoding: chunked, chunked'], 501],
+    [['POST / HTTP/1.1', 'Host: a', 'Transfer-Encoding: chunked', 'Transfer-Encoding: chunked'], 501],
     [['GET http://user:pw@a.test/ HTTP/1.1', 'Host: a.test'], 400],
     [['GET /a b HTTP/1.1', 'Host: a'], 400],
     [['GET  / HTTP/1.1', 'Host: a'], 400],
@@ -134,6 +141,71 @@ test('request smuggling shapes and malformed heads are refused with 400 (or 501/
     [['GET / HTTP/1.1', 'Host: a', ...Array.from({ length: 300 }, (_, i) => `X-${i}: 1`)], 431],
   ];
   for (const [lines, status] of cases) t.is(refused(lines).error, status, JSON.stringify(lines.slice(0, 4)));
+});
+
+test('framing is re-written by the proxy: one plain Content-Length or Transfer-Encoding: chunked, never the client\'s fields', (t) => {
+  const listed = req(['POST / HTTP/1.1', 'Host: a', 'Content-Length: 5, 5', 'content-length:  5']);
+  t.deepEqual(listed.framing, { kind: 'length', length: 5 });
+  t.is(listed.upstreamHead.match(/content-length/gi)?.length, 1);
+  t.true(listed.upstreamHead.includes('\r\nContent-Length: 5\r\n'));
+  const tab = req(['POST / HTTP/1.1', 'Host: a', 'Transfer-Encoding:\tChunked']);
+  t.deepEqual(tab.framing, { kind: 'chunked' });
+  t.true(tab.upstreamHead.includes('\r\nTransfer-Encoding: chunked\r\n'));
+  t.false(tab.upstreamHead.includes('\t'));
+  const zero = req(['POST / HTTP/1.1', 'Host: a', 'Content-Length: 000']);
+  t.true(zero.upstreamHead.includes('\r\nContent-Length: 0\r\n'));
+  // Names that differ from a framing or forwarding field only by `_` are dropped.
+  const confusable = req(['GET / HTTP/1.1', 'Host: a', 'Content_Length: 40', 'Transfer_Encoding: chunked', 'X_Forwarded_For: 6.6.6.6', 'X_Other: kept']);
+  t.deepEqual(confusable.framing, { kind: 'none' });
+  t.false(/content_length|transfer_encoding|x_forwarded_for/i.test(confusable.upstreamHead));
+  t.true(confusable.upstreamHead.includes('\r\nX_Other: kept\r\n'));
+  // Connection may still name other fields: they are dropped.
+  t.false(req(['GET / HTTP/1.1', 'Host: a', 'Connection: X-Private', 'X-Private: 1']).upstreamHead.includes('X-Private'));
+});
+
+test('absolute-form targets keep their path exactly as sent (no dot-segment removal)', (t) => {
+  const head = req(['GET http://a.test/a/%2e%2e/b/../c?x=%2F HTTP/1.1', 'Host: a.test']);
+  t.is(head.target, '/a/%2e%2e/b/../c?x=%2F');
+  t.is(req(['GET http://a.test HTTP/1.1', 'Host: a.test']).target, '/');
+  t.is(req(['GET http://a.test?q HTTP/1.1', 'Host: a.test']).target, '/?q');
+  t.is(refused(['GET http://u@a.test/ HTTP/1.1', 'Host: a.test']).error, 400);
+});
+
+test('an unfinished head is refused at once when it can no longer become valid', (t) => {
+  const check = (text: string) => checkPartialRequestHead(text, 0);
+  t.deepEqual(check('GET /x\r\n'), { error: 400, reason: 'malformed request line' });
+  t.is((check('GET / HTTP/1.1\nHost: a\n\r\n') as { error: number }).error, 400);
+  t.is((check('GET / HTTP/1.1\r\nHost: a\n') as { error: number }).error, 400);
+  t.is((check('GET / HTTP/1.1\r\nHost: a\rX') as { error: number }).error, 400);
+  t.is((check('GET / HTTP/1.1\r\n folded: 1\r\n') as { error: number }).error, 400);
+  t.is((check('GET / HTTP/2.0\r\n') as { error: number }).error, 505);
+  t.is(check('GET / HTTP/1.1\r\nHost: a\r'), 16);
+  t.is(check('GET / HTTP/1.1\r\nHost: a\r\nX-Y: partial'), 25);
+  t.is(check('GET /inco'), 0);
+  // From a later offset, only what follows is checked.
+  t.is(checkPartialRequestHead('X-Y: 1\r\nZ', 25), 33);
+});
+
+test('responses: framing rewritten unless one plain Content-Length; HTTP/1.0 clients get no chunked coding', (t) => {
+  t.false(res(['HTTP/1.1 200 OK', 'Content-Length: 12']).needsRewrite);
+  for (const lines of [
+    ['HTTP/1.1 200 OK', 'Content-Length: 12, 12'],
+    ['HTTP/1.1 200 OK', 'Content-Length: 12', 'Content-Length: 12'],
+    ['HTTP/1.1 200 OK', 'Content-Length: 12 '],
+    ['HTTP/1.1 200 OK', 'Content-Length: 12', 'Content_Length: 3'],
+  ]) {
+    const head = res(lines);
+    t.true(head.needsRewrite, JSON.stringify(lines));
+    t.deepEqual(head.framing, { kind: 'length', length: 12 });
+    t.is(clientHead(head, false), 'HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n', JSON.stringify(lines));
+  }
+  const chunked = res(['HTTP/1.1 200 OK', 'Transfer-Encoding:  chunked', 'X: 1']);
+  t.is(clientHead(chunked, false), 'HTTP/1.1 200 OK\r\nX: 1\r\nTransfer-Encoding: chunked\r\n\r\n');
+  t.is(clientHead(chunked, false, true), 'HTTP/1.1 200 OK\r\nX: 1\r\nConnection: close\r\n\r\n');
+  const head = res(['HTTP/1.1 200 OK', 'Content-Length: 7', 'Transfer-Encoding: chunked'], 'HEAD');
+  t.is(clientHead(head, false), 'HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n');
+  t.is(clientHead(res(['HTTP/1.1 204 No Content', 'Content-Length: 7']), false), 'HTTP/1.1 204 No Content\r\n\r\n');
+  t.is(clientHead(res(['HTTP/1.1 200 OK', 'Transfer-Encoding: gzip']), true), 'HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nConnection: close\r\n\r\n');
 });
 
 test('response framing: length, chunked (final coding), until close; no body for HEAD, 1xx, 204, 304', (t) => {
@@ -160,7 +232,7 @@ test('response heads pass unchanged unless they carry hop-by-hop fields; clientH
   t.is(clientHead(nginx, true), 'HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 2\r\nConnection: close\r\n\r\n');
   const node = res(['HTTP/1.1 200 OK', 'Content-Length: 2', 'Connection: keep-alive, X-Private', 'X-Private: 1', 'Keep-Alive: timeout=5', 'X-Kept: 1']);
   t.true(node.needsRewrite);
-  t.is(clientHead(node, false), 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Kept: 1\r\n\r\n');
+  t.is(clientHead(node, false), 'HTTP/1.1 200 OK\r\nX-Kept: 1\r\nContent-Length: 2\r\n\r\n');
   const both = res(['HTTP/1.1 200 OK', 'Content-Length: 2', 'Transfer-Encoding: chunked']);
   t.true(both.needsRewrite);
   t.deepEqual(both.framing, { kind: 'chunked' });
@@ -196,9 +268,9 @@ test('headText finds the end of a head, short or long', (t) => {
 /** Scans `text` in pieces of `step` bytes; returns the end offset in the whole text, -1 or -2. */
 function scanAll(text: string, step: number): number {
   const buf = Buffer.from(text, 'latin1');
-  const scanner = new ChunkedScanner();
+  const decoder = new ChunkedDecoder();
   for (let at = 0; at < buf.length; at += step) {
-    const end = scanner.scan(buf.subarray(at, Math.min(buf.length, at + step)));
+    const end = decoder.decode(buf.subarray(at, Math.min(buf.length, at + step)));
     if (end === -2) return -2;
     if (end >= 0) return at + end;
   }
@@ -209,7 +281,8 @@ test('chunked bodies end after the last chunk and trailers, however the bytes ar
   const body = '5\r\nhello\r\n1a;name=value\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\nX-Trailer: 1\r\n\r\n';
   for (const step of [1, 2, 3, 7, 1000]) t.is(scanAll(`${body}NEXT`, step), body.length, `step ${step}`);
   t.is(scanAll('0\r\n\r\n', 1), 5);
-  t.is(scanAll('A \r\n0123456789\r\n0\r\n\r\n', 4), 21);
+  t.is(scanAll('A\r\n0123456789\r\n0\r\n\r\n', 4), 20);
+  t.is(scanAll('3;a;b="q \\" ;"\r\nabc\r\n0;z=1\r\n\r\n', 1), 30);
   t.is(scanAll('5\r\nhel', 2), -1);
 });
 
@@ -225,7 +298,28 @@ test('malformed chunked bodies are refused', (t) => {
     '12345678901234\r\n',
     '0\r\n folded\r\n\r\n',
     '0\r\nX: 1\n\r\n',
+    '5 \r\nhello\r\n0\r\n\r\n',
+    '5\t\r\nhello\r\n0\r\n\r\n',
+    '5 ;a\r\nhello\r\n0\r\n\r\n',
+    '5;a b\r\nhello\r\n0\r\n\r\n',
+    '5;\r\nhello\r\n0\r\n\r\n',
+    '0\r\nno colon\r\n\r\n',
+    '0\r\n: empty name\r\n\r\n',
+    '5\r\nhello\r\n0\r\n\r',
   ]) {
-    t.is(scanAll(bad, 1), -2, JSON.stringify(bad));
+    const result = scanAll(bad, 1);
+    t.true(result === -2 || (bad.endsWith('\r') && result === -1), JSON.stringify(bad));
   }
+});
+
+test('chunked data is re-emitted canonically (extensions and trailers dropped), or de-chunked', (t) => {
+  const body = Buffer.from('005;ext="x"\r\nhello\r\n0B\r\n world, and\r\n0\r\nX-T: 1\r\n\r\n', 'latin1');
+  const decoder = new ChunkedDecoder();
+  t.is(decoder.decode(body), body.length);
+  t.is(encodeChunks(body, decoder.spans, true).toString('latin1'), '5\r\nhello\r\nb\r\n world, and\r\n0\r\n\r\n');
+  t.is(joinChunks(body, decoder.spans).toString('latin1'), 'hello world, and');
+  // Split inside a chunk: each piece is a chunk of its own; the last chunk only at the end.
+  const split = new ChunkedDecoder();
+  t.is(split.decode(body.subarray(0, 17)), -1);
+  t.is(encodeChunks(body.subarray(0, 17), split.spans, false).toString('latin1'), '4\r\nhell\r\n');
 });

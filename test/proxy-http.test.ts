@@ -5,76 +5,10 @@
  * upgrade the upstream refuses. Everything started here is closed in t.teardown.
  */
 import test from 'ava';
-import type { ExecutionContext } from 'ava';
 import http from 'node:http';
-import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { httpRoute, proxy, request, until, upstream } from './helpers/proxy-fixtures.ts';
-import type { Proxy } from './helpers/proxy-fixtures.ts';
-
-/** A raw client connection to the proxy: write bytes, read everything that comes back. */
-interface Raw {
-  socket: net.Socket;
-  /** Everything received so far (latin1). */
-  text(): string;
-  /** Resolves once the received text matches `pattern` (fails after 5 s). */
-  waitFor(pattern: RegExp): Promise<string>;
-  /** Resolves once the proxy closed the connection. */
-  closed: Promise<void>;
-}
-
-async function raw(t: ExecutionContext, p: Proxy, data?: string): Promise<Raw> {
-  const socket = net.connect(p.httpPort, '127.0.0.1');
-  t.teardown(() => void socket.destroy());
-  let received = '';
-  socket.on('data', (d: Buffer) => (received += d.toString('latin1')));
-  socket.on('error', () => {});
-  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
-  await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
-  if (data !== undefined) socket.write(data);
-  return {
-    socket,
-    text: () => received,
-    closed,
-    async waitFor(pattern) {
-      await until(() => pattern.test(received), `a response matching ${pattern}`);
-      return received;
-    },
-  };
-}
-
-/** A raw TCP upstream: `onData` gets each connection's bytes and writes what it wants. */
-async function rawUpstream(t: ExecutionContext, onConnection: (socket: net.Socket, index: number) => void): Promise<{ port: number; connections: () => number }> {
-  let count = 0;
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => {});
-    onConnection(socket, count++);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  t.teardown(() => new Promise<void>((resolve) => (sockets.forEach((s) => s.destroy()), server.close(() => resolve()))));
-  return { port: (server.address() as net.AddressInfo).port, connections: () => count };
-}
-
-/** Answers every request head on a connection with `reply(index)` (keep-alive). */
-function answerEach(reply: (n: number, head: string) => string | undefined): (socket: net.Socket) => void {
-  return (socket) => {
-    let buf = '';
-    let n = 0;
-    socket.on('data', (d: Buffer) => {
-      buf += d.toString('latin1');
-      for (let end = buf.indexOf('\r\n\r\n'); end >= 0; end = buf.indexOf('\r\n\r\n')) {
-        const head = buf.slice(0, end);
-        buf = buf.slice(end + 4);
-        const out = reply(n++, head);
-        if (out === undefined) return void socket.destroy();
-        socket.write(out);
-      }
-    });
-  };
-}
+import { httpRoute, proxy, request, upstream } from './helpers/proxy-fixtures.ts';
+import { answerEach, raw, rawUpstream } from './helpers/raw-http.ts';
 
 const STATUS = /HTTP\/1\.1 (\d{3})/g;
 const statuses = (text: string) => [...text.matchAll(STATUS)].map((m) => Number(m[1]));
@@ -166,7 +100,7 @@ test('chunked and close-delimited upstream responses pass through; HEAD answers 
 
 test('431 for an oversized request head; 408 for a head that does not finish; idle connections are closed', async (t) => {
   const a = await upstream(t, 'A');
-  const p = await proxy(t, undefined, { keepAliveTimeoutMs: 1500 });
+  const p = await proxy(t, undefined, { keepAliveTimeoutMs: 1500, requestHeadTimeoutMs: 1500 });
   await p.client.setDeploymentRoutes('one', [httpRoute('one', 'web', ['a.test'], [a.port])]);
   const big = await raw(t, p, `GET / HTTP/1.1\r\nHost: a.test\r\nX-Big: ${'x'.repeat(20_000)}\r\n\r\n`);
   await big.closed;

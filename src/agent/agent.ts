@@ -19,6 +19,7 @@ import { CertificateStore } from '../../certs/certificate-store.ts';
 import { ensureAgentTls } from '../../certs/local-ca.ts';
 import { ProxyClient } from '../../proxy/client.ts';
 import { startProxy } from '../../proxy/index.ts';
+import type { ProxyLimits } from '../../proxy/index.ts';
 import type { ProxyHandle } from '../../proxy/index.ts';
 import { proxyPaths } from '../../proxy/paths.ts';
 import { claimSocket, listenOnUnixSocket, listenTcp } from '../../proxy/listeners.ts';
@@ -54,6 +55,8 @@ export interface AgentOptions {
   httpsPort?: number;
   /** Certificates for public route hostnames from an ACME CA (off when unset). */
   acme?: AgentAcmeOptions;
+  /** The proxy's timeouts and buffer bounds (defaults: DEFAULT_LIMITS). */
+  proxyLimits?: Partial<ProxyLimits>;
   log: Logger;
 }
 
@@ -112,6 +115,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
       tcpHost: options.tcpHost ?? '0.0.0.0',
       ...(certificates ? { https: { port: options.httpsPort ?? (root ? 443 : 8444), certificates } } : {}),
       ...(acme ? { challenges: acme.challenges } : {}),
+      ...options.proxyLimits,
       logger: log,
     });
     cleanup.push(() => proxy.close());

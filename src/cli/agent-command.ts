@@ -12,13 +12,14 @@ import { resolveHome } from '../home.ts';
 import { processOutput, type Output } from './output.ts';
 import { cliLogger, type CommandOptions } from './runtime.ts';
 import { collect, portNumber, positiveInt } from './option-parsers.ts';
+import { addProxyLimitOptions, proxyLimitOptions } from './proxy-limit-options.ts';
 import { LETS_ENCRYPT, LETS_ENCRYPT_STAGING } from '../../certs/acme.ts';
 import type { AgentAcmeOptions } from '../agent/agent.ts';
 
 
 /** Adds `depad agent` to `parent`. */
 export function addAgentCommand(parent: Command): void {
-  parent
+  const cmd = parent
     .command('agent')
     .description('run the agent in the foreground: state, proxy, HTTPS management API, local socket')
     .option('--api-port <port>', 'HTTPS API port', portNumber, 8443)
@@ -33,7 +34,8 @@ export function addAgentCommand(parent: Command): void {
     .option('--acme-email <address>', 'contact address for the ACME account')
     .option('--acme-ca-file <pem>', "CA of the ACME server's own HTTPS, when no public CA signs it (a private CA, Pebble)")
     .option('--acme-renew-days <days>', 'renew certificates with this many days or fewer left', positiveInt, 30)
-    .option('--daemon', 'run in the background (log in <home>/agent.log, pid in <home>/agent.pid); returns once it listens')
+    .option('--daemon', 'run in the background (log in <home>/agent.log, pid in <home>/agent.pid); returns once it listens');
+  addProxyLimitOptions(cmd)
     .exitOverride()
     .action(async (opts: CommandOptions, cmd: Command) => {
       const g = cmd.optsWithGlobals<CommandOptions>();
@@ -51,6 +53,7 @@ export function addAgentCommand(parent: Command): void {
         tcpHost: String(opts.tcpHost),
         ...(opts.httpsPort === undefined ? {} : { httpsPort: opts.httpsPort as number }),
         ...acmeOptions(opts),
+        proxyLimits: proxyLimitOptions(opts),
         log: cliLogger('info'),
       });
       const facts = { pid: process.pid, apiPort: agent.apiPort, httpPort: agent.httpPort, httpsPort: agent.httpsPort, socket: agent.socketPath, fingerprint: agent.fingerprint, newCa: agent.newCa };

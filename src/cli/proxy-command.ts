@@ -8,19 +8,20 @@ import { proxyStateDir, resolveHome } from '../home.ts';
 import { cliLogger, type CommandOptions } from './runtime.ts';
 import { processOutput } from './output.ts';
 import { portNumber } from './option-parsers.ts';
+import { addProxyLimitOptions, proxyLimitOptions } from './proxy-limit-options.ts';
 
 type Opts = CommandOptions;
 
 
 /** Adds `depad proxy` to `parent`. */
 export function addProxyCommand(parent: Command): void {
-  parent
+  const cmd = parent
     .command('proxy')
     .description('run the built-in proxy in the foreground (stable endpoints for every deployment)')
     .option('--http-port <port>', 'HTTP listener port (default 80 as root, else 8080)', portNumber)
     .option('--http-host <address>', 'HTTP listener address', '0.0.0.0')
-    .option('--tcp-host <address>', 'address the stable TCP ports listen on', '0.0.0.0')
-    .action(async (opts: Opts, cmd: Command) => {
+    .option('--tcp-host <address>', 'address the stable TCP ports listen on', '0.0.0.0');
+  addProxyLimitOptions(cmd).action(async (opts: Opts, cmd: Command) => {
       const g = cmd.optsWithGlobals<Opts>();
       const output = processOutput(Boolean(g.json));
       const home = g.home ?? resolveHome();
@@ -32,6 +33,7 @@ export function addProxyCommand(parent: Command): void {
         httpPort,
         httpHost: String(opts.httpHost),
         tcpHost: String(opts.tcpHost),
+        ...proxyLimitOptions(opts),
         logger: cliLogger('info'),
       });
       const facts = { pid: process.pid, httpPort: proxy.httpPort, stateDir: proxyStateDir(home) };

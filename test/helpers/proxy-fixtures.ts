@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { silentLogger } from '../../src/logger.ts';
 import { testPorts } from './harness.ts';
 import { ProxyClient, proxyPaths, startProxy } from '../../proxy/index.ts';
-import type { ProxyHandle, ProxyOptions, Route } from '../../proxy/index.ts';
+import type { ProxyHandle, ProxyLimits, ProxyOptions, Route } from '../../proxy/index.ts';
 
 /** An upstream started by `upstream()`. */
 export interface Upstream {
@@ -54,7 +54,7 @@ export async function stateDir(t: ExecutionContext): Promise<string> {
 }
 
 /** A proxy on loopback (port picked by the system). */
-export async function proxy(t: ExecutionContext, dir?: string, options: Partial<Pick<ProxyOptions, 'headersTimeoutMs' | 'keepAliveTimeoutMs' | 'https' | 'challenges'>> = {}): Promise<Proxy> {
+export async function proxy(t: ExecutionContext, dir?: string, options: Partial<Pick<ProxyOptions, keyof ProxyLimits | 'https' | 'challenges'>> = {}): Promise<Proxy> {
   const state = dir ?? (await stateDir(t));
   const handle = await startProxy({ stateDir: state, httpPort: 0, httpHost: '127.0.0.1', tcpHost: '127.0.0.1', logger: silentLogger, closeTimeoutMs: 2000, ...options });
   t.teardown(() => handle.close());
