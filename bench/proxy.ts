@@ -11,7 +11,9 @@
  * target alike; the median of the rounds is reported. Prints requests/s, p99 latency and CPU µs
  * per request of the proxy process, and depad/nginx ratios (goal: throughput ≥ 0.7×, p99 ≤ 2×).
  * Needs wrk and nginx (installs nothing).
- * Run: scripts/node bench/proxy.ts   (env: BENCH_SECONDS=10, BENCH_CONNECTIONS=50, BENCH_ROUNDS=3)
+ * Run: scripts/node bench/proxy.ts [--before DIR]   (env: BENCH_SECONDS=10, BENCH_CONNECTIONS=50, BENCH_ROUNDS=3)
+ *   --before DIR adds (c0): DIR/bin/depad proxy, another checkout of depad (an earlier commit), in
+ *   the same rounds, so that a change to the proxy is measured side by side with what it replaces.
  * Also its own runner for (d) and (e): scripts/node bench/proxy.ts --serve <http-proxy-3|undici> …
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -34,6 +36,7 @@ const HOST = 'bench.local';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const BEFORE = process.argv.includes('--before') ? path.resolve(process.argv[process.argv.indexOf('--before') + 1] ?? '') : undefined;
 
 // ---------------------------------------------------------------------------------------------
 // Runner mode: one proxy in this process, ready line on stdout.
@@ -229,16 +232,20 @@ async function bench(): Promise<number> {
       });
       return child;
     };
-    const home = path.join(dir, 'depad-home');
-    const depad = spawn(DEPAD, ['--home', home, 'proxy', '--http-port', String(depadPort), '--http-host', '127.0.0.1', '--tcp-host', '127.0.0.1'], { stdio: ['ignore', 'ignore', 'inherit'] });
-    children.push(depad);
-    await waitForPort(depadPort);
     const { ProxyClient, proxyPaths } = await import('../proxy/index.ts');
     const { proxyStateDir } = await import('../src/home.ts');
-    const client = new ProxyClient(proxyPaths(proxyStateDir(home)));
-    await client.setDeploymentRoutes('bench', [
-      { id: 'bench/web', deployment: 'bench', service: 'web', kind: 'http', hosts: [HOST], upstreams: [{ host: '127.0.0.1', port: upPort, instance: 'nginx' }] },
-    ]);
+    const startDepad = async (command: string, name: string, port: number): Promise<ChildProcess> => {
+      const home = path.join(dir, name);
+      const child = spawn(command, ['--home', home, 'proxy', '--http-port', String(port), '--http-host', '127.0.0.1', '--tcp-host', '127.0.0.1'], { stdio: ['ignore', 'ignore', 'inherit'] });
+      children.push(child);
+      await waitForPort(port);
+      await new ProxyClient(proxyPaths(proxyStateDir(home))).setDeploymentRoutes('bench', [
+        { id: 'bench/web', deployment: 'bench', service: 'web', kind: 'http', hosts: [HOST], upstreams: [{ host: '127.0.0.1', port: upPort, instance: 'nginx' }] },
+      ]);
+      return child;
+    };
+    const depad = await startDepad(DEPAD, 'depad-home', depadPort);
+    const before = BEFORE === undefined ? undefined : await startDepad(path.join(BEFORE, 'bin/depad'), 'before-home', await freePort());
     const hp3 = await runner('http-proxy-3', hp3Port);
     const undici = await runner('undici', undiciPort);
 
@@ -247,6 +254,7 @@ async function bench(): Promise<number> {
       ['(a) direct to nginx upstream', upPort, () => []],
       ['(b) nginx reverse proxy', nginxPort, () => childPids(nginxProxy.pid as number)],
       ['(c) depad proxy', depadPort, () => [depad.pid as number]],
+      ...(before === undefined ? [] : [[`(c0) depad proxy at ${path.basename(BEFORE as string)}`, Number(before.spawnargs[before.spawnargs.indexOf('--http-port') + 1]), () => [before.pid as number]] as [string, number, () => number[]]]),
       ['(d) http-proxy-3, bare', hp3Port, () => [hp3.pid as number]],
       ['(e) node:http + undici Pool, bare', undiciPort, () => [undici.pid as number]],
     ];
@@ -272,7 +280,11 @@ async function bench(): Promise<number> {
     const tput = dp.rps / ng.rps;
     const p99 = dp.p99Ms / ng.p99Ms;
     console.log(`depad/nginx per round (throughput / p99): ${ratios.join(', ')}`);
-    console.log(`depad/nginx, medians: throughput ${tput.toFixed(2)}x (goal >= 0.70), p99 ${p99.toFixed(2)}x (goal <= 2.00): ${tput >= 0.7 && p99 <= 2 ? 'goal met' : 'goal NOT met'}`);
+    if (before !== undefined) {
+      const b = rows[3] as Result;
+      console.log(`depad/before, medians: throughput ${(dp.rps / b.rps).toFixed(2)}x, p99 ${(dp.p99Ms / b.p99Ms).toFixed(2)}x, CPU per request ${((dp.cpuUsPerReq ?? 0) / (b.cpuUsPerReq ?? 1)).toFixed(2)}x`);
+    }
+    console.log(`depad/nginx, medians: throughput ${tput.toFixed(2)}x (goal >= 0.80), p99 ${p99.toFixed(2)}x (goal <= 1.50): ${tput >= 0.8 && p99 <= 1.5 ? 'goal met' : 'goal NOT met'}`);
     return rows.some((r) => r.errors !== '') ? 1 : 0;
   } finally {
     stopAll();

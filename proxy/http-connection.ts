@@ -20,6 +20,7 @@ import type { PauseGate } from './pause-gate.ts';
 import { nextUpstream } from './route-table.ts';
 import type { ActiveRoute, RouteTable } from './route-table.ts';
 import { Tunnel } from './tunnel.ts';
+import { adoptSharedReads, isShared, owned } from './client-socket.ts';
 import { abortSocket } from './upstreams.ts';
 import type { UpstreamEntry, Upstreams } from './upstreams.ts';
 import type { UpstreamSocket } from './upstream-socket.ts';
@@ -71,9 +72,12 @@ export class ClientConnections {
     }, 1000).unref();
   }
 
-  /** Serves a new client socket. */
-  accept(socket: Socket, ctx: ForwardContext): void {
-    const conn = new ClientConnection(socket, ctx, () => this.#all.delete(conn));
+  /**
+   * Serves a new client socket. A plain TCP socket accepted paused (`shared`) is read into the
+   * shared buffer (client-socket.ts); a TLS socket is read as a stream.
+   */
+  accept(socket: Socket, ctx: ForwardContext, shared = false): void {
+    const conn = new ClientConnection(socket, ctx, shared, () => this.#all.delete(conn));
     this.#all.add(conn);
   }
 
@@ -120,34 +124,42 @@ class ClientConnection implements ExchangeClient {
   /** When the connection times out (ms since epoch). */
   deadline: number;
 
-  constructor(socket: Socket, ctx: ForwardContext, forget: () => void) {
+  constructor(accepted: Socket, ctx: ForwardContext, shared: boolean, forget: () => void) {
+    const adopted = shared ? adoptSharedReads(accepted, (chunk) => (this.#onData(chunk), true)) : undefined;
+    const socket = adopted ?? accepted;
     this.#socket = socket;
     this.#ctx = ctx;
     this.#limits = ctx.limits;
     this.#timeouts = { headersMs: ctx.limits.headersTimeoutMs, bodyMs: ctx.limits.requestBodyTimeoutMs, sendMs: ctx.limits.sendTimeoutMs };
     this.#forget = forget;
     this.deadline = coarseNow() + ctx.limits.keepAliveTimeoutMs;
-    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    if (adopted === undefined) {
+      socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+      if (shared) accepted.resume();
+    }
     socket.on('end', () => this.#onEnd());
     socket.on('drain', () => this.#onDrain());
     socket.on('error', () => socket.destroy());
     socket.on('close', () => this.#onClose());
   }
 
+  /** Bytes from the client: `chunk` may be a view of the shared read buffer, copied where kept. */
   #onData(chunk: Buffer): void {
     switch (this.#state) {
       case READING_HEAD:
         this.#append(chunk);
-        return this.#parse();
+        this.#parse();
+        break;
       case BODY:
-        return this.#feedBody(chunk);
+        return this.#feedBody(owned(chunk));
       case TUNNEL:
-        return (this.#tunnel as Tunnel).fromClient(chunk);
+        return (this.#tunnel as Tunnel).fromClient(owned(chunk));
       case CLOSED:
         return;
       default:
-        this.#append(chunk);
+        this.#append(owned(chunk));
     }
+    if (this.#buf !== null && isShared(this.#buf)) this.#buf = Buffer.from(this.#buf);
   }
 
   #onDrain(): void {
@@ -188,6 +200,11 @@ class ClientConnection implements ExchangeClient {
         const text = headText(buf);
         if (text === undefined || text.length > MAX_REQUEST_HEAD) {
           if (text !== undefined || buf.length > MAX_REQUEST_HEAD) return this.#reply(431, 'depad proxy: request head too large', false);
+          // No complete head is waiting (the count can run high: body bytes look like heads), so read on.
+          if (this.#queued > 0) {
+            this.#queued = 0;
+            this.#socket.resume();
+          }
           return this.#checkPartial(buf);
         }
         const end = text.length;
@@ -260,7 +277,7 @@ class ClientConnection implements ExchangeClient {
     this.deadline = Infinity;
     exchange.start();
     if (this.#state === BODY && this.#buf !== null) {
-      const pending = this.#buf;
+      const pending = owned(this.#buf);
       this.#buf = null;
       this.#queued = 0;
       this.#feedBody(pending);
@@ -388,7 +405,7 @@ class ClientConnection implements ExchangeClient {
     this.#socket.resume();
     const pending = this.#buf;
     this.#buf = null;
-    if (pending !== null) this.#tunnel.fromClient(pending);
+    if (pending !== null) this.#tunnel.fromClient(owned(pending));
     if (this.#clientEnded) this.#tunnel.clientEnded();
   }
 

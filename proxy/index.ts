@@ -119,7 +119,8 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
 
   const clients = new ClientConnections();
   // Half-open: a client that ends its side after a request still gets the response.
-  const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => clients.accept(socket, ctx));
+  // Accepted paused: each socket is re-made to read into a shared buffer (client-socket.ts).
+  const server = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (socket) => clients.accept(socket, ctx, true));
   // The HTTPS listener shares everything but the scheme; ACME challenges and redirects to HTTPS are the HTTP listener's alone.
   const https = options.https;
   const secure = https === undefined ? undefined : httpsServer(https.certificates, clients, { ...ctx, proto: 'https' }, log);

@@ -185,3 +185,20 @@ test('an upgrade the upstream refuses is an ordinary response; the connection go
   t.deepEqual(statuses(text), [426, 200]);
   t.is(a.seen[1]?.['x-forwarded-for'], '127.0.0.1', 'the second request was parsed and rewritten too');
 });
+
+test('pipelined POSTs whose bodies look like heads, then a head split across writes: all answered in order with a small read-ahead bound', async (t) => {
+  const a = await upstream(t, 'A', (req, res) => {
+    let body = '';
+    req.on('data', (d: Buffer) => (body += d.toString()));
+    req.on('end', () => res.end(`${req.url} ${body.length}`));
+  });
+  const p = await proxy(t, undefined, { maxPipelinedRequests: 4 });
+  await p.client.setDeploymentRoutes('one', [httpRoute('one', 'web', ['a.test'], [a.port])]);
+  const body = 'x\r\n\r\ny\r\n\r\nz\r\n\r\n';
+  const posts = Array.from({ length: 12 }, (_, i) => `POST /p${i} HTTP/1.1\r\nHost: a.test\r\nContent-Length: ${body.length}\r\n\r\n${body}`).join('');
+  const c = await raw(t, p, `${posts}GET /last HT`);
+  await sleep(100);
+  c.socket.write('TP/1.1\r\nHost: a.test\r\n\r\n');
+  const text = await c.waitFor(/\/last 0$/);
+  t.deepEqual(statuses(text), Array.from({ length: 13 }, () => 200));
+});
