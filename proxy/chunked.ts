@@ -27,6 +27,8 @@ const QUOTED = '"(?:[\\t !#-\\[\\]-~\\x80-\\xff]|\\\\[\\t -~\\x80-\\xff])*"';
 const EXTENSIONS = new RegExp(`^(?:;${TOKEN}(?:=(?:${TOKEN}|${QUOTED}))?)*$`);
 /** One trailer field line. */
 const TRAILER_LINE = new RegExp(`^${TOKEN}:[\\t\\x20-\\x7e\\x80-\\xff]*$`);
+/** Trailer fields that would change how the message or the connection is read (Node's parser acts on them): refused. */
+const FRAMING_TRAILER = /^(?:content-length|transfer-encoding|connection):/i;
 
 const SIZE = 0; // reading hex digits
 const SIZE_REST = 1; // after the digits: extensions, up to CR
@@ -103,7 +105,7 @@ export class ChunkedDecoder {
             if (this.#line !== '' && !EXTENSIONS.test(this.#line)) return -2;
             this.#state = SIZE_LF;
           } else {
-            if (this.#line !== '' && !TRAILER_LINE.test(this.#line)) return -2;
+            if (this.#line !== '' && (!TRAILER_LINE.test(this.#line) || FRAMING_TRAILER.test(this.#line))) return -2;
             this.#trailerBytes += this.#line.length + 2;
             if (this.#trailerBytes > MAX_TRAILERS) return -2;
             this.#state = TRAILER_LF;

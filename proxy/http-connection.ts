@@ -221,8 +221,8 @@ class ClientConnection implements ExchangeClient {
   /** An incomplete head: answered at once when it can no longer become valid (bare LF, HTTP/0.9, a bad line). */
   #checkPartial(buf: Buffer): void {
     const from = this.#checked;
-    // Only a CR or LF can complete a line or make one invalid for good.
-    if (buf.indexOf(10, from) < 0 && buf.indexOf(13, from) < 0) return;
+    // Past the start of a long line, only a CR or LF can complete it or make it invalid for good.
+    if (buf.length - from > 1024 && buf.indexOf(10, from) < 0 && buf.indexOf(13, from) < 0) return;
     const checked = checkPartialRequestHead(buf.toString('latin1', from), from);
     if (typeof checked === 'number') this.#checked = checked;
     else this.#reply(checked.error, `${MESSAGES.badRequest}: ${checked.reason}`, false);

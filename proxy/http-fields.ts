@@ -211,38 +211,35 @@ export function decimal(text: string, start: number, end: number): number {
   return v;
 }
 
-/** Parses the Content-Length fields: the length, -1 when there is none, -2 when invalid or conflicting. */
+/**
+ * Parses the Content-Length field: the length, -1 when there is none, -2 when it is not one
+ * decimal number or appears more than once (even with the same value, or as a list `5, 5`: what
+ * RFC 9110 lets a recipient accept, Node's parser and nginx refuse, so one hop could read it and
+ * another not).
+ */
 export function contentLength(text: string): number {
   let length = -1;
   for (let n = 0; n < field.count; n++) {
     if (field.kind[n] !== F.ContentLength) continue;
-    const fast = decimal(text, field.valueStart[n] as number, field.valueEnd[n] as number);
-    if (fast >= 0) {
-      if (length !== -1 && fast !== length) return -2;
-      length = fast;
-      continue;
-    }
-    for (const part of value(text, n).split(',')) {
-      const v = part.trim();
-      if (!/^\d{1,15}$/.test(v)) return -2;
-      const parsed = Number(v);
-      if (length !== -1 && parsed !== length) return -2;
-      length = parsed;
-    }
+    if (length !== -1) return -2;
+    length = decimal(text, field.valueStart[n] as number, field.valueEnd[n] as number);
+    if (length < 0) return -2;
   }
   return length;
 }
 
 /**
- * True when the head has exactly one Content-Length field, written plainly (digits, nothing after
- * them): such a head can be passed on as it is.
+ * True when the head has exactly one Content-Length field, written plainly (`: ` then digits
+ * without leading zeros, nothing after them): such a head can be passed on as it is.
  */
 export function plainContentLength(text: string): boolean {
   let seen = 0;
   for (let n = 0; n < field.count; n++) {
     if (field.kind[n] !== F.ContentLength) continue;
-    if (++seen > 1 || field.valueEnd[n] !== field.lineEnd[n]) return false;
-    if (decimal(text, field.valueStart[n] as number, field.valueEnd[n] as number) < 0) return false;
+    const start = field.valueStart[n] as number;
+    const end = field.valueEnd[n] as number;
+    if (++seen > 1 || end !== field.lineEnd[n] || text.charCodeAt(start - 1) !== 32 || text.charCodeAt(start - 2) !== 58) return false; // `: <digits>`
+    if (decimal(text, start, end) < 0 || (text.charCodeAt(start) === 48 && end - start > 1)) return false; // no leading zeros
   }
   return seen === 1;
 }

@@ -30,6 +30,12 @@ import {
   value,
 } from './http-fields.ts';
 import type { Framing, HeadError } from './http-fields.ts';
+import { METHODS as KNOWN_METHODS } from 'node:http';
+
+/** The methods forwarded: those Node's own parser (llhttp) knows, as the instances behind the proxy mostly do. */
+const METHODS: ReadonlySet<string> = new Set(KNOWN_METHODS);
+/** Every start of a known method (`G`, `GE`, `GET`, …), to refuse an unknown one before its line ends. */
+const METHOD_STARTS: ReadonlySet<string> = new Set(KNOWN_METHODS.flatMap((m) => Array.from({ length: m.length + 1 }, (_, i) => m.slice(0, i))));
 
 /** Head limits, the end of a head in a buffer, and the shapes parsers return. */
 export { MAX_REQUEST_HEAD, MAX_RESPONSE_HEAD, headText } from './http-fields.ts';
@@ -88,6 +94,7 @@ export function parseRequestHead(text: string, fwd: ForwardFor): RequestHead | H
   const method = text.slice(0, sp1);
   let target = text.slice(sp1 + 1, sp2);
   if (method === 'TRACE' || method === 'CONNECT') return { error: 405, reason: `${method} is not allowed` };
+  if (!METHODS.has(method)) return { error: 501, reason: 'unknown method' };
   splitFields(text, lineLength + 2);
   if (field.count === MAX_FIELDS) return { error: 431, reason: 'too many header fields' };
   if (field.listsFraming) return { error: 400, reason: 'Connection lists Content-Length, Transfer-Encoding or Host' };
@@ -112,7 +119,7 @@ export function parseRequestHead(text: string, fwd: ForwardFor): RequestHead | H
     ({ host, path: target } = absolute);
     hostFromTarget = true;
   }
-  if (host === undefined || host === '') return { error: 400, reason: 'missing Host header' };
+  if (host === undefined || host === '' || (minor === 1 && hosts === 0)) return { error: 400, reason: 'missing Host header' };
   for (let i = 0; i < host.length; i++) if (HOST_CHAR[host.charCodeAt(i)] !== 1) return { error: 400, reason: 'invalid Host header' };
 
   const length = contentLength(text);
@@ -154,12 +161,19 @@ export function parseRequestHead(text: string, fwd: ForwardFor): RequestHead | H
   };
 }
 
+/** The start of a request line that may still become valid (the version up to its digits). */
+const REQUEST_LINE_START = new RegExp(`^(?:[${TCHARS}]*|[${TCHARS}]+ [\\x21-\\x7e]*|[${TCHARS}]+ [\\x21-\\x7e]+ (?:H(?:T(?:T(?:P(?:/(?:\\d(?:\\.\\d?)?)?)?)?)?)?)?)\r?$`);
+/** The start of a field line that may still become valid. */
+const FIELD_LINE_START = new RegExp(`^(?:[${TCHARS}]*|[${TCHARS}]+:[${VALUE_CHARS}]*)\r?$`);
+/** Unfinished lines longer than this are checked only once they end (their start was checked already). */
+const CHECKED_START = 1024;
+
 /**
  * Checks a request head that has not ended yet: `text` is the buffered head from offset `base`
  * (latin1), where `base` is what the previous call returned (the lines before it are valid).
  * Returns the offset of the first line not yet complete, or the error to answer at once when the
- * head can no longer become valid: a bad request line (HTTP/0.9 among them) or field line, a bare
- * LF or a bare CR.
+ * head can no longer become valid: a bad request line (HTTP/0.9 among them) or field line, an
+ * unknown method, a bad character in the line being read, a bare LF or a bare CR.
  */
 export function checkPartialRequestHead(text: string, base: number): number | HeadError {
   let pos = 0;
@@ -171,6 +185,8 @@ export function checkPartialRequestHead(text: string, base: number): number | He
         const why = explainRequestError(line, line.length);
         return { error: why.error ?? 400, reason: why.reason };
       }
+      const method = line.slice(0, line.indexOf(' '));
+      if (!METHODS.has(method)) return { error: 501, reason: 'unknown method' };
     } else if (!FIELD_LINE.test(line)) return { error: 400, reason: explainFieldError(line, 0) };
     pos = crlf + 2;
   }
@@ -179,6 +195,15 @@ export function checkPartialRequestHead(text: string, base: number): number | He
     if (c === 10) return { error: 400, reason: 'bare LF line ending' };
     // Every CRLF was taken above: a CR with anything after it is a bare CR.
     if (c === 13 && i + 1 < text.length) return { error: 400, reason: 'bare CR in the head' };
+  }
+  if (text.length - pos <= CHECKED_START) {
+    const rest = text.slice(pos);
+    if (base + pos === 0) {
+      if (!REQUEST_LINE_START.test(rest)) return { error: 400, reason: 'malformed request line' };
+      const space = rest.indexOf(' ');
+      const method = space < 0 ? rest.replace(/\r$/, '') : rest.slice(0, space);
+      if (space < 0 ? !METHOD_STARTS.has(method) : !METHODS.has(method)) return { error: 501, reason: 'unknown method' };
+    } else if (!FIELD_LINE_START.test(rest)) return { error: 400, reason: explainFieldError(rest, 0) };
   }
   return base + pos;
 }
@@ -276,13 +301,17 @@ export function parseResponseHead(text: string, method: string): ResponseHead | 
     }
   }
   const length = lengths === 0 ? -1 : contentLength(text);
+  if (length === -2) return { error: 502, reason: 'invalid Content-Length' };
   if (lengths > 0 && !needsRewrite && !plainContentLength(text)) needsRewrite = true;
   let reusable = minor === 1 && !field.close;
   let framing: Framing;
   if (method === 'HEAD' || status < 200 || status === 204 || status === 304) framing = NO_BODY;
-  else if (codings !== undefined) framing = /(?:^|,)[ \t]*chunked$/.test(codings) ? CHUNKED : UNTIL_CLOSE;
-  else if (length === -2) return { error: 502, reason: 'invalid Content-Length' };
-  else framing = length >= 0 ? { kind: 'length', length } : UNTIL_CLOSE;
+  else if (codings !== undefined) {
+    // Only `chunked`: another coding would reach the client close-delimited, in a form few read.
+    if (codings !== 'chunked') return { error: 502, reason: 'unsupported Transfer-Encoding' };
+    if (lengths > 0) return { error: 502, reason: 'both Content-Length and Transfer-Encoding' };
+    framing = CHUNKED;
+  } else framing = length >= 0 ? { kind: 'length', length } : UNTIL_CLOSE;
   if (framing.kind === 'close') reusable = false;
   return { status, framing, contentLength: length, reusable, needsRewrite, text };
 }

@@ -87,9 +87,12 @@ test('an upgrade keeps Connection: Upgrade and Upgrade; an Upgrade header alone 
   t.false(plain.upstreamHead.toLowerCase().includes('upgrade'));
 });
 
-test('request bodies: Content-Length (repeated equal values allowed), chunked, none', (t) => {
+test('request bodies: Content-Length (once, digits only), chunked, none', (t) => {
   t.deepEqual(req(['PUT / HTTP/1.1', 'Host: a', 'Content-Length: 0']).framing, { kind: 'none' });
-  t.deepEqual(req(['PUT / HTTP/1.1', 'Host: a', 'Content-Length: 5, 5', 'content-length: 5']).framing, { kind: 'length', length: 5 });
+  t.deepEqual(req(['PUT / HTTP/1.1', 'Host: a', 'Content-Length:  05 ']).framing, { kind: 'length', length: 5 });
+  // Repeated, even with the same value, or as a list: refused (Node's parser and nginx refuse them).
+  t.is(refused(['PUT / HTTP/1.1', 'Host: a', 'Content-Length: 5', 'content-length: 5']).error, 400);
+  t.is(refused(['PUT / HTTP/1.1', 'Host: a', 'Content-Length: 5, 5']).error, 400);
   t.deepEqual(req(['PUT / HTTP/1.1', 'Host: a', 'Transfer-Encoding: Chunked']).framing, { kind: 'chunked' });
 });
 
@@ -122,6 +125,9 @@ test('request smuggling shapes and malformed heads are refused with 400 (or 501/
     [['GET / HTTP/1.1', 'Host: user@a'], 400],
     [['GET / HTTP/1.1', 'Host:'], 400],
     [['CONNECT a.test:443 HTTP/1.1', 'Host: a.test:443'], 405],
+    [['get / HTTP/1.1', 'Host: a'], 501],
+    [['BREW / HTTP/1.1', 'Host: a'], 501],
+    [['GET http://a.test/ HTTP/1.1'], 400],
     [['TRACE / HTTP/1.1', 'Host: a'], 405],
     [['POST / HTTP/1.1', 'Host: a', 'Connection: Content-Length', 'Content-Length: 5'], 400],
     [['POST / HTTP/1.1', 'Host: a', 'Connection: close, content-length', 'Content-Length: 5'], 400],
@@ -144,7 +150,7 @@ test('request smuggling shapes and malformed heads are refused with 400 (or 501/
 });
 
 test('framing is re-written by the proxy: one plain Content-Length or Transfer-Encoding: chunked, never the client\'s fields', (t) => {
-  const listed = req(['POST / HTTP/1.1', 'Host: a', 'Content-Length: 5, 5', 'content-length:  5']);
+  const listed = req(['POST / HTTP/1.1', 'Host: a', 'content-length:\t005 ']);
   t.deepEqual(listed.framing, { kind: 'length', length: 5 });
   t.is(listed.upstreamHead.match(/content-length/gi)?.length, 1);
   t.true(listed.upstreamHead.includes('\r\nContent-Length: 5\r\n'));
@@ -182,6 +188,16 @@ test('an unfinished head is refused at once when it can no longer become valid',
   t.is(check('GET / HTTP/1.1\r\nHost: a\r'), 16);
   t.is(check('GET / HTTP/1.1\r\nHost: a\r\nX-Y: partial'), 25);
   t.is(check('GET /inco'), 0);
+  t.is(check('G'), 0);
+  t.is(check('GET / HTTP/1.'), 0);
+  // The line being read is checked too: a bad character, an unknown method, a fold.
+  t.is((check('GET /\u00fc HTT') as { error: number }).error, 400);
+  t.is((check('GEX') as { error: number }).error, 501);
+  t.is((check('FOO / HTTP/1.1\r\n') as { error: number }).error, 501);
+  t.is((check('GET / HTTP/1.1 x') as { error: number }).error, 400);
+  t.is((check('GET / HTTP/1.1\r\nX Y') as { error: number }).error, 400);
+  t.is((check('GET / HTTP/1.1\r\n\tfold') as { error: number }).error, 400);
+  t.is((check('GET / HTTP/1.1\r\nX: a\u0001') as { error: number }).error, 400);
   // From a later offset, only what follows is checked.
   t.is(checkPartialRequestHead('X-Y: 1\r\nZ', 25), 33);
 });
@@ -189,8 +205,7 @@ test('an unfinished head is refused at once when it can no longer become valid',
 test('responses: framing rewritten unless one plain Content-Length; HTTP/1.0 clients get no chunked coding', (t) => {
   t.false(res(['HTTP/1.1 200 OK', 'Content-Length: 12']).needsRewrite);
   for (const lines of [
-    ['HTTP/1.1 200 OK', 'Content-Length: 12, 12'],
-    ['HTTP/1.1 200 OK', 'Content-Length: 12', 'Content-Length: 12'],
+    ['HTTP/1.1 200 OK', 'Content-Length: 012'],
     ['HTTP/1.1 200 OK', 'Content-Length: 12 '],
     ['HTTP/1.1 200 OK', 'Content-Length: 12', 'Content_Length: 3'],
   ]) {
@@ -205,13 +220,11 @@ test('responses: framing rewritten unless one plain Content-Length; HTTP/1.0 cli
   const head = res(['HTTP/1.1 200 OK', 'Content-Length: 7', 'Transfer-Encoding: chunked'], 'HEAD');
   t.is(clientHead(head, false), 'HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n');
   t.is(clientHead(res(['HTTP/1.1 204 No Content', 'Content-Length: 7']), false), 'HTTP/1.1 204 No Content\r\n\r\n');
-  t.is(clientHead(res(['HTTP/1.1 200 OK', 'Transfer-Encoding: gzip']), true), 'HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nConnection: close\r\n\r\n');
 });
 
 test('response framing: length, chunked (final coding), until close; no body for HEAD, 1xx, 204, 304', (t) => {
   t.deepEqual(res(['HTTP/1.1 200 OK', 'Content-Length: 12']).framing, { kind: 'length', length: 12 });
-  t.deepEqual(res(['HTTP/1.1 200 OK', 'Transfer-Encoding: gzip, chunked']).framing, { kind: 'chunked' });
-  t.deepEqual(res(['HTTP/1.1 200 OK', 'Transfer-Encoding: chunked, gzip']).framing, { kind: 'close' });
+  t.deepEqual(res(['HTTP/1.1 200 OK', 'Transfer-Encoding: Chunked']).framing, { kind: 'chunked' });
   t.deepEqual(res(['HTTP/1.1 200 OK']).framing, { kind: 'close' });
   t.deepEqual(res(['HTTP/1.1 200 OK', 'Content-Length: 12'], 'HEAD').framing, { kind: 'none' });
   for (const status of [100, 103, 204, 304]) t.deepEqual(res([`HTTP/1.1 ${status} X`, 'Content-Length: 5']).framing, { kind: 'none' }, String(status));
@@ -233,10 +246,6 @@ test('response heads pass unchanged unless they carry hop-by-hop fields; clientH
   const node = res(['HTTP/1.1 200 OK', 'Content-Length: 2', 'Connection: keep-alive, X-Private', 'X-Private: 1', 'Keep-Alive: timeout=5', 'X-Kept: 1']);
   t.true(node.needsRewrite);
   t.is(clientHead(node, false), 'HTTP/1.1 200 OK\r\nX-Kept: 1\r\nContent-Length: 2\r\n\r\n');
-  const both = res(['HTTP/1.1 200 OK', 'Content-Length: 2', 'Transfer-Encoding: chunked']);
-  t.true(both.needsRewrite);
-  t.deepEqual(both.framing, { kind: 'chunked' });
-  t.is(clientHead(both, false), 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n');
   const switching = res(['HTTP/1.1 101 Switching Protocols', 'Upgrade: websocket', 'Connection: Upgrade', 'Keep-Alive: 1']);
   t.is(clientHead(switching, true), 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
 });
@@ -249,6 +258,12 @@ test('malformed responses are refused (502)', (t) => {
     ['ICY 200 OK'],
     ['HTTP/1.1 200 OK', 'Content-Length: abc'],
     ['HTTP/1.1 200 OK', 'Content-Length: 1', 'Content-Length: 2'],
+    ['HTTP/1.1 200 OK', 'Content-Length: 1', 'Content-Length: 1'],
+    ['HTTP/1.1 200 OK', 'Content-Length: 1, 1'],
+    ['HTTP/1.1 200 OK', 'Content-Length: 2', 'Transfer-Encoding: chunked'],
+    ['HTTP/1.1 200 OK', 'Transfer-Encoding: gzip'],
+    ['HTTP/1.1 200 OK', 'Transfer-Encoding: gzip, chunked'],
+    ['HTTP/1.1 200 OK', 'Transfer-Encoding: chunked, chunked'],
     ['HTTP/1.1 200 OK', 'Bad Name: 1'],
     ['HTTP/1.1 200 OK', 'X: 1\nContent-Length: 0'],
   ]) {
@@ -304,6 +319,9 @@ test('malformed chunked bodies are refused', (t) => {
     '5;a b\r\nhello\r\n0\r\n\r\n',
     '5;\r\nhello\r\n0\r\n\r\n',
     '0\r\nno colon\r\n\r\n',
+    '0\r\nContent-Length: 5\r\n\r\n',
+    '0\r\ntransfer-encoding: chunked\r\n\r\n',
+    '0\r\nConnection: close\r\n\r\n',
     '0\r\n: empty name\r\n\r\n',
     '5\r\nhello\r\n0\r\n\r',
   ]) {

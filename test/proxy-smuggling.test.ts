@@ -44,7 +44,7 @@ test('request framing reaches the upstream as the proxy wrote it: one plain Cont
     const c = await raw(t, p, text);
     await c.waitFor(/seen \/\w+$/);
   };
-  await send('POST /list HTTP/1.1\r\nHost: a.test\r\nContent-Length: 5, 5\r\ncontent-length: 5\r\n\r\nhello');
+  await send('POST /list HTTP/1.1\r\nHost: a.test\r\ncontent-length:\t005 \r\n\r\nhello');
   await send('POST /tab HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding:\tchunked\r\n\r\n005;name="v"\r\nhello\r\n0\r\nX-Trailer: 1\r\n\r\n');
   await send('POST /conf HTTP/1.1\r\nHost: a.test\r\nContent-Length: 2\r\nContent_Length: 40\r\nTransfer_Encoding: chunked\r\nX_Forwarded_For: 6.6.6.6\r\n\r\nhi');
   t.deepEqual(
