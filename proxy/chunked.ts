@@ -27,6 +27,10 @@ const QUOTED = '"(?:[\\t !#-\\[\\]-~\\x80-\\xff]|\\\\[\\t -~\\x80-\\xff])*"';
 const EXTENSIONS = new RegExp(`^(?:;${TOKEN}(?:=(?:${TOKEN}|${QUOTED}))?)*$`);
 /** One trailer field line. */
 const TRAILER_LINE = new RegExp(`^${TOKEN}:[\\t\\x20-\\x7e\\x80-\\xff]*$`);
+/** A start of EXTENSIONS that may still become valid (a size line being read). */
+const EXTENSIONS_START = new RegExp(`^(?:;${TOKEN}(?:=(?:${TOKEN}|${QUOTED}))?)*(?:;(?:${TOKEN})?|;${TOKEN}=(?:${TOKEN}|"(?:[\\t !#-\\[\\]-~\\x80-\\xff]|\\\\[\\t -~\\x80-\\xff])*\\\\?)?)?$`);
+/** A start of a trailer line that may still become valid. */
+const TRAILER_START = new RegExp(`^(?:(?:${TOKEN})?|${TOKEN}:[\\t\\x20-\\x7e\\x80-\\xff]*)$`);
 /** Trailer fields that would change how the message or the connection is read (Node's parser acts on them): refused. */
 const FRAMING_TRAILER = /^(?:content-length|transfer-encoding|connection):/i;
 
@@ -99,7 +103,11 @@ export class ChunkedDecoder {
           if (this.#line.length + (end - i) > MAX_LINE) return -2;
           this.#line += latin1(buf, i, end);
           i = end;
-          if (cr < 0) continue;
+          if (cr < 0) {
+            // The line goes on in the next buffer: refused now if it can no longer become valid.
+            if (!(this.#state === SIZE_REST ? EXTENSIONS_START : TRAILER_START).test(this.#line)) return -2;
+            continue;
+          }
           i++;
           if (this.#state === SIZE_REST) {
             if (this.#line !== '' && !EXTENSIONS.test(this.#line)) return -2;

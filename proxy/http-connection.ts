@@ -13,7 +13,7 @@ import { coarseNow } from './coarse-clock.ts';
 import { Exchange, MESSAGES } from './http-exchange.ts';
 import type { ExchangeClient, ExchangeTimeouts } from './http-exchange.ts';
 import type { ProxyLimits } from './limits.ts';
-import { MAX_REQUEST_HEAD, checkPartialRequestHead, headText, parseRequestHead } from './http-head.ts';
+import { MAX_REQUEST_HEAD, checkPartialRequestHead, headText, parseRequestHead, partialHead } from './http-head.ts';
 import type { ForwardFor, RequestHead } from './http-head.ts';
 import { isPaused } from './pause-gate.ts';
 import type { PauseGate } from './pause-gate.ts';
@@ -107,8 +107,9 @@ class ClientConnection implements ExchangeClient {
   #queued = 0;
   /** The first byte of the next request head came (its timeout runs). */
   #headStarted = false;
-  /** Where the incomplete head in `#buf` is still to be checked (the lines before are valid). */
+  /** Where the incomplete head in `#buf` is still to be checked (the lines before are valid), and what they said. */
   #checked = 0;
+  #partial = partialHead();
   #exchange: Exchange | null = null;
   #tunnel: Tunnel | null = null;
   /** The request being held or served (for HEAD answers). */
@@ -200,6 +201,7 @@ class ClientConnection implements ExchangeClient {
         const text = headText(buf);
         if (text === undefined || text.length > MAX_REQUEST_HEAD) {
           if (text !== undefined || buf.length > MAX_REQUEST_HEAD) return this.#reply(431, 'depad proxy: request head too large', false);
+          if (this.#clientEnded) return this.#reply(400, `${MESSAGES.badRequest}: incomplete request`, false);
           // No complete head is waiting (the count can run high: body bytes look like heads), so read on.
           if (this.#queued > 0) {
             this.#queued = 0;
@@ -209,7 +211,10 @@ class ClientConnection implements ExchangeClient {
         }
         const end = text.length;
         this.#buf = end + 4 < buf.length ? buf.subarray(end + 4) : null;
-        this.#checked = 0;
+        if (this.#checked > 0) {
+          this.#checked = 0;
+          this.#partial = partialHead();
+        }
         this.#queued = this.#buf === null || this.#queued === 0 ? 0 : this.#queued - 1;
         this.#request(text);
       }
@@ -223,7 +228,7 @@ class ClientConnection implements ExchangeClient {
     const from = this.#checked;
     // Past the start of a long line, only a CR or LF can complete it or make it invalid for good.
     if (buf.length - from > 1024 && buf.indexOf(10, from) < 0 && buf.indexOf(13, from) < 0) return;
-    const checked = checkPartialRequestHead(buf.toString('latin1', from), from);
+    const checked = checkPartialRequestHead(buf.toString('latin1', from), from, this.#partial);
     if (typeof checked === 'number') this.#checked = checked;
     else this.#reply(checked.error, `${MESSAGES.badRequest}: ${checked.reason}`, false);
   }
@@ -282,6 +287,8 @@ class ClientConnection implements ExchangeClient {
       this.#queued = 0;
       this.#feedBody(pending);
     }
+    // The client ended its side before this request's body was all there: it never will be.
+    if (this.#state === BODY && this.#clientEnded) this.abort();
   }
 
   #feedBody(chunk: Buffer): void {

@@ -168,14 +168,47 @@ const FIELD_LINE_START = new RegExp(`^(?:[${TCHARS}]*|[${TCHARS}]+:[${VALUE_CHAR
 /** Unfinished lines longer than this are checked only once they end (their start was checked already). */
 const CHECKED_START = 1024;
 
+/** What the checks of an unfinished head saw in the lines before (kept by the caller between calls). */
+export interface PartialHead {
+  /** Content-Length fields seen. */
+  lengths: number;
+  /** A Transfer-Encoding field was seen. */
+  codings: boolean;
+}
+
+/** A fresh `PartialHead`. */
+export function partialHead(): PartialHead {
+  return { lengths: 0, codings: false };
+}
+
+const LENGTH_FIELD = /^content-length:/i;
+const LENGTH_VALUE = /^content-length:[ \t]*\d{1,15}[ \t]*$/i;
+const LENGTH_VALUE_START = /^content-length:[ \t]*(?:\d{1,15}[ \t]*)?$/i;
+const CODINGS_FIELD = /^transfer-encoding:/i;
+
+/** Notes a framing field of `line`; an error once the framing can no longer be valid. */
+function noteFraming(line: string, seen: PartialHead, complete: boolean): HeadError | undefined {
+  const c = line.charCodeAt(0) | 0x20;
+  if (c === 99 /* c */ && LENGTH_FIELD.test(line)) {
+    if (seen.lengths > 0) return { error: 400, reason: 'more than one Content-Length' };
+    if (!(complete ? LENGTH_VALUE : LENGTH_VALUE_START).test(line)) return { error: 400, reason: 'invalid Content-Length' };
+    if (complete) seen.lengths++;
+  } else if (c === 116 /* t */ && CODINGS_FIELD.test(line)) {
+    if (complete) seen.codings = true;
+  } else return undefined;
+  if ((seen.lengths > 0 || LENGTH_FIELD.test(line)) && (seen.codings || CODINGS_FIELD.test(line))) return { error: 400, reason: 'both Content-Length and Transfer-Encoding' };
+  return undefined;
+}
+
 /**
  * Checks a request head that has not ended yet: `text` is the buffered head from offset `base`
- * (latin1), where `base` is what the previous call returned (the lines before it are valid).
- * Returns the offset of the first line not yet complete, or the error to answer at once when the
- * head can no longer become valid: a bad request line (HTTP/0.9 among them) or field line, an
- * unknown method, a bad character in the line being read, a bare LF or a bare CR.
+ * (latin1), where `base` is what the previous call returned (the lines before it are valid, and
+ * `seen` holds what they said). Returns the offset of the first line not yet complete, or the
+ * error to answer at once when the head can no longer become valid: a bad request line (HTTP/0.9
+ * among them) or field line, an unknown method, conflicting framing fields, a bad character in
+ * the line being read, a bare LF or a bare CR.
  */
-export function checkPartialRequestHead(text: string, base: number): number | HeadError {
+export function checkPartialRequestHead(text: string, base: number, seen: PartialHead = partialHead()): number | HeadError {
   let pos = 0;
   for (let crlf = text.indexOf('\r\n'); crlf >= 0; crlf = text.indexOf('\r\n', pos)) {
     const line = text.slice(pos, crlf);
@@ -188,6 +221,10 @@ export function checkPartialRequestHead(text: string, base: number): number | He
       const method = line.slice(0, line.indexOf(' '));
       if (!METHODS.has(method)) return { error: 501, reason: 'unknown method' };
     } else if (!FIELD_LINE.test(line)) return { error: 400, reason: explainFieldError(line, 0) };
+    else {
+      const framing = noteFraming(line, seen, true);
+      if (framing !== undefined) return framing;
+    }
     pos = crlf + 2;
   }
   for (let i = pos; i < text.length; i++) {
@@ -204,6 +241,10 @@ export function checkPartialRequestHead(text: string, base: number): number | He
       const method = space < 0 ? rest.replace(/\r$/, '') : rest.slice(0, space);
       if (space < 0 ? !METHOD_STARTS.has(method) : !METHODS.has(method)) return { error: 501, reason: 'unknown method' };
     } else if (!FIELD_LINE_START.test(rest)) return { error: 400, reason: explainFieldError(rest, 0) };
+    else {
+      const framing = noteFraming(rest, seen, false);
+      if (framing !== undefined) return framing;
+    }
   }
   return base + pos;
 }
