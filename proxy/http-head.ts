@@ -168,6 +168,17 @@ const FIELD_LINE_START = new RegExp(`^(?:[${TCHARS}]*|[${TCHARS}]+:[${VALUE_CHAR
 /** Unfinished lines longer than this are checked only once they end (their start was checked already). */
 const CHECKED_START = 1024;
 
+/**
+ * True when `target` (all of it when `complete`, else its start) is or may become an origin-form
+ * (`/…`), absolute-form (`http://…`, `https://…`) or asterisk-form target.
+ */
+function targetMayBe(target: string, complete: boolean): boolean {
+  if (target === '' || target.charCodeAt(0) === 47 /* / */ || target === '*') return true;
+  if (complete) return /^https?:\/\//i.test(target);
+  const lower = target.toLowerCase();
+  return 'http://'.startsWith(lower) || 'https://'.startsWith(lower) || /^https?:\/\//.test(lower);
+}
+
 /** What the checks of an unfinished head saw in the lines before (kept by the caller between calls). */
 export interface PartialHead {
   /** Content-Length fields seen. */
@@ -218,8 +229,9 @@ export function checkPartialRequestHead(text: string, base: number, seen: Partia
         const why = explainRequestError(line, line.length);
         return { error: why.error ?? 400, reason: why.reason };
       }
-      const method = line.slice(0, line.indexOf(' '));
-      if (!METHODS.has(method)) return { error: 501, reason: 'unknown method' };
+      const sp = line.indexOf(' ');
+      if (!METHODS.has(line.slice(0, sp))) return { error: 501, reason: 'unknown method' };
+      if (!targetMayBe(line.slice(sp + 1, line.indexOf(' ', sp + 1)), true)) return { error: 400, reason: 'unsupported request target' };
     } else if (!FIELD_LINE.test(line)) return { error: 400, reason: explainFieldError(line, 0) };
     else {
       const framing = noteFraming(line, seen, true);
@@ -240,6 +252,10 @@ export function checkPartialRequestHead(text: string, base: number, seen: Partia
       const space = rest.indexOf(' ');
       const method = space < 0 ? rest.replace(/\r$/, '') : rest.slice(0, space);
       if (space < 0 ? !METHOD_STARTS.has(method) : !METHODS.has(method)) return { error: 501, reason: 'unknown method' };
+      if (space >= 0) {
+        const end = rest.indexOf(' ', space + 1);
+        if (!targetMayBe(rest.slice(space + 1, end < 0 ? rest.length : end), end >= 0)) return { error: 400, reason: 'unsupported request target' };
+      }
     } else if (!FIELD_LINE_START.test(rest)) return { error: 400, reason: explainFieldError(rest, 0) };
     else {
       const framing = noteFraming(rest, seen, false);

@@ -193,6 +193,12 @@ test('an unfinished head is refused at once when it can no longer become valid',
   // The line being read is checked too: a bad character, an unknown method, a fold.
   t.is((check('GET /\u00fc HTT') as { error: number }).error, 400);
   t.is((check('GEX') as { error: number }).error, 501);
+  t.is((check('GET a HTTP/1') as { error: number }).error, 400);
+  t.is((check('GET a') as { error: number }).error, 400);
+  t.is(check('GET htt'), 0);
+  t.is(check('GET HTTPS://a'), 0);
+  t.is((check('GET httpx') as { error: number }).error, 400);
+  t.is((check('GET ** HTTP/1.1\r\n') as { error: number }).error, 400);
   t.is((check('FOO / HTTP/1.1\r\n') as { error: number }).error, 501);
   t.is((check('GET / HTTP/1.1 x') as { error: number }).error, 400);
   t.is((check('GET / HTTP/1.1\r\nX Y') as { error: number }).error, 400);
