@@ -196,6 +196,8 @@ const LENGTH_FIELD = /^content-length:/i;
 const LENGTH_VALUE = /^content-length:[ \t]*\d{1,15}[ \t]*$/i;
 const LENGTH_VALUE_START = /^content-length:[ \t]*(?:\d{1,15}[ \t]*)?$/i;
 const CODINGS_FIELD = /^transfer-encoding:/i;
+const CODINGS_VALUE = /^transfer-encoding:[ \t]*chunked[ \t]*$/i;
+const CODINGS_VALUE_START = /^transfer-encoding:[ \t]*(?:c(?:h(?:u(?:n(?:k(?:e(?:d[ \t]*)?)?)?)?)?)?)?$/i;
 
 /** Notes a framing field of `line`; an error once the framing can no longer be valid. */
 function noteFraming(line: string, seen: PartialHead, complete: boolean): HeadError | undefined {
@@ -205,6 +207,8 @@ function noteFraming(line: string, seen: PartialHead, complete: boolean): HeadEr
     if (!(complete ? LENGTH_VALUE : LENGTH_VALUE_START).test(line)) return { error: 400, reason: 'invalid Content-Length' };
     if (complete) seen.lengths++;
   } else if (c === 116 /* t */ && CODINGS_FIELD.test(line)) {
+    // Only one `chunked` is ever accepted (501 otherwise): a second field or another coding is final.
+    if (seen.codings || !(complete ? CODINGS_VALUE : CODINGS_VALUE_START).test(line)) return { error: 501, reason: 'unsupported Transfer-Encoding' };
     if (complete) seen.codings = true;
   } else return undefined;
   if ((seen.lengths > 0 || LENGTH_FIELD.test(line)) && (seen.codings || CODINGS_FIELD.test(line))) return { error: 400, reason: 'both Content-Length and Transfer-Encoding' };

@@ -194,6 +194,12 @@ test('an unfinished head is refused at once when it can no longer become valid',
   t.is((check('GET /\u00fc HTT') as { error: number }).error, 400);
   t.is((check('GEX') as { error: number }).error, 501);
   t.is((check('GET a HTTP/1') as { error: number }).error, 400);
+  t.is(check('POST / HTTP/1.1\r\nTransfer-Encoding: chun'), 17);
+  t.is((check('POST / HTTP/1.1\r\nTransfer-Encoding: chunked, chu') as { error: number }).error, 501);
+  t.is((check('POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: c') as { error: number }).error, 501);
+  t.is((check('POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n') as { error: number }).error, 501);
+  t.is((check('POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding:') as { error: number }).error, 400);
+  t.is((check('POST / HTTP/1.1\r\nContent-Length: 0x') as { error: number }).error, 400);
   t.is((check('GET a') as { error: number }).error, 400);
   t.is(check('GET htt'), 0);
   t.is(check('GET HTTPS://a'), 0);
