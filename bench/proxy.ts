@@ -14,6 +14,7 @@
  * Run: scripts/node bench/proxy.ts [--before DIR]   (env: BENCH_SECONDS=10, BENCH_CONNECTIONS=50, BENCH_ROUNDS=3)
  *   --before DIR adds (c0): DIR/bin/depad proxy, another checkout of depad (an earlier commit), in
  *   the same rounds, so that a change to the proxy is measured side by side with what it replaces.
+ *   --no-others leaves out (d) and (e) (shorter runs, more rounds for the same time).
  * Also its own runner for (d) and (e): scripts/node bench/proxy.ts --serve <http-proxy-3|undici> …
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -36,6 +37,7 @@ const HOST = 'bench.local';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const OTHERS = !process.argv.includes('--no-others');
 const BEFORE = process.argv.includes('--before') ? path.resolve(process.argv[process.argv.indexOf('--before') + 1] ?? '') : undefined;
 
 // ---------------------------------------------------------------------------------------------
@@ -246,8 +248,8 @@ async function bench(): Promise<number> {
     };
     const depad = await startDepad(DEPAD, 'depad-home', depadPort);
     const before = BEFORE === undefined ? undefined : await startDepad(path.join(BEFORE, 'bin/depad'), 'before-home', await freePort());
-    const hp3 = await runner('http-proxy-3', hp3Port);
-    const undici = await runner('undici', undiciPort);
+    const hp3 = OTHERS ? await runner('http-proxy-3', hp3Port) : undefined;
+    const undici = OTHERS ? await runner('undici', undiciPort) : undefined;
 
     console.log(`proxy bench: wrk -t1 -c${CONNECTIONS} -d${SECONDS}s --latency, median of ${ROUNDS} interleaved round(s); node ${process.version}, ${cpus().length} CPUs, ${cpus()[0]?.model ?? ''}`);
     const targets: [string, number, () => number[]][] = [
@@ -255,8 +257,12 @@ async function bench(): Promise<number> {
       ['(b) nginx reverse proxy', nginxPort, () => childPids(nginxProxy.pid as number)],
       ['(c) depad proxy', depadPort, () => [depad.pid as number]],
       ...(before === undefined ? [] : [[`(c0) depad proxy at ${path.basename(BEFORE as string)}`, Number(before.spawnargs[before.spawnargs.indexOf('--http-port') + 1]), () => [before.pid as number]] as [string, number, () => number[]]]),
-      ['(d) http-proxy-3, bare', hp3Port, () => [hp3.pid as number]],
-      ['(e) node:http + undici Pool, bare', undiciPort, () => [undici.pid as number]],
+      ...(hp3 === undefined || undici === undefined
+        ? []
+        : ([
+            ['(d) http-proxy-3, bare', hp3Port, () => [hp3.pid as number]],
+            ['(e) node:http + undici Pool, bare', undiciPort, () => [undici.pid as number]],
+          ] as [string, number, () => number[]][])),
     ];
     const runs = new Map<string, Result[]>(targets.map(([label]) => [label, []]));
     const ratios: string[] = [];
