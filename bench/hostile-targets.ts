@@ -7,12 +7,12 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
-import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ProxyClient } from '../proxy/client.ts';
 import { proxyPaths } from '../proxy/paths.ts';
 import { proxyStateDir } from '../src/home.ts';
+import { freePort, waitForPort } from './measure.ts';
 
 /** The Host every request of the bench carries. */
 export const HOST = 'bench.local';
@@ -46,30 +46,6 @@ async function kill(child: ChildProcess): Promise<void> {
   child.kill('SIGTERM');
   if ((await Promise.race([exited.then(() => true), sleep(3000).then(() => false)])) === false) child.kill('SIGKILL');
   await exited;
-}
-
-/** A port free on 127.0.0.1 just now. */
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-/** Resolves once something accepts connections on `port`. */
-async function waitForPort(port: number, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1');
-      s.once('connect', () => (s.destroy(), resolve(true)));
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`nothing listens on ${port}`);
-    await sleep(50);
-  }
 }
 
 /** Resident memory of the processes `pids` (bytes, VmRSS; gone ones count 0). */

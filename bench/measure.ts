@@ -1,6 +1,8 @@
-/** Reading what processes cost, for the benchmarks. */
+/** Reading what processes cost, and finding ports, for the benchmarks. */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /** CPU time (ms, user + system) used so far by the processes `pids` (gone ones count 0). */
 export function cpuMs(pids: number[]): number {
@@ -15,4 +17,28 @@ export function cpuMs(pids: number[]): number {
     }
   }
   return total;
+}
+
+/** A port free on 127.0.0.1 just now. */
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Resolves once something accepts connections on 127.0.0.1:`port` (fails after `timeoutMs`). */
+export async function waitForPort(port: number, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1');
+      s.once('connect', () => (s.destroy(), resolve(true)));
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`nothing listens on ${port}`);
+    await sleep(50);
+  }
 }

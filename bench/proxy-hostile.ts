@@ -33,6 +33,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { DEPAD } from './bench-agent.ts';
 import { HOST, depadKind, nginxKind, rss, sampler, stopAll } from './hostile-targets.ts';
 import type { Kind, Target } from './hostile-targets.ts';
+import { streamChunks } from '../test/helpers/stream-chunks.ts';
 
 const FLOOD = Number(process.env.BENCH_FLOOD ?? 3000);
 const BATCHES = Number(process.env.BENCH_BATCHES ?? 3);
@@ -55,16 +56,7 @@ async function startUpstream(): Promise<{ port: number; requests: () => number; 
     requests++;
     if (req.url !== '/big') return void res.writeHead(200, { 'x-n': (req.url ?? '').slice(1), 'content-length': BODY }).end(body);
     res.writeHead(200, { 'content-length': BIG });
-    let i = 0;
-    const pump = () => {
-      for (let c = chunks[i]; c !== undefined; c = chunks[i]) {
-        i++;
-        pushed += c.length;
-        if (!res.write(c)) return void res.once('drain', pump);
-      }
-      res.end();
-    };
-    pump();
+    streamChunks(res, chunks, (bytes) => (pushed += bytes));
   });
   server.keepAliveTimeout = 120_000; // longer than nginx's upstream keepalive_timeout (60 s): no stale reuse
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));

@@ -22,6 +22,7 @@ import type { Proxy, Upstream } from './helpers/proxy-fixtures.ts';
 import type { ProxyLimits } from '../proxy/index.ts';
 import { ResponseReader, assertPrompt, closedWithin, mb, proxyChild, rawClient, rssPeak, settled, trickle } from './helpers/hostile-clients.ts';
 import type { ProxyChild, RawClient } from './helpers/hostile-clients.ts';
+import { streamChunks } from './helpers/stream-chunks.ts';
 
 /** The settings of `startProxy` that bound what hostile clients cost. */
 type Limits = Partial<ProxyLimits>;
@@ -174,16 +175,7 @@ test.serial('a client that never reads a 64 MiB response: proxy memory bounded, 
   const a = await upstream(t, 'A', (req, res) => {
     if (req.url !== '/big') return void res.end('small');
     res.writeHead(200, { 'content-length': SIZE });
-    let i = 0;
-    const pump = () => {
-      for (let c = chunks[i]; c !== undefined; c = chunks[i]) {
-        i++;
-        pushed += c.length;
-        if (!res.write(c)) return void res.once('drain', pump);
-      }
-      res.end();
-    };
-    pump();
+    streamChunks(res, chunks, (bytes) => (pushed += bytes));
   });
   const px = await childWith(t, a);
   const warm = await rawClient(t, px.port, GET('/small'));

@@ -323,3 +323,28 @@ export function splitPoints(rng: Rng, bytes: string): number[] {
 export function pauseMs(rng: Rng): number {
   return rng.chance(0.15) ? rng.int(1, 5) : 0;
 }
+
+/** How much each kind of mutation weighs when `mutate` picks one. */
+export interface MutationWeights {
+  te: number;
+  cl: number;
+  connection: number;
+  fields: number;
+}
+
+/**
+ * Applies `count` mutations picked by `weights` to `fields` (naming each in `ops`), then picks the
+ * line ending: plain CRLF when nothing was mutated.
+ */
+export function mutate(rng: Rng, fields: Field[], ops: string[], count: number, weights: MutationWeights, dataLength: number, bodyLength: number): LineEnding {
+  for (let k = 0; k < count; k++) {
+    const kind = rng.weighted([[weights.te, 'te'], [weights.cl, 'cl'], [weights.connection, 'connection'], [weights.fields, 'fields']] as const);
+    if (kind === 'te') ops.push(mutateTransferEncoding(rng, fields, dataLength));
+    else if (kind === 'cl') ops.push(mutateContentLength(rng, fields, bodyLength));
+    else if (kind === 'connection') ops.push(addConnection(rng, fields));
+    else ops.push(mutateFields(rng, fields));
+  }
+  const style = count > 0 ? lineEnding(rng) : 'crlf';
+  if (style !== 'crlf') ops.push(`eol:${style}`);
+  return style;
+}

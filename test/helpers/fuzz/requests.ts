@@ -4,7 +4,7 @@
  * fields, odd names and values, chunk syntax, line endings, request lines, HTTP/1.0 and 0.9,
  * Expect, pipelining of 1–5 requests), with the split points at which the client writes them.
  */
-import { SMUGGLED, addConnection, encodeChunked, lineEnding, mutateContentLength, mutateFields, mutateTransferEncoding, pauseMs, payload, recase, serializeHead, splitPoints } from './grammar.ts';
+import { SMUGGLED, encodeChunked, mutate, pauseMs, payload, recase, serializeHead, splitPoints } from './grammar.ts';
 import type { Field } from './grammar.ts';
 import type { Rng } from './random.ts';
 
@@ -145,15 +145,7 @@ function oneRequest(rng: Rng, mutations: number, ops: string[]): string {
     fields.push(['Transfer-Encoding', ' chunked']);
     body = encodeChunked(rng, payload(rng), false);
   }
-  for (let k = 0; k < mutations; k++) {
-    const kind = rng.weighted([[chunked ? 2 : 1, 'te'], [hasBody && !chunked ? 3 : 1, 'cl'], [2, 'connection'], [3, 'fields']] as const);
-    if (kind === 'te') ops.push(mutateTransferEncoding(rng, fields, data.length));
-    else if (kind === 'cl') ops.push(mutateContentLength(rng, fields, body.length));
-    else if (kind === 'connection') ops.push(addConnection(rng, fields));
-    else ops.push(mutateFields(rng, fields));
-  }
-  const style = mutations > 0 ? lineEnding(rng) : 'crlf';
-  if (style !== 'crlf') ops.push(`eol:${style}`);
+  const style = mutate(rng, fields, ops, mutations, { te: chunked ? 2 : 1, cl: hasBody && !chunked ? 3 : 1, connection: 2, fields: 3 }, data.length, body.length);
   const head = serializeHead(rng, requestLine(rng, m, target(rng, m), version, ops), fields, style);
   if (rng.chance(0.04)) {
     ops.push('body-longer');

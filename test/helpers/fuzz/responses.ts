@@ -4,7 +4,7 @@
  * grammar.ts (framing fields, Connection-listed fields, odd names, chunk syntax), 1xx interim
  * responses before the final one, close-delimited bodies, a second response or bytes after it.
  */
-import { SMUGGLED_RESPONSE, addConnection, encodeChunked, lineEnding, mutateContentLength, mutateFields, mutateTransferEncoding, pauseMs, payload, serializeHead, splitPoints } from './grammar.ts';
+import { SMUGGLED_RESPONSE, encodeChunked, mutate, pauseMs, payload, serializeHead, splitPoints } from './grammar.ts';
 import type { Field } from './grammar.ts';
 import type { Rng } from './random.ts';
 
@@ -74,15 +74,7 @@ export function generateResponseCase(rng: Rng): ResponseCase {
     body = encodeChunked(rng, data, rng.chance(0.5));
   }
   const mutations = rng.weighted([[35, 0], [40, 1], [18, 2], [7, 3]]);
-  for (let k = 0; k < mutations; k++) {
-    const kind = rng.weighted([[framing === 'chunked' ? 3 : 1, 'te'], [framing === 'length' ? 3 : 1, 'cl'], [2, 'connection'], [2, 'fields']] as const);
-    if (kind === 'te') ops.push(mutateTransferEncoding(rng, fields, data.length));
-    else if (kind === 'cl') ops.push(mutateContentLength(rng, fields, body.length));
-    else if (kind === 'connection') ops.push(addConnection(rng, fields));
-    else ops.push(mutateFields(rng, fields));
-  }
-  const style = mutations > 0 ? lineEnding(rng) : 'crlf';
-  if (style !== 'crlf') ops.push(`eol:${style}`);
+  const style = mutate(rng, fields, ops, mutations, { te: framing === 'chunked' ? 3 : 1, cl: framing === 'length' ? 3 : 1, connection: 2, fields: 2 }, data.length, body.length);
   text += serializeHead(rng, line, fields, style) + body;
   const after = rng.weighted([[85, ''], [6, SMUGGLED_RESPONSE], [3, 'garbage'], [3, '\r\n'], [3, 'HTTP/1.1 204 No Content\r\n\r\n']]);
   if (after !== '') ops.push(`after:${JSON.stringify(after.slice(0, 12))}`);
