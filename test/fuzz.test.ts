@@ -22,7 +22,7 @@ test.serial(`a bounded random run shows no divergence (seed ${SEED})`, async (t)
   t.log(`seed ${SEED} (set FUZZ_SEED to change it)`);
   const result = await runCampaign({ seed: SEED, seconds: SECONDS, maxCases: MAX_CASES, lanes: 24, side: 'both', onLane: (lane) => lanes.push(lane) });
   const seconds = result.elapsedMs / 1000;
-  t.log(`${result.run} cases in ${seconds.toFixed(1)} s (${(result.run / seconds).toFixed(0)} cases/s), ${result.refusals} refusals`);
+  t.log(`${result.run} cases in ${seconds.toFixed(1)} s (${(result.run / seconds).toFixed(0)} cases/s), ${result.refusals} refusals, ${result.retimed} late once and on time again`);
   t.true(result.run > 300, `only ${result.run} cases ran`);
   if (result.divergentCases > 0) t.log(formatResult(result));
   t.deepEqual(Object.keys(result.kinds), [], 'divergences by kind (examples in the log above)');

@@ -87,6 +87,18 @@ const requests: [string, string, { splits?: number[]; pauseMs?: number; finMs?: 
   ['body-shorter-than-length', post(`Content-Length: 10\r\n`, 'hello')],
   // A FIN that arrives while an earlier answer is still on its way, with part of a head buffered.
   ['fin-mid-exchange', `${post(cl('hello'), 'hello', '/1')}${post(cl('xxx'), 'xxx', '/2')}POST /3 HTTP/1.1\r\n${H}Content-Length: 5\r\n`, { finMs: 0 }],
+  // 6. Found by the random run and fixed: each must be refused (or answered) at once, or not forwarded.
+  ['partial-line-bad-target-char', 'GET /\u00fc HTT'],
+  ['partial-line-target-not-a-path', 'GET a HTTP/1'],
+  ['partial-line-unknown-method', 'GEX /a'],
+  ['partial-te-after-length', `POST /a HTTP/1.1\r\n${H}Content-Length: 0\r\nTransfer-Encoding: ch`],
+  ['partial-length-not-digits', `POST /a HTTP/1.1\r\n${H}Content-Length: 0x0\r\nTransfer`],
+  ['partial-te-not-chunked-last', `POST /a HTTP/1.1\r\n${H}Transfer-Encoding: chunked, chu`],
+  ['partial-second-te', `POST /a HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\nTransfer-Encoding: c`],
+  ['trailer-bare-lf', post(chunked, `1\r\n0\r\n0\r\n\n`)],
+  ['trailer-connection-close-then-pipelined', `${post(chunked, `5\r\nhello\r\n0\r\nConnection: close\r\n\r\n`)}GET /b HTTP/1.1\r\n${H}\r\n`],
+  ['chunk-extension-space', post(chunked, `5;a b\r\nhello\r\n0\r\n\r\n`)],
+  ['fin-after-request-with-partial-next', `GET /a HTTP/1.1\r\n${H}\r\n\r\n\r\nTRACE http://fuzz.test/a HTTP/1.1\r\nHost: `, { finMs: 0 }],
 ];
 
 const responses: [string, string, Parameters<typeof responseCase>[1]][] = [
@@ -108,6 +120,11 @@ const responses: [string, string, Parameters<typeof responseCase>[1]][] = [
   ['response-bytes-after', `${ok('hello')}garbage`, {}],
   ['response-head-with-length', `HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n`, { method: 'HEAD' }],
   ['response-close-delimited', `HTTP/1.1 200 OK\r\n\r\nuntil close`, { close: true }],
+  // Found by the random run and fixed.
+  ['response-head-invalid-length', `HTTP/1.1 200 OK\r\nCONTENT-LENGTH: +5\r\n\r\n`, { method: 'HEAD', version: '1.0' }],
+  ['response-length-padded', `HTTP/1.1 200 OK\r\nContent-Length:  5\r\n\r\nhello`, {}],
+  ['response-trailer-transfer-encoding-to-http10', `HTTP/1.1 200 OK\r\n${chunked}\r\n${chunk('hello')}0\r\nTransfer-Encoding: chunked\r\n\r\n`, { version: '1.0', close: true }],
+  ['response-chunked-truncated-to-http10', `HTTP/1.1 200 OK\r\n${chunked}\r\n1\r\n`, { version: '1.0', close: true }],
 ];
 
 /** The named corpus cases, request side first. */
