@@ -16,7 +16,7 @@ import { startAgent } from './helpers/agent-process.ts';
 import { harness, testPorts } from './helpers/harness.ts';
 import type { Harness } from './helpers/harness.ts';
 
-interface Health { service: string; instance: string; probe: string; status: string; failures: number; restarts: number; checks: { ok: boolean; output: string }[] }
+interface Health { service: string; instance: string; probe: string; status: string; since: string; failures: number; restarts: number; checks: { ok: boolean; output: string }[] }
 
 async function health(h: Harness, name: string): Promise<Health[]> {
   const result = await h.run(['health', name, '--json']);
@@ -100,7 +100,8 @@ test('agent health checks: unhealthy reported within interval × retries; restar
   execFileSync('docker', ['exec', side, 'touch', '/tmp/bad']);
   const broke = Date.now();
   const sick = await until('side unhealthy', async () => (await health(h, name)).find((i) => i.service === 'side' && i.status === 'unhealthy'));
-  const sideDelay = Date.now() - broke;
+  // Measured when the agent saw it (`since`), not when this test's polling through the CLI did.
+  const sideDelay = Date.parse(sick.since) - broke;
   t.log(`command probe: unhealthy after ${sideDelay} ms (interval 1 s × retries 2)`);
   t.true(sideDelay <= 3000 + 1500, `reported within interval × (retries + 1) plus slack: ${sideDelay} ms`);
   t.regex(sick.checks.at(-1)?.output ?? '', /exited 1/);
@@ -110,8 +111,8 @@ test('agent health checks: unhealthy reported within interval × retries; restar
   const webStarted = startedAt(web);
   execFileSync('docker', ['exec', web, 'mv', '/app/www/cgi-bin/health', '/app/www/cgi-bin/health.off']);
   const webBroke = Date.now();
-  await until('web unhealthy', async () => (await health(h, name)).find((i) => i.service === 'web' && i.status !== 'healthy'));
-  const webDelay = Date.now() - webBroke;
+  const webSick = await until('web unhealthy', async () => (await health(h, name)).find((i) => i.service === 'web' && i.status !== 'healthy'));
+  const webDelay = Date.parse(webSick.since) - webBroke;
   t.log(`http probe: unhealthy after ${webDelay} ms`);
   t.true(webDelay <= 4500, `${webDelay} ms`);
   await until('web restarted', async () => (startedAt(web) !== webStarted ? true : undefined));
