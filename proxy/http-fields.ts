@@ -1,8 +1,12 @@
 /**
- * The field section of HTTP/1.x heads, shared by the request and response parsers (http-head.ts):
- * character tables, the fields of the head being parsed (offsets, reused: parsing is synchronous),
- * Content-Length and Transfer-Encoding, and finding the end of a head in a buffer.
+ * The field section of HTTP/1.x heads, shared by the request and response parsers (http-head.ts)
+ * and the check of unfinished heads (partial-head.ts): character tables and line patterns, the
+ * fields of the head being parsed (offsets, reused: parsing is synchronous), Content-Length and
+ * Transfer-Encoding, the methods forwarded, why a request line is refused, and finding the end of
+ * a head in a buffer.
  */
+
+import { METHODS as KNOWN_METHODS } from 'node:http';
 
 /** Largest request head accepted (request line and fields): larger is answered 431. */
 export const MAX_REQUEST_HEAD = 16 * 1024;
@@ -113,6 +117,10 @@ export interface HeadError {
 
 export const TCHARS = "!#$%&'*+\\-.^_`|~0-9A-Za-z";
 export const VALUE_CHARS = '\\t\\x20-\\x7e\\x80-\\xff';
+/** A complete request line. */
+export const REQUEST_LINE = new RegExp(`^[${TCHARS}]+ [\\x21-\\x7e]+ HTTP/1\\.[01]$`);
+/** A complete field line. */
+export const FIELD_LINE = new RegExp(`^[${TCHARS}]+:[${VALUE_CHARS}]*$`);
 export const FIELDS = `(?:\\r\\n[${TCHARS}]+:[${VALUE_CHARS}]*)*$`;
 
 /** True when `text[start, end)` is `word` in any case (`word` lowercase letters and '-'). */
@@ -262,3 +270,23 @@ export const NO_BODY: Framing = Object.freeze({ kind: 'none' });
 export const CHUNKED: Framing = Object.freeze({ kind: 'chunked' });
 export const UNTIL_CLOSE: Framing = Object.freeze({ kind: 'close' });
 
+/** The methods forwarded: those Node's own parser (llhttp) knows, as the instances behind the proxy mostly do. */
+export const METHODS: ReadonlySet<string> = new Set(KNOWN_METHODS);
+/** Every start of a known method (`G`, `GE`, `GET`, …), to refuse an unknown one before its line ends. */
+export const METHOD_STARTS: ReadonlySet<string> = new Set(KNOWN_METHODS.flatMap((m) => Array.from({ length: m.length + 1 }, (_, i) => m.slice(0, i))));
+
+/** Why a request head (or its request line alone: `lineLength` = its length) failed the check: a status when not 400, and a reason. */
+export function explainRequestError(text: string, lineLength: number): { error?: number; reason: string } {
+  const line = text.slice(0, lineLength);
+  const sp1 = line.indexOf(' ');
+  const sp2 = sp1 < 0 ? -1 : line.indexOf(' ', sp1 + 1);
+  if (sp1 <= 0 || sp2 < 0) return { reason: 'malformed request line' };
+  for (let i = 0; i < sp1; i++) if (TCHAR[line.charCodeAt(i)] !== 1) return { reason: 'invalid method' };
+  if (sp2 === sp1 + 1) return { reason: 'empty request target' };
+  for (let i = sp1 + 1; i < sp2; i++) if (TARGET_CHAR[line.charCodeAt(i)] !== 1) return { reason: 'invalid character in the request target' };
+  const version = line.slice(sp2 + 1);
+  if (version !== 'HTTP/1.1' && version !== 'HTTP/1.0') {
+    return /^HTTP\/\d\.\d$/.test(version) ? { error: 505, reason: 'unsupported HTTP version' } : { reason: 'malformed request line' };
+  }
+  return { reason: explainFieldError(text, lineLength + 2) };
+}

@@ -14,8 +14,6 @@ import {
   HOST_CHAR,
   MAX_FIELDS,
   NO_BODY,
-  TARGET_CHAR,
-  TCHAR,
   TCHARS,
   UNTIL_CLOSE,
   VALUE_CHARS,
@@ -23,30 +21,25 @@ import {
   contentLength,
   equalsLower,
   explainFieldError,
+  explainRequestError,
   field,
+  METHODS,
   plainContentLength,
   splitFields,
   transferCodings,
   value,
 } from './http-fields.ts';
 import type { Framing, HeadError } from './http-fields.ts';
-import { METHODS as KNOWN_METHODS } from 'node:http';
 
-/** The methods forwarded: those Node's own parser (llhttp) knows, as the instances behind the proxy mostly do. */
-const METHODS: ReadonlySet<string> = new Set(KNOWN_METHODS);
-/** Every start of a known method (`G`, `GE`, `GET`, …), to refuse an unknown one before its line ends. */
-const METHOD_STARTS: ReadonlySet<string> = new Set(KNOWN_METHODS.flatMap((m) => Array.from({ length: m.length + 1 }, (_, i) => m.slice(0, i))));
-
+/** Checking a head that has not ended yet (partial-head.ts). */
+export { checkPartialRequestHead, partialHead } from './partial-head.ts';
+export type { PartialHead } from './partial-head.ts';
 /** Head limits, the end of a head in a buffer, and the shapes parsers return. */
 export { MAX_REQUEST_HEAD, MAX_RESPONSE_HEAD, headText } from './http-fields.ts';
 export type { Framing, HeadError } from './http-fields.ts';
 
 /** A well-formed request head: the whole of it, checked in one go (native code). */
 const REQUEST_HEAD = new RegExp(`^[${TCHARS}]+ [\\x21-\\x7e]+ HTTP/1\\.[01]${FIELDS}`);
-/** A complete request line. */
-const REQUEST_LINE = new RegExp(`^[${TCHARS}]+ [\\x21-\\x7e]+ HTTP/1\\.[01]$`);
-/** A complete field line. */
-const FIELD_LINE = new RegExp(`^[${TCHARS}]+:[${VALUE_CHARS}]*$`);
 /** A well-formed response head. */
 const RESPONSE_HEAD = new RegExp(`^HTTP/1\\.[01] \\d{3}(?: [${VALUE_CHARS}]*)?${FIELDS}`);
 
@@ -159,130 +152,6 @@ export function parseRequestHead(text: string, fwd: ForwardFor): RequestHead | H
     upgrade: wantsUpgrade ? upgrade : undefined,
     upstreamHead: out,
   };
-}
-
-/** The start of a request line that may still become valid (the version up to its digits). */
-const REQUEST_LINE_START = new RegExp(`^(?:[${TCHARS}]*|[${TCHARS}]+ [\\x21-\\x7e]*|[${TCHARS}]+ [\\x21-\\x7e]+ (?:H(?:T(?:T(?:P(?:/(?:\\d(?:\\.\\d?)?)?)?)?)?)?)?)\r?$`);
-/** The start of a field line that may still become valid. */
-const FIELD_LINE_START = new RegExp(`^(?:[${TCHARS}]*|[${TCHARS}]+:[${VALUE_CHARS}]*)\r?$`);
-/** Unfinished lines longer than this are checked only once they end (their start was checked already). */
-const CHECKED_START = 1024;
-
-/**
- * True when `target` (all of it when `complete`, else its start) is or may become an origin-form
- * (`/…`), absolute-form (`http://…`, `https://…`) or asterisk-form target.
- */
-function targetMayBe(target: string, complete: boolean): boolean {
-  if (target === '' || target.charCodeAt(0) === 47 /* / */ || target === '*') return true;
-  if (complete) return /^https?:\/\//i.test(target);
-  const lower = target.toLowerCase();
-  return 'http://'.startsWith(lower) || 'https://'.startsWith(lower) || /^https?:\/\//.test(lower);
-}
-
-/** What the checks of an unfinished head saw in the lines before (kept by the caller between calls). */
-export interface PartialHead {
-  /** Content-Length fields seen. */
-  lengths: number;
-  /** A Transfer-Encoding field was seen. */
-  codings: boolean;
-}
-
-/** A fresh `PartialHead`. */
-export function partialHead(): PartialHead {
-  return { lengths: 0, codings: false };
-}
-
-const LENGTH_FIELD = /^content-length:/i;
-const LENGTH_VALUE = /^content-length:[ \t]*\d{1,15}[ \t]*$/i;
-const LENGTH_VALUE_START = /^content-length:[ \t]*(?:\d{1,15}[ \t]*)?$/i;
-const CODINGS_FIELD = /^transfer-encoding:/i;
-const CODINGS_VALUE = /^transfer-encoding:[ \t]*chunked[ \t]*$/i;
-const CODINGS_VALUE_START = /^transfer-encoding:[ \t]*(?:c(?:h(?:u(?:n(?:k(?:e(?:d[ \t]*)?)?)?)?)?)?)?$/i;
-
-/** Notes a framing field of `line`; an error once the framing can no longer be valid. */
-function noteFraming(line: string, seen: PartialHead, complete: boolean): HeadError | undefined {
-  const c = line.charCodeAt(0) | 0x20;
-  if (c === 99 /* c */ && LENGTH_FIELD.test(line)) {
-    if (seen.lengths > 0) return { error: 400, reason: 'more than one Content-Length' };
-    if (!(complete ? LENGTH_VALUE : LENGTH_VALUE_START).test(line)) return { error: 400, reason: 'invalid Content-Length' };
-    if (complete) seen.lengths++;
-  } else if (c === 116 /* t */ && CODINGS_FIELD.test(line)) {
-    // Only one `chunked` is ever accepted (501 otherwise): a second field or another coding is final.
-    if (seen.codings || !(complete ? CODINGS_VALUE : CODINGS_VALUE_START).test(line)) return { error: 501, reason: 'unsupported Transfer-Encoding' };
-    if (complete) seen.codings = true;
-  } else return undefined;
-  if ((seen.lengths > 0 || LENGTH_FIELD.test(line)) && (seen.codings || CODINGS_FIELD.test(line))) return { error: 400, reason: 'both Content-Length and Transfer-Encoding' };
-  return undefined;
-}
-
-/**
- * Checks a request head that has not ended yet: `text` is the buffered head from offset `base`
- * (latin1), where `base` is what the previous call returned (the lines before it are valid, and
- * `seen` holds what they said). Returns the offset of the first line not yet complete, or the
- * error to answer at once when the head can no longer become valid: a bad request line (HTTP/0.9
- * among them) or field line, an unknown method, conflicting framing fields, a bad character in
- * the line being read, a bare LF or a bare CR.
- */
-export function checkPartialRequestHead(text: string, base: number, seen: PartialHead = partialHead()): number | HeadError {
-  let pos = 0;
-  for (let crlf = text.indexOf('\r\n'); crlf >= 0; crlf = text.indexOf('\r\n', pos)) {
-    const line = text.slice(pos, crlf);
-    if (line.includes('\n')) return { error: 400, reason: 'bare LF line ending' };
-    if (base + pos === 0) {
-      if (!REQUEST_LINE.test(line)) {
-        const why = explainRequestError(line, line.length);
-        return { error: why.error ?? 400, reason: why.reason };
-      }
-      const sp = line.indexOf(' ');
-      if (!METHODS.has(line.slice(0, sp))) return { error: 501, reason: 'unknown method' };
-      if (!targetMayBe(line.slice(sp + 1, line.indexOf(' ', sp + 1)), true)) return { error: 400, reason: 'unsupported request target' };
-    } else if (!FIELD_LINE.test(line)) return { error: 400, reason: explainFieldError(line, 0) };
-    else {
-      const framing = noteFraming(line, seen, true);
-      if (framing !== undefined) return framing;
-    }
-    pos = crlf + 2;
-  }
-  for (let i = pos; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 10) return { error: 400, reason: 'bare LF line ending' };
-    // Every CRLF was taken above: a CR with anything after it is a bare CR.
-    if (c === 13 && i + 1 < text.length) return { error: 400, reason: 'bare CR in the head' };
-  }
-  if (text.length - pos <= CHECKED_START) {
-    const rest = text.slice(pos);
-    if (base + pos === 0) {
-      if (!REQUEST_LINE_START.test(rest)) return { error: 400, reason: 'malformed request line' };
-      const space = rest.indexOf(' ');
-      const method = space < 0 ? rest.replace(/\r$/, '') : rest.slice(0, space);
-      if (space < 0 ? !METHOD_STARTS.has(method) : !METHODS.has(method)) return { error: 501, reason: 'unknown method' };
-      if (space >= 0) {
-        const end = rest.indexOf(' ', space + 1);
-        if (!targetMayBe(rest.slice(space + 1, end < 0 ? rest.length : end), end >= 0)) return { error: 400, reason: 'unsupported request target' };
-      }
-    } else if (!FIELD_LINE_START.test(rest)) return { error: 400, reason: explainFieldError(rest, 0) };
-    else {
-      const framing = noteFraming(rest, seen, false);
-      if (framing !== undefined) return framing;
-    }
-  }
-  return base + pos;
-}
-
-/** Why a request head failed the check. */
-function explainRequestError(text: string, lineLength: number): { error?: number; reason: string } {
-  const line = text.slice(0, lineLength);
-  const sp1 = line.indexOf(' ');
-  const sp2 = sp1 < 0 ? -1 : line.indexOf(' ', sp1 + 1);
-  if (sp1 <= 0 || sp2 < 0) return { reason: 'malformed request line' };
-  for (let i = 0; i < sp1; i++) if (TCHAR[line.charCodeAt(i)] !== 1) return { reason: 'invalid method' };
-  if (sp2 === sp1 + 1) return { reason: 'empty request target' };
-  for (let i = sp1 + 1; i < sp2; i++) if (TARGET_CHAR[line.charCodeAt(i)] !== 1) return { reason: 'invalid character in the request target' };
-  const version = line.slice(sp2 + 1);
-  if (version !== 'HTTP/1.1' && version !== 'HTTP/1.0') {
-    return /^HTTP\/\d\.\d$/.test(version) ? { error: 505, reason: 'unsupported HTTP version' } : { reason: 'malformed request line' };
-  }
-  return { reason: explainFieldError(text, lineLength + 2) };
 }
 
 /**

@@ -1,0 +1,117 @@
+/**
+ * Checking a request head that has not ended yet, line by line as its bytes arrive, so that one
+ * which can no longer become valid is answered at once rather than at a timeout: a bad request
+ * line (HTTP/0.9 among them), an unknown method, a target that cannot become one, a bad field
+ * line, conflicting framing fields, a bare CR or LF. The complete head is parsed by http-head.ts.
+ */
+import { FIELD_LINE, METHODS, METHOD_STARTS, REQUEST_LINE, TCHARS, VALUE_CHARS, explainFieldError, explainRequestError } from './http-fields.ts';
+import type { HeadError } from './http-fields.ts';
+
+/** The start of a request line that may still become valid (the version up to its digits). */
+const REQUEST_LINE_START = new RegExp(`^(?:[${TCHARS}]*|[${TCHARS}]+ [\\x21-\\x7e]*|[${TCHARS}]+ [\\x21-\\x7e]+ (?:H(?:T(?:T(?:P(?:/(?:\\d(?:\\.\\d?)?)?)?)?)?)?)?)\r?$`);
+/** The start of a field line that may still become valid. */
+const FIELD_LINE_START = new RegExp(`^(?:[${TCHARS}]*|[${TCHARS}]+:[${VALUE_CHARS}]*)\r?$`);
+/** Unfinished lines longer than this are checked only once they end (their start was checked already). */
+const CHECKED_START = 1024;
+
+/**
+ * True when `target` (all of it when `complete`, else its start) is or may become an origin-form
+ * (`/…`), absolute-form (`http://…`, `https://…`) or asterisk-form target.
+ */
+function targetMayBe(target: string, complete: boolean): boolean {
+  if (target === '' || target.charCodeAt(0) === 47 /* / */ || target === '*') return true;
+  if (complete) return /^https?:\/\//i.test(target);
+  const lower = target.toLowerCase();
+  return 'http://'.startsWith(lower) || 'https://'.startsWith(lower) || /^https?:\/\//.test(lower);
+}
+
+/** What the checks of an unfinished head saw in the lines before (kept by the caller between calls). */
+export interface PartialHead {
+  /** Content-Length fields seen. */
+  lengths: number;
+  /** A Transfer-Encoding field was seen. */
+  codings: boolean;
+}
+
+/** A fresh `PartialHead`. */
+export function partialHead(): PartialHead {
+  return { lengths: 0, codings: false };
+}
+
+const LENGTH_FIELD = /^content-length:/i;
+const LENGTH_VALUE = /^content-length:[ \t]*\d{1,15}[ \t]*$/i;
+const LENGTH_VALUE_START = /^content-length:[ \t]*(?:\d{1,15}[ \t]*)?$/i;
+const CODINGS_FIELD = /^transfer-encoding:/i;
+const CODINGS_VALUE = /^transfer-encoding:[ \t]*chunked[ \t]*$/i;
+const CODINGS_VALUE_START = /^transfer-encoding:[ \t]*(?:c(?:h(?:u(?:n(?:k(?:e(?:d[ \t]*)?)?)?)?)?)?)?$/i;
+
+/** Notes a framing field of `line`; an error once the framing can no longer be valid. */
+function noteFraming(line: string, seen: PartialHead, complete: boolean): HeadError | undefined {
+  const c = line.charCodeAt(0) | 0x20;
+  if (c === 99 /* c */ && LENGTH_FIELD.test(line)) {
+    if (seen.lengths > 0) return { error: 400, reason: 'more than one Content-Length' };
+    if (!(complete ? LENGTH_VALUE : LENGTH_VALUE_START).test(line)) return { error: 400, reason: 'invalid Content-Length' };
+    if (complete) seen.lengths++;
+  } else if (c === 116 /* t */ && CODINGS_FIELD.test(line)) {
+    // Only one `chunked` is ever accepted (501 otherwise): a second field or another coding is final.
+    if (seen.codings || !(complete ? CODINGS_VALUE : CODINGS_VALUE_START).test(line)) return { error: 501, reason: 'unsupported Transfer-Encoding' };
+    if (complete) seen.codings = true;
+  } else return undefined;
+  if ((seen.lengths > 0 || LENGTH_FIELD.test(line)) && (seen.codings || CODINGS_FIELD.test(line))) return { error: 400, reason: 'both Content-Length and Transfer-Encoding' };
+  return undefined;
+}
+
+/**
+ * Checks a request head that has not ended yet: `text` is the buffered head from offset `base`
+ * (latin1), where `base` is what the previous call returned (the lines before it are valid, and
+ * `seen` holds what they said). Returns the offset of the first line not yet complete, or the
+ * error to answer at once when the head can no longer become valid: a bad request line (HTTP/0.9
+ * among them) or field line, an unknown method, conflicting framing fields, a bad character in
+ * the line being read, a bare LF or a bare CR.
+ */
+export function checkPartialRequestHead(text: string, base: number, seen: PartialHead = partialHead()): number | HeadError {
+  let pos = 0;
+  for (let crlf = text.indexOf('\r\n'); crlf >= 0; crlf = text.indexOf('\r\n', pos)) {
+    const line = text.slice(pos, crlf);
+    if (line.includes('\n')) return { error: 400, reason: 'bare LF line ending' };
+    if (base + pos === 0) {
+      if (!REQUEST_LINE.test(line)) {
+        const why = explainRequestError(line, line.length);
+        return { error: why.error ?? 400, reason: why.reason };
+      }
+      const sp = line.indexOf(' ');
+      if (!METHODS.has(line.slice(0, sp))) return { error: 501, reason: 'unknown method' };
+      if (!targetMayBe(line.slice(sp + 1, line.indexOf(' ', sp + 1)), true)) return { error: 400, reason: 'unsupported request target' };
+    } else if (!FIELD_LINE.test(line)) return { error: 400, reason: explainFieldError(line, 0) };
+    else {
+      const framing = noteFraming(line, seen, true);
+      if (framing !== undefined) return framing;
+    }
+    pos = crlf + 2;
+  }
+  for (let i = pos; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 10) return { error: 400, reason: 'bare LF line ending' };
+    // Every CRLF was taken above: a CR with anything after it is a bare CR.
+    if (c === 13 && i + 1 < text.length) return { error: 400, reason: 'bare CR in the head' };
+  }
+  if (text.length - pos <= CHECKED_START) {
+    const rest = text.slice(pos);
+    if (base + pos === 0) {
+      if (!REQUEST_LINE_START.test(rest)) return { error: 400, reason: 'malformed request line' };
+      const space = rest.indexOf(' ');
+      const method = space < 0 ? rest.replace(/\r$/, '') : rest.slice(0, space);
+      if (space < 0 ? !METHOD_STARTS.has(method) : !METHODS.has(method)) return { error: 501, reason: 'unknown method' };
+      if (space >= 0) {
+        const end = rest.indexOf(' ', space + 1);
+        if (!targetMayBe(rest.slice(space + 1, end < 0 ? rest.length : end), end >= 0)) return { error: 400, reason: 'unsupported request target' };
+      }
+    } else if (!FIELD_LINE_START.test(rest)) return { error: 400, reason: explainFieldError(rest, 0) };
+    else {
+      const framing = noteFraming(rest, seen, false);
+      if (framing !== undefined) return framing;
+    }
+  }
+  return base + pos;
+}
+
