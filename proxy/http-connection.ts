@@ -1,10 +1,12 @@
 /**
  * One client connection to the proxy's HTTP listener: reads request heads (strictly, see
- * http-head.ts), routes each by Host, holds it while its route is paused, and hands it to an
- * Exchange with the chosen upstream; answers 400/404/408/431/501/505 and 503 itself. Requests on
- * a keep-alive connection are served one after another (pipelined ones wait, bounded). Idle
- * connections and slow heads time out by a sweep once a second, not a timer per request.
- * The connection is listener-agnostic: a TLS listener passes its sockets with `proto: 'https'`.
+ * http-head.ts; an unfinished one is checked as it comes, partial-head.ts), routes each by Host,
+ * holds it while its route is paused, and hands it to an Exchange with the chosen upstream;
+ * answers 400/404/405/408/431/501/505 and 503 itself. Requests on a keep-alive connection are
+ * served one after another; pipelined ones wait, bounded in number and bytes, and none is started
+ * while the client has not taken what was written (limits.ts). Idle connections, slow heads and
+ * unread answers time out by a sweep once a second, not a timer per request. The connection is
+ * listener-agnostic: a TLS listener passes its sockets with `proto: 'https'`.
  */
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
