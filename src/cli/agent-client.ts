@@ -68,6 +68,18 @@ export class AgentClient {
     }
   }
 
+  /**
+   * The agent went away while it worked on `req` (killed, crashed, its host gone): it completes
+   * or undoes an interrupted operation when it starts again, so say where to look.
+   */
+  #gone(req: AgentRequest, cause?: Error): DepadError {
+    const what = req.onLine !== undefined ? 'while the logs were followed' : req.method === 'GET' ? 'before it answered' : 'during the operation';
+    const hint = req.method === 'GET'
+      ? 'start the agent again (depad agent, or systemctl start depad-agent) and repeat the command'
+      : 'an agent completes or undoes an interrupted operation when it starts again: start it (depad agent, or systemctl start depad-agent), then see the outcome with depad ls or depad inspect <deployment>';
+    return new DepadError('DEPAD_AGENT_UNAVAILABLE', `the agent at ${this.where} went away ${what} (its connection closed before the answer was complete)`, { hint, ...(cause === undefined ? {} : { cause }) });
+  }
+
   #send<T>(req: AgentRequest, tunnel: Duplex | undefined): Promise<T> {
     const body = req.body === undefined ? undefined : JSON.stringify(req.body);
     const headers: Record<string, string | number> = {};
@@ -75,11 +87,20 @@ export class AgentClient {
     if (req.onProgress) headers.accept = 'application/x-ndjson';
     return new Promise((resolve, reject) => {
       const t = this.transport;
+      let settled = false;
       const onResponse = (res: http.IncomingMessage) => {
         const streamed = String(res.headers['content-type'] ?? '').startsWith('application/x-ndjson');
         let buf = '';
         let final: unknown;
         res.setEncoding('utf8');
+        // The agent died (or its connection broke) before the answer ended: no 'end' comes.
+        res.on('error', () => {});
+        res.on('close', () => {
+          if (!res.complete && !settled) {
+            settled = true;
+            reject(this.#gone(req));
+          }
+        });
         res.on('data', (chunk: string) => {
           buf += chunk;
           if (!streamed) return;
@@ -92,6 +113,7 @@ export class AgentClient {
           }
         });
         res.on('end', () => {
+          settled = true;
           try {
             if (streamed) {
               const last = final as { result?: unknown; error?: unknown; status?: number } | undefined;
@@ -116,10 +138,15 @@ export class AgentClient {
         r = https.request({ host, port: Number(t.url.port || 443), ...(net.isIP(host) === 0 ? { servername: host } : {}), ...(t.ca === undefined ? {} : { ca: t.ca }), method: req.method, path: `${base}${req.path}`, headers, agent: false }, onResponse);
       }
       req.signal?.addEventListener('abort', () => {
+        settled = true;
         r.destroy();
         resolve(undefined as T);
       });
       r.on('error', (error: NodeJS.ErrnoException) => {
+        if (settled) return;
+        settled = true;
+        // Reset once the request was sent: the agent took it and went away before answering.
+        if (error.code === 'ECONNRESET' && r.reusedSocket === false && r.writableFinished) return reject(this.#gone(req, error));
         if (TLS_TRUST_ERRORS.test(error.code ?? '')) {
           return reject(
             new DepadError('DEPAD_TLS_INVALID', `the agent at ${this.where} has a certificate this client does not trust (${error.code}): ${error.message}`, {

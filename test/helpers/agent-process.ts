@@ -15,12 +15,12 @@ export interface Started {
   exited: Promise<number | null>;
 }
 
-/** Starts `depad agent` on loopback ports from `port()` (plus `extra` arguments); resolves once it listens. */
-export async function startAgent(t: ExecutionContext, h: Harness, port: () => number, extra: string[] = []): Promise<Started> {
+/** Starts `depad agent` on loopback ports from `port()` (plus `extra` arguments and `env`); resolves once it listens. */
+export async function startAgent(t: ExecutionContext, h: Harness, port: () => number, extra: string[] = [], env: Record<string, string> = {}): Promise<Started> {
   const args = ['--json', '--home', h.home, 'agent', '--api-port', String(port()), '--api-host', '127.0.0.1', '--http-port', String(port()), '--http-host', '127.0.0.1', '--tcp-host', '127.0.0.1', ...extra];
   const child = spawn(DEPAD, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, DEPAD_HOME: h.home, DEPAD_PORT_RANGE: h.portRange },
+    env: { ...process.env, DEPAD_HOME: h.home, DEPAD_PORT_RANGE: h.portRange, ...env },
   });
   t.teardown(() => void (child.exitCode === null && child.signalCode === null && child.kill('SIGKILL')));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
