@@ -8,9 +8,9 @@ import { FIELD_LINE, METHODS, METHOD_STARTS, REQUEST_LINE, TCHARS, VALUE_CHARS, 
 import type { HeadError } from './http-fields.ts';
 
 /** The start of a request line that may still become valid (the version up to its digits). */
-const REQUEST_LINE_START = new RegExp(`^(?:[${TCHARS}]*|[${TCHARS}]+ [\\x21-\\x7e]*|[${TCHARS}]+ [\\x21-\\x7e]+ (?:H(?:T(?:T(?:P(?:/(?:\\d(?:\\.\\d?)?)?)?)?)?)?)?)\r?$`);
+const REQUEST_LINE_START = new RegExp(`^(?:[${TCHARS}]*|[${TCHARS}]+ [\\x21-\\x7e]*|[${TCHARS}]+ [\\x21-\\x7e]+ (?:H(?:T(?:T(?:P(?:/(?:\\d(?:\\.\\d?)?)?)?)?)?)?)?)$`);
 /** The start of a field line that may still become valid. */
-const FIELD_LINE_START = new RegExp(`^(?:[${TCHARS}]*|[${TCHARS}]+:[${VALUE_CHARS}]*)\r?$`);
+const FIELD_LINE_START = new RegExp(`^(?:[${TCHARS}]*|[${TCHARS}]+:[${VALUE_CHARS}]*)$`);
 /** Unfinished lines longer than this are checked only once they end (their start was checked already). */
 const CHECKED_START = 1024;
 
@@ -96,11 +96,12 @@ export function checkPartialRequestHead(text: string, base: number, seen: Partia
     if (c === 13 && i + 1 < text.length) return { error: 400, reason: 'bare CR in the head' };
   }
   if (text.length - pos <= CHECKED_START) {
-    const rest = text.slice(pos);
+    // The line being read, without a CR that waits for its LF.
+    const rest = text.slice(pos, text.charCodeAt(text.length - 1) === 13 ? -1 : undefined);
     if (base + pos === 0) {
       if (!REQUEST_LINE_START.test(rest)) return { error: 400, reason: 'malformed request line' };
       const space = rest.indexOf(' ');
-      const method = space < 0 ? rest.replace(/\r$/, '') : rest.slice(0, space);
+      const method = space < 0 ? rest : rest.slice(0, space);
       if (space < 0 ? !METHOD_STARTS.has(method) : !METHODS.has(method)) return { error: 501, reason: 'unknown method' };
       if (space >= 0) {
         const end = rest.indexOf(' ', space + 1);

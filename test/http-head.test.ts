@@ -195,6 +195,10 @@ test('an unfinished head is refused at once when it can no longer become valid',
   t.is((check('GEX') as { error: number }).error, 501);
   t.is((check('GET a HTTP/1') as { error: number }).error, 400);
   t.is(check('POST / HTTP/1.1\r\nTransfer-Encoding: chun'), 17);
+  // A line whose CR came and whose LF has not yet is fine, framing fields too.
+  t.is(check('POST / HTTP/1.1\r\nContent-Length: 5\r'), 17);
+  t.is(check('POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r'), 17);
+  t.is(check('GET / HTTP/1.1\r'), 0);
   t.is((check('POST / HTTP/1.1\r\nTransfer-Encoding: chunked, chu') as { error: number }).error, 501);
   t.is((check('POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: c') as { error: number }).error, 501);
   t.is((check('POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n') as { error: number }).error, 501);

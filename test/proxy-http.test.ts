@@ -202,3 +202,23 @@ test('pipelined POSTs whose bodies look like heads, then a head split across wri
   const text = await c.waitFor(/\/last 0$/);
   t.deepEqual(statuses(text), Array.from({ length: 13 }, () => 200));
 });
+
+test('a head split between the CR and the LF of its framing line is read whole (not refused)', async (t) => {
+  const a = await upstream(t, 'A', (req, res) => {
+    let body = '';
+    req.on('data', (d: Buffer) => (body += d.toString()));
+    req.on('end', () => res.end(`${req.url} ${body}`));
+  });
+  const p = await proxy(t);
+  await p.client.setDeploymentRoutes('one', [httpRoute('one', 'web', ['a.test'], [a.port])]);
+  for (const [path, framing, body] of [
+    ['/length', 'Content-Length: 5', 'hello'],
+    ['/chunked', 'Transfer-Encoding: chunked', '5\r\nhello\r\n0\r\n\r\n'],
+  ] as const) {
+    const c = await raw(t, p, `POST ${path} HTTP/1.1\r\nHost: a.test\r\n${framing}\r`);
+    await sleep(50);
+    c.socket.write(`\n\r\n${body}`);
+    const text = await c.waitFor(new RegExp(`${path} hello$`));
+    t.regex(text, /^HTTP\/1\.1 200 /, path);
+  }
+});
