@@ -98,7 +98,7 @@ export class ChunkedDecoder {
         }
         case SIZE_REST:
         case TRAILER: {
-          const cr = indexOfByte(buf, 13, i);
+          const cr = buf.indexOf(13, i);
           const end = cr < 0 ? len : cr;
           if (this.#line.length + (end - i) > MAX_LINE) return -2;
           this.#line += latin1(buf, i, end);
@@ -155,10 +155,6 @@ export class ChunkedDecoder {
     }
     return -1;
   }
-}
-
-function indexOfByte(buf: Uint8Array, byte: number, from: number): number {
-  return buf.indexOf(byte, from);
 }
 
 function latin1(buf: Uint8Array, start: number, end: number): string {

@@ -16,7 +16,7 @@ import { Exchange, MESSAGES } from './http-exchange.ts';
 import type { ExchangeClient, ExchangeTimeouts } from './http-exchange.ts';
 import type { ProxyLimits } from './limits.ts';
 import { MAX_REQUEST_HEAD, headText, parseRequestHead } from './http-head.ts';
-import { checkPartialRequestHead, partialHead } from './partial-head.ts';
+import { checkUnfinishedHead, partialHead, resetPartialHead } from './partial-head.ts';
 import type { ForwardFor, RequestHead } from './http-head.ts';
 import { isPaused } from './pause-gate.ts';
 import type { PauseGate } from './pause-gate.ts';
@@ -110,9 +110,8 @@ class ClientConnection implements ExchangeClient {
   #queued = 0;
   /** The first byte of the next request head came (its timeout runs). */
   #headStarted = false;
-  /** Where the incomplete head in `#buf` is still to be checked (the lines before are valid), and what they said. */
-  #checked = 0;
-  #partial = partialHead();
+  /** How far the incomplete head in `#buf` was checked, and what its lines said. */
+  readonly #partial = partialHead();
   #exchange: Exchange | null = null;
   #tunnel: Tunnel | null = null;
   /** The request being held or served (for HEAD answers). */
@@ -153,7 +152,9 @@ class ClientConnection implements ExchangeClient {
       case READING_HEAD:
         this.#append(chunk);
         this.#parse();
-        break;
+        // What is left of the read (a head still coming, pipelined requests) outlives it.
+        if (this.#buf !== null && isShared(this.#buf)) this.#buf = Buffer.from(this.#buf);
+        return;
       case BODY:
         return this.#feedBody(owned(chunk));
       case TUNNEL:
@@ -163,7 +164,6 @@ class ClientConnection implements ExchangeClient {
       default:
         this.#append(owned(chunk));
     }
-    if (this.#buf !== null && isShared(this.#buf)) this.#buf = Buffer.from(this.#buf);
   }
 
   #onDrain(): void {
@@ -210,30 +210,18 @@ class ClientConnection implements ExchangeClient {
             this.#queued = 0;
             this.#socket.resume();
           }
-          return this.#checkPartial(buf);
+          const error = checkUnfinishedHead(buf, this.#partial);
+          return error === undefined ? undefined : this.#reply(error.error, `${MESSAGES.badRequest}: ${error.reason}`, false);
         }
         const end = text.length;
         this.#buf = end + 4 < buf.length ? buf.subarray(end + 4) : null;
-        if (this.#checked > 0) {
-          this.#checked = 0;
-          this.#partial = partialHead();
-        }
+        if (this.#partial.offset > 0) resetPartialHead(this.#partial);
         this.#queued = this.#buf === null || this.#queued === 0 ? 0 : this.#queued - 1;
         this.#request(text);
       }
     } finally {
       this.#parsing = false;
     }
-  }
-
-  /** An incomplete head: answered at once when it can no longer become valid (bare LF, HTTP/0.9, a bad line). */
-  #checkPartial(buf: Buffer): void {
-    const from = this.#checked;
-    // Past the start of a long line, only a CR or LF can complete it or make it invalid for good.
-    if (buf.length - from > 1024 && buf.indexOf(10, from) < 0 && buf.indexOf(13, from) < 0) return;
-    const checked = checkPartialRequestHead(buf.toString('latin1', from), from, this.#partial);
-    if (typeof checked === 'number') this.#checked = checked;
-    else this.#reply(checked.error, `${MESSAGES.badRequest}: ${checked.reason}`, false);
   }
 
   #request(text: string): void {
@@ -330,7 +318,7 @@ class ClientConnection implements ExchangeClient {
     if (this.#clientEnded && this.#buf === null) return this.#close();
     const socket = this.#socket;
     const now = coarseNow();
-    if (socket.writableLength >= Math.max(this.#limits.maxBufferedResponseBytes, socket.writableHighWaterMark)) {
+    if (this.#clientFull()) {
       this.#state = DRAINING;
       this.deadline = now + this.#limits.sendTimeoutMs;
       socket.pause();
@@ -372,10 +360,18 @@ class ClientConnection implements ExchangeClient {
   // ExchangeClient.
 
   write(data: Buffer | string): boolean {
+    if (typeof data === 'string') this.#socket.write(data, 'latin1');
+    else this.#socket.write(data);
+    return !this.#clientFull();
+  }
+
+  /**
+   * The client has not taken `maxBufferedResponseBytes` (at least the socket's high-water mark,
+   * so that a 'drain' is sure to come): stop reading the upstream, start no next request.
+   */
+  #clientFull(): boolean {
     const socket = this.#socket;
-    const flushed = typeof data === 'string' ? socket.write(data, 'latin1') : socket.write(data);
-    // Past the socket's high-water mark, up to the configured bound, the upstream is still read.
-    return flushed || socket.writableLength < this.#limits.maxBufferedResponseBytes;
+    return socket.writableLength >= Math.max(this.#limits.maxBufferedResponseBytes, socket.writableHighWaterMark);
   }
 
   pauseReading(): void {

@@ -66,9 +66,7 @@ export class Exchange extends Tracked implements SocketUser {
   #answered = false;
   /** Any byte went to the client. */
   #sent = false;
-  /** Upstream reading is paused until the client drains. */
-  #waitingForClient = false;
-  /** When the client must have taken what waits for it (while `#waitingForClient`). */
+  /** Upstream reading is paused until the client drains, which it must do by this time; Infinity while not paused. */
   #clientDue = Infinity;
 
   constructor(client: ExchangeClient, entry: UpstreamEntry, head: RequestHead, timeouts: ExchangeTimeouts) {
@@ -187,8 +185,7 @@ export class Exchange extends Tracked implements SocketUser {
 
   /** The client can take more: read the upstream again. */
   onClientDrain(): void {
-    if (!this.#waitingForClient) return;
-    this.#waitingForClient = false;
+    if (this.#clientDue === Infinity) return;
     this.#clientDue = Infinity;
     this.#up?.resume();
   }
@@ -254,12 +251,12 @@ export class Exchange extends Tracked implements SocketUser {
       if (parsed.status < 200) {
         // Interim (100 Continue, 103 Early Hints): passed on (never to an HTTP/1.0 client, which
         // does not know them); the final response follows.
-        if (this.#http10) {
-          // dropped
-        } else if (parsed.needsRewrite) {
-          this.#client.write(clientHead(parsed, false));
-          this.#sent = true;
-        } else this.#send(buf.subarray(0, bodyStart), owned);
+        if (!this.#http10) {
+          if (parsed.needsRewrite) {
+            this.#client.write(clientHead(parsed, false));
+            this.#sent = true;
+          } else this.#send(buf.subarray(0, bodyStart), owned);
+        }
         if (bodyStart === buf.length) return true;
         buf = buf.subarray(bodyStart);
         continue;
@@ -336,7 +333,6 @@ export class Exchange extends Tracked implements SocketUser {
   }
 
   #waitForClient(): void {
-    this.#waitingForClient = true;
     this.#clientDue = coarseNow() + this.#timeouts.sendMs;
   }
 

@@ -267,7 +267,7 @@ export function clientHead(head: ResponseHead, closeClient: boolean, http10 = fa
       ? k !== F.HopByHop && k !== F.Confusable
       : k === F.Other
         ? !connectionListed(text, n)
-        : (k === F.TransferEncoding && kind === 'close') || k === F.XForwardedFor || k === F.XForwarded || k === F.Host;
+        : k === F.XForwardedFor || k === F.XForwarded || k === F.Host;
     if (keep) out += `${text.slice(field.lineStart[n], field.lineEnd[n])}\r\n`;
   }
   if (kind === 'length') out += `Content-Length: ${(head.framing as { length: number }).length}\r\n`;

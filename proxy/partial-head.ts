@@ -25,8 +25,10 @@ function targetMayBe(target: string, complete: boolean): boolean {
   return 'http://'.startsWith(lower) || 'https://'.startsWith(lower) || /^https?:\/\//.test(lower);
 }
 
-/** What the checks of an unfinished head saw in the lines before (kept by the caller between calls). */
+/** Where the check of an unfinished head is, and what its lines said (kept by the caller between reads). */
 export interface PartialHead {
+  /** Offset of the first line not yet complete (the lines before it are valid). */
+  offset: number;
   /** Content-Length fields seen. */
   lengths: number;
   /** A Transfer-Encoding field was seen. */
@@ -35,7 +37,13 @@ export interface PartialHead {
 
 /** A fresh `PartialHead`. */
 export function partialHead(): PartialHead {
-  return { lengths: 0, codings: false };
+  return { offset: 0, lengths: 0, codings: false };
+}
+
+/** Makes `seen` fresh again (a head ended). */
+export function resetPartialHead(seen: PartialHead): void {
+  seen.offset = seen.lengths = 0;
+  seen.codings = false;
 }
 
 const LENGTH_FIELD = /^content-length:/i;
@@ -61,6 +69,26 @@ function noteFraming(line: string, seen: PartialHead, complete: boolean): HeadEr
   return undefined;
 }
 
+/** Why the request line `line` (all of it when `complete`, else its start) can no longer be valid, if it cannot. */
+function requestLineError(line: string, complete: boolean): HeadError | undefined {
+  if (!(complete ? REQUEST_LINE : REQUEST_LINE_START).test(line)) {
+    if (!complete) return { error: 400, reason: 'malformed request line' };
+    const why = explainRequestError(line, line.length);
+    return { error: why.error ?? 400, reason: why.reason };
+  }
+  const space = line.indexOf(' ');
+  if (space < 0) return METHOD_STARTS.has(line) ? undefined : { error: 501, reason: 'unknown method' };
+  if (!METHODS.has(line.slice(0, space))) return { error: 501, reason: 'unknown method' };
+  const end = line.indexOf(' ', space + 1);
+  return targetMayBe(line.slice(space + 1, end < 0 ? line.length : end), end >= 0) ? undefined : { error: 400, reason: 'unsupported request target' };
+}
+
+/** Why the field line `line` (all of it when `complete`, else its start) can no longer be valid, if it cannot. */
+function fieldLineError(line: string, complete: boolean, seen: PartialHead): HeadError | undefined {
+  if (!(complete ? FIELD_LINE : FIELD_LINE_START).test(line)) return { error: 400, reason: explainFieldError(line, 0) };
+  return noteFraming(line, seen, complete);
+}
+
 /**
  * Checks a request head that has not ended yet: `text` is the buffered head from offset `base`
  * (latin1), where `base` is what the previous call returned (the lines before it are valid, and
@@ -74,19 +102,8 @@ export function checkPartialRequestHead(text: string, base: number, seen: Partia
   for (let crlf = text.indexOf('\r\n'); crlf >= 0; crlf = text.indexOf('\r\n', pos)) {
     const line = text.slice(pos, crlf);
     if (line.includes('\n')) return { error: 400, reason: 'bare LF line ending' };
-    if (base + pos === 0) {
-      if (!REQUEST_LINE.test(line)) {
-        const why = explainRequestError(line, line.length);
-        return { error: why.error ?? 400, reason: why.reason };
-      }
-      const sp = line.indexOf(' ');
-      if (!METHODS.has(line.slice(0, sp))) return { error: 501, reason: 'unknown method' };
-      if (!targetMayBe(line.slice(sp + 1, line.indexOf(' ', sp + 1)), true)) return { error: 400, reason: 'unsupported request target' };
-    } else if (!FIELD_LINE.test(line)) return { error: 400, reason: explainFieldError(line, 0) };
-    else {
-      const framing = noteFraming(line, seen, true);
-      if (framing !== undefined) return framing;
-    }
+    const error = base + pos === 0 ? requestLineError(line, true) : fieldLineError(line, true, seen);
+    if (error !== undefined) return error;
     pos = crlf + 2;
   }
   for (let i = pos; i < text.length; i++) {
@@ -98,21 +115,23 @@ export function checkPartialRequestHead(text: string, base: number, seen: Partia
   if (text.length - pos <= CHECKED_START) {
     // The line being read, without a CR that waits for its LF.
     const rest = text.slice(pos, text.charCodeAt(text.length - 1) === 13 ? -1 : undefined);
-    if (base + pos === 0) {
-      if (!REQUEST_LINE_START.test(rest)) return { error: 400, reason: 'malformed request line' };
-      const space = rest.indexOf(' ');
-      const method = space < 0 ? rest : rest.slice(0, space);
-      if (space < 0 ? !METHOD_STARTS.has(method) : !METHODS.has(method)) return { error: 501, reason: 'unknown method' };
-      if (space >= 0) {
-        const end = rest.indexOf(' ', space + 1);
-        if (!targetMayBe(rest.slice(space + 1, end < 0 ? rest.length : end), end >= 0)) return { error: 400, reason: 'unsupported request target' };
-      }
-    } else if (!FIELD_LINE_START.test(rest)) return { error: 400, reason: explainFieldError(rest, 0) };
-    else {
-      const framing = noteFraming(rest, seen, false);
-      if (framing !== undefined) return framing;
-    }
+    const error = base + pos === 0 ? requestLineError(rest, false) : fieldLineError(rest, false, seen);
+    if (error !== undefined) return error;
   }
   return base + pos;
 }
 
+/**
+ * Checks the unfinished head at the start of `buf` from where the last check stopped (`seen`,
+ * updated): the error to answer at once, or undefined while it may still become valid. Past the
+ * start of a long line, only a CR or LF can complete it or make it invalid for good, so such reads
+ * are not looked at again.
+ */
+export function checkUnfinishedHead(buf: Buffer, seen: PartialHead): HeadError | undefined {
+  const from = seen.offset;
+  if (buf.length - from > CHECKED_START && buf.indexOf(10, from) < 0 && buf.indexOf(13, from) < 0) return undefined;
+  const checked = checkPartialRequestHead(buf.toString('latin1', from), from, seen);
+  if (typeof checked !== 'number') return checked;
+  seen.offset = checked;
+  return undefined;
+}
