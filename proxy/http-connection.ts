@@ -215,7 +215,7 @@ class ClientConnection implements ExchangeClient {
         }
         const end = text.length;
         this.#buf = end + 4 < buf.length ? buf.subarray(end + 4) : null;
-        if (this.#partial.offset > 0) resetPartialHead(this.#partial);
+        if (this.#partial.scanned > 0) resetPartialHead(this.#partial);
         this.#queued = this.#buf === null || this.#queued === 0 ? 0 : this.#queued - 1;
         this.#request(text);
       }

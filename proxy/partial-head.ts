@@ -11,7 +11,10 @@ import type { HeadError } from './http-fields.ts';
 const REQUEST_LINE_START = new RegExp(`^(?:[${TCHARS}]*|[${TCHARS}]+ [\\x21-\\x7e]*|[${TCHARS}]+ [\\x21-\\x7e]+ (?:H(?:T(?:T(?:P(?:/(?:\\d(?:\\.\\d?)?)?)?)?)?)?)?)$`);
 /** The start of a field line that may still become valid. */
 const FIELD_LINE_START = new RegExp(`^(?:[${TCHARS}]*|[${TCHARS}]+:[${VALUE_CHARS}]*)$`);
-/** Unfinished lines longer than this are checked only once they end (their start was checked already). */
+/**
+ * How much of an unfinished line is checked as it comes: its first 1 KiB (any start of a valid
+ * line is valid, so a bad start is found there); the rest is checked once the line ends.
+ */
 const CHECKED_START = 1024;
 
 /**
@@ -29,6 +32,8 @@ function targetMayBe(target: string, complete: boolean): boolean {
 export interface PartialHead {
   /** Offset of the first line not yet complete (the lines before it are valid). */
   offset: number;
+  /** How much of the buffer was looked at so far. */
+  scanned: number;
   /** Content-Length fields seen. */
   lengths: number;
   /** A Transfer-Encoding field was seen. */
@@ -37,12 +42,12 @@ export interface PartialHead {
 
 /** A fresh `PartialHead`. */
 export function partialHead(): PartialHead {
-  return { offset: 0, lengths: 0, codings: false };
+  return { offset: 0, scanned: 0, lengths: 0, codings: false };
 }
 
 /** Makes `seen` fresh again (a head ended). */
 export function resetPartialHead(seen: PartialHead): void {
-  seen.offset = seen.lengths = 0;
+  seen.offset = seen.scanned = seen.lengths = 0;
   seen.codings = false;
 }
 
@@ -112,24 +117,25 @@ export function checkPartialRequestHead(text: string, base: number, seen: Partia
     // Every CRLF was taken above: a CR with anything after it is a bare CR.
     if (c === 13 && i + 1 < text.length) return { error: 400, reason: 'bare CR in the head' };
   }
-  if (text.length - pos <= CHECKED_START) {
-    // The line being read, without a CR that waits for its LF.
-    const rest = text.slice(pos, text.charCodeAt(text.length - 1) === 13 ? -1 : undefined);
-    const error = base + pos === 0 ? requestLineError(rest, false) : fieldLineError(rest, false, seen);
-    if (error !== undefined) return error;
-  }
+  // The start of the line being read, without a CR that waits for its LF.
+  const end = text.length - pos > CHECKED_START ? pos + CHECKED_START : text.charCodeAt(text.length - 1) === 13 ? text.length - 1 : text.length;
+  const rest = text.slice(pos, end);
+  const error = base + pos === 0 ? requestLineError(rest, false) : fieldLineError(rest, false, seen);
+  if (error !== undefined) return error;
   return base + pos;
 }
 
 /**
  * Checks the unfinished head at the start of `buf` from where the last check stopped (`seen`,
- * updated): the error to answer at once, or undefined while it may still become valid. Past the
- * start of a long line, only a CR or LF can complete it or make it invalid for good, so such reads
- * are not looked at again.
+ * updated): the error to answer at once, or undefined while it may still become valid. Once the
+ * start of a long line was checked, only a CR or LF can complete it or make it invalid for good,
+ * so reads that bring neither are not looked at again.
  */
 export function checkUnfinishedHead(buf: Buffer, seen: PartialHead): HeadError | undefined {
   const from = seen.offset;
-  if (buf.length - from > CHECKED_START && buf.indexOf(10, from) < 0 && buf.indexOf(13, from) < 0) return undefined;
+  const scanned = seen.scanned;
+  seen.scanned = buf.length;
+  if (scanned - from > CHECKED_START && buf.indexOf(10, scanned) < 0 && buf.indexOf(13, scanned) < 0) return undefined;
   const checked = checkPartialRequestHead(buf.toString('latin1', from), from, seen);
   if (typeof checked !== 'number') return checked;
   seen.offset = checked;
