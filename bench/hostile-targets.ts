@@ -1,18 +1,17 @@
 /**
  * The proxies that bench/proxy-hostile.ts compares, each started fresh as its own process in front
  * of one upstream: `depad proxy` of a tree (its bin/depad, route set over the control channel) and
- * nginx; and their resident memory, read from /proc.
+ * nginx; and a sampler of their resident memory (read from /proc, see measure.ts).
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ProxyClient } from '../proxy/client.ts';
 import { proxyPaths } from '../proxy/paths.ts';
 import { proxyStateDir } from '../src/home.ts';
-import { freePort, waitForPort } from './measure.ts';
+import { childPids, freePort, rss, waitForPort } from './measure.ts';
 
 /** The Host every request of the bench carries. */
 export const HOST = 'bench.local';
@@ -46,21 +45,6 @@ async function kill(child: ChildProcess): Promise<void> {
   child.kill('SIGTERM');
   if ((await Promise.race([exited.then(() => true), sleep(3000).then(() => false)])) === false) child.kill('SIGKILL');
   await exited;
-}
-
-/** Resident memory of the processes `pids` (bytes, VmRSS; gone ones count 0). */
-export function rss(pids: number[]): number {
-  let total = 0;
-  for (const pid of pids) {
-    let kb: string | undefined;
-    try {
-      kb = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
-    } catch {
-      // gone
-    }
-    total += Number(kb ?? 0) * 1024;
-  }
-  return total;
 }
 
 /** `bin proxy` (bin/depad of some tree) on a home under `dir`, routing HOST to the upstream. */
@@ -114,8 +98,7 @@ http {
     );
     const master = track(spawn('nginx', ['-p', d, '-c', conf, '-e', path.join(d, 'error.log')], { stdio: 'inherit' }));
     await waitForPort(port);
-    const workers = () => readFileSync(`/proc/${master.pid}/task/${master.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-    return { port, pids: workers, stop: () => kill(master) };
+    return { port, pids: () => childPids(master.pid as number), stop: () => kill(master) };
   },
 };
 

@@ -1,4 +1,4 @@
-/** Reading what processes cost, and finding ports, for the benchmarks. */
+/** Reading what processes cost (CPU time, resident memory, children), and finding ports, for the benchmarks. */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
@@ -17,6 +17,28 @@ export function cpuMs(pids: number[]): number {
     }
   }
   return total;
+}
+
+/** Resident memory of the processes `pids` (bytes, VmRSS; gone ones count 0). */
+export function rss(pids: number[]): number {
+  let total = 0;
+  for (const pid of pids) {
+    try {
+      total += Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
+    } catch {
+      // gone
+    }
+  }
+  return total;
+}
+
+/** The child processes of `pid` (e.g. nginx's workers); none once it is gone. */
+export function childPids(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
 }
 
 /** A port free on 127.0.0.1 just now. */

@@ -17,7 +17,8 @@
  *          time). Reported: RSS growth and per connection.
  * In every scenario a normal request on another connection is timed while the hostile client is
  * at work ("probe ms"). Every wait is bounded; the run is stopped after BENCH_MAX_SECONDS (300).
- * The proxies and their memory readings are in bench/hostile-targets.ts.
+ * The proxies and the sampler of their memory are in bench/hostile-targets.ts; the response reader,
+ * the probe and the upstream's streaming are test/helpers/hostile-common.ts's (the test's own).
  * Kills and removes everything it started. Needs nginx (installs nothing); Linux (/proc).
  * Run: scripts/node bench/proxy-hostile.ts [--before /path/to/old/tree]
  *      (env: BENCH_FLOOD=3000 BENCH_BATCHES=3 BENCH_BODY=16384 BENCH_IDLE=5000 BENCH_MAX_SECONDS=300)
@@ -31,9 +32,10 @@ import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DEPAD } from './bench-agent.ts';
-import { HOST, depadKind, nginxKind, rss, sampler, stopAll } from './hostile-targets.ts';
+import { HOST, depadKind, nginxKind, sampler, stopAll } from './hostile-targets.ts';
 import type { Kind, Target } from './hostile-targets.ts';
-import { streamChunks } from '../test/helpers/stream-chunks.ts';
+import { rss } from './measure.ts';
+import { ResponseReader, probe, settled, streamChunks } from '../test/helpers/hostile-common.ts';
 
 const FLOOD = Number(process.env.BENCH_FLOOD ?? 3000);
 const BATCHES = Number(process.env.BENCH_BATCHES ?? 3);
@@ -80,51 +82,6 @@ async function connect(port: number, paused: boolean): Promise<{ socket: net.Soc
   return { socket, read: (sink) => (socket.on('data', sink), socket.resume()) };
 }
 
-/** Reads a stream of Content-Length responses: statuses, X-N values, and a hash of the bodies. */
-class Responses {
-  readonly statuses: number[] = [];
-  readonly tags: string[] = [];
-  readonly hash = createHash('sha256');
-  bodyBytes = 0;
-  #head = '';
-  #left = 0;
-
-  push(chunk: Buffer): void {
-    for (let at = 0; at < chunk.length; ) {
-      if (this.#left > 0) {
-        const take = Math.min(this.#left, chunk.length - at);
-        this.hash.update(chunk.subarray(at, at + take));
-        this.bodyBytes += take;
-        this.#left -= take;
-        at += take;
-        continue;
-      }
-      const seen = this.#head.length;
-      this.#head += chunk.toString('latin1', at, Math.min(chunk.length, at + 16 * 1024));
-      const end = this.#head.indexOf('\r\n\r\n');
-      if (end < 0) break;
-      const head = this.#head.slice(0, end);
-      at += end + 4 - seen;
-      this.#head = '';
-      this.statuses.push(Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? 0));
-      this.tags.push(/\r\nx-n: *([^\r]*)/i.exec(head)?.[1] ?? '');
-      this.#left = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
-    }
-  }
-}
-
-/** Resolves once `value()` has not changed for `quietMs`, or after `maxMs`. */
-async function settled(value: () => number, quietMs = 1000, maxMs = 8000): Promise<number> {
-  const deadline = Date.now() + maxMs;
-  let last = value();
-  let since = Date.now();
-  while (Date.now() < deadline && Date.now() - since < quietMs) {
-    await sleep(50);
-    if (value() !== last) [last, since] = [value(), Date.now()];
-  }
-  return last;
-}
-
 async function until(condition: () => boolean, maxMs: number): Promise<boolean> {
   const deadline = Date.now() + maxMs;
   while (!condition()) {
@@ -135,18 +92,7 @@ async function until(condition: () => boolean, maxMs: number): Promise<boolean> 
 }
 
 /** Times a normal GET on a new connection (ms; Infinity without a 200 in 5 s). */
-function probe(port: number): Promise<number> {
-  const started = performance.now();
-  return new Promise((resolve) => {
-    const req = http.request({ host: '127.0.0.1', port, path: '/probe', headers: { host: HOST }, agent: false, timeout: 5000 }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode === 200 ? performance.now() - started : Infinity));
-    });
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve(Infinity));
-    req.end();
-  });
-}
+const timeProbe = (port: number): Promise<number> => probe(port, HOST).then(({ status, ms }) => (status === 200 ? ms : Infinity), () => Infinity);
 
 /** One measured scenario on a fresh target. */
 interface Row {
@@ -162,7 +108,7 @@ const GET = (p: string) => `GET ${p} HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`;
 /** Warms the target up with `n` pipelined GETs on one connection, read whole. */
 async function warmUp(target: Target, n: number): Promise<void> {
   const c = await connect(target.port, false);
-  const r = new Responses();
+  const r = new ResponseReader();
   c.read((chunk) => r.push(chunk));
   c.socket.write(Array.from({ length: n }, (_, i) => GET(`/w${i}`)).join(''));
   await until(() => r.statuses.length >= n, 10_000);
@@ -183,12 +129,12 @@ const scenarios: { name: string; run(target: Target, up: Awaited<ReturnType<type
         c.socket.write(Array.from({ length: FLOOD }, (_, i) => GET(`/${b * FLOOD + i}`)).join(''));
         await sleep(200);
       }
-      const received = await settled(up.requests);
-      const probeMs = await probe(target.port);
+      const received = await settled(up.requests, 1000, 8000);
+      const probeMs = await timeProbe(target.port);
       const top = peak.stop();
       const after = rss(target.pids());
       const total = BATCHES * FLOOD;
-      const r = new Responses();
+      const r = new ResponseReader();
       c.read((chunk) => r.push(chunk));
       await until(() => r.statuses.length >= total, 30_000);
       const inOrder = r.tags.length === total && r.tags.every((tag, i) => tag === String(i)) && r.statuses.every((s) => s === 200);
@@ -206,16 +152,17 @@ const scenarios: { name: string; run(target: Target, up: Awaited<ReturnType<type
       const c = await connect(target.port, true);
       c.socket.write(GET('/big'));
       await until(() => up.pushed() > 0, 5000);
-      const held = await settled(up.pushed);
-      const probeMs = await probe(target.port);
+      const held = await settled(up.pushed, 1000, 8000);
+      const probeMs = await timeProbe(target.port);
       const top = peak.stop();
       const after = rss(target.pids());
-      const r = new Responses();
+      const hash = createHash('sha256');
+      const r = new ResponseReader((piece) => hash.update(piece));
       c.read((chunk) => r.push(chunk));
       await until(() => r.bodyBytes >= BIG, 30_000);
       const expected = createHash('sha256');
       for (let i = 0; i < BIG / CHUNK; i++) expected.update(Buffer.alloc(CHUNK, i % 251));
-      const intact = r.bodyBytes === BIG && r.hash.digest('hex') === expected.digest('hex');
+      const intact = r.bodyBytes === BIG && hash.digest('hex') === expected.digest('hex');
       c.socket.destroy();
       return { before, peak: top, after, probeMs, note: `upstream wrote ${(held / MB).toFixed(1)} of 64 MiB while not read; then the body ${intact ? 'arrived whole' : 'did NOT arrive whole'}` };
     },
@@ -231,7 +178,7 @@ const scenarios: { name: string; run(target: Target, up: Awaited<ReturnType<type
       for (let i = 0; i < IDLE; i += 250) {
         const batch = await Promise.all(Array.from({ length: Math.min(250, IDLE - i) }, () => connect(target.port, false)));
         for (const c of batch) {
-          const r = new Responses();
+          const r = new ResponseReader();
           c.read((chunk) => {
             const had = r.statuses.length;
             r.push(chunk);
@@ -243,7 +190,7 @@ const scenarios: { name: string; run(target: Target, up: Awaited<ReturnType<type
         await until(() => answered >= open.length, 10_000);
       }
       await sleep(500);
-      const probeMs = await probe(target.port);
+      const probeMs = await timeProbe(target.port);
       const top = peak.stop();
       const after = rss(target.pids());
       const still = open.filter((s) => !s.destroyed).length;

@@ -19,7 +19,6 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import http from 'node:http';
 import { cpus, tmpdir } from 'node:os';
@@ -27,7 +26,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DEPAD } from './bench-agent.ts';
-import { cpuMs, freePort, waitForPort } from './measure.ts';
+import { childPids, cpuMs, freePort, waitForPort } from './measure.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const NODE = path.join(ROOT, 'scripts/node');
@@ -123,15 +122,6 @@ ${body}
 `;
 }
 
-
-function childPids(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-}
-
 interface Result {
   label: string;
   rps: number;
@@ -185,7 +175,7 @@ async function bench(): Promise<number> {
     process.exit(130);
   });
   try {
-    const [upPort, nginxPort, depadPort, hp3Port, undiciPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]) as [number, number, number, number, number];
+    const [upPort, nginxPort, depadPort, beforePort, hp3Port, undiciPort] = (await Promise.all(Array.from({ length: 6 }, freePort))) as [number, number, number, number, number, number];
     const startNginx = async (name: string, body: string, port: number): Promise<ChildProcess> => {
       const conf = path.join(dir, `${name}.conf`);
       await fs.writeFile(conf, nginxConfig(dir, name, body));
@@ -224,7 +214,7 @@ async function bench(): Promise<number> {
       return child;
     };
     const depad = await startDepad(DEPAD, 'depad-home', depadPort);
-    const before = BEFORE === undefined ? undefined : await startDepad(path.join(BEFORE, 'bin/depad'), 'before-home', await freePort());
+    const before = BEFORE === undefined ? undefined : await startDepad(path.join(BEFORE, 'bin/depad'), 'before-home', beforePort);
     const hp3 = OTHERS ? await runner('http-proxy-3', hp3Port) : undefined;
     const undici = OTHERS ? await runner('undici', undiciPort) : undefined;
 
@@ -233,14 +223,11 @@ async function bench(): Promise<number> {
       ['(a) direct to nginx upstream', upPort, () => []],
       ['(b) nginx reverse proxy', nginxPort, () => childPids(nginxProxy.pid as number)],
       ['(c) depad proxy', depadPort, () => [depad.pid as number]],
-      ...(before === undefined ? [] : [[`(c0) depad proxy at ${path.basename(BEFORE as string)}`, Number(before.spawnargs[before.spawnargs.indexOf('--http-port') + 1]), () => [before.pid as number]] as [string, number, () => number[]]]),
-      ...(hp3 === undefined || undici === undefined
-        ? []
-        : ([
-            ['(d) http-proxy-3, bare', hp3Port, () => [hp3.pid as number]],
-            ['(e) node:http + undici Pool, bare', undiciPort, () => [undici.pid as number]],
-          ] as [string, number, () => number[]][])),
     ];
+    const beforeLabel = `(c0) depad proxy at ${path.basename(BEFORE ?? '')}`;
+    if (before !== undefined) targets.push([beforeLabel, beforePort, () => [before.pid as number]]);
+    if (hp3 !== undefined) targets.push(['(d) http-proxy-3, bare', hp3Port, () => [hp3.pid as number]]);
+    if (undici !== undefined) targets.push(['(e) node:http + undici Pool, bare', undiciPort, () => [undici.pid as number]]);
     const runs = new Map<string, Result[]>(targets.map(([label]) => [label, []]));
     const ratios: string[] = [];
     for (let round = 0; round < ROUNDS; round++) {
@@ -264,7 +251,7 @@ async function bench(): Promise<number> {
     const p99 = dp.p99Ms / ng.p99Ms;
     console.log(`depad/nginx per round (throughput / p99): ${ratios.join(', ')}`);
     if (before !== undefined) {
-      const b = rows[3] as Result;
+      const b = rows.find((r) => r.label === beforeLabel) as Result;
       console.log(`depad/before, medians: throughput ${(dp.rps / b.rps).toFixed(2)}x, p99 ${(dp.p99Ms / b.p99Ms).toFixed(2)}x, CPU per request ${((dp.cpuUsPerReq ?? 0) / (b.cpuUsPerReq ?? 1)).toFixed(2)}x`);
     }
     console.log(`depad/nginx, medians: throughput ${tput.toFixed(2)}x (goal >= 0.80), p99 ${p99.toFixed(2)}x (goal <= 1.50): ${tput >= 0.8 && p99 <= 1.5 ? 'goal met' : 'goal NOT met'}`);

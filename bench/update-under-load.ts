@@ -33,7 +33,6 @@ interface HeyResult {
   errors: string;
 }
 
-
 /** Starts hey for a long time; `stop()` interrupts it and parses its report. */
 function hey(url: string, host?: string): { stop: () => Promise<HeyResult> } {
   const args = ['-z', '600s', '-c', String(concurrency), ...(host ? ['-host', host] : []), url];

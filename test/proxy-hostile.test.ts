@@ -20,9 +20,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { httpRoute, proxy, until, upstream } from './helpers/proxy-fixtures.ts';
 import type { Proxy, Upstream } from './helpers/proxy-fixtures.ts';
 import type { ProxyLimits } from '../proxy/index.ts';
-import { ResponseReader, assertPrompt, closedWithin, mb, proxyChild, rawClient, rssPeak, settled, trickle } from './helpers/hostile-clients.ts';
-import type { ProxyChild, RawClient } from './helpers/hostile-clients.ts';
-import { streamChunks } from './helpers/stream-chunks.ts';
+import { assertPrompt, closedWithin, mb, proxyChild, rssPeak, trickle } from './helpers/hostile-clients.ts';
+import type { ProxyChild } from './helpers/hostile-clients.ts';
+import { ResponseReader, settled, streamChunks } from './helpers/hostile-common.ts';
+import { rawClient } from './helpers/raw-http.ts';
+import type { RawClient } from './helpers/raw-http.ts';
 
 /** The settings of `startProxy` that bound what hostile clients cost. */
 type Limits = Partial<ProxyLimits>;
@@ -192,23 +194,11 @@ test.serial('a client that never reads a 64 MiB response: proxy memory bounded, 
   t.true(growth < 40 * MiB, `proxy RSS grew by ${mb(growth)} (bound 40 MB)`);
   t.true(held < SIZE / 2, `the upstream could write ${mb(held)} of ${mb(SIZE)}`);
   const hash = createHash('sha256');
-  let head = '';
-  let bodyBytes = 0;
-  client.read((chunk) => {
-    let start = 0;
-    if (!head.endsWith('\r\n\r\n')) {
-      const text = head + chunk.toString('latin1', 0, Math.min(chunk.length, 4096));
-      const end = text.indexOf('\r\n\r\n');
-      if (end < 0) return void (head = text);
-      start = end + 4 - head.length;
-      head = text.slice(0, end + 4);
-    }
-    bodyBytes += chunk.length - start;
-    hash.update(chunk.subarray(start));
-  });
-  await until(() => bodyBytes >= SIZE, 'the whole body').catch(() => {});
-  t.regex(head, /^HTTP\/1\.1 200 /);
-  t.is(bodyBytes, SIZE);
+  const reader = new ResponseReader((piece) => hash.update(piece));
+  client.read((chunk) => reader.push(chunk));
+  await until(() => reader.bodyBytes >= SIZE, 'the whole body').catch(() => {});
+  t.regex(reader.heads[0] ?? '', /^HTTP\/1\.1 200 /);
+  t.is(reader.bodyBytes, SIZE);
   t.is(hash.digest('hex'), digest, 'the body arrived intact');
 });
 

@@ -7,6 +7,8 @@ import { DEPAD, testPorts, type Harness } from './harness.ts';
 /** A proxy process serving the harness's home. */
 export interface ProxyProcess {
   port: number;
+  /** Its process id (of the latest start). */
+  pid(): number;
   /** Stops it (SIGTERM) and waits for it to exit. */
   stop(): Promise<void>;
   /** Starts it again on the same port and state. */
@@ -14,8 +16,8 @@ export interface ProxyProcess {
   output(): string;
 }
 
-/** Starts `depad proxy --http-port <port>` with the harness's DEPAD_HOME; waits until it answers. */
-export async function startProxyProcess(t: ExecutionContext, h: Harness): Promise<ProxyProcess> {
+/** Starts `depad proxy --http-port <port>` with the harness's DEPAD_HOME (or just a home); waits until it answers. */
+export async function startProxyProcess(t: ExecutionContext, h: Pick<Harness, 'home'> & Partial<Pick<Harness, 'portRange'>>): Promise<ProxyProcess> {
   const port = (await testPorts(t))();
   let child: ChildProcess | undefined;
   let log = '';
@@ -42,5 +44,5 @@ export async function startProxyProcess(t: ExecutionContext, h: Harness): Promis
   };
   t.teardown(stop);
   await start();
-  return { port, stop, start, output: () => log };
+  return { port, pid: () => child?.pid as number, stop, start, output: () => log };
 }

@@ -1,47 +1,74 @@
 /**
  * Raw HTTP peers for the proxy tests: a client socket that writes bytes and keeps everything that
- * comes back, and TCP upstreams that answer (or misbehave) byte by byte and record what they got.
- * Everything started here is closed in t.teardown.
+ * comes back (or reads nothing until told), and TCP upstreams that answer (or misbehave) byte by
+ * byte and record what they got. Everything started here is closed in t.teardown.
  */
 import type { ExecutionContext } from 'ava';
-import http from 'node:http';
 import net from 'node:net';
-import { until } from './proxy-fixtures.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { upstream } from './proxy-fixtures.ts';
 import type { Proxy } from './proxy-fixtures.ts';
 
-/** A raw client connection to the proxy: write bytes, read everything that comes back. */
-export interface Raw {
+/** A raw client connection: write bytes, read what comes back (or not, until `read()`). */
+export interface RawClient {
   socket: net.Socket;
-  /** Everything received so far (latin1). */
+  /** Everything received so far (latin1); empty for a client given a `sink`. */
   text(): string;
-  /** Resolves once the received text matches `pattern` (fails after 5 s). */
-  waitFor(pattern: RegExp): Promise<string>;
-  /** Resolves once the proxy closed the connection. */
+  /** Resolves once the received text matches `pattern` (fails after `timeoutMs`, default 5 s). */
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<string>;
+  /** Resolves once the connection closed. */
   closed: Promise<void>;
+  /** When it closed (Date.now()), if it did. */
+  closedAt(): number | undefined;
+  /** Starts reading a client opened with `paused`; `sink` takes the bytes instead of `text()`. */
+  read(sink?: (chunk: Buffer) => void): void;
 }
 
-/** A raw client connection to the proxy, `data` written once connected. */
-export async function raw(t: ExecutionContext, p: Proxy, data?: string): Promise<Raw> {
-  const socket = net.connect(p.httpPort, '127.0.0.1');
+/** Connects to `port` on loopback and writes `data`; with `paused`, nothing is read until `read()`. */
+export async function rawClient(t: ExecutionContext, port: number, data?: string, options: { paused?: boolean } = {}): Promise<RawClient> {
+  const socket = net.connect(port, '127.0.0.1');
   t.teardown(() => void socket.destroy());
+  if (options.paused) socket.pause();
   let received = '';
-  socket.on('data', (d: Buffer) => (received += d.toString('latin1')));
+  let closedAt: number | undefined;
+  let reading = false;
   socket.on('error', () => {});
-  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  const closed = new Promise<void>((resolve) => socket.once('close', () => ((closedAt = Date.now()), resolve())));
   await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
-  if (data !== undefined) socket.write(data);
+  const read = (sink?: (chunk: Buffer) => void) => {
+    if (reading) return;
+    reading = true;
+    socket.on('data', (d: Buffer) => {
+      if (sink) sink(d);
+      else received += d.toString('latin1');
+    });
+    socket.resume();
+  };
+  if (!options.paused) read();
+  if (data !== undefined) socket.write(data, 'latin1');
   return {
     socket,
     text: () => received,
     closed,
-    async waitFor(pattern) {
-      await until(() => pattern.test(received), `a response matching ${pattern}`);
+    closedAt: () => closedAt,
+    read,
+    async waitFor(pattern, timeoutMs = 5000) {
+      const deadline = Date.now() + timeoutMs;
+      while (!pattern.test(received)) {
+        if (Date.now() > deadline) throw new Error(`no response matching ${pattern} in ${timeoutMs} ms; got ${JSON.stringify(received.slice(0, 200))}`);
+        await sleep(5);
+      }
       return received;
     },
   };
 }
 
-/** A raw TCP upstream: `onData` gets each connection's bytes and writes what it wants. */
+/** A raw client connection to the proxy `p` (in process), `data` written once connected. */
+export function raw(t: ExecutionContext, p: Proxy, data?: string): Promise<RawClient> {
+  return rawClient(t, p.httpPort, data);
+}
+
+/** A raw TCP upstream: `onConnection` gets each connection (and its index) and writes what it wants. */
 export async function rawUpstream(t: ExecutionContext, onConnection: (socket: net.Socket, index: number) => void): Promise<{ port: number; connections: () => number }> {
   let count = 0;
   const sockets = new Set<net.Socket>();
@@ -74,7 +101,6 @@ export function answerEach(reply: (n: number, head: string) => string | undefine
   };
 }
 
-
 /** A request as a strict upstream (Node's llhttp) read it, with the raw bytes of its connection. */
 export interface Recorded {
   method: string;
@@ -96,7 +122,7 @@ export interface RecordingUpstream {
 export async function recordingUpstream(t: ExecutionContext): Promise<RecordingUpstream> {
   const requests: Recorded[] = [];
   let bytes = '';
-  const server = http.createServer((req, res) => {
+  const up = await upstream(t, 'recording', (req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -104,8 +130,6 @@ export async function recordingUpstream(t: ExecutionContext): Promise<RecordingU
       res.end(`seen ${req.url}`);
     });
   });
-  server.on('connection', (socket: net.Socket) => socket.on('data', (d: Buffer) => (bytes += d.toString('latin1'))));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  t.teardown(() => new Promise<void>((resolve) => (server.closeAllConnections(), server.close(() => resolve()))));
-  return { port: (server.address() as net.AddressInfo).port, requests, bytes: () => bytes };
+  up.server.on('connection', (socket: net.Socket) => socket.on('data', (d: Buffer) => (bytes += d.toString('latin1'))));
+  return { port: up.port, requests, bytes: () => bytes };
 }

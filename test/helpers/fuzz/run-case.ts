@@ -14,7 +14,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseRequests, parseResponse } from './reference.ts';
 import type { RequestCase } from './requests.ts';
 import type { ResponseCase } from './responses.ts';
-import { RecordingUpstream, RespondingUpstream, steady } from './upstreams.ts';
+import { RecordingUpstream, RespondingUpstream, steady, writeSplit } from './upstreams.ts';
 import { clientFinals, requestVerdict, responseVerdict } from './verdict.ts';
 import type { Expectation, Verdict } from './verdict.ts';
 
@@ -173,13 +173,7 @@ class Client {
 
   /** Writes `bytes` at `splits`, waiting `pauseMs` (or one turn) between writes. */
   async write(bytes: Buffer, splits: number[], pauseMs: number): Promise<void> {
-    let from = 0;
-    for (const at of [...splits, bytes.length]) {
-      if (this.closed || this.socket.destroyed) return;
-      if (at > from) this.socket.write(bytes.subarray(from, at));
-      from = at;
-      if (at < bytes.length) await (pauseMs > 0 ? sleep(pauseMs) : new Promise((resolve) => setImmediate(resolve)));
-    }
+    await writeSplit(this.socket, bytes, splits, pauseMs);
   }
 
   /** Resolves true once `done()` holds, false after `ms` (of loop time, see waitFor). */

@@ -47,6 +47,21 @@ export async function steady(version: () => number, turns: number, maxMs: number
   }
 }
 
+/**
+ * Writes `bytes` to `socket` cut at `splits`, waiting `pauseMs` (0: one turn) between the writes;
+ * true once all are written, false if the socket was destroyed first.
+ */
+export async function writeSplit(socket: net.Socket, bytes: Buffer, splits: readonly number[], pauseMs: number): Promise<boolean> {
+  let from = 0;
+  for (const at of [...splits, bytes.length]) {
+    if (socket.destroyed) return false;
+    if (at > from) socket.write(bytes.subarray(from, at));
+    from = at;
+    if (at < bytes.length) await (pauseMs > 0 ? sleep(pauseMs) : immediate());
+  }
+  return true;
+}
+
 /** What one upstream connection received during a case, and the sequence numbers of its answers. */
 export interface Segment {
   bytes: Buffer;
@@ -182,7 +197,7 @@ export class RespondingUpstream {
   readonly #server: net.Server;
   readonly #sockets = new Set<net.Socket>();
   #case: ResponseCase | undefined;
-  #requests = 0;
+  #sent = false;
   port = 0;
 
   constructor() {
@@ -194,13 +209,6 @@ export class RespondingUpstream {
     this.port = await listen(this.#server);
   }
 
-  #sent = false;
-
-  /** Request heads received during the current case. */
-  get requests(): number {
-    return this.#requests;
-  }
-
   /** True once the current case's bytes have all been written (once). */
   get sent(): boolean {
     return this.#sent;
@@ -209,7 +217,6 @@ export class RespondingUpstream {
   /** Answers with `c` from now on. */
   beginCase(c: ResponseCase): void {
     this.#case = c;
-    this.#requests = 0;
     this.#sent = false;
   }
 
@@ -221,7 +228,6 @@ export class RespondingUpstream {
       buf += d.toString('latin1');
       for (let end = buf.indexOf('\r\n\r\n'); end >= 0; end = buf.indexOf('\r\n\r\n')) {
         buf = buf.slice(end + 4);
-        this.#requests++;
         const c = this.#case;
         if (c !== undefined) void this.#send(socket, c);
       }
@@ -232,13 +238,7 @@ export class RespondingUpstream {
   }
 
   async #send(socket: net.Socket, c: ResponseCase): Promise<void> {
-    let from = 0;
-    for (const at of [...c.splits, c.bytes.length]) {
-      if (socket.destroyed) return;
-      socket.write(c.bytes.subarray(from, at));
-      from = at;
-      if (at < c.bytes.length) await (c.pauseMs > 0 ? sleep(c.pauseMs) : new Promise((resolve) => setImmediate(resolve)));
-    }
+    if (!(await writeSplit(socket, c.bytes, c.splits, c.pauseMs))) return;
     if (c.close && !socket.destroyed) socket.end();
     if (this.#case === c) this.#sent = true;
   }
