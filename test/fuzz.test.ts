@@ -6,9 +6,9 @@
  * Everything started (proxies, upstreams, sockets, temporary directories) is closed in t.teardown.
  */
 import test from 'ava';
-import { formatResult, runCampaign } from './helpers/fuzz/campaign.ts';
+import { formatResult, runCampaign, runTimed } from './helpers/fuzz/campaign.ts';
 import { CORPUS } from './helpers/fuzz/corpus.ts';
-import { runCase, startLane } from './helpers/fuzz/run-case.ts';
+import { startLane } from './helpers/fuzz/run-case.ts';
 import type { Lane } from './helpers/fuzz/run-case.ts';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 1_234_567);
@@ -46,7 +46,7 @@ for (const c of CORPUS) {
     t.teardown(release);
     const lane = await startLane();
     t.teardown(() => lane.close());
-    const verdict = await runCase(lane, c);
+    const { verdict } = await runTimed(lane, c);
     t.deepEqual(verdict.divergences, [], `${c.name} (${c.side}): ${JSON.stringify(c.bytes.toString('latin1'))}`);
   });
 }
