@@ -117,11 +117,18 @@ export function checkPartialRequestHead(text: string, base: number, seen: Partia
     // Every CRLF was taken above: a CR with anything after it is a bare CR.
     if (c === 13 && i + 1 < text.length) return { error: 400, reason: 'bare CR in the head' };
   }
-  // The start of the line being read, without a CR that waits for its LF.
-  const end = text.length - pos > CHECKED_START ? pos + CHECKED_START : text.charCodeAt(text.length - 1) === 13 ? text.length - 1 : text.length;
-  const rest = text.slice(pos, end);
-  const error = base + pos === 0 ? requestLineError(rest, false) : fieldLineError(rest, false, seen);
-  if (error !== undefined) return error;
+  if (text.length - pos <= CHECKED_START && text.charCodeAt(text.length - 1) === 13) {
+    // The line being read has its CR: nothing but its LF may follow, so it is checked as complete
+    // (what it says is noted when the LF comes: `seen` is not changed now).
+    const line = text.slice(pos, -1);
+    const error = line === '' ? undefined : base + pos === 0 ? requestLineError(line, true) : fieldLineError(line, true, { ...seen });
+    if (error !== undefined) return error;
+  } else {
+    // The start of the line being read.
+    const rest = text.slice(pos, Math.min(text.length, pos + CHECKED_START));
+    const error = base + pos === 0 ? requestLineError(rest, false) : fieldLineError(rest, false, seen);
+    if (error !== undefined) return error;
+  }
   return base + pos;
 }
 

@@ -199,6 +199,11 @@ test('an unfinished head is refused at once when it can no longer become valid',
   t.is(check('POST / HTTP/1.1\r\nContent-Length: 5\r'), 17);
   t.is(check('POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r'), 17);
   t.is(check('GET / HTTP/1.1\r'), 0);
+  // A line whose CR has come is checked as complete: only its LF may follow.
+  t.is((check('GET / HTTP/1.1\r\nGarbage-Without-Colon\r') as { error: number }).error, 400);
+  t.is((check('GET /x\r') as { error: number }).error, 400);
+  t.is((check('POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r') as { error: number }).error, 400);
+  t.is(check('GET / HTTP/1.1\r\nHost: a\r\n\r'), 25);
   // A long line's start is checked on its first read, whatever its length.
   t.is((check(`get /${'x'.repeat(3000)}`) as { error: number }).error, 501);
   t.is((check(`GET  /${'x'.repeat(3000)}`) as { error: number }).error, 400);

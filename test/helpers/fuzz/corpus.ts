@@ -101,6 +101,9 @@ const requests: [string, string, { splits?: number[]; pauseMs?: number; finMs?: 
   // Found by a 4-minute run (seed 777): a line of more than 1 KiB in its first read was not checked until it ended.
   ['long-line-unknown-method', `get /${'x'.repeat(3000)}`],
   ['long-line-double-space-after-request', `GET /a HTTP/1.1\r\n${H}\r\nGET  /${'x'.repeat(3000)}`],
+  // Found by a 3-minute run (seed 31337): a bad line whose CR had come waited for its LF.
+  ['field-without-colon-awaiting-lf', `GET /a HTTP/1.1\r\n${H}Garbage-Without-Colon\r`],
+  ['request-line-http09-awaiting-lf', 'GET /x\r'],
   ['fin-after-request-with-partial-next', `GET /a HTTP/1.1\r\n${H}\r\n\r\n\r\nTRACE http://fuzz.test/a HTTP/1.1\r\nHost: `, { finMs: 0 }],
 ];
 
