@@ -25,7 +25,6 @@ function service(name: string, image: string, extra: Partial<ServiceSpec> = {}):
     volumes: [],
     networks: { default: { aliases: [] } },
     dependsOn: {},
-    restart: { policy: 'no' },
     resources: {},
     labels: {},
     tmpfs: [],

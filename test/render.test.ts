@@ -1,4 +1,6 @@
 /** Rendering is pure and deterministic; names, labels, ports and mounts come out as designed. */
+import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import { parse } from 'yaml';
@@ -46,4 +48,37 @@ test('names, labels, ports, mounts and order in the plan and the compose file', 
   t.is(compose.services.web!.container_name, 'depad-mercy-web-1');
   t.is(compose.volumes.data!.name, 'depad-mercy_data');
   t.regex(r.compose, /^# Rendered by depad for deployment mercy/);
+});
+
+test('restart policy: the file\'s when given, else unless-stopped, and no for a one-shot service (one others wait to complete)', async (t) => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'depad-render-'));
+  t.teardown(() => fs.rm(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'depad.yml');
+  await fs.writeFile(
+    file,
+    [
+      'services:',
+      '  migrate:',
+      '    image: busybox',
+      '  web:',
+      '    image: busybox',
+      '    depends_on:',
+      '      migrate: {condition: service_completed_successfully}',
+      '  worker:',
+      '    image: busybox',
+      '    restart: on-failure:3',
+      '',
+    ].join('\n'),
+  );
+  const r = render(await loadConfig(file, {}), who, []);
+  const policy = (service: string) => r.containers.find((c) => c.service === service)!.body.HostConfig.RestartPolicy;
+  t.deepEqual(policy('migrate'), { Name: 'no' });
+  t.deepEqual(policy('web'), { Name: 'unless-stopped' });
+  t.deepEqual(policy('worker'), { Name: 'on-failure', MaximumRetryCount: 3 });
+  t.true(r.services.find((s) => s.name === 'migrate')!.oneShot);
+  t.true(r.services.find((s) => s.name === 'worker')!.restartGiven);
+  t.is(r.services.find((s) => s.name === 'web')!.restartGiven, undefined);
+  const compose = parse(r.compose) as { services: Record<string, { restart: string }> };
+  t.is(compose.services.web!.restart, 'unless-stopped');
+  t.is(compose.services.worker!.restart, 'on-failure:3');
 });

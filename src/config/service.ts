@@ -66,7 +66,6 @@ export function readService(s: ServiceScope, entry: LEntry, path: string): Servi
     volumes: [],
     networks: {},
     dependsOn: {},
-    restart: { policy: 'no' },
     resources: {},
     labels: {},
     tmpfs: [],

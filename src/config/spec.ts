@@ -109,7 +109,8 @@ export interface ServiceSpec {
   readonly dependsOn: Readonly<Record<string, { readonly condition: DependsCondition }>>;
   /** Undefined: the image's own HEALTHCHECK applies. `disabled`: compose `disable: true`. */
   readonly healthcheck?: HealthcheckSpec | 'disabled';
-  readonly restart: { readonly policy: 'no' | 'always' | 'on-failure' | 'unless-stopped'; readonly maxRetries?: number };
+  /** The file's `restart:`; undefined when it says none (render then picks depad's default, see `restartPolicy`). */
+  readonly restart?: { readonly policy: 'no' | 'always' | 'on-failure' | 'unless-stopped'; readonly maxRetries?: number };
   readonly resources: ResourceLimits;
   readonly labels: Readonly<Record<string, string>>;
   readonly user?: string;

@@ -87,9 +87,14 @@ export async function destroyDeployment(ctx: OpContext, record: DeploymentRecord
   ctx.progress({ step: 'destroyed', message: `deployment ${record.name} destroyed${options.keepVolumes ? ' (volumes kept)' : ''}` });
 }
 
+/** Records what the user asked for: the whole deployment's desired state, or which of its services stay stopped. */
 async function setDesired(ctx: OpContext, record: DeploymentRecord, desired: DeploymentRecord['desired'], services?: readonly string[]): Promise<DeploymentRecord> {
-  if (services || record.desired === desired) return record;
-  const updated = { ...record, desired, updatedAt: new Date().toISOString() };
+  const before = record.stoppedServices ?? [];
+  const stopped = services === undefined ? [] : desired === 'stopped' ? [...new Set([...before, ...services])].sort() : before.filter((s) => !services.includes(s));
+  const nextDesired = services === undefined ? desired : record.desired;
+  if (nextDesired === record.desired && stopped.join() === before.join()) return record;
+  const { stoppedServices: _, ...rest } = record;
+  const updated: DeploymentRecord = { ...rest, desired: nextDesired, ...(stopped.length ? { stoppedServices: stopped } : {}), updatedAt: new Date().toISOString() };
   await ctx.store.batch().putDeployment(updated).write();
   return updated;
 }

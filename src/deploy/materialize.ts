@@ -82,7 +82,11 @@ export async function startServices(ctx: OpContext, record: DeploymentRecord, pl
       await waitFor(ctx, target.id, dep, condition === 'service_healthy' ? 'healthy' : 'completed', options.timeoutMs);
       waited.add(dep);
     }
-    let id = existing.get(container.name)?.id;
+    const found = existing.get(container.name);
+    let id = found?.id;
+    // The agent sets `no` on an instance it gave up on (a crash loop); starting it again restores the plan's.
+    const policy = container.body.HostConfig.RestartPolicy;
+    if (id && found && found.restartPolicy.name !== policy.Name) await ctx.engine.setRestartPolicy(id, { name: policy.Name, ...(policy.MaximumRetryCount ? { maxRetries: policy.MaximumRetryCount } : {}) });
     if (!id) {
       id = await ctx.engine.createContainer(container);
       checkpoint(ctx, `created:${container.service}`);

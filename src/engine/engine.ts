@@ -198,6 +198,15 @@ export class Engine {
     }
   }
 
+  /** Sets a container's restart policy (`no` when the agent gives up on a crash loop; the plan's when it runs again). */
+  async setRestartPolicy(id: string, policy: ContainerState['restartPolicy']): Promise<void> {
+    try {
+      await (await this.#docker()).getContainer(id).update({ RestartPolicy: { Name: policy.name, ...(policy.maxRetries ? { MaximumRetryCount: policy.maxRetries } : {}) } });
+    } catch (error) {
+      throw this.#wrap(error, `set the restart policy of container ${id.slice(0, 12)}`);
+    }
+  }
+
   /** Stops a container with its stop signal, killing it after `timeoutSec` (already stopped is fine). */
   async stopContainer(id: string, timeoutSec?: number): Promise<void> {
     try {
@@ -269,6 +278,7 @@ export class Engine {
       running: info.State.Running,
       exitCode: info.State.ExitCode,
       restartCount: info.RestartCount,
+      restartPolicy: { name: info.HostConfig.RestartPolicy?.Name || 'no', ...(info.HostConfig.RestartPolicy?.MaximumRetryCount ? { maxRetries: info.HostConfig.RestartPolicy.MaximumRetryCount } : {}) },
       healthLog: (health?.Log ?? []).map((l) => (l.Output ?? '').trim()),
       ports,
       networks,
@@ -314,9 +324,10 @@ export class Engine {
 
   /**
    * Container events of depad's objects (start, die, oom, health_status) as they happen, until
-   * `signal` aborts. `onEvent` gets each parsed event (see events.ts).
+   * `signal` aborts or the stream breaks. `onEvent` gets each parsed event (see events.ts);
+   * `onConnected` is called once the engine has begun the stream (events from then on are not missed).
    */
-  async containerEvents(onEvent: (event: ContainerEvent) => void, signal: AbortSignal): Promise<void> {
+  async containerEvents(onEvent: (event: ContainerEvent) => void, signal: AbortSignal, onConnected: () => void = () => {}): Promise<void> {
     const docker = await this.#docker();
     let stream: NodeJS.ReadableStream & { destroy(): void };
     try {
@@ -325,7 +336,9 @@ export class Engine {
       throw this.#wrap(error, 'watch engine events');
     }
     const lines = new EventLines(onEvent);
+    onConnected();
     await new Promise<void>((resolve) => {
+      if (signal.aborted) return (stream.destroy(), resolve());
       signal.addEventListener('abort', () => (stream.destroy(), resolve()), { once: true });
       stream.on('data', (chunk: Buffer) => lines.push(chunk));
       stream.on('end', () => resolve());

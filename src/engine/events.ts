@@ -1,8 +1,8 @@
 /** Engine container events, parsed from the JSON lines of the events stream. */
 import { LABELS } from './types.ts';
 
-/** The container events the agent watches. */
-export const CONTAINER_EVENTS = ['start', 'die', 'oom', 'health_status'] as const;
+/** The container events the agent watches (the ones that change what `ContainerState` says). */
+export const CONTAINER_EVENTS = ['create', 'start', 'die', 'oom', 'health_status', 'destroy', 'pause', 'unpause', 'rename', 'update'] as const;
 
 /** One container event of a depad object. */
 export interface ContainerEvent {

@@ -93,6 +93,8 @@ export interface ContainerState {
   running: boolean;
   exitCode: number;
   restartCount: number;
+  /** The engine's restart policy: `no`, `always`, `unless-stopped`, `on-failure` (with its retries). */
+  restartPolicy: { name: string; maxRetries?: number };
   /** Undefined when the container has no health check. */
   health?: 'starting' | 'healthy' | 'unhealthy';
   /** Last health-check outputs, newest last. */
@@ -126,6 +128,10 @@ export interface ServicePlan {
   monitor?: { intervalMs: number; timeoutMs: number; retries: number; startPeriodMs: number; restart: boolean };
   drainTimeoutMs: number;
   pauseTimeoutMs: number;
+  /** The file gave `restart:` (its `no` and `on-failure` are then honoured by the agent too; absent in plans made before). */
+  restartGiven?: true;
+  /** Another service waits for it to complete (`service_completed_successfully`): it runs once and is never restarted. */
+  oneShot?: true;
   /** Has named volumes: cannot run twice, so an update swaps it while its route is paused. */
   stateful: boolean;
 }

@@ -80,6 +80,26 @@ export function render(spec: DeploymentSpec, who: RenderIdentity, allPorts: read
   return { compose, networks, volumes, containers, order, services };
 }
 
+/**
+ * The engine restart policy of a service: the file's `restart:`, else `unless-stopped` (a reboot or
+ * an engine restart brings it back even without the agent; `depad stop` stops it for good), except
+ * for a one-shot service, one that another service waits to complete (`service_completed_successfully`):
+ * it runs once, so `no`.
+ */
+export function restartPolicy(spec: DeploymentSpec, s: ServiceSpec): NonNullable<ServiceSpec['restart']> {
+  if (s.restart) return s.restart;
+  return isOneShot(spec, s.name) ? { policy: 'no' } : { policy: 'unless-stopped' };
+}
+
+/** True when another service waits for `name` to complete successfully (it is a job, not a server). */
+export function isOneShot(spec: DeploymentSpec, name: string): boolean {
+  return Object.values(spec.services).some((other) => other.dependsOn[name]?.condition === 'service_completed_successfully');
+}
+
+function engineRestart(r: NonNullable<ServiceSpec['restart']>): { Name: string; MaximumRetryCount?: number } {
+  return r.maxRetries === undefined ? { Name: r.policy } : { Name: r.policy, MaximumRetryCount: r.maxRetries };
+}
+
 function servicePlan(spec: DeploymentSpec, s: ServiceSpec, who: RenderIdentity): ServicePlan {
   const ip = spec.depad.hostIp;
   const out: ServicePlan = {
@@ -88,6 +108,8 @@ function servicePlan(spec: DeploymentSpec, s: ServiceSpec, who: RenderIdentity):
     drainTimeoutMs: s.depad.drainTimeoutMs,
     pauseTimeoutMs: s.depad.pauseTimeoutMs,
     stateful: s.volumes.some((m) => m.type === 'volume'),
+    ...(s.restart ? { restartGiven: true } : {}),
+    ...(isOneShot(spec, s.name) ? { oneShot: true } : {}),
   };
   const route = s.depad.route;
   if (route) {
@@ -132,7 +154,7 @@ function containerPlan(
         ReadOnly: m.readOnly,
       })),
       Tmpfs: Object.fromEntries(s.tmpfs.map((t) => splitOnce(t, ':'))),
-      RestartPolicy: s.restart.maxRetries === undefined ? { Name: s.restart.policy } : { Name: s.restart.policy, MaximumRetryCount: s.restart.maxRetries },
+      RestartPolicy: engineRestart(restartPolicy(spec, s)),
       CapAdd: [...s.capAdd],
       CapDrop: [...s.capDrop],
       ExtraHosts: [...s.extraHosts],
@@ -187,7 +209,8 @@ function composeService(s: ServiceSpec, c: ContainerPlan, who: RenderIdentity, p
   if (Object.keys(s.dependsOn).length) out.depends_on = Object.fromEntries(Object.entries(s.dependsOn).map(([k, v]) => [k, { condition: v.condition }]));
   if (s.healthcheck === 'disabled') out.healthcheck = { disable: true };
   else if (s.healthcheck) out.healthcheck = composeHealthcheck(s.healthcheck);
-  out.restart = s.restart.maxRetries === undefined ? s.restart.policy : `${s.restart.policy}:${s.restart.maxRetries}`;
+  const restart = c.body.HostConfig.RestartPolicy;
+  out.restart = restart.MaximumRetryCount === undefined ? restart.Name : `${restart.Name}:${restart.MaximumRetryCount}`;
   const limits: Record<string, string> = {};
   if (s.resources.cpus !== undefined) limits.cpus = String(s.resources.cpus);
   if (s.resources.memoryBytes !== undefined) limits.memory = `${s.resources.memoryBytes}b`;

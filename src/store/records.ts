@@ -30,6 +30,8 @@ export interface DeploymentRecord {
   revision: number;
   /** What the user last asked for. */
   desired: 'running' | 'stopped';
+  /** Services stopped on their own (`stop -s`) while the deployment should run: the agent leaves them stopped. */
+  stoppedServices?: string[];
   /** `creating` and `destroying` are transient; a record left in them is recovered from the journal. */
   phase: 'creating' | 'ready' | 'destroying';
   rootDir: string;
