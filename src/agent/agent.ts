@@ -32,6 +32,7 @@ import type { OpContext } from '../deploy/context.ts';
 import { recoverJournal } from '../deploy/recover.ts';
 import { Engine } from '../engine/engine.ts';
 import { Reconciler } from './reconciler.ts';
+import type { CrashLoopOptions } from './crash-loop.ts';
 import { HealthMonitor } from './health-monitor.ts';
 import { DepadError, isDepadError } from '../errors.ts';
 import { acmeDir, agentSocketPath, agentTlsDir, proxyStateDir } from '../home.ts';
@@ -57,6 +58,8 @@ export interface AgentOptions {
   acme?: AgentAcmeOptions;
   /** The proxy's timeouts and buffer bounds (defaults: DEFAULT_LIMITS). */
   proxyLimits?: Partial<ProxyLimits>;
+  /** How instances that keep dying are restarted and given up on (defaults: DEFAULT_CRASH_LOOP). */
+  crashLoop?: Partial<CrashLoopOptions>;
   log: Logger;
 }
 
@@ -140,7 +143,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
     // After every operation (create, update, stop…) the health checks follow the new instances.
     let afterOperation = (): void => {};
     const serialize = <T,>(fn: () => Promise<T>): Promise<T> => queue(fn).finally(() => afterOperation());
-    const reconciler = new Reconciler(ctx, serialize, log);
+    const reconciler = new Reconciler(ctx, serialize, log, { ...(options.crashLoop ? { crashLoop: options.crashLoop } : {}) });
     await reconciler.start();
     cleanup.push(() => reconciler.stop());
     const health = new HealthMonitor(ctx, serialize, log, (event) => reconciler.note(event), (key, healthy) => proxy.markUpstream(key, healthy));
@@ -148,7 +151,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
     await health.start();
     afterOperation = () => health.kick();
     cleanup.push(async () => health.stop());
-    const deps: ApiDeps = { context: () => ctx, audit, limiter: new FailureLimiter(), log, serialize, events: () => reconciler.events(), certificates: certificateStatus, health: () => health.status() };
+    const deps: ApiDeps = { context: () => ctx, audit, limiter: new FailureLimiter(), log, serialize, events: () => reconciler.events(), certificates: certificateStatus, health: () => health.status(), observed: reconciler.observed, engine: () => reconciler.observed.engineStatus() };
     // The API presents a public (ACME) certificate to clients that ask for a name that has one, else the local CA's.
     const api = https.createServer(
       {

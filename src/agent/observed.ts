@@ -22,8 +22,8 @@ export interface EngineStatus {
 
 /** The read side other modules use (status.ts): containers of one deployment, or undefined when unknown. */
 export interface ObservedView {
-  /** The deployment's containers as last seen, or undefined while the engine is down or not yet read. */
-  containers(deploymentId: string): ContainerState[] | undefined;
+  /** The deployment's containers as last seen; `live` is false while the engine is down (they are then unknown). */
+  containers(deploymentId: string): { live: boolean; containers: ContainerState[] };
   /** The agent's restart facts of an instance (crash loops), by container name. */
   restarts?(container: string): InstanceRestarts | undefined;
 }
@@ -109,10 +109,10 @@ export class ObservedState implements ObservedView {
     }
   }
 
-  /** The deployment's containers, by name; undefined while not live. */
-  containers(deploymentId: string): ContainerState[] | undefined {
-    if (!this.#live) return undefined;
-    return [...this.#byId.values()].filter((c) => c.labels[LABELS.deploymentId] === deploymentId).sort((a, b) => a.name.localeCompare(b.name));
+  /** The deployment's containers, by name, and whether they are current. */
+  containers(deploymentId: string): { live: boolean; containers: ContainerState[] } {
+    const containers = [...this.#byId.values()].filter((c) => c.labels[LABELS.deploymentId] === deploymentId).sort((a, b) => a.name.localeCompare(b.name));
+    return { live: this.#live, containers };
   }
 
   /** Every known container, live or not (the reconciler's last knowledge). */

@@ -10,6 +10,7 @@ import type { Action } from '../auth/tokens.ts';
 import type { AgentEvent } from '../agent/reconciler.ts';
 import type { CertificateStatus } from '../../certs/acme.ts';
 import type { InstanceHealth } from '../agent/health-monitor.ts';
+import type { EngineStatus } from '../agent/observed.ts';
 import type { OpContext } from '../deploy/context.ts';
 import { resolveDeployment } from '../deploy/resolve.ts';
 import type { UpdateTarget } from '../deploy/update.ts';
@@ -38,6 +39,8 @@ export interface Call {
   certificates: () => readonly CertificateStatus[];
   /** The agent's health checks; undefined outside an agent. */
   health: (() => readonly InstanceHealth[]) | undefined;
+  /** Whether the agent reaches the engine; undefined outside an agent. */
+  engine: (() => EngineStatus) | undefined;
   /** The deployment the call is about, for the audit log. */
   deployment?: string;
 }

@@ -232,6 +232,16 @@ function coreEndpoints(): Endpoint[] {
   },
   {
     method: 'GET',
+    path: '/v1/engine',
+    action: 'ls',
+    summary: "Whether the agent reaches the Docker Engine: state (up, down), since, the last error while down, address",
+    run: async (call) => {
+      if (call.engine === undefined) throw new DepadError('DEPAD_AGENT_UNAVAILABLE', 'the engine is watched by the agent', { hint: 'start it: depad agent' });
+      return { body: call.engine() };
+    },
+  },
+  {
+    method: 'GET',
     path: '/v1/health',
     action: 'ls',
     summary: "Health of every checked instance the token selects: status, consecutive failures, restarts, last results (depad health); query: deployment",

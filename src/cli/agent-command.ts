@@ -34,6 +34,8 @@ export function addAgentCommand(parent: Command): void {
     .option('--acme-email <address>', 'contact address for the ACME account')
     .option('--acme-ca-file <pem>', "CA of the ACME server's own HTTPS, when no public CA signs it (a private CA, Pebble)")
     .option('--acme-renew-days <days>', 'renew certificates with this many days or fewer left', positiveInt, 30)
+    .option('--restart-limit <deaths>', 'give up restarting an instance after it died this many times in a row (a run of 5 min resets the count)', positiveInt, 10)
+    .option('--restart-backoff <ms>', "first wait before the agent restarts an instance the engine does not; doubles per death, up to 5 min", positiveInt, 1000)
     .option('--daemon', 'run in the background (log in <home>/agent.log, pid in <home>/agent.pid); returns once it listens');
   addProxyLimitOptions(cmd)
     .exitOverride()
@@ -54,6 +56,7 @@ export function addAgentCommand(parent: Command): void {
         ...(opts.httpsPort === undefined ? {} : { httpsPort: opts.httpsPort as number }),
         ...acmeOptions(opts),
         proxyLimits: proxyLimitOptions(opts),
+        crashLoop: { limit: opts.restartLimit as number, firstBackoffMs: opts.restartBackoff as number },
         log: cliLogger('info'),
       });
       const facts = { pid: process.pid, apiPort: agent.apiPort, httpPort: agent.httpPort, httpsPort: agent.httpsPort, socket: agent.socketPath, fingerprint: agent.fingerprint, newCa: agent.newCa };

@@ -5,6 +5,7 @@
  */
 import { Command } from 'commander';
 import type { InstanceHealth } from '../agent/health-monitor.ts';
+import type { EngineStatus } from '../agent/observed.ts';
 import { resolveDeployment } from '../deploy/resolve.ts';
 import { listDeploymentViews, viewDeployment } from '../deploy/status.ts';
 import { seg } from './agent-client.ts';
@@ -22,7 +23,9 @@ export function addHealthCommand(parent: Command): void {
       const output = processOutput(Boolean(g.json));
       const agent = await agentFor(g);
       let list: InstanceHealth[];
+      let engine: EngineStatus | undefined;
       if (agent) {
+        engine = await agent.request<EngineStatus>({ method: 'GET', path: '/v1/engine' });
         const name = ref === undefined ? undefined : (await agent.request<{ name: string }>({ method: 'GET', path: `/v1/deployments/${seg(ref)}` })).name;
         list = await agent.request<InstanceHealth[]>({ method: 'GET', path: `/v1/health${name === undefined ? '' : `?deployment=${encodeURIComponent(name)}`}` });
       } else {
@@ -38,6 +41,8 @@ export function addHealthCommand(parent: Command): void {
           );
         }, { readOnly: true });
       }
+      // The engine's state: GET /v1/engine for scripts; here a line above the table (stderr with --json).
+      if (engine?.state === 'down') (output.json ? output.err : output.out)(`engine: DOWN since ${engine.since} (${engine.address}: ${engine.error ?? 'no answer'}); instances are unknown until it answers\n`);
       if (output.json) return printJson(output, list);
       output.out(
         table(

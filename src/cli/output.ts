@@ -4,7 +4,7 @@ import { bytesText } from '../config/budget.ts';
 import path from 'node:path';
 import { DepadError } from '../errors.ts';
 import type { ProgressEvent } from '../deploy/context.ts';
-import type { DeploymentView } from '../deploy/status.ts';
+import type { DeploymentView, InstanceView } from '../deploy/status.ts';
 
 /** Where the CLI writes; injectable for tests. */
 export interface Output {
@@ -43,10 +43,22 @@ export function table(header: readonly string[], rows: ReadonlyArray<readonly st
 export function instancesTable(view: DeploymentView): string {
   const rows = view.services.flatMap((s) => {
     const route = !s.route ? '-' : s.route.kind === 'http' ? s.route.hosts.map((h) => `http://${h}`).join(' ') : `tcp :${s.route.port ?? '?'}`;
-    if (s.instances.length === 0) return [[s.name, '-', 'missing', '-', portsText(s.ports), route]];
-    return s.instances.map((i) => [s.name, i.container, i.state === 'exited' ? `exited (${i.exitCode})` : i.state, i.health ?? '-', portsText(s.ports), route]);
+    if (s.instances.length === 0) return [[s.name, '-', 'missing', '-', '-', portsText(s.ports), route]];
+    return s.instances.map((i) => [s.name, i.container, stateText(i), i.health ?? '-', restartsText(i), portsText(s.ports), route]);
   });
-  return table(['SERVICE', 'CONTAINER', 'STATE', 'HEALTH', 'PORTS', 'ROUTE'], rows);
+  return table(['SERVICE', 'CONTAINER', 'STATE', 'HEALTH', 'RESTARTS', 'PORTS', 'ROUTE'], rows);
+}
+
+function stateText(i: InstanceView): string {
+  return i.state === 'exited' ? `exited (${i.exitCode})` : i.state;
+}
+
+/** `3`, `3, next in 20 s`, `10, gave up`. */
+function restartsText(i: InstanceView): string {
+  const loop = i.crashLoop;
+  if (loop?.state === 'given-up') return `${i.restarts}, gave up`;
+  if (loop?.state === 'backoff' && loop.nextRestart) return `${i.restarts}, next in ${Math.max(0, Math.ceil((Date.parse(loop.nextRestart) - Date.now()) / 1000))} s`;
+  return String(i.restarts ?? 0);
 }
 
 /** One line saying what a deployment is, above its table. */

@@ -6,6 +6,7 @@ import type { DrainResult, Route, Upstream } from '../../proxy/types.ts';
 import type { Engine } from '../engine/engine.ts';
 import type { Logger } from '../logger.ts';
 import type { Store } from '../store/store.ts';
+import type { ObservedView } from '../agent/observed.ts';
 
 /** One step of a long operation, for the user to watch. */
 export interface ProgressEvent {
@@ -34,6 +35,8 @@ export interface OpContext {
   routes: RouteSink;
   log: Logger;
   progress: (event: ProgressEvent) => void;
+  /** In the agent, for read-only views: what it knows of the engine from events (no round trip per container). */
+  observed?: ObservedView;
   /** Aborted when the user interrupts (Ctrl-C): operations stop at the next step and undo. */
   signal?: AbortSignal;
 }

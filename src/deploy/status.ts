@@ -18,6 +18,10 @@ export interface InstanceView {
   health: string | undefined;
   exitCode: number;
   startedAt: string | undefined;
+  /** Times the engine restarted it, and the agent's own restarts (crash loops). */
+  restarts: number;
+  /** Set by the agent: it waits before restarting it (`backoff`) or gave up on it (`given-up`). */
+  crashLoop?: { state: 'backoff' | 'given-up'; deaths: number; nextRestart?: string };
   /** Host port → container port/protocol. */
   ports: Array<{ host: number; target: number; protocol: string }>;
 }
@@ -49,10 +53,12 @@ export interface DeploymentView {
   ports: PortAssignment[];
 }
 
-/** Builds the view of one deployment from its record and the engine's state. */
+/** Builds the view of one deployment from its record and the engine's state (the agent's copy of it when `ctx.observed`). */
 export async function viewDeployment(ctx: OpContext, record: DeploymentRecord, instances?: ContainerState[]): Promise<DeploymentView> {
   const plan = await readPlan(record.rootDir, record.revision).catch(() => undefined);
-  const found = instances ?? (await listInstances(ctx, record));
+  const observed = instances === undefined ? ctx.observed?.containers(record.id) : undefined;
+  const found = instances ?? observed?.containers ?? (await listInstances(ctx, record));
+  const unknown = observed?.live === false;
   const serviceNames = plan?.order ?? [...new Set(found.map((c) => c.labels[LABELS.service] ?? '?'))].sort();
   const services = serviceNames.map((name) => {
     const meta = plan?.services?.find((s) => s.name === name);
@@ -72,13 +78,13 @@ export async function viewDeployment(ctx: OpContext, record: DeploymentRecord, i
       ports: record.ports.filter((p) => p.service === name && p.role === 'instance' && p.instance === current),
       ...(route ? { route } : {}),
       ...(Object.keys(limits).length ? { limits } : {}),
-      instances: found.filter((c) => c.labels[LABELS.service] === name).map(instanceView),
+      instances: found.filter((c) => c.labels[LABELS.service] === name).map((c) => instanceView(c, unknown, ctx.observed)),
     };
   });
   const expected = plan?.containers.length ?? services.length;
   const running = found.filter((c) => c.running).length;
   const status =
-    record.phase !== 'ready' ? record.phase : running === 0 ? 'stopped' : running >= expected && found.length >= expected ? 'running' : `partial (${running}/${expected})`;
+    record.phase !== 'ready' ? record.phase : unknown ? 'unknown (engine unavailable)' : running === 0 ? 'stopped' : running >= expected && found.length >= expected ? 'running' : `partial (${running}/${expected})`;
   return {
     id: record.id,
     name: record.name,
@@ -97,6 +103,7 @@ export async function viewDeployment(ctx: OpContext, record: DeploymentRecord, i
 /** Views of every deployment, by name. With the engine down, status says so and the rest comes from the store. */
 export async function listDeploymentViews(ctx: OpContext): Promise<DeploymentView[]> {
   const records = (await ctx.store.listDeployments()).sort((a, b) => a.name.localeCompare(b.name));
+  if (ctx.observed) return Promise.all(records.map((r) => viewDeployment(ctx, r)));
   let all: ContainerState[] | undefined;
   try {
     all = records.length ? await ctx.engine.listContainers({ [LABELS.deploymentId]: null }) : [];
@@ -149,19 +156,22 @@ export async function readLogs(
   else for (const c of ordered) await read(c);
 }
 
-function instanceView(c: ContainerState): InstanceView {
+function instanceView(c: ContainerState, unknown: boolean, observed: OpContext['observed']): InstanceView {
   const ports = Object.entries(c.ports).flatMap(([key, hosts]) => {
     const [target, protocol] = key.split('/');
     return hosts.map((host) => ({ host, target: Number(target), protocol: protocol ?? 'tcp' }));
   });
+  const agent = observed?.restarts?.(c.name);
   return {
     service: c.labels[LABELS.service] ?? '?',
     container: c.name,
     id: c.id,
-    state: c.status,
-    health: c.running ? c.health : undefined,
+    state: unknown ? 'unknown' : c.status,
+    health: c.running && !unknown ? c.health : undefined,
     exitCode: c.exitCode,
     startedAt: c.startedAt,
+    restarts: c.restartCount + (agent?.restarts ?? 0),
+    ...(agent && agent.state !== 'running' ? { crashLoop: { state: agent.state, deaths: agent.deaths, ...(agent.nextRestart ? { nextRestart: agent.nextRestart } : {}) } } : {}),
     ports,
   };
 }
