@@ -28,6 +28,8 @@ interface Entry {
   restarts: number;
   lastDeath: number;
   gaveUp: boolean;
+  /** When it gave up (ms). */
+  gaveUpAt: number;
   /** When the agent may start it again. */
   notBefore: number;
 }
@@ -51,7 +53,7 @@ export class CrashLoops {
    * this death reaches the limit (the caller gives up on it).
    */
   died(name: string, now: number, startedAt: number | undefined): boolean {
-    const e = this.#entries.get(name) ?? { deaths: 0, restarts: 0, lastDeath: 0, gaveUp: false, notBefore: 0 };
+    const e = this.#entries.get(name) ?? { deaths: 0, restarts: 0, lastDeath: 0, gaveUp: false, gaveUpAt: 0, notBefore: 0 };
     if (startedAt !== undefined && now - startedAt >= this.#options.resetAfterMs) e.deaths = 0;
     e.deaths += 1;
     e.lastDeath = now;
@@ -59,6 +61,7 @@ export class CrashLoops {
     this.#entries.set(name, e);
     if (e.gaveUp || e.deaths < this.#options.limit) return false;
     e.gaveUp = true;
+    e.gaveUpAt = now;
     return true;
   }
 
@@ -86,9 +89,10 @@ export class CrashLoops {
     this.#entries.delete(name);
   }
 
-  /** True when the agent gave up on it. */
-  gaveUp(name: string): boolean {
-    return this.#entries.get(name)?.gaveUp === true;
+  /** True when the agent gave up on it before `time` (ms): a start then is a depad command's, not the engine's. */
+  gaveUpBefore(name: string, time: number): boolean {
+    const e = this.#entries.get(name);
+    return e?.gaveUp === true && e.gaveUpAt < time;
   }
 
   /** What `ps` and `inspect` show of it. */

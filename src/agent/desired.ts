@@ -7,7 +7,9 @@
  * - an instance that should run and is not running is started (created first when its container
  *   is gone), unless the engine is restarting it, the agent gave up on it (a crash loop), its
  *   backoff has not ended, or the file's own `restart:` says it stays down (`"no"`; `on-failure`
- *   after a clean exit or after its retries);
+ *   after a clean exit or after its retries) — for exits the agent saw while the engine ran: after
+ *   the engine's return or at the agent's start (`restoring`: a reboot or an engine restart stopped
+ *   everything, so an exit says nothing of the service), every instance that should run is started;
  * - an instance that should not run and runs is stopped (a stopped deployment stays stopped,
  *   even when the engine brought it back with `restart: always`).
  */
@@ -54,7 +56,7 @@ function policyKeepsDown(meta: ServicePlan | undefined, c: ContainerPlan, state:
  * Decides what to start and stop. `waitBeforeStart` says how long an instance's backoff still
  * lasts (0: none) or undefined when the agent gave up on it.
  */
-export function decide(record: DeploymentRecord, plan: StoredPlan, containers: readonly ContainerState[], waitBeforeStart: (name: string) => number | undefined): Decision {
+export function decide(record: DeploymentRecord, plan: StoredPlan, containers: readonly ContainerState[], waitBeforeStart: (name: string) => number | undefined, restoring = false): Decision {
   const byName = new Map(containers.map((c) => [c.name, c]));
   const decision: Decision = { start: [], stop: [] };
   if (record.phase !== 'ready') return decision;
@@ -72,7 +74,7 @@ export function decide(record: DeploymentRecord, plan: StoredPlan, containers: r
       decision.start.push({ service: c.service, container: c, state, reason: 'its container is gone' });
       continue;
     }
-    if (policyKeepsDown(meta, c, state)) continue;
+    if (!restoring && policyKeepsDown(meta, c, state)) continue;
     const wait = waitBeforeStart(name);
     if (wait === undefined) continue; // given up on
     if (wait > 0) {

@@ -85,6 +85,8 @@ export class Reconciler {
   readonly #timers = new Map<string, { at: number; timer: NodeJS.Timeout }>();
   readonly #running = new Map<string, Promise<void>>();
   readonly #again = new Set<string>();
+  /** Deployments to reconcile as after a restart of the engine or the agent (desired.ts: `restoring`). */
+  readonly #restoring = new Set<string>();
   #stopped = false;
 
   constructor(ctx: OpContext, serialize: Serialize, log: Logger, options: ReconcilerOptions = {}) {
@@ -147,7 +149,11 @@ export class Reconciler {
       if (c) this.#onEvent({ action: 'die', containerId: c.id, name, deploymentId: c.labels[LABELS.deploymentId] ?? '', service: c.labels[LABELS.service] ?? '', exitCode: c.exitCode, time: Date.now(), unseen: true });
     }
     void this.#serialize(async () => {
-      for (const record of await this.#ctx.store.listDeployments()) if (record.phase === 'ready') this.#schedule(record.id, first ? 0 : DEATH_GRACE_MS);
+      for (const record of await this.#ctx.store.listDeployments()) {
+        if (record.phase !== 'ready') continue;
+        this.#restoring.add(record.id);
+        this.#schedule(record.id, first ? 0 : DEATH_GRACE_MS);
+      }
     }).catch((error: Error) => this.#log.warn({ error: error.message }, 'could not list deployments to reconcile'));
   }
 
@@ -187,7 +193,7 @@ export class Reconciler {
       this.#log.warn(base, 'an instance ran out of memory');
     } else if (event.action === 'start') {
       // After a give-up the engine restarts nothing: this start is a depad command's (or a user's), so count afresh.
-      if (this.#loops.gaveUp(event.name)) this.#loops.forget(event.name);
+      if (this.#loops.gaveUpBefore(event.name, event.time)) this.#loops.forget(event.name);
       this.note({ kind: 'instance-started', ...base });
     }
     else if (event.action === 'health_status: unhealthy') this.note({ kind: 'instance-unhealthy', ...base });
@@ -257,7 +263,8 @@ export class Reconciler {
       if (record === undefined || record.phase !== 'ready') return undefined;
       const plan = await readPlan(record.rootDir, record.revision);
       const containers = await this.#ctx.engine.listContainers({ [LABELS.deploymentId]: id });
-      const decision = decide(record, plan, containers, (name) => this.#loops.waitBeforeStart(name, Date.now()));
+      const restoring = this.#restoring.delete(id);
+      const decision = decide(record, plan, containers, (name) => this.#loops.waitBeforeStart(name, Date.now()), restoring);
       for (const s of decision.stop) {
         this.note({ kind: 'instance-stopped', deployment: record.name, service: s.service, instance: s.state.name, detail: s.reason });
         this.#log.info({ deployment: record.name, instance: s.state.name, reason: s.reason }, 'stopping an instance that should not run');
