@@ -184,7 +184,9 @@ export class Reconciler {
     const current = event.service !== '' && currentInstanceName(record, event.service) === event.name;
     if (!current) return undefined; // an instance an update or destroy retired
     const base = { deployment: record.name, service: event.service, instance: event.name };
-    if (event.action === 'die' && record.desired === 'running') {
+    // A death before the record's last change was part of that operation (depad restart), not a crash.
+    const byOperation = event.time > 0 && Date.parse(record.updatedAt) >= event.time;
+    if (event.action === 'die' && record.desired === 'running' && !byOperation) {
       this.note({ kind: 'instance-died', ...base, ...(event.exitCode === undefined ? {} : { exitCode: event.exitCode }), ...(event.unseen ? { detail: 'while the agent was not watching the engine' } : {}) });
       this.#log.warn({ ...base, exitCode: event.exitCode }, 'an instance died');
       if (!(record.stoppedServices ?? []).includes(event.service)) setTimeout(() => this.#death(record.id, event), event.unseen ? 0 : DEATH_GRACE_MS).unref();
