@@ -73,7 +73,7 @@ test('a service that crashes at start undoes the whole create', async (t) => {
   );
   const r = await h.run(['create', '-n', h.name('crash'), '-f', file]);
   t.is(r.code, 10, r.stderr);
-  t.regex(r.stderr, /service broken stopped right after it started \(exit code 3\)/);
+  t.regex(r.stderr, /service broken stopped right after it started \(exit code 3[,)]/);
   t.regex(r.stderr, /cannot open \/etc\/app\.conf/, 'the error quotes the service log');
   t.regex(r.stderr, /create failed; removing what it made/);
   await assertClean(t, h);

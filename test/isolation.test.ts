@@ -20,7 +20,7 @@ test('two deployments of the clinic example are isolated from each other', async
   const created = await h.run(['create', '--name', a, '--config-file', clinic, '--env', 'CLINIC=Mercy']);
   t.is(created.code, 0, created.stderr);
   t.regex(created.stderr, /waiting for db to be healthy/);
-  t.regex(created.stdout, /SERVICE\s+CONTAINER\s+STATE\s+HEALTH\s+PORTS/);
+  t.regex(created.stdout, /SERVICE\s+CONTAINER\s+STATE\s+HEALTH\s+RESTARTS\s+PORTS/);
   t.is((await h.run(['deployment', 'create', '--name', b, '--config-file', clinic, '--env', 'CLINIC=St Luke'])).code, 0);
 
   const va = await h.json<DeploymentView & { revisions: unknown[] }>(['inspect', a]);

@@ -206,7 +206,7 @@ test('switching the route while a client loops on a keep-alive connection: no fa
 
 test('drain waits for a slow in-flight request, then reports drained', async (t) => {
   let answeredAt = Infinity;
-  const slow = await upstream(t, 'slow', (_req, res) => void sleep(500).then(() => ((answeredAt = Date.now()), res.end('slow'))));
+  const slow = await upstream(t, 'slow', (_req, res) => void sleep(2000).then(() => ((answeredAt = Date.now()), res.end('slow'))));
   const b = await upstream(t, 'B');
   const p = await proxy(t);
   await p.client.setDeploymentRoutes('one', [httpRoute('one', 'web', ['a.test'], [slow.port])]);

@@ -60,8 +60,16 @@ export async function failure(
   } catch {
     // the logs are a courtesy; the failure is what matters
   }
+  // An instance the engine restarts (unless-stopped) may be running again, its exit code reset: its next exit says why.
+  let exitCode: number | undefined = state.running ? undefined : state.exitCode;
+  if (state.running && state.restartCount > 0) {
+    let timer: NodeJS.Timeout | undefined;
+    const wait = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), 3000)));
+    exitCode = await Promise.race([ctx.engine.waitContainer(state.id).catch(() => undefined), wait]);
+    clearTimeout(timer);
+  }
   const facts = [
-    state.running ? `state ${state.status}` : `exit code ${state.exitCode}`,
+    exitCode === undefined ? `state ${state.status}` : `exit code ${exitCode}`,
     state.restartCount ? `restarted ${state.restartCount} times` : '',
     state.health ? `health ${state.health}` : '',
     state.error ? `engine says: ${state.error}` : '',
@@ -72,6 +80,6 @@ export async function failure(
   if (lines.length) message += `\n  last log lines:\n${lines.map((l) => `    ${l}`).join('\n')}`;
   return new DepadError(code, message, {
     hint: 'fix the service (see its logs with depad logs) and run the command again',
-    details: { service, exitCode: state.exitCode, status: state.status },
+    details: { service, exitCode: exitCode ?? state.exitCode, status: state.status },
   });
 }
