@@ -14,6 +14,8 @@ import type { JournalEntry } from '../store/records.ts';
 import type { OpContext } from './context.ts';
 import { checkPorts, checkRecords, checkRootDirs, checkRoutes, type Known } from './doctor-records.ts';
 
+import { repair, type RepairResult } from './doctor-repair.ts';
+
 export { repair, type RepairResult } from './doctor-repair.ts';
 
 /** What doctor finds, by kind (stable: scripts match on them). */
@@ -125,6 +127,24 @@ export async function diagnose(ctx: OpContext, options: DoctorOptions = {}): Pro
   return { home, findings, unattributed, otherHomes };
 }
 
+/** What `doctor --fix` answers: what it did to each finding, and the diagnosis after it. */
+export interface FixOutcome {
+  results: RepairResult[];
+  after: Diagnosis;
+}
+
+/**
+ * Diagnoses again and repairs the findings named by `keys` that are still there (every finding
+ * when `keys` is undefined: the ones a user confirmed may be fewer than what is there now), then
+ * diagnoses once more.
+ */
+export async function doctorFix(ctx: OpContext, options: DoctorOptions, keys?: readonly string[]): Promise<FixOutcome> {
+  const now = (await diagnose(ctx, options)).findings;
+  const confirmed = keys === undefined ? now : now.filter((f) => keys.includes(f.key));
+  const results = await repair(ctx, confirmed);
+  return { results, after: await diagnose(ctx, options) };
+}
+
 function orphanFinding(o: Labelled, options: DoctorOptions): Finding {
   const deployment = { name: o.labels[LABELS.deployment] as string, id: o.labels[LABELS.deploymentId] as string };
   const problem = `${o.type} of deployment ${deployment.name} (${deployment.id.slice(0, 12)}), which this home's store does not know`;
@@ -136,7 +156,7 @@ function orphanFinding(o: Labelled, options: DoctorOptions): Finding {
     kind: 'orphan-volume',
     fix: options.volumes
       ? { action: 'remove', text: 'remove (its data is lost)' }
-      : { action: 'keep', text: `keep: it holds data (--fix --volumes removes it; a new deployment named ${deployment.name} reuses it)`, command: 'depad doctor --fix --volumes' },
+      : { action: 'keep', text: `keep: it holds data; a new deployment named ${deployment.name} would reuse it`, command: 'depad doctor --fix --volumes' },
   };
 }
 
