@@ -179,6 +179,6 @@ export async function checkRootDirs(ctx: OpContext, known: Known, options: Docto
       problem: `root directory of deployment ${id.slice(0, 12)}, which this home's store does not know`,
       fix: options.volumes
         ? { action: 'remove' as const, text: 'remove it (its config, revisions and bind-mount data are lost)' }
-        : { action: 'keep' as const, text: 'keep: it may hold bind-mount data (--fix --volumes removes it)', command: 'depad doctor --fix --volumes' },
+        : { action: 'keep' as const, text: 'keep: it may hold bind-mount data', command: 'depad doctor --fix --volumes' },
     }));
 }

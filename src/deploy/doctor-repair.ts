@@ -38,7 +38,7 @@ export async function repair(ctx: OpContext, findings: readonly Finding[]): Prom
     }
   };
   const acting = (action: Finding['fix']['action']) => findings.filter((f) => f.fix.action === action);
-  for (const f of findings) if (f.fix.action === 'keep' || f.fix.action === 'none') done(f, f.fix.action === 'keep' ? 'kept' : 'left', f.fix.command ? `${f.fix.text}: ${f.fix.command}` : f.fix.text);
+  for (const f of findings) if (f.fix.action === 'keep' || f.fix.action === 'none') done(f, f.fix.action === 'keep' ? 'kept' : 'left', f.fix.command ? `${f.fix.text} [${f.fix.command}]` : f.fix.text);
 
   const recovering = acting('recover');
   if (recovering.length > 0) {
