@@ -78,6 +78,12 @@ test('a wiped store: orphans listed, removed by --fix --yes (the volume with --v
   t.regex(human.stdout, new RegExp(`orphan-container\\s+depad-${name}-db-1\\s+${name} \\(${id.slice(0, 12)}\\)\\s+remove`));
   t.regex(human.stderr, /depad: 6 findings\n\s+hint: depad doctor --fix/);
 
+  // A new deployment of the same name meets the orphan network, and is told what to run.
+  const again = await h.run(['create', '-n', name, '-f', clinic]);
+  t.is(again.code, 5, again.stderr);
+  t.regex(again.stderr, /network depad-\S+_default exists[\s\S]*hint: .*depad doctor --fix removes it/);
+  t.is((await doctor(t, h, 14)).mine.length, 6, 'the failed create left nothing and took nothing');
+
   // --fix asks first; with stdin not a terminal it needs --yes.
   const refused = await h.run(['doctor', '--fix']);
   t.is(refused.code, 2);
