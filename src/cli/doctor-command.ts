@@ -109,8 +109,8 @@ function deploymentText(f: Finding): string {
   return name ?? id?.slice(0, 12) ?? '-';
 }
 
-/** "remove 2 containers and 1 network, release 1 port" */
-export function fixSummary(findings: readonly Finding[]): string {
+/** What --fix will do, for the question: "remove 2 containers and 1 network, release 1 port". */
+function fixSummary(findings: readonly Finding[]): string {
   const groups = new Map<string, Map<string, number>>();
   for (const f of findings) {
     const verb = { remove: 'remove', recreate: 're-create', release: 'release', register: 'reserve again', recover: 'recover', keep: 'keep', none: 'leave' }[f.fix.action];
