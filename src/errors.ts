@@ -33,6 +33,8 @@ export const ERROR_CODES = {
   DEPAD_AGENT_UNAVAILABLE: { exit: 12, status: 503 },
   DEPAD_UNAUTHENTICATED: { exit: 13, status: 401 },
   DEPAD_FORBIDDEN: { exit: 13, status: 403 },
+  /** Not a failure of the command: `depad doctor` found disagreements (the API answers them with 200). */
+  DEPAD_DOCTOR_FINDINGS: { exit: 14, status: 409 },
   DEPAD_INTERRUPTED: { exit: 130, status: 499 },
 } as const satisfies Record<string, { exit: number; status: number }>;
 

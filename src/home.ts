@@ -13,6 +13,15 @@ export function resolveHome(env: NodeJS.ProcessEnv = process.env): string {
   return path.join(dataHome, 'depad');
 }
 
+/**
+ * What the `depad.home` label of a home's engine objects holds: its absolute path. Two homes on
+ * one engine tell their objects apart by it, and a wiped or restored home at the same path
+ * recognises the objects it made before.
+ */
+export function homeIdentity(home: string): string {
+  return path.resolve(home);
+}
+
 /** The LevelDB directory under a home. */
 export function stateDir(home: string): string {
   return path.join(home, 'state');

@@ -54,6 +54,8 @@ export interface Endpoint {
   summary: string;
   /** Changes state: runs one at a time, and streams progress when the client accepts JSON lines. */
   mutates?: boolean;
+  /** Changes nothing but runs in the operation queue all the same, so it never sees an operation half done. */
+  queued?: boolean;
   /** Always answers with JSON lines (`emit`), ending with `{result}` or `{error}`. */
   streams?: boolean;
   /** Checks the token's scope itself, per deployment it touches (create, bulk); the others about no one deployment are checked before `run`. */

@@ -20,6 +20,7 @@ import { openApiDocument } from './openapi.ts';
 import { configFileField, configTextField, lifecycleOptions, pullField, ref, scopedDeployment, updateTarget, visibleTo } from './call.ts';
 import type { Call, Endpoint } from './call.ts';
 import { BULK_ENDPOINTS } from './bulk-endpoints.ts';
+import { DOCTOR_ENDPOINTS } from './doctor-endpoints.ts';
 
 /** The shapes every endpoint shares (call.ts). */
 export type { Call, Endpoint } from './call.ts';
@@ -33,6 +34,7 @@ async function outcome(call: Call, result: UpdateResult): Promise<UpdateOutcome>
 export const ENDPOINTS: Endpoint[] = [
   ...coreEndpoints(),
   ...BULK_ENDPOINTS,
+  ...DOCTOR_ENDPOINTS,
 ];
 
 function coreEndpoints(): Endpoint[] {

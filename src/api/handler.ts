@@ -121,7 +121,7 @@ async function handle(deps: ApiDeps, req: IncomingMessage, res: ServerResponse):
     // Endpoints about one deployment (and create, bulk) check the scope against it; others here.
     if (!match.endpoint.path.includes('{deployment}') && !match.endpoint.scopesItself) authorize(token, action);
     const endpoint = match.endpoint;
-    const { status = 200, body } = endpoint.mutates ? await deps.serialize(() => endpoint.run(call)) : await endpoint.run(call);
+    const { status = 200, body } = endpoint.mutates || endpoint.queued ? await deps.serialize(() => endpoint.run(call)) : await endpoint.run(call);
     audit('ok', status);
     if (stream) res.end(`${JSON.stringify({ result: body })}\n`);
     else send(res, status, body);

@@ -33,6 +33,7 @@ export const ACTIONS = {
   destroy: 'admin',
   tokens: 'admin',
   certificates: 'admin',
+  doctor: 'admin',
 } as const;
 
 /** An action a token may be checked for. */

@@ -12,6 +12,7 @@ import { addServiceCommands } from './service-commands.ts';
 import { addStatsCommand } from './stats-command.ts';
 import { addHealthCommand } from './health-command.ts';
 import { addWorkflowCommands } from './workflow-commands.ts';
+import { addDoctorCommand } from './doctor-command.ts';
 import { processOutput, reportError } from './output.ts';
 
 /** Builds the program: every deployment verb as `depad <verb>` and `depad deployment <verb>`. */
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
   addStatsCommand(program);
   addHealthCommand(program);
   addWorkflowCommands(program);
+  addDoctorCommand(program);
   addAgentCommand(program);
   addContextCommands(program);
   addServiceCommands(program, async (argv) => void (await buildProgram().parseAsync(argv, { from: 'user' })));

@@ -67,14 +67,15 @@ export function cliLogger(fallback: LogLevel = 'warn'): Logger {
 /**
  * Opens the state and runs `fn` with an operation context. `command` is shown to another process
  * that finds the state locked (never include secrets). Read-only commands pass `readOnly` so a
- * dead engine does not stop them from reporting what the store knows.
+ * dead engine does not stop them from reporting what the store knows; `recover: false` leaves
+ * interrupted operations in the journal (doctor reports them, and recovers them only with --fix).
  */
 export async function withState<T>(
   globals: GlobalOptions,
   output: Output,
   command: string,
   fn: (ctx: OpContext) => Promise<T>,
-  options: { readOnly?: boolean } = {},
+  options: { readOnly?: boolean; recover?: boolean } = {},
 ): Promise<T> {
   const home = globals.home ?? resolveHome();
   const log = cliLogger();
@@ -95,7 +96,7 @@ export async function withState<T>(
   const ctx: OpContext = { home, store, engine: new Engine(), routes, log, progress: progressPrinter(output), signal: controller.signal };
   try {
     try {
-      const notes = await recoverJournal(ctx);
+      const notes = options.recover === false ? [] : await recoverJournal(ctx);
       for (const n of notes) {
         output.err(`depad: recovered: ${{ undone: 'undid', completed: 'completed', 'rolled back': 'rolled back' }[n.action]} the interrupted ${n.kind} of ${n.name} (stopped at step ${n.step})\n`);
       }

@@ -2,7 +2,7 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { DepadError } from '../errors.ts';
-import type { DrainResult, Route, Upstream } from '../../proxy/types.ts';
+import type { DrainResult, Route, RouteSnapshot, Upstream } from '../../proxy/types.ts';
 import type { Engine } from '../engine/engine.ts';
 import type { Logger } from '../logger.ts';
 import type { Store } from '../store/store.ts';
@@ -25,6 +25,8 @@ export interface RouteSink {
   setDeploymentRoutes(name: string, routes: Route[]): Promise<unknown>;
   removeDeployment(name: string): Promise<unknown>;
   drain(upstream: Pick<Upstream, 'host' | 'port'>, timeoutMs: number): Promise<DrainResult>;
+  /** Every route (the running proxy's, or the snapshot's); doctor compares them with the deployments. */
+  routes?(): Promise<RouteSnapshot>;
 }
 
 /** The dependencies of an operation. */

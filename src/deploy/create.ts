@@ -8,7 +8,7 @@ import { runHook } from './workflows.ts';
 import { randomBytes } from 'node:crypto';
 import type { DeploymentSpec, ServiceSpec } from '../config/spec.ts';
 import { DepadError, formatIssue } from '../errors.ts';
-import { deploymentRoot } from '../home.ts';
+import { deploymentRoot, homeIdentity } from '../home.ts';
 import { allocatePorts, cursorIn, isPortOpenOnHost, portRangeFromEnv } from '../ports/index.ts';
 import { projectName, scopedName } from '../render/names.ts';
 import { render } from '../render/render.ts';
@@ -86,7 +86,7 @@ export async function createDeployment(ctx: OpContext, request: CreateRequest): 
 
   try {
     checkpoint(ctx, 'registered');
-    const rendered = render(spec, { id, name, revision: 1, rootDir, domain: baseDomain(spec) }, ports);
+    const rendered = render(spec, { id, name, revision: 1, rootDir, domain: baseDomain(spec), home: homeIdentity(ctx.home) }, ports);
     const files = await writeRevision(rootDir, 1, spec, rendered, request.env);
     await promoteRevision(rootDir, 1);
     checkpoint(ctx, 'files');

@@ -56,9 +56,12 @@ export function diffPlans(current: StoredPlan, next: StoredPlan, currentImages: 
   return { services, networks, volumes, empty };
 }
 
-/** The comparable form of a container plan: instance-specific fields dropped. */
+/**
+ * The comparable form of a container plan: instance-specific fields dropped, and the home label
+ * (instances made before depad labelled its home lack it; that alone is no change).
+ */
 function comparable(c: ContainerPlan): Record<string, unknown> {
-  const { [LABELS.revision]: _r, [LABELS.instance]: _i, ...labels } = c.body.Labels;
+  const { [LABELS.revision]: _r, [LABELS.instance]: _i, [LABELS.home]: _h, ...labels } = c.body.Labels;
   const { PortBindings, ...host } = c.body.HostConfig;
   return {
     image: c.body.Image,

@@ -22,7 +22,7 @@ export async function ensureNetworks(ctx: OpContext, record: DeploymentRecord, p
     if (existing?.labels[LABELS.deploymentId] === record.id) continue;
     if (existing) {
       throw new DepadError('DEPAD_ENGINE_CONFLICT', `network ${network.name} exists and does not belong to deployment ${record.name}`, {
-        hint: `remove it (docker network rm ${network.name}) or choose another name`,
+        hint: `if it is left from a deployment this home no longer knows, depad doctor --fix removes it; else remove it (docker network rm ${network.name}) or choose another name`,
       });
     }
     ctx.progress({ step: 'network', message: `network ${network.name}` });

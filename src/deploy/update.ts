@@ -13,6 +13,7 @@ import type { ConfigWarning } from '../config/index.ts';
 import type { DeploymentSpec } from '../config/spec.ts';
 import { DepadError } from '../errors.ts';
 import { allocatePorts, blockOf, cursorIn, isPortOpenOnHost, portRangeFromEnv } from '../ports/index.ts';
+import { homeIdentity } from '../home.ts';
 import { render } from '../render/render.ts';
 import { baseDomain } from '../render/routes.ts';
 import type { DeploymentRecord, JournalEntry, PortAssignment, RevisionRecord } from '../store/records.ts';
@@ -64,7 +65,7 @@ export async function planUpdate(ctx: OpContext, record: DeploymentRecord, reque
   const placeholders: PortAssignment[] = Object.values(request.spec.services).flatMap((s) =>
     portsNeeded(s, record.instances[s.name] ?? 1, false).map((p) => ({ ...p, host: 0 })),
   );
-  const candidate = render(request.spec, who(record, record.revision + 1, record.instances, request.spec), placeholders);
+  const candidate = render(request.spec, who(ctx, record, record.revision + 1, record.instances, request.spec), placeholders);
   const ids = (m: RevisionRecord['images']) => Object.fromEntries(Object.entries(m).map(([k, v]) => [k, v.id]));
   return { current, diff: diffPlans(current, candidate, ids(currentImages), ids(images)), images };
 }
@@ -111,7 +112,7 @@ export async function updateDeployment(ctx: OpContext, record: DeploymentRecord,
   for (const s of removed) delete finalInstances[s];
   const retired = record.ports.filter((p) => removed.includes(p.service) || (p.role === 'instance' && changed.includes(p.service)));
   const finalPorts = [...record.ports.filter((p) => !retired.includes(p)), ...fresh];
-  const rendered = render(spec, who(record, toRevision, finalInstances, spec), finalPorts);
+  const rendered = render(spec, who(ctx, record, toRevision, finalInstances, spec), finalPorts);
   const t: Transition = { record, instances, ports: [...record.ports, ...fresh], services: rendered.services };
   const swaps: Swap[] = [];
   try {
@@ -207,8 +208,8 @@ async function allocateMore(ctx: OpContext, record: DeploymentRecord, needed: Om
   return needed.map((n, i) => ({ ...n, host: allocation.ports[i]! }));
 }
 
-function who(record: DeploymentRecord, revision: number, instances: Record<string, number>, spec: DeploymentSpec) {
-  return { id: record.id, name: record.name, revision, rootDir: record.rootDir, instances, domain: baseDomain(spec) };
+function who(ctx: OpContext, record: DeploymentRecord, revision: number, instances: Record<string, number>, spec: DeploymentSpec) {
+  return { id: record.id, name: record.name, revision, rootDir: record.rootDir, instances, domain: baseDomain(spec), home: homeIdentity(ctx.home) };
 }
 
 

@@ -7,6 +7,8 @@
 export const LABELS = {
   deployment: 'depad.deployment',
   deploymentId: 'depad.deployment.id',
+  /** The absolute path of the home whose state holds the deployment (`homeIdentity`); absent on objects made before it. */
+  home: 'depad.home',
   service: 'depad.service',
   revision: 'depad.revision',
   instance: 'depad.instance',

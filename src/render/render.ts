@@ -20,6 +20,8 @@ export interface RenderIdentity {
   instances?: Readonly<Record<string, number>>;
   /** Base domain of HTTP routes (`baseDomain(spec)`). */
   domain: string;
+  /** The home's identity (`homeIdentity`), put on every object as `depad.home`; unset: no such label. */
+  home?: string;
 }
 
 /** Everything create needs: the compose text and the plan, in dependency order. */
@@ -40,7 +42,8 @@ export interface Rendered {
  */
 export function render(spec: DeploymentSpec, who: RenderIdentity, allPorts: readonly PortAssignment[]): Rendered {
   const ports = allPorts.filter((p) => p.role === 'instance' && p.instance === instanceOf(who, p.service));
-  const base = { [LABELS.deployment]: who.name, [LABELS.deploymentId]: who.id, [LABELS.revision]: String(who.revision) };
+  const base: Record<string, string> = { [LABELS.deployment]: who.name, [LABELS.deploymentId]: who.id, [LABELS.revision]: String(who.revision) };
+  if (who.home !== undefined) base[LABELS.home] = who.home;
   const order = startOrder(spec);
   const usersOf = (pick: (s: ServiceSpec) => string[]) => (key: string) =>
     order.filter((s) => pick(spec.services[s]!).includes(key)).join(',');
