@@ -14,6 +14,7 @@ import test from 'ava';
 import type { Diagnosis, Finding, FixOutcome } from '../src/deploy/doctor.ts';
 import type { DeploymentView } from '../src/deploy/status.ts';
 import { Store } from '../src/store/store.ts';
+import { until } from './helpers/agent-api.ts';
 import { startAgent } from './helpers/agent-process.ts';
 import { EXAMPLES, engineObjects, harness, httpGet, testPorts, type Harness } from './helpers/harness.ts';
 
@@ -166,12 +167,19 @@ test('doctor through the agent: the same findings and fix; admin tokens only', a
   const name = h.name('viaagent');
   t.is((await h.run(['create', '-n', name, '-f', hello])).code, 0);
   const web = `depad-${name}-web-1`;
+  const labels = JSON.parse(docker('inspect', '--format', '{{json .Config.Labels}}', web)) as Record<string, string>;
   docker('rm', '-f', web);
-  t.deepEqual((await doctor(t, h, 14)).mine, [['missing-container', web]]);
+  // The agent itself puts back a container removed by hand (it reconciles to the record)…
+  await until('the agent to re-create the container', async () => exists('container', web) && docker('inspect', '-f', '{{.State.Running}}', web) === 'true');
+  // …and doctor through it finds what the agent leaves alone: a leftover carrying the deployment's labels.
+  const left = `depad-${name}-wf-left`;
+  docker('create', ...Object.entries(labels).flatMap(([k, v]) => ['--label', `${k}=${v}`]), '--name', left, 'depad-example/app:1');
+  t.deepEqual((await doctor(t, h, 14)).mine, [['stray-container', left]]);
   t.is((await h.run(['doctor', '--fix'])).code, 2, '--yes is needed through the agent too');
   const fixed = await h.run(['doctor', '--fix', '--yes']);
   t.is(fixed.code, 0, fixed.stderr);
-  t.regex(fixed.stderr, /starting web/, 'progress streams from the agent');
+  t.regex(fixed.stderr, /removing container/, 'progress streams from the agent');
+  t.false(exists('container', left));
   t.is((await h.json<DeploymentView>(['inspect', name])).status, 'running');
   t.is((await doctor(t, h, 0)).mine.length, 0);
 
