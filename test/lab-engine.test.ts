@@ -95,6 +95,9 @@ test('a lab engine: its own dockerd, ports at its address, stop as a reboot, kil
   await answers(lab, 8080);
   t.regex((await get(lab.address, 8080)).body, /depad demo/, 'published on 0.0.0.0 in the lab: reached at its address from the root namespace');
   t.regex(await getInLab(lab, 8081), /^200 .*depad demo/s, "and at 127.0.0.1 from inside the lab, as the lab's agent reaches it");
+  const pool = lab.pool.replace(/^base=(\d+\.\d+)\..*$/, '$1.');
+  t.true((await lab.exec('iptables-save', [])).stdout.includes(pool), "the lab's dockerd programs iptables in the lab's namespace");
+  t.false((await must('iptables-save', [])).includes(pool), "and not in the machine's");
   const mainIds = (await must('docker', ['ps', '-aq', '--no-trunc'])).split('\n');
   t.false(mainIds.includes(web) || mainIds.includes(once), "the lab's containers are not the machine's engine's");
 

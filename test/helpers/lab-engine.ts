@@ -103,9 +103,8 @@ export async function startLabEngine(options: LabEngineOptions = {}): Promise<La
     await lab.start();
     if (options.images?.length) await lab.loadImages(options.images);
   } catch (error) {
-    const tail = await lab.logTail().catch(() => '');
-    await lab.remove().catch(() => undefined);
-    throw Object.assign(error as Error, { message: `${(error as Error).message}${tail ? `\n${tail}` : ''}` });
+    await lab.remove().catch(() => undefined); // the error already has the logs' tail where they matter
+    throw error;
   }
   return lab;
 }
@@ -293,21 +292,27 @@ class Lab implements LabEngine {
     throw new Error(`lab ${this.name}: ${what} did not exit within 60 s of ${signal}; killed\n${await this.logTail()}`);
   }
 
-  /** Passes new log lines to `log`, polling the log files. */
+  /** Passes new log lines to `log`, polling the log files for what was appended. */
   #tail(log: (line: string) => void): void {
-    const offsets = new Map<string, number>();
-    const files = [['dockerd', this.#paths.dockerLog], ['containerd', this.#paths.containerdLog]] as const;
+    const files = [['dockerd', this.#paths.dockerLog, 0], ['containerd', this.#paths.containerdLog, 0]] as [string, string, number][];
     let busy = false;
     this.#tailer = setInterval(async () => {
       if (busy) return;
       busy = true;
-      for (const [what, file] of files) {
-        const text = await fs.readFile(file, 'utf8').catch(() => '');
-        const from = offsets.get(file) ?? 0;
-        const end = text.lastIndexOf('\n') + 1;
-        if (end > from) {
-          for (const line of text.slice(from, end).split('\n').slice(0, -1)) log(`[${what}] ${line}`);
-          offsets.set(file, end);
+      for (const entry of files) {
+        const [what, file, from] = entry;
+        const handle = await fs.open(file, 'r').catch(() => undefined);
+        if (!handle) continue;
+        try {
+          const size = (await handle.stat()).size;
+          if (size <= from) continue;
+          const { buffer, bytesRead } = await handle.read(Buffer.alloc(size - from), 0, size - from, from);
+          const text = buffer.subarray(0, bytesRead).toString('utf8');
+          const end = text.lastIndexOf('\n') + 1;
+          for (const line of text.slice(0, end).split('\n').slice(0, -1)) log(`[${what}] ${line}`);
+          entry[2] = from + Buffer.byteLength(text.slice(0, end));
+        } finally {
+          await handle.close();
         }
       }
       busy = false;
