@@ -156,8 +156,10 @@ test('sweepLabEngines removes the lab of a process that was killed, and nothing 
   t.true((await labMounts(facts.name)).length > 0);
 
   const swept = await sweepLabEngines();
-  t.true(swept.includes(facts.name));
+  // Another run's sweep (any test run on this machine) may have got there first.
+  if (!swept.includes(facts.name)) t.log(`${facts.name} was swept by another process`);
   t.false(swept.includes(mine.name), "a live process's lab is not swept");
+  t.false((await leftoverLabs()).includes(facts.name));
   t.deepEqual(await leftovers(facts as unknown as LabEngine, []), []);
   t.is(await mine.docker(['info', '--format', '{{.ServerVersion}}']).then(() => 'up'), 'up');
 });

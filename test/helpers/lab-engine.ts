@@ -79,9 +79,9 @@ export interface LabEngine {
   docker(args: readonly string[]): Promise<string>;
   /** Loads images of the machine's engine into this lab. */
   loadImages(images: readonly string[]): Promise<void>;
-  /** Spawns a process in the lab's network namespace; env defaults to process.env with DOCKER_HOST set to this lab. */
+  /** Spawns a process in the lab's network namespace (killed by remove()); DOCKER_HOST is this lab's unless options.env sets one. */
   spawn(command: string, args: readonly string[], options?: SpawnOptions): ChildProcess;
-  /** Runs a command in the lab's network namespace to its end; never throws on a non-zero exit. */
+  /** Runs a command in the lab's network namespace to its end (env as for spawn); never throws on a non-zero exit. */
   exec(command: string, args: readonly string[], options?: { env?: NodeJS.ProcessEnv; timeoutMs?: number }): Promise<Ran>;
   /** The last lines of dockerd's and containerd's logs. */
   logTail(lines?: number): Promise<string>;
@@ -128,7 +128,7 @@ class Lab implements LabEngine {
   #dockerd: ChildProcess | undefined;
   #containerd: ChildProcess | undefined;
   #tailer: NodeJS.Timeout | undefined;
-  #removed = false;
+  #removing: Promise<void> | undefined;
 
   constructor(name: string, slot: Slot, options: LabEngineOptions) {
     this.name = name;
@@ -214,16 +214,21 @@ class Lab implements LabEngine {
     await this.#end(this.#dockerd, 'SIGKILL', 'dockerd');
   }
 
-  async remove(): Promise<void> {
-    if (this.#removed) return;
-    if (running(this.#dockerd)) {
-      const ids = (await this.docker(['ps', '-aq']).catch(() => '')).split('\n').filter(Boolean);
-      if (ids.length > 0) await this.docker(['rm', '-f', '-v', ...ids]).catch(() => undefined);
-    }
-    await this.stop().catch(() => undefined); // destroyLab kills what did not stop
-    if (this.#tailer) clearInterval(this.#tailer);
-    await destroyLab(this.name);
-    this.#removed = true;
+  remove(): Promise<void> {
+    this.#removing ??= (async () => {
+      if (running(this.#dockerd)) {
+        const ids = (await this.docker(['ps', '-aq']).catch(() => '')).split('\n').filter(Boolean);
+        if (ids.length > 0) await this.docker(['rm', '-f', '-v', ...ids]).catch(() => undefined);
+      }
+      await this.stop().catch(() => undefined); // destroyLab kills what did not stop
+      if (this.#tailer) clearInterval(this.#tailer);
+      await destroyLab(this.name);
+    })();
+    // A failed removal may be tried again.
+    return this.#removing.catch((error: unknown) => {
+      this.#removing = undefined;
+      throw error;
+    });
   }
 
   async docker(args: readonly string[]): Promise<string> {
@@ -240,11 +245,16 @@ class Lab implements LabEngine {
   }
 
   spawn(command: string, args: readonly string[], options: SpawnOptions = {}): ChildProcess {
-    return spawn('nsenter', [`--net=${this.netns}`, '--', command, ...args], { ...options, env: options.env ?? { ...process.env, DOCKER_HOST: this.dockerHost } });
+    return spawn('nsenter', [`--net=${this.netns}`, '--', command, ...args], { ...options, env: this.#env(options.env) });
   }
 
   exec(command: string, args: readonly string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<Ran> {
-    return run('nsenter', [`--net=${this.netns}`, '--', command, ...args], { env: options.env ?? { ...process.env, DOCKER_HOST: this.dockerHost }, timeoutMs: options.timeoutMs ?? 120_000 });
+    return run('nsenter', [`--net=${this.netns}`, '--', command, ...args], { env: this.#env(options.env), timeoutMs: options.timeoutMs ?? 120_000 });
+  }
+
+  /** A process on this host uses its engine: DOCKER_HOST is the lab's unless `env` sets one. */
+  #env(env: NodeJS.ProcessEnv | undefined): NodeJS.ProcessEnv {
+    return env ? { DOCKER_HOST: this.dockerHost, ...env } : { ...process.env, DOCKER_HOST: this.dockerHost };
   }
 
   async logTail(lines = 30): Promise<string> {

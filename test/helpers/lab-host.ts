@@ -275,6 +275,8 @@ export async function killLabProcesses(name: string): Promise<void> {
 export async function destroyLab(name: string): Promise<void> {
   const p = labPaths(name);
   const problems: string[] = [];
+  // Each step may race another process sweeping the same dead lab: a failure counts only when
+  // what it was to remove is still there afterwards.
   await killLabProcesses(name).catch((e: Error) => problems.push(e.message));
   for (let round = 0; round < 5; round++) {
     const mounts = await labMounts(name);
@@ -287,12 +289,14 @@ export async function destroyLab(name: string): Promise<void> {
   if (slot !== undefined) await run('ip', ['link', 'del', slotFacts(slot).veth]);
   if (await exists(p.netns)) {
     const r = await run('ip', ['netns', 'del', name]);
-    if (r.code !== 0) problems.push(`ip netns del ${name}: ${r.stderr.trim()}`);
+    if (r.code !== 0 && (await exists(p.netns))) problems.push(`ip netns del ${name}: ${r.stderr.trim()}`);
   }
   await removeShimSockets(name);
-  for (const dir of [p.run, p.data]) await fs.rm(dir, { recursive: true, force: true }).catch((e: Error) => problems.push(e.message));
+  for (const dir of [p.run, p.data]) {
+    await fs.rm(dir, { recursive: true, force: true, maxRetries: 3 }).catch(async (e: Error) => void ((await exists(dir)) && problems.push(e.message)));
+  }
   for (const dir of await cgroupDirs(name)) {
-    await rmdirTree(dir).catch((e: Error) => problems.push(`cgroup ${dir}: ${e.message}`));
+    await rmdirTree(dir).catch(async (e: Error) => void ((await exists(dir)) && problems.push(`cgroup ${dir}: ${e.message}`)));
     await fs.rmdir(path.dirname(dir)).catch(() => undefined); // depad-lab/, unless another lab uses it
   }
   await releaseSlot(name);
@@ -315,8 +319,10 @@ async function removeShimSockets(name: string): Promise<void> {
 }
 
 async function rmdirTree(dir: string): Promise<void> {
-  for (const entry of await fs.readdir(dir, { withFileTypes: true })) if (entry.isDirectory()) await rmdirTree(path.join(dir, entry.name));
-  await fs.rmdir(dir);
+  for (const entry of await fs.readdir(dir, { withFileTypes: true }).catch(() => [])) if (entry.isDirectory()) await rmdirTree(path.join(dir, entry.name));
+  await fs.rmdir(dir).catch((e: NodeJS.ErrnoException) => {
+    if (e.code !== 'ENOENT') throw e;
+  });
 }
 
 async function exists(file: string): Promise<boolean> {
