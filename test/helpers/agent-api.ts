@@ -30,10 +30,15 @@ export async function agentEvents(socketPath: string): Promise<AgentEventView[]>
   return (await socketGet<AgentEventView[]>(socketPath, '/v1/events')).body;
 }
 
-/** A GET through the proxy on `port` for `host`: the status, or 0 when the connection failed. */
+/** A GET through the proxy on 127.0.0.1:`port` for `host`: the status, or 0 when the connection failed. */
 export function proxyGet(port: number, host: string, pathname = '/', timeoutMs = 5000): Promise<number> {
+  return proxyGetAt('127.0.0.1', port, host, pathname, timeoutMs);
+}
+
+/** A GET through the proxy at `address`:`port` for `host`: the status, or 0 when the connection failed or timed out. */
+export function proxyGetAt(address: string, port: number, host: string, pathname = '/', timeoutMs = 5000): Promise<number> {
   return new Promise((resolve) => {
-    const req = http.get({ host: '127.0.0.1', port, path: pathname, headers: { host }, agent: false, timeout: timeoutMs }, (res) => {
+    const req = http.get({ host: address, port, path: pathname, headers: { host }, agent: false, timeout: timeoutMs }, (res) => {
       res.resume();
       res.on('end', () => resolve(res.statusCode ?? 0));
     });
