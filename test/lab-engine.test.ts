@@ -53,6 +53,11 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
 const answers = (lab: LabEngine, port: number) => until(`${lab.address}:${port}`, async () => ((await get(lab.address, port)).status === 200 ? true : undefined));
 const state = async (lab: LabEngine, name: string) => lab.docker(['inspect', '--format', '{{.State.Status}}', name]);
 
+/** An address or address prefix as a whole in text: 10.223. matches 10.223.0.1, not 10.210.223.2. */
+const mentions = (address: string) => new RegExp(`(^|[^0-9.])${address.replaceAll('.', '\\.')}${address.endsWith('.') ? '' : '(?![0-9])'}`, 'm');
+/** The first two octets of the lab's address pool, as '10.223.'. */
+const poolPrefix = (lab: Pick<LabEngine, 'pool'>) => lab.pool.replace(/^base=(\d+\.\d+)\..*$/, '$1.');
+
 /** What a removed lab must not have left. */
 async function leftovers(lab: LabEngine, shimSockets: string[]): Promise<string[]> {
   const p = labPaths(lab.name);
@@ -64,9 +69,8 @@ async function leftovers(lab: LabEngine, shimSockets: string[]): Promise<string[
   const mounts = (await fs.readFile('/proc/self/mountinfo', 'utf8')).split('\n').filter((l) => l.includes(lab.name));
   if (mounts.length) found.push(...mounts);
   if ((await labMounts(lab.name)).length) found.push('mounts');
-  if ((await run('ip', ['-o', 'addr', 'show'])).stdout.includes(lab.rootAddress)) found.push(`address ${lab.rootAddress}`);
-  const pool = lab.pool.replace(/^base=(\d+\.\d+)\..*$/, '$1.');
-  const rules = (await must('iptables-save', [])).split('\n').filter((l) => l.includes(pool) || l.includes(lab.address) || l.includes(lab.rootAddress));
+  if (mentions(lab.rootAddress).test((await run('ip', ['-o', 'addr', 'show'])).stdout)) found.push(`address ${lab.rootAddress}`);
+  const rules = (await must('iptables-save', [])).split('\n').filter((l) => [poolPrefix(lab), lab.address, lab.rootAddress].some((a) => mentions(a).test(l)));
   if (rules.length) found.push(...rules);
   for (const root of ['/sys/fs/cgroup/pids', '/sys/fs/cgroup/memory', '/sys/fs/cgroup/unified', '/sys/fs/cgroup']) {
     if (await fs.stat(path.join(root, 'depad-lab', lab.name)).catch(() => undefined)) found.push(`cgroup ${root}`);
@@ -95,9 +99,8 @@ test('a lab engine: its own dockerd, ports at its address, stop as a reboot, kil
   await answers(lab, 8080);
   t.regex((await get(lab.address, 8080)).body, /depad demo/, 'published on 0.0.0.0 in the lab: reached at its address from the root namespace');
   t.regex(await getInLab(lab, 8081), /^200 .*depad demo/s, "and at 127.0.0.1 from inside the lab, as the lab's agent reaches it");
-  const pool = lab.pool.replace(/^base=(\d+\.\d+)\..*$/, '$1.');
-  t.true((await lab.exec('iptables-save', [])).stdout.includes(pool), "the lab's dockerd programs iptables in the lab's namespace");
-  t.false((await must('iptables-save', [])).includes(pool), "and not in the machine's");
+  t.regex((await lab.exec('iptables-save', [])).stdout, mentions(poolPrefix(lab)), "the lab's dockerd programs iptables in the lab's namespace");
+  t.notRegex(await must('iptables-save', []), mentions(poolPrefix(lab)), "and not in the machine's");
   const mainIds = (await must('docker', ['ps', '-aq', '--no-trunc'])).split('\n');
   t.false(mainIds.includes(web) || mainIds.includes(once), "the lab's containers are not the machine's engine's");
 

@@ -13,7 +13,9 @@
  *   (sockets, pid files, exec-root, logs) and /tmp/depad-lab/NAME (data roots); its own
  *   daemon.json (the machine's /etc/docker/daemon.json is not read) and key.json (its own engine
  *   ID); containers under the cgroup parent /depad-lab/NAME; networks from 10.(220+i).0.0/16 in
- *   /24s; iptables on — its rules are in the namespace's own tables and go with it.
+ *   /24s. Otherwise dockerd's defaults, which are per namespace here: its own docker0, iptables
+ *   on (the rules are in the namespace's own tables and go with it), the userland proxy (ports
+ *   published on the lab's 127.0.0.1 answer there).
  *
  * Reachability (why the agent runs in the lab): containers publish ports in the lab's namespace.
  * depad routes a service to `upstreamHost`:<host port>, where upstreamHost is `x-depad.host_ip`
@@ -22,6 +24,11 @@
  * rewriting depad's addresses, the lab is treated as what it models, a host: depad's agent and CLI
  * run *in* it (`spawn`/`exec`, with DOCKER_HOST set to the lab's engine), and clients in the root
  * namespace reach its listeners — and ports its containers publish on 0.0.0.0 — at `address`.
+ * (An agent outside would need `host_ip: <address>` in every deployment file, and its port probe
+ * would still look at the machine's ports, not the lab's.)
+ *
+ * remove() takes everything of a lab off the machine, processes spawned in it included; a run
+ * that dies first leaves its labs to the sweep the next startLabEngine does.
  *
  * Images: a lab cannot pull; `images` are copied in from the machine's engine (`docker save`,
  * cached per image ID under $TMPDIR/depad-lab-images, then `docker load`).

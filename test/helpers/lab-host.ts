@@ -14,12 +14,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 /** Every lab's name starts with this, then the owner's pid: `depad-lab-<pid>-<suffix>`. */
 export const LAB_PREFIX = 'depad-lab-';
 /** Sockets, pid files, logs, exec-roots: /run/depad-lab/NAME (short: unix socket paths ≤ 108 bytes). */
-export const RUN_ROOT = '/run/depad-lab';
+const RUN_ROOT = '/run/depad-lab';
 /** Data roots (images, containers): /tmp/depad-lab/NAME. */
-export const DATA_ROOT = '/tmp/depad-lab';
+const DATA_ROOT = '/tmp/depad-lab';
 const SLOT_DIR = path.join(RUN_ROOT, '.slots');
 /** Slot i: address pool 10.(220+i).0.0/16, veth 10.250.i.0/30; above the main engine's usual pools. */
-export const SLOTS = 30;
+const SLOTS = 30;
 const CONTAINERD_SHIM_SOCKETS = '/run/containerd/s';
 
 /** A lab's paths, all derived from its name. */
@@ -96,7 +96,7 @@ export async function must(command: string, args: readonly string[], options: { 
 }
 
 /** The kernel's start time of a process (field 22 of /proc/PID/stat), or undefined when there is none. */
-export function processStart(pid: number): string | undefined {
+function processStart(pid: number): string | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
@@ -176,7 +176,7 @@ async function releaseStaleSlot(file: string, text: string): Promise<void> {
 }
 
 /** Releases a slot this lab holds (only when the file still names this lab). */
-export async function releaseSlot(name: string): Promise<void> {
+async function releaseSlot(name: string): Promise<void> {
   for (const entry of await fs.readdir(SLOT_DIR).catch(() => [] as string[])) {
     const file = path.join(SLOT_DIR, entry);
     const text = await fs.readFile(file, 'utf8').catch(() => '');
@@ -251,7 +251,7 @@ export async function labMounts(name: string): Promise<string[]> {
 }
 
 /** Kills every process of a lab (SIGKILL) and waits until none is left. */
-export async function killLabProcesses(name: string): Promise<void> {
+async function killLabProcesses(name: string): Promise<void> {
   for (let round = 0; round < 50; round++) {
     const pids = await labProcesses(name);
     if (pids.length === 0) return;
@@ -333,7 +333,7 @@ async function exists(file: string): Promise<boolean> {
 }
 
 /** Whether the lab's owner is gone: the pid in its name is not running, or runs but started later (reused). */
-export async function ownerGone(name: string): Promise<boolean> {
+async function ownerGone(name: string): Promise<boolean> {
   const pid = Number(/^depad-lab-(\d+)-/.exec(name)?.[1] ?? 0);
   if (!pid || processStart(pid) === undefined) return true;
   const stamp = await fs.readFile(labPaths(name).owner, 'utf8').catch(() => undefined);
