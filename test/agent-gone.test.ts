@@ -53,3 +53,22 @@ test('the agent killed while the CLI follows logs: the CLI says so and exits 12'
   t.regex(logs.stderr, /went away while the logs were followed/);
   t.notRegex(logs.stderr, /unsettled top-level await/);
 });
+
+test('the agent killed during a create by a remote CLI over HTTPS: the same message and exit 12', async (t) => {
+  const h = await harness(t);
+  const port = await testPorts(t);
+  const name = h.name('remote');
+  const first = await startAgent(t, h, port, [], { DEPAD_TEST_CRASH_AT: 'networks' });
+  const token = (await h.run(['token', 'create', '--name', 'ci', '--scope', 'admin'])).stdout.trim();
+  const remote = { DEPAD_HOST: `https://127.0.0.1:${first.facts.apiPort}`, DEPAD_TOKEN: token, DEPAD_CA_FINGERPRINT: first.facts.fingerprint };
+  const create = await h.run(['create', '-n', name, '-f', path.join(EXAMPLES, 'hello/depad.yml')], { env: remote });
+  t.is(await first.exited, null, 'the agent was killed');
+  t.is(create.code, 12, create.stderr);
+  t.regex(create.stderr, /went away during the operation/);
+  t.regex(create.stderr, /completes or undoes an interrupted operation when it starts again/);
+  t.notRegex(create.stderr, /unsettled top-level await/);
+  const second = await startAgent(t, h, port);
+  t.false((await h.json<{ name: string }[]>(['ls'])).some((d) => d.name === name), 'the next start undid it');
+  second.child.kill('SIGTERM');
+  t.is(await second.exited, 0);
+});
