@@ -29,6 +29,8 @@ const get = (address: string, host: string) =>
   });
 
 const lab = await startLabEngine({ images: [APP] });
+// Interrupted (Ctrl-C, timeout): the lab is removed all the same.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void lab.remove().finally(() => process.exit(130)));
 const home = await fs.mkdtemp(path.join(os.tmpdir(), 'depad-bench-return-'));
 const env = { ...process.env, DOCKER_HOST: lab.dockerHost, DEPAD_HOME: home, DEPAD_PORT_RANGE: '20000-29999' };
 const depad = async (args: string[]) => {
@@ -37,7 +39,8 @@ const depad = async (args: string[]) => {
   return r.stdout;
 };
 try {
-  const agent = lab.spawn(DEPAD, ['--json', 'agent', '--api-port', '8443', '--api-host', '127.0.0.1', '--http-port', '80', '--http-host', '0.0.0.0'], { env, stdio: ['ignore', 'pipe', 'ignore'] });
+  const log = await fs.open(path.join(os.tmpdir(), 'depad-bench-engine-return.log'), 'w');
+  const agent = lab.spawn(DEPAD, ['--json', 'agent', '--api-port', '8443', '--api-host', '127.0.0.1', '--http-port', '80', '--http-host', '0.0.0.0'], { env, stdio: ['ignore', 'pipe', log.fd] });
   await new Promise<void>((resolve, reject) => {
     let out = '';
     agent.stdout!.on('data', (d: Buffer) => ((out += d.toString()), out.includes('"listening"') && resolve()));
@@ -50,7 +53,11 @@ try {
   for (const name of names) await depad(['create', '-n', name, '-f', config, '--no-wait']);
   console.log(`created ${COUNT} deployments on the lab host in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   const allServe = async () => (await Promise.all(names.map((n) => get(lab.address, `web.${n}.localhost`)))).every((s) => s === 200);
-  while (!(await allServe())) await new Promise((resolve) => setTimeout(resolve, 200));
+  const deadline = Date.now() + 120_000;
+  while (!(await allServe())) {
+    if (Date.now() > deadline) throw new Error(`not every route serves after the creates (agent log: ${path.join(os.tmpdir(), 'depad-bench-engine-return.log')})`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
   const times: number[] = [];
   for (let i = 0; i < RESTARTS; i++) {
     const t0 = Date.now();

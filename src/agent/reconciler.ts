@@ -157,20 +157,24 @@ export class Reconciler {
     }).catch((error: Error) => this.#log.warn({ error: error.message }, 'could not list deployments to reconcile'));
   }
 
-  /** Notes the event at once; republishes the deployment's routes in the queue, once per burst of events. */
+  /** Reports the event in the queue; when it matters, republishes the deployment's routes (once per burst of events). */
   #onEvent(event: ContainerEvent & { unseen?: boolean }): void {
     for (const listener of this.#listeners) listener(event);
     if (event.action === 'destroy' || event.action === 'create') this.#loops.forget(event.name);
-    const report = () => this.#report(event);
-    if (this.#dirty.has(event.deploymentId)) {
-      void this.#serialize(report).catch(() => {});
-      return;
-    }
-    this.#dirty.add(event.deploymentId);
     void this.#serialize(async () => {
-      this.#dirty.delete(event.deploymentId);
-      const record = await report();
-      if (record === undefined) return;
+      const record = await this.#report(event);
+      if (record !== undefined) this.#republish(record.id);
+    }).catch((error: Error) => this.#log.warn({ error: error.message }, 'could not report an engine event'));
+  }
+
+  /** Publishes the deployment's routes from what runs, in the queue after what is in it now; requests meanwhile make one. */
+  #republish(id: string): void {
+    if (this.#dirty.has(id)) return;
+    this.#dirty.add(id);
+    void this.#serialize(async () => {
+      this.#dirty.delete(id);
+      const record = await this.#ctx.store.getDeployment(id);
+      if (record === undefined || record.phase !== 'ready') return;
       const plan = await readPlan(record.rootDir, record.revision);
       if (!plan.services.some((s) => s.route)) return; // nothing routed: nothing to republish
       await publishLive(this.#ctx, record, plan);
@@ -272,7 +276,9 @@ export class Reconciler {
         this.#log.info({ deployment: record.name, instance: s.state.name, reason: s.reason }, 'stopping an instance that should not run');
         await this.#ctx.engine.stopContainer(s.state.id, s.timeoutSec);
       }
-      if (decision.stop.length) await publishLive(this.#ctx, record, plan);
+      // After a (re)connect the routes are published from what runs: the engine may have restarted
+      // instances before the agent was listening, or the agent published them while it went down.
+      if (decision.stop.length || (restoring && decision.start.length === 0)) await publishLive(this.#ctx, record, plan);
       return { record, plan, decision };
     });
     if (decided === undefined) return;
