@@ -137,9 +137,13 @@ export class HealthMonitor {
         if (record.phase !== 'ready' || record.desired !== 'running') continue;
         const plan = await readPlan(record.rootDir, record.revision).catch(() => undefined);
         for (const service of plan?.services ?? []) {
+          if ((record.stoppedServices ?? []).includes(service.name)) continue;
           const name = currentInstanceName(record, service.name);
           const c = containers.get(name);
-          if (c === undefined || !c.running) continue;
+          if (c === undefined) continue;
+          // Stopped for a moment (a restart, the reconciler's or this monitor's): keep its record and restart count.
+          if (!c.running && this.#watched.get(name)?.containerId === c.id) seen.add(name);
+          if (!c.running) continue;
           const probe = service.health ? service.health.kind : c.health !== undefined ? 'container' : undefined;
           if (probe === undefined || (probe !== 'container' && service.monitor === undefined)) continue;
           seen.add(name);
@@ -252,7 +256,7 @@ export class HealthMonitor {
       // Still the current instance of a deployment that should run? (An update or stop may have run first.)
       const id = await this.#ctx.store.idForName(w.deployment);
       const record = id === undefined ? undefined : await this.#ctx.store.getDeployment(id);
-      if (record?.desired !== 'running' || currentInstanceName(record, w.service) !== w.instance) return;
+      if (record?.desired !== 'running' || (record.stoppedServices ?? []).includes(w.service) || currentInstanceName(record, w.service) !== w.instance) return;
       w.restarts += 1;
       w.lastRestart = Date.now();
       this.#note({ kind: 'instance-restarted', deployment: w.deployment, service: w.service, instance: w.instance, detail: `unhealthy: restart ${w.restarts}` });
