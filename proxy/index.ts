@@ -211,13 +211,17 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
   }
   log.info({ httpPort, httpsPort, routes: table.snapshot.routes.length, version: table.snapshot.version, inherited: inherit !== undefined }, 'proxy started');
   // Handed over: the old process's last routes first, then the control channel on its socket.
+  let stopped = false;
   const controlReady = !inherit
     ? Promise.resolve()
     : inherit.routes.then(async ({ snapshot, unhealthy }) => {
+        if (stopped) return (inherit.control as { close?: () => void }).close?.();
         await table.adopt(snapshot);
         for (const key of unhealthy) table.markUpstream(key, false);
         tcp.dropInherited();
-        control = await startControlServer({ ...controlOptions, inherited: inherit.control });
+        const started = await startControlServer({ ...controlOptions, inherited: inherit.control });
+        if (stopped) await started.close();
+        else control = started;
       });
   controlReady.catch((error: unknown) => log.error({ err: (error as Error).message }, 'the control channel did not start after the handover'));
 
@@ -225,6 +229,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
   let closed: Promise<void> | undefined;
   const close = async (): Promise<void> => {
     closing = true;
+    stopped = true;
     gate.close();
     const httpClosed = listenersClosed();
     clients.closeIdle();

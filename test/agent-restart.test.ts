@@ -1,9 +1,10 @@
 /**
  * `depad agent restart` against the real engine and proxy: under HTTP load (keep-alive and
- * new-connection clients), TCP connections and WebSockets opened continuously, three restarts
- * fail nothing; the routes serve afterwards, the pid changed each time and the state moved (a
+ * new-connection clients), TCP connections and WebSockets opened continuously and API requests on
+ * the unix socket, three restarts fail nothing; the routes serve afterwards, the pid changed each time and the state moved (a
  * create through the new agent works). A new process that cannot start (its code broken on disk)
- * leaves the old one serving, and the command says why. bench/agent-restart.ts measures 10.
+ * leaves the old one serving, and the command says why; one that fails after it took the
+ * listeners is reported too. bench/agent-restart.ts measures 10.
  */
 import test from 'ava';
 import type { ExecutionContext } from 'ava';
@@ -11,9 +12,9 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { DeploymentView } from '../src/deploy/status.ts';
-import { stateDir } from '../src/home.ts';
+import { agentSocketPath, stateDir } from '../src/home.ts';
 import { startAgent } from './helpers/agent-process.ts';
-import { startTcpProbes, startWebSocketProbes, tcpExchange } from './helpers/conn-probes.ts';
+import { startApiProbes, startTcpProbes, startWebSocketProbes, tcpExchange } from './helpers/conn-probes.ts';
 import { EXAMPLES, ROOT, harness, testPorts } from './helpers/harness.ts';
 import type { Harness } from './helpers/harness.ts';
 import { getVia, startLoad } from './helpers/load.ts';
@@ -62,6 +63,7 @@ test('three agent restarts under load: no failed request, TCP connection or WebS
   const load = startLoad({ port: httpPort, host, keepAliveClients: 4, newConnectionClients: 4 });
   const tcp = startTcpProbes({ port: tcpPort, clients: 2 });
   const ws = startWebSocketProbes({ port: httpPort, host, clients: 2 });
+  const api = startApiProbes({ socketPath: agentSocketPath(h.home), timeoutMs: 30_000 });
   const pids = [agent.child.pid as number];
   try {
     await sleep(500);
@@ -75,11 +77,12 @@ test('three agent restarts under load: no failed request, TCP connection or WebS
       await sleep(300);
     }
   } finally {
-    const [http, tcpStats, wsStats] = [await load.stop(), await tcp.stop(), await ws.stop()];
-    t.log(`HTTP ${http.ok} ok, slowest ${http.maxLatencyMs} ms; TCP ${tcpStats.ok} ok, slowest ${tcpStats.maxLatencyMs} ms; WebSocket ${wsStats.ok} ok, slowest ${wsStats.maxLatencyMs} ms`);
+    const [http, tcpStats, wsStats, apiStats] = [await load.stop(), await tcp.stop(), await ws.stop(), await api.stop()];
+    t.log(`HTTP ${http.ok} ok, slowest ${http.maxLatencyMs} ms; TCP ${tcpStats.ok} ok, slowest ${tcpStats.maxLatencyMs} ms; WebSocket ${wsStats.ok} ok, slowest ${wsStats.maxLatencyMs} ms; API ${apiStats.ok} ok, slowest ${apiStats.maxLatencyMs} ms`);
     t.is(http.failed, 0, http.failures.join('\n'));
     t.is(tcpStats.failed, 0, tcpStats.failures.join('\n'));
     t.is(wsStats.failed, 0, wsStats.failures.join('\n'));
+    t.is(apiStats.failed, 0, `the API on the unix socket: ${apiStats.failures.join('\n')}`);
     t.true(http.ok > 100 && tcpStats.ok > 10 && wsStats.ok > 5, 'the load ran');
   }
 
@@ -135,5 +138,17 @@ test('restart with no agent says so; a new agent that cannot start leaves the ol
   const r = await restart(t, h);
   t.is(r.oldPid, pid);
   t.deepEqual((await h.json<{ name: string }[]>(['ls'])).map((d) => d.name), [name]);
-  process.kill(r.newPid, 'SIGTERM');
+
+  // A new agent that fails after it took the listeners: the command says so, and the old one
+  // exits non-zero (for a supervisor to start the agent again): the weak spot, documented.
+  await fs.writeFile(agentFile, good.replace('await inherit.serving();', "await inherit.serving();\n      throw new Error('broken after the takeover');"));
+  const late = await h.run(['agent', 'restart', '--json']);
+  t.is(late.code, 15, late.stderr);
+  const error = (JSON.parse(late.stderr) as { error: { message: string; newPid: number } }).error;
+  t.regex(error.message, /took over the listeners but did not start: .*broken after the takeover/);
+  reap(t, error.newPid);
+  for (let i = 0; i < 100 && (alive(r.newPid) || alive(error.newPid)); i++) await sleep(100);
+  t.false(alive(r.newPid), 'the old agent ends');
+  t.false(alive(error.newPid), 'the failed one too');
+  t.is((await h.run(['agent', 'restart'])).code, 12, 'no agent runs now');
 });

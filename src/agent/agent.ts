@@ -96,8 +96,8 @@ export interface AgentHandle {
   close(): Promise<void>;
   /** Restarts the agent into a new process without refusing a connection (handover.ts). */
   restart(options?: RestartOptions): Promise<RestartResult>;
-  /** Resolves once this agent handed over to a new process and drained: the process may exit. */
-  readonly retired: Promise<void>;
+  /** Resolves once this agent handed over to a new process and drained (true: the new one started): the process may exit. */
+  readonly retired: Promise<boolean>;
 }
 
 /** Starts the agent; fails at once (DEPAD_STATE_LOCKED) when another depad holds the state. */
@@ -211,7 +211,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
     const close = async () => {
       // Handed over to a new agent: this one only drains (the socket file and the state are the new one's).
       await handover.settled();
-      if (handover.handedOver) return handover.retired;
+      if (handover.handedOver) return void (await handover.retired);
       await removeUnixSocket(socketPath);
       // Stop accepting and watching; let running operations finish; then proxy and state.
       await reconciler.stop();

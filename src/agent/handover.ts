@@ -21,6 +21,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import type { Server } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ListenHandle, ProxyHandle, RouteSnapshot } from '../../proxy/index.ts';
@@ -38,6 +39,10 @@ const HELLO_TIMEOUT_MS = 60_000;
 /** How long its proxy may take to serve on the sockets, and the rest of the agent to be ready. */
 const SERVING_TIMEOUT_MS = 30_000;
 const READY_TIMEOUT_MS = 60_000;
+/** How long API requests under way may take before the old agent releases the state anyway. */
+const API_DRAIN_MS = 2000;
+/** The endpoint that asks for a restart. */
+const RESTART_PATH = '/v1/agent/restart';
 
 /** Which listener a handed-over socket is. */
 export type ListenerRole = 'http' | 'https' | 'control' | 'tcp' | 'api' | 'local';
@@ -53,7 +58,7 @@ export type ToNew =
 export type ToOld = { t: 'hello'; pid: number } | { t: 'serving' } | { t: 'ready'; pid: number } | { t: 'failed'; error: { code: string; message: string; hint?: string } };
 
 /** An HTTP(S) server of the API. */
-export type ApiServer = Server & { closeAllConnections(): void };
+export type ApiServer = Server & { closeAllConnections(): void; closeIdleConnections(): void };
 
 /** What a handover needs of the running agent (agent.ts). */
 export interface HandoverSource {
@@ -86,17 +91,30 @@ export interface RestartResult {
   drainTimeoutMs: number;
 }
 
-/** The restarts of one agent: one at a time; `retired` resolves once this process handed over and drained. */
+/**
+ * The restarts of one agent, one at a time. `retired` resolves once this process handed over and
+ * drained: with true when the new agent started, false when it failed after taking the listeners
+ * (this process then exits non-zero, so that a supervisor starts the agent again).
+ */
 export class Handover {
   readonly #source: HandoverSource;
   #running: Promise<RestartResult> | undefined;
   #handedOver = false;
-  readonly retired: Promise<void>;
-  #retire!: () => void;
+  readonly retired: Promise<boolean>;
+  #retire!: (started: boolean) => void;
+  /** API requests being answered (restart requests aside): the store stays open for them. */
+  #requests = 0;
 
   constructor(source: HandoverSource) {
     this.#source = source;
     this.retired = new Promise((resolve) => (this.#retire = resolve));
+    for (const server of [source.api, source.local]) {
+      server.on('request', (req: { url?: string }, res: { once(event: 'close', fn: () => void): void }) => {
+        if (req.url === RESTART_PATH) return;
+        this.#requests++;
+        res.once('close', () => this.#requests--);
+      });
+    }
   }
 
   /** True once the new process serves: this one only drains. */
@@ -138,10 +156,12 @@ export class Handover {
     gate.refuse(new DepadError('DEPAD_AGENT_UNAVAILABLE', 'the agent restarted before this operation began: nothing was done', { hint: 'run the command again: the new agent takes it' }));
     const retired = await proxy.retire({ drainTimeoutMs });
     next.send({ t: 'routes', snapshot: retired.snapshot, unhealthy: retired.unhealthy });
-    const apiClosed = [this.#source.api, this.#source.local].map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
+    const apiClosed = [this.#source.api, this.#source.local].map(stopAccepting);
     log.info({ pid: next.pid }, 'agent restart: the new process serves; draining');
     await this.#source.stopWatching();
     await retired.http;
+    // API requests the old agent took finish first (a stream such as logs -f is cut after 2 s).
+    for (const deadline = Date.now() + API_DRAIN_MS; this.#requests > 0 && Date.now() < deadline; ) await sleep(25);
     await this.#source.releaseState();
     next.send({ t: 'released' });
     let ready: Extract<ToOld, { t: 'ready' }>;
@@ -149,12 +169,12 @@ export class Handover {
       ready = await next.expect('ready', READY_TIMEOUT_MS);
     } catch (error) {
       log.error({ pid: next.pid, err: (error as Error).message }, 'agent restart: the new process took the listeners but did not start');
-      void this.#finish(retired.done, apiClosed, next);
+      void this.#finish(retired.done, apiClosed, next, false);
       throw restartFailed(error, next, output, true);
     }
     const ms = Math.round(performance.now() - started);
     log.info({ oldPid: process.pid, newPid: ready.pid, ms }, 'agent restart: the new agent is ready');
-    void this.#finish(retired.done, apiClosed, next);
+    void this.#finish(retired.done, apiClosed, next, true);
     return { oldPid: process.pid, newPid: ready.pid, ms, drainTimeoutMs };
   }
 
@@ -178,15 +198,28 @@ export class Handover {
   }
 
   /** After the answer: the long-lived connections drain, the API connections end, the process may exit. */
-  async #finish(done: Promise<number>, apiClosed: Promise<void>[], next: NextProcess): Promise<void> {
+  async #finish(done: Promise<number>, apiClosed: Promise<void>[], next: NextProcess, started: boolean): Promise<void> {
     const destroyed = await done.catch(() => 0);
     await Promise.race([Promise.all(apiClosed), sleep(2000)]);
     this.#source.api.closeAllConnections();
     this.#source.local.closeAllConnections();
     next.disconnect();
     this.#source.log.info({ destroyed }, 'agent restart: drained; this process ends');
-    this.#retire();
+    this.#retire(started);
   }
+}
+
+/**
+ * Stops an API server accepting (the new process holds the socket) without ending the connections
+ * it has: http.Server.close() would also end the idle ones at once, among them any whose request
+ * is still unread. Answers from now on say `Connection: close`; idle connections end after 1 s.
+ * Resolves once every connection is closed.
+ */
+function stopAccepting(server: ApiServer): Promise<void> {
+  server.prependListener('request', (_req: unknown, res: { shouldKeepAlive: boolean }) => (res.shouldKeepAlive = false));
+  const closed = new Promise<void>((resolve) => net.Server.prototype.close.call(server, () => resolve()));
+  setTimeout(() => server.closeIdleConnections(), 1000).unref();
+  return closed;
 }
 
 /** Spawns the next agent: this process's node, node options, script and arguments; detached; same output. */

@@ -6,7 +6,10 @@
  * API sockets and says `ready`. A failure on the way is reported to the old process, which keeps
  * serving when it comes before `serving`.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { DepadError } from '../errors.ts';
+import { stateDir } from '../home.ts';
 import type { Logger } from '../logger.ts';
 import type { InheritedListeners, ListenHandle, RouteHandover } from '../../proxy/index.ts';
 import { EMPTY_SNAPSHOT, parseSnapshot } from '../../proxy/routes.ts';
@@ -39,14 +42,40 @@ export interface Takeover {
  * The takeover when this process was started by an agent restart (DEPAD_AGENT_HANDOVER=1 and an
  * IPC channel), else undefined. The variable is taken out of the environment either way.
  */
-export function startTakeover(log: Logger): Takeover | undefined {
+export function startTakeover(log: Logger, home: string): Takeover | undefined {
   const requested = process.env[HANDOVER_ENV] === '1';
   delete process.env[HANDOVER_ENV];
-  return requested && process.send !== undefined ? acceptTakeover(log) : undefined;
+  return requested && process.send !== undefined ? acceptTakeover(log, home) : undefined;
+}
+
+/**
+ * Closes the descriptors of the state's files this process inherited: LevelDB opens them without
+ * close-on-exec, so every restart would pass them on to the next process. Before the store opens
+ * here (closing any descriptor of LOCK drops this process's lock on it). Linux (/proc) only.
+ */
+function closeInheritedStateFiles(home: string, log: Logger): void {
+  const dir = `${stateDir(home)}${path.sep}`;
+  let closed = 0;
+  let fds: string[];
+  try {
+    fds = fs.readdirSync('/proc/self/fd');
+  } catch {
+    return;
+  }
+  for (const fd of fds) {
+    try {
+      if (!fs.readlinkSync(`/proc/self/fd/${fd}`).startsWith(dir)) continue;
+      fs.closeSync(Number(fd));
+      closed++;
+    } catch {
+      // gone meanwhile, or not a link
+    }
+  }
+  if (closed > 0) log.debug({ closed }, 'agent restart: closed the state files inherited from the old agent');
 }
 
 /** Listens on the IPC channel for the old process's messages. */
-function acceptTakeover(log: Logger): Takeover {
+function acceptTakeover(log: Logger, home: string): Takeover {
   const send = (message: ToOld) => {
     if (process.connected) process.send?.(message);
   };
@@ -92,6 +121,8 @@ function acceptTakeover(log: Logger): Takeover {
         serving: async () => {
           send({ t: 'serving' });
           await releasedP;
+          log.info({}, 'agent restart: the old agent released the state');
+          closeInheritedStateFiles(home, log);
         },
       };
     },
@@ -100,9 +131,12 @@ function acceptTakeover(log: Logger): Takeover {
       process.channel?.unref();
     },
     failed: (error) => {
+      // Nothing it holds (inherited sockets among them) may keep this failed process alive.
+      setTimeout(() => process.exit(), 2000).unref();
       const e = error instanceof DepadError ? error : undefined;
       const message = e?.message ?? (error instanceof Error ? `${error.name}: ${error.message}` : String(error));
-      send({ t: 'failed', error: { code: e?.code ?? 'DEPAD_INTERNAL', message, ...(e?.hint ? { hint: e.hint } : {}) } });
+      // Then the channel closes: it must not keep this failed process alive.
+      if (process.connected) process.send?.({ t: 'failed', error: { code: e?.code ?? 'DEPAD_INTERNAL', message, ...(e?.hint ? { hint: e.hint } : {}) } } satisfies ToOld, () => void (process.connected && process.disconnect()));
     },
   };
 }

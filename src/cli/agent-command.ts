@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Command } from 'commander';
-import { DepadError } from '../errors.ts';
+import { DepadError, ERROR_CODES } from '../errors.ts';
 import { resolveHome } from '../home.ts';
 import { processOutput, type Output } from './output.ts';
 import { cliLogger, type CommandOptions } from './runtime.ts';
@@ -47,7 +47,7 @@ export function addAgentCommand(parent: Command): void {
       if (opts.daemon) return daemonize(home, output);
       const log = cliLogger('info');
       // Started by `depad agent restart`: take over the old agent's listeners (src/agent/takeover.ts).
-      const takeover = process.env.DEPAD_AGENT_HANDOVER ? (await import('../agent/takeover.ts')).startTakeover(log) : undefined;
+      const takeover = process.env.DEPAD_AGENT_HANDOVER ? (await import('../agent/takeover.ts')).startTakeover(log, home) : undefined;
       let agent: AgentHandle;
       try {
         const { startAgent } = await import('../agent/agent.ts');
@@ -81,16 +81,21 @@ export function addAgentCommand(parent: Command): void {
         output.out(`CA fingerprint (SHA-256): ${agent.fingerprint}${agent.newCa ? '   (new CA: give this to the clients that will pin it)' : ''}\n`);
       }
       takeover?.ready();
-      const why = await new Promise<'signal' | 'retired'>((resolve) => {
+      const why = await new Promise<'signal' | 'retired' | 'lost'>((resolve) => {
         process.once('SIGINT', () => resolve('signal'));
         process.once('SIGTERM', () => resolve('signal'));
-        void agent.retired.then(() => resolve('retired'));
+        void agent.retired.then((started) => resolve(started ? 'retired' : 'lost'));
       });
       if (why === 'retired') {
         output.err(`depad agent: handed over to a new agent; pid ${process.pid} ends\n`);
         // Nothing should be left running; if something is, it must not keep this process alive.
         setTimeout(() => process.exit(0), 5000).unref();
         return;
+      }
+      if (why === 'lost') {
+        // Non-zero, so that a supervisor (systemd Restart=on-failure) starts the agent again.
+        setTimeout(() => process.exit(ERROR_CODES.DEPAD_AGENT_RESTART_FAILED.exit), 5000).unref();
+        throw new DepadError('DEPAD_AGENT_RESTART_FAILED', `the new agent took over the listeners and failed; this one (pid ${process.pid}) ends`, { hint: 'see the log above, then start the agent again' });
       }
       output.err('depad agent: stopping (letting running operations finish)\n');
       await agent.close();

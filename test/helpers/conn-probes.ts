@@ -1,9 +1,11 @@
 /**
- * Continuous connection probes through the proxy, beside the HTTP load of load.ts: TCP clients
- * that each loop connect → one line of the node-app's TCP protocol → close, and WebSocket clients
- * that loop open → greeting → one echo → close. Every failure is counted and the first ones kept;
- * a probe that takes longer than `timeoutMs` fails.
+ * Continuous connection probes, beside the HTTP load of load.ts: TCP clients through the proxy
+ * that each loop connect → one line of the node-app's TCP protocol → close, WebSocket clients that
+ * loop open → greeting → one echo → close, and API clients that loop `GET /v1/deployments` on the
+ * agent's unix socket. Every failure is counted and the first ones kept; a probe that takes longer
+ * than `timeoutMs` fails.
  */
+import http from 'node:http';
 import net from 'node:net';
 import { openWebSocket } from './ws.ts';
 
@@ -12,7 +14,7 @@ export interface ProbeStats {
   ok: number;
   failed: number;
   failures: string[];
-  /** Slowest probe, ms. */
+  /** Slowest probe that succeeded, ms. */
   maxLatencyMs: number;
 }
 
@@ -32,12 +34,12 @@ function loop(clients: number, once: () => Promise<void>, timeoutMs: number): Pr
     try {
       await Promise.race([once(), new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs)))]);
       stats.ok += 1;
+      stats.maxLatencyMs = Math.max(stats.maxLatencyMs, Date.now() - started);
     } catch (error) {
       stats.failed += 1;
       if (stats.failures.length < 20) stats.failures.push((error as NodeJS.ErrnoException).code ?? (error as Error).message);
     } finally {
       clearTimeout(timer);
-      stats.maxLatencyMs = Math.max(stats.maxLatencyMs, Date.now() - started);
     }
   };
   const loops = Array.from({ length: clients }, async () => {
@@ -101,6 +103,23 @@ export function startWebSocketProbes(options: { port: number; host: string; clie
       }
       await ws.closed;
     },
+    options.timeoutMs ?? 10_000,
+  );
+}
+
+/** API clients on the agent's unix socket, each looping `GET /v1/deployments` (a new connection each); anything but 200 fails. */
+export function startApiProbes(options: { socketPath: string; clients?: number; timeoutMs?: number }): Probes {
+  return loop(
+    options.clients ?? 1,
+    () =>
+      new Promise<void>((resolve, reject) => {
+        const req = http.get({ socketPath: options.socketPath, path: '/v1/deployments', agent: false }, (res) => {
+          res.resume();
+          res.on('error', reject);
+          res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`status ${res.statusCode}`))));
+        });
+        req.on('error', reject);
+      }),
     options.timeoutMs ?? 10_000,
   );
 }
