@@ -4,7 +4,8 @@
  * the unix socket, three restarts fail nothing; the routes serve afterwards, the pid changed each time and the state moved (a
  * create through the new agent works). A new process that cannot start (its code broken on disk)
  * leaves the old one serving, and the command says why; one that fails after it took the
- * listeners is reported too. bench/agent-restart.ts measures 10.
+ * listeners is reported too. A restart waits for the operation under way, which completes in the
+ * old agent. bench/agent-restart.ts measures 10.
  */
 import test from 'ava';
 import type { ExecutionContext } from 'ava';
@@ -151,4 +152,30 @@ test('restart with no agent says so; a new agent that cannot start leaves the ol
   t.false(alive(r.newPid), 'the old agent ends');
   t.false(alive(error.newPid), 'the failed one too');
   t.is((await h.run(['agent', 'restart'])).code, 12, 'no agent runs now');
+});
+
+test('a restart waits for the operation under way, which completes in the old agent', async (t) => {
+  const h = await harness(t);
+  const port = await testPorts(t);
+  const agent = await startAgent(t, h, port);
+  let log = '';
+  agent.child.stderr?.on('data', (d: Buffer) => (log += d.toString()));
+  const name = h.name('slow');
+  // The hello example with its first health check 4 s after start: the create runs that long.
+  const file = path.join(h.dir, 'slow.yml');
+  await fs.writeFile(file, (await fs.readFile(path.join(EXAMPLES, 'hello/depad.yml'), 'utf8')).replace('interval: 1s', 'interval: 4s'));
+  let createdAt = 0;
+  const create = h.run(['create', '-n', name, '-f', file]).then((r) => ((createdAt = Date.now()), r));
+  // Once the create is under way (its record exists), ask for the restart.
+  for (let i = 0; i < 200 && !(await h.json<{ name: string }[]>(['ls'])).some((d) => d.name === name); i++) await sleep(50);
+  const asked = Date.now();
+  const r = await restart(t, h);
+  const restartedAt = Date.now();
+  t.true(createdAt === 0 || createdAt > asked, 'the create was still under way when the restart was asked for');
+  const created = await create;
+  t.is(created.code, 0, created.stderr);
+  t.true(createdAt <= restartedAt, 'the create finished before the new agent took over');
+  t.is((await h.json<{ status: string }>(['inspect', name])).status, 'running');
+  t.notRegex(log, /recovered an interrupted operation/, 'nothing was left for the new agent to recover');
+  process.kill(r.newPid, 'SIGTERM');
 });
