@@ -47,7 +47,10 @@ const RESTART_PATH = '/v1/agent/restart';
 /** Which listener a handed-over socket is. */
 export type ListenerRole = 'http' | 'https' | 'control' | 'tcp' | 'api' | 'local';
 
-/** Messages from the old process to the new one. */
+/**
+ * Messages from the old process to the new one. An upgrade is an older agent handing over to newer
+ * code: change these only in ways the next version still understands from the one before.
+ */
 export type ToNew =
   | { t: 'listener'; role: ListenerRole; port?: number }
   | { t: 'listeners'; count: number }
