@@ -12,7 +12,8 @@
  */
 import http from 'node:http';
 import { DepadError } from '../src/errors.ts';
-import { claimSocket, listenOnUnixSocket } from './listeners.ts';
+import { claimSocket, listenerHandle, listenOnHandle, listenOnUnixSocket, removeUnixSocket } from './listeners.ts';
+import type { ListenHandle } from './listeners.ts';
 import type { ErrorCode } from '../src/errors.ts';
 import type { Logger } from '../src/logger.ts';
 import { parseDeploymentRoutes, assertDeploymentName } from './routes.ts';
@@ -36,11 +37,21 @@ export interface ControlContext {
   log: Logger;
   /** depad's version, reported by /health. */
   version: string;
+  /** The listening socket handed over by the previous proxy process (agent restart), instead of binding `socketPath`. */
+  inherited?: ListenHandle;
 }
 
 /** A running control server. */
 export interface ControlServer {
+  /** Removes the socket file, stops, ends open connections. */
   close(): Promise<void>;
+  /** The listening socket, to hand to another process. */
+  handle(): ListenHandle | undefined;
+  /**
+   * Stops accepting and leaves the socket file (another process took the listener over); resolves
+   * once the requests under way are answered (at most `timeoutMs`, then they are ended).
+   */
+  retire(timeoutMs: number): Promise<void>;
 }
 
 /** A DepadError answered with a status of its own (405 for a wrong method). */
@@ -127,9 +138,9 @@ async function route(ctx: ControlContext, req: http.IncomingMessage): Promise<[n
   throw new EndpointError('DEPAD_NOT_FOUND', `no such endpoint: ${path}`, 404);
 }
 
-/** Starts the control server on `ctx.socketPath` (claiming a stale socket file first; mode 0660). */
+/** Starts the control server on `ctx.socketPath` (claiming a stale socket file first; mode 0660), or on `ctx.inherited`. */
 export async function startControlServer(ctx: ControlContext): Promise<ControlServer> {
-  await claimSocket(ctx.socketPath, 'depad proxy');
+  if (ctx.inherited === undefined) await claimSocket(ctx.socketPath, 'depad proxy');
   const server = http.createServer((req, res) => {
     route(ctx, req).then(
       ([status, value]) => send(res, status, value),
@@ -140,13 +151,26 @@ export async function startControlServer(ctx: ControlContext): Promise<ControlSe
       },
     );
   });
-  await listenOnUnixSocket(server, ctx.socketPath);
-  ctx.log.info({ socket: ctx.socketPath }, 'control channel listening');
+  if (ctx.inherited === undefined) await listenOnUnixSocket(server, ctx.socketPath);
+  else await listenOnHandle(server, ctx.inherited);
+  ctx.log.info({ socket: ctx.socketPath, inherited: ctx.inherited !== undefined }, 'control channel listening');
+  let retired = false;
   return {
-    close: () =>
-      new Promise<void>((resolve) => {
+    handle: () => listenerHandle(server),
+    close: async () => {
+      if (!retired) await removeUnixSocket(ctx.socketPath);
+      await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
-      }),
+      });
+    },
+    retire: async (timeoutMs) => {
+      retired = true;
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const timer = setTimeout(() => server.closeAllConnections(), timeoutMs);
+      await closed;
+      clearTimeout(timer);
+    },
   };
 }

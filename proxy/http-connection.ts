@@ -40,6 +40,12 @@ export interface ForwardContext {
   proto: 'http' | 'https';
   /** True once the proxy is shutting down: new requests get 503, connections close after their exchange. */
   closing: () => boolean;
+  /**
+   * Set once the proxy handed its listeners to another process (agent restart): requests are still
+   * served, each response says `Connection: close`, and a keep-alive connection left idle closes
+   * after this many ms (not at once: its client may be sending a request right now).
+   */
+  retiring: () => number | undefined;
   /** Timeouts and buffer bounds (checked about once a second). */
   limits: ProxyLimits;
   /** Answers `/.well-known/acme-challenge/<token>` on any host, before routing (HTTP listener). */
@@ -87,6 +93,18 @@ export class ClientConnections {
   /** Closes the connections that wait for a request; the others close after their exchange. */
   closeIdle(): void {
     for (const conn of this.#all) conn.closeIfIdle();
+  }
+
+  /** Once the context is retiring: idle keep-alive connections close within `graceMs`. */
+  retire(graceMs: number): void {
+    for (const conn of this.#all) conn.retire(graceMs);
+  }
+
+  /** Connections not upgraded (WebSocket tunnels are left to the upstream drain). */
+  get exchanges(): number {
+    let n = 0;
+    for (const conn of this.#all) if (!conn.tunneled) n++;
+    return n;
   }
 
   /** Destroys every connection and stops the sweep. */
@@ -300,7 +318,7 @@ class ClientConnection implements ExchangeClient {
   /** Writes the proxy's own response (`fields`: extra header lines, each ending in CRLF). */
   #respond(status: number, type: string, body: string, fields: string, keep: boolean): void {
     if (this.#state === CLOSED) return;
-    keep &&= !this.#ctx.closing();
+    keep &&= !this.closing();
     this.#socket.write(
       `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\nContent-Type: ${type}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
         `Cache-Control: no-store\r\n${fields}${keep ? '' : 'Connection: close\r\n'}\r\n${this.#method === 'HEAD' ? '' : body}`,
@@ -327,7 +345,7 @@ class ClientConnection implements ExchangeClient {
     this.#state = READING_HEAD;
     this.#method = 'GET';
     this.#headStarted = false;
-    this.deadline = now + this.#limits.keepAliveTimeoutMs;
+    this.deadline = now + Math.min(this.#limits.keepAliveTimeoutMs, this.#ctx.retiring() ?? Infinity);
     socket.resume();
     if (!this.#feeding) this.#parse();
   }
@@ -415,8 +433,9 @@ class ClientConnection implements ExchangeClient {
     if (this.#clientEnded) this.#tunnel.clientEnded();
   }
 
+  /** No further request on this connection: the response says `Connection: close`. */
   closing(): boolean {
-    return this.#ctx.closing();
+    return this.#ctx.closing() || this.#ctx.retiring() !== undefined;
   }
 
   // The sweep and shutdown.
@@ -433,5 +452,15 @@ class ClientConnection implements ExchangeClient {
   /** Closes the connection if it waits for a request. */
   closeIfIdle(): void {
     if (this.#state === READING_HEAD && this.#buf === null) this.#close();
+  }
+
+  /** Retiring: a connection waiting for a request (none begun) closes within `graceMs`. */
+  retire(graceMs: number): void {
+    if (this.#state === READING_HEAD && !this.#headStarted) this.deadline = Math.min(this.deadline, coarseNow() + graceMs);
+  }
+
+  /** Upgraded: a WebSocket tunnel. */
+  get tunneled(): boolean {
+    return this.#state === TUNNEL;
   }
 }

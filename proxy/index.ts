@@ -3,7 +3,9 @@
  * at once after a restart), opens the HTTP listener, the TCP route listeners and the control
  * channel, and returns a handle whose `close()` shuts it all down after in-flight work ends.
  * `depad proxy` (the CLI) calls it and closes it on SIGTERM/SIGINT. The proxy never opens
- * depad's LevelDB: routes reach it through the control channel (see client.ts).
+ * depad's LevelDB: routes reach it through the control channel (see client.ts). For an agent
+ * restart, a proxy hands its listening sockets to a new process (`listeners()`, then `retire()`:
+ * stop accepting, serve what was accepted, drain) and the new one starts on them (`inherit`).
  */
 import { readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
@@ -12,7 +14,8 @@ import tls from 'node:tls';
 import { createLogger } from '../src/logger.ts';
 import type { Logger } from '../src/logger.ts';
 import { startControlServer } from './control-server.ts';
-import { listenTcp } from './listeners.ts';
+import { listenerHandle, listenOnHandle, listenTcp } from './listeners.ts';
+import type { ListenHandle } from './listeners.ts';
 import type { ControlServer } from './control-server.ts';
 import { ClientConnections } from './http-connection.ts';
 import { proxyLimits } from './limits.ts';
@@ -39,6 +42,8 @@ export type { ProxyLimits } from './limits.ts';
 export type { UpstreamLoad } from './upstreams.ts';
 
 export { proxyPaths } from './paths.ts';
+/** A listening socket as it is handed to another process. */
+export type { ListenHandle } from './listeners.ts';
 import { proxyPaths, type ProxyPaths } from './paths.ts';
 export type { ProxyPaths } from './paths.ts';
 
@@ -60,8 +65,51 @@ export interface ProxyOptions extends Partial<ProxyLimits> {
   https?: { port: number; host?: string; certificates: CertificateSource };
   /** Answers ACME HTTP-01 challenges on the HTTP listener. */
   challenges?: ChallengeResponder;
+  /** Start on the listening sockets of a previous proxy process instead of binding (agent restart). */
+  inherit?: InheritedListeners;
 }
 
+/** The listening sockets of a proxy, as one process hands them to the next. */
+export interface ProxyListeners {
+  http: ListenHandle;
+  https?: ListenHandle;
+  control: ListenHandle;
+  /** TCP route listeners by listen port. */
+  tcp: Map<number, ListenHandle>;
+}
+
+/** The previous process's route table once it stopped taking changes, and the upstreams it had marked unhealthy. */
+export interface RouteHandover {
+  snapshot: RouteSnapshot;
+  unhealthy: string[];
+}
+
+/**
+ * Sockets handed over by the previous proxy process. The data listeners serve at once; the control
+ * channel listens once `routes` resolves (the old process has stopped taking changes then), after
+ * the table took the old one's last routes.
+ */
+export interface InheritedListeners extends ProxyListeners {
+  routes: Promise<RouteHandover>;
+}
+
+/** Options of `ProxyHandle.retire`. */
+export interface RetireOptions {
+  /** An idle keep-alive connection is closed after this long (default 1000 ms). */
+  idleGraceMs?: number;
+  /** HTTP exchanges still running after this long are ended (default: the close timeout). */
+  httpTimeoutMs?: number;
+  /** WebSockets and TCP connections still open after this long are ended (default 30 000 ms). */
+  drainTimeoutMs?: number;
+}
+
+/** A retiring proxy: its last routes, and when its work is done. */
+export interface Retired extends RouteHandover {
+  /** Resolves once no HTTP exchange remains (open WebSockets and TCP connections aside). */
+  http: Promise<void>;
+  /** Resolves, with how much work was ended at the deadline, once nothing remains and all is closed. */
+  done: Promise<number>;
+}
 /** A running proxy. */
 export interface ProxyHandle {
   /** The HTTP listener's port (the one picked when `httpPort` was 0). */
@@ -79,8 +127,19 @@ export interface ProxyHandle {
   load(): Record<string, UpstreamLoad>;
   /** Ports the TCP route listeners listen on now. */
   tcpPorts(): number[];
+  /** Resolves once the control channel listens (at once, unless the listeners were handed over). */
+  readonly controlReady: Promise<void>;
   /** Stops accepting, waits (bounded) for in-flight work, then closes everything. Idempotent. */
   close(): Promise<void>;
+  /** The listening sockets, for another process to take over (then `retire()`). */
+  listeners(): ProxyListeners;
+  /**
+   * After the listeners were handed over: stops accepting on them (the sockets stay open in the
+   * other process), stops taking route changes, and drains: every response says
+   * `Connection: close`, idle keep-alive connections close after a grace, WebSockets and TCP
+   * connections are left until they end or `drainTimeoutMs`. Then everything is closed.
+   */
+  retire(options?: RetireOptions): Promise<Retired>;
 }
 
 function packageVersion(): string {
@@ -101,6 +160,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
   const upstreams = new Upstreams(log);
   const gate = new PauseGate();
   let closing = false;
+  let retiring: number | undefined;
   const ctx: ForwardContext = {
     table,
     upstreams,
@@ -108,9 +168,11 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     log,
     proto: 'http',
     closing: () => closing,
+    retiring: () => retiring,
     limits: proxyLimits(options),
   };
-  const tcp = new TcpListeners({ table, upstreams, gate, log, host: options.tcpHost ?? '0.0.0.0' });
+  const inherit = options.inherit;
+  const tcp = new TcpListeners({ table, upstreams, gate, log, host: options.tcpHost ?? '0.0.0.0', ...(inherit ? { inherited: new Map(inherit.tcp) } : {}) });
   table.onChange((snapshot) => {
     gate.wake();
     upstreams.prune(snapshot);
@@ -129,12 +191,13 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
   let control: ControlServer | undefined;
   let httpPort: number;
   let httpsPort: number | undefined;
+  const controlOptions = { socketPath: paths.socketPath, table, upstreams, gate, log, version: packageVersion() };
   try {
     // The control socket is claimed first: a second proxy on the same state fails before binding anything.
-    control = await startControlServer({ socketPath: paths.socketPath, table, upstreams, gate, log, version: packageVersion() });
-    httpPort = await listenTcp(server, options.httpPort ?? 80, options.httpHost ?? '0.0.0.0');
+    if (!inherit) control = await startControlServer(controlOptions);
+    httpPort = inherit ? await listenOnHandle(server, inherit.http) : await listenTcp(server, options.httpPort ?? 80, options.httpHost ?? '0.0.0.0');
     if (secure && https) {
-      httpsPort = await listenTcp(secure, https.port, https.host ?? options.httpHost ?? '0.0.0.0');
+      httpsPort = inherit?.https ? await listenOnHandle(secure, inherit.https) : await listenTcp(secure, https.port, https.host ?? options.httpHost ?? '0.0.0.0');
       ctx.httpsRedirect = { port: httpsPort, certificates: https.certificates };
     }
     await tcp.sync(table.snapshot);
@@ -146,13 +209,29 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     clients.destroyAll();
     throw error;
   }
-  log.info({ httpPort, httpsPort, routes: table.snapshot.routes.length, version: table.snapshot.version }, 'proxy started');
+  log.info({ httpPort, httpsPort, routes: table.snapshot.routes.length, version: table.snapshot.version, inherited: inherit !== undefined }, 'proxy started');
+  // Handed over: the old process's last routes first, then the control channel on its socket.
+  let stopped = false;
+  const controlReady = !inherit
+    ? Promise.resolve()
+    : inherit.routes.then(async ({ snapshot, unhealthy }) => {
+        if (stopped) return (inherit.control as { close?: () => void }).close?.();
+        await table.adopt(snapshot);
+        for (const key of unhealthy) table.markUpstream(key, false);
+        tcp.dropInherited();
+        const started = await startControlServer({ ...controlOptions, inherited: inherit.control });
+        if (stopped) await started.close();
+        else control = started;
+      });
+  controlReady.catch((error: unknown) => log.error({ err: (error as Error).message }, 'the control channel did not start after the handover'));
 
+  const listenersClosed = (): Promise<void> => Promise.all([server, ...(secure ? [secure] : [])].map((s) => new Promise<void>((resolve) => s.close(() => resolve())))).then(() => {});
   let closed: Promise<void> | undefined;
   const close = async (): Promise<void> => {
     closing = true;
+    stopped = true;
     gate.close();
-    const httpClosed = Promise.all([server, ...(secure ? [secure] : [])].map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    const httpClosed = listenersClosed();
     clients.closeIdle();
     await Promise.all([tcp.close(), control?.close()]);
     const destroyed = await upstreams.closeAll(options.closeTimeoutMs ?? 10_000);
@@ -160,16 +239,53 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     await httpClosed;
     log.info({ destroyed }, 'proxy stopped');
   };
+  const retire = async (o: RetireOptions = {}): Promise<Retired> => {
+    const graceMs = o.idleGraceMs ?? 1000;
+    retiring = graceMs;
+    // The listeners close at once; their close callbacks wait for every connection, so they are not awaited.
+    void listenersClosed();
+    void tcp.close();
+    await control?.retire(2000);
+    clients.retire(graceMs);
+    const snapshot = table.snapshot;
+    const httpDeadline = Date.now() + (o.httpTimeoutMs ?? options.closeTimeoutMs ?? 10_000);
+    const http = (async () => {
+      while (clients.exchanges > 0 && Date.now() < httpDeadline) await new Promise((r) => setTimeout(r, 25));
+    })();
+    const done = http.then(async () => {
+      closing = true;
+      gate.close();
+      const destroyed = await upstreams.closeAll(o.drainTimeoutMs ?? 30_000);
+      clients.destroyAll();
+      log.info({ destroyed }, 'proxy retired');
+      return destroyed;
+    });
+    log.info({ routes: snapshot.routes.length, version: snapshot.version, graceMs }, 'proxy retiring: listeners handed over');
+    return { snapshot, unhealthy: [...table.unhealthy], http, done };
+  };
+  const listeners = (): ProxyListeners => {
+    const handle = (s: net.Server, what: string): ListenHandle => {
+      const h = listenerHandle(s);
+      if (h === undefined) throw new Error(`the proxy's ${what} listener is not listening`);
+      return h;
+    };
+    const controlHandle = control?.handle();
+    if (controlHandle === undefined) throw new Error("the proxy's control channel is not listening");
+    return { http: handle(server, 'HTTP'), ...(secure ? { https: handle(secure, 'HTTPS') } : {}), control: controlHandle, tcp: tcp.handles() };
+  };
   return {
     httpPort,
     httpsPort,
     paths,
+    controlReady,
     routes: () => table.snapshot,
     onRoutes: (listener) => table.onChange(listener),
     markUpstream: (key, healthy) => table.markUpstream(key, healthy),
     load: () => upstreams.stats(),
     tcpPorts: () => tcp.ports,
     close: () => (closed ??= close()),
+    listeners,
+    retire,
   };
 }
 

@@ -137,9 +137,18 @@ export class RouteTable {
     return this.#change((current) => removeDeployment(current, name));
   }
 
+  /**
+   * Takes `snapshot` (validated: another proxy process's table, at a handover) when it is newer
+   * than this one's; resolves with the snapshot in force.
+   */
+  adopt(snapshot: RouteSnapshot): Promise<RouteSnapshot> {
+    return this.#change((current) => (snapshot.version > current.version ? snapshot : current));
+  }
+
   #change(compute: (current: RouteSnapshot) => RouteSnapshot): Promise<RouteSnapshot> {
     const run = async (): Promise<RouteSnapshot> => {
       const next = compute(this.#index.snapshot);
+      if (next === this.#index.snapshot) return next;
       await writeSnapshotFile(this.file, next);
       this.#index = buildIndex(next);
       const snapshot = this.#index.snapshot;

@@ -3,9 +3,13 @@
  * and disappear (`sync` after every route-table change). Each accepted connection goes to the
  * route's upstream chosen at accept time (round robin), is held while the route is paused, and
  * is piped both ways with half-close (`allowHalfOpen`) and backpressure; an error on either side
- * destroys both. Connections are tracked on their upstream until closed or drained.
+ * destroys both. Connections are tracked on their upstream until closed or drained. A proxy that
+ * took over from another process (agent restart) listens on the sockets it was handed for those
+ * ports instead of binding them.
  */
 import net from 'node:net';
+import { listenerHandle, listenOnHandle } from './listeners.ts';
+import type { ListenHandle } from './listeners.ts';
 import type { Logger } from '../src/logger.ts';
 import { isPaused } from './pause-gate.ts';
 import type { PauseGate } from './pause-gate.ts';
@@ -23,6 +27,8 @@ export interface TcpContext {
   log: Logger;
   /** Address the listeners bind (default 0.0.0.0). */
   host: string;
+  /** Listening sockets handed over by the previous proxy process, by port (taken as their routes appear). */
+  inherited?: Map<number, ListenHandle>;
 }
 
 /** Pipes `client` to `active`'s next upstream; closes the client when there is none or it fails. */
@@ -79,9 +85,31 @@ function accept(ctx: TcpContext, port: number, client: net.Socket): void {
 export class TcpListeners {
   readonly #ctx: TcpContext;
   readonly #servers = new Map<number, net.Server>();
+  #closed = false;
 
   constructor(ctx: TcpContext) {
     this.#ctx = ctx;
+  }
+
+  /** The listening sockets by port, to hand to another process. */
+  handles(): Map<number, ListenHandle> {
+    const out = new Map<number, ListenHandle>();
+    for (const [port, server] of this.#servers) {
+      const handle = listenerHandle(server);
+      if (handle !== undefined) out.set(port, handle);
+    }
+    return out;
+  }
+
+  /** Closes the handed-over sockets no route took (their routes went away during the handover). */
+  dropInherited(): void {
+    const inherited = this.#ctx.inherited;
+    if (inherited === undefined) return;
+    for (const [port, handle] of inherited) {
+      (handle as { close?: () => void }).close?.();
+      this.#ctx.log.info({ port }, 'handed-over tcp listener closed: no route uses it');
+    }
+    inherited.clear();
   }
 
   /** Ports listened on now. */
@@ -95,6 +123,7 @@ export class TcpListeners {
    * logged and tried again at the next change.
    */
   async sync(snapshot: RouteSnapshot): Promise<void> {
+    if (this.#closed) return;
     const wanted = new Set<number>();
     for (const route of snapshot.routes) if (route.kind === 'tcp' && route.listenPort !== undefined) wanted.add(route.listenPort);
     for (const [port, server] of this.#servers) {
@@ -111,6 +140,8 @@ export class TcpListeners {
 
   /** Stops every listener (open connections are left to the caller's drain). */
   async close(): Promise<void> {
+    this.#closed = true;
+    this.dropInherited();
     const servers = [...this.#servers.values()];
     this.#servers.clear();
     await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
@@ -120,15 +151,20 @@ export class TcpListeners {
     const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (client) => accept(this.#ctx, port, client));
     this.#servers.set(port, server);
     try {
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen({ port, host: this.#ctx.host }, () => {
-          server.off('error', reject);
-          resolve();
+      const handle = this.#ctx.inherited?.get(port);
+      this.#ctx.inherited?.delete(port);
+      if (handle !== undefined) await listenOnHandle(server, handle);
+      else {
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen({ port, host: this.#ctx.host }, () => {
+            server.off('error', reject);
+            resolve();
+          });
         });
-      });
+      }
       server.on('error', (error) => this.#ctx.log.error({ port, error: error.message }, 'tcp listener failed'));
-      this.#ctx.log.info({ port, host: this.#ctx.host }, 'tcp listener started');
+      this.#ctx.log.info({ port, host: this.#ctx.host, inherited: handle !== undefined }, 'tcp listener started');
     } catch (error) {
       if (this.#servers.get(port) === server) this.#servers.delete(port);
       this.#ctx.log.error({ port, host: this.#ctx.host, error: (error as Error).message }, 'cannot listen for a tcp route; will retry at the next route change');

@@ -31,6 +31,7 @@ export const ERROR_CODES = {
   DEPAD_TLS_INVALID: { exit: 11, status: 500 },
   DEPAD_TLS_PIN_MISMATCH: { exit: 11, status: 502 },
   DEPAD_AGENT_UNAVAILABLE: { exit: 12, status: 503 },
+  DEPAD_AGENT_RESTART_FAILED: { exit: 15, status: 500 },
   DEPAD_UNAUTHENTICATED: { exit: 13, status: 401 },
   DEPAD_FORBIDDEN: { exit: 13, status: 403 },
   /** Not a failure of the command: `depad doctor` found disagreements (the API answers them with 200). */

@@ -22,7 +22,7 @@ import { startProxy } from '../../proxy/index.ts';
 import type { ProxyLimits } from '../../proxy/index.ts';
 import type { ProxyHandle } from '../../proxy/index.ts';
 import { proxyPaths } from '../../proxy/paths.ts';
-import { claimSocket, listenOnUnixSocket, listenTcp } from '../../proxy/listeners.ts';
+import { claimSocket, listenOnHandle, listenOnUnixSocket, listenTcp, removeUnixSocket } from '../../proxy/listeners.ts';
 import { AuditLog } from '../api/audit.ts';
 import { FailureLimiter } from '../api/failures.ts';
 import { createApiHandler } from '../api/handler.ts';
@@ -34,6 +34,10 @@ import { Engine } from '../engine/engine.ts';
 import { Reconciler } from './reconciler.ts';
 import type { CrashLoopOptions } from './crash-loop.ts';
 import { HealthMonitor } from './health-monitor.ts';
+import { Handover } from './handover.ts';
+import type { RestartOptions, RestartResult } from './handover.ts';
+import { OperationGate } from './operation-gate.ts';
+import type { Inheritance } from './takeover.ts';
 import { DepadError, isDepadError } from '../errors.ts';
 import { acmeDir, agentSocketPath, agentTlsDir, proxyStateDir } from '../home.ts';
 import type { Logger } from '../logger.ts';
@@ -60,6 +64,8 @@ export interface AgentOptions {
   proxyLimits?: Partial<ProxyLimits>;
   /** How instances that keep dying are restarted and given up on (defaults: DEFAULT_CRASH_LOOP). */
   crashLoop?: Partial<CrashLoopOptions>;
+  /** Take over the listeners of the agent that started this process (agent restart, takeover.ts). */
+  inherit?: Inheritance;
   log: Logger;
 }
 
@@ -88,15 +94,20 @@ export interface AgentHandle {
   newCa: boolean;
   /** Stops accepting, waits for running operations, drains the proxy, releases the state. */
   close(): Promise<void>;
+  /** Restarts the agent into a new process without refusing a connection (handover.ts). */
+  restart(options?: RestartOptions): Promise<RestartResult>;
+  /** Resolves once this agent handed over to a new process and drained (true: the new one started): the process may exit. */
+  readonly retired: Promise<boolean>;
 }
 
 /** Starts the agent; fails at once (DEPAD_STATE_LOCKED) when another depad holds the state. */
 export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
-  const { home, log } = options;
+  const { home, log, inherit } = options;
   const socketPath = agentSocketPath(home);
-  await claimSocket(socketPath, 'depad agent');
-  const store = await Store.open(home, { command: 'agent', lockWaitMs: 0 });
-  const cleanup: (() => Promise<unknown>)[] = [() => store.close()];
+  // Taking over from a restarting agent: its sockets are inherited, its state comes once the proxy serves.
+  if (!inherit) await claimSocket(socketPath, 'depad agent');
+  let opened = inherit ? undefined : await Store.open(home, { command: 'agent', lockWaitMs: 0 });
+  const cleanup: (() => Promise<unknown>)[] = [async () => opened?.close()];
   const undo = async () => {
     for (const step of cleanup.reverse()) await step().catch(() => {});
   };
@@ -119,9 +130,16 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
       ...(certificates ? { https: { port: options.httpsPort ?? (root ? 443 : 8444), certificates } } : {}),
       ...(acme ? { challenges: acme.challenges } : {}),
       ...options.proxyLimits,
+      ...(inherit ? { inherit: inherit.proxy } : {}),
       logger: log,
     });
     cleanup.push(() => proxy.close());
+    if (inherit) {
+      await inherit.serving();
+      opened = await Store.open(home, { command: 'agent', lockWaitMs: 10_000 });
+      await proxy.controlReady;
+    }
+    const store: Store = opened ?? unreachable();
     if (acme) {
       // The routes' public hostnames, and the agent's own (--hostname) for its API.
       const apiNames = extra.map((h) => h.toLowerCase()).filter(isPublicHostname);
@@ -139,7 +157,9 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
       log.warn({}, 'the engine is unavailable: interrupted operations will be recovered when it answers and an operation runs');
     }
     const audit = new AuditLog(path.join(home, 'audit.log'));
-    const queue = serialQueue();
+    // Operations pass a gate an agent restart holds (handover.ts) before the queue.
+    const gate = new OperationGate();
+    const queue = gate.guard(serialQueue());
     // After every operation (create, update, stop…) the health checks follow the new instances.
     let afterOperation = (): void => {};
     const serialize = <T,>(fn: () => Promise<T>): Promise<T> => queue(fn).finally(() => afterOperation());
@@ -161,15 +181,38 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
       },
       createApiHandler(deps),
     );
-    const apiPort = await listenTcp(api, options.apiPort ?? 8443, options.apiHost ?? '0.0.0.0');
+    const apiPort = inherit ? await listenOnHandle(api, inherit.api) : await listenTcp(api, options.apiPort ?? 8443, options.apiHost ?? '0.0.0.0');
     cleanup.push(() => new Promise((resolve) => (api.close(resolve), api.closeIdleConnections())));
-    const local = http.createServer(createApiHandler({ ...deps, local: true }));
-    await listenOnUnixSocket(local, socketPath);
+    // Only the local administrator restarts the agent (POST /v1/agent/restart).
+    const local = http.createServer(createApiHandler({ ...deps, local: true, restart: (o) => handover.restart(o) }));
+    if (inherit) await listenOnHandle(local, inherit.local);
+    else await listenOnUnixSocket(local, socketPath);
     cleanup.push(() => new Promise((resolve) => (local.close(resolve), local.closeIdleConnections())));
+    const handover = new Handover({
+      log,
+      proxy,
+      api,
+      local,
+      gate,
+      holdOperations: () => queue.holdWhenIdle(),
+      stopWatching: async () => {
+        await reconciler.stop();
+        health.stop();
+        await acme?.stop();
+      },
+      releaseState: async () => {
+        await audit.flush();
+        await store.close();
+      },
+    });
     log.info({ apiPort, socket: socketPath, httpPort: proxy.httpPort, httpsPort: proxy.httpsPort, acme: acme ? (options.acme?.directoryUrl ?? 'letsencrypt') : 'off', fingerprint: tls.fingerprint }, 'agent started');
 
     let closed: Promise<void> | undefined;
     const close = async () => {
+      // Handed over to a new agent: this one only drains (the socket file and the state are the new one's).
+      await handover.settled();
+      if (handover.handedOver) return void (await handover.retired);
+      await removeUnixSocket(socketPath);
       // Stop accepting and watching; let running operations finish; then proxy and state.
       await reconciler.stop();
       health.stop();
@@ -183,11 +226,25 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
       await store.close();
       log.info({}, 'agent stopped');
     };
-    return { apiPort, httpPort: proxy.httpPort, httpsPort: proxy.httpsPort, socketPath, fingerprint: tls.fingerprint, newCa: tls.created.ca, close: () => (closed ??= close()) };
+    return {
+      apiPort,
+      httpPort: proxy.httpPort,
+      httpsPort: proxy.httpsPort,
+      socketPath,
+      fingerprint: tls.fingerprint,
+      newCa: tls.created.ca,
+      close: () => (closed ??= close()),
+      restart: (o) => handover.restart(o),
+      retired: handover.retired,
+    };
   } catch (error) {
     await undo();
     throw error;
   }
+}
+
+function unreachable(): never {
+  throw new DepadError('DEPAD_INTERNAL', 'the agent has no state');
 }
 
 /** The ACME manager for the agent's settings (the server CA file read now, so a wrong path fails the start). */

@@ -11,6 +11,7 @@ import type { AgentEvent } from '../agent/reconciler.ts';
 import type { CertificateStatus } from '../../certs/acme.ts';
 import type { InstanceHealth } from '../agent/health-monitor.ts';
 import type { EngineStatus } from '../agent/observed.ts';
+import type { RestartOptions, RestartResult } from '../agent/handover.ts';
 import type { OpContext } from '../deploy/context.ts';
 import { resolveDeployment } from '../deploy/resolve.ts';
 import type { UpdateTarget } from '../deploy/update.ts';
@@ -41,6 +42,8 @@ export interface Call {
   health: (() => readonly InstanceHealth[]) | undefined;
   /** Whether the agent reaches the engine; undefined outside an agent. */
   engine: (() => EngineStatus) | undefined;
+  /** Restarts the agent into a new process; undefined outside an agent. */
+  restart: ((options: RestartOptions) => Promise<RestartResult>) | undefined;
   /** The deployment the call is about, for the audit log. */
   deployment?: string;
 }

@@ -262,6 +262,21 @@ function coreEndpoints(): Endpoint[] {
     run: async (call) => ({ body: call.certificates() }),
   },
   {
+    method: 'POST',
+    path: '/v1/agent/restart',
+    action: 'agent',
+    summary: 'Restart the agent into a new process (the code now on disk) without refusing a connection; answers once the new one is ready: {oldPid, newPid, ms, drainTimeoutMs} (depad agent restart); local socket only; body: {drainTimeoutMs?}',
+    run: async (call) => {
+      if (!call.local) throw new DepadError('DEPAD_FORBIDDEN', 'the agent restarts only on a request over its local socket', { hint: 'run depad agent restart on its host, or through SSH (depad --host ssh://user@host agent restart)' });
+      if (call.restart === undefined) throw new DepadError('DEPAD_AGENT_UNAVAILABLE', 'only a running agent restarts', { hint: 'start it: depad agent --daemon' });
+      const body = await readOptionalJsonObject(call.req);
+      onlyFields(body, ['drainTimeoutMs']);
+      const drain = body.drainTimeoutMs;
+      if (drain !== undefined && (typeof drain !== 'number' || !Number.isInteger(drain) || drain < 0 || drain > 3_600_000)) throw new DepadError('DEPAD_USAGE', 'drainTimeoutMs must be a whole number of ms from 0 to 3600000');
+      return { body: await call.restart(drain === undefined ? {} : { drainTimeoutMs: drain }) };
+    },
+  },
+  {
     method: 'GET',
     path: '/v1/tokens',
     action: 'tokens',

@@ -34,6 +34,7 @@ export const ACTIONS = {
   tokens: 'admin',
   certificates: 'admin',
   doctor: 'admin',
+  agent: 'admin',
 } as const;
 
 /** An action a token may be checked for. */

@@ -7,14 +7,15 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Command } from 'commander';
-import { DepadError } from '../errors.ts';
+import { DepadError, ERROR_CODES } from '../errors.ts';
 import { resolveHome } from '../home.ts';
 import { processOutput, type Output } from './output.ts';
 import { cliLogger, type CommandOptions } from './runtime.ts';
 import { collect, portNumber, positiveInt } from './option-parsers.ts';
 import { addProxyLimitOptions, proxyLimitOptions } from './proxy-limit-options.ts';
+import { addAgentRestartCommand } from './agent-restart-command.ts';
 import { LETS_ENCRYPT, LETS_ENCRYPT_STAGING } from '../../certs/acme.ts';
-import type { AgentAcmeOptions } from '../agent/agent.ts';
+import type { AgentAcmeOptions, AgentHandle } from '../agent/agent.ts';
 
 
 /** Adds `depad agent` to `parent`. */
@@ -44,36 +45,64 @@ export function addAgentCommand(parent: Command): void {
       const output = processOutput(Boolean(g.json));
       const home = g.home ?? resolveHome();
       if (opts.daemon) return daemonize(home, output);
-      const { startAgent } = await import('../agent/agent.ts');
-      const agent = await startAgent({
-        home,
-        apiPort: opts.apiPort as number,
-        apiHost: String(opts.apiHost),
-        hostnames: opts.hostname as string[],
-        ...(opts.httpPort === undefined ? {} : { httpPort: opts.httpPort as number }),
-        httpHost: String(opts.httpHost),
-        tcpHost: String(opts.tcpHost),
-        ...(opts.httpsPort === undefined ? {} : { httpsPort: opts.httpsPort as number }),
-        ...acmeOptions(opts),
-        proxyLimits: proxyLimitOptions(opts),
-        crashLoop: { limit: opts.restartLimit as number, firstBackoffMs: opts.restartBackoff as number },
-        log: cliLogger('info'),
-      });
+      const log = cliLogger('info');
+      // Started by `depad agent restart`: take over the old agent's listeners (src/agent/takeover.ts).
+      const takeover = process.env.DEPAD_AGENT_HANDOVER ? (await import('../agent/takeover.ts')).startTakeover(log, home) : undefined;
+      let agent: AgentHandle;
+      try {
+        const { startAgent } = await import('../agent/agent.ts');
+        takeover?.hello();
+        const inherit = takeover ? await takeover.inheritance() : undefined;
+        agent = await startAgent({
+          home,
+          apiPort: opts.apiPort as number,
+          apiHost: String(opts.apiHost),
+          hostnames: opts.hostname as string[],
+          ...(opts.httpPort === undefined ? {} : { httpPort: opts.httpPort as number }),
+          httpHost: String(opts.httpHost),
+          tcpHost: String(opts.tcpHost),
+          ...(opts.httpsPort === undefined ? {} : { httpsPort: opts.httpsPort as number }),
+          ...acmeOptions(opts),
+          proxyLimits: proxyLimitOptions(opts),
+          crashLoop: { limit: opts.restartLimit as number, firstBackoffMs: opts.restartBackoff as number },
+          ...(inherit ? { inherit } : {}),
+          log,
+        });
+      } catch (error) {
+        takeover?.failed(error);
+        throw error;
+      }
+      // The pid file first: systemd (Type=forking) reads it once `--daemon` has seen the line below.
+      await fs.writeFile(pidFile(home), `${process.pid}\n`);
       const facts = { pid: process.pid, apiPort: agent.apiPort, httpPort: agent.httpPort, httpsPort: agent.httpsPort, socket: agent.socketPath, fingerprint: agent.fingerprint, newCa: agent.newCa };
       if (output.json) output.out(`${JSON.stringify({ listening: facts })}\n`);
       else {
         output.out(`depad agent: API on https://${String(opts.apiHost)}:${agent.apiPort}, local socket ${agent.socketPath}, proxy on :${agent.httpPort}${agent.httpsPort ? ` and :${agent.httpsPort} (HTTPS)` : ''}\n`);
         output.out(`CA fingerprint (SHA-256): ${agent.fingerprint}${agent.newCa ? '   (new CA: give this to the clients that will pin it)' : ''}\n`);
       }
-      await fs.writeFile(pidFile(home), `${process.pid}\n`);
-      await new Promise<void>((resolve) => {
-        process.once('SIGINT', () => resolve());
-        process.once('SIGTERM', () => resolve());
+      takeover?.ready();
+      const why = await new Promise<'signal' | 'retired' | 'lost'>((resolve) => {
+        process.once('SIGINT', () => resolve('signal'));
+        process.once('SIGTERM', () => resolve('signal'));
+        void agent.retired.then((started) => resolve(started ? 'retired' : 'lost'));
       });
+      if (why === 'retired') {
+        output.err(`depad agent: handed over to a new agent; pid ${process.pid} ends\n`);
+        // Nothing should be left running; if something is, it must not keep this process alive.
+        setTimeout(() => process.exit(0), 5000).unref();
+        return;
+      }
+      if (why === 'lost') {
+        // Non-zero, so that a supervisor (systemd Restart=on-failure) starts the agent again.
+        setTimeout(() => process.exit(ERROR_CODES.DEPAD_AGENT_RESTART_FAILED.exit), 5000).unref();
+        throw new DepadError('DEPAD_AGENT_RESTART_FAILED', `the new agent took over the listeners and failed; this one (pid ${process.pid}) ends`, { hint: 'see the log above, then start the agent again' });
+      }
       output.err('depad agent: stopping (letting running operations finish)\n');
       await agent.close();
-      await fs.rm(pidFile(home), { force: true });
+      // Unless a new agent took over meanwhile (its pid is in the file now).
+      if ((await fs.readFile(pidFile(home), 'utf8').catch(() => '')).trim() === String(process.pid)) await fs.rm(pidFile(home), { force: true });
     });
+  addAgentRestartCommand(cmd);
 }
 
 /** The agent's ACME settings from the options (none unless --acme or --acme-directory). */

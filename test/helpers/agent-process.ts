@@ -15,10 +15,13 @@ export interface Started {
   exited: Promise<number | null>;
 }
 
-/** Starts `depad agent` on loopback ports from `port()` (plus `extra` arguments and `env`); resolves once it listens. */
-export async function startAgent(t: ExecutionContext, h: Harness, port: () => number, extra: string[] = [], env: Record<string, string> = {}): Promise<Started> {
+/**
+ * Starts `depad agent` on loopback ports from `port()` (plus `extra` arguments and `env`; `bin`, another
+ * copy of the command); resolves once it listens.
+ */
+export async function startAgent(t: ExecutionContext, h: Harness, port: () => number, extra: string[] = [], env: Record<string, string> = {}, bin = DEPAD): Promise<Started> {
   const args = ['--json', '--home', h.home, 'agent', '--api-port', String(port()), '--api-host', '127.0.0.1', '--http-port', String(port()), '--http-host', '127.0.0.1', '--tcp-host', '127.0.0.1', ...extra];
-  const child = spawn(DEPAD, args, {
+  const child = spawn(bin, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, DEPAD_HOME: h.home, DEPAD_PORT_RANGE: h.portRange, ...env },
   });
