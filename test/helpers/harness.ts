@@ -7,6 +7,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -87,6 +88,8 @@ export async function createHarness(title: string, fail: (message: string) => vo
   const cleanup = async () => {
     for (const child of children) child.kill('SIGKILL');
     await Promise.all([...children].map((c) => new Promise((r) => (c.exitCode !== null || c.signalCode !== null ? r(undefined) : c.once('exit', r)))));
+    // Detached ones too (a daemonized agent, the new process of `depad agent restart`): whatever names this test's directory.
+    await killProcessesNaming(dir);
     await removeEngineObjects(engine, prefix);
     await fs.rm(dir, { recursive: true, force: true });
     await slot.release();
@@ -196,6 +199,37 @@ export async function testPorts(t: ExecutionContext): Promise<() => number> {
     if (next > last) throw new Error('test used up its port slot');
     return next++;
   };
+}
+
+function readFileSafe(file: string): string | undefined {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/** SIGKILLs every process whose command line names `dir` (a test's own directory: its home, its config copies). */
+async function killProcessesNaming(dir: string): Promise<void> {
+  const pids: number[] = [];
+  for (const entry of await fs.readdir('/proc')) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid) || pid === process.pid) continue;
+    const cmdline = await fs.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    if (cmdline.includes(dir)) pids.push(pid);
+  }
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  const running = (pid: number) => {
+    const stat = readFileSafe(`/proc/${pid}/stat`);
+    return stat !== undefined && !/^\d+ \(.*\) Z/.test(stat);
+  };
+  for (let i = 0; i < 50 && pids.some(running); i++) await sleep(100);
 }
 
 /** Removes containers, networks and volumes whose depad.deployment label starts with `prefix-`. */
