@@ -10,8 +10,8 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 
-/** The CLI. */
-export const DEPAD = path.join(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..'), 'bin/depad');
+/** The CLI: this tree's, or DEPAD_BENCH_BIN (e.g. another worktree's bin/depad, to compare two trees with one bench). */
+export const DEPAD = process.env.DEPAD_BENCH_BIN ?? path.join(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..'), 'bin/depad');
 
 /** A bench's home and agent. */
 export interface BenchAgent {
@@ -30,13 +30,14 @@ export interface BenchAgent {
  * Makes a home under the temp directory and starts `depad agent` on it (API on `apiPort`, proxy HTTP
  * on `httpPort`). The port range stays below the kernel's ephemeral range: hundreds of health probes
  * open outgoing connections, which could take a port between depad's check and docker's bind.
+ * `agentEnv` is added to the agent's environment only (not the CLI's), e.g. NODE_OPTIONS for a probe.
  */
-export async function startBenchAgent(prefix: string, apiPort: number, httpPort: number, portRange = '20000-29999'): Promise<BenchAgent> {
+export async function startBenchAgent(prefix: string, apiPort: number, httpPort: number, portRange = '20000-29999', agentEnv: NodeJS.ProcessEnv = {}): Promise<BenchAgent> {
   const home = await fs.mkdtemp(path.join(tmpdir(), `depad-bench-${prefix}-`));
   const env = { ...process.env, DEPAD_HOME: home, DEPAD_PORT_RANGE: portRange, XDG_CONFIG_HOME: path.join(home, 'config') };
   const depad = (args: string[]) => execFileSync(DEPAD, args, { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   const agent = spawn(DEPAD, ['--json', 'agent', '--api-port', String(apiPort), '--api-host', '127.0.0.1', '--http-port', String(httpPort), '--http-host', '127.0.0.1', '--tcp-host', '127.0.0.1'], {
-    env,
+    env: { ...env, ...agentEnv },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const facts = await new Promise<BenchAgent['facts']>((resolve) => {

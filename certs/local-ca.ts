@@ -10,7 +10,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import forge from 'node-forge';
+import type forgeModule from 'node-forge';
 import { DepadError } from '../src/errors.ts';
 import { writePrivateFile } from '../src/private-file.ts';
 import { DAY_MS, renewalDue } from './validity.ts';
@@ -49,6 +49,14 @@ export interface AgentTlsOptions {
 
 const keyPair = promisify(generateKeyPair);
 
+/**
+ * node-forge, loaded only when a certificate is issued: a start that finds its CA and server
+ * certificate in place never needs it (it would cost the agent ~4 MB of resident memory).
+ */
+async function loadForge(): Promise<typeof forgeModule> {
+  return (await import('node-forge')).default;
+}
+
 /** A new RSA key pair: PKCS#1 private key, SPKI public key. */
 async function newKey(): Promise<{ privateKey: string; publicKey: string }> {
   return keyPair('rsa', { modulusLength: 2048, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs1', format: 'pem' } });
@@ -67,7 +75,7 @@ export function fingerprintOf(pem: string): string {
 }
 
 async function issueCa(now: Date, host: string): Promise<{ cert: string; key: string }> {
-  const { privateKey, publicKey } = await newKey();
+  const [forge, { privateKey, publicKey }] = await Promise.all([loadForge(), newKey()]);
   const cert = forge.pki.createCertificate();
   cert.publicKey = forge.pki.publicKeyFromPem(publicKey);
   cert.serialNumber = serial();
@@ -89,7 +97,7 @@ async function issueCa(now: Date, host: string): Promise<{ cert: string; key: st
 }
 
 async function issueServer(ca: { cert: string; key: string }, hostnames: string[], ips: string[], now: Date): Promise<{ cert: string; key: string }> {
-  const { privateKey, publicKey } = await newKey();
+  const [forge, { privateKey, publicKey }] = await Promise.all([loadForge(), newKey()]);
   const caCert = forge.pki.certificateFromPem(ca.cert);
   const cert = forge.pki.createCertificate();
   cert.publicKey = forge.pki.publicKeyFromPem(publicKey);
