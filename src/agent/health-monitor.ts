@@ -9,7 +9,7 @@
  * The instances are found again when the engine reports a start, a death or a removal, and once a
  * minute.
  */
-import { readPlan } from '../deploy/root-dir.ts';
+import { readPlanForView } from '../deploy/root-dir.ts';
 import type { OpContext } from '../deploy/context.ts';
 import { runProbe } from '../deploy/probe.ts';
 import type { ContainerEvent } from '../engine/events.ts';
@@ -135,7 +135,7 @@ export class HealthMonitor {
       const seen = new Set<string>();
       for (const record of await this.#ctx.store.listDeployments()) {
         if (record.phase !== 'ready' || record.desired !== 'running') continue;
-        const plan = await readPlan(record.rootDir, record.revision).catch(() => undefined);
+        const plan = await readPlanForView(record.rootDir, record.revision).catch(() => undefined);
         for (const service of plan?.services ?? []) {
           if ((record.stoppedServices ?? []).includes(service.name)) continue;
           const name = currentInstanceName(record, service.name);

@@ -92,9 +92,29 @@ export async function readPlan(rootDir: string, n: number): Promise<StoredPlan> 
   }
 }
 
+/** Plans read for views, by file: a revision's plan never changes once written. */
+const viewPlans = new Map<string, Readonly<StoredPlan>>();
+const VIEW_PLANS_KEPT = 2000;
+
+/**
+ * The plan of revision `n` for read-only views (`ls`, `inspect`, `ps` in the agent): read once and
+ * kept (a revision's plan is written once), so a listing of many deployments reads no files.
+ * Callers must not change it.
+ */
+export async function readPlanForView(rootDir: string, n: number): Promise<Readonly<StoredPlan>> {
+  const key = path.join(rootDir, 'revisions', String(n));
+  const known = viewPlans.get(key);
+  if (known) return known;
+  const plan = await readPlan(rootDir, n);
+  if (viewPlans.size >= VIEW_PLANS_KEPT) viewPlans.delete(viewPlans.keys().next().value as string);
+  viewPlans.set(key, plan);
+  return plan;
+}
+
 /** Removes a root directory (only ever one under `<home>/deployments/`). */
 export async function removeRoot(rootDir: string): Promise<void> {
   if (!/\/deployments\/[0-9a-f]{32}$/.test(rootDir)) throw new Error(`refusing to remove ${rootDir}`);
+  for (const key of viewPlans.keys()) if (key.startsWith(`${rootDir}${path.sep}`)) viewPlans.delete(key);
   await fs.rm(rootDir, { recursive: true, force: true });
 }
 

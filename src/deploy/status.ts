@@ -7,7 +7,7 @@ import type { DeploymentRecord, PortAssignment, RevisionRecord } from '../store/
 import type { OpContext } from './context.ts';
 import { listInstances } from './materialize.ts';
 import { assertServices } from './resolve.ts';
-import { readPlan } from './root-dir.ts';
+import { readPlan, readPlanForView } from './root-dir.ts';
 
 /** One instance (container) of a service. */
 export interface InstanceView {
@@ -55,7 +55,7 @@ export interface DeploymentView {
 
 /** Builds the view of one deployment from its record and the engine's state (the agent's copy of it when `ctx.observed`). */
 export async function viewDeployment(ctx: OpContext, record: DeploymentRecord, instances?: ContainerState[]): Promise<DeploymentView> {
-  const plan = await readPlan(record.rootDir, record.revision).catch(() => undefined);
+  const plan = await readPlanForView(record.rootDir, record.revision).catch(() => undefined);
   const observed = instances === undefined ? ctx.observed?.containers(record.id) : undefined;
   const found = instances ?? observed?.containers ?? (await listInstances(ctx, record));
   const unknown = observed?.live === false;
