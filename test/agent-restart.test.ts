@@ -16,7 +16,7 @@ import type { DeploymentView } from '../src/deploy/status.ts';
 import { agentSocketPath, stateDir } from '../src/home.ts';
 import { startAgent } from './helpers/agent-process.ts';
 import { startApiProbes, startTcpProbes, startWebSocketProbes, tcpExchange } from './helpers/conn-probes.ts';
-import { EXAMPLES, ROOT, harness, testPorts } from './helpers/harness.ts';
+import { EXAMPLES, ROOT, alive, harness, testPorts } from './helpers/harness.ts';
 import type { Harness } from './helpers/harness.ts';
 import { getVia, startLoad } from './helpers/load.ts';
 
@@ -24,15 +24,6 @@ interface Restarted {
   oldPid: number;
   newPid: number;
   ms: number;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Kills `pid` in teardown if it still runs (a new agent is no child of the test). */

@@ -177,7 +177,8 @@ async function claimSlot(title: string): Promise<{ index: number; release: () =>
   throw new Error('no free test port slot');
 }
 
-function alive(pid: number): boolean {
+/** True while process `pid` exists (signal 0). */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
