@@ -22,8 +22,10 @@ test('crash loops: backoff doubles to its cap, a long run forgets earlier deaths
   t.false(loops.died('a', 204_000, 203_500), 'only once');
   t.is(loops.waitBeforeStart('a', 300_000), undefined, 'given up: never started by the agent');
   t.is(loops.facts('a', 300_000)?.state, 'given-up');
-  t.false(loops.gaveUpBefore('a', 202_999), 'a start before the give-up was the engine\'s');
-  t.true(loops.gaveUpBefore('a', 203_001));
+  t.false(loops.gaveUpBefore('a', 205_000), 'until the give-up is applied, a start is the engine\'s');
+  loops.gaveUpApplied('a', 206_000);
+  t.false(loops.gaveUpBefore('a', 205_999), 'a start before it was applied was the engine\'s');
+  t.true(loops.gaveUpBefore('a', 206_001));
   loops.forget('a');
   t.is(loops.waitBeforeStart('a', 300_000), 0);
 });

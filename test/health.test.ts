@@ -119,7 +119,15 @@ test('agent health checks: unhealthy reported within interval × retries; restar
   const restarted = await until('restart counted', async () => (await health(h, name)).find((i) => i.service === 'web' && i.restarts >= 1));
   t.true(restarted.restarts >= 1);
   // The restart does not bring the file back: fix it, and it turns healthy.
-  execFileSync('docker', ['exec', web, 'mv', '/app/www/cgi-bin/health.off', '/app/www/cgi-bin/health']);
+  // The monitor may be restarting it again (its backoff ran out on a loaded machine): wait until it runs.
+  await until('web running to be fixed', async () => {
+    try {
+      execFileSync('docker', ['exec', web, 'mv', '/app/www/cgi-bin/health.off', '/app/www/cgi-bin/health'], { stdio: 'ignore' });
+      return true;
+    } catch {
+      return undefined;
+    }
+  });
   await until('web healthy again', async () => (await health(h, name)).find((i) => i.service === 'web' && i.status === 'healthy'));
   t.is(startedAt(side), sideStarted, 'restart off: the unhealthy side was left alone');
   t.is((await health(h, name)).find((i) => i.service === 'side')?.status, 'unhealthy');

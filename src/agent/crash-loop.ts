@@ -61,7 +61,7 @@ export class CrashLoops {
     this.#entries.set(name, e);
     if (e.gaveUp || e.deaths < this.#options.limit) return false;
     e.gaveUp = true;
-    e.gaveUpAt = now;
+    e.gaveUpAt = Infinity; // until given up on at the engine (gaveUpApplied): starts meanwhile are the engine's
     return true;
   }
 
@@ -87,6 +87,12 @@ export class CrashLoops {
   /** Forgets an instance: a depad command started or replaced it, or it is gone. */
   forget(name: string): void {
     this.#entries.delete(name);
+  }
+
+  /** The agent has set its restart policy to no and stopped it, at `time` (ms). */
+  gaveUpApplied(name: string, time: number): void {
+    const e = this.#entries.get(name);
+    if (e?.gaveUp) e.gaveUpAt = time;
   }
 
   /** True when the agent gave up on it before `time` (ms): a start then is a depad command's, not the engine's. */

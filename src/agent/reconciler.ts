@@ -229,6 +229,7 @@ export class Reconciler {
       const { limit } = this.#loops.options;
       await this.#ctx.engine.setRestartPolicy(event.containerId, { name: 'no' });
       await this.#ctx.engine.stopContainer(event.containerId, 1);
+      this.#loops.gaveUpApplied(event.name, Date.now());
       const base = { deployment: record.name, service: event.service, instance: event.name };
       this.note({ kind: 'instance-gave-up', ...base, detail: `it died ${limit} times in a row; it stays stopped until depad start ${record.name} or an update` });
       this.#log.error({ ...base, deaths: limit }, 'an instance keeps dying: gave up restarting it');
