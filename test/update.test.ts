@@ -1,6 +1,6 @@
 /**
- * Updates, diff, history and rollback against the real engine: a new instance on fresh ports,
- * the old one retired and its ports released; a failed health check changes nothing; rollback
+ * Updates, diff, history and rollback against the real engine: a new instance on the same
+ * published ports, the old one retired; a failed health check changes nothing; rollback
  * restores images and config; a kill during an update is rolled back by the next command.
  */
 import fs from 'node:fs/promises';
@@ -29,7 +29,7 @@ async function assertConsistent(t: ExecutionContext, h: Harness, name: string): 
   return view;
 }
 
-test('update -s web --image: new instance on fresh ports, old one retired; diff changes nothing', async (t) => {
+test('update -s web --image: a new instance on the same published port (stop-first), old one retired; diff changes nothing', async (t) => {
   const h = await harness(t);
   const name = h.name('upd');
   t.is((await h.run(['create', '-n', name, '-f', clinic])).code, 0);
@@ -42,14 +42,13 @@ test('update -s web --image: new instance on fresh ports, old one retired; diff 
 
   const r = await h.run(['deployment', 'update', name, '-s', 'web', '--image', 'depad-example/app:2']);
   t.is(r.code, 0, r.stderr);
-  t.regex(r.stderr, /starting the new web \(depad-.*-web-2\)[\s\S]*stopping the old web/);
+  t.regex(r.stderr, /replacing web stop-first \(its published ports pass to the new instance\)[\s\S]*stopping the old web[\s\S]*starting the new web \(depad-.*-web-2\)/);
   const after = await assertConsistent(t, h, name);
   t.is(after.revision, 2);
   t.is(webOf(after).instances[0]!.container, `depad-${name}-web-2`);
   const oldPort = webOf(before).ports[0]!.host;
   const newPort = webOf(after).ports[0]!.host;
-  t.not(newPort, oldPort, 'the new instance runs on a fresh port');
-  t.is(Math.floor(newPort / 100), Math.floor(oldPort / 100), "from the deployment's own block");
+  t.is(newPort, oldPort, 'a published port does not move');
   t.regex((await httpGet(newPort, '/cgi-bin/info')).body, /"version":"2"/);
   t.deepEqual(after.services.find((s) => s.name === 'db')!.instances[0]!.container, `depad-${name}-db-1`, 'unchanged services are left alone');
 
@@ -130,7 +129,7 @@ test('a stateful service is swapped; its dependants keep reaching it by name and
   t.regex((await httpGet(web, '/cgi-bin/visits')).body, /"visits":2,/);
   const r = await h.run(['update', name, '-s', 'db', '--image', 'depad-example/app:2']);
   t.is(r.code, 0, r.stderr);
-  t.regex(r.stderr, /pausing db[\s\S]*stopping the old db[\s\S]*starting the new db/);
+  t.regex(r.stderr, /replacing db stop-first \(it has named volumes\)[\s\S]*stopping the old db[\s\S]*starting the new db/);
   const v2 = await assertConsistent(t, h, name);
   t.is(v2.services.find((s) => s.name === 'db')!.instances[0]!.container, `depad-${name}-db-2`);
   t.regex((await httpGet(web, '/cgi-bin/visits')).body, /"visits":3,/, 'web reaches the new db by name; the volume kept the count');

@@ -6,7 +6,7 @@
 import { deploymentLabels } from '../labels.ts';
 import { runHook } from './workflows.ts';
 import { randomBytes } from 'node:crypto';
-import type { DeploymentSpec, ServiceSpec } from '../config/spec.ts';
+import type { DeploymentSpec } from '../config/spec.ts';
 import { DepadError, formatIssue } from '../errors.ts';
 import { deploymentRoot, homeIdentity } from '../home.ts';
 import { allocatePorts, cursorIn, isPortOpenOnHost, portRangeFromEnv } from '../ports/index.ts';
@@ -17,6 +17,7 @@ import type { DeploymentRecord, JournalEntry, PortAssignment, RevisionRecord } f
 import { checkpoint, type OpContext } from './context.ts';
 import { ensureNetworks, ensureVolumes, startServices } from './materialize.ts';
 import { publishRoutes } from './routing.ts';
+import { portsNeeded } from './port-plan.ts';
 import { undoCreate } from './recover.ts';
 import { assertValidName } from './resolve.ts';
 import { promoteRevision, writeRevision } from './root-dir.ts';
@@ -126,18 +127,6 @@ export async function createDeployment(ctx: OpContext, request: CreateRequest): 
     }
     throw error;
   }
-}
-
-/**
- * The host ports a service's instance `instance` needs: one per published port, plus (when
- * `withRoutePort`) the proxy's stable port if the service is exposed over tcp.
- */
-export function portsNeeded(service: ServiceSpec, instance: number, withRoutePort: boolean): Omit<PortAssignment, 'host'>[] {
-  const route = service.depad.route;
-  return [
-    ...service.ports.map((p) => ({ service: service.name, target: p.target, protocol: p.protocol, role: 'instance' as const, instance })),
-    ...(withRoutePort && route?.kind === 'tcp' ? [{ service: service.name, target: route.port, protocol: 'tcp' as const, role: 'route' as const, instance: 0 }] : []),
-  ];
 }
 
 /** Checks that every image is on the host (pulling it if allowed); returns service → {ref, id}. */

@@ -86,5 +86,6 @@ export async function reconcileToRecord(ctx: OpContext, record: DeploymentRecord
   if (entry.toRevision !== undefined && entry.toRevision > record.revision) await removeRevision(record.rootDir, entry.toRevision);
   const held = new Set(record.ports.map((p) => p.host));
   const strays = (await ctx.store.listPorts()).filter((p) => p.deploymentId === record.id && !held.has(p.host));
-  await ctx.store.batch().deletePorts(strays).deleteJournal(entry.opId).write();
+  // Spares an update had taken are the record's spares again.
+  await ctx.store.batch().deletePorts(strays).putPorts(record.ports.map((p) => ({ ...p, deploymentId: record.id }))).deleteJournal(entry.opId).write();
 }

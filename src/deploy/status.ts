@@ -75,7 +75,7 @@ export async function viewDeployment(ctx: OpContext, record: DeploymentRecord, i
     };
     return {
       name,
-      ports: record.ports.filter((p) => p.service === name && p.role === 'instance' && p.instance === current),
+      ports: record.ports.filter((p) => p.service === name && (p.role === 'published' || (p.role === 'instance' && p.instance === current))),
       ...(route ? { route } : {}),
       ...(Object.keys(limits).length ? { limits } : {}),
       instances: found.filter((c) => c.labels[LABELS.service] === name).map((c) => instanceView(c, unknown, ctx.observed)),

@@ -1,8 +1,10 @@
 /**
  * Replacing one service's instance, the zero-downtime way:
  *   stateless: start new → wait ready → switch route → drain old → stop old
- *   stateful (named volumes, cannot run twice): pause route → stop old → start new → wait ready →
- *   switch route (resumes) — new requests and connections wait meanwhile instead of failing.
+ *   stop-first (named volumes, or published host ports, which two instances cannot share): pause
+ *   route → stop old → start new → wait ready → switch route (resumes) — new requests and
+ *   connections to the route wait meanwhile instead of failing; the published ports answer
+ *   nothing for that gap.
  * The old instance is only stopped here; the update removes it once every service has succeeded,
  * so `revertSwap` can bring it back.
  */
@@ -41,6 +43,8 @@ export async function swapService(
   newInstance: number,
   timeoutMs: number,
   dependencies: ReadonlyMap<string, string>,
+  /** Stop the old instance before starting the new one (default: when the service has named volumes). */
+  stopFirst: boolean = meta.stateful,
 ): Promise<Swap> {
   const service = plan.service;
   const oldInstance = t.instances[service];
@@ -49,10 +53,15 @@ export async function swapService(
     const depId = dependencies.get(dep);
     if (depId && condition === 'service_healthy') await waitFor(ctx, depId, dep, 'healthy', timeoutMs);
   }
-  const stateful = meta.stateful && old?.running === true;
+  const stateful = stopFirst && old?.running === true;
   if (stateful) {
-    ctx.progress({ step: 'pause', service, message: `pausing ${service}: new requests wait while it is swapped` });
-    await publishRoutes(ctx, { ...t.record, instances: t.instances, ports: t.ports }, t.services, { paused: { [service]: Date.now() + meta.pauseTimeoutMs } });
+    const why = meta.stateful ? 'it has named volumes' : 'its published ports pass to the new instance';
+    if (meta.route) {
+      ctx.progress({ step: 'pause', service, message: `pausing ${service} (${why}): new requests wait while it is swapped` });
+      await publishRoutes(ctx, { ...t.record, instances: t.instances, ports: t.ports }, t.services, { paused: { [service]: Date.now() + meta.pauseTimeoutMs } });
+    } else {
+      ctx.progress({ step: 'stop-first', service, message: `replacing ${service} stop-first (${why})` });
+    }
     ctx.progress({ step: 'stop', service, message: `stopping the old ${service} (${old.name})` });
     await ctx.engine.stopContainer(old.id, plan.body.StopTimeout);
   }

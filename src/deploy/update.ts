@@ -1,8 +1,8 @@
 /**
  * `depad update` and `depad rollback`: validate → plan the new revision and compare it with the
- * current one → reserve fresh ports for new instances (one batch, journaled) → for each changed
- * service in dependency order, swap its instance (swap.ts) → remove the old instances → commit
- * record, revision and released ports (one batch). A failure puts every swapped service back
+ * current one → reserve fresh ports for new instances (one batch, journaled; published ports stay,
+ * port-plan.ts) → for each changed service in dependency order, swap its instance (swap.ts) →
+ * remove the old instances → commit record, revision and ports, given-up ones kept as spares (one batch). A failure puts every swapped service back
  * and the deployment keeps serving its current revision; a kill is undone by the next command.
  */
 import { deploymentLabels, labelsText } from '../labels.ts';
@@ -18,7 +18,8 @@ import { render } from '../render/render.ts';
 import { baseDomain } from '../render/routes.ts';
 import type { DeploymentRecord, JournalEntry, PortAssignment, RevisionRecord } from '../store/records.ts';
 import { checkpoint, type OpContext } from './context.ts';
-import { ensureImages, portsNeeded, type PullPolicy } from './create.ts';
+import { ensureImages, type PullPolicy } from './create.ts';
+import { asSpare, planUpdatePorts, portsNeeded, type PortNeed } from './port-plan.ts';
 import { diffPlans, type PlanDiff } from './diff.ts';
 import type { DeploymentView } from './status.ts';
 import { ensureNetworks, ensureVolumes, listInstances } from './materialize.ts';
@@ -94,26 +95,24 @@ export async function updateDeployment(ctx: OpContext, record: DeploymentRecord,
   const removed = diff.services.filter((s) => s.kind === 'removed').map((s) => s.service);
   const toRevision = record.revision + 1;
 
-  // Fresh ports for the new instances (and stable route ports for newly exposed tcp services).
+  // Published ports stay; new instances of routed services get fresh ports (spares first); what is given up stays the deployment's.
   const instances: Record<string, number> = { ...record.instances };
   const nextInstance = (s: string) => (record.instances[s] ?? 0) + 1;
-  const needed = changed.flatMap((name) =>
-    portsNeeded(spec.services[name]!, nextInstance(name), !record.ports.some((p) => p.service === name && p.role === 'route')),
-  );
+  const planned = planUpdatePorts(record, spec, changed, removed);
   const journal: JournalEntry = { opId: `${record.id.slice(0, 16)}${Date.now().toString(16)}`, kind: 'update', deploymentId: record.id, name: record.name, pid: process.pid, startedAt: new Date().toISOString(), step: 'ports', toRevision };
   // One allocation at a time in this process (bulk updates run several deployments at once): each sees the ports the last one registered.
   const fresh = await portAllocation(async () => {
-    const ports = await allocateMore(ctx, record, needed);
+    const ports = await allocateMore(ctx, record, planned.needed, planned.spares);
     await ctx.store.batch().putPorts(ports.map((p) => ({ ...p, deploymentId: record.id }))).putJournal(journal).write();
     return ports;
   });
 
   const finalInstances = { ...record.instances, ...Object.fromEntries(changed.map((s) => [s, nextInstance(s)])) };
   for (const s of removed) delete finalInstances[s];
-  const retired = record.ports.filter((p) => removed.includes(p.service) || (p.role === 'instance' && changed.includes(p.service)));
-  const finalPorts = [...record.ports.filter((p) => !retired.includes(p)), ...fresh];
+  const taken = new Set(fresh.map((p) => p.host));
+  const finalPorts = [...planned.kept, ...fresh, ...planned.retired.map(asSpare), ...planned.spares.filter((p) => !taken.has(p.host))];
   const rendered = render(spec, who(ctx, record, toRevision, finalInstances, spec), finalPorts);
-  const t: Transition = { record, instances, ports: [...record.ports, ...fresh], services: rendered.services };
+  const t: Transition = { record, instances, ports: [...record.ports.filter((p) => !taken.has(p.host)), ...fresh], services: rendered.services };
   const swaps: Swap[] = [];
   try {
     const files = await writeRevision(record.rootDir, toRevision, spec, rendered, request.env);
@@ -134,7 +133,8 @@ export async function updateDeployment(ctx: OpContext, record: DeploymentRecord,
       if (!changed.includes(name)) continue;
       const oldPlan = current.containers.find((c) => c.service === name);
       const old = oldPlan ? live.get(oldPlan.name) : undefined;
-      const swap = await swapService(ctx, t, plan, meta, old, nextInstance(name), spec.depad.startTimeoutMs, running);
+      const stopFirst = meta.stateful || finalPorts.some((p) => p.service === name && p.role === 'published');
+      const swap = await swapService(ctx, t, plan, meta, old, nextInstance(name), spec.depad.startTimeoutMs, running, stopFirst);
       swaps.push(swap);
       running.set(name, swap.newId);
     }
@@ -176,7 +176,7 @@ export async function updateDeployment(ctx: OpContext, record: DeploymentRecord,
       ...(workflows.length ? { workflows } : {}),
       ...(request.from !== undefined ? { from: request.from } : {}),
     };
-    await ctx.store.batch().putDeployment(next).putRevision(revision).deletePorts(retired).deleteJournal(journal.opId).write();
+    await ctx.store.batch().putDeployment(next).putRevision(revision).putPorts(finalPorts.map((p) => ({ ...p, deploymentId: record.id }))).deleteJournal(journal.opId).write();
     await promoteRevision(record.rootDir, toRevision);
     await publishRoutes(ctx, next, rendered.services);
     ctx.progress({ step: 'ready', message: `deployment ${record.name} is at revision ${toRevision}` });
@@ -195,17 +195,26 @@ export async function updateDeployment(ctx: OpContext, record: DeploymentRecord,
   }
 }
 
-/** Ports for new instances: from the deployment's own block onward, without moving the global cursor. */
+/** Ports for new instances: the deployment's spares that are free on the host, then from its own block onward, without moving the global cursor. */
 const portAllocation = serialQueue();
 
-async function allocateMore(ctx: OpContext, record: DeploymentRecord, needed: Omit<PortAssignment, 'host'>[]): Promise<PortAssignment[]> {
+async function allocateMore(ctx: OpContext, record: DeploymentRecord, needed: readonly PortNeed[], spares: readonly PortAssignment[]): Promise<PortAssignment[]> {
   if (needed.length === 0) return [];
-  const range = portRangeFromEnv();
-  const own = record.ports.map((p) => p.host).filter((p) => p >= range.min && p <= range.max);
-  const cursor = own.length ? blockOf(Math.min(...own), range) : cursorIn(await ctx.store.getCursor(), range);
-  const reserved = await ctx.store.reservedPorts();
-  const allocation = await allocatePorts({ count: needed.length, cursor, range, isReserved: (p) => reserved.has(p), isOpenOnHost: isPortOpenOnHost });
-  return needed.map((n, i) => ({ ...n, host: allocation.ports[i]! }));
+  const usable: number[] = [];
+  for (const spare of [...spares].sort((a, b) => a.host - b.host)) {
+    if (usable.length === needed.length) break;
+    if (!(await isPortOpenOnHost(spare.host))) usable.push(spare.host);
+  }
+  const more = needed.length - usable.length;
+  if (more > 0) {
+    const range = portRangeFromEnv();
+    const own = record.ports.map((p) => p.host).filter((p) => p >= range.min && p <= range.max);
+    const cursor = own.length ? blockOf(Math.min(...own), range) : cursorIn(await ctx.store.getCursor(), range);
+    const reserved = await ctx.store.reservedPorts();
+    const allocation = await allocatePorts({ count: more, cursor, range, isReserved: (p) => reserved.has(p), isOpenOnHost: isPortOpenOnHost });
+    usable.push(...allocation.ports);
+  }
+  return needed.map((n, i) => ({ ...n, host: usable[i]! }));
 }
 
 function who(ctx: OpContext, record: DeploymentRecord, revision: number, instances: Record<string, number>, spec: DeploymentSpec) {

@@ -38,10 +38,11 @@ export interface Rendered {
 
 /**
  * Renders a deployment. `ports` must hold a host port for every published port of the current
- * instance of every service (route ports and other instances' ports are ignored).
+ * instance of every service: its published ports and its current instance's route port (route
+ * ports, spares and other instances' ports are ignored).
  */
 export function render(spec: DeploymentSpec, who: RenderIdentity, allPorts: readonly PortAssignment[]): Rendered {
-  const ports = allPorts.filter((p) => p.role === 'instance' && p.instance === instanceOf(who, p.service));
+  const ports = allPorts.filter((p) => p.role === 'published' || (p.role === 'instance' && p.instance === instanceOf(who, p.service)));
   const base: Record<string, string> = { [LABELS.deployment]: who.name, [LABELS.deploymentId]: who.id, [LABELS.revision]: String(who.revision) };
   if (who.home !== undefined) base[LABELS.home] = who.home;
   const order = startOrder(spec);

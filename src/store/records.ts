@@ -2,8 +2,8 @@
 import type { WorkflowRun } from '../deploy/workflows.ts';
 
 /**
- * A host port held by a deployment's service, kept until the deployment is destroyed (or, for an
- * instance port, until an update retires that instance).
+ * A host port held by a deployment, kept until the deployment is destroyed: a port an update no
+ * longer uses becomes a `spare` of the same deployment (never handed to another one).
  */
 export interface PortAssignment {
   service: string;
@@ -12,9 +12,15 @@ export interface PortAssignment {
   protocol: 'tcp' | 'udp';
   /** Host port from the deployment's block(s). */
   host: number;
-  /** `instance`: published by one instance of the service; `route`: the proxy's stable port for an `expose: tcp` service. */
-  role: 'instance' | 'route';
-  /** The instance number, for `instance` ports. */
+  /**
+   * `published`: the service's own published port, bound by its current instance and kept across
+   * updates, restarts and rollbacks. `instance`: the port one instance publishes for the proxy's
+   * route (an upstream: each instance has its own, the route is the stable endpoint). `route`: the
+   * proxy's stable port of an `expose: tcp` service. `spare`: given up by an update, kept by the
+   * deployment for its next instances (`service` names its last holder).
+   */
+  role: 'published' | 'instance' | 'route' | 'spare';
+  /** The instance number, for `instance` ports (0 otherwise). */
   instance: number;
 }
 

@@ -1,0 +1,100 @@
+/**
+ * Which host ports a deployment's services hold, and how an update keeps them.
+ *
+ * - A service's published ports (`ports:`) are its own: each gets one `published` host port at
+ *   create (or when it first appears) and keeps it across updates, restarts and rollbacks. Its
+ *   instance binds it directly, so it answers whether or not a depad process runs; an update of
+ *   such a service is therefore stop-first on the same port (swap.ts).
+ * - The container port a proxy route forwards to (`x-depad.expose`) is an upstream: each instance
+ *   publishes it on a port of its own (`instance`), so the new one starts beside the old and the
+ *   route (hostname, or the `route` port of a tcp route) is the stable endpoint.
+ * - A port an update gives up becomes a `spare` of the deployment: still reserved, never handed to
+ *   another deployment while this one exists, and the first choice for its next new instances.
+ */
+import type { DeploymentSpec, ServiceSpec } from '../config/spec.ts';
+import type { DeploymentRecord, PortAssignment } from '../store/records.ts';
+
+/** A port still to be given a host port. */
+export type PortNeed = Omit<PortAssignment, 'host'>;
+
+/** True when `p` is the container port `service`'s proxy route forwards to (an instance port). */
+export function isUpstreamPort(service: ServiceSpec, p: { target: number; protocol: string }): boolean {
+  const route = service.depad.route;
+  return route !== undefined && p.protocol === 'tcp' && p.target === route.port;
+}
+
+/**
+ * The host ports a service needs with instance `instance` current: one per published port (the
+ * route's upstream port is the instance's own), plus (when `withRoutePort`) the proxy's stable port
+ * if the service is exposed over tcp.
+ */
+export function portsNeeded(service: ServiceSpec, instance: number, withRoutePort: boolean): PortNeed[] {
+  const route = service.depad.route;
+  return [
+    ...service.ports.map((p) => ({
+      service: service.name,
+      target: p.target,
+      protocol: p.protocol,
+      ...(isUpstreamPort(service, p) ? { role: 'instance' as const, instance } : { role: 'published' as const, instance: 0 }),
+    })),
+    ...(withRoutePort && route?.kind === 'tcp' ? [{ service: service.name, target: route.port, protocol: 'tcp' as const, role: 'route' as const, instance: 0 }] : []),
+  ];
+}
+
+/** What an update does with the deployment's ports. */
+export interface UpdatePorts {
+  /** Assignments the deployment keeps as they are or re-labelled (a published port found under its old role). */
+  kept: PortAssignment[];
+  /** Ports to find: its spares first, then new ones from its block. */
+  needed: PortNeed[];
+  /** Ports it gives up: spares once the update commits. */
+  retired: PortAssignment[];
+  /** Its spares from before this update, free for `needed`. */
+  spares: PortAssignment[];
+}
+
+/**
+ * Plans an update's ports: unchanged services keep theirs; a changed service keeps each published
+ * port it still publishes (records made before `published` existed held it as an `instance` port
+ * of the current instance: it is taken over as it is) and gets fresh instance ports for its route;
+ * ports of removed services, of old instances and of ports no longer published are retired.
+ */
+export function planUpdatePorts(record: Pick<DeploymentRecord, 'ports' | 'instances'>, spec: DeploymentSpec, changed: readonly string[], removed: readonly string[]): UpdatePorts {
+  const kept: PortAssignment[] = [];
+  const needed: PortNeed[] = [];
+  const retired: PortAssignment[] = [];
+  const claimed = new Set<PortAssignment>();
+  for (const name of changed) {
+    const service = spec.services[name]!;
+    const current = record.instances[name];
+    const hasRoute = record.ports.some((p) => p.service === name && p.role === 'route');
+    for (const need of portsNeeded(service, (current ?? 0) + 1, !hasRoute)) {
+      if (need.role !== 'published') {
+        needed.push(need);
+        continue;
+      }
+      const same = (p: PortAssignment) => p.service === name && p.target === need.target && p.protocol === need.protocol && !claimed.has(p);
+      const held = record.ports.find((p) => same(p) && p.role === 'published') ?? record.ports.find((p) => same(p) && p.role === 'instance' && p.instance === current);
+      if (held === undefined) needed.push(need);
+      else {
+        claimed.add(held);
+        kept.push({ ...held, role: 'published', instance: 0 });
+      }
+    }
+  }
+  for (const p of record.ports) {
+    if (claimed.has(p) || p.role === 'spare') continue;
+    const service = spec.services[p.service];
+    const gone =
+      removed.includes(p.service) ||
+      (changed.includes(p.service) && (p.role !== 'route' || service?.depad.route?.kind !== 'tcp'));
+    if (gone) retired.push(p);
+    else kept.push(p);
+  }
+  return { kept, needed, retired, spares: record.ports.filter((p) => p.role === 'spare') };
+}
+
+/** `p` as a spare of its deployment. */
+export function asSpare(p: PortAssignment): PortAssignment {
+  return { service: p.service, target: p.target, protocol: p.protocol, host: p.host, role: 'spare', instance: 0 };
+}
