@@ -76,12 +76,13 @@ test('update -l rolls through one class, stops at the failure, rolls it back; ro
   const items = (JSON.parse(rolled.stdout) as { items: Item[]; ok: boolean }).items;
   t.deepEqual(items.map((i) => [i.deployment, i.result]), [[names.a[0], 'updated'], [names.a[1], 'updated'], [names.a[2], 'failed'], [names.a[3], 'skipped']]);
   t.is(items[0]?.to, 'depad-example/app:2');
-  t.is(items[2]?.to, 'depad-example/app:1');
+  t.is(items[2]?.to, 'depad-example/app:2', 'a failed row names the target it did not reach');
+  t.is(items[3]?.to, 'depad-example/app:2');
   t.is((await inspect(h, names.a[0] as string)).revision, 2);
   const failed = await inspect(h, names.a[2] as string);
   t.is(failed.revision, 1, 'the failed deployment was rolled back');
   t.is(failed.status, 'running');
-  const port = failed.ports.find((p) => p.target === 8080 && p.role === 'instance')?.host as number;
+  const port = failed.ports.find((p) => p.target === 8080 && p.role === 'published')?.host as number;
   t.regex((await httpGet(port, '/cgi-bin/info')).body, /"version":"1"/, 'and still serves the old version');
   t.is((await inspect(h, names.a[3] as string)).revision, 1, 'skipped after the failure');
   for (const name of names.b) t.is((await inspect(h, name)).revision, 1, 'the other class is untouched');
@@ -90,6 +91,10 @@ test('update -l rolls through one class, stops at the failure, rolls it back; ro
   const noPrevious = await h.run(['rollback', '-l', `class=${a}`]);
   t.is(noPrevious.code, 4, noPrevious.stderr);
   t.regex(noPrevious.stderr, /has no revision before 1; nothing was rolled back/);
+  const dryBack = await h.run(['rollback', '-l', `wave=${a}`, '--dry-run', '--json']);
+  t.is(dryBack.code, 0, dryBack.stderr);
+  t.deepEqual((JSON.parse(dryBack.stdout) as { items: Item[] }).items.map((i) => [i.deployment, i.result, i.to]), [[names.a[0], 'would update', 'rev 3 (= rev 1)'], [names.a[1], 'would update', 'rev 3 (= rev 1)']]);
+  t.is((await inspect(h, names.a[0] as string)).revision, 2, 'a dry rollback changes nothing');
   const back = await h.run(['rollback', '-l', `wave=${a}`, '--max-parallel', '2', '--json']);
   t.is(back.code, 0, back.stderr);
   t.deepEqual((JSON.parse(back.stdout) as { items: Item[] }).items.map((i) => [i.deployment, i.result, i.to]), [[names.a[0], 'updated', 'rev 3 (= rev 1)'], [names.a[1], 'updated', 'rev 3 (= rev 1)']]);

@@ -8,7 +8,7 @@ import { bulkLifecycle, bulkRollback, bulkUpdate, selectDeployments } from '../d
 import type { DeploymentRecord } from '../store/records.ts';
 import { DepadError } from '../errors.ts';
 import { labelsField, onlyFields, readJsonObject } from './body.ts';
-import { lifecycleOptions, updateTarget } from './call.ts';
+import { dryRunField, lifecycleOptions, updateTarget } from './call.ts';
 import type { Call, Endpoint } from './call.ts';
 
 /** The selector and roll settings of a bulk body; the rest of the body is left for the verb. */
@@ -40,23 +40,22 @@ export const BULK_ENDPOINTS: Endpoint[] = [
     run: async (call) => {
       const body = await readJsonObject(call.req);
       const { records, selector, maxParallel } = await selection(call, body);
-      if (body.dryRun !== undefined && typeof body.dryRun !== 'boolean') throw new DepadError('DEPAD_USAGE', 'dryRun must be true or false');
       const target = updateTarget(call, withoutBulkFields(body));
-      return { body: await bulkUpdate(call.ctx, records, target, selector, { maxParallel, dryRun: body.dryRun === true }) };
+      return { body: await bulkUpdate(call.ctx, records, target, selector, { maxParallel, dryRun: dryRunField(body) }) };
     },
   },
   {
     method: 'POST',
     path: '/v1/bulk/rollback',
     action: 'rollback',
-    summary: 'Roll every deployment a selector picks back to its previous revision, rolling (depad rollback -l); body: {selector, maxParallel?}',
+    summary: 'Roll every deployment a selector picks back to its previous revision, rolling (depad rollback -l); body: {selector, maxParallel?, dryRun?}',
     mutates: true,
     scopesItself: true,
     run: async (call) => {
       const body = await readJsonObject(call.req);
-      onlyFields(body, ['selector', 'maxParallel']);
+      onlyFields(body, ['selector', 'maxParallel', 'dryRun']);
       const { records, selector, maxParallel } = await selection(call, body);
-      return { body: await bulkRollback(call.ctx, records, selector, { maxParallel }) };
+      return { body: await bulkRollback(call.ctx, records, selector, { maxParallel, dryRun: dryRunField(body) }) };
     },
   },
   ...(['start', 'stop', 'restart'] as const).map(

@@ -15,7 +15,7 @@ import type { RestartOptions, RestartResult } from '../agent/handover.ts';
 import type { OpContext } from '../deploy/context.ts';
 import { resolveDeployment } from '../deploy/resolve.ts';
 import type { UpdateTarget } from '../deploy/update.ts';
-import { DepadError } from '../errors.ts';
+import { DepadError, formatIssue } from '../errors.ts';
 import type { TokenRecord } from '../store/records.ts';
 import { onlyFields, stringField, stringMapField, stringsField } from './body.ts';
 
@@ -124,17 +124,29 @@ export function configTextField(body: Record<string, unknown>): { text: string; 
 }
 
 /** The update target of an update or diff request. */
-export function updateTarget(call: Call, body: Record<string, unknown>): UpdateTarget {
-  onlyFields(body, ['configFile', 'config', 'configName', 'env', 'overrides', 'pull']);
+export function updateTarget(call: Call, body: Record<string, unknown>, extra: readonly string[] = []): UpdateTarget {
+  onlyFields(body, ['configFile', 'config', 'configName', 'env', 'resetEnv', 'overrides', 'pull', ...extra]);
   const configText = configTextField(body);
   const configFile = configFileField(call, body, false);
+  if (body.resetEnv !== undefined && typeof body.resetEnv !== 'boolean') throw new DepadError('DEPAD_USAGE', 'field resetEnv must be true or false');
+  // Warnings reach the client as progress lines (`step: warning`).
+  const warning = (message: string) => call.ctx.progress({ step: 'warning', message });
   return {
     ...(configFile === undefined ? {} : { configFile }),
     ...(configText === undefined ? {} : { configText }),
     env: stringMapField(body, 'env'),
+    ...(body.resetEnv === true ? { resetEnv: true } : {}),
     overrides: stringMapField(body, 'overrides'),
     pull: pullField(body),
+    warn: (w) => warning(formatIssue(w)),
+    notice: warning,
   };
+}
+
+/** The `dryRun` field of an update or rollback body. */
+export function dryRunField(body: Record<string, unknown>): boolean {
+  if (body.dryRun !== undefined && typeof body.dryRun !== 'boolean') throw new DepadError('DEPAD_USAGE', 'field dryRun must be true or false');
+  return body.dryRun === true;
 }
 
 /** The body of start, stop and restart (one deployment or a selection): `services` (none: all) and, except for stop, `wait`. */

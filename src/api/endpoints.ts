@@ -11,13 +11,14 @@ import { listDeploymentViews, listRevisions, readLogs, viewDeployment } from '..
 import { deploymentUsage } from '../deploy/usage.ts';
 import { currentTarget, findWorkflow, runWorkflow } from '../deploy/workflows.ts';
 import { WORKFLOW_NAME } from '../config/workflows.ts';
-import { parseRemoteConfig, planUpdate, rollbackDeployment, updateDeployment, updateRequestFor } from '../deploy/update.ts';
+import { parseRemoteConfig, planUpdate, rollbackDeployment, rollbackRequest, updateDeployment, updateRequestFor } from '../deploy/update.ts';
+import { previewUpdate } from '../deploy/update-preview.ts';
 import type { UpdateOutcome, UpdateResult } from '../deploy/update.ts';
 import { DepadError } from '../errors.ts';
 import { deploymentLabels } from '../labels.ts';
 import { labelsField, onlyFields, readJsonObject, readOptionalJsonObject, stringField, stringMapField, stringsField } from './body.ts';
 import { openApiDocument } from './openapi.ts';
-import { configFileField, configTextField, lifecycleOptions, pullField, ref, scopedDeployment, updateTarget, visibleTo } from './call.ts';
+import { configFileField, configTextField, dryRunField, lifecycleOptions, pullField, ref, scopedDeployment, updateTarget, visibleTo } from './call.ts';
 import type { Call, Endpoint } from './call.ts';
 import { BULK_ENDPOINTS } from './bulk-endpoints.ts';
 import { DOCTOR_ENDPOINTS } from './doctor-endpoints.ts';
@@ -136,13 +137,14 @@ function coreEndpoints(): Endpoint[] {
     method: 'POST',
     path: '/v1/deployments/{deployment}/rollback',
     action: 'rollback',
-    summary: 'Go back to a revision, zero downtime (depad rollback); body: {to?}',
+    summary: 'Go back to a revision, zero downtime (depad rollback); body: {to?, dryRun? (answer what it would do, change nothing)}',
     mutates: true,
     run: async (call) => {
       const record = await scopedDeployment(call);
       const body = await readOptionalJsonObject(call.req);
-      onlyFields(body, ['to']);
+      onlyFields(body, ['to', 'dryRun']);
       if (body.to !== undefined && !(Number.isInteger(body.to) && (body.to as number) > 0)) throw new DepadError('DEPAD_USAGE', 'field to must be a revision number');
+      if (dryRunField(body)) return { body: await previewUpdate(call.ctx, record, await rollbackRequest(call.ctx, record, body.to as number | undefined)) };
       const result = await rollbackDeployment(call.ctx, record, body.to as number | undefined);
       return { body: await outcome(call, result) };
     },
@@ -168,11 +170,14 @@ function coreEndpoints(): Endpoint[] {
     method: 'POST',
     path: '/v1/deployments/{deployment}/update',
     action: 'update',
-    summary: 'Update a deployment, zero downtime (depad update); body: {configFile? (local socket), env?, overrides?, pull?}',
+    summary: 'Update a deployment, zero downtime (depad update); body: {configFile? (local socket), config?, configName?, env? (over the current variables), resetEnv?, overrides?, pull?, dryRun? (answer what it would do, change nothing)}',
     mutates: true,
     run: async (call) => {
       const record = await scopedDeployment(call);
-      const result = await updateDeployment(call.ctx, record, await updateRequestFor(record, updateTarget(call, await readJsonObject(call.req))));
+      const body = await readJsonObject(call.req);
+      const request = await updateRequestFor(record, updateTarget(call, body, ['dryRun']));
+      if (dryRunField(body)) return { body: await previewUpdate(call.ctx, record, request) };
+      const result = await updateDeployment(call.ctx, record, request);
       return { body: await outcome(call, result) };
     },
   },

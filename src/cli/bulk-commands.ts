@@ -30,12 +30,12 @@ export function optionalSelector(opts: CommandOptions): Record<string, string> |
   return items.length === 0 ? undefined : parseLabelArgs(items, '--selector');
 }
 
-/** Adds `-l/--selector` and `--max-parallel` (and `--dry-run` when asked) to `command`. */
-export function selectorOptions(command: Command, options: { dryRun?: boolean } = {}): Command {
+/** Adds `-l/--selector` and `--max-parallel` (and `--dry-run`, described by `dryRun`, when given) to `command`. */
+export function selectorOptions(command: Command, options: { dryRun?: string } = {}): Command {
   command
     .addOption(selectorOption('instead of a deployment: every deployment with these labels'))
     .option('--max-parallel <n>', 'with -l: how many deployments change at once', positiveInt, 1);
-  if (options.dryRun) command.option('--dry-run', 'with -l: show what would change, per deployment; change nothing');
+  if (options.dryRun) command.option('--dry-run', options.dryRun);
   return command;
 }
 
@@ -96,7 +96,7 @@ export function localBulkUpdate(target: UpdateTarget, opts: CommandOptions) {
 /** The local bulk rollback (each to its previous revision). */
 export function localBulkRollback(opts: CommandOptions) {
   return async (ctx: OpContext, selector: Record<string, string>): Promise<BulkOutcome> =>
-    bulkRollback(ctx, selectDeployments(await ctx.store.listDeployments(), selector), selector, { maxParallel: opts.maxParallel as number });
+    bulkRollback(ctx, selectDeployments(await ctx.store.listDeployments(), selector), selector, { maxParallel: opts.maxParallel as number, dryRun: Boolean(opts.dryRun) });
 }
 
 /** The local bulk start, stop or restart. */

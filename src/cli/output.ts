@@ -22,6 +22,7 @@ export function processOutput(json: boolean): Output {
 export function progressPrinter(output: Output): (event: ProgressEvent) => void {
   const started = Date.now();
   return (event) => {
+    if (event.step === 'warning') return output.err(`depad: warning: ${event.message}\n`);
     const secs = ((Date.now() - started) / 1000).toFixed(1).padStart(5);
     output.err(`${secs}s  ${event.message}\n`);
   };

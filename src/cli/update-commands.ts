@@ -1,11 +1,12 @@
 /** update, diff, history and rollback: revisions of a deployment (both `depad <verb>` and `depad deployment <verb>`). */
+import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { loadConfig } from '../config/index.ts';
 import type { OpContext } from '../deploy/context.ts';
 import type { PlanDiff } from '../deploy/diff.ts';
 import { viewDeployment } from '../deploy/status.ts';
-import { planUpdate, rollbackDeployment, updateDeployment, updateRequestFor, type UpdateOutcome, type UpdateTarget } from '../deploy/update.ts';
+import { planUpdate, rollbackDeployment, rollbackRequest, updateDeployment, updateRequestFor, type UpdateOutcome, type UpdateTarget } from '../deploy/update.ts';
+import { previewUpdate, type UpdatePreview } from '../deploy/update-preview.ts';
 import { DepadError } from '../errors.ts';
 import type { DeploymentRecord, RevisionRecord } from '../store/records.ts';
 import { seg, type AgentClient } from './agent-client.ts';
@@ -14,36 +15,56 @@ import { deploymentHeadline, instancesTable, printJson, processOutput, progressP
 import { localBulkRollback, localBulkUpdate, runBulk, selectorOf, selectorOptions } from './bulk-commands.ts';
 import { deploymentAction, type CommandOptions as Opts } from './runtime.ts';
 
-/** Options that say what to update to: a config file, or new images for named services. */
+/** Options that say what to update to: a config file, variables, or new images for named services. */
 function targetOptions(command: Command): Command {
-  return addConfigOptions(command, { required: false, description: 'the new config (docker-compose format with x-depad keys)' })
+  return addConfigOptions(command, { required: false, description: 'the new config (docker-compose format with x-depad keys); default: the current one' })
+    .option('--reset-env', "start from no variables instead of the current revision's (then only -e and --env-file count)")
     .addOption(new Option('-s, --service <names...>', 'with --image: the services to give the new image'))
-    .option('--image <ref>', 'a new image for the services named by -s (without -f: the current config otherwise)');
+    .option('--image <ref>', 'a new image for the services named by -s');
 }
 
-/** What the options say to update to (config file and variables, or images for services). */
+/** What the options say to update to (config file, variables, images for services). */
 async function readTarget(opts: Opts, output: Output): Promise<UpdateTarget> {
   const services = (opts.service as string[] | undefined) ?? [];
   const image = opts.image as string | undefined;
   if (image !== undefined && services.length === 0) throw new DepadError('DEPAD_USAGE', '--image needs -s <service> to say which services get it');
-  if (image === undefined && services.length > 0 && opts.configFile === undefined) {
-    throw new DepadError('DEPAD_USAGE', '-s needs --image (or give the new config with -f)');
-  }
+  if (image === undefined && services.length > 0) throw new DepadError('DEPAD_USAGE', '-s names the services --image gives a new image to: add --image <ref>');
   const overrides: Record<string, string> = image === undefined ? {} : Object.fromEntries(services.map((s) => [s, image]));
-  const pull = opts.pull as 'missing' | 'never';
-  if (opts.configFile === undefined) return { overrides, pull };
-  return { configFile: path.resolve(String(opts.configFile)), env: await readEnv(opts.env as string[], opts.envFile as string[]), overrides, pull, warn: warnPrinter(output) };
+  const env = await readEnv(opts.env as string[], opts.envFile as string[]);
+  return {
+    ...(opts.configFile === undefined ? {} : { configFile: path.resolve(String(opts.configFile)) }),
+    env,
+    ...(opts.resetEnv ? { resetEnv: true } : {}),
+    overrides,
+    pull: opts.pull as 'missing' | 'never',
+    warn: warnPrinter(output),
+    notice: (message) => output.err(`depad: warning: ${message}\n`),
+  };
 }
 
 /**
- * The body of an update or diff request to an agent; the config is checked here first, so errors
- * read the same. A remote agent gets the config's text, a local one its path.
+ * The body of an update or diff request to an agent. A local agent gets the config's path and
+ * reads it itself; a remote one gets its text. The agent merges the variables with the current
+ * revision's and sends its warnings back as progress lines.
  */
 async function remoteTarget(agent: AgentClient, opts: Opts, output: Output): Promise<Record<string, unknown>> {
-  const { warn, configFile, ...target } = await readTarget(opts, output);
+  const { warn: _w, notice: _n, configFile, ...target } = await readTarget(opts, output);
   if (configFile === undefined) return target;
-  const spec = await loadConfig(configFile, target.env ?? {}, warn === undefined ? {} : { warn });
-  return agent.remote ? { ...target, config: spec.source, configName: path.basename(configFile) } : { ...target, configFile };
+  if (!agent.remote) return { ...target, configFile };
+  const text = await fs.readFile(configFile, 'utf8').catch((error: unknown) => {
+    throw new DepadError('DEPAD_CONFIG_UNREADABLE', `cannot read ${configFile}: ${(error as Error).message}`, { hint: 'check the path given with -f' });
+  });
+  return { ...target, config: text, configName: path.basename(configFile) };
+}
+
+/** Refuses `--max-parallel` (and `--dry-run` where only bulk takes it) without `-l`: an option a command does not use is an error, never ignored. */
+function refuseBulkOnly(cmd: Command, options: readonly string[]): void {
+  for (const key of options) {
+    if (cmd.getOptionValueSource(key) === 'cli') {
+      const flag = `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+      throw new DepadError('DEPAD_USAGE', `${flag} applies to many deployments at once (with -l key=value); it means nothing for one`);
+    }
+  }
 }
 
 /** Adds update, diff, history and rollback to `parent`. */
@@ -56,10 +77,22 @@ export function addUpdateCommands(parent: Command): void {
       printUpdate(output, await agent.request<UpdateOutcome>({ method: 'POST', path: `/v1/deployments/${seg(ref)}/update`, body: await remoteTarget(agent, opts, output), onProgress: progressPrinter(output) }));
     },
   });
+  const previewOne = deploymentAction('update --dry-run', async (ctx, record, opts, output) => {
+    printPreview(output, await previewUpdate(ctx, record, await updateRequestFor(record, await readTarget(opts, output))));
+  }, {
+    readOnly: true,
+    remote: async (agent, ref, opts, output) => {
+      const body = { ...(await remoteTarget(agent, opts, output)), dryRun: true };
+      printPreview(output, await agent.request<UpdatePreview>({ method: 'POST', path: `/v1/deployments/${seg(ref)}/update`, body, onProgress: progressPrinter(output) }));
+    },
+  });
   const update = targetOptions(parent.command('update [deployment]').description('update a deployment (or every one -l selects, rolling): new instances of changed services, zero downtime through the proxy'));
-  selectorOptions(update, { dryRun: true }).action(async (ref: string | undefined, opts: Opts, cmd: Command) => {
+  selectorOptions(update, { dryRun: 'show the diff and what the update would do (per deployment with -l); change nothing' }).action(async (ref: string | undefined, opts: Opts, cmd: Command) => {
     const selector = selectorOf(ref, opts);
-    if (selector === undefined) return updateOne(ref as string, opts, cmd);
+    if (selector === undefined) {
+      refuseBulkOnly(cmd, ['maxParallel']);
+      return (opts.dryRun ? previewOne : updateOne)(ref as string, opts, cmd);
+    }
     const output = processOutput(Boolean(cmd.optsWithGlobals<Opts>().json));
     await runBulk(
       'update',
@@ -102,6 +135,15 @@ export function addUpdateCommands(parent: Command): void {
       printUpdate(output, await agent.request<UpdateOutcome>({ method: 'POST', path: `/v1/deployments/${seg(ref)}/rollback`, body, onProgress: progressPrinter(output) }));
     },
   });
+  const previewRollback = deploymentAction('rollback --dry-run', async (ctx, record, opts, output) => {
+    printPreview(output, await previewUpdate(ctx, record, await rollbackRequest(ctx, record, opts.to as number | undefined)));
+  }, {
+    readOnly: true,
+    remote: async (agent, ref, opts, output) => {
+      const body = { ...(opts.to === undefined ? {} : { to: opts.to }), dryRun: true };
+      printPreview(output, await agent.request<UpdatePreview>({ method: 'POST', path: `/v1/deployments/${seg(ref)}/rollback`, body, onProgress: progressPrinter(output) }));
+    },
+  });
   const rollback = parent
     .command('rollback [deployment]')
     .description('go back to an earlier revision (itself a zero-downtime update, recorded as a new revision); with -l: each selected deployment to its previous one')
@@ -109,12 +151,27 @@ export function addUpdateCommands(parent: Command): void {
       if (!/^[1-9]\d*$/.test(v)) throw new InvalidArgumentError(`--to takes a revision number, not ${JSON.stringify(v)}`);
       return Number(v);
     });
-  selectorOptions(rollback).action(async (ref: string | undefined, opts: Opts, cmd: Command) => {
+  selectorOptions(rollback, { dryRun: 'show the diff and what the rollback would do (per deployment with -l); change nothing' }).action(async (ref: string | undefined, opts: Opts, cmd: Command) => {
     const selector = selectorOf(ref, opts);
-    if (selector === undefined) return rollbackOne(ref as string, opts, cmd);
+    if (selector === undefined) {
+      refuseBulkOnly(cmd, ['maxParallel']);
+      return (opts.dryRun ? previewRollback : rollbackOne)(ref as string, opts, cmd);
+    }
     if (opts.to !== undefined) throw new DepadError('DEPAD_USAGE', '--to names a revision of one deployment; with -l each goes back to its previous revision');
-    await runBulk('rollback', cmd, selector, async () => ({ maxParallel: opts.maxParallel }), localBulkRollback(opts));
+    await runBulk('rollback', cmd, selector, async () => ({ maxParallel: opts.maxParallel, dryRun: Boolean(opts.dryRun) }), localBulkRollback(opts));
   });
+}
+
+/** Prints what an update or rollback would do (`--dry-run`). */
+export function printPreview(output: Output, preview: UpdatePreview): void {
+  if (output.json) return printJson(output, preview);
+  output.out('dry run: nothing was changed\n');
+  if (preview.toRevision === undefined) {
+    output.out(`no changes: ${preview.name} would stay at revision ${preview.revision}\n`);
+    return;
+  }
+  output.out(diffText(preview.diff, preview.name, preview.revision));
+  output.out(`would make revision ${preview.toRevision}:\n${preview.steps.map((step, i) => `  ${i + 1}. ${step}`).join('\n')}\n`);
 }
 
 async function printResult(ctx: OpContext, output: Output, record: DeploymentRecord, diff: PlanDiff, revision: number | undefined): Promise<void> {

@@ -12,7 +12,7 @@ import { labelsText, matchesSelector } from '../labels.ts';
 import type { DeploymentRecord } from '../store/records.ts';
 import type { OpContext } from './context.ts';
 import { lifecycleOperation } from './lifecycle.ts';
-import { planUpdate, rollbackDeployment, updateDeployment, updateRequestFor } from './update.ts';
+import { assertUpdatable, planUpdate, rollbackDeployment, updateDeployment, updateRequestFor } from './update.ts';
 import type { UpdateRequest, UpdateTarget } from './update.ts';
 
 /** What happened to one deployment. */
@@ -20,7 +20,7 @@ export interface BulkItem {
   deployment: string;
   /** What it was at before: images of the services named, or `rev N`. */
   from: string;
-  /** What it is at after (or would be, with --dry-run). */
+  /** What it goes to: reached (`updated`), or not (`failed`, `skipped`), or would be (`would update`). */
   to: string;
   result: 'updated' | 'unchanged' | 'would update' | 'done' | 'failed' | 'skipped';
   ms: number;
@@ -115,9 +115,9 @@ export async function bulkUpdate(ctx: OpContext, records: readonly DeploymentRec
   const plans: { record: DeploymentRecord; request: UpdateRequest; from: string; to: string; empty: boolean }[] = [];
   for (const record of records) {
     try {
-      if (record.desired !== 'running') throw new DepadError('DEPAD_USAGE', `${record.name} is stopped`, { hint: `start it (depad start ${record.name}) or narrow the selector` });
+      assertUpdatable(record);
       const request = await updateRequestFor(record, target);
-      const { diff } = await planUpdate(ctx, record, request);
+      const { diff } = await planUpdate(ctx, record, request, { lookOnly: options.dryRun === true });
       plans.push({ record, request, ...(await fromTo(ctx, record, target)), empty: diff.empty });
     } catch (error) {
       const e = error instanceof DepadError ? error : new DepadError('DEPAD_INTERNAL', String(error), { cause: error });
@@ -135,8 +135,9 @@ export async function bulkUpdate(ctx: OpContext, records: readonly DeploymentRec
   const items = plans.map((p, i): BulkItem => {
     const s = settled[i] as Settled<Awaited<ReturnType<typeof updateDeployment>>>;
     const base = { deployment: p.record.name, from: p.from, ms: s.ms };
-    if (s.outcome === 'failed') return { ...base, to: p.from, result: 'failed', ...failure(s.error) };
-    if (s.outcome === 'skipped') return { ...base, to: p.from, result: 'skipped' };
+    // `to` is always the target: what a failed or skipped deployment did not reach.
+    if (s.outcome === 'failed') return { ...base, to: p.to, result: 'failed', ...failure(s.error) };
+    if (s.outcome === 'skipped') return { ...base, to: p.to, result: 'skipped' };
     return { ...base, to: s.value?.revision === undefined ? p.from : p.to, result: s.value?.revision === undefined ? 'unchanged' : 'updated' };
   });
   return { selector, ok: items.every((i) => i.result !== 'failed'), items };
@@ -146,12 +147,17 @@ export async function bulkUpdate(ctx: OpContext, records: readonly DeploymentRec
 export async function bulkRollback(ctx: OpContext, records: readonly DeploymentRecord[], selector: Record<string, string>, options: BulkOptions = {}): Promise<BulkOutcome> {
   const first = records.find((r) => r.revision < 2);
   if (first) throw new DepadError('DEPAD_NOT_FOUND', `${first.name} has no revision before ${first.revision}; nothing was rolled back`, { hint: 'narrow the selector' });
+  for (const record of records) assertUpdatable(record);
+  if (options.dryRun) {
+    return { selector, ok: true, items: records.map((r) => ({ deployment: r.name, from: `rev ${r.revision}`, to: `rev ${r.revision + 1} (= rev ${r.revision - 1})`, result: 'would update', ms: 0 })) };
+  }
   const settled = await rolling(records, options.maxParallel ?? 1, async (record) => rollbackDeployment(forDeployment(ctx, record.name), record));
   const items = records.map((record, i): BulkItem => {
     const s = settled[i] as Settled<Awaited<ReturnType<typeof rollbackDeployment>>>;
     const from = `rev ${record.revision}`;
-    if (s.outcome === 'failed') return { deployment: record.name, from, to: from, result: 'failed', ms: s.ms, ...failure(s.error) };
-    if (s.outcome === 'skipped') return { deployment: record.name, from, to: from, result: 'skipped', ms: s.ms };
+    const target = `rev ${record.revision - 1}`;
+    if (s.outcome === 'failed') return { deployment: record.name, from, to: target, result: 'failed', ms: s.ms, ...failure(s.error) };
+    if (s.outcome === 'skipped') return { deployment: record.name, from, to: target, result: 'skipped', ms: s.ms };
     return { deployment: record.name, from, to: `rev ${s.value?.revision ?? record.revision} (= rev ${record.revision - 1})`, result: 'updated', ms: s.ms };
   });
   return { selector, ok: items.every((i) => i.result !== 'failed'), items };

@@ -8,8 +8,6 @@
 import { deploymentLabels, labelsText } from '../labels.ts';
 import { serialQueue } from '../serial.ts';
 import { runHook } from './workflows.ts';
-import { loadConfig, parseConfig, withImages } from '../config/index.ts';
-import type { ConfigWarning } from '../config/index.ts';
 import type { DeploymentSpec } from '../config/spec.ts';
 import { DepadError } from '../errors.ts';
 import { allocatePorts, blockOf, cursorIn, isPortOpenOnHost, portRangeFromEnv } from '../ports/index.ts';
@@ -18,7 +16,8 @@ import { render } from '../render/render.ts';
 import { baseDomain } from '../render/routes.ts';
 import type { DeploymentRecord, JournalEntry, PortAssignment, RevisionRecord } from '../store/records.ts';
 import { checkpoint, type OpContext } from './context.ts';
-import { ensureImages, type PullPolicy } from './create.ts';
+import { ensureImages } from './create.ts';
+import type { UpdateRequest } from './update-target.ts';
 import { asSpare, planUpdatePorts, portsNeeded, type PortNeed } from './port-plan.ts';
 import { diffPlans, type PlanDiff } from './diff.ts';
 import type { DeploymentView } from './status.ts';
@@ -28,17 +27,8 @@ import { promoteRevision, readPlan, readRevisionSpec, writeRevision, type Stored
 import { publishRoutes } from './routing.ts';
 import { revertSwap, swapService, type Swap, type Transition } from './swap.ts';
 
-/** What to update to. */
-export interface UpdateRequest {
-  spec: DeploymentSpec;
-  env: Readonly<Record<string, string>>;
-  /** service → image given on the command line (already applied to `spec`), kept with the revision. */
-  overrides?: Readonly<Record<string, string>>;
-  source?: 'update' | 'rollback';
-  /** For a rollback: the revision restored. */
-  from?: number;
-  pull?: PullPolicy;
-}
+export { parseRemoteConfig, remoteConfigPath, updateRequestFor } from './update-target.ts';
+export type { UpdateRequest, UpdateTarget } from './update-target.ts';
 
 /** What an update did. */
 export interface UpdateResult {
@@ -56,10 +46,25 @@ export interface UpdateOutcome {
   revision: number | undefined;
 }
 
-/** Plans the new revision and compares it with the current one; changes nothing. */
-export async function planUpdate(ctx: OpContext, record: DeploymentRecord, request: UpdateRequest): Promise<{ current: StoredPlan; diff: PlanDiff; images: RevisionRecord['images'] }> {
+/** A planned update: the current plan, the candidate (with placeholder host ports), the diff, the images. */
+export interface PlannedUpdate {
+  current: StoredPlan;
+  candidate: StoredPlan;
+  diff: PlanDiff;
+  images: RevisionRecord['images'];
+  /** With `lookOnly`: images that are not on the host (the update would pull them). */
+  missing: string[];
+}
+
+/**
+ * Plans the new revision and compares it with the current one; changes nothing in depad's state.
+ * It pulls missing images as the request allows, unless `lookOnly` (a dry run): then it only
+ * looks, and lists the missing ones.
+ */
+export async function planUpdate(ctx: OpContext, record: DeploymentRecord, request: UpdateRequest, options: { lookOnly?: boolean } = {}): Promise<PlannedUpdate> {
   const current = await readPlan(record.rootDir, record.revision);
-  const images = await ensureImages(ctx, request.spec, request.pull ?? 'missing');
+  const missing: string[] = [];
+  const images = options.lookOnly && request.pull !== 'never' ? await lookUpImages(ctx, request.spec, missing) : await ensureImages(ctx, request.spec, request.pull ?? 'missing');
   const revisions = await ctx.store.listRevisions(record.id);
   const currentImages = revisions.find((r) => r.number === record.revision)?.images ?? {};
   // Placeholder host ports: the comparison ignores them.
@@ -68,14 +73,30 @@ export async function planUpdate(ctx: OpContext, record: DeploymentRecord, reque
   );
   const candidate = render(request.spec, who(ctx, record, record.revision + 1, record.instances, request.spec), placeholders);
   const ids = (m: RevisionRecord['images']) => Object.fromEntries(Object.entries(m).map(([k, v]) => [k, v.id]));
-  return { current, diff: diffPlans(current, candidate, ids(currentImages), ids(images)), images };
+  return { current, candidate, diff: diffPlans(current, candidate, ids(currentImages), ids(images)), images, missing };
+}
+
+/** The images' IDs where they are on the host; the others are listed in `missing` (and get no ID). */
+async function lookUpImages(ctx: OpContext, spec: DeploymentSpec, missing: string[]): Promise<RevisionRecord['images']> {
+  const out: RevisionRecord['images'] = {};
+  for (const service of Object.values(spec.services)) {
+    const id = await ctx.engine.imageId(service.image);
+    if (id === undefined && !missing.includes(service.image)) missing.push(service.image);
+    out[service.name] = { ref: service.image, id: id ?? `missing:${service.image}` };
+  }
+  return out;
+}
+
+/** Throws unless `record` may be updated (it must be running). */
+export function assertUpdatable(record: DeploymentRecord): void {
+  if (record.desired !== 'running') {
+    throw new DepadError('DEPAD_USAGE', `deployment ${record.name} is stopped`, { hint: `start it first: depad start ${record.name}` });
+  }
 }
 
 /** Updates a running deployment to `request.spec`, zero-downtime where the services allow it. */
 export async function updateDeployment(ctx: OpContext, record: DeploymentRecord, request: UpdateRequest): Promise<UpdateResult> {
-  if (record.desired !== 'running') {
-    throw new DepadError('DEPAD_USAGE', `deployment ${record.name} is stopped`, { hint: `start it first: depad start ${record.name}` });
-  }
+  assertUpdatable(record);
   await ctx.engine.ping();
   const { current, diff, images } = await planUpdate(ctx, record, request);
   const labels = deploymentLabels(request.spec, record.labelOverrides);
@@ -227,6 +248,11 @@ function who(ctx: OpContext, record: DeploymentRecord, revision: number, instanc
  * that revision's config, env and image overrides, recorded as a new revision.
  */
 export async function rollbackDeployment(ctx: OpContext, record: DeploymentRecord, to = record.revision - 1): Promise<UpdateResult> {
+  return updateDeployment(ctx, record, await rollbackRequest(ctx, record, to));
+}
+
+/** The update request that restores revision `to`; DEPAD_NOT_FOUND when there is none (or it is the current one). */
+export async function rollbackRequest(ctx: OpContext, record: DeploymentRecord, to = record.revision - 1): Promise<UpdateRequest> {
   const target = (await ctx.store.listRevisions(record.id)).find((r) => r.number === to);
   if (!target || to === record.revision) {
     throw new DepadError('DEPAD_NOT_FOUND', to === record.revision ? `revision ${to} is the current one` : `deployment ${record.name} has no revision ${to}`, {
@@ -234,63 +260,5 @@ export async function rollbackDeployment(ctx: OpContext, record: DeploymentRecor
     });
   }
   const { spec, env } = await readRevisionSpec(record.rootDir, to);
-  return updateDeployment(ctx, record, { spec, env, overrides: target.overrides, source: 'rollback', from: to, pull: 'never' });
-}
-
-/** What to update to, as a client says it: a config file and its variables, and/or new images per service. */
-export interface UpdateTarget {
-  /** Absolute path of the new config (default: the current revision's config). */
-  configFile?: string;
-  /** Or the new config's text, sent by a remote client (no files beside it: no env_file, no relative bind mounts). */
-  configText?: { text: string; name: string };
-  /** Variables for the new config (with `configFile`). */
-  env?: Readonly<Record<string, string>>;
-  /** service → new image. */
-  overrides?: Readonly<Record<string, string>>;
-  pull?: PullPolicy;
-  /** Config warnings (unset variables…), for the caller to show. */
-  warn?: (warning: ConfigWarning) => void;
-}
-
-/** Builds the update request for `target`: its config (or the current one) with its image overrides applied. */
-export async function updateRequestFor(record: DeploymentRecord, target: UpdateTarget): Promise<UpdateRequest> {
-  const overrides = target.overrides ?? {};
-  if (target.configText !== undefined) {
-    const spec = parseRemoteConfig(target.configText, target.env ?? {}, target.warn);
-    return { spec: withImages(spec, overrides), env: target.env ?? {}, overrides, pull: target.pull ?? 'missing' };
-  }
-  if (target.configFile === undefined && Object.keys(overrides).length === 0) {
-    throw new DepadError('DEPAD_USAGE', 'say what to update to: -f <config file>, or -s <service> --image <ref>');
-  }
-  const base =
-    target.configFile === undefined
-      ? await readRevisionSpec(record.rootDir, record.revision)
-      : { spec: await loadConfig(target.configFile, target.env ?? {}, target.warn === undefined ? {} : { warn: target.warn }), env: target.env ?? {} };
-  return { spec: withImages(base.spec, overrides), env: base.env, overrides, pull: target.pull ?? 'missing' };
-}
-
-/**
- * Parses a config sent as text by a remote client. Files beside it cannot come along, so a bind
- * mount (whose files would silently be missing) is refused, as a missing env_file already is.
- */
-export function parseRemoteConfig(text: { text: string; name: string }, env: Readonly<Record<string, string>>, warn?: (w: ConfigWarning) => void): DeploymentSpec {
-  const spec = parseConfig(text.text, remoteConfigPath(text.name), env, warn === undefined ? {} : { warn });
-  const binds = Object.entries(spec.services).flatMap(([service, s]) => s.volumes.filter((v) => v.type === 'bind').map((v) => `${service}: ./${v.source}`));
-  if (binds.length > 0) {
-    throw new DepadError('DEPAD_CONFIG_INVALID', `${text.name}: bind mounts need their files on the agent's host, which a remote client cannot send (${binds.join(', ')})`, {
-      hint: 'use named volumes, or run the command on the agent\'s host',
-    });
-  }
-  const hostSteps = Object.values(spec.depad.workflows).filter((w) => w.steps.some((s) => s.kind === 'run')).map((w) => w.name);
-  if (hostSteps.length > 0) {
-    throw new DepadError('DEPAD_CONFIG_INVALID', `${text.name}: workflow ${hostSteps.join(', ')} has run: steps, which run commands on the agent's host; a remote client may only give exec: steps (in a container)`, {
-      hint: 'use exec: steps, or put the config on the agent\'s host and run the command there',
-    });
-  }
-  return spec;
-}
-
-/** Where a config sent by a remote client is said to be (for messages; nothing is read there). */
-export function remoteConfigPath(name: string): string {
-  return `/remote/${name}`;
+  return { spec, env, overrides: target.overrides, source: 'rollback', from: to, pull: 'never' };
 }

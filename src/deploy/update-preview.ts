@@ -1,0 +1,65 @@
+/**
+ * What an update or rollback would do (`--dry-run`): the diff and the steps it would take, in
+ * order, worked out the way the update works them out; nothing is changed, nothing is pulled.
+ */
+import type { Hook } from '../config/workflows.ts';
+import { containerName } from '../render/names.ts';
+import type { DeploymentRecord } from '../store/records.ts';
+import type { OpContext } from './context.ts';
+import type { PlanDiff } from './diff.ts';
+import { planUpdatePorts } from './port-plan.ts';
+import { assertUpdatable, planUpdate } from './update.ts';
+import type { UpdateRequest } from './update-target.ts';
+
+/** A dry run's answer. */
+export interface UpdatePreview {
+  dryRun: true;
+  name: string;
+  /** The revision the deployment is at. */
+  revision: number;
+  /** The revision the update would make; absent when nothing would change. */
+  toRevision?: number;
+  diff: PlanDiff;
+  /** What the update would do, in order, one sentence each. */
+  steps: string[];
+  /** Images that are not on the host: the update would pull them (or fail with `--pull never`). */
+  pull: string[];
+}
+
+/** Works out what `request` would do to `record`; changes nothing. */
+export async function previewUpdate(ctx: OpContext, record: DeploymentRecord, request: UpdateRequest): Promise<UpdatePreview> {
+  assertUpdatable(record);
+  const { current, candidate, diff, missing } = await planUpdate(ctx, record, request, { lookOnly: true });
+  const base = { dryRun: true as const, name: record.name, revision: record.revision, diff, pull: missing };
+  if (diff.empty) return { ...base, steps: [] };
+  const changed = diff.services.filter((s) => s.kind === 'changed' || s.kind === 'added').map((s) => s.service);
+  const removed = diff.services.filter((s) => s.kind === 'removed').map((s) => s.service);
+  const ports = planUpdatePorts(record, request.spec, changed, removed);
+  const steps: string[] = missing.map((image) => `pull ${image}`);
+  const hooks = (hook: Hook) => Object.values(request.spec.depad.workflows ?? {}).filter((w) => w.hooks.includes(hook)).map((w) => `run workflow ${w.name} (${hook})`);
+  if (ports.needed.length) steps.push(`reserve ${ports.needed.length} host port(s) for new instances (the deployment's spares first, else its own block)`);
+  steps.push(...hooks('before-update'));
+  for (const name of candidate.order) {
+    const change = diff.services.find((s) => s.service === name);
+    const meta = candidate.services.find((s) => s.name === name)!;
+    if (change?.kind === 'routing') steps.push(`${name}: update its route settings (no new instance)`);
+    if (!changed.includes(name)) continue;
+    const next = containerName(record.name, name, (record.instances[name] ?? 0) + 1);
+    const old = current.containers.find((c) => c.service === name)?.name;
+    const published = ports.kept.filter((p) => p.service === name && p.role === 'published').map((p) => String(p.host));
+    if (old === undefined) {
+      steps.push(`${name}: start ${next} (a new service), wait until it is ready${meta.route ? ', route it' : ''}`);
+    } else if (meta.stateful || published.length > 0) {
+      const why = meta.stateful ? 'it has named volumes' : `its published port ${published.join(', ')} passes to the new instance`;
+      const wait = meta.route ? 'new requests to its route wait meanwhile' : published.length ? 'the port answers nothing meanwhile' : 'nothing routes to it';
+      steps.push(`${name}: stop-first (${why}): stop ${old}, start ${next}, wait until it is ready${meta.route ? ', route it' : ''}; ${wait}`);
+    } else {
+      steps.push(`${name}: start ${next} beside ${old}, wait until it is ready${meta.route ? ', switch the route, drain' : ','} then stop ${old}`);
+    }
+  }
+  steps.push(...hooks('after-update'));
+  for (const name of removed) steps.push(`${name}: stop and remove it (no longer in the config); its ports stay reserved for ${record.name}`);
+  if (changed.length) steps.push(`remove the old instances of ${changed.filter((n) => current.containers.some((c) => c.service === n)).join(', ') || 'none'}`);
+  steps.push(`commit revision ${record.revision + 1}`);
+  return { ...base, toRevision: record.revision + 1, steps };
+}

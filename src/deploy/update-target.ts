@@ -1,0 +1,105 @@
+/**
+ * What an update goes to, from what a client says: a config file (or its text, from a remote
+ * client), variables over the current revision's, new images for some services.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { loadConfig, parseConfig, withImages } from '../config/index.ts';
+import type { ConfigWarning } from '../config/index.ts';
+import type { DeploymentSpec } from '../config/spec.ts';
+import { DepadError } from '../errors.ts';
+import type { DeploymentRecord } from '../store/records.ts';
+import type { PullPolicy } from './create.ts';
+import { readRevisionSpec } from './root-dir.ts';
+
+/** What to update to. */
+export interface UpdateRequest {
+  spec: DeploymentSpec;
+  env: Readonly<Record<string, string>>;
+  /** service → image given on the command line (already applied to `spec`), kept with the revision. */
+  overrides?: Readonly<Record<string, string>>;
+  source?: 'update' | 'rollback';
+  /** For a rollback: the revision restored. */
+  from?: number;
+  pull?: PullPolicy;
+}
+
+/** What to update to, as a client says it: a config file and its variables, and/or new images per service. */
+export interface UpdateTarget {
+  /** Absolute path of the new config (default: the current revision's config). */
+  configFile?: string;
+  /** Or the new config's text, sent by a remote client (no files beside it: no env_file, no relative bind mounts). */
+  configText?: { text: string; name: string };
+  /** Variables given for this update: they override the current revision's (all of them, with `resetEnv`). */
+  env?: Readonly<Record<string, string>>;
+  /** Start from no variables instead of the current revision's (`update --reset-env`). */
+  resetEnv?: boolean;
+  /** service → new image. */
+  overrides?: Readonly<Record<string, string>>;
+  pull?: PullPolicy;
+  /** Config warnings (unset variables…), for the caller to show. */
+  warn?: (warning: ConfigWarning) => void;
+  /** Other warnings (a variable the update drops), for the caller to show. */
+  notice?: (message: string) => void;
+}
+
+/**
+ * Builds the update request for `target`: its config (or the current one, re-read with the
+ * variables when some are given) with its image overrides applied. The variables are the current
+ * revision's with the given ones over them (only the given ones with `resetEnv`); a variable the
+ * update drops is named through `notice`.
+ */
+export async function updateRequestFor(record: DeploymentRecord, target: UpdateTarget): Promise<UpdateRequest> {
+  const overrides = target.overrides ?? {};
+  const given = target.env ?? {};
+  const current = await readRevisionSpec(record.rootDir, record.revision);
+  const env: Record<string, string> = target.resetEnv ? { ...given } : { ...current.env, ...given };
+  const options = target.warn === undefined ? {} : { warn: target.warn };
+  let spec: DeploymentSpec;
+  if (target.configText !== undefined) spec = parseRemoteConfig(target.configText, env, target.warn);
+  else if (target.configFile !== undefined) spec = await loadConfig(target.configFile, env, options);
+  else if (Object.keys(given).length > 0 || target.resetEnv) spec = await currentConfigWith(record, current.spec.file, env, options);
+  else if (Object.keys(overrides).length > 0) spec = current.spec;
+  else throw new DepadError('DEPAD_USAGE', 'say what to update to: -f <config file>, -e KEY=VALUE (the current config with new variables), or -s <service> --image <ref>');
+  for (const key of Object.keys(current.env).sort()) {
+    if (!(key in env)) target.notice?.(`variable ${key} was set for revision ${record.revision} and is not set now (--reset-env): the config's default applies`);
+  }
+  return { spec: withImages(spec, overrides), env, overrides, pull: target.pull ?? 'missing' };
+}
+
+/**
+ * The current revision's config, read again with `env`: from its file when that is unchanged
+ * since (env files and bind-mount sources beside it are read again too), else from the copy kept
+ * with the revision (its bind-mount sources are in the root already).
+ */
+async function currentConfigWith(record: DeploymentRecord, file: string, env: Readonly<Record<string, string>>, options: { warn?: (w: ConfigWarning) => void }): Promise<DeploymentSpec> {
+  const kept = await fs.readFile(path.join(record.rootDir, 'revisions', String(record.revision), 'config.yml'), 'utf8');
+  const onDisk = await fs.readFile(file, 'utf8').catch(() => undefined);
+  if (onDisk === kept) return loadConfig(file, env, options);
+  return { ...parseConfig(kept, file, env, options), files: [] };
+}
+/**
+ * Parses a config sent as text by a remote client. Files beside it cannot come along, so a bind
+ * mount (whose files would silently be missing) is refused, as a missing env_file already is.
+ */
+export function parseRemoteConfig(text: { text: string; name: string }, env: Readonly<Record<string, string>>, warn?: (w: ConfigWarning) => void): DeploymentSpec {
+  const spec = parseConfig(text.text, remoteConfigPath(text.name), env, warn === undefined ? {} : { warn });
+  const binds = Object.entries(spec.services).flatMap(([service, s]) => s.volumes.filter((v) => v.type === 'bind').map((v) => `${service}: ./${v.source}`));
+  if (binds.length > 0) {
+    throw new DepadError('DEPAD_CONFIG_INVALID', `${text.name}: bind mounts need their files on the agent's host, which a remote client cannot send (${binds.join(', ')})`, {
+      hint: 'use named volumes, or run the command on the agent\'s host',
+    });
+  }
+  const hostSteps = Object.values(spec.depad.workflows).filter((w) => w.steps.some((s) => s.kind === 'run')).map((w) => w.name);
+  if (hostSteps.length > 0) {
+    throw new DepadError('DEPAD_CONFIG_INVALID', `${text.name}: workflow ${hostSteps.join(', ')} has run: steps, which run commands on the agent's host; a remote client may only give exec: steps (in a container)`, {
+      hint: 'use exec: steps, or put the config on the agent\'s host and run the command there',
+    });
+  }
+  return spec;
+}
+
+/** Where a config sent by a remote client is said to be (for messages; nothing is read there). */
+export function remoteConfigPath(name: string): string {
+  return `/remote/${name}`;
+}
