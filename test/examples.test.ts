@@ -26,7 +26,7 @@ for (const example of examples) {
     const view = await h.json<DeploymentView>(['inspect', name]);
     t.is(view.status, 'running');
     await promisify(execFile)('docker-compose', ['-f', path.join(view.rootDir, 'docker-compose.yml'), 'config', '-q']);
-    const web = view.ports.find((p) => p.service === 'web' && p.role === 'instance');
+    const web = view.ports.find((p) => p.service === 'web' && (p.role === 'instance' || p.role === 'published'));
     t.truthy(web, 'every example has a published web service');
     // The busybox app answers /cgi-bin/info, the Node app /info.
     const first = await httpGet(web!.host, '/info');

@@ -71,6 +71,8 @@ test('a new instance that never becomes healthy changes nothing', async (t) => {
   t.is(r.code, 10, r.stderr);
   t.regex(r.stderr, /service web did not become healthy[\s\S]*not ready/);
   t.regex(r.stderr, /stays at revision 1/);
+  t.regex(r.stderr, /db \(depad-.*-db-1\) is running: kept serving/, 'the undo does not claim to start what never stopped');
+  t.notRegex(r.stderr, /starting db/);
   const after = await assertConsistent(t, h, name);
   t.is(after.revision, 1);
   t.deepEqual(after.ports, before.ports);

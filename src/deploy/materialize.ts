@@ -91,8 +91,12 @@ export async function startServices(ctx: OpContext, record: DeploymentRecord, pl
       id = await ctx.engine.createContainer(container);
       checkpoint(ctx, `created:${container.service}`);
     }
-    ctx.progress({ step: 'start', service: container.service, message: `starting ${container.service} (${container.name})` });
-    await ctx.engine.startContainer(id);
+    if (found?.running) {
+      ctx.progress({ step: 'start', service: container.service, message: `${container.service} (${container.name}) is running: kept serving` });
+    } else {
+      ctx.progress({ step: 'start', service: container.service, message: `starting ${container.service} (${container.name})` });
+      await ctx.engine.startContainer(id);
+    }
     started.set(container.service, { id, plan: container, at: Date.now() });
   }
 
