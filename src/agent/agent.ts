@@ -42,6 +42,8 @@ import { DepadError, isDepadError } from '../errors.ts';
 import { acmeDir, agentSocketPath, agentTlsDir, proxyStateDir } from '../home.ts';
 import type { Logger } from '../logger.ts';
 import { Store } from '../store/store.ts';
+import { depadVersion } from '../version.ts';
+import type { AgentInfo } from './agent-info.ts';
 
 /** Options of `startAgent`. */
 export interface AgentOptions {
@@ -98,6 +100,8 @@ export interface AgentHandle {
   restart(options?: RestartOptions): Promise<RestartResult>;
   /** Resolves once this agent handed over to a new process and drained (true: the new one started): the process may exit. */
   readonly retired: Promise<boolean>;
+  /** Resolves when the local administrator asked the agent to stop (POST /v1/agent/stop): stop it as on SIGTERM. */
+  readonly stopRequested: Promise<void>;
 }
 
 /** Starts the agent; fails at once (DEPAD_STATE_LOCKED) when another depad holds the state. */
@@ -171,7 +175,22 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
     await health.start();
     afterOperation = () => health.kick();
     cleanup.push(async () => health.stop());
-    const deps: ApiDeps = { context: () => ctx, audit, limiter: new FailureLimiter(), log, serialize, events: () => reconciler.events(), certificates: certificateStatus, health: () => health.status(), observed: reconciler.observed, engine: () => reconciler.observed.engineStatus() };
+    const startedAt = new Date().toISOString();
+    let requestStop = (): void => {};
+    const stopRequested = new Promise<void>((resolve) => (requestStop = resolve));
+    const info = (): AgentInfo => ({
+      pid: process.pid,
+      startedAt,
+      version: depadVersion(),
+      node: process.version,
+      home,
+      api: { host: options.apiHost ?? '0.0.0.0', port: apiPort },
+      socket: socketPath,
+      proxy: { httpHost: options.httpHost ?? '0.0.0.0', httpPort: proxy.httpPort, ...(proxy.httpsPort === undefined ? {} : { httpsPort: proxy.httpsPort }), tcpHost: options.tcpHost ?? '0.0.0.0', control: proxyPaths(proxyStateDir(home)).socketPath },
+      fingerprint: tls.fingerprint,
+      engine: reconciler.observed.engineStatus(),
+    });
+    const deps: ApiDeps = { context: () => ctx, audit, limiter: new FailureLimiter(), log, serialize, events: () => reconciler.events(), certificates: certificateStatus, health: () => health.status(), observed: reconciler.observed, engine: () => reconciler.observed.engineStatus(), agent: info };
     // The API presents a public (ACME) certificate to clients that ask for a name that has one, else the local CA's.
     const api = https.createServer(
       {
@@ -184,7 +203,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
     const apiPort = inherit ? await listenOnHandle(api, inherit.api) : await listenTcp(api, options.apiPort ?? 8443, options.apiHost ?? '0.0.0.0');
     cleanup.push(() => new Promise((resolve) => (api.close(resolve), api.closeIdleConnections())));
     // Only the local administrator restarts the agent (POST /v1/agent/restart).
-    const local = http.createServer(createApiHandler({ ...deps, local: true, restart: (o) => handover.restart(o) }));
+    const local = http.createServer(createApiHandler({ ...deps, local: true, restart: (o) => handover.restart(o), stop: () => void setImmediate(requestStop) }));
     if (inherit) await listenOnHandle(local, inherit.local);
     else await listenOnUnixSocket(local, socketPath);
     cleanup.push(() => new Promise((resolve) => (local.close(resolve), local.closeIdleConnections())));
@@ -236,6 +255,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
       close: () => (closed ??= close()),
       restart: (o) => handover.restart(o),
       retired: handover.retired,
+      stopRequested,
     };
   } catch (error) {
     await undo();

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { authorize, selects } from '../auth/tokens.ts';
 import type { Action } from '../auth/tokens.ts';
 import type { AgentEvent } from '../agent/reconciler.ts';
+import type { AgentInfo } from '../agent/agent-info.ts';
 import type { CertificateStatus } from '../../certs/acme.ts';
 import type { InstanceHealth } from '../agent/health-monitor.ts';
 import type { EngineStatus } from '../agent/observed.ts';
@@ -44,6 +45,10 @@ export interface Call {
   engine: (() => EngineStatus) | undefined;
   /** Restarts the agent into a new process; undefined outside an agent. */
   restart: ((options: RestartOptions) => Promise<RestartResult>) | undefined;
+  /** The agent's facts about itself; undefined outside an agent. */
+  agent: (() => AgentInfo) | undefined;
+  /** Asks the agent to stop gracefully (local socket only); undefined elsewhere. */
+  stop: (() => void) | undefined;
   /** The deployment the call is about, for the audit log. */
   deployment?: string;
 }

@@ -22,6 +22,7 @@ import { configFileField, configTextField, dryRunField, lifecycleOptions, pullFi
 import type { Call, Endpoint } from './call.ts';
 import { BULK_ENDPOINTS } from './bulk-endpoints.ts';
 import { DOCTOR_ENDPOINTS } from './doctor-endpoints.ts';
+import { AGENT_ENDPOINTS } from './agent-endpoints.ts';
 
 /** The shapes every endpoint shares (call.ts). */
 export type { Call, Endpoint } from './call.ts';
@@ -34,6 +35,7 @@ async function outcome(call: Call, result: UpdateResult): Promise<UpdateOutcome>
 /** The endpoints, in the order the OpenAPI document lists them. */
 export const ENDPOINTS: Endpoint[] = [
   ...coreEndpoints(),
+  ...AGENT_ENDPOINTS,
   ...BULK_ENDPOINTS,
   ...DOCTOR_ENDPOINTS,
 ];

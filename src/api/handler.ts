@@ -17,6 +17,7 @@ import type { Logger } from '../logger.ts';
 import type { TokenRecord } from '../store/records.ts';
 import type { AgentEvent } from '../agent/reconciler.ts';
 import type { EngineStatus, ObservedView } from '../agent/observed.ts';
+import type { AgentInfo } from '../agent/agent-info.ts';
 import type { RestartOptions, RestartResult } from '../agent/handover.ts';
 import type { AuditLog } from './audit.ts';
 import { ENDPOINTS } from './endpoints.ts';
@@ -46,6 +47,10 @@ export interface ApiDeps {
   engine?: () => EngineStatus;
   /** Restarts the agent into a new process (POST /v1/agent/restart). */
   restart?: (options: RestartOptions) => Promise<RestartResult>;
+  /** The agent's facts about itself (GET /v1/agent). */
+  agent?: () => AgentInfo;
+  /** Asks the agent to stop gracefully (POST /v1/agent/stop). */
+  stop?: () => void;
   /** Runs state-changing operations one at a time (the agent's operation queue). */
   serialize<T>(fn: () => Promise<T>): Promise<T>;
   /**
@@ -113,7 +118,7 @@ async function handle(deps: ApiDeps, req: IncomingMessage, res: ServerResponse):
   res.once('close', () => aborted.abort());
   const emit = (line: Record<string, unknown>) => void res.write(`${JSON.stringify(line)}\n`);
   const action = match?.endpoint.action ?? 'ls';
-  const call: Call = { token, action, params: match?.params ?? [], req, url, local: deps.local === true, ctx: { ...ctx, progress, ...(deps.observed && match?.endpoint.mutates !== true ? { observed: deps.observed } : {}) }, emit, signal: aborted.signal, events: deps.events ?? (() => []), certificates: deps.certificates ?? (() => []), health: deps.health, engine: deps.engine, restart: deps.restart };
+  const call: Call = { token, action, params: match?.params ?? [], req, url, local: deps.local === true, ctx: { ...ctx, progress, ...(deps.observed && match?.endpoint.mutates !== true ? { observed: deps.observed } : {}) }, emit, signal: aborted.signal, events: deps.events ?? (() => []), certificates: deps.certificates ?? (() => []), health: deps.health, engine: deps.engine, restart: deps.restart, agent: deps.agent, stop: deps.stop };
   const audit = (result: 'ok' | 'error', status: number, code?: string) =>
     deps.audit.record({ ip, token: token.name, action, ...(call.deployment ? { deployment: call.deployment } : {}), result, status, ...(code ? { code } : {}) }, (error) =>
       deps.log.error({ error: (error as Error).message }, 'cannot write the audit log'),

@@ -14,6 +14,7 @@ import { cliLogger, type CommandOptions } from './runtime.ts';
 import { collect, portNumber, positiveInt } from './option-parsers.ts';
 import { addProxyLimitOptions, proxyLimitOptions } from './proxy-limit-options.ts';
 import { addAgentRestartCommand } from './agent-restart-command.ts';
+import { addAgentInfoCommands } from './agent-info-commands.ts';
 import { LETS_ENCRYPT, LETS_ENCRYPT_STAGING } from '../../certs/acme.ts';
 import type { AgentAcmeOptions, AgentHandle } from '../agent/agent.ts';
 
@@ -85,6 +86,8 @@ export function addAgentCommand(parent: Command): void {
         process.once('SIGINT', () => resolve('signal'));
         process.once('SIGTERM', () => resolve('signal'));
         void agent.retired.then((started) => resolve(started ? 'retired' : 'lost'));
+        // depad agent stop: as SIGTERM.
+        void agent.stopRequested.then(() => resolve('signal'));
       });
       if (why === 'retired') {
         output.err(`depad agent: handed over to a new agent; pid ${process.pid} ends\n`);
@@ -103,6 +106,7 @@ export function addAgentCommand(parent: Command): void {
       if ((await fs.readFile(pidFile(home), 'utf8').catch(() => '')).trim() === String(process.pid)) await fs.rm(pidFile(home), { force: true });
     });
   addAgentRestartCommand(cmd);
+  addAgentInfoCommands(cmd);
 }
 
 /** The agent's ACME settings from the options (none unless --acme or --acme-directory). */

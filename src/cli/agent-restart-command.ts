@@ -8,9 +8,7 @@
  */
 import { Command } from 'commander';
 import type { RestartResult } from '../agent/handover.ts';
-import { DepadError } from '../errors.ts';
-import { agentSocketPath, resolveHome } from '../home.ts';
-import { agentFor } from './contexts.ts';
+import { runningAgent } from './agent-info-commands.ts';
 import { durationMs } from './option-parsers.ts';
 import { printJson, processOutput } from './output.ts';
 import type { CommandOptions } from './runtime.ts';
@@ -25,13 +23,7 @@ export function addAgentRestartCommand(agent: Command): void {
     .action(async (opts: CommandOptions, cmd: Command) => {
       const g = cmd.optsWithGlobals<CommandOptions>();
       const output = processOutput(Boolean(g.json));
-      const client = await agentFor(g);
-      if (client === undefined) {
-        const home = g.home ?? resolveHome();
-        throw new DepadError('DEPAD_AGENT_UNAVAILABLE', `no agent is running for ${home} (nothing answers on ${agentSocketPath(home)})`, {
-          hint: 'start one: depad agent --daemon, or systemctl start depad-agent',
-        });
-      }
+      const client = await runningAgent(g);
       const result = await client.request<RestartResult>({ method: 'POST', path: '/v1/agent/restart', body: { drainTimeoutMs: opts.drainTimeout as number } });
       if (output.json) return printJson(output, result);
       output.out(`depad agent: restarted: pid ${result.oldPid} → ${result.newPid} (new agent ready in ${(result.ms / 1000).toFixed(2)} s; open WebSockets and TCP connections stay on pid ${result.oldPid} for up to ${Math.round(result.drainTimeoutMs / 1000)} s)\n`);

@@ -68,12 +68,17 @@ export function addContextCommands(parent: Command): void {
     .command('use <name>')
     .description('talk to this agent from now on ("local": this host)')
     .exitOverride()
-    .action(async (name: string) => {
+    .action(async (name: string, _opts: CommandOptions, cmd: Command) => {
+      const output = processOutput(Boolean(cmd.optsWithGlobals<CommandOptions>().json));
       const file = await readContexts();
       if (name !== 'local' && file.contexts[name] === undefined) throw new DepadError('DEPAD_NOT_FOUND', `no context named ${name}`, { hint: 'list them with: depad context ls' });
+      const previous = file.current ?? 'local';
       if (name === 'local') delete file.current;
       else file.current = name;
       await writeContexts(file);
+      const host = name === 'local' ? 'this host' : (file.contexts[name]?.host ?? '');
+      if (output.json) return printJson(output, { current: name, host, previous });
+      output.out(`using context ${name} (${host})\n`);
     });
 
   context

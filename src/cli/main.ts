@@ -13,13 +13,15 @@ import { addStatsCommand } from './stats-command.ts';
 import { addHealthCommand } from './health-command.ts';
 import { addWorkflowCommands } from './workflow-commands.ts';
 import { addDoctorCommand } from './doctor-command.ts';
+import { addVersionCommand } from './version-command.ts';
+import { depadVersion } from '../version.ts';
 import { processOutput, reportError } from './output.ts';
 
 /** Builds the program: every deployment verb as `depad <verb>` and `depad deployment <verb>`. */
 export function buildProgram(): Command {
   const program = new Command('depad')
     .description('Deploy the same application many times on your own hosts, isolated, and update it without downtime.')
-    .version('0.1.0')
+    .version(depadVersion())
     .option('--json', 'machine-readable output on stdout (errors as JSON on stderr)')
     .option('--home <dir>', "depad's data directory (default: DEPAD_HOME, /var/lib/depad as root, else ~/.local/share/depad)")
     .option('--host <url>', 'a remote agent, https://host[:port] (default: DEPAD_HOST)')
@@ -39,6 +41,7 @@ export function buildProgram(): Command {
   addDoctorCommand(program);
   addAgentCommand(program);
   addContextCommands(program);
+  addVersionCommand(program);
   addServiceCommands(program, async (argv) => void (await buildProgram().parseAsync(argv, { from: 'user' })));
   const deployment = program.command('deployment').description('the same verbs, spelled depad deployment <verb>').exitOverride();
   addDeploymentCommands(deployment);

@@ -64,6 +64,17 @@ export class Engine {
     }
   }
 
+  /** The engine's version and API version (`depad version`); fails with DEPAD_ENGINE_UNAVAILABLE unless it answers within `timeoutMs`. */
+  async version(timeoutMs = 5000): Promise<{ version: string; apiVersion: string }> {
+    await this.ping(timeoutMs);
+    try {
+      const v = await (await this.#docker()).version();
+      return { version: v.Version, apiVersion: v.ApiVersion };
+    } catch (error) {
+      throw this.#wrap(error, 'ask the engine its version');
+    }
+  }
+
   /** The image's ID, or undefined when the image is not on this host. */
   async imageId(ref: string): Promise<string | undefined> {
     try {
