@@ -190,7 +190,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
       fingerprint: tls.fingerprint,
       engine: reconciler.observed.engineStatus(),
     });
-    const deps: ApiDeps = { context: () => ctx, audit, limiter: new FailureLimiter(), log, serialize, events: () => reconciler.events(), certificates: certificateStatus, health: () => health.status(), observed: reconciler.observed, engine: () => reconciler.observed.engineStatus(), agent: info };
+    const deps: ApiDeps = { context: () => ctx, audit, limiter: new FailureLimiter(), log, serialize, events: () => reconciler.events(), followEvents: (listener) => reconciler.followEvents(listener), certificates: certificateStatus, health: () => health.status(), observed: reconciler.observed, engine: () => reconciler.observed.engineStatus(), agent: info };
     // The API presents a public (ACME) certificate to clients that ask for a name that has one, else the local CA's.
     const api = https.createServer(
       {

@@ -73,6 +73,7 @@ export class Reconciler {
   readonly #serialize: Serialize;
   readonly #log: Logger;
   readonly #events: AgentEvent[] = [];
+  readonly #followers = new Set<(event: AgentEvent) => void>();
   readonly #listeners: ((event: ContainerEvent) => void)[] = [];
   readonly #loops: CrashLoops;
   readonly #watch: EngineWatch;
@@ -105,10 +106,18 @@ export class Reconciler {
     return this.#events;
   }
 
-  /** Adds an event to the list (the health monitor's too). */
+  /** Adds an event to the list (the health monitor's too) and tells the followers. */
   note(event: Omit<AgentEvent, 'time'>): void {
-    this.#events.push({ time: new Date().toISOString(), ...event });
+    const noted = { time: new Date().toISOString(), ...event };
+    this.#events.push(noted);
     if (this.#events.length > MAX_EVENTS) this.#events.splice(0, this.#events.length - MAX_EVENTS);
+    for (const follower of [...this.#followers]) follower(noted);
+  }
+
+  /** Tells `listener` of every event noted from now on, until the returned function is called (GET /v1/events?follow=true). */
+  followEvents(listener: (event: AgentEvent) => void): () => void {
+    this.#followers.add(listener);
+    return () => void this.#followers.delete(listener);
   }
 
   /** Also tells `listener` of every engine event (the health monitor). */

@@ -45,6 +45,8 @@ export interface Call {
   engine: (() => EngineStatus) | undefined;
   /** Restarts the agent into a new process; undefined outside an agent. */
   restart: ((options: RestartOptions) => Promise<RestartResult>) | undefined;
+  /** Tells every new event to `listener` until the returned function is called; undefined outside an agent. */
+  followEvents: ((listener: (event: AgentEvent) => void) => () => void) | undefined;
   /** The agent's facts about itself; undefined outside an agent. */
   agent: (() => AgentInfo) | undefined;
   /** Asks the agent to stop gracefully (local socket only); undefined elsewhere. */
@@ -66,6 +68,8 @@ export interface Endpoint {
   queued?: boolean;
   /** Always answers with JSON lines (`emit`), ending with `{result}` or `{error}`. */
   streams?: boolean;
+  /** Answers with JSON lines, as `streams`, for the requests this says so of (`?follow=true`). */
+  streamsWhen?: (url: URL) => boolean;
   /** Checks the token's scope itself, per deployment it touches (create, bulk); the others about no one deployment are checked before `run`. */
   scopesItself?: boolean;
   run(call: Call): Promise<{ status?: number; body: unknown }>;

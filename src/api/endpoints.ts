@@ -22,6 +22,7 @@ import { configFileField, configTextField, dryRunField, lifecycleOptions, pullFi
 import type { Call, Endpoint } from './call.ts';
 import { BULK_ENDPOINTS } from './bulk-endpoints.ts';
 import { DOCTOR_ENDPOINTS } from './doctor-endpoints.ts';
+import { EVENT_ENDPOINTS } from './event-endpoints.ts';
 import { AGENT_ENDPOINTS } from './agent-endpoints.ts';
 
 /** The shapes every endpoint shares (call.ts). */
@@ -35,6 +36,7 @@ async function outcome(call: Call, result: UpdateResult): Promise<UpdateOutcome>
 /** The endpoints, in the order the OpenAPI document lists them. */
 export const ENDPOINTS: Endpoint[] = [
   ...coreEndpoints(),
+  ...EVENT_ENDPOINTS,
   ...AGENT_ENDPOINTS,
   ...BULK_ENDPOINTS,
   ...DOCTOR_ENDPOINTS,
@@ -227,16 +229,6 @@ function coreEndpoints(): Endpoint[] {
       if (keep !== null && keep !== 'true' && keep !== 'false') throw new DepadError('DEPAD_USAGE', 'keepVolumes must be true or false');
       await destroyDeployment(call.ctx, record, { keepVolumes: keep === 'true' });
       return { body: { destroyed: record.name, id: record.id } };
-    },
-  },
-  {
-    method: 'GET',
-    path: '/v1/events',
-    action: 'ls',
-    summary: 'What the agent noticed: instances that died or changed health, routes restored (oldest first)',
-    run: async (call) => {
-      const visible = await visibleTo(call);
-      return { body: call.events().filter((e) => (e.deployment === undefined ? call.token.scope.kind === 'admin' : visible(e.deployment))) };
     },
   },
   {

@@ -47,6 +47,8 @@ export interface ApiDeps {
   engine?: () => EngineStatus;
   /** Restarts the agent into a new process (POST /v1/agent/restart). */
   restart?: (options: RestartOptions) => Promise<RestartResult>;
+  /** Tells every new event to a listener until it unsubscribes (GET /v1/events?follow=true). */
+  followEvents?: (listener: (event: AgentEvent) => void) => () => void;
   /** The agent's facts about itself (GET /v1/agent). */
   agent?: () => AgentInfo;
   /** Asks the agent to stop gracefully (POST /v1/agent/stop). */
@@ -112,13 +114,13 @@ async function handle(deps: ApiDeps, req: IncomingMessage, res: ServerResponse):
     const found = m.endpoint.method === req.method ? m.pattern.exec(url.pathname) : null;
     if (found) match = { endpoint: m.endpoint, params: found.slice(1).map((p) => safeDecode(p)) };
   }
-  const stream = match?.endpoint.streams === true || (match?.endpoint.mutates === true && (req.headers.accept ?? '').includes('application/x-ndjson'));
+  const stream = match?.endpoint.streams === true || match?.endpoint.streamsWhen?.(url) === true || (match?.endpoint.mutates === true && (req.headers.accept ?? '').includes('application/x-ndjson'));
   const progress: OpContext['progress'] = stream ? (event) => void res.write(`${JSON.stringify({ progress: event })}\n`) : () => {};
   const aborted = new AbortController();
   res.once('close', () => aborted.abort());
   const emit = (line: Record<string, unknown>) => void res.write(`${JSON.stringify(line)}\n`);
   const action = match?.endpoint.action ?? 'ls';
-  const call: Call = { token, action, params: match?.params ?? [], req, url, local: deps.local === true, ctx: { ...ctx, progress, ...(deps.observed && match?.endpoint.mutates !== true ? { observed: deps.observed } : {}) }, emit, signal: aborted.signal, events: deps.events ?? (() => []), certificates: deps.certificates ?? (() => []), health: deps.health, engine: deps.engine, restart: deps.restart, agent: deps.agent, stop: deps.stop };
+  const call: Call = { token, action, params: match?.params ?? [], req, url, local: deps.local === true, ctx: { ...ctx, progress, ...(deps.observed && match?.endpoint.mutates !== true ? { observed: deps.observed } : {}) }, emit, signal: aborted.signal, events: deps.events ?? (() => []), certificates: deps.certificates ?? (() => []), health: deps.health, engine: deps.engine, restart: deps.restart, followEvents: deps.followEvents, agent: deps.agent, stop: deps.stop };
   const audit = (result: 'ok' | 'error', status: number, code?: string) =>
     deps.audit.record({ ip, token: token.name, action, ...(call.deployment ? { deployment: call.deployment } : {}), result, status, ...(code ? { code } : {}) }, (error) =>
       deps.log.error({ error: (error as Error).message }, 'cannot write the audit log'),

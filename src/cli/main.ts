@@ -13,6 +13,7 @@ import { addStatsCommand } from './stats-command.ts';
 import { addHealthCommand } from './health-command.ts';
 import { addWorkflowCommands } from './workflow-commands.ts';
 import { addDoctorCommand } from './doctor-command.ts';
+import { addEventsCommand } from './events-command.ts';
 import { addVersionCommand } from './version-command.ts';
 import { depadVersion } from '../version.ts';
 import { processOutput, reportError } from './output.ts';
@@ -41,6 +42,7 @@ export function buildProgram(): Command {
   addDoctorCommand(program);
   addAgentCommand(program);
   addContextCommands(program);
+  addEventsCommand(program);
   addVersionCommand(program);
   addServiceCommands(program, async (argv) => void (await buildProgram().parseAsync(argv, { from: 'user' })));
   const deployment = program.command('deployment').description('the same verbs, spelled depad deployment <verb>').exitOverride();
