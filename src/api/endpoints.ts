@@ -24,6 +24,7 @@ import { BULK_ENDPOINTS } from './bulk-endpoints.ts';
 import { DOCTOR_ENDPOINTS } from './doctor-endpoints.ts';
 import { EVENT_ENDPOINTS } from './event-endpoints.ts';
 import { AGENT_ENDPOINTS } from './agent-endpoints.ts';
+import { VOLUME_ENDPOINTS } from './volume-endpoints.ts';
 
 /** The shapes every endpoint shares (call.ts). */
 export type { Call, Endpoint } from './call.ts';
@@ -40,6 +41,7 @@ export const ENDPOINTS: Endpoint[] = [
   ...AGENT_ENDPOINTS,
   ...BULK_ENDPOINTS,
   ...DOCTOR_ENDPOINTS,
+  ...VOLUME_ENDPOINTS,
 ];
 
 function coreEndpoints(): Endpoint[] {

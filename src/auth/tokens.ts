@@ -34,6 +34,7 @@ export const ACTIONS = {
   tokens: 'admin',
   certificates: 'admin',
   doctor: 'admin',
+  volumes: 'admin',
   agent: 'admin',
 } as const;
 

@@ -137,7 +137,7 @@ function plural(n: number, noun: string): string {
 }
 
 /** Asks on the terminal (the question on stderr: stdout keeps the results). */
-async function confirm(question: string): Promise<boolean> {
+export async function confirm(question: string): Promise<boolean> {
   const rl = createInterface({ input: process.stdin, output: process.stderr });
   try {
     return /^y(es)?$/i.test((await rl.question(question)).trim());

@@ -15,6 +15,7 @@ import { addWorkflowCommands } from './workflow-commands.ts';
 import { addDoctorCommand } from './doctor-command.ts';
 import { addEventsCommand } from './events-command.ts';
 import { addVersionCommand } from './version-command.ts';
+import { addVolumeCommands } from './volume-commands.ts';
 import { depadVersion } from '../version.ts';
 import { processOutput, reportError } from './output.ts';
 
@@ -43,6 +44,7 @@ export function buildProgram(): Command {
   addAgentCommand(program);
   addContextCommands(program);
   addEventsCommand(program);
+  addVolumeCommands(program);
   addVersionCommand(program);
   addServiceCommands(program, async (argv) => void (await buildProgram().parseAsync(argv, { from: 'user' })));
   const deployment = program.command('deployment').description('the same verbs, spelled depad deployment <verb>').exitOverride();

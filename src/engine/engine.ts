@@ -170,6 +170,19 @@ export class Engine {
     }
   }
 
+  /**
+   * The disk use of every volume, by name (bytes; -1 where the engine did not measure it). The
+   * engine walks every volume's files to answer, so callers ask only when the user wants sizes.
+   */
+  async volumeSizes(): Promise<Map<string, number>> {
+    try {
+      const df = (await (await this.#docker()).df()) as { Volumes?: { Name: string; UsageData?: { Size?: number } | null }[] | null };
+      return new Map((df.Volumes ?? []).map((v) => [v.Name, v.UsageData?.Size ?? -1]));
+    } catch (error) {
+      throw this.#wrap(error, 'measure volumes');
+    }
+  }
+
   /** Creates a named volume. */
   async createVolume(plan: VolumePlan): Promise<void> {
     try {
