@@ -16,6 +16,7 @@ import { addDoctorCommand } from './doctor-command.ts';
 import { addEventsCommand } from './events-command.ts';
 import { addVersionCommand } from './version-command.ts';
 import { addVolumeCommands } from './volume-commands.ts';
+import { addCompletionCommand } from './completion-command.ts';
 import { depadVersion } from '../version.ts';
 import { processOutput, reportError } from './output.ts';
 
@@ -46,6 +47,7 @@ export function buildProgram(): Command {
   addEventsCommand(program);
   addVolumeCommands(program);
   addVersionCommand(program);
+  addCompletionCommand(program);
   addServiceCommands(program, async (argv) => void (await buildProgram().parseAsync(argv, { from: 'user' })));
   const deployment = program.command('deployment').description('the same verbs, spelled depad deployment <verb>').exitOverride();
   addDeploymentCommands(deployment);
