@@ -18,6 +18,7 @@ import { DepadError } from '../errors.ts';
 import { deploymentLabels } from '../labels.ts';
 import { labelsField, onlyFields, readJsonObject, readOptionalJsonObject, stringField, stringMapField, stringsField } from './body.ts';
 import { openApiDocument } from './openapi.ts';
+import { cancelOperation } from './operations.ts';
 import { configFileField, configTextField, dryRunField, lifecycleOptions, pullField, ref, scopedDeployment, updateTarget, visibleTo } from './call.ts';
 import type { Call, Endpoint } from './call.ts';
 import { BULK_ENDPOINTS } from './bulk-endpoints.ts';
@@ -231,6 +232,20 @@ function coreEndpoints(): Endpoint[] {
       if (keep !== null && keep !== 'true' && keep !== 'false') throw new DepadError('DEPAD_USAGE', 'keepVolumes must be true or false');
       await destroyDeployment(call.ctx, record, { keepVolumes: keep === 'true' });
       return { body: { destroyed: record.name, id: record.id } };
+    },
+  },
+  {
+    method: 'POST',
+    path: '/v1/operations/{operation}/cancel',
+    action: 'ls',
+    scopesItself: true,
+    summary: "Stop an operation under way and undo what it did (the CLI's Ctrl-C): its ID is the depad-operation header of its streamed answer, which goes on and ends with the outcome (DEPAD_INTERRUPTED once undone). Only the token that started it, or an administrator; 202",
+    run: async (call) => {
+      const id = call.params[0] ?? '';
+      if (!/^[0-9a-f]{32}$/.test(id)) throw new DepadError('DEPAD_NAME_INVALID', `not an operation ID: ${JSON.stringify(id.slice(0, 80))}`);
+      const cancelled = cancelOperation(id, call.token);
+      if (cancelled.deployment !== undefined) call.deployment = cancelled.deployment;
+      return { status: 202, body: cancelled };
     },
   },
   {

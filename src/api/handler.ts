@@ -23,6 +23,7 @@ import type { AuditLog } from './audit.ts';
 import { ENDPOINTS } from './endpoints.ts';
 import type { Call, Endpoint } from './endpoints.ts';
 import type { FailureLimiter } from './failures.ts';
+import { OPERATION_HEADER, startOperation } from './operations.ts';
 
 /** The endpoint table (also for the OpenAPI document and tests). */
 export { ENDPOINTS } from './endpoints.ts';
@@ -116,22 +117,34 @@ async function handle(deps: ApiDeps, req: IncomingMessage, res: ServerResponse):
   }
   const stream = match?.endpoint.streams === true || match?.endpoint.streamsWhen?.(url) === true || (match?.endpoint.mutates === true && (req.headers.accept ?? '').includes('application/x-ndjson'));
   const progress: OpContext['progress'] = stream ? (event) => void res.write(`${JSON.stringify({ progress: event })}\n`) : () => {};
+  // Aborted when the client goes away before the answer ended, or cancels (operations.ts):
+  // a state-changing operation then stops at its next step and undoes what it did.
   const aborted = new AbortController();
-  res.once('close', () => aborted.abort());
+  res.once('close', () => void (res.writableFinished || aborted.abort()));
   const emit = (line: Record<string, unknown>) => void res.write(`${JSON.stringify(line)}\n`);
   const action = match?.endpoint.action ?? 'ls';
-  const call: Call = { token, action, params: match?.params ?? [], req, url, local: deps.local === true, ctx: { ...ctx, progress, ...(deps.observed && match?.endpoint.mutates !== true ? { observed: deps.observed } : {}) }, emit, signal: aborted.signal, events: deps.events ?? (() => []), certificates: deps.certificates ?? (() => []), health: deps.health, engine: deps.engine, restart: deps.restart, followEvents: deps.followEvents, agent: deps.agent, stop: deps.stop };
+  const mutates = match?.endpoint.mutates === true;
+  const signal = ctx.signal ? AbortSignal.any([ctx.signal, aborted.signal]) : aborted.signal;
+  const opCtx: OpContext = { ...ctx, progress, ...(deps.observed && !mutates ? { observed: deps.observed } : {}), ...(mutates ? { signal } : {}) };
+  const call: Call = { token, action, params: match?.params ?? [], req, url, local: deps.local === true, ctx: opCtx, emit, signal: aborted.signal, events: deps.events ?? (() => []), certificates: deps.certificates ?? (() => []), health: deps.health, engine: deps.engine, restart: deps.restart, followEvents: deps.followEvents, agent: deps.agent, stop: deps.stop };
+  const operation = stream && mutates ? startOperation(token, aborted, () => call.deployment) : undefined;
   const audit = (result: 'ok' | 'error', status: number, code?: string) =>
     deps.audit.record({ ip, token: token.name, action, ...(call.deployment ? { deployment: call.deployment } : {}), result, status, ...(code ? { code } : {}) }, (error) =>
       deps.log.error({ error: (error as Error).message }, 'cannot write the audit log'),
     );
-  if (stream) res.writeHead(200, { 'content-type': 'application/x-ndjson; charset=utf-8', 'cache-control': 'no-store' });
+  if (stream) res.writeHead(200, { 'content-type': 'application/x-ndjson; charset=utf-8', 'cache-control': 'no-store', ...(operation ? { [OPERATION_HEADER]: operation.id } : {}) });
+  // The header goes out now, before the operation waits its turn: the client can cancel it at once.
+  if (operation) res.flushHeaders();
   try {
     if (match === undefined) throw new DepadError('DEPAD_NOT_FOUND', `no endpoint ${req.method ?? ''} ${url.pathname}`, { hint: 'see GET /v1/openapi.json' });
     // Endpoints about one deployment (and create, bulk) check the scope against it; others here.
     if (!match.endpoint.path.includes('{deployment}') && !match.endpoint.scopesItself) authorize(token, action);
     const endpoint = match.endpoint;
-    const { status = 200, body } = endpoint.mutates || endpoint.queued ? await deps.serialize(() => endpoint.run(call)) : await endpoint.run(call);
+    const run = () => {
+      if (aborted.signal.aborted) throw new DepadError('DEPAD_INTERRUPTED', 'the operation was cancelled before it started: nothing was done');
+      return endpoint.run(call);
+    };
+    const { status = 200, body } = endpoint.mutates || endpoint.queued ? await deps.serialize(run) : await endpoint.run(call);
     audit('ok', status);
     if (stream) res.end(`${JSON.stringify({ result: body })}\n`);
     else send(res, status, body);
@@ -142,6 +155,8 @@ async function handle(deps: ApiDeps, req: IncomingMessage, res: ServerResponse):
     audit('error', e.status, e.code);
     if (stream) res.end(`${JSON.stringify({ ...(errorBody(e) as object), status: e.status })}\n`);
     else send(res, e.status, errorBody(e));
+  } finally {
+    operation?.done();
   }
 }
 

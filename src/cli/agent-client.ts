@@ -14,6 +14,7 @@ import type { ProgressEvent } from '../deploy/context.ts';
 import { DepadError, ERROR_CODES } from '../errors.ts';
 import type { ErrorCode } from '../errors.ts';
 import { agentSocketPath } from '../home.ts';
+import { OPERATION_HEADER } from '../api/operations.ts';
 import { openAgentStream } from './ssh-transport.ts';
 import type { SshTarget } from './ssh-transport.ts';
 
@@ -80,15 +81,74 @@ export class AgentClient {
     return new DepadError('DEPAD_AGENT_UNAVAILABLE', `the agent at ${this.where} went away ${what} (its connection closed before the answer was complete)`, { hint, ...(cause === undefined ? {} : { cause }) });
   }
 
+  /**
+   * Ctrl-C (SIGINT, SIGTERM) while the agent runs an operation for this client. The first asks the
+   * agent to stop it (POST /v1/operations/{id}/cancel) and keeps reading its answer: the agent
+   * undoes what the operation did and ends with DEPAD_INTERRUPTED, which the CLI reports (exit
+   * 130). Without an operation ID (the answer has not begun, or an older agent), or when the
+   * agent does not take the cancel, the connection is closed instead, which stops the operation
+   * too, but then this client cannot know how the undo went, and says so. The second leaves at once.
+   */
+  #interrupt(request: () => http.ClientRequest | undefined, settled: () => boolean, fail: (error: DepadError) => void): Interrupt {
+    let id: string | undefined;
+    let count = 0;
+    const stopCancel = new AbortController();
+    const unseen = (why: string) => {
+      request()?.destroy();
+      fail(
+        new DepadError('DEPAD_INTERRUPTED', `interrupted: ${why}; closing the connection stops the operation on the agent, which undoes what it did, but this client cannot see whether it has finished`, {
+          hint: 'see the outcome with depad ls or depad inspect <deployment>',
+        }),
+      );
+    };
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (settled()) return;
+      count += 1;
+      if (count > 1) {
+        stopCancel.abort();
+        request()?.destroy();
+        return fail(new DepadError('DEPAD_INTERRUPTED', `${signal} again: not waiting for the agent any more; it may still be undoing the operation`, { hint: 'see the outcome with depad ls or depad inspect <deployment>' }));
+      }
+      if (id === undefined) return unseen('the agent had not begun the operation, or cannot be asked to stop it (an older agent)');
+      process.stderr.write(`\ndepad: ${signal}: asking the agent to stop the operation and undo what it did; waiting for it to finish (${signal === 'SIGINT' ? 'Ctrl-C' : signal} again to leave at once)\n`);
+      this.request({ method: 'POST', path: `/v1/operations/${seg(id)}/cancel`, signal: stopCancel.signal }).catch((error: unknown) => {
+        // Not found: it has just finished, and its answer is on the way.
+        if (settled() || (error instanceof DepadError && error.code === 'DEPAD_NOT_FOUND')) return;
+        unseen(`the agent did not take the request to stop (${(error as Error).message})`);
+      });
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    return {
+      operation(value) {
+        if (typeof value === 'string' && /^[0-9a-f]{32}$/.test(value)) id = value;
+      },
+      get interrupted() {
+        return count > 0;
+      },
+      tooLate: () =>
+        new DepadError('DEPAD_INTERRUPTED', 'interrupted too late: the agent had completed the operation before it could stop it', { hint: 'nothing was undone; see the outcome with depad ls or depad inspect <deployment>' }),
+      end() {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      },
+    };
+  }
+
   #send<T>(req: AgentRequest, tunnel: Duplex | undefined): Promise<T> {
     const body = req.body === undefined ? undefined : JSON.stringify(req.body);
     const headers: Record<string, string | number> = {};
     if (body !== undefined) Object.assign(headers, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
     if (req.onProgress) headers.accept = 'application/x-ndjson';
-    return new Promise((resolve, reject) => {
+    return new Promise((promiseResolve, promiseReject) => {
       const t = this.transport;
       let settled = false;
+      // Ctrl-C during an operation: ask the agent to stop and undo it, and wait for it to say so.
+      const interrupt = req.onProgress !== undefined && req.method !== 'GET' ? this.#interrupt(() => r, () => settled, (error) => ((settled = true), reject(error))) : undefined;
+      const resolve = (value: T) => (interrupt?.end(), interrupt?.interrupted ? promiseReject(interrupt.tooLate()) : promiseResolve(value));
+      const reject = (error: unknown) => (interrupt?.end(), promiseReject(error));
       const onResponse = (res: http.IncomingMessage) => {
+        interrupt?.operation(res.headers[OPERATION_HEADER]);
         const streamed = String(res.headers['content-type'] ?? '').startsWith('application/x-ndjson');
         let buf = '';
         let final: unknown;
@@ -160,6 +220,18 @@ export class AgentClient {
       r.end(body);
     });
   }
+}
+
+/** What `#interrupt` gives the request it watches. */
+interface Interrupt {
+  /** The operation's ID, from the answer's header (an agent before IDs sends none). */
+  operation(id: string | string[] | undefined): void;
+  /** The user interrupted it. */
+  readonly interrupted: boolean;
+  /** The error for an operation that completed although the user interrupted it. */
+  tooLate(): DepadError;
+  /** The request ended: stop listening for signals. */
+  end(): void;
 }
 
 /** Node's codes for a server certificate that does not verify (chain, name, dates). */

@@ -56,9 +56,21 @@ export function checkpoint(ctx: OpContext, step: string): void {
     const wait = new Int32Array(new SharedArrayBuffer(4));
     while (existsSync(marker)) Atomics.wait(wait, 0, 0, 50);
   }
-  if (ctx.signal?.aborted) {
-    throw new DepadError('DEPAD_INTERRUPTED', `interrupted at step '${step}'`, {
-      hint: 'what the operation had done was undone; run it again',
-    });
-  }
+  if (ctx.signal?.aborted) throw interrupted(step);
+}
+
+/** The error of an operation stopped by its user (Ctrl-C, or its agent client's cancel) at `step`. */
+export function interrupted(step: string): DepadError {
+  return new DepadError('DEPAD_INTERRUPTED', `interrupted at step '${step}'`, {
+    hint: 'what the operation had done was undone; run it again',
+  });
+}
+
+/**
+ * The context an interrupted operation undoes itself with: the same one without its signal, so
+ * that the undo's own steps and waits run to the end instead of stopping at once.
+ */
+export function undoContext(ctx: OpContext): OpContext {
+  const { signal: _, ...rest } = ctx;
+  return rest;
 }

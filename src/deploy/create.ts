@@ -14,7 +14,7 @@ import { projectName, scopedName } from '../render/names.ts';
 import { render } from '../render/render.ts';
 import { baseDomain } from '../render/routes.ts';
 import type { DeploymentRecord, JournalEntry, PortAssignment, RevisionRecord } from '../store/records.ts';
-import { checkpoint, type OpContext } from './context.ts';
+import { checkpoint, undoContext, type OpContext } from './context.ts';
 import { ensureNetworks, ensureVolumes, startServices } from './materialize.ts';
 import { publishRoutes } from './routing.ts';
 import { portsNeeded } from './port-plan.ts';
@@ -119,11 +119,15 @@ export async function createDeployment(ctx: OpContext, request: CreateRequest): 
     ctx.progress({ step: 'ready', message: `deployment ${name} (${id.slice(0, 12)}) is running` });
     return ready;
   } catch (error) {
-    ctx.progress({ step: 'undo', message: `create failed; removing what it made` });
+    ctx.progress({ step: 'undo', message: `create ${ctx.signal?.aborted ? 'interrupted' : 'failed'}; removing what it made` });
     try {
-      await undoCreate(ctx, journal);
+      // Not stopped by the interruption it may be undoing.
+      await undoCreate(undoContext(ctx), journal);
     } catch (undoError) {
       ctx.log.error({ deployment: name, error: String(undoError) }, 'undo failed; the next depad command retries it');
+      if (error instanceof DepadError && error.code === 'DEPAD_INTERRUPTED') {
+        throw new DepadError('DEPAD_INTERRUPTED', error.message, { hint: `undoing it failed (${(undoError as Error).message}); the next depad command (or the agent's next start) retries it` });
+      }
     }
     throw error;
   }

@@ -1,8 +1,9 @@
 /** start, stop, restart and destroy of a whole deployment or of some of its services. */
 import { runBeforeDestroy } from './workflows.ts';
+import { DepadError, isDepadError } from '../errors.ts';
 import { randomBytes } from 'node:crypto';
 import type { DeploymentRecord, JournalEntry } from '../store/records.ts';
-import { checkpoint, type OpContext } from './context.ts';
+import { checkpoint, undoContext, type OpContext } from './context.ts';
 import { ensureNetworks, ensureVolumes, startServices, stopServices } from './materialize.ts';
 import { finishDestroy } from './recover.ts';
 import { publishLive } from './routing.ts';
@@ -66,11 +67,21 @@ export function lifecycleOperation(verb: 'start' | 'stop' | 'restart'): (ctx: Op
   return verb === 'start' ? startDeployment : verb === 'stop' ? stopDeployment : restartDeployment;
 }
 
-/** Removes containers, networks, volumes (unless kept), the root directory, records and ports. */
+/**
+ * Removes containers, networks, volumes (unless kept), the root directory, records and ports.
+ * An interruption before removal begins (during before-destroy workflows) stops it with nothing
+ * removed; once it has begun, the destroy is completed, as its journal entry would be otherwise.
+ */
 export async function destroyDeployment(ctx: OpContext, record: DeploymentRecord, options: DestroyOptions = {}): Promise<void> {
   await ctx.engine.ping();
   // A failing before-destroy workflow stops the destroy before anything is removed.
-  await runBeforeDestroy(ctx, record);
+  const notYet = () => new DepadError('DEPAD_INTERRUPTED', `the destroy of ${record.name} was interrupted before anything was removed`, { hint: `it still exists; destroy it again with: depad destroy ${record.name}` });
+  try {
+    await runBeforeDestroy(ctx, record);
+  } catch (error) {
+    throw isDepadError(error, 'DEPAD_INTERRUPTED') ? notYet() : error;
+  }
+  if (ctx.signal?.aborted) throw notYet();
   const journal: JournalEntry = {
     opId: randomBytes(16).toString('hex'),
     kind: 'destroy',
@@ -82,9 +93,11 @@ export async function destroyDeployment(ctx: OpContext, record: DeploymentRecord
     keepVolumes: options.keepVolumes ?? false,
   };
   await ctx.store.batch().putDeployment({ ...record, phase: 'destroying' }).putJournal(journal).write();
-  checkpoint(ctx, 'destroy:begin');
-  await finishDestroy(ctx, journal);
-  ctx.progress({ step: 'destroyed', message: `deployment ${record.name} destroyed${options.keepVolumes ? ' (volumes kept)' : ''}` });
+  const finish = undoContext(ctx);
+  checkpoint(finish, 'destroy:begin');
+  await finishDestroy(finish, journal);
+  const late = ctx.signal?.aborted ? ' (interrupted once removal had begun: it was completed)' : '';
+  ctx.progress({ step: 'destroyed', message: `deployment ${record.name} destroyed${options.keepVolumes ? ' (volumes kept)' : ''}${late}` });
 }
 
 /** Records what the user asked for: the whole deployment's desired state, or which of its services stay stopped. */

@@ -3,12 +3,11 @@
  * check from the host that the service's `x-depad.health` asks for, else: still running after
  * the settle time.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import { DepadError } from '../errors.ts';
 import type { ServicePlan } from '../engine/types.ts';
-import type { OpContext } from './context.ts';
+import { interrupted, type OpContext } from './context.ts';
 import { probeText, runProbe } from './probe.ts';
-import { SETTLE_MS, assertStillRunning, failure, waitFor } from './wait.ts';
+import { SETTLE_MS, assertStillRunning, failure, pause, waitFor } from './wait.ts';
 
 /** Waits until the instance `id` of `service` may take traffic; `hostPort` is its routed port on the host. */
 export async function waitReady(ctx: OpContext, id: string, service: ServicePlan, hostPort: number | undefined, timeoutMs: number): Promise<void> {
@@ -24,9 +23,11 @@ export async function waitReady(ctx: OpContext, id: string, service: ServicePlan
     let last = 'no answer yet';
     const target = { containerId: id, hostPort, containerIp: Object.values(state?.networks ?? {}).find(Boolean) };
     for (let delay = 50; ; delay = Math.min(delay * 2, 250)) {
-      const result = await runProbe(ctx.engine, service, target, 2000);
-      if (result === true || ctx.signal?.aborted) return; // aborted: the caller reports why
-      last = result;
+      const result = await untilAborted(runProbe(ctx.engine, service, target, 2000), ctx.signal);
+      // Interrupted: stop now (never route to an instance that did not pass), the caller undoes.
+      if (ctx.signal?.aborted) throw interrupted(`check:${service.name}`);
+      if (result === true) return;
+      last = result as string;
       const now = await ctx.engine.inspectContainer(id);
       if (!now?.running) throw await failure(ctx, now ?? state!, service.name, 'stopped while depad checked it');
       if (Date.now() >= deadline) {
@@ -34,11 +35,23 @@ export async function waitReady(ctx: OpContext, id: string, service: ServicePlan
           hint: 'the old instance keeps serving; fix the service and update again',
         });
       }
-      await sleep(delay);
+      await pause(delay, ctx.signal);
     }
   }
   if (state?.health === undefined && !service.health) {
-    await sleep(SETTLE_MS);
+    await pause(SETTLE_MS, ctx.signal);
+    if (ctx.signal?.aborted) throw interrupted(`settle:${service.name}`);
     await assertStillRunning(ctx, id, service.name);
   }
+}
+
+/** `work`'s value, or `undefined` as soon as `signal` aborts (the work itself goes on, ignored). */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T | undefined> {
+  if (signal === undefined) return work;
+  if (signal.aborted) return Promise.resolve(undefined);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => resolve(undefined);
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }

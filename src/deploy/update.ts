@@ -15,7 +15,7 @@ import { homeIdentity } from '../home.ts';
 import { render } from '../render/render.ts';
 import { baseDomain } from '../render/routes.ts';
 import type { DeploymentRecord, JournalEntry, PortAssignment, RevisionRecord } from '../store/records.ts';
-import { checkpoint, type OpContext } from './context.ts';
+import { checkpoint, undoContext, type OpContext } from './context.ts';
 import { ensureImages } from './create.ts';
 import type { UpdateRequest } from './update-target.ts';
 import { asSpare, planUpdatePorts, portsNeeded, type PortNeed } from './port-plan.ts';
@@ -205,10 +205,11 @@ export async function updateDeployment(ctx: OpContext, record: DeploymentRecord,
   } catch (error) {
     ctx.progress({ step: 'undo', message: `update failed; deployment ${record.name} stays at revision ${record.revision}` });
     try {
+      const undo = undoContext(ctx); // an interruption stops the update, not its undo
       for (const swap of [...swaps].reverse()) {
-        await revertSwap(ctx, t, swap, rendered.services.find((s) => s.name === swap.service)!, spec.depad.startTimeoutMs);
+        await revertSwap(undo, t, swap, rendered.services.find((s) => s.name === swap.service)!, spec.depad.startTimeoutMs);
       }
-      await reconcileToRecord(ctx, record, journal);
+      await reconcileToRecord(undo, record, journal);
     } catch (undoError) {
       ctx.log.error({ deployment: record.name, error: String(undoError) }, 'undoing the update failed; the next depad command retries it');
     }

@@ -1,11 +1,24 @@
 /** Waiting for an instance to be started, healthy or completed, with a useful error when it is not. */
-import { setTimeout as sleep } from 'node:timers/promises';
 import { DepadError } from '../errors.ts';
 import type { ContainerState } from '../engine/types.ts';
-import type { OpContext } from './context.ts';
+import { interrupted, type OpContext } from './context.ts';
 
 /** How long after its start an instance must still be running to count as started (ms). */
 export const SETTLE_MS = Number(process.env.DEPAD_SETTLE_MS ?? 500);
+
+/** Waits `ms`, or less when `signal` aborts first (the caller then sees `signal.aborted`). */
+export function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  if (signal?.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
 
 /** What to wait for. */
 export type WaitCondition = 'healthy' | 'completed';
@@ -15,6 +28,7 @@ export async function waitFor(ctx: OpContext, id: string, service: string, condi
   const deadline = Date.now() + timeoutMs;
   let delay = 50;
   for (;;) {
+    if (ctx.signal?.aborted) throw interrupted(`wait:${service}`);
     const state = await ctx.engine.inspectContainer(id);
     if (!state) throw new DepadError('DEPAD_SERVICE_FAILED', `service ${service}: its container disappeared while depad waited for it`);
     if (condition === 'healthy') {
@@ -32,8 +46,9 @@ export async function waitFor(ctx: OpContext, id: string, service: string, condi
     if (Date.now() >= deadline) {
       throw await failure(ctx, state, service, `was not ${condition} after ${Math.round(timeoutMs / 1000)} s`, 'DEPAD_TIMEOUT');
     }
-    if (ctx.signal?.aborted) return; // the next checkpoint reports the interruption
-    await sleep(delay);
+    await pause(delay, ctx.signal);
+    // Interrupted (Ctrl-C, or the agent's client gone): stop waiting now, the caller undoes.
+    if (ctx.signal?.aborted) throw interrupted(`wait:${service}`);
     delay = Math.min(delay * 2, 100);
   }
 }

@@ -18,7 +18,7 @@ import { LABELS } from '../engine/types.ts';
 import type { ContainerPlan } from '../engine/types.ts';
 import { DepadError } from '../errors.ts';
 import type { DeploymentRecord } from '../store/records.ts';
-import type { OpContext } from './context.ts';
+import { interrupted, type OpContext } from './context.ts';
 import { readPlan, readRevisionSpec } from './root-dir.ts';
 
 /** One workflow run, as kept with the revision. */
@@ -99,8 +99,11 @@ export async function runWorkflow(ctx: OpContext, target: WorkflowTarget, workfl
   try {
     for (const [i, step] of workflow.steps.entries()) {
       const label = `step ${i + 1} ${step.kind === 'run' ? `run: ${step.command}` : `exec in ${step.service}: ${step.command.join(' ')}`}`;
+      if (ctx.signal?.aborted) throw interrupted(`workflow:${workflow.name}`);
       say(label);
       const code = step.kind === 'run' ? await runOnHost(ctx, target, workflow, step, say) : await runInContainer(ctx, target, workflow, step, say);
+      // Interrupted: the step was ended (SIGTERM, or its container stopped); say so rather than "exit 143".
+      if (ctx.signal?.aborted) throw interrupted(`workflow:${workflow.name}`);
       if (code !== 0) throw new DepadError('DEPAD_WORKFLOW_FAILED', `workflow ${workflow.name} failed at ${label}: ${code === 'timeout' ? `no end within ${Math.round(workflow.timeoutMs / 1000)} s` : `exit ${code}`}`, { hint: `its output: ${log}` });
     }
     say(`done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
@@ -141,13 +144,22 @@ function runOnHost(ctx: OpContext, target: WorkflowTarget, workflow: WorkflowSpe
     DEPAD_WORKFLOW: workflow.name,
   };
   return new Promise((resolve, reject) => {
-    const child = spawn('sh', ['-c', step.command], { cwd: target.record.rootDir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    // Its own process group, so that a timeout or an interruption ends the commands it started
+    // too (a `sleep` left behind would hold its output open, and the step with it).
+    const child = spawn('sh', ['-c', step.command], { cwd: target.record.rootDir, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const kill = (signal: NodeJS.Signals) => {
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, signal);
+      } catch {
+        // the group is gone already
+      }
+    };
     const out = lines(say);
     child.stdout.on('data', (d: Buffer) => out.push(d));
     child.stderr.on('data', (d: Buffer) => out.push(d));
     let timedOut = false;
-    const timer = setTimeout(() => ((timedOut = true), child.kill('SIGKILL')), workflow.timeoutMs);
-    const abort = () => child.kill('SIGTERM');
+    const timer = setTimeout(() => ((timedOut = true), kill('SIGKILL')), workflow.timeoutMs);
+    const abort = () => kill('SIGTERM');
     ctx.signal?.addEventListener('abort', abort, { once: true });
     child.once('error', (error) => (clearTimeout(timer), reject(new DepadError('DEPAD_WORKFLOW_FAILED', `workflow ${workflow.name}: cannot run sh: ${error.message}`))));
     child.once('close', (code) => {
@@ -182,7 +194,10 @@ async function runInContainer(ctx: OpContext, target: WorkflowTarget, workflow: 
     const logs = ctx.engine.logs(id, { follow: true }, (line) => out.push(Buffer.from(`${line.text}\n`)));
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), workflow.timeoutMs)));
-    const code = await Promise.race([ctx.engine.waitContainer(id), timeout]);
+    // Interrupted: the step's container is stopped (its exit then ends the wait).
+    const abort = () => void ctx.engine.stopContainer(id, 2).catch(() => {});
+    ctx.signal?.addEventListener('abort', abort, { once: true });
+    const code = await Promise.race([ctx.engine.waitContainer(id), timeout]).finally(() => ctx.signal?.removeEventListener('abort', abort));
     clearTimeout(timer);
     if (code === 'timeout') await ctx.engine.stopContainer(id, 0);
     await logs.catch(() => {});
