@@ -80,6 +80,25 @@ test('a service that crashes at start undoes the whole create', async (t) => {
   await assertPortsFree(t, h);
 });
 
+test('a failed create quotes the last 20 log lines of the failing service (it removes them with it), and points nowhere else', async (t) => {
+  const h = await harness(t);
+  const file = await writeConfig(
+    h,
+    'noisy.yml',
+    ['services:', '  web:', '    image: depad-example/app:1', '    command: ["sh", "-c", "for i in $$(seq 1 25); do echo line $$i; done; exit 1"]', ''].join('\n'),
+  );
+  const r = await h.run(['create', '-n', h.name('noisy'), '-f', file]);
+  t.is(r.code, 10, r.stderr);
+  t.regex(r.stderr, /last 20 log lines of \S+-web-1:\n {4}line 6\n[\s\S]* {4}line 25\n/);
+  t.notRegex(r.stderr, /line 5\n/, 'only the last 20');
+  t.regex(r.stderr, /hint: fix the service \(its last log lines are quoted above\)/);
+  t.notRegex(r.stderr, /depad logs/, 'no pointer to logs the undo removed');
+  const json = await h.run(['create', '-n', h.name('noisy'), '-f', file, '--json']);
+  const error = (JSON.parse(json.stderr.trim().split('\n').pop() as string) as { error: { logs: string[] } }).error;
+  t.deepEqual(error.logs, Array.from({ length: 20 }, (_, i) => `line ${i + 6}`));
+  await assertClean(t, h);
+});
+
 test('a port taken between probe and bind fails cleanly', async (t) => {
   const h = await harness(t);
   const create = await h.startPaused(['create', '-n', h.name('race'), '-f', hello], 'networks');

@@ -3,7 +3,6 @@
  * check from the host that the service's `x-depad.health` asks for, else: still running after
  * the settle time.
  */
-import { DepadError } from '../errors.ts';
 import type { ServicePlan } from '../engine/types.ts';
 import { interrupted, type OpContext } from './context.ts';
 import { probeText, runProbe } from './probe.ts';
@@ -30,11 +29,7 @@ export async function waitReady(ctx: OpContext, id: string, service: ServicePlan
       last = result as string;
       const now = await ctx.engine.inspectContainer(id);
       if (!now?.running) throw await failure(ctx, now ?? state!, service.name, 'stopped while depad checked it');
-      if (Date.now() >= deadline) {
-        throw new DepadError('DEPAD_TIMEOUT', `${label} did not pass its health check within ${Math.round(timeoutMs / 1000)} s: ${last}`, {
-          hint: 'the old instance keeps serving; fix the service and update again',
-        });
-      }
+      if (Date.now() >= deadline) throw await failure(ctx, now, service.name, `did not pass its health check within ${Math.round(timeoutMs / 1000)} s: ${last}`, 'DEPAD_TIMEOUT');
       await pause(delay, ctx.signal);
     }
   }

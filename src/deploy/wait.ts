@@ -6,6 +6,9 @@ import { interrupted, type OpContext } from './context.ts';
 /** How long after its start an instance must still be running to count as started (ms). */
 export const SETTLE_MS = Number(process.env.DEPAD_SETTLE_MS ?? 500);
 
+/** How many of a failed instance's last log lines an error quotes. */
+export const QUOTED_LOG_LINES = 20;
+
 /** Waits `ms`, or less when `signal` aborts first (the caller then sees `signal.aborted`). */
 export function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
   if (signal?.aborted) return Promise.resolve();
@@ -71,7 +74,7 @@ export async function failure(
 ): Promise<DepadError> {
   const lines: string[] = [];
   try {
-    await ctx.engine.logs(state.id, { follow: false, tail: 10 }, (l) => lines.push(l.text));
+    await ctx.engine.logs(state.id, { follow: false, tail: QUOTED_LOG_LINES }, (l) => lines.push(l.text));
   } catch {
     // the logs are a courtesy; the failure is what matters
   }
@@ -92,9 +95,10 @@ export async function failure(
   let message = `service ${service} ${what} (${facts.join(', ')})`;
   const health = state.healthLog.filter(Boolean).slice(-3);
   if (health.length) message += `\n  last health checks:\n${health.map((h) => `    ${h}`).join('\n')}`;
-  if (lines.length) message += `\n  last log lines:\n${lines.map((l) => `    ${l}`).join('\n')}`;
+  if (lines.length) message += `\n  last ${lines.length === 1 ? 'log line' : `${lines.length} log lines`} of ${state.name}:\n${lines.map((l) => `    ${l}`).join('\n')}`;
+  // The logs are quoted here: a failed create or update removes the instance, and its logs with it.
   return new DepadError(code, message, {
-    hint: 'fix the service (see its logs with depad logs) and run the command again',
-    details: { service, exitCode: exitCode ?? state.exitCode, status: state.status },
+    hint: lines.length ? 'fix the service (its last log lines are quoted above) and run the command again' : 'fix the service and run the command again',
+    details: { service, exitCode: exitCode ?? state.exitCode, status: state.status, logs: lines },
   });
 }
