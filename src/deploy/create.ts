@@ -1,5 +1,5 @@
 /**
- * `depad create`: validate → images → register (ports, record, journal: one batch) → root dir →
+ * `depad create`: validate → clashes (hostnames, engine names) → images → register (ports, record, journal: one batch) → root dir →
  * networks, volumes, containers in dependency order → wait healthy → mark ready (one batch).
  * Any failure, or Ctrl-C, undoes every step; a kill is undone by the next command (recover.ts).
  */
@@ -18,6 +18,7 @@ import { checkpoint, undoContext, type OpContext } from './context.ts';
 import { ensureNetworks, ensureVolumes, startServices } from './materialize.ts';
 import { publishRoutes } from './routing.ts';
 import { portsNeeded } from './port-plan.ts';
+import { assertEngineNamesFree, assertRoutesFree, placeholderPlan } from './preflight.ts';
 import { undoCreate } from './recover.ts';
 import { assertValidName } from './resolve.ts';
 import { promoteRevision, writeRevision } from './root-dir.ts';
@@ -48,10 +49,13 @@ export async function createDeployment(ctx: OpContext, request: CreateRequest): 
     });
   }
   await ctx.engine.ping();
-  const images = await ensureImages(ctx, spec, request.pull ?? 'missing');
-
   const id = randomBytes(16).toString('hex');
   const rootDir = deploymentRoot(ctx.home, id);
+  // Clashes first, before images are checked and ports registered: nothing is made, nothing waited for.
+  await assertRoutesFree(ctx, name, spec);
+  await assertEngineNamesFree(ctx, name, placeholderPlan(spec, { id, name, rootDir }));
+  const images = await ensureImages(ctx, spec, request.pull ?? 'missing');
+
   const range = portRangeFromEnv();
   const cursor = cursorIn(await ctx.store.getCursor(), range);
   const reserved = await ctx.store.reservedPorts();

@@ -26,6 +26,7 @@ import { reconcileToRecord } from './recover.ts';
 import { promoteRevision, readPlan, readRevisionSpec, writeRevision, type StoredPlan } from './root-dir.ts';
 import { publishRoutes } from './routing.ts';
 import { revertSwap, swapService, type Swap, type Transition } from './swap.ts';
+import { assertRoutesFree } from './preflight.ts';
 
 export { parseRemoteConfig, remoteConfigPath, updateRequestFor } from './update-target.ts';
 export type { UpdateRequest, UpdateTarget } from './update-target.ts';
@@ -98,6 +99,7 @@ export function assertUpdatable(record: DeploymentRecord): void {
 export async function updateDeployment(ctx: OpContext, record: DeploymentRecord, request: UpdateRequest): Promise<UpdateResult> {
   assertUpdatable(record);
   await ctx.engine.ping();
+  await assertRoutesFree(ctx, record.name, request.spec); // a hostname another deployment routes: fail before anything is made
   const { current, diff, images } = await planUpdate(ctx, record, request);
   const labels = deploymentLabels(request.spec, record.labelOverrides);
   if (diff.empty) {
