@@ -523,6 +523,24 @@ test('parseEnvAssignments parses --env items and names a bad one', (t) => {
   }
 });
 
+test('files run: steps name become files when they exist beside the config (never depad\'s own names, nothing outside)', (t) => {
+  const text = [
+    'services:',
+    '  web:',
+    '    image: app:1',
+    'x-depad:',
+    '  workflows:',
+    '    seed:',
+    '      steps:',
+    '        - run: ./seed.sh && sh scripts/load.sh --file=db/seed.sql "data/a b" $$HOME/x ../up /etc/passwd revisions/1 *.sql',
+    '',
+  ].join('\n');
+  const spec = parseConfig(text, '/srv/app/cfg.yml', {}, { existingFiles: ['db/seed.sql', 'scripts/load.sh', 'seed.sh', 'sh'] });
+  t.deepEqual(spec.files, ['db/seed.sql', 'scripts/load.sh', 'seed.sh', 'sh'], 'what exists of what the step names');
+  const none = parseConfig(text, '/srv/app/cfg.yml', {}, { existingFiles: ['revisions/1', 'x', 'up'] });
+  t.deepEqual(none.files, [], 'depad\'s own names, variables and paths outside are never taken');
+});
+
 test('bind sources are normalised and only existing ones become files', (t) => {
   const text = base(['    volumes:', '      - ./conf/:/a', '      - ./data/./x:/b', '      - .:/c', '      - type: bind', '        source: conf', '        target: /d']);
   const spec = parseConfig(text, '/srv/app/cfg.yml', {}, { existingFiles: ['conf', 'unrelated'] });

@@ -11,7 +11,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { parseRemoteConfig } from '../src/deploy/update.ts';
 import { isDepadError } from '../src/errors.ts';
-import { EXAMPLES, harness, httpGet } from './helpers/harness.ts';
+import { EXAMPLES, ROOT, harness, httpGet } from './helpers/harness.ts';
 
 const CONFIG = [
   'services:',
@@ -106,4 +106,35 @@ test('destroy still cleans up a deployment whose revision files are damaged (no 
   const destroyed = await h.run(['destroy', name]);
   t.is(destroyed.code, 0, destroyed.stderr);
   t.is((await h.run(['inspect', name])).code, 4);
+});
+
+test("the README's workflow example, verbatim: ./seed.sh beside the config is copied into the root and runs there, also in a rollback once the config's directory is gone", async (t) => {
+  const h = await harness(t);
+  const name = h.name('readme');
+  const readme = await fs.readFile(path.join(ROOT, 'README.md'), 'utf8');
+  const example = /\*\*Workflows\.\*\*[\s\S]*?```yaml\n([\s\S]*?)```/.exec(readme)?.[1];
+  t.truthy(example, 'the README has the example');
+  t.regex(example ?? '', /- run: \.\/seed\.sh/);
+  const dir = path.join(h.dir, 'app');
+  await fs.mkdir(dir);
+  const config = path.join(dir, 'depad.yml');
+  // A web service with node and /app/migrate.js (bind-mounted from beside the config), then the README's x-depad block as it is.
+  await fs.writeFile(config, ['services:', '  web:', '    image: depad-example/node-app:${V:-1}', '    ports: ["8080"]', '    volumes: ["./migrate.js:/app/migrate.js:ro"]', example].join('\n'));
+  await fs.writeFile(path.join(dir, 'migrate.js'), "console.log('migrating to ' + process.getBuiltinModule('node:fs').readFileSync('/app/VERSION', 'utf8').trim());\n");
+  await fs.writeFile(path.join(dir, 'seed.sh'), '#!/bin/sh\necho "seeding $DEPAD_DEPLOYMENT ($DEPAD_WORKFLOW) in $PWD for V=$V"\necho "$V" >> seeded.txt\n', { mode: 0o755 });
+  t.is((await h.run(['create', '-n', name, '-f', config, '-e', 'V=1'])).code, 0);
+  const { rootDir } = JSON.parse((await h.run(['inspect', name, '--json'])).stdout) as { rootDir: string };
+
+  const updated = await h.run(['update', name, '-f', config, '-e', 'V=2']);
+  t.is(updated.code, 0, updated.stderr);
+  t.regex(updated.stderr, /migrate: +migrating to 2/, 'the exec step ran in the new image');
+  t.regex(updated.stderr, new RegExp(`migrate: +seeding ${name} \\(migrate\\) in ${rootDir} for V=2`), 'the run step ran in the root, with its variables');
+  t.is(await fs.readFile(path.join(rootDir, 'seeded.txt'), 'utf8'), '2\n');
+
+  // Revisions keep working without the files they came from.
+  await fs.rm(dir, { recursive: true });
+  const rolled = await h.run(['rollback', name]);
+  t.is(rolled.code, 0, rolled.stderr);
+  t.regex(rolled.stderr, /migrate: +seeding .* for V=1/);
+  t.is(await fs.readFile(path.join(rootDir, 'seeded.txt'), 'utf8'), '2\n1\n');
 });

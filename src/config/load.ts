@@ -1,6 +1,7 @@
 /**
  * `loadConfig`: the only part of `src/config` that touches the file system. Reads the config,
- * the env files it names and checks which bind-mount sources exist, then builds the spec.
+ * the env files it names and checks which bind-mount sources and files of `run:` steps exist,
+ * then builds the spec.
  */
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -43,7 +44,8 @@ export async function loadConfig(
       }
     }),
   );
-  const checks = await Promise.all(draft.bindSources.map(async (rel) => ((await exists(join(draft.configDir, rel))) ? rel : undefined)));
+  const wanted = [...new Set([...draft.bindSources, ...draft.runFiles])];
+  const checks = await Promise.all(wanted.map(async (rel) => ((await exists(join(draft.configDir, rel))) ? rel : undefined)));
   return finishConfig(draft, { envFiles, existingFiles: checks.filter((x) => x !== undefined) });
 }
 

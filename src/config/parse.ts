@@ -18,7 +18,7 @@ import { labelsOf, readService } from './service.ts';
 import type { ServiceDraft } from './service.ts';
 import { readDuration, readLimits } from './service-parts.ts';
 import { checkBudget } from './budget.ts';
-import { readWorkflows } from './workflows.ts';
+import { readWorkflows, workflowRunPaths } from './workflows.ts';
 import type { ServiceScope } from './service-parts.ts';
 import { isIpLiteral, objectNameProblem } from './values.ts';
 import { parseYamlTree } from './yaml-tree.ts';
@@ -44,6 +44,8 @@ export interface ConfigDraft {
   readonly envFiles: readonly string[];
   /** Bind-mount sources (relative, normalised, sorted); those that exist become `spec.files`. */
   readonly bindSources: readonly string[];
+  /** Paths `run:` steps name (relative, normalised, sorted); those that exist become `spec.files` too. */
+  readonly runFiles: readonly string[];
   /** Directory the relative paths are relative to (absolute). */
   readonly configDir: string;
   readonly state: DraftState;
@@ -122,6 +124,7 @@ export function analyzeConfig(
   return {
     envFiles: uniqSorted(drafts.flatMap((s) => s.envFiles.map((e) => e.path))),
     bindSources: uniqSorted(drafts.flatMap((s) => s.spec.volumes.flatMap((v) => (v.type === 'bind' ? [v.source] : [])))),
+    runFiles: workflowRunPaths(depad.workflows ?? {}),
     configDir,
     state: { collector: c, file: absFile, source: text, services, networks: sortedRecord(Object.entries(netRecord)), volumes: volumes.valid, depad },
   };
@@ -131,7 +134,7 @@ export function analyzeConfig(
 export interface ConfigInputs {
   /** env_file path (as in `ConfigDraft.envFiles`) → contents; absent means not found. */
   readonly envFiles: Readonly<Record<string, string>>;
-  /** Bind sources that exist. */
+  /** Bind sources and `run:` step paths that exist. */
   readonly existingFiles: readonly string[];
 }
 
@@ -173,7 +176,7 @@ export function finishConfig(draft: ConfigDraft, inputs: ConfigInputs): Deployme
     networks: state.networks,
     volumes: state.volumes,
     depad: state.depad,
-    files: draft.bindSources.filter((f) => existing.has(f)),
+    files: [...new Set([...draft.bindSources, ...draft.runFiles])].filter((f) => existing.has(f)).sort(compareStrings),
     positions: new FrozenMap(c.positions),
   };
   return deepFreeze(spec);

@@ -169,7 +169,7 @@ export interface DeploymentSpec {
   readonly networks: Readonly<Record<string, NetworkSpec>>;
   readonly volumes: Readonly<Record<string, VolumeSpec>>;
   readonly depad: DepadSettings;
-  /** Bind-mount sources (relative, normalised) that exist beside the config file and are copied into the root. */
+  /** What is copied from beside the config file into the root (relative, normalised, sorted): the bind-mount sources and the paths `run:` steps name that exist. */
   readonly files: readonly string[];
   /** Key path (e.g. `services.web.image`) → where it is in the file, for errors found later. */
   readonly positions: ReadonlyMap<string, SourcePosition>;

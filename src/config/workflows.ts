@@ -11,8 +11,9 @@
  *         steps:
  *           - exec: [node, migrate.js]  # in a one-off container of the service's image, network and environment
  *             service: web
- *           - run: ./seed.sh            # on the host, in the deployment's root directory
+ *           - run: ./seed.sh            # on the host, in the deployment's root directory (./seed.sh is copied there)
  */
+import { posix } from 'node:path';
 import type { Collector, LNode } from './nodes.ts';
 import { keyPath } from './nodes.ts';
 import { checkKeys, mapEntries, readString, readStringList } from './read.ts';
@@ -37,6 +38,35 @@ export interface WorkflowSpec {
 
 /** Workflow names: lowercase letters, digits, `-` and `_`, up to 63. */
 export const WORKFLOW_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+/** What the root directory holds of depad's own: a file a `run:` step names never replaces it. */
+const ROOT_OWN = new Set(['depad.yml', 'docker-compose.yml', 'revisions', 'workflows']);
+
+/**
+ * The relative paths a `run:` step's command names (`./seed.sh`, `sh scripts/seed.sh`,
+ * `psql -f db/seed.sql`, `--file=db/seed.sql`), normalised: those that exist beside the config are
+ * copied into the deployment's root, where the step runs. Words with variables, globs or `~`,
+ * absolute paths and paths that leave the config's directory are not paths beside it.
+ */
+export function runStepPaths(command: string): string[] {
+  const out = new Set<string>();
+  for (const raw of command.split(/[\s;|&()<>`]+/)) {
+    const word = raw.replace(/^['"]+|['"]+$/g, '');
+    for (const part of [word, word.slice(word.indexOf('=') + 1)]) {
+      if (!/^[A-Za-z0-9._][A-Za-z0-9._/+@,-]*$/.test(part)) continue;
+      const norm = posix.normalize(part).replace(/\/+$/, '');
+      if (norm === '.' || norm === '..' || norm.startsWith('../') || ROOT_OWN.has(norm.split('/')[0] ?? '')) continue;
+      out.add(norm);
+    }
+  }
+  return [...out].sort();
+}
+
+/** Every path the `run:` steps of `workflows` name (see `runStepPaths`), sorted. */
+export function workflowRunPaths(workflows: Readonly<Record<string, WorkflowSpec>>): string[] {
+  const paths = Object.values(workflows).flatMap((w) => w.steps.flatMap((step) => (step.kind === 'run' ? runStepPaths(step.command) : [])));
+  return [...new Set(paths)].sort();
+}
 
 /** Reads `x-depad.workflows`; `services` are the deployment's service names (exec steps must name one). */
 export function readWorkflows(c: Collector, node: LNode, path: string, services: readonly string[]): Record<string, WorkflowSpec> {

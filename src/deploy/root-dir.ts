@@ -4,6 +4,7 @@
  *   docker-compose.yml     the rendered compose file (current revision)
  *   revisions/<n>/         config.yml, docker-compose.yml, env.json, plan.json of revision n
  *   <bind-mount sources>   copied from beside the config file, or created empty
+ *   <files run: steps name> copied from beside the config file (./seed.sh)
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
@@ -72,7 +73,7 @@ export async function readRevisionSpec(rootDir: string, n: number): Promise<{ sp
   try {
     const env = JSON.parse(await fs.readFile(path.join(revDir, 'env.json'), 'utf8')) as Record<string, string>;
     const raw = JSON.parse(await fs.readFile(path.join(revDir, 'spec.json'), 'utf8')) as Omit<DeploymentSpec, 'positions'>;
-    // Bind-mount sources are in the root already; nothing is copied again.
+    // Bind-mount sources and run: steps' files are in the root already; nothing is copied again.
     return { spec: { ...raw, files: [], positions: new Map() }, env };
   } catch (error) {
     throw new DepadError('DEPAD_STATE_CORRUPT', `cannot read revision ${n} under ${revDir}`, {
@@ -119,12 +120,13 @@ export async function removeRoot(rootDir: string): Promise<void> {
 }
 
 /**
- * Bind-mount sources live in the root. Sources that exist beside the config file are copied in
- * (never following a link out of that directory); the others are created as empty directories.
+ * Bind-mount sources and the files `run:` steps name live in the root. Those that exist beside the
+ * config file (`spec.files`) are copied in (never following a link out of that directory); the
+ * other bind sources are created as empty directories.
  */
 async function copyBindSources(rootDir: string, spec: DeploymentSpec): Promise<void> {
   const configDir = path.dirname(spec.file);
-  const sources = new Set<string>();
+  const sources = new Set<string>(spec.files);
   for (const s of Object.values(spec.services)) for (const m of s.volumes) if (m.type === 'bind') sources.add(m.source);
   for (const source of [...sources].sort()) {
     const to = inside(rootDir, source);
@@ -133,13 +135,14 @@ async function copyBindSources(rootDir: string, spec: DeploymentSpec): Promise<v
       const real = await fs.realpath(from);
       const realDir = await fs.realpath(configDir);
       if (real !== realDir && !real.startsWith(realDir + path.sep)) {
-        throw new DepadError('DEPAD_CONFIG_INVALID', `bind mount source ./${source} leads outside ${configDir} (through a link)`, {
+        throw new DepadError('DEPAD_CONFIG_INVALID', `./${source} leads outside ${configDir} (through a link)`, {
           hint: 'copy the files into the config directory instead of linking them',
         });
       }
       await fs.mkdir(path.dirname(to), { recursive: true, mode: 0o700 });
       await fs.cp(real, to, { recursive: true, dereference: false, verbatimSymlinks: true, errorOnExist: false, force: true });
-    } else {
+    } else if ((await fs.lstat(to).catch(() => undefined)) === undefined) {
+      // Nothing there yet (a rollback or image update finds what an earlier revision copied, maybe a file).
       await fs.mkdir(to, { recursive: true, mode: 0o755 });
     }
   }
