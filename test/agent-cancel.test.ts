@@ -4,7 +4,8 @@
  * operation and undo it, and the CLI exits 130 once the agent says it has. A create leaves nothing
  * (containers, networks, root, ports); an update leaves the deployment at its revision with the
  * old instance serving; a destroy interrupted in its before-destroy workflow leaves it whole. A
- * client that goes away (SIGKILL) stops its operation too. The harness removes what is left.
+ * client that goes away (SIGKILL) stops its operation too, and a remote CLI over HTTPS cancels
+ * with its own (deploy) token. The harness removes what is left.
  */
 import test, { type ExecutionContext } from 'ava';
 import { spawn } from 'node:child_process';
@@ -136,4 +137,24 @@ test('Ctrl-C of a destroy in its before-destroy workflow: nothing removed, the C
   create.child.kill('SIGKILL');
   await until('the agent to undo the create of a client that went away', async () => !(await h.json<{ name: string }[]>(['ls'])).some((d) => d.name === gone), 15_000);
   t.deepEqual((await engineObjects(h.engine, h.prefix)).containers.filter((c) => c.includes('-gone-')), []);
+});
+
+test('Ctrl-C of a create by a remote CLI over HTTPS, with a deploy token: its cancel is authorized, the create undone, exit 130', async (t) => {
+  const h = await harness(t);
+  const port = await testPorts(t);
+  const agent = await startAgent(t, h, port);
+  const name = h.name('remote');
+  const token = (await h.run(['token', 'create', '--name', 'ci', '--scope', 'deploy', '-d', `${h.prefix}-*`])).stdout.trim();
+  const remote = { DEPAD_HOST: `https://127.0.0.1:${agent.facts.apiPort}`, DEPAD_TOKEN: token, DEPAD_CA_FINGERPRINT: agent.facts.fingerprint };
+  // The config travels as text; its run: step (host) is left out, as a remote config must.
+  const file = path.join(h.dir, 'remote.yml');
+  await fs.writeFile(file, CONFIG.replace(/x-depad:[\s\S]*$/, ''));
+  const create = spawnCli(t, h, ['create', '-n', name, '-f', file, '-e', 'SLOW=1'], remote);
+  await create.when(/waiting for web to be healthy/);
+  create.child.kill('SIGINT');
+  t.is(await create.exited, 130, create.stderr());
+  t.regex(create.stderr(), /asking the agent to stop the operation/);
+  t.regex(create.stderr(), /depad: interrupted at step 'wait:web'/);
+  t.false((await h.json<{ name: string }[]>(['ls'])).some((d) => d.name === name));
+  t.deepEqual((await engineObjects(h.engine, h.prefix)).containers, []);
 });

@@ -12,6 +12,8 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { AuditLog } from '../src/api/audit.ts';
 import { FailureLimiter } from '../src/api/failures.ts';
+import { cancelOperation, startOperation } from '../src/api/operations.ts';
+import { isDepadError } from '../src/errors.ts';
 import { ENDPOINTS, createApiHandler } from '../src/api/handler.ts';
 import { serialQueue } from '../src/serial.ts';
 import { createToken, parseScope } from '../src/auth/tokens.ts';
@@ -248,4 +250,20 @@ test('API: a token scoped by labels selects deployments by their labels (config,
   const dry = await api.call('POST', '/v1/bulk/update', { token: byEnv, body: JSON.stringify({ selector: { env: 'prod' }, overrides: { web: 'depad-example/app:2' }, dryRun: true }) });
   t.is(dry.status, 200, dry.text);
   t.deepEqual(dry.json.items.map((i: { result: string }) => i.result), ['would update', 'would update']);
+});
+
+test('operations: only the token that started one, or an administrator, cancels it; unknown or finished IDs are one 404', (t) => {
+  const token = (id: string, scope: ReturnType<typeof parseScope>) => ({ id, name: id, scope, hash: '', createdAt: '' });
+  const ci = token('ci', parseScope('deploy', ['shop'], []));
+  const other = token('other', parseScope('deploy', ['shop'], []));
+  const root = token('root', { kind: 'admin' });
+  const controller = new AbortController();
+  const op = startOperation(ci, controller, () => 'shop');
+  t.is(t.throws(() => cancelOperation(op.id, other))?.message, `no operation ${op.id} under way`, 'another token learns nothing');
+  t.false(controller.signal.aborted);
+  t.deepEqual(cancelOperation(op.id, ci), { cancelled: op.id, deployment: 'shop' });
+  t.true(controller.signal.aborted);
+  t.notThrows(() => cancelOperation(op.id, root), 'an administrator may too');
+  op.done();
+  t.true(isDepadError(t.throws(() => cancelOperation(op.id, ci)), 'DEPAD_NOT_FOUND'), 'finished');
 });

@@ -2,7 +2,8 @@
  * The CLI's client of a local agent: when an agent answers on `<home>/agent.sock`, commands go to
  * its API instead of opening the state (which the agent owns). Errors come back as the same
  * DepadErrors (code, message, hint), so output and exit codes are the same either way; progress
- * of long operations is streamed (JSON lines) to the same printer as local progress.
+ * of long operations is streamed (JSON lines) to the same printer as local progress. Ctrl-C
+ * during an operation asks the agent to stop and undo it, and waits for its answer (`#interrupt`).
  */
 import { existsSync } from 'node:fs';
 import http from 'node:http';
