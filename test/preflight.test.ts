@@ -12,7 +12,7 @@ import type { DeploymentView } from '../src/deploy/status.ts';
 import { LABELS } from '../src/engine/types.ts';
 import { engineObjects, harness, type Harness } from './helpers/harness.ts';
 
-/** web routes `hostnames` and has a health check: a clash found late would wait for it. */
+/** web routes `hostnames` and has a health check (first run after 4 s): a clash found late would wait for it. */
 const config = (hostnames: string) =>
   [
     'services:',
@@ -22,7 +22,7 @@ const config = (hostnames: string) =>
     '    ports: ["8080"]',
     '    healthcheck:',
     '      test: ["CMD", "/app/bin/probe", "http", "8080", "/cgi-bin/health"]',
-    '      interval: 1s',
+    '      interval: 4s',
     '      retries: 10',
     '    x-depad:',
     '      expose: http',
