@@ -68,6 +68,7 @@ test('options a command does not use are refused, not ignored', async (t) => {
   t.is(parallel.code, 2);
   t.regex(parallel.stderr, /--max-parallel applies to many deployments at once/);
   t.is((await h.run(['rollback', name, '--max-parallel', '2'])).code, 2);
+  t.is((await h.run(['restart', name, '--max-parallel', '2'])).code, 2);
   const lonely = await h.run(['update', name, '-f', path.join(EXAMPLES, 'hello/depad.yml'), '-s', 'web']);
   t.is(lonely.code, 2);
   t.regex(lonely.stderr, /-s names the services --image gives a new image to/);

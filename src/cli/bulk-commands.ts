@@ -39,11 +39,18 @@ export function selectorOptions(command: Command, options: { dryRun?: string } =
   return command;
 }
 
-/** The selector the options give, or undefined; DEPAD_USAGE when both a deployment and -l are given, or neither. */
-export function selectorOf(ref: string | undefined, opts: CommandOptions): Record<string, string> | undefined {
+/**
+ * The selector the options give, or undefined; DEPAD_USAGE when both a deployment and -l are
+ * given, or neither, and (given `cmd`) when one deployment is named with `--max-parallel`: an
+ * option a command does not use is an error, never ignored.
+ */
+export function selectorOf(ref: string | undefined, opts: CommandOptions, cmd?: Command): Record<string, string> | undefined {
   const selector = optionalSelector(opts);
   if (selector === undefined && ref === undefined) throw new DepadError('DEPAD_USAGE', 'name a deployment, or select deployments with -l key=value');
   if (selector !== undefined && ref !== undefined) throw new DepadError('DEPAD_USAGE', `give either a deployment (${ref}) or -l, not both`);
+  if (selector === undefined && cmd?.getOptionValueSource('maxParallel') === 'cli') {
+    throw new DepadError('DEPAD_USAGE', '--max-parallel applies to many deployments at once (with -l key=value); it means nothing for one');
+  }
   return selector;
 }
 

@@ -78,7 +78,7 @@ export function addDeploymentCommands(parent: Command): void {
         },
       });
     command.action(async (ref: string | undefined, opts: Opts, cmd: Command) => {
-      const selector = selectorOf(ref, opts);
+      const selector = selectorOf(ref, opts, cmd);
       if (selector === undefined) return one(ref as string, opts, cmd);
       const body = { ...(opts.service ? { services: opts.service } : {}), ...(verb === 'stop' ? {} : { wait: opts.wait !== false }), maxParallel: opts.maxParallel };
       await runBulk(verb, cmd, selector, async () => body, localBulkLifecycle(verb, opts));

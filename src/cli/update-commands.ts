@@ -57,16 +57,6 @@ async function remoteTarget(agent: AgentClient, opts: Opts, output: Output): Pro
   return { ...target, config: text, configName: path.basename(configFile) };
 }
 
-/** Refuses `--max-parallel` (and `--dry-run` where only bulk takes it) without `-l`: an option a command does not use is an error, never ignored. */
-function refuseBulkOnly(cmd: Command, options: readonly string[]): void {
-  for (const key of options) {
-    if (cmd.getOptionValueSource(key) === 'cli') {
-      const flag = `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
-      throw new DepadError('DEPAD_USAGE', `${flag} applies to many deployments at once (with -l key=value); it means nothing for one`);
-    }
-  }
-}
-
 /** Adds update, diff, history and rollback to `parent`. */
 export function addUpdateCommands(parent: Command): void {
   const updateOne = deploymentAction('update', async (ctx, record, opts, output) => {
@@ -88,11 +78,8 @@ export function addUpdateCommands(parent: Command): void {
   });
   const update = targetOptions(parent.command('update [deployment]').description('update a deployment (or every one -l selects, rolling): new instances of changed services, zero downtime through the proxy'));
   selectorOptions(update, { dryRun: 'show the diff and what the update would do (per deployment with -l); change nothing' }).action(async (ref: string | undefined, opts: Opts, cmd: Command) => {
-    const selector = selectorOf(ref, opts);
-    if (selector === undefined) {
-      refuseBulkOnly(cmd, ['maxParallel']);
-      return (opts.dryRun ? previewOne : updateOne)(ref as string, opts, cmd);
-    }
+    const selector = selectorOf(ref, opts, cmd);
+    if (selector === undefined) return (opts.dryRun ? previewOne : updateOne)(ref as string, opts, cmd);
     const output = processOutput(Boolean(cmd.optsWithGlobals<Opts>().json));
     await runBulk(
       'update',
@@ -152,11 +139,8 @@ export function addUpdateCommands(parent: Command): void {
       return Number(v);
     });
   selectorOptions(rollback, { dryRun: 'show the diff and what the rollback would do (per deployment with -l); change nothing' }).action(async (ref: string | undefined, opts: Opts, cmd: Command) => {
-    const selector = selectorOf(ref, opts);
-    if (selector === undefined) {
-      refuseBulkOnly(cmd, ['maxParallel']);
-      return (opts.dryRun ? previewRollback : rollbackOne)(ref as string, opts, cmd);
-    }
+    const selector = selectorOf(ref, opts, cmd);
+    if (selector === undefined) return (opts.dryRun ? previewRollback : rollbackOne)(ref as string, opts, cmd);
     if (opts.to !== undefined) throw new DepadError('DEPAD_USAGE', '--to names a revision of one deployment; with -l each goes back to its previous revision');
     await runBulk('rollback', cmd, selector, async () => ({ maxParallel: opts.maxParallel, dryRun: Boolean(opts.dryRun) }), localBulkRollback(opts));
   });
