@@ -40,6 +40,12 @@ export const ERROR_CODES = {
 } as const satisfies Record<string, { exit: number; status: number }>;
 
 /** One of depad's stable error codes. */
+/**
+ * The CLI's exit code when its stdout was closed by the reader (`depad ls | head -1`): what a
+ * process killed by SIGPIPE reports in a shell (128 + 13). Not an error: nothing is printed.
+ */
+export const EXIT_OUTPUT_CLOSED = 141;
+
 export type ErrorCode = keyof typeof ERROR_CODES;
 
 /** Options of a `DepadError`: a hint tells the user what to do next; `cause` keeps the origin. */

@@ -11,6 +11,7 @@ import { DepadError, ERROR_CODES } from '../errors.ts';
 import { resolveHome } from '../home.ts';
 import { processOutput, type Output } from './output.ts';
 import { cliLogger, type CommandOptions } from './runtime.ts';
+import { keepServingWhenOutputCloses } from './closed-output.ts';
 import { collect, portNumber, positiveInt } from './option-parsers.ts';
 import { addProxyLimitOptions, proxyLimitOptions } from './proxy-limit-options.ts';
 import { addAgentRestartCommand } from './agent-restart-command.ts';
@@ -46,6 +47,7 @@ export function addAgentCommand(parent: Command): void {
       const output = processOutput(Boolean(g.json));
       const home = g.home ?? resolveHome();
       if (opts.daemon) return daemonize(home, output);
+      keepServingWhenOutputCloses();
       const log = cliLogger('info');
       // Started by `depad agent restart`: take over the old agent's listeners (src/agent/takeover.ts).
       const takeover = process.env.DEPAD_AGENT_HANDOVER ? (await import('../agent/takeover.ts')).startTakeover(log, home) : undefined;

@@ -19,9 +19,16 @@ import { addVolumeCommands } from './volume-commands.ts';
 import { addCompletionCommand } from './completion-command.ts';
 import { depadVersion } from '../version.ts';
 import { processOutput, reportError } from './output.ts';
+import { endQuietlyWhenOutputCloses } from './closed-output.ts';
+
+/** Options of `buildProgram`. */
+export interface ProgramOptions {
+  /** `--json` was given: commander prints no usage errors of its own (main reports them as JSON). */
+  json?: boolean;
+}
 
 /** Builds the program: every deployment verb as `depad <verb>` and `depad deployment <verb>`. */
-export function buildProgram(): Command {
+export function buildProgram(options: ProgramOptions = {}): Command {
   const program = new Command('depad')
     .description('Deploy the same application many times on your own hosts, isolated, and update it without downtime.')
     .version(depadVersion())
@@ -48,29 +55,39 @@ export function buildProgram(): Command {
   addVolumeCommands(program);
   addVersionCommand(program);
   addCompletionCommand(program);
-  addServiceCommands(program, async (argv) => void (await buildProgram().parseAsync(argv, { from: 'user' })));
+  addServiceCommands(program, async (argv) => void (await buildProgram(options).parseAsync(argv, { from: 'user' })));
   const deployment = program.command('deployment').description('the same verbs, spelled depad deployment <verb>').exitOverride();
   addDeploymentCommands(deployment);
   addUpdateCommands(deployment);
-  for (const c of [...program.commands, ...deployment.commands]) c.exitOverride();
+  for (const c of everyCommand(program)) {
+    c.exitOverride();
+    if (options.json) c.configureOutput({ outputError: () => {} }).showHelpAfterError(false);
+  }
   return program;
+}
+
+function everyCommand(command: Command): Command[] {
+  return [command, ...command.commands.flatMap(everyCommand)];
 }
 
 /** Runs the CLI and returns the exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
   const json = argv.includes('--json');
   try {
-    await buildProgram().parseAsync([...argv], { from: 'user' });
+    await buildProgram({ json }).parseAsync([...argv], { from: 'user' });
     return 0;
   } catch (error) {
     if (error instanceof CommanderError) {
       if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') return 0;
-      return new DepadError('DEPAD_USAGE', error.message).exitCode;
+      const usage = new DepadError('DEPAD_USAGE', error.message.replace(/^error: /, ''), { hint: 'run the command with --help for its usage', details: { reason: error.code } });
+      // Without --json commander has printed it already.
+      return json ? reportError(processOutput(true), usage) : usage.exitCode;
     }
     return reportError(processOutput(json), error);
   }
 }
 
+endQuietlyWhenOutputCloses();
 // bin/depad puts "--" before the user's arguments (so Node itself leaves them alone); drop it.
 const args = process.argv.slice(2);
 process.exitCode = await main(args[0] === '--' ? args.slice(1) : args);

@@ -6,6 +6,7 @@
 import { Command } from 'commander';
 import { proxyStateDir, resolveHome } from '../home.ts';
 import { cliLogger, type CommandOptions } from './runtime.ts';
+import { keepServingWhenOutputCloses } from './closed-output.ts';
 import { processOutput } from './output.ts';
 import { portNumber } from './option-parsers.ts';
 import { addProxyLimitOptions, proxyLimitOptions } from './proxy-limit-options.ts';
@@ -25,6 +26,7 @@ export function addProxyCommand(parent: Command): void {
       const g = cmd.optsWithGlobals<Opts>();
       const output = processOutput(Boolean(g.json));
       const home = g.home ?? resolveHome();
+      keepServingWhenOutputCloses();
       const httpPort = (opts.httpPort as number | undefined) ?? (process.getuid?.() === 0 ? 80 : 8080);
       // Loaded here, so that other commands do not pay for loading the proxy server at start.
       const { startProxy } = await import('../../proxy/index.ts');

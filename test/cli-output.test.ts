@@ -1,0 +1,72 @@
+/**
+ * What the CLI prints and how it ends, through the real CLI against the real engine (no agent;
+ * test/cli-agent.test.ts has the same through one): a closed stdout ends any command quietly with
+ * exit 141; usage errors are JSON with --json; a YAML syntax error is reported once; an image given
+ * by --image is reported as the command line's; updating a stopped deployment is
+ * DEPAD_NOT_RUNNING; stats shows no memory limit for an unlimited service; a route is shown with
+ * the proxy's port. One harness for the file; it removes what the tests made.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import test from 'ava';
+import { EXAMPLES, createHarness, type Harness } from './helpers/harness.ts';
+import { closedStdout } from './helpers/closed-stdout.ts';
+
+const hello = path.join(EXAMPLES, 'hello/depad.yml');
+let h: Harness;
+let cleanup: () => Promise<void>;
+let existing: string;
+let ticker: string;
+
+/** A service that prints a line every 200 ms, so that `logs -f` keeps writing. */
+const TICKER = 'services:\n  tick:\n    image: depad-example/app:1\n    command: ["sh", "-c", "while true; do echo tick; sleep 0.2; done"]\n';
+
+test.before(async () => {
+  ({ h, cleanup } = await createHarness('cli-output', (m) => {
+    throw new Error(m);
+  }));
+  existing = h.name('existing');
+  ticker = h.name('ticker');
+  await fs.writeFile(path.join(h.dir, 'ticker.yml'), TICKER);
+  for (const r of [await h.run(['create', '-n', existing, '-f', hello]), await h.run(['create', '-n', ticker, '-f', path.join(h.dir, 'ticker.yml'), '--no-wait'])]) {
+    if (r.code !== 0) throw new Error(r.stderr);
+  }
+});
+test.after.always(async () => cleanup?.());
+
+for (const [title, args, after] of [
+  ['inspect', ['inspect', '{existing}'], 'start'],
+  ['ls --json', ['ls', '--json'], 'start'],
+  ['ps', ['ps', '{existing}'], 'start'],
+  ['logs -f, after the first lines', ['logs', '{ticker}', '-f'], 'first-chunk'],
+  ['logs -f --json, after the first lines', ['logs', '{ticker}', '-f', '--json'], 'first-chunk'],
+] as const) {
+  test.serial(`a closed stdout ends ${title} quietly with exit 141`, async (t) => {
+    const r = await closedStdout(h.home, args.map((a) => a.replace('{existing}', existing).replace('{ticker}', ticker)), after);
+    t.is(r.code, 141, r.stderr);
+    t.notRegex(r.stderr, /EPIPE|Error|\n\s+at /, 'no stack trace');
+  });
+}
+
+test.serial('usage errors are JSON on stderr with --json, exit 2', async (t) => {
+  for (const args of [
+    ['ls', '--everything', '--json'],
+    ['--json', 'inspect'],
+    ['logs', existing, '--tail', 'lots', '--json'],
+    ['deploy', 'x', '--json'],
+    ['service', 'update', existing, 'web', '--json'],
+  ]) {
+    const r = await h.run(args);
+    t.is(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    t.is(r.stdout, '');
+    const lines = r.stderr.trim().split('\n');
+    t.is(lines.length, 1, `one line: ${r.stderr}`);
+    const body = JSON.parse(lines[0] ?? '') as { error: { code: string; message: string; hint: string } };
+    t.is(body.error.code, 'DEPAD_USAGE');
+    t.regex(body.error.message, /unknown option|missing required argument|--tail takes a number|unknown command|required option '--image/);
+    t.notRegex(body.error.message, /^error:/);
+  }
+  const plain = await h.run(['ls', '--everything']);
+  t.is(plain.code, 2);
+  t.regex(plain.stderr, /^error: unknown option '--everything'/, 'without --json it stays text');
+});
