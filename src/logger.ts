@@ -16,6 +16,11 @@ export interface Logger {
 
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
 
+/** True for one of the log levels' names. */
+export function isLogLevel(value: string | undefined): value is LogLevel {
+  return value !== undefined && Object.hasOwn(ORDER, value);
+}
+
 /** Options for `createLogger`. */
 export interface LoggerOptions {
   /** Lowest level written (default `warn`; `DEPAD_LOG_LEVEL` overrides in the CLI). */
@@ -35,7 +40,8 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     if (options.format === 'json') {
       write(JSON.stringify({ level, time: new Date().toISOString(), msg: message, ...fields }) + '\n');
     } else {
-      const extra = Object.entries(fields).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
+      // A field with no value is left out (`httpsPort=undefined` says nothing).
+      const extra = Object.entries(fields).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
       write(`depad ${level}: ${message}${extra.length ? ` (${extra.join(' ')})` : ''}\n`);
     }
   };

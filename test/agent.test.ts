@@ -207,6 +207,6 @@ test('depad agent --daemon returns once the agent listens; SIGTERM to its pid fi
       return true;
     }
   });
-  t.regex(await fs.readFile(path.join(h.home, 'agent.log'), 'utf8'), /agent stopped/);
+  t.regex(await fs.readFile(path.join(h.home, 'agent.log'), 'utf8'), /depad agent: stopped/);
   await t.throwsAsync(fs.access(path.join(h.home, 'agent.pid')), undefined, 'pid file removed');
 });

@@ -109,7 +109,11 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
   const { home, log, inherit } = options;
   const socketPath = agentSocketPath(home);
   // Taking over from a restarting agent: its sockets are inherited, its state comes once the proxy serves.
-  if (!inherit) await claimSocket(socketPath, 'depad agent');
+  if (!inherit) {
+    // Named by its pid when its pid file has one (`depad agent` writes it once it listens).
+    const pid = (await fs.readFile(path.join(home, 'agent.pid'), 'utf8').catch(() => '')).trim();
+    await claimSocket(socketPath, /^\d+$/.test(pid) ? `depad agent (pid ${pid})` : 'depad agent');
+  }
   let opened = inherit ? undefined : await Store.open(home, { command: 'agent', lockWaitMs: 0 });
   const cleanup: (() => Promise<unknown>)[] = [async () => opened?.close()];
   const undo = async () => {

@@ -170,10 +170,11 @@ export class Reconciler {
   #onEvent(event: ContainerEvent & { unseen?: boolean }): void {
     for (const listener of this.#listeners) listener(event);
     if (event.action === 'destroy' || event.action === 'create') this.#loops.forget(event.name);
+    // Once stopped (the agent closing its state), an event still queued is of no interest: no warning.
     void this.#serialize(async () => {
       const record = await this.#report(event);
       if (record !== undefined) this.#republish(record.id);
-    }).catch((error: Error) => this.#log.warn({ error: error.message }, 'could not report an engine event'));
+    }).catch((error: Error) => void (this.#stopped || this.#log.warn({ error: error.message }, 'could not report an engine event')));
   }
 
   /** Publishes the deployment's routes from what runs, in the queue after what is in it now; requests meanwhile make one. */

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Command } from 'commander';
-import { DepadError, ERROR_CODES } from '../errors.ts';
+import { DepadError, ERROR_CODES, type ErrorCode } from '../errors.ts';
 import { resolveHome } from '../home.ts';
 import { processOutput, type Output } from './output.ts';
 import { cliLogger, type CommandOptions } from './runtime.ts';
@@ -48,7 +48,8 @@ export function addAgentCommand(parent: Command): void {
       const home = g.home ?? resolveHome();
       if (opts.daemon) return daemonize(home, output);
       keepServingWhenOutputCloses();
-      const log = cliLogger('info');
+      // DEPAD_LOG_LEVEL=info logs what the agent does (instances started, health changes, routes set).
+      const log = cliLogger();
       // Started by `depad agent restart`: take over the old agent's listeners (src/agent/takeover.ts).
       const takeover = process.env.DEPAD_AGENT_HANDOVER ? (await import('../agent/takeover.ts')).startTakeover(log, home) : undefined;
       let agent: AgentHandle;
@@ -104,6 +105,7 @@ export function addAgentCommand(parent: Command): void {
       }
       output.err('depad agent: stopping (letting running operations finish)\n');
       await agent.close();
+      output.err('depad agent: stopped\n');
       // Unless a new agent took over meanwhile (its pid is in the file now).
       if ((await fs.readFile(pidFile(home), 'utf8').catch(() => '')).trim() === String(process.pid)) await fs.rm(pidFile(home), { force: true });
     });
@@ -159,9 +161,27 @@ async function daemonize(home: string, output: Output): Promise<void> {
       else output.out(`depad agent: running in the background, pid ${facts.pid}; API on port ${facts.apiPort}, socket ${facts.socket}; log ${logFile}\nCA fingerprint (SHA-256): ${facts.fingerprint}\n`);
       return;
     }
+    if (exited !== undefined) {
+      // It reported why (--json: `{"error":…}`): the same error, as if it had run in the foreground.
+      const reported = reportedError(text);
+      if (reported) throw reported;
+    }
     if (exited !== undefined || Date.now() > deadline) {
       throw new DepadError('DEPAD_AGENT_UNAVAILABLE', `the agent did not start${exited !== undefined ? ` (exit ${exited})` : ''}: ${text.trim().split('\n').slice(-3).join(' | ')}`, { hint: `see ${logFile}` });
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** The last `{"error":{code,message,hint}}` line of the agent's output, as the DepadError it was. */
+function reportedError(text: string): DepadError | undefined {
+  const line = text.split('\n').reverse().find((l) => l.startsWith('{"error"'));
+  if (line === undefined) return undefined;
+  try {
+    const e = (JSON.parse(line) as { error?: { code?: unknown; message?: unknown; hint?: unknown } }).error;
+    if (typeof e?.code !== 'string' || !(e.code in ERROR_CODES) || typeof e.message !== 'string') return undefined;
+    return new DepadError(e.code as ErrorCode, e.message, typeof e.hint === 'string' ? { hint: e.hint } : {});
+  } catch {
+    return undefined;
   }
 }

@@ -36,7 +36,7 @@ export function addProxyCommand(parent: Command): void {
         httpHost: String(opts.httpHost),
         tcpHost: String(opts.tcpHost),
         ...proxyLimitOptions(opts),
-        logger: cliLogger('info'),
+        logger: cliLogger(),
       });
       const facts = { pid: process.pid, httpPort: proxy.httpPort, stateDir: proxyStateDir(home) };
       if (output.json) output.out(JSON.stringify({ listening: facts }) + '\n');

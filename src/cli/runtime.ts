@@ -6,7 +6,7 @@
 import { Engine } from '../engine/engine.ts';
 import { DepadError, isDepadError } from '../errors.ts';
 import { agentSocketPath, proxyStateDir, resolveHome } from '../home.ts';
-import { createLogger, type LogLevel, type Logger } from '../logger.ts';
+import { createLogger, isLogLevel, type LogLevel, type Logger } from '../logger.ts';
 import type { OpContext } from '../deploy/context.ts';
 import { recoverJournal } from '../deploy/recover.ts';
 import { Store } from '../store/store.ts';
@@ -58,9 +58,10 @@ export function deploymentAction(
 /** A verb carried out by the local agent (same output as the local way). */
 export type RemoteAction = (agent: AgentClient, ref: string, opts: CommandOptions, output: Output) => Promise<void>;
 
-/** The logger the CLI injects: level from DEPAD_LOG_LEVEL (default `fallback`, warn), to stderr. */
+/** The logger the CLI injects: level from DEPAD_LOG_LEVEL (default, or when unset or not a level, `fallback`: warn), to stderr. */
 export function cliLogger(fallback: LogLevel = 'warn'): Logger {
-  const level = (process.env.DEPAD_LOG_LEVEL ?? fallback) as LogLevel;
+  const env = process.env.DEPAD_LOG_LEVEL;
+  const level = isLogLevel(env) ? env : fallback;
   return createLogger({ level, format: process.env.DEPAD_LOG_FORMAT === 'json' ? 'json' : 'text' });
 }
 
