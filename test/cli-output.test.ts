@@ -70,3 +70,29 @@ test.serial('usage errors are JSON on stderr with --json, exit 2', async (t) => 
   t.is(plain.code, 2);
   t.regex(plain.stderr, /^error: unknown option '--everything'/, 'without --json it stays text');
 });
+
+test.serial('a YAML syntax error is reported once', async (t) => {
+  // "  web" without its colon: yaml reported "Implicit keys need to be on a single line" twice and three more problems after it.
+  const text = (await fs.readFile(hello, 'utf8')).replace('  web:\n', '  web\n');
+  const file = path.join(h.dir, 'broken.yml');
+  await fs.writeFile(file, text);
+  const r = await h.run(['create', '-n', h.name('broken'), '-f', file]);
+  t.is(r.code, 3, r.stderr);
+  t.is(r.stderr.match(/broken\.yml:\d+:\d+/g)?.length, 1, r.stderr);
+  t.is(r.stderr.match(/Implicit keys need to be on a single line/g)?.length, 1, r.stderr);
+  t.regex(r.stderr, /broken\.yml:4:3: not valid YAML: /);
+});
+
+test.serial('a missing image given by --image is reported as given on the command line', async (t) => {
+  for (const args of [['update', existing, '-s', 'web', '--image', 'depad-test/not-here:1'], ['update', existing, '-f', hello, '-s', 'web', '--image', 'depad-test/not-here:1']]) {
+    const r = await h.run([...args, '--pull', 'never']);
+    t.is(r.code, 6, r.stderr);
+    t.regex(r.stderr, /--image depad-test\/not-here:1 \(given for services\.web on the command line\): not on this host/);
+    t.notRegex(r.stderr, /depad\.yml:\d+:\d+/, 'not a position in the file');
+  }
+  const inFile = path.join(h.dir, 'missing-image.yml');
+  await fs.writeFile(inFile, 'services:\n  web:\n    image: depad-test/not-here:2\n');
+  const r = await h.run(['update', existing, '-f', inFile, '--pull', 'never']);
+  t.is(r.code, 6, r.stderr);
+  t.regex(r.stderr, /missing-image\.yml:3:12 services\.web\.image: image depad-test\/not-here:2 is not on this host/, 'from the file: its position');
+});

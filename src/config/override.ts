@@ -4,7 +4,7 @@ import { deepFreeze } from './freeze.ts';
 import type { DeploymentSpec } from './spec.ts';
 import { imageReferenceProblem } from './values.ts';
 
-/** A copy of `spec` with the given services' images replaced (frozen). */
+/** A copy of `spec` with the given services' images replaced (frozen), marked as given on the command line. */
 export function withImages(spec: DeploymentSpec, overrides: Readonly<Record<string, string>>): DeploymentSpec {
   const services = { ...spec.services };
   for (const [service, image] of Object.entries(overrides)) {
@@ -18,5 +18,7 @@ export function withImages(spec: DeploymentSpec, overrides: Readonly<Record<stri
     if (problem) throw new DepadError('DEPAD_USAGE', `--image ${image}: ${problem}`);
     services[service] = { ...current, image };
   }
-  return deepFreeze({ ...spec, services, positions: spec.positions });
+  // Marked, so that an error about such an image names the command line, not the file.
+  const marked = Object.keys(overrides).length > 0 ? { imageOverrides: { ...spec.imageOverrides, ...overrides } } : {};
+  return deepFreeze({ ...spec, services, positions: spec.positions, ...marked });
 }

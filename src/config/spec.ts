@@ -173,4 +173,6 @@ export interface DeploymentSpec {
   readonly files: readonly string[];
   /** Key path (e.g. `services.web.image`) → where it is in the file, for errors found later. */
   readonly positions: ReadonlyMap<string, SourcePosition>;
+  /** Images given on the command line (`update -s web --image app:2`), by service: they are not in the file. */
+  readonly imageOverrides?: Readonly<Record<string, string>>;
 }

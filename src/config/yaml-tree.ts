@@ -26,7 +26,10 @@ export function parseYamlTree(text: string, collector: Collector): LMap {
     const { line, col } = lineCounter.linePos(offset);
     return { line: Math.max(line, 1), column: Math.max(col, 1) };
   };
-  const problems = [...doc.errors, ...doc.warnings];
+  // Only the first syntax error: yaml goes on parsing after it, and what it reports next follows
+  // from it (one mis-indented line gave the same message at two and three places, and several
+  // lines). Warnings (an unknown tag, a directive) are each a problem of their own.
+  const problems = doc.errors.length > 0 ? doc.errors.slice(0, 1) : doc.warnings;
   if (problems.length > 0) {
     const issues = problems.map((e): ConfigIssue => {
       const pos = at(e.pos[0]);
@@ -57,7 +60,9 @@ export function parseYamlTree(text: string, collector: Collector): LMap {
 function syntaxError(file: string, issues: readonly ConfigIssue[]): DepadError {
   const lines = issues.slice(0, 5).map((i) => `${i.file}:${i.line}:${i.column}: ${i.message}`);
   if (issues.length > 5) lines.push(`… and ${issues.length - 5} more`);
-  return new DepadError('DEPAD_CONFIG_SYNTAX', `${file} is not valid YAML:\n  ${lines.join('\n  ')}`, {
+  const [only] = issues;
+  const message = issues.length === 1 && only ? `${only.file}:${only.line}:${only.column}: not valid YAML: ${only.message}` : `${file} is not valid YAML:\n  ${lines.join('\n  ')}`;
+  return new DepadError('DEPAD_CONFIG_SYNTAX', message, {
     hint: 'fix the YAML at the position shown (indent with spaces, not tabs) and run the command again',
     details: { issues },
   });

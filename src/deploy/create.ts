@@ -154,12 +154,17 @@ export async function ensureImages(ctx: OpContext, spec: DeploymentSpec, pull: P
       }
     }
     if (!id) {
-      const at = spec.positions.get(`services.${service.name}.image`) ?? { file: spec.file, line: 1, column: 1 };
+      const key = `services.${service.name}.image`;
       const why = pullError instanceof Error ? `; pulling it failed: ${pullError.message.replace(/^could not [^:]*: /, '')}` : '';
+      // An image from `--image` is not in the file: say where it came from instead of a position.
+      const given = spec.imageOverrides?.[service.name] === service.image;
+      const at = spec.positions.get(key) ?? { file: spec.file, line: 1, column: 1 };
       throw new DepadError(
         'DEPAD_IMAGE_MISSING',
-        formatIssue({ ...at, path: `services.${service.name}.image`, message: `image ${service.image} is not on this host${why}` }),
-        { hint: 'build or load the image first (docker build / docker load), or fix the reference', details: { image: service.image, service: service.name } },
+        given
+          ? `--image ${service.image} (given for services.${service.name} on the command line): not on this host${why}`
+          : formatIssue({ ...at, path: key, message: `image ${service.image} is not on this host${why}` }),
+        { hint: given ? 'build or load the image first (docker build / docker load), or fix the --image reference' : 'build or load the image first (docker build / docker load), or fix the reference', details: { image: service.image, service: service.name, ...(given ? { source: 'command line' } : {}) } },
       );
     }
     out[service.name] = { ref: service.image, id };

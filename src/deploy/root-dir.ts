@@ -43,7 +43,7 @@ export async function writeRevision(
     write(path.join(revDir, 'docker-compose.yml'), rendered.compose),
     write(path.join(revDir, 'env.json'), JSON.stringify(env, Object.keys(env).sort(), 2) + '\n'),
     write(path.join(revDir, 'plan.json'), JSON.stringify(plan, null, 2) + '\n'),
-    write(path.join(revDir, 'spec.json'), JSON.stringify({ ...spec, positions: undefined }, null, 2) + '\n'),
+    write(path.join(revDir, 'spec.json'), JSON.stringify({ ...spec, positions: undefined, imageOverrides: undefined }, null, 2) + '\n'),
   ]);
   await copyBindSources(rootDir, spec);
   return { configSha256: sha256(spec.source), composeSha256: sha256(rendered.compose) };
