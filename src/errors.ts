@@ -32,6 +32,7 @@ export const ERROR_CODES = {
   DEPAD_TLS_PIN_MISMATCH: { exit: 11, status: 502 },
   DEPAD_AGENT_UNAVAILABLE: { exit: 12, status: 503 },
   DEPAD_AGENT_RESTART_FAILED: { exit: 15, status: 500 },
+  DEPAD_NOT_RUNNING: { exit: 16, status: 409 },
   DEPAD_UNAUTHENTICATED: { exit: 13, status: 401 },
   DEPAD_FORBIDDEN: { exit: 13, status: 403 },
   /** Not a failure of the command: `depad doctor` found disagreements (the API answers them with 200). */
@@ -39,13 +40,13 @@ export const ERROR_CODES = {
   DEPAD_INTERRUPTED: { exit: 130, status: 499 },
 } as const satisfies Record<string, { exit: number; status: number }>;
 
-/** One of depad's stable error codes. */
 /**
  * The CLI's exit code when its stdout was closed by the reader (`depad ls | head -1`): what a
  * process killed by SIGPIPE reports in a shell (128 + 13). Not an error: nothing is printed.
  */
 export const EXIT_OUTPUT_CLOSED = 141;
 
+/** One of depad's stable error codes. */
 export type ErrorCode = keyof typeof ERROR_CODES;
 
 /** Options of a `DepadError`: a hint tells the user what to do next; `cause` keeps the origin. */

@@ -96,3 +96,14 @@ test.serial('a missing image given by --image is reported as given on the comman
   t.is(r.code, 6, r.stderr);
   t.regex(r.stderr, /missing-image\.yml:3:12 services\.web\.image: image depad-test\/not-here:2 is not on this host/, 'from the file: its position');
 });
+
+test.serial('update of a stopped deployment is DEPAD_NOT_RUNNING, exit 16', async (t) => {
+  t.is((await h.run(['stop', existing])).code, 0);
+  const r = await h.run(['update', existing, '-s', 'web', '--image', 'depad-example/app:2']);
+  t.is(r.code, 16, r.stderr);
+  t.regex(r.stderr, /is stopped[\s\S]*start it first/);
+  const viaService = await h.run(['service', 'update', existing, 'web', '--image', 'depad-example/app:2', '--json']);
+  t.is(viaService.code, 16, viaService.stderr);
+  t.is((JSON.parse(viaService.stderr) as { error: { code: string } }).error.code, 'DEPAD_NOT_RUNNING');
+  t.is((await h.run(['start', existing])).code, 0);
+});

@@ -91,7 +91,7 @@ async function lookUpImages(ctx: OpContext, spec: DeploymentSpec, missing: strin
 /** Throws unless `record` may be updated (it must be running). */
 export function assertUpdatable(record: DeploymentRecord): void {
   if (record.desired !== 'running') {
-    throw new DepadError('DEPAD_USAGE', `deployment ${record.name} is stopped`, { hint: `start it first: depad start ${record.name}` });
+    throw new DepadError('DEPAD_NOT_RUNNING', `deployment ${record.name} is stopped`, { hint: `start it first: depad start ${record.name}` });
   }
 }
 
