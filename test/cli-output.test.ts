@@ -97,6 +97,17 @@ test.serial('a missing image given by --image is reported as given on the comman
   t.regex(r.stderr, /missing-image\.yml:3:12 services\.web\.image: image depad-test\/not-here:2 is not on this host/, 'from the file: its position');
 });
 
+test.serial('stats shows no memory limit for an unlimited service (- and null)', async (t) => {
+  const json = await h.run(['stats', existing, '--json']);
+  t.is(json.code, 0, json.stderr);
+  const [usage] = JSON.parse(json.stdout) as Array<{ memoryBytes: number; memoryLimitBytes: number | null; cpuLimit: number | null }>;
+  t.is(usage?.memoryLimitBytes, null);
+  t.is(usage?.cpuLimit, null);
+  t.true((usage?.memoryBytes ?? 0) > 0);
+  const table = await h.run(['stats', existing]);
+  t.regex(table.stdout, new RegExp(`${existing}\\s+web\\s+depad-${existing}-web-1\\s+[\\d.]+\\s+-\\s+[\\d.]+ [KM]iB\\s+-\\s+\\d+`));
+});
+
 test.serial('update of a stopped deployment is DEPAD_NOT_RUNNING, exit 16', async (t) => {
   t.is((await h.run(['stop', existing])).code, 0);
   const r = await h.run(['update', existing, '-s', 'web', '--image', 'depad-example/app:2']);

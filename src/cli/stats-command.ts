@@ -40,7 +40,7 @@ export function addStatsCommand(parent: Command): void {
       output.out(
         table(
           ['DEPLOYMENT', 'SERVICE', 'CONTAINER', 'CPU %', 'CPU LIMIT', 'MEMORY', 'MEMORY LIMIT', 'PIDS'],
-          usage.map((u) => [u.deployment, u.service, u.container, u.cpuPercent.toFixed(1), u.cpuLimit === undefined ? '-' : String(u.cpuLimit), bytesText(u.memoryBytes), bytesText(u.memoryLimitBytes), String(u.pids)]),
+          usage.map((u) => [u.deployment, u.service, u.container, u.cpuPercent.toFixed(1), u.cpuLimit == null ? '-' : String(u.cpuLimit), bytesText(u.memoryBytes), u.memoryLimitBytes == null ? '-' : bytesText(u.memoryLimitBytes), String(u.pids)]),
         ),
       );
     });

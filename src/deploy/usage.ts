@@ -10,12 +10,14 @@ import { listInstances } from './materialize.ts';
 import { readPlan } from './root-dir.ts';
 
 /** One running instance's use and limits. */
-export interface InstanceUsage extends ContainerStats {
+export interface InstanceUsage extends Omit<ContainerStats, 'memoryLimitBytes'> {
   deployment: string;
   service: string;
   container: string;
-  /** The CPU limit given to the engine (CPUs), if any. */
-  cpuLimit?: number;
+  /** The CPU limit given to the engine (CPUs); null: none. */
+  cpuLimit: number | null;
+  /** The memory limit the engine enforces; null: none (the engine would report the host's memory). */
+  memoryLimitBytes: number | null;
 }
 
 /** The use of every running instance of `record`, in the plan's service order. */
@@ -28,7 +30,9 @@ export async function deploymentUsage(ctx: OpContext, record: DeploymentRecord):
   return samples.flatMap(({ c, stats }) => {
     if (stats === undefined) return [];
     const service = c.labels[LABELS.service] ?? '?';
-    const nano = plan?.containers.find((p) => p.name === c.name)?.body.HostConfig.NanoCpus;
-    return [{ deployment: record.name, service, container: c.name, ...stats, ...(nano ? { cpuLimit: nano / 1e9 } : {}) }];
+    const host = plan?.containers.find((p) => p.name === c.name)?.body.HostConfig;
+    // Without its plan it cannot be told whether the engine's figure is a limit: it is shown as the engine says.
+    const memoryLimitBytes = host === undefined || host.Memory ? stats.memoryLimitBytes : null;
+    return [{ deployment: record.name, service, container: c.name, ...stats, cpuLimit: host?.NanoCpus ? host.NanoCpus / 1e9 : null, memoryLimitBytes }];
   });
 }
