@@ -45,6 +45,7 @@ export { proxyPaths } from './paths.ts';
 /** A listening socket as it is handed to another process. */
 export type { ListenHandle } from './listeners.ts';
 import { proxyPaths, type ProxyPaths } from './paths.ts';
+import { writeListening } from './listening.ts';
 export type { ProxyPaths } from './paths.ts';
 
 /** Options of `startProxy`; the limits (`ProxyLimits`, see limits.ts) default to `DEFAULT_LIMITS`. */
@@ -210,6 +211,10 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     throw error;
   }
   log.info({ httpPort, httpsPort, routes: table.snapshot.routes.length, version: table.snapshot.version, inherited: inherit !== undefined }, 'proxy started');
+  // For depad's views: routes are shown with the port clients use.
+  await writeListening(options.stateDir, { pid: process.pid, httpPort, ...(httpsPort === undefined ? {} : { httpsPort }) }).catch((error: Error) =>
+    log.warn({ stateDir: options.stateDir, err: error.message }, 'could not record the ports the proxy listens on'),
+  );
   // Handed over: the old process's last routes first, then the control channel on its socket.
   let stopped = false;
   const controlReady = !inherit

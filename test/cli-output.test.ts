@@ -11,6 +11,7 @@ import path from 'node:path';
 import test from 'ava';
 import { EXAMPLES, createHarness, type Harness } from './helpers/harness.ts';
 import { closedStdout } from './helpers/closed-stdout.ts';
+import { startProxyProcess } from './helpers/proxy-process.ts';
 
 const hello = path.join(EXAMPLES, 'hello/depad.yml');
 let h: Harness;
@@ -106,6 +107,23 @@ test.serial('stats shows no memory limit for an unlimited service (- and null)',
   t.true((usage?.memoryBytes ?? 0) > 0);
   const table = await h.run(['stats', existing]);
   t.regex(table.stdout, new RegExp(`${existing}\\s+web\\s+depad-${existing}-web-1\\s+[\\d.]+\\s+-\\s+[\\d.]+ [KM]iB\\s+-\\s+\\d+`));
+});
+
+test.serial('the ROUTE column gives the port the proxy listens on', async (t) => {
+  const name = h.name('routed');
+  const file = path.join(h.dir, 'routed.yml');
+  await fs.writeFile(file, 'services:\n  web:\n    image: depad-example/app:1\n    x-depad: { expose: http, port: 8080 }\n');
+  const proxy = await startProxyProcess(t, h);
+  t.is((await h.run(['create', '-n', name, '-f', file, '--no-wait'])).code, 0);
+  const url = `http://web.${name}.localhost:${proxy.port}`;
+  t.regex((await h.run(['ps', name])).stdout, new RegExp(`${url}\\n`));
+  t.regex((await h.run(['inspect', name])).stdout, new RegExp(url));
+  const view = JSON.parse((await h.run(['inspect', name, '--json'])).stdout) as { services: Array<{ route?: { urls?: string[] } }> };
+  t.deepEqual(view.services[0]?.route?.urls, [url]);
+  await proxy.stop();
+  t.regex((await h.run(['ps', name])).stdout, new RegExp(url), 'where the proxy listened, while it is stopped');
+  t.notRegex(proxy.output(), /depad info:|undefined/, 'the proxy printed no log lines at the default level');
+  t.is((await h.run(['destroy', name])).code, 0);
 });
 
 test.serial('update of a stopped deployment is DEPAD_NOT_RUNNING, exit 16', async (t) => {

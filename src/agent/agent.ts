@@ -22,6 +22,7 @@ import { startProxy } from '../../proxy/index.ts';
 import type { ProxyLimits } from '../../proxy/index.ts';
 import type { ProxyHandle } from '../../proxy/index.ts';
 import { proxyPaths } from '../../proxy/paths.ts';
+import { defaultHttpPort } from '../../proxy/listening.ts';
 import { claimSocket, listenOnHandle, listenOnUnixSocket, listenTcp, removeUnixSocket } from '../../proxy/listeners.ts';
 import { AuditLog } from '../api/audit.ts';
 import { FailureLimiter } from '../api/failures.ts';
@@ -132,7 +133,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
     const acme = certificates && options.acme ? await acmeManager(options.acme, certificates, log) : undefined;
     const proxy: ProxyHandle = await startProxy({
       stateDir: proxyStateDir(home),
-      httpPort: options.httpPort ?? (root ? 80 : 8080),
+      httpPort: options.httpPort ?? defaultHttpPort(),
       httpHost: options.httpHost ?? '0.0.0.0',
       tcpHost: options.tcpHost ?? '0.0.0.0',
       ...(certificates ? { https: { port: options.httpsPort ?? (root ? 443 : 8444), certificates } } : {}),
@@ -176,6 +177,8 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
     cleanup.push(() => reconciler.stop());
     const health = new HealthMonitor(ctx, serialize, log, (event) => reconciler.note(event), (key, healthy) => proxy.markUpstream(key, healthy));
     reconciler.onEngineEvent((event) => health.onEngineEvent(event));
+    // ls, inspect and ps show the checks' status: the same as depad health.
+    reconciler.observed.health = (name) => health.statusOf(name);
     await health.start();
     afterOperation = () => health.kick();
     cleanup.push(async () => health.stop());

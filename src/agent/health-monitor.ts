@@ -109,6 +109,11 @@ export class HealthMonitor {
       .sort((a, b) => a.deployment.localeCompare(b.deployment) || a.service.localeCompare(b.service));
   }
 
+  /** The status of one watched instance (by container name), as `status()` lists it; undefined when it is not checked. */
+  statusOf(instance: string): InstanceHealth['status'] | undefined {
+    return this.#watched.get(instance)?.status;
+  }
+
   /** An engine event (from the reconciler's watch): container health changes, and starts or ends that change the set. */
   onEngineEvent(event: ContainerEvent): void {
     const w = this.#watched.get(event.name);

@@ -26,6 +26,8 @@ export interface ObservedView {
   containers(deploymentId: string): { live: boolean; containers: ContainerState[] };
   /** The agent's restart facts of an instance (crash loops), by container name. */
   restarts?(container: string): InstanceRestarts | undefined;
+  /** The health checks' status of an instance (what `depad health` shows), by container name; undefined when none checks it. */
+  health?(container: string): string | undefined;
 }
 
 /** What the agent did about an instance that keeps dying. */
@@ -50,6 +52,8 @@ export class ObservedState implements ObservedView {
   readonly #reading = new Map<string, boolean>();
   /** Set by the reconciler: its restart facts. */
   restarts?: (container: string) => InstanceRestarts | undefined;
+  /** Set by the agent: the health monitor's status of an instance. */
+  health?: (container: string) => string | undefined;
 
   constructor(engine: Engine) {
     this.#engine = engine;

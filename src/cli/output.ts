@@ -43,7 +43,7 @@ export function table(header: readonly string[], rows: ReadonlyArray<readonly st
 /** The instances table of one deployment (create, start, ps, inspect). */
 export function instancesTable(view: DeploymentView): string {
   const rows = view.services.flatMap((s) => {
-    const route = !s.route ? '-' : s.route.kind === 'http' ? s.route.hosts.map((h) => `http://${h}`).join(' ') : `tcp :${s.route.port ?? '?'}`;
+    const route = !s.route ? '-' : s.route.kind === 'http' ? (s.route.urls ?? s.route.hosts.map((h) => `http://${h}`)).join(' ') : `tcp :${s.route.port ?? '?'}`;
     if (s.instances.length === 0) return [[s.name, '-', 'missing', '-', '-', portsText(s.ports), route]];
     return s.instances.map((i) => [s.name, i.container, stateText(i), i.health ?? '-', restartsText(i), portsText(s.ports), route]);
   });

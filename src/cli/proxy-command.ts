@@ -9,6 +9,7 @@ import { cliLogger, type CommandOptions } from './runtime.ts';
 import { keepServingWhenOutputCloses } from './closed-output.ts';
 import { processOutput } from './output.ts';
 import { portNumber } from './option-parsers.ts';
+import { defaultHttpPort } from '../../proxy/listening.ts';
 import { addProxyLimitOptions, proxyLimitOptions } from './proxy-limit-options.ts';
 
 type Opts = CommandOptions;
@@ -27,7 +28,7 @@ export function addProxyCommand(parent: Command): void {
       const output = processOutput(Boolean(g.json));
       const home = g.home ?? resolveHome();
       keepServingWhenOutputCloses();
-      const httpPort = (opts.httpPort as number | undefined) ?? (process.getuid?.() === 0 ? 80 : 8080);
+      const httpPort = (opts.httpPort as number | undefined) ?? defaultHttpPort();
       // Loaded here, so that other commands do not pay for loading the proxy server at start.
       const { startProxy } = await import('../../proxy/index.ts');
       const proxy = await startProxy({

@@ -8,6 +8,8 @@ import type { OpContext } from './context.ts';
 import { listInstances } from './materialize.ts';
 import { assertServices } from './resolve.ts';
 import { readPlan, readPlanForView } from './root-dir.ts';
+import { proxyStateDir } from '../home.ts';
+import { defaultHttpPort, readListening } from '../../proxy/listening.ts';
 
 /** One instance (container) of a service. */
 export interface InstanceView {
@@ -31,8 +33,22 @@ export interface RouteView {
   kind: 'http' | 'tcp';
   /** http: the hostnames it answers at. */
   hosts: string[];
+  /** http: where clients reach it, with the proxy's HTTP port unless it is 80 (`http://web.shop.localhost:8080`). */
+  urls?: string[];
   /** tcp: the proxy's stable host port. */
   port?: number;
+}
+
+/** The proxy's HTTP port per home, read once per process: where it listens (or last did), else its default. */
+const proxyHttpPorts = new Map<string, Promise<number>>();
+
+function proxyHttpPort(home: string): Promise<number> {
+  let port = proxyHttpPorts.get(home);
+  if (port === undefined) {
+    port = readListening(proxyStateDir(home)).then((l) => l?.httpPort ?? defaultHttpPort());
+    proxyHttpPorts.set(home, port);
+  }
+  return port;
 }
 
 /** A deployment as `ls` and `inspect` show it. */
@@ -60,12 +76,19 @@ export async function viewDeployment(ctx: OpContext, record: DeploymentRecord, i
   const found = instances ?? observed?.containers ?? (await listInstances(ctx, record));
   const unknown = observed?.live === false;
   const serviceNames = plan?.order ?? [...new Set(found.map((c) => c.labels[LABELS.service] ?? '?'))].sort();
+  const routed = plan?.services?.some((s) => s.route?.kind === 'http');
+  const httpPort = routed ? await proxyHttpPort(ctx.home) : 80;
   const services = serviceNames.map((name) => {
     const meta = plan?.services?.find((s) => s.name === name);
     const current = record.instances?.[name] ?? 1;
     const routePort = record.ports.find((p) => p.service === name && p.role === 'route')?.host;
     const route: RouteView | undefined = meta?.route
-      ? { kind: meta.route.kind, hosts: meta.route.hosts, ...(routePort !== undefined ? { port: routePort } : {}) }
+      ? {
+          kind: meta.route.kind,
+          hosts: meta.route.hosts,
+          ...(meta.route.kind === 'http' ? { urls: meta.route.hosts.map((h) => `http://${h}${httpPort === 80 ? '' : `:${httpPort}`}`) } : {}),
+          ...(routePort !== undefined ? { port: routePort } : {}),
+        }
       : undefined;
     const host = plan?.containers.find((c) => c.service === name)?.body.HostConfig;
     const limits: ResourceLimits = {
@@ -167,7 +190,8 @@ function instanceView(c: ContainerState, unknown: boolean, observed: OpContext['
     container: c.name,
     id: c.id,
     state: unknown ? 'unknown' : c.status,
-    health: c.running && !unknown ? c.health : undefined,
+    // In the agent its health checks say (x-depad.health, or the container's own check as they follow it).
+    health: c.running && !unknown ? (observed?.health?.(c.name) ?? c.health) : undefined,
     exitCode: c.exitCode,
     startedAt: c.startedAt,
     restarts: c.restartCount + (agent?.restarts ?? 0),
