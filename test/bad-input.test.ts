@@ -46,7 +46,7 @@ const configCases: Array<[string, string, readonly string[], number, RegExp]> = 
   ['unknown top-level key', `${svc('')}secrets:\n  a: {}\n`, [], 3, /cfg\.yml:4:1 secrets: unknown key/],
   ['unknown service key', svc('    privileged: true\n'), [], 3, /cfg\.yml:4:5 services\.web\.privileged: unknown key 'privileged'/],
   ['build instead of image', 'services:\n  web:\n    build: .\n', [], 3, /cfg\.yml:3:5 services\.web\.build: depad does not build images: build the image first/],
-  ['host port given', svc('    ports: ["80:8080"]\n'), [], 3, /cfg\.yml:4:13 services\.web\.ports\[0\]: .*allocated by depad/],
+  ['host ranges of different lengths', svc('    ports: ["9090-9092:8080-8081"]\n'), [], 3, /cfg\.yml:4:13 services\.web\.ports\[0\]: .*two ranges must be as long/],
   ['port out of range', svc('    ports: ["70000"]\n'), [], 3, /cfg\.yml:4:13 services\.web\.ports\[0\]/],
   ['undeclared named volume', svc('    volumes: ["data:/data"]\n'), [], 3, /cfg\.yml:4:15 services\.web\.volumes\[0\]: .*data/],
   ['absolute bind mount', svc('    volumes: ["/etc:/host-etc"]\n'), [], 3, /cfg\.yml:4:15 services\.web\.volumes\[0\]: .*inside the deployment's root/],

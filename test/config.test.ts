@@ -346,13 +346,13 @@ const BAD: Bad[] = [
   { title: 'bad image reference', text: 'services:\n  web:\n    image: "Nginx:latest"\n', at: '3:12 services.web.image', says: /must be lowercase/ },
   { title: 'uppercase service name', text: 'services:\n  Web:\n    image: x\n', at: '2:3 services.Web', says: /uppercase letters.*lowercase letters, digits, '_' and '-'.*docker object names/ },
   { title: 'service name too long', text: `services:\n  ${'a'.repeat(41)}:\n    image: x\n`, at: `2:3 services.${'a'.repeat(41)}`, says: /41 characters long.*1-40 characters/ },
-  { title: 'host port given', text: base(['    ports:', '      - "80:8080"']), at: '5:9 services.web.ports[0]', says: /host ports are allocated by depad from the deployment's block; write only the container port, e.g. "8080"/ },
-  { title: 'host ip and port given', text: base(['    ports: ["127.0.0.1:80:8080"]']), at: '4:13 services.web.ports[0]', says: /host ports are allocated by depad/ },
-  { title: 'published in long syntax', text: base(['    ports:', '      - target: 80', '        published: 8080']), at: '6:9 services.web.ports[0].published', says: /host ports are allocated by depad/ },
+  { title: 'host range longer than the container range', text: base(['    ports:', '      - "9090-9092:8080-8081"']), at: '5:9 services.web.ports[0]', says: /maps 2 container ports onto 3 host ports; the two ranges must be as long/ },
+  { title: 'host address not an IP', text: base(['    ports: ["localhost:80:8080"]']), at: '4:13 services.web.ports[0]', says: /must be an IPv4 or IPv6 address/ },
+  { title: 'published out of range in long syntax', text: base(['    ports:', '      - target: 80', '        published: 80800']), at: '6:20 services.web.ports[0].published', says: /a host port must be from 1 to 65535/ },
   { title: 'port out of range', text: base(['    ports: [70000]']), at: '4:13 services.web.ports[0]', says: /from 1 to 65535/ },
   { title: 'port zero in long syntax', text: base(['    ports: [{target: 0}]']), at: '4:22 services.web.ports[0].target', says: /from 1 to 65535/ },
   { title: 'bad port protocol', text: base(['    ports: ["53/sctp"]']), at: '4:13 services.web.ports[0]', says: /protocol must be tcp or udp, found "sctp"/ },
-  { title: 'port range', text: base(['    expose: ["3000-3005"]']), at: '4:14 services.web.expose[0]', says: /port ranges .* not supported/ },
+  { title: 'expose with a host port', text: base(['    expose: ["80:3000"]']), at: '4:14 services.web.expose[0]', says: /expose takes container ports only/ },
   { title: 'undeclared named volume', text: base(['    volumes: ["data:/data"]']), at: '4:15 services.web.volumes[0]', says: /volume 'data' is not declared; add it under the top-level volumes: key/ },
   { title: 'absolute bind mount', text: base(['    volumes:', '      - /etc/passwd:/etc/passwd:ro']), at: '5:9 services.web.volumes[0]', says: /bind mounts must stay inside the deployment's root directory/ },
   { title: '../ escape bind mount', text: base(['    volumes:', '      - ./conf/../../secrets:/s']), at: '5:9 services.web.volumes[0]', says: /bind mounts must stay inside the deployment's root directory.*"\.\."/ },
@@ -389,7 +389,7 @@ const BAD: Bad[] = [
   { title: 'lone $', text: base(['    command: echo costs $5']), at: '4:14 services.web.command', says: /write '\$\$' for a literal '\$'/ },
   { title: 'env_file escaping the dir', text: base(['    env_file: ../secrets.env']), at: '4:15 services.web.env_file', says: /env_file must be inside the config file's directory/ },
   { title: 'absolute env_file', text: base(['    env_file: [ok.env, /etc/app.env]']), at: '4:24 services.web.env_file[1]', says: /is absolute/ },
-  { title: 'unknown x-depad key', text: `${base([])}\nx-depad:\n  port_block: 100\n`, at: '5:3 x-depad.port_block', says: /unknown key 'port_block' in x-depad; supported: host_ip, start_timeout/ },
+  { title: 'unknown x-depad key', text: `${base([])}\nx-depad:\n  port_block: 100\n`, at: '5:3 x-depad.port_block', says: /unknown key 'port_block' in x-depad; supported: host_ip, host_ports, start_timeout/ },
   { title: 'bad host_ip', text: `${base([])}\nx-depad:\n  host_ip: localhost\n`, at: '5:12 x-depad.host_ip', says: /host_ip must be an IPv4 or IPv6 address/ },
   { title: 'x-depad below a service', text: base(['    deploy:', '      x-depad: {}']), at: '5:7 services.web.deploy.x-depad', says: /read at the top level and in a service/ },
   { title: 'unclosed quote in command', text: base(['    command: sh -c "echo hi']), at: '4:14 services.web.command', says: /unclosed double quote/ },
@@ -419,9 +419,9 @@ test('every issue of a file is reported at once, in file order', (t) => {
   const issues = (error as ConfigError).issues;
   t.deepEqual(
     issues.map((i) => `${i.line}:${i.column} ${i.path}`),
-    ['4:13 services.web.ports[0]', '5:14 services.web.restart', '6:5 services.web.foo', '7:3 services.db', '8:5 services.db.build'],
+    ['5:14 services.web.restart', '6:5 services.web.foo', '7:3 services.db', '8:5 services.db.build'],
   );
-  t.regex(error.message, /^cfg\.yml: 5 problems\n/);
+  t.regex(error.message, /^cfg\.yml: 4 problems\n/);
 });
 
 test('alias bombs are stopped', (t) => {

@@ -68,8 +68,9 @@ export function deploymentHeadline(view: DeploymentView): string {
 }
 
 /** `3000->8080/tcp, 3001->5432/tcp` */
-export function portsText(ports: ReadonlyArray<{ host: number; target: number; protocol: string }>): string {
-  return ports.length ? ports.map((p) => `${p.host}->${p.target}/${p.protocol}`).join(', ') : '-';
+export function portsText(ports: ReadonlyArray<{ host: number; target: number; protocol: string; asked?: string; hostIp?: string }>): string {
+  const one = (p: (typeof ports)[number]) => `${p.hostIp ? `${p.hostIp}:` : ''}${p.host}->${p.target}/${p.protocol}${p.asked !== undefined && p.asked !== String(p.host) ? ` (asked ${p.asked})` : ''}`;
+  return ports.length ? ports.map(one).join(', ') : '-';
 }
 
 /** Prints an error the way the CLI reports every failure; returns the exit code. */

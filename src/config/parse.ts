@@ -254,7 +254,7 @@ const DEFAULT_DEPAD: DepadSettings = Object.freeze({ hostIp: '0.0.0.0', startTim
 
 function readDepad(c: Collector, entry: LEntry | undefined): { -readonly [K in keyof DepadSettings]: DepadSettings[K] } {
   if (entry === undefined) return { ...DEFAULT_DEPAD };
-  const keys = checkKeys(c, mapEntries(c, entry.value, 'x-depad') ?? [], 'x-depad', { supported: ['host_ip', 'start_timeout', 'domain', 'class', 'labels', 'resources', 'workflows'] });
+  const keys = checkKeys(c, mapEntries(c, entry.value, 'x-depad') ?? [], 'x-depad', { supported: ['host_ip', 'host_ports', 'start_timeout', 'domain', 'class', 'labels', 'resources', 'workflows'] });
   const settings: { -readonly [K in keyof DepadSettings]: DepadSettings[K] } = { ...DEFAULT_DEPAD };
   const hostIp = keys.get('host_ip');
   if (hostIp) {
@@ -262,6 +262,12 @@ function readDepad(c: Collector, entry: LEntry | undefined): { -readonly [K in k
     const text = readString(c, hostIp.value, path, { what: 'an IP address' });
     if (text !== undefined && !isIpLiteral(text)) c.issue(path, hostIp.value.pos, `host_ip must be an IPv4 or IPv6 address such as 127.0.0.1 or ::1, found "${text}"`);
     else if (text !== undefined) settings.hostIp = text;
+  }
+  const hostPorts = keys.get('host_ports');
+  if (hostPorts) {
+    const text = readString(c, hostPorts.value, 'x-depad.host_ports', { what: 'allocate or fixed' });
+    if (text === 'fixed' || text === 'allocate') settings.hostPorts = text;
+    else if (text !== undefined) c.issue('x-depad.host_ports', hostPorts.value.pos, `host_ports must be allocate (depad gives host ports from the deployment's block, the default) or fixed (the host ports the file asks for), found "${text}"`);
   }
   const domain = keys.get('domain');
   if (domain) {

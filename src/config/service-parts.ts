@@ -1,13 +1,13 @@
 /**
- * Readers for the structured service keys: ports, expose, volumes, networks, depends_on,
- * healthcheck and deploy.
+ * Readers for the structured service keys: volumes, networks, depends_on, healthcheck and deploy
+ * (ports and expose: service-ports.ts).
  */
 import { posix } from 'node:path';
-import type { DependsCondition, ExposeSpec, HealthcheckSpec, MountSpec, PortSpec, ResourceLimits } from './spec.ts';
+import type { DependsCondition, HealthcheckSpec, MountSpec, ResourceLimits } from './spec.ts';
 import type { Collector, LNode, Pos } from './nodes.ts';
 import { describe, entryPos, indexPath, keyPath } from './nodes.ts';
-import { checkKeys, mapEntries, readBool, readInt, readString, readStringList, scalarNumber } from './read.ts';
-import { HOST_PORT_MESSAGE, checkPortNumber, insideRoot, parseContainerPort, parseCpus, parseDuration, parseMemory, parseProtocol } from './values.ts';
+import { checkKeys, mapEntries, readBool, readInt, readString, readStringList } from './read.ts';
+import { insideRoot, parseCpus, parseDuration, parseMemory } from './values.ts';
 
 /** What service readers need besides the node: the collector and the declared top-level names. */
 export interface ServiceScope {
@@ -22,82 +22,6 @@ export interface DependencyRef {
   readonly condition: DependsCondition;
   readonly path: string;
   readonly pos: Pos;
-}
-
-/** `ports`: container ports only (short `"8080/udp"` or long `{target, protocol}`). */
-export function readPorts(s: ServiceScope, node: LNode, path: string): PortSpec[] {
-  return readPortList(s, node, path, 'ports');
-}
-
-/** `expose`: container ports reachable inside the deployment's networks. */
-export function readExpose(s: ServiceScope, node: LNode, path: string): ExposeSpec[] {
-  return readPortList(s, node, path, 'expose');
-}
-
-function readPortList(s: ServiceScope, node: LNode, path: string, field: 'ports' | 'expose'): PortSpec[] {
-  const { c } = s;
-  if (node.kind !== 'seq') {
-    c.issue(path, node.pos, `expected a list of container ports such as "8080", found ${describe(node)}`);
-    return [];
-  }
-  const out: PortSpec[] = [];
-  const seen = new Set<string>();
-  node.items.forEach((item, i) => {
-    const itemPath = indexPath(path, i);
-    let port: PortSpec | undefined;
-    if (item.kind === 'map' && field === 'ports') {
-      port = readLongPort(c, item, itemPath);
-    } else if (item.kind === 'scalar' && (typeof item.value === 'number' || typeof item.value === 'string')) {
-      const text = typeof item.value === 'number' ? item.value : c.text(item, itemPath);
-      if (text === undefined) return;
-      const parsed = parseContainerPort(text, field);
-      if (parsed.ok) port = parsed.value;
-      else c.issue(itemPath, item.pos, parsed.error);
-    } else {
-      c.issue(itemPath, item.pos, `expected a container port such as "8080" or "8080/udp", found ${describe(item)}`);
-    }
-    if (port === undefined) return;
-    const key = `${port.target}/${port.protocol}`;
-    if (seen.has(key)) c.issue(itemPath, item.pos, `port ${key} is listed twice in ${path}; list it once`);
-    else out.push(port);
-    seen.add(key);
-  });
-  return out;
-}
-
-function readLongPort(c: Collector, node: LNode, path: string): PortSpec | undefined {
-  const entries = mapEntries(c, node, path) ?? [];
-  const keys = checkKeys(c, entries, path, {
-    supported: ['target', 'protocol'],
-    special: { published: HOST_PORT_MESSAGE, host_ip: `${HOST_PORT_MESSAGE}; the host address is set for the whole deployment by x-depad.host_ip` },
-  });
-  const targetEntry = keys.get('target');
-  if (targetEntry === undefined) {
-    c.issue(path, node.pos, 'a port in long syntax needs target: the container port');
-    return undefined;
-  }
-  const targetPath = keyPath(path, 'target');
-  const n = scalarNumber(c, targetEntry.value, targetPath);
-  if (n === null) return undefined;
-  const target = checkPortNumber(n ?? NaN, targetEntry.value.kind === 'scalar' ? targetEntry.value.text : describe(targetEntry.value));
-  if (!target.ok) {
-    c.issue(targetPath, entryPos(targetEntry), target.error);
-    return undefined;
-  }
-  let protocol: 'tcp' | 'udp' = 'tcp';
-  const protoEntry = keys.get('protocol');
-  if (protoEntry) {
-    const protoPath = keyPath(path, 'protocol');
-    const text = readString(c, protoEntry.value, protoPath);
-    if (text === undefined) return undefined;
-    const parsed = parseProtocol(text);
-    if (!parsed.ok) {
-      c.issue(protoPath, entryPos(protoEntry), parsed.error);
-      return undefined;
-    }
-    protocol = parsed.value;
-  }
-  return { target: target.value, protocol };
 }
 
 const BIND_OUTSIDE = "bind mounts must stay inside the deployment's root directory: use a path relative to the config file, such as \"./data\"";

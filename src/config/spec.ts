@@ -9,11 +9,15 @@ import type { WorkflowSpec } from './workflows.ts';
 
 export type DependsCondition = 'service_started' | 'service_healthy' | 'service_completed_successfully';
 
-/** A published port: depad allocates the host port; the config names only the container side. */
+/** A published port. depad allocates the host port unless `x-depad.host_ports: fixed`. */
 export interface PortSpec {
   /** Port inside the container. */
   readonly target: number;
   readonly protocol: 'tcp' | 'udp';
+  /** The host port (or range, for one container port) the file asks for: `"80:8080"`, long syntax `published`. */
+  readonly published?: { readonly from: number; readonly to: number };
+  /** The host address to bind (`"127.0.0.1:80:8080"`, long syntax `host_ip`); default `x-depad.host_ip`. */
+  readonly hostIp?: string;
 }
 
 /** A port the service listens on inside its networks only (compose `expose`). */
@@ -147,6 +151,12 @@ export interface VolumeSpec {
 export interface DepadSettings {
   /** Host address published ports bind to (default 0.0.0.0). */
   readonly hostIp: string;
+  /**
+   * `allocate` (default): every published port gets a host port from the deployment's block, also
+   * one the file asks for (`"80:8080"`). `fixed` (`x-depad.host_ports`): the asked host ports are
+   * reserved as they are, and refused with their holder named when taken.
+   */
+  readonly hostPorts?: 'allocate' | 'fixed';
   /** How long create/start wait for a service to be running, healthy or completed (default 120 s). */
   readonly startTimeoutMs: number;
   /** Base domain of HTTP routes, `<service>.<deployment>.<domain>`; unset: DEPAD_BASE_DOMAIN, else `localhost`. */

@@ -55,39 +55,10 @@ export function parseCpus(value: string | number): Parsed<number> {
   return ok(n);
 }
 
-/** A container-side port with its protocol. */
-export interface ContainerPort {
-  readonly target: number;
-  readonly protocol: 'tcp' | 'udp';
-}
-
-/** The message for a port with a host side: depad allocates host ports itself. */
-export const HOST_PORT_MESSAGE =
-  `host ports are allocated by depad from the deployment's block; write only the container port, e.g. "8080"`;
-
 /** Checks a port number is a whole number from 1 to 65535. */
 export function checkPortNumber(value: number, text: string): Parsed<number> {
   if (!Number.isInteger(value) || value < 1 || value > 65535) return fail(`port must be a whole number from 1 to 65535, found ${text}`);
   return ok(value);
-}
-
-/** `8080`, `"8080"` or `"8080/udp"` → the container port; host ports and ranges are errors. */
-export function parseContainerPort(value: string | number, field: 'ports' | 'expose'): Parsed<ContainerPort> {
-  if (typeof value === 'number') {
-    const n = checkPortNumber(value, String(value));
-    return n.ok ? ok({ target: n.value, protocol: 'tcp' }) : fail(n.error);
-  }
-  const s = value.trim();
-  if (s.includes(':')) {
-    return fail(field === 'ports' ? HOST_PORT_MESSAGE : `expose takes container ports only, e.g. "8080"; found "${value}"`);
-  }
-  const m = /^(\d+)(?:-(\d+))?(?:\/([^/]*))?$/.exec(s);
-  if (!m) return fail(`expected a container port such as "8080" or "8080/udp", found "${value}"`);
-  if (m[2] !== undefined) return fail(`port ranges such as "${s}" are not supported; list each port on its own line`);
-  const protocol = parseProtocol(m[3] ?? 'tcp');
-  if (!protocol.ok) return fail(protocol.error);
-  const n = checkPortNumber(Number(m[1]), m[1] ?? '');
-  return n.ok ? ok({ target: n.value, protocol: protocol.value }) : fail(n.error);
 }
 
 /** `tcp` or `udp`. */

@@ -9,15 +9,16 @@ import { randomBytes } from 'node:crypto';
 import type { DeploymentSpec } from '../config/spec.ts';
 import { DepadError, formatIssue } from '../errors.ts';
 import { deploymentRoot, homeIdentity } from '../home.ts';
-import { allocatePorts, cursorIn, isPortOpenOnHost, portRangeFromEnv } from '../ports/index.ts';
+import { cursorIn, portRangeFromEnv } from '../ports/index.ts';
 import { projectName, scopedName } from '../render/names.ts';
 import { render } from '../render/render.ts';
 import { baseDomain } from '../render/routes.ts';
-import type { DeploymentRecord, JournalEntry, PortAssignment, RevisionRecord } from '../store/records.ts';
+import type { DeploymentRecord, JournalEntry, RevisionRecord } from '../store/records.ts';
 import { checkpoint, undoContext, type OpContext } from './context.ts';
 import { ensureNetworks, ensureVolumes, startServices } from './materialize.ts';
 import { publishRoutes } from './routing.ts';
 import { portsNeeded } from './port-plan.ts';
+import { allocatedInstead, assignPorts } from './port-assign.ts';
 import { assertEngineNamesFree, assertRoutesFree, placeholderPlan } from './preflight.ts';
 import { undoCreate } from './recover.ts';
 import { assertValidName } from './resolve.ts';
@@ -58,10 +59,10 @@ export async function createDeployment(ctx: OpContext, request: CreateRequest): 
 
   const range = portRangeFromEnv();
   const cursor = cursorIn(await ctx.store.getCursor(), range);
-  const reserved = await ctx.store.reservedPorts();
-  const needed = Object.values(spec.services).flatMap((s) => portsNeeded(s, 1, true));
-  const allocation = await allocatePorts({ count: needed.length, cursor, range, isReserved: (p) => reserved.has(p), isOpenOnHost: isPortOpenOnHost });
-  const ports: PortAssignment[] = needed.map((n, i) => ({ ...n, host: allocation.ports[i]! }));
+  const fixed = spec.depad.hostPorts === 'fixed';
+  const needed = Object.values(spec.services).flatMap((s) => portsNeeded(s, 1, true, fixed));
+  const { ports, allocation } = await assignPorts(ctx, needed, { cursor });
+  for (const warning of allocatedInstead(ports, fixed)) ctx.progress({ step: 'warning', message: warning });
   const now = new Date().toISOString();
   const record: DeploymentRecord = {
     id,
@@ -84,10 +85,10 @@ export async function createDeployment(ctx: OpContext, request: CreateRequest): 
     .batch()
     .putDeployment(record)
     .putPorts(ports.map((p) => ({ ...p, deploymentId: id })))
-    .setCursor(allocation.nextCursor)
+    .setCursor(allocation!.nextCursor)
     .putJournal(journal)
     .write();
-  ctx.log.debug({ deployment: name, id, ports: allocation.ports }, 'registered');
+  ctx.log.debug({ deployment: name, id, ports: ports.map((p) => p.host) }, 'registered');
 
   try {
     checkpoint(ctx, 'registered');

@@ -11,32 +11,47 @@
  * - A port an update gives up becomes a `spare` of the deployment: still reserved, never handed to
  *   another deployment while this one exists, and the first choice for its next new instances.
  */
-import type { DeploymentSpec, ServiceSpec } from '../config/spec.ts';
+import type { DeploymentSpec, PortSpec, ServiceSpec } from '../config/spec.ts';
 import type { DeploymentRecord, PortAssignment } from '../store/records.ts';
 
-/** A port still to be given a host port. */
-export type PortNeed = Omit<PortAssignment, 'host'>;
+/** A port still to be given a host port; `fixed`: only a port of that range will do (`x-depad.host_ports: fixed`). */
+export type PortNeed = Omit<PortAssignment, 'host'> & { fixed?: { from: number; to: number } };
 
-/** True when `p` is the container port `service`'s proxy route forwards to (an instance port). */
-export function isUpstreamPort(service: ServiceSpec, p: { target: number; protocol: string }): boolean {
+/**
+ * True when `p` is the container port `service`'s proxy route forwards to (an instance port),
+ * unless it asks for a fixed host port (then it is published, and its route forwards there).
+ */
+export function isUpstreamPort(service: ServiceSpec, p: PortSpec, fixed = false): boolean {
   const route = service.depad.route;
-  return route !== undefined && p.protocol === 'tcp' && p.target === route.port;
+  return route !== undefined && p.protocol === 'tcp' && p.target === route.port && !(fixed && p.published !== undefined);
+}
+
+/** What an asked host port reads as: `80`, or `9000-9010`. */
+function askedText(p: PortSpec): string | undefined {
+  if (p.published === undefined) return undefined;
+  return p.published.from === p.published.to ? String(p.published.from) : `${p.published.from}-${p.published.to}`;
 }
 
 /**
  * The host ports a service needs with instance `instance` current: one per published port (the
  * route's upstream port is the instance's own), plus (when `withRoutePort`) the proxy's stable port
- * if the service is exposed over tcp.
+ * if the service is exposed over tcp. With `fixed`, a port the file asks for must be that one.
  */
-export function portsNeeded(service: ServiceSpec, instance: number, withRoutePort: boolean): PortNeed[] {
+export function portsNeeded(service: ServiceSpec, instance: number, withRoutePort: boolean, fixed = false): PortNeed[] {
   const route = service.depad.route;
   return [
-    ...service.ports.map((p) => ({
-      service: service.name,
-      target: p.target,
-      protocol: p.protocol,
-      ...(isUpstreamPort(service, p) ? { role: 'instance' as const, instance } : { role: 'published' as const, instance: 0 }),
-    })),
+    ...service.ports.map((p): PortNeed => {
+      const asked = askedText(p);
+      return {
+        service: service.name,
+        target: p.target,
+        protocol: p.protocol,
+        ...(isUpstreamPort(service, p, fixed) ? { role: 'instance' as const, instance } : { role: 'published' as const, instance: 0 }),
+        ...(asked !== undefined ? { asked } : {}),
+        ...(p.hostIp !== undefined ? { hostIp: p.hostIp } : {}),
+        ...(fixed && p.published !== undefined ? { fixed: { ...p.published } } : {}),
+      };
+    }),
     ...(withRoutePort && route?.kind === 'tcp' ? [{ service: service.name, target: route.port, protocol: 'tcp' as const, role: 'route' as const, instance: 0 }] : []),
   ];
 }
@@ -68,17 +83,20 @@ export function planUpdatePorts(record: Pick<DeploymentRecord, 'ports' | 'instan
     const service = spec.services[name]!;
     const current = record.instances[name];
     const hasRoute = record.ports.some((p) => p.service === name && p.role === 'route');
-    for (const need of portsNeeded(service, (current ?? 0) + 1, !hasRoute)) {
+    for (const need of portsNeeded(service, (current ?? 0) + 1, !hasRoute, spec.depad.hostPorts === 'fixed')) {
       if (need.role !== 'published') {
         needed.push(need);
         continue;
       }
-      const same = (p: PortAssignment) => p.service === name && p.target === need.target && p.protocol === need.protocol && !claimed.has(p);
+      // A held port still fits unless the file now asks for a fixed port it is not.
+      const fits = (p: PortAssignment) => need.fixed === undefined || (p.host >= need.fixed.from && p.host <= need.fixed.to);
+      const same = (p: PortAssignment) => p.service === name && p.target === need.target && p.protocol === need.protocol && !claimed.has(p) && fits(p);
       const held = record.ports.find((p) => same(p) && p.role === 'published') ?? record.ports.find((p) => same(p) && p.role === 'instance' && p.instance === current);
       if (held === undefined) needed.push(need);
       else {
         claimed.add(held);
-        kept.push({ ...held, role: 'published', instance: 0 });
+        const { fixed: _fixed, ...assignment } = need;
+        kept.push({ ...assignment, host: held.host });
       }
     }
   }

@@ -10,7 +10,8 @@ import { serialQueue } from '../serial.ts';
 import { runHook } from './workflows.ts';
 import type { DeploymentSpec } from '../config/spec.ts';
 import { DepadError } from '../errors.ts';
-import { allocatePorts, blockOf, cursorIn, isPortOpenOnHost, portRangeFromEnv } from '../ports/index.ts';
+import { blockOf, cursorIn, portRangeFromEnv } from '../ports/index.ts';
+import { allocatedInstead, assignPorts } from './port-assign.ts';
 import { homeIdentity } from '../home.ts';
 import { render } from '../render/render.ts';
 import { baseDomain } from '../render/routes.ts';
@@ -70,7 +71,7 @@ export async function planUpdate(ctx: OpContext, record: DeploymentRecord, reque
   const currentImages = revisions.find((r) => r.number === record.revision)?.images ?? {};
   // Placeholder host ports: the comparison ignores them.
   const placeholders: PortAssignment[] = Object.values(request.spec.services).flatMap((s) =>
-    portsNeeded(s, record.instances[s.name] ?? 1, false).map((p) => ({ ...p, host: 0 })),
+    portsNeeded(s, record.instances[s.name] ?? 1, false, request.spec.depad.hostPorts === 'fixed').map(({ fixed: _f, ...p }) => ({ ...p, host: 0 })),
   );
   const candidate = render(request.spec, who(ctx, record, record.revision + 1, record.instances, request.spec), placeholders);
   const ids = (m: RevisionRecord['images']) => Object.fromEntries(Object.entries(m).map(([k, v]) => [k, v.id]));
@@ -129,6 +130,7 @@ export async function updateDeployment(ctx: OpContext, record: DeploymentRecord,
     await ctx.store.batch().putPorts(ports.map((p) => ({ ...p, deploymentId: record.id }))).putJournal(journal).write();
     return ports;
   });
+  for (const warning of allocatedInstead(fresh, spec.depad.hostPorts === 'fixed')) ctx.progress({ step: 'warning', message: warning });
 
   const finalInstances = { ...record.instances, ...Object.fromEntries(changed.map((s) => [s, nextInstance(s)])) };
   for (const s of removed) delete finalInstances[s];
@@ -224,21 +226,10 @@ const portAllocation = serialQueue();
 
 async function allocateMore(ctx: OpContext, record: DeploymentRecord, needed: readonly PortNeed[], spares: readonly PortAssignment[]): Promise<PortAssignment[]> {
   if (needed.length === 0) return [];
-  const usable: number[] = [];
-  for (const spare of [...spares].sort((a, b) => a.host - b.host)) {
-    if (usable.length === needed.length) break;
-    if (!(await isPortOpenOnHost(spare.host))) usable.push(spare.host);
-  }
-  const more = needed.length - usable.length;
-  if (more > 0) {
-    const range = portRangeFromEnv();
-    const own = record.ports.map((p) => p.host).filter((p) => p >= range.min && p <= range.max);
-    const cursor = own.length ? blockOf(Math.min(...own), range) : cursorIn(await ctx.store.getCursor(), range);
-    const reserved = await ctx.store.reservedPorts();
-    const allocation = await allocatePorts({ count: more, cursor, range, isReserved: (p) => reserved.has(p), isOpenOnHost: isPortOpenOnHost });
-    usable.push(...allocation.ports);
-  }
-  return needed.map((n, i) => ({ ...n, host: usable[i]! }));
+  const range = portRangeFromEnv();
+  const own = record.ports.map((p) => p.host).filter((p) => p >= range.min && p <= range.max);
+  const cursor = own.length ? blockOf(Math.min(...own), range) : cursorIn(await ctx.store.getCursor(), range);
+  return (await assignPorts(ctx, needed, { cursor, spares, deploymentId: record.id })).ports;
 }
 
 function who(ctx: OpContext, record: DeploymentRecord, revision: number, instances: Record<string, number>, spec: DeploymentSpec) {

@@ -140,7 +140,7 @@ function containerPlan(
     if (!assigned) throw new Error(`render: no host port for ${s.name} ${p.target}/${p.protocol}`);
     const key = `${p.target}/${p.protocol}`;
     exposed[key] = {};
-    (portBindings[key] ??= []).push({ HostIp: spec.depad.hostIp, HostPort: String(assigned.host) });
+    (portBindings[key] ??= []).push({ HostIp: p.hostIp ?? spec.depad.hostIp, HostPort: String(assigned.host) });
   }
   for (const e of s.expose) exposed[`${e.target}/${e.protocol}`] = {};
   const env = { DEPAD_DEPLOYMENT: who.name, DEPAD_DEPLOYMENT_ID: who.id, DEPAD_SERVICE: s.name, ...s.environment };
@@ -197,7 +197,8 @@ function composeService(s: ServiceSpec, c: ContainerPlan, who: RenderIdentity, p
   if (s.ports.length) {
     out.ports = s.ports.map((p) => {
       const host = mine.find((a) => a.target === p.target && a.protocol === p.protocol)!.host;
-      return `${hostIp.includes(':') ? `[${hostIp}]` : hostIp}:${host}:${p.target}/${p.protocol}`;
+      const ip = p.hostIp ?? hostIp;
+      return `${ip.includes(':') ? `[${ip}]` : ip}:${host}:${p.target}/${p.protocol}`;
     });
   }
   if (s.expose.length) out.expose = s.expose.map((e) => `${e.target}/${e.protocol}`);

@@ -56,5 +56,7 @@ export function routedPort(
 ): number | undefined {
   const target = service.route?.port;
   if (target === undefined) return undefined;
-  return holder.ports.find((p) => p.service === service.name && p.role === 'instance' && p.instance === instance && p.target === target)?.host;
+  const mine = holder.ports.filter((p) => p.service === service.name && p.target === target);
+  // A route whose port is fixed by the file (x-depad.host_ports: fixed) forwards to that published port.
+  return (mine.find((p) => p.role === 'instance' && p.instance === instance) ?? mine.find((p) => p.role === 'published'))?.host;
 }

@@ -22,6 +22,10 @@ export interface PortAssignment {
   role: 'published' | 'instance' | 'route' | 'spare';
   /** The instance number, for `instance` ports (0 otherwise). */
   instance: number;
+  /** The host port (or range) the file asked for (`"80:8080"` → `80`), when it asked. */
+  asked?: string;
+  /** The host address it is bound to, when the file gave one for this port. */
+  hostIp?: string;
 }
 
 /** One deployment: its identity, desired state, root directory and ports. */
