@@ -2,7 +2,7 @@
  * The CLI against a remote agent over HTTPS: a context saved with the pinned CA (and a token
  * file readable by its owner only), create with the config sent as text, ls, logs, update;
  * `--host` flags with a deploy token refused outside its scope; a wrong fingerprint; a config
- * that needs files beside it refused. The client uses its own home and config directory, so only
+ * with files beside it sent with them (a bundle). The client uses its own home and config directory, so only
  * the remote path can answer. The agent process and deployments are removed afterwards.
  */
 import test from 'ava';
@@ -44,10 +44,30 @@ test('remote CLI over HTTPS: contexts, config upload, scopes, pinning', async (t
   const updated = await client(['update', name, '-s', 'web', '--image', 'depad-example/app:2']);
   t.is(updated.code, 0, updated.stderr);
 
-  // A config that needs files beside it (a bind mount) cannot be sent: a config error, nothing made.
-  const withFiles = await client(['create', '-n', h.name('files'), '-f', path.join(EXAMPLES, 'clinic', 'depad.yml')]);
-  t.is(withFiles.code, 3, withFiles.stderr);
-  t.regex(withFiles.stderr, /bind mounts need their files on the agent's host/);
+  // A config with files beside it (a bind mount, an env file) travels with them in a bundle.
+  const project = path.join(h.dir, 'project');
+  await fs.cp(path.join(EXAMPLES, 'clinic'), project, { recursive: true });
+  await fs.writeFile(path.join(project, 'web.env'), 'GREETING=from-the-bundle\n');
+  await fs.writeFile(path.join(project, 'depad.yml'), (await fs.readFile(path.join(project, 'depad.yml'), 'utf8')).replace('      DB_HOST: db\n', '      DB_HOST: db\n    env_file: [web.env]\n'));
+  const files = h.name('files');
+  const withFiles = await client(['create', '-n', files, '-f', path.join(project, 'depad.yml'), '-e', 'CLINIC=Far']);
+  t.is(withFiles.code, 0, withFiles.stderr);
+  const fview = JSON.parse((await h.run(['--json', 'inspect', files])).stdout) as { ports: { service: string; host: number }[] };
+  const webPort = fview.ports.find((p) => p.service === 'web')!.host;
+  const about = await fetch(`http://127.0.0.1:${webPort}/static/about.html`);
+  t.regex(await about.text(), /Static files copied into each deployment/, 'the bind source came in the bundle');
+  const container = `depad-${files}-web-1`;
+  const env = await import('node:child_process').then((cp) => cp.execFileSync('docker', ['inspect', '-f', '{{json .Config.Env}}', container], { encoding: 'utf8' }));
+  t.regex(env, /GREETING=from-the-bundle/, 'the env file came in the bundle');
+  t.deepEqual(await fs.readdir(path.join(h.home, 'uploads')).catch(() => []), [], 'the unpacked bundle is removed');
+  t.is((await client(['destroy', files])).code, 0);
+  // A bundle carries files, never the right to run commands on the agent's host.
+  const steps = path.join(project, 'steps.yml');
+  await fs.writeFile(steps, 'services:\n  web:\n    image: depad-example/app:1\nx-depad:\n  workflows:\n    seed:\n      steps:\n        - run: ./seed.sh\n');
+  await fs.writeFile(path.join(project, 'seed.sh'), '#!/bin/sh\ntouch /tmp/pwned\n', { mode: 0o755 });
+  const hostSteps = await client(['create', '-n', h.name('steps'), '-f', steps]);
+  t.is(hostSteps.code, 3, hostSteps.stderr);
+  t.regex(hostSteps.stderr, /has run: steps, which run commands on the agent's host/);
 
   // --host with a deploy token: its own deployment only, never destroy.
   const flags = ['--host', url, '--ca-fingerprint', agent.facts.fingerprint];

@@ -8,7 +8,7 @@ import { bulkLifecycle, bulkRollback, bulkUpdate, selectDeployments } from '../d
 import type { DeploymentRecord } from '../store/records.ts';
 import { DepadError } from '../errors.ts';
 import { labelsField, onlyFields, readJsonObject } from './body.ts';
-import { dryRunField, lifecycleOptions, updateTarget } from './call.ts';
+import { BUNDLE_BODY_BYTES, bundleField, dryRunField, lifecycleOptions, updateTarget } from './call.ts';
 import type { Call, Endpoint } from './call.ts';
 
 /** The selector and roll settings of a bulk body; the rest of the body is left for the verb. */
@@ -38,10 +38,15 @@ export const BULK_ENDPOINTS: Endpoint[] = [
     mutates: true,
     scopesItself: true,
     run: async (call) => {
-      const body = await readJsonObject(call.req);
+      const body = await readJsonObject(call.req, BUNDLE_BODY_BYTES);
       const { records, selector, maxParallel } = await selection(call, body);
-      const target = updateTarget(call, withoutBulkFields(body));
-      return { body: await bulkUpdate(call.ctx, records, target, selector, { maxParallel, dryRun: dryRunField(body) }) };
+      const unpacked = await bundleField(call, body);
+      try {
+        const target = updateTarget(call, withoutBulkFields(body), [], unpacked);
+        return { body: await bulkUpdate(call.ctx, records, target, selector, { maxParallel, dryRun: dryRunField(body) }) };
+      } finally {
+        await unpacked?.remove();
+      }
     },
   },
   {

@@ -16,6 +16,7 @@ import type { RestartOptions, RestartResult } from '../agent/handover.ts';
 import type { OpContext } from '../deploy/context.ts';
 import { resolveDeployment } from '../deploy/resolve.ts';
 import type { UpdateTarget } from '../deploy/update.ts';
+import { BUNDLE_MAX_BYTES, unpackBundle, type Unpacked } from '../config/bundle.ts';
 import { DepadError, formatIssue } from '../errors.ts';
 import type { TokenRecord } from '../store/records.ts';
 import { onlyFields, stringField, stringMapField, stringsField } from './body.ts';
@@ -133,15 +134,16 @@ export function configTextField(body: Record<string, unknown>): { text: string; 
 }
 
 /** The update target of an update or diff request. */
-export function updateTarget(call: Call, body: Record<string, unknown>, extra: readonly string[] = []): UpdateTarget {
-  onlyFields(body, ['configFile', 'config', 'configName', 'env', 'resetEnv', 'overrides', 'pull', ...extra]);
+export function updateTarget(call: Call, body: Record<string, unknown>, extra: readonly string[] = [], unpacked?: Unpacked): UpdateTarget {
+  onlyFields(body, ['configFile', 'config', 'configName', 'bundle', 'env', 'resetEnv', 'overrides', 'pull', ...extra]);
   const configText = configTextField(body);
-  const configFile = configFileField(call, body, false);
+  const configFile = unpacked?.configFile ?? configFileField(call, body, false);
   if (body.resetEnv !== undefined && typeof body.resetEnv !== 'boolean') throw new DepadError('DEPAD_USAGE', 'field resetEnv must be true or false');
   // Warnings reach the client as progress lines (`step: warning`).
   const warning = (message: string) => call.ctx.progress({ step: 'warning', message });
   return {
     ...(configFile === undefined ? {} : { configFile }),
+    ...(unpacked === undefined ? {} : { fromRemote: true }),
     ...(configText === undefined ? {} : { configText }),
     env: stringMapField(body, 'env'),
     ...(body.resetEnv === true ? { resetEnv: true } : {}),
@@ -163,4 +165,17 @@ export function lifecycleOptions(body: Record<string, unknown>, verb: 'start' | 
   const services = stringsField(body, 'services');
   if (verb !== 'stop' && body.wait !== undefined && typeof body.wait !== 'boolean') throw new DepadError('DEPAD_USAGE', 'field wait must be true or false');
   return { ...(services.length > 0 ? { services } : {}), wait: body.wait !== false };
+}
+
+/** The largest body of a call that may carry a bundle (a config and its files, base64 in JSON). */
+export const BUNDLE_BODY_BYTES = Math.ceil((BUNDLE_MAX_BYTES * 4) / 3) + 1024 * 1024;
+
+/**
+ * Unpacks the body's `bundle` (a config with its files, from a remote client) into a private
+ * directory under `<home>/uploads/`; undefined without one. The caller removes it when done.
+ */
+export async function bundleField(call: Call, body: Record<string, unknown>): Promise<Unpacked | undefined> {
+  if (body.bundle === undefined) return undefined;
+  if (body.config !== undefined || body.configFile !== undefined) throw new DepadError('DEPAD_USAGE', 'give bundle, config or configFile, one of them');
+  return unpackBundle(path.join(call.ctx.home, 'uploads'), body.bundle);
 }

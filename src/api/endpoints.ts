@@ -3,6 +3,7 @@
  * the checks on its inputs (paths, bodies, files). The dispatch, authentication and streaming are
  * in handler.ts; the OpenAPI document is built from this table.
  */
+import path from 'node:path';
 import { authorize, createToken, parseScope, revokeToken, selects } from '../auth/tokens.ts';
 import { loadConfig } from '../config/index.ts';
 import { createDeployment } from '../deploy/create.ts';
@@ -11,6 +12,7 @@ import { listDeploymentViews, listRevisions, readLogs, viewDeployment } from '..
 import { deploymentUsage } from '../deploy/usage.ts';
 import { currentTarget, findWorkflow, runWorkflow } from '../deploy/workflows.ts';
 import { WORKFLOW_NAME } from '../config/workflows.ts';
+import { assertNoHostSteps } from '../deploy/update-target.ts';
 import { parseRemoteConfig, planUpdate, rollbackDeployment, rollbackRequest, updateDeployment, updateRequestFor } from '../deploy/update.ts';
 import { previewUpdate } from '../deploy/update-preview.ts';
 import type { UpdateOutcome, UpdateResult } from '../deploy/update.ts';
@@ -19,7 +21,7 @@ import { deploymentLabels } from '../labels.ts';
 import { labelsField, onlyFields, readJsonObject, readOptionalJsonObject, stringField, stringMapField, stringsField } from './body.ts';
 import { openApiDocument } from './openapi.ts';
 import { cancelOperation } from './operations.ts';
-import { configFileField, configTextField, dryRunField, lifecycleOptions, pullField, ref, scopedDeployment, updateTarget, visibleTo } from './call.ts';
+import { BUNDLE_BODY_BYTES, bundleField, configFileField, configTextField, dryRunField, lifecycleOptions, pullField, ref, scopedDeployment, updateTarget, visibleTo } from './call.ts';
 import type { Call, Endpoint } from './call.ts';
 import { BULK_ENDPOINTS } from './bulk-endpoints.ts';
 import { DOCTOR_ENDPOINTS } from './doctor-endpoints.ts';
@@ -69,22 +71,30 @@ function coreEndpoints(): Endpoint[] {
     summary: 'Create a deployment (depad create); body: {name, config and configName (or configFile over the local socket), env?, labels?, pull?, wait?}',
     mutates: true,
     run: async (call) => {
-      const body = await readJsonObject(call.req);
-      onlyFields(body, ['name', 'configFile', 'config', 'configName', 'env', 'labels', 'pull', 'wait']);
+      const body = await readJsonObject(call.req, BUNDLE_BODY_BYTES);
+      onlyFields(body, ['name', 'configFile', 'config', 'configName', 'bundle', 'env', 'labels', 'pull', 'wait']);
       const name = stringField(body, 'name') as string;
       call.deployment = name;
       const scope = call.token.scope;
       // A token that selects by name only is refused before the config is read.
       if (scope.kind === 'deploy' && Object.keys(scope.labels).length === 0) authorize(call.token, 'create', { name });
       const labels = labelsField(body, 'labels');
-      const configText = configTextField(body);
-      const configFile = configText === undefined ? (configFileField(call, body, true) as string) : undefined;
       const env = stringMapField(body, 'env');
       if (body.wait !== undefined && typeof body.wait !== 'boolean') throw new DepadError('DEPAD_USAGE', 'field wait must be true or false');
-      const spec = configText === undefined ? await loadConfig(configFile as string, env) : parseRemoteConfig(configText, env);
-      authorize(call.token, 'create', { name, labels: deploymentLabels(spec, labels) });
-      const record = await createDeployment(call.ctx, { name, spec, env, labels, pull: pullField(body), wait: body.wait !== false });
-      return { status: 201, body: await viewDeployment(call.ctx, record) };
+      const unpacked = await bundleField(call, body);
+      try {
+        const configText = unpacked === undefined ? configTextField(body) : undefined;
+        const configFile = unpacked?.configFile ?? (configText === undefined ? (configFileField(call, body, true) as string) : undefined);
+        const spec =
+          configText !== undefined ? parseRemoteConfig(configText, env)
+          : unpacked !== undefined ? assertNoHostSteps(await loadConfig(unpacked.configFile, env), path.basename(unpacked.configFile))
+          : await loadConfig(configFile as string, env);
+        authorize(call.token, 'create', { name, labels: deploymentLabels(spec, labels) });
+        const record = await createDeployment(call.ctx, { name, spec, env, labels, pull: pullField(body), wait: body.wait !== false });
+        return { status: 201, body: await viewDeployment(call.ctx, record) };
+      } finally {
+        await unpacked?.remove();
+      }
     },
   },
   {
@@ -181,11 +191,16 @@ function coreEndpoints(): Endpoint[] {
     mutates: true,
     run: async (call) => {
       const record = await scopedDeployment(call);
-      const body = await readJsonObject(call.req);
-      const request = await updateRequestFor(record, updateTarget(call, body, ['dryRun']));
-      if (dryRunField(body)) return { body: await previewUpdate(call.ctx, record, request) };
-      const result = await updateDeployment(call.ctx, record, request);
-      return { body: await outcome(call, result) };
+      const body = await readJsonObject(call.req, BUNDLE_BODY_BYTES);
+      const unpacked = await bundleField(call, body);
+      try {
+        const request = await updateRequestFor(record, updateTarget(call, body, ['dryRun'], unpacked));
+        if (dryRunField(body)) return { body: await previewUpdate(call.ctx, record, request) };
+        const result = await updateDeployment(call.ctx, record, request);
+        return { body: await outcome(call, result) };
+      } finally {
+        await unpacked?.remove();
+      }
     },
   },
   {
@@ -216,8 +231,14 @@ function coreEndpoints(): Endpoint[] {
     summary: 'What an update would change, per service; changes nothing (depad diff); body as for update',
     run: async (call) => {
       const record = await scopedDeployment(call);
-      const { diff } = await planUpdate(call.ctx, record, await updateRequestFor(record, updateTarget(call, await readJsonObject(call.req))));
-      return { body: { diff, name: record.name, revision: record.revision } };
+      const body = await readJsonObject(call.req, BUNDLE_BODY_BYTES);
+      const unpacked = await bundleField(call, body);
+      try {
+        const { diff } = await planUpdate(call.ctx, record, await updateRequestFor(record, updateTarget(call, body, [], unpacked)));
+        return { body: { diff, name: record.name, revision: record.revision } };
+      } finally {
+        await unpacked?.remove();
+      }
     },
   },
   {

@@ -3,6 +3,7 @@
  * fixes (`depad deployment create …` and `depad create …`).
  */
 import path from 'node:path';
+import { packBundle } from '../config/bundle.ts';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { createDeployment } from '../deploy/create.ts';
 import { destroyDeployment, lifecycleOperation } from '../deploy/lifecycle.ts';
@@ -42,7 +43,8 @@ export function addDeploymentCommands(parent: Command): void {
       const agent = await agentFor(g);
       if (agent) {
         const file = path.resolve(String(opts.configFile));
-        const config = agent.remote ? { config: input.spec.source, configName: path.basename(file) } : { configFile: file };
+        // A remote agent gets the config with the files it references (env files, bind sources, run: step files).
+        const config = agent.remote ? { bundle: await packBundle(file, input.env) } : { configFile: file };
         const body = { name: opts.name, ...config, env: input.env, labels, pull: opts.pull, wait: opts.wait !== false };
         return printDeployment(output, await agent.request<DeploymentView>({ method: 'POST', path: '/v1/deployments', body, onProgress: progressPrinter(output) }));
       }

@@ -1,7 +1,7 @@
 /** update, diff, history and rollback: revisions of a deployment (both `depad <verb>` and `depad deployment <verb>`). */
-import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { packBundle } from '../config/bundle.ts';
 import type { OpContext } from '../deploy/context.ts';
 import type { PlanDiff } from '../deploy/diff.ts';
 import { viewDeployment } from '../deploy/status.ts';
@@ -44,17 +44,14 @@ async function readTarget(opts: Opts, output: Output): Promise<UpdateTarget> {
 
 /**
  * The body of an update or diff request to an agent. A local agent gets the config's path and
- * reads it itself; a remote one gets its text. The agent merges the variables with the current
+ * reads it itself; a remote one gets it in a bundle with the files it references. The agent merges the variables with the current
  * revision's and sends its warnings back as progress lines.
  */
 async function remoteTarget(agent: AgentClient, opts: Opts, output: Output): Promise<Record<string, unknown>> {
   const { warn: _w, notice: _n, configFile, ...target } = await readTarget(opts, output);
   if (configFile === undefined) return target;
   if (!agent.remote) return { ...target, configFile };
-  const text = await fs.readFile(configFile, 'utf8').catch((error: unknown) => {
-    throw new DepadError('DEPAD_CONFIG_UNREADABLE', `cannot read ${configFile}: ${(error as Error).message}`, { hint: 'check the path given with -f' });
-  });
-  return { ...target, config: text, configName: path.basename(configFile) };
+  return { ...target, bundle: await packBundle(configFile, target.env ?? {}) };
 }
 
 /** Adds update, diff, history and rollback to `parent`. */

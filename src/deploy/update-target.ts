@@ -30,6 +30,8 @@ export interface UpdateTarget {
   configFile?: string;
   /** Or the new config's text, sent by a remote client (no files beside it: no env_file, no relative bind mounts). */
   configText?: { text: string; name: string };
+  /** `configFile` came from a remote client's bundle: its workflows may not run commands on this host. */
+  fromRemote?: boolean;
   /** Variables given for this update: they override the current revision's (all of them, with `resetEnv`). */
   env?: Readonly<Record<string, string>>;
   /** Start from no variables instead of the current revision's (`update --reset-env`). */
@@ -57,7 +59,10 @@ export async function updateRequestFor(record: DeploymentRecord, target: UpdateT
   const options = target.warn === undefined ? {} : { warn: target.warn };
   let spec: DeploymentSpec;
   if (target.configText !== undefined) spec = parseRemoteConfig(target.configText, env, target.warn);
-  else if (target.configFile !== undefined) spec = await loadConfig(target.configFile, env, options);
+  else if (target.configFile !== undefined) {
+    spec = await loadConfig(target.configFile, env, options);
+    if (target.fromRemote) assertNoHostSteps(spec, path.basename(target.configFile));
+  }
   else if (Object.keys(given).length > 0 || target.resetEnv) spec = await currentConfigWith(record, current.spec.file, env, options);
   else if (Object.keys(overrides).length > 0) spec = current.spec;
   else throw new DepadError('DEPAD_USAGE', 'say what to update to: -f <config file>, -e KEY=VALUE (the current config with new variables), or -s <service> --image <ref>');
@@ -90,9 +95,17 @@ export function parseRemoteConfig(text: { text: string; name: string }, env: Rea
       hint: 'use named volumes, or run the command on the agent\'s host',
     });
   }
+  return assertNoHostSteps(spec, text.name);
+}
+
+/**
+ * Refuses a config from a remote client (as text, or in a bundle) whose workflows have `run:`
+ * steps: they would run commands on the agent's host. Returns the spec.
+ */
+export function assertNoHostSteps(spec: DeploymentSpec, name: string): DeploymentSpec {
   const hostSteps = Object.values(spec.depad.workflows).filter((w) => w.steps.some((s) => s.kind === 'run')).map((w) => w.name);
   if (hostSteps.length > 0) {
-    throw new DepadError('DEPAD_CONFIG_INVALID', `${text.name}: workflow ${hostSteps.join(', ')} has run: steps, which run commands on the agent's host; a remote client may only give exec: steps (in a container)`, {
+    throw new DepadError('DEPAD_CONFIG_INVALID', `${name}: workflow ${hostSteps.join(', ')} has run: steps, which run commands on the agent's host; a remote client may only give exec: steps (in a container)`, {
       hint: 'use exec: steps, or put the config on the agent\'s host and run the command there',
     });
   }

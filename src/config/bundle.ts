@@ -1,0 +1,133 @@
+/**
+ * A config with the files it references, as a remote client sends it to an agent: the config,
+ * its env files, bind-mount sources and the files its `run:` steps name, each by its path relative
+ * to the config's directory. Plain JSON (`{config, files: [{path, mode, data}]}`, data in base64):
+ * the format has no links, owners or absolute paths to abuse. The client packs what exists beside
+ * the config (never following a link out of its directory); the agent checks every entry before it
+ * writes one, into a fresh private directory, and reads the config there like a local one.
+ */
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { DepadError } from '../errors.ts';
+import { analyzeConfig } from './parse.ts';
+
+/** A packed config. */
+export interface Bundle {
+  /** The config's path in the bundle (its file name). */
+  config: string;
+  files: BundleFile[];
+}
+
+/** One file: its path relative to the config's directory, its permission bits, its bytes. */
+export interface BundleFile {
+  path: string;
+  mode: number;
+  /** Base64. */
+  data: string;
+}
+
+/** The most a bundle may hold (decoded), and the most files. */
+export const BUNDLE_MAX_BYTES = 32 * 1024 * 1024;
+export const BUNDLE_MAX_FILES = 10_000;
+
+/** Packs `configFile` and the files it references that exist beside it (see the module comment). */
+export async function packBundle(configFile: string, env: Readonly<Record<string, string>>): Promise<Bundle> {
+  const dir = path.dirname(configFile);
+  const text = await fs.readFile(configFile, 'utf8').catch((error: unknown) => {
+    throw new DepadError('DEPAD_CONFIG_UNREADABLE', `cannot read ${configFile}: ${(error as Error).message}`, { hint: 'check the path given with -f' });
+  });
+  const draft = analyzeConfig(text, configFile, env);
+  const realDir = await fs.realpath(dir);
+  const files: BundleFile[] = [{ path: path.basename(configFile), mode: 0o644, data: Buffer.from(text).toString('base64') }];
+  let bytes = text.length;
+  const add = async (rel: string) => {
+    const full = path.join(dir, rel);
+    const real = await fs.realpath(full).catch(() => undefined);
+    if (real === undefined) return; // absent: the agent reports it as a local create would
+    if (real !== realDir && !real.startsWith(realDir + path.sep)) {
+      throw new DepadError('DEPAD_CONFIG_INVALID', `./${rel} leads outside ${dir} (through a link): a remote agent gets only files beside the config`, { hint: 'copy the files into the config directory instead of linking them' });
+    }
+    const stat = await fs.stat(real);
+    if (stat.isDirectory()) {
+      for (const entry of await fs.readdir(full)) await add(path.posix.join(rel, entry));
+      return;
+    }
+    if (!stat.isFile()) return;
+    if (files.some((f) => f.path === rel)) return;
+    bytes += stat.size;
+    if (bytes > BUNDLE_MAX_BYTES || files.length >= BUNDLE_MAX_FILES) {
+      throw new DepadError('DEPAD_BODY_TOO_LARGE', `the files beside ${path.basename(configFile)} that it references pass ${BUNDLE_MAX_BYTES / 1024 / 1024} MiB or ${BUNDLE_MAX_FILES} files, the most a remote agent takes`, {
+        hint: 'put large data in a volume, or run the command on the agent\'s host',
+      });
+    }
+    files.push({ path: rel, mode: stat.mode & 0o755, data: (await fs.readFile(real)).toString('base64') });
+  };
+  for (const rel of [...new Set([...draft.envFiles, ...draft.bindSources, ...draft.runFiles])].sort()) await add(rel);
+  return { config: path.basename(configFile), files };
+}
+
+/** A bundle unpacked by the agent: the config's path there, and how to remove it all. */
+export interface Unpacked {
+  configFile: string;
+  remove: () => Promise<void>;
+}
+
+/**
+ * Checks `value` is a well-formed bundle and writes it under `parent` (a new private directory);
+ * DEPAD_USAGE naming the first bad entry, with nothing written, otherwise.
+ */
+export async function unpackBundle(parent: string, value: unknown): Promise<Unpacked> {
+  const bundle = checkBundle(value);
+  await fs.mkdir(parent, { recursive: true, mode: 0o700 });
+  const dir = path.join(parent, randomBytes(8).toString('hex'));
+  await fs.mkdir(dir, { mode: 0o700 });
+  const remove = () => fs.rm(dir, { recursive: true, force: true });
+  try {
+    for (const file of bundle.files) {
+      const to = path.join(dir, ...file.path.split('/'));
+      await fs.mkdir(path.dirname(to), { recursive: true, mode: 0o700 });
+      // 'wx': a fresh file only (the directory is new and holds nothing but what is written here).
+      await fs.writeFile(to, Buffer.from(file.data, 'base64'), { flag: 'wx', mode: file.mode & 0o755 });
+    }
+  } catch (error) {
+    await remove();
+    throw error;
+  }
+  return { configFile: path.join(dir, bundle.config), remove };
+}
+
+function checkBundle(value: unknown): Bundle {
+  const bad = (why: string) => new DepadError('DEPAD_USAGE', `bundle: ${why}; nothing was written`);
+  if (typeof value !== 'object' || value === null) throw bad('expected {config, files}');
+  const { config, files } = value as Record<string, unknown>;
+  if (typeof config !== 'string' || !Array.isArray(files)) throw bad('expected {config, files}');
+  if (files.length > BUNDLE_MAX_FILES) throw bad(`more than ${BUNDLE_MAX_FILES} files`);
+  const seen = new Set<string>();
+  let bytes = 0;
+  for (const [i, f] of files.entries()) {
+    if (typeof f !== 'object' || f === null) throw bad(`files[${i}] is not {path, mode, data}`);
+    const { path: p, mode, data } = f as Record<string, unknown>;
+    if (typeof p !== 'string' || typeof data !== 'string' || typeof mode !== 'number' || !Number.isInteger(mode)) throw bad(`files[${i}] is not {path, mode, data}`);
+    const problem = pathProblem(p);
+    if (problem) throw bad(`files[${i}].path ${JSON.stringify(p.slice(0, 200))} ${problem}`);
+    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(data)) throw bad(`files[${i}].data is not base64`);
+    for (const other of seen) {
+      if (other === p || other.startsWith(`${p}/`) || p.startsWith(`${other}/`)) throw bad(`files[${i}].path ${p} clashes with ${other}`);
+    }
+    seen.add(p);
+    bytes += Math.floor((data.length * 3) / 4);
+    if (bytes > BUNDLE_MAX_BYTES) throw bad(`more than ${BUNDLE_MAX_BYTES / 1024 / 1024} MiB`);
+  }
+  if (!seen.has(config)) throw bad(`the config ${JSON.stringify(config.slice(0, 200))} is not among its files`);
+  return { config, files: files as BundleFile[] };
+}
+
+/** Why `p` may not be a bundle path (absolute, `..`, empty segments, odd characters), or undefined. */
+export function pathProblem(p: string): string | undefined {
+  if (p.length === 0 || p.length > 1024) return 'is empty or too long';
+  if (p.startsWith('/') || /^[A-Za-z]:/.test(p)) return 'is absolute';
+  if (p.includes('\\') || p.includes('\0')) return 'has a backslash or a NUL';
+  if (p.split('/').some((s) => s === '' || s === '.' || s === '..')) return 'has an empty, "." or ".." segment';
+  return undefined;
+}
