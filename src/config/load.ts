@@ -4,7 +4,8 @@
  * then builds the spec.
  */
 import { readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { readReferencedFiles } from './compose-files.ts';
 import type { DeploymentSpec } from './spec.ts';
 import { unreadable } from './env.ts';
 import type { ConfigWarning } from './nodes.ts';
@@ -17,7 +18,8 @@ export interface LoadConfigOptions {
 }
 
 /**
- * Reads and validates the config at `file` with variables from `env` only. A missing or
+ * Reads and validates the config at `file` (and the files its `include` and `extends` name) with
+ * variables from `env` only. A missing or
  * unreadable file is DEPAD_CONFIG_UNREADABLE; malformed YAML DEPAD_CONFIG_SYNTAX; anything else
  * wrong (including missing or malformed env files) one `ConfigError` listing every issue.
  */
@@ -32,7 +34,8 @@ export async function loadConfig(
   } catch (error) {
     throw unreadable(file, error, 'config file');
   }
-  const draft = analyzeConfig(text, file, env, options.warn === undefined ? {} : { warn: options.warn });
+  const files = await readReferencedFiles(resolve(file), text, env, (abs) => readFile(abs, 'utf8').catch(() => undefined));
+  const draft = analyzeConfig(text, file, env, { files, ...(options.warn === undefined ? {} : { warn: options.warn }) });
   const envFiles: Record<string, string> = {};
   await Promise.all(
     draft.envFiles.map(async (rel) => {

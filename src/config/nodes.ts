@@ -10,6 +10,8 @@ import { interpolate } from './interpolate.ts';
 export interface Pos {
   readonly line: number;
   readonly column: number;
+  /** The file, when it is not the collector's (a file brought in by `include` or `extends.file`). */
+  readonly file?: string;
 }
 
 /** A scalar: `value` as YAML typed it (strings not yet interpolated); `text` its source text. */
@@ -82,6 +84,10 @@ export class Collector {
   readonly #env: Readonly<Record<string, string>>;
   readonly #warn: ((warning: ConfigWarning) => void) | undefined;
   readonly #warned = new Set<string>();
+  /** Key path → variables that were unset where its value was read (named in issues at that path). */
+  readonly #unsetAt = new Map<string, readonly string[]>();
+  /** Supported-key lists already printed in an "unknown key" message (printed once per file). */
+  readonly listedKeys = new Set<string>();
 
   constructor(file: string, env: Readonly<Record<string, string>>, warn?: (warning: ConfigWarning) => void) {
     this.file = file;
@@ -91,12 +97,19 @@ export class Collector {
 
   /** Records a problem at `pos`. */
   issue(path: string, pos: Pos, message: string): void {
-    this.issues.push({ file: this.file, line: pos.line, column: pos.column, path, message });
+    const unset = this.#unsetAt.get(path);
+    const why = unset === undefined ? '' : ` (the value is empty because ${unset.length === 1 ? 'variable' : 'variables'} ${unset.join(', ')} ${unset.length === 1 ? 'is' : 'are'} not set: pass --env ${unset[0]}=… or add it to .env)`;
+    this.issues.push({ file: pos.file ?? this.file, line: pos.line, column: pos.column, path, message: message + why });
+  }
+
+  /** Reports a warning at `pos` (e.g. an obsolete key). */
+  warning(path: string, pos: Pos, message: string): void {
+    this.#warn?.({ file: pos.file ?? this.file, line: pos.line, column: pos.column, path, message });
   }
 
   /** Remembers where `path` is, for `DeploymentSpec.positions`. */
   record(path: string, pos: Pos): void {
-    if (!this.positions.has(path)) this.positions.set(path, { file: this.file, line: pos.line, column: pos.column });
+    if (!this.positions.has(path)) this.positions.set(path, { file: pos.file ?? this.file, line: pos.line, column: pos.column });
   }
 
   /**
@@ -111,11 +124,12 @@ export class Collector {
       this.issue(path, node.pos, result.message);
       return undefined;
     }
+    if (result.unset.length > 0 && result.value.trim() === '') this.#unsetAt.set(path, result.unset);
     for (const name of result.unset) {
       if (this.#warned.has(name)) continue;
       this.#warned.add(name);
       this.#warn?.({
-        file: this.file,
+        file: node.pos.file ?? this.file,
         line: node.pos.line,
         column: node.pos.column,
         path,

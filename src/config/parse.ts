@@ -4,7 +4,7 @@
  * sources it mounts; `finishConfig` merges env file contents, reports every issue at once and
  * builds the frozen spec. `parseConfig` runs both with contents the caller already has.
  */
-import { dirname, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { ConfigError } from '../errors.ts';
 import type { ConfigIssue } from '../errors.ts';
 import type { DeploymentSpec, DepadSettings, NetworkSpec, ServiceSpec, VolumeSpec } from './spec.ts';
@@ -22,6 +22,10 @@ import { readWorkflows, workflowRunPaths } from './workflows.ts';
 import type { ServiceScope } from './service-parts.ts';
 import { isIpLiteral, objectNameProblem } from './values.ts';
 import { parseYamlTree } from './yaml-tree.ts';
+import { foldSharedIssues } from './issues.ts';
+import { composeProject } from './compose-files.ts';
+import { activeProfiles, applyProfiles } from './profiles.ts';
+import { readTopLevelName } from './top-level.ts';
 
 /** Options of `parseConfig`. */
 export interface ParseConfigOptions {
@@ -36,6 +40,8 @@ export interface ParseConfigOptions {
   readonly existingFiles?: readonly string[];
   /** Receives warnings (e.g. an unset variable became ''), in file order; once per variable. */
   readonly warn?: (warning: ConfigWarning) => void;
+  /** Texts of the other files `include` and `extends.file` name (absolute path → text; `readReferencedFiles`). */
+  readonly files?: Readonly<Record<string, string>>;
 }
 
 /** A validated-but-unfinished config: what it needs from the file system, and its state. */
@@ -46,6 +52,8 @@ export interface ConfigDraft {
   readonly bindSources: readonly string[];
   /** Paths `run:` steps name (relative, normalised, sorted); those that exist become `spec.files` too. */
   readonly runFiles: readonly string[];
+  /** Other files read (`include`, `extends.file`, their env files) inside `configDir` (relative, sorted): kept in the root too. */
+  readonly composeFiles: readonly string[];
   /** Directory the relative paths are relative to (absolute). */
   readonly configDir: string;
   readonly state: DraftState;
@@ -60,13 +68,12 @@ export interface DraftState {
   readonly networks: Record<string, NetworkSpec>;
   readonly volumes: Record<string, VolumeSpec>;
   readonly depad: DepadSettings;
+  /** The top-level `name:` (the default deployment name). */
+  readonly name?: string;
 }
 
-const TOP_KEYS = ['services', 'networks', 'volumes', 'version', 'x-depad'] as const;
-const TOP_SPECIAL: Readonly<Record<string, string>> = {
-  name: 'the deployment name is given by --name; remove name: from the file',
-  include: 'include: is not supported; put every service in this one file',
-};
+const TOP_KEYS = ['services', 'networks', 'volumes', 'version', 'x-depad', 'name', 'include'] as const;
+const TOP_SPECIAL: Readonly<Record<string, string>> = {};
 const ISOLATION = 'would break the isolation between deployments: depad creates its own, named after the deployment; remove it';
 
 /**
@@ -84,11 +91,13 @@ export function analyzeConfig(
   text: string,
   file: string,
   env: Readonly<Record<string, string>>,
-  options: Pick<ParseConfigOptions, 'configDir' | 'warn'> = {},
+  options: Pick<ParseConfigOptions, 'configDir' | 'warn' | 'files'> = {},
 ): ConfigDraft {
   const c = new Collector(file, env, options.warn);
-  const root = parseYamlTree(text, c);
+  const composed = composeProject(c, parseYamlTree(text, c), resolve(file), { files: options.files ?? {}, env });
+  const root = composed.root;
   const top = checkKeys(c, root.entries, '', { supported: TOP_KEYS, special: TOP_SPECIAL });
+  const projectName = readTopLevelName(c, top);
   const networks = readTopObjects(c, top.get('networks'), 'networks', readNetwork);
   const volumes = readTopObjects(c, top.get('volumes'), 'volumes', readVolume);
   const depadEntry = top.get('x-depad');
@@ -99,8 +108,9 @@ export function analyzeConfig(
   if (servicesEntry === undefined) {
     c.issue('services', { line: 1, column: 1 }, 'the file has no services: key; list the services to run under it');
   } else {
-    const entries = mapEntries(c, servicesEntry.value, 'services', 'a map of service name → settings');
-    if (entries?.length === 0) c.issue('services', servicesEntry.keyPos, 'services: is empty; list at least one service with its image');
+    const all = mapEntries(c, servicesEntry.value, 'services', 'a map of service name → settings');
+    const entries = all === undefined ? undefined : applyProfiles(c, all, activeProfiles(env));
+    if (all?.length === 0) c.issue('services', servicesEntry.keyPos, 'services: is empty; list at least one service with its image');
     for (const entry of entries ?? []) {
       const path = keyPath('services', entry.key);
       const problem = objectNameProblem(entry.key, 'service');
@@ -125,8 +135,9 @@ export function analyzeConfig(
     envFiles: uniqSorted(drafts.flatMap((s) => s.envFiles.map((e) => e.path))),
     bindSources: uniqSorted(drafts.flatMap((s) => s.spec.volumes.flatMap((v) => (v.type === 'bind' ? [v.source] : [])))),
     runFiles: workflowRunPaths(depad.workflows ?? {}),
+    composeFiles: composed.used.map((f) => relative(configDir, f).split(sep).join('/')).filter((f) => !f.startsWith('..') && !isAbsolute(f)),
     configDir,
-    state: { collector: c, file: absFile, source: text, services, networks: sortedRecord(Object.entries(netRecord)), volumes: volumes.valid, depad },
+    state: { collector: c, file: absFile, source: text, services, networks: sortedRecord(Object.entries(netRecord)), volumes: volumes.valid, depad, ...(projectName === undefined ? {} : { name: projectName }) },
   };
 }
 
@@ -164,7 +175,7 @@ export function finishConfig(draft: ConfigDraft, inputs: ConfigInputs): Deployme
     entries.push(...s.environment);
     finished.push([name, { ...s.spec, environment: sortedRecord(entries) }]);
   }
-  const issues = [...c.issues].sort((a, b) => a.line - b.line || a.column - b.column);
+  const issues = foldSharedIssues([...c.issues].sort((a, b) => fileOrder(c.file, a.file, b.file) || a.line - b.line || a.column - b.column));
   issues.push(...envIssues);
   if (issues.length > 0) throw new ConfigError(c.file, issues);
   const existing = new Set(inputs.existingFiles);
@@ -176,10 +187,19 @@ export function finishConfig(draft: ConfigDraft, inputs: ConfigInputs): Deployme
     networks: state.networks,
     volumes: state.volumes,
     depad: state.depad,
-    files: [...new Set([...draft.bindSources, ...draft.runFiles])].filter((f) => existing.has(f)).sort(compareStrings),
+    files: [...new Set([...[...draft.bindSources, ...draft.runFiles].filter((f) => existing.has(f)), ...draft.composeFiles])].sort(compareStrings),
+    ...(state.name === undefined ? {} : { name: state.name }),
     positions: new FrozenMap(c.positions),
   };
   return deepFreeze(spec);
+}
+
+/** The main file's issues first, then other files' (included, extended) by name. */
+function fileOrder(main: string, a: string, b: string): number {
+  if (a === b) return 0;
+  if (a === main) return -1;
+  if (b === main) return 1;
+  return a < b ? -1 : 1;
 }
 
 /** Declared top-level objects: every declared name (for reference checks) and the valid specs. */

@@ -4,6 +4,7 @@
  */
 import type { Collector, LEntry, LNode, Pos } from './nodes.ts';
 import { describe, entryPos, indexPath, keyPath } from './nodes.ts';
+import { closestKey } from './suggest.ts';
 
 /** How a map's keys are checked: the supported keys, and special messages for some others. */
 export interface KeyRules {
@@ -37,11 +38,23 @@ export function checkKeys(c: Collector, entries: readonly LEntry[], path: string
       continue;
     } else {
       const special = rules.special?.[key];
-      const message = special ?? `unknown key '${key}' ${where}; supported: ${rules.supported.join(', ')}`;
-      c.issue(keyPath(path, key), entry.keyPos, message);
+      c.issue(keyPath(path, key), entry.keyPos, special ?? unknownKeyMessage(c, key, where, rules));
     }
   }
   return out;
+}
+
+/**
+ * "unknown key 'imgae' in services.web; did you mean 'image'?" when a known key is close; else
+ * the supported keys, listed only the first time per place kind in a file (not on every line).
+ */
+function unknownKeyMessage(c: Collector, key: string, where: string, rules: KeyRules): string {
+  const close = closestKey(key, [...rules.supported, ...Object.keys(rules.special ?? {})]);
+  if (close !== undefined) return `unknown key '${key}' ${where}; did you mean '${close}'?`;
+  const kind = rules.supported.join(',');
+  if (c.listedKeys.has(kind)) return `unknown key '${key}' ${where} (see the supported keys listed above); remove it or fix its spelling`;
+  c.listedKeys.add(kind);
+  return `unknown key '${key}' ${where}; supported: ${rules.supported.join(', ')}`;
 }
 
 /** A string value (numbers allowed when `numbers`, as written), interpolated. */

@@ -185,4 +185,6 @@ export interface DeploymentSpec {
   readonly positions: ReadonlyMap<string, SourcePosition>;
   /** Images given on the command line (`update -s web --image app:2`), by service: they are not in the file. */
   readonly imageOverrides?: Readonly<Record<string, string>>;
+  /** The top-level `name:` (compose's project name): the deployment name when `-n` is not given. */
+  readonly name?: string;
 }

@@ -18,13 +18,15 @@ const MAX_DEPTH = 100;
  * Parses `text` and returns its top-level map. Throws DEPAD_CONFIG_SYNTAX (message
  * `file:line:column: reason`) for malformed YAML, several documents, or a top level that is not a map.
  */
-export function parseYamlTree(text: string, collector: Collector): LMap {
-  const file = collector.file;
+export function parseYamlTree(text: string, collector: Collector, otherFile?: string): LMap {
+  const file = otherFile ?? collector.file;
+  const inOther = otherFile !== undefined && otherFile !== collector.file;
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: false, schema: 'core', merge: false });
   const at = (offset: number): Pos => {
     const { line, col } = lineCounter.linePos(offset);
-    return { line: Math.max(line, 1), column: Math.max(col, 1) };
+    const pos = { line: Math.max(line, 1), column: Math.max(col, 1) };
+    return inOther ? { ...pos, file } : pos;
   };
   // Only the first syntax error: yaml goes on parsing after it, and what it reports next follows
   // from it (one mis-indented line gave the same message at two and three places, and several
@@ -88,7 +90,7 @@ class TreeBuilder {
 
   #tooBig(node: YamlNode, what: string): DepadError {
     const pos = this.#pos(node);
-    const file = this.#c.file;
+    const file = pos.file ?? this.#c.file;
     return syntaxError(file, [{ file, line: pos.line, column: pos.column, path: '', message: what }]);
   }
 

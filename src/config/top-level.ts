@@ -1,0 +1,45 @@
+/** Top-level keys of the Compose Specification read beside `services`: `name:` and the obsolete `version:`. */
+import { DepadError } from '../errors.ts';
+import { entryPos } from './nodes.ts';
+import type { Collector, LEntry } from './nodes.ts';
+import { readString } from './read.ts';
+
+/** depad's deployment-name rule (as `assertValidName`). */
+const DEPLOYMENT_NAME = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/** compose's project-name rule. */
+const COMPOSE_PROJECT_NAME = /^[a-z0-9][a-z0-9_-]*$/;
+
+/**
+ * The top-level `name:` (interpolated), checked against compose's project-name rule and depad's
+ * deployment-name rule; warns that `version:` is obsolete. Undefined when there is no valid name.
+ */
+export function readTopLevelName(c: Collector, top: ReadonlyMap<string, LEntry>): string | undefined {
+  const version = top.get('version');
+  if (version) c.warning('version', version.keyPos, 'version is obsolete: the Compose Specification (and depad) ignore it; remove it');
+  const entry = top.get('name');
+  if (!entry) return undefined;
+  const name = readString(c, entry.value, 'name', { what: 'a project name such as my-app' });
+  if (name === undefined) return undefined;
+  if (!COMPOSE_PROJECT_NAME.test(name)) {
+    c.issue('name', entryPos(entry), `"${name}" is not a valid project name: use lowercase letters, digits, '-' and '_', starting with a letter or digit`);
+    return undefined;
+  }
+  return name;
+}
+
+/**
+ * The deployment name when `-n` is not given: the file's `name:`. DEPAD_USAGE without one;
+ * DEPAD_NAME_INVALID, with the fix, when it is a compose project name but not a deployment name.
+ */
+export function deploymentNameFromFile(spec: { readonly name?: string; readonly file: string }): string {
+  const name = spec.name;
+  if (name === undefined) {
+    throw new DepadError('DEPAD_USAGE', `no deployment name: give -n NAME, or a top-level name: in ${spec.file}`, { hint: 'e.g. depad create -n shop -f compose.yaml' });
+  }
+  if (DEPLOYMENT_NAME.test(name)) return name;
+  const fixed = name.replace(/_+/g, '-').replace(/-{2,}/g, '-').replace(/^-+/, '').slice(0, 63).replace(/-+$/, '');
+  throw new DepadError('DEPAD_NAME_INVALID', `the file's name: "${name}" is a compose project name but not a depad deployment name (lowercase letters, digits and '-', at most 63, not starting or ending with '-')`, {
+    hint: `write name: ${fixed || 'my-app'} in ${spec.file}, or give the name with -n ${fixed || 'my-app'}`,
+  });
+}
