@@ -14,6 +14,7 @@ import type { RevisionRecord } from '../store/records.ts';
 import { seg, type AgentClient } from './agent-client.ts';
 import { agentFor } from './contexts.ts';
 import { addConfigOptions, readConfigInput } from './config-input.ts';
+import { deploymentNameFromFile } from '../config/top-level.ts';
 import { printDeployment, printDestroyed, printInspect, printList, printPs, processOutput, progressPrinter, type Output } from './output.ts';
 import { deploymentAction, withState, type CommandOptions } from './runtime.ts';
 import { collect } from './option-parsers.ts';
@@ -29,7 +30,7 @@ export function addDeploymentCommands(parent: Command): void {
   const create = parent
     .command('create')
     .description('create a deployment from a config file and run it')
-    .requiredOption('-n, --name <name>', 'unique deployment name (a-z, 0-9, -; at most 63)');
+    .option('-n, --name <name>', "unique deployment name (a-z, 0-9, -; at most 63); default: the file's top-level name:");
   addConfigOptions(create, { required: true, description: 'deployment config (docker-compose format with x-depad keys)' })
     .option('--no-wait', 'return once started, without waiting for health checks')
     .option('--class <class>', 'the deployment\'s class (the class label), over x-depad.class')
@@ -37,9 +38,10 @@ export function addDeploymentCommands(parent: Command): void {
     .action(async (opts: Opts, cmd: Command) => {
       const g = cmd.optsWithGlobals<Opts>();
       const output = processOutput(Boolean(g.json));
-      assertValidName(String(opts.name));
+      if (opts.name !== undefined) assertValidName(String(opts.name));
       const labels = parseLabelArgs([...(opts.label as string[]), ...(opts.class === undefined ? [] : [`class=${String(opts.class)}`])], '--label');
-      const input = await readConfigInput(String(opts.configFile), opts.env as string[], opts.envFile as string[], output);
+      const input = await readConfigInput(String(opts.configFile), opts.env as string[], opts.envFile as string[], output, opts.profile as string[]);
+      if (opts.name === undefined) opts.name = deploymentNameFromFile(input.spec);
       const agent = await agentFor(g);
       if (agent) {
         const file = path.resolve(String(opts.configFile));

@@ -17,6 +17,7 @@ import { addEventsCommand } from './events-command.ts';
 import { addVersionCommand } from './version-command.ts';
 import { addVolumeCommands } from './volume-commands.ts';
 import { addCompletionCommand } from './completion-command.ts';
+import { addConfigCommand } from './config-command.ts';
 import { depadVersion } from '../version.ts';
 import { processOutput, reportError } from './output.ts';
 import { endQuietlyWhenOutputCloses } from './closed-output.ts';
@@ -55,6 +56,7 @@ export function buildProgram(options: ProgramOptions = {}): Command {
   addVolumeCommands(program);
   addVersionCommand(program);
   addCompletionCommand(program);
+  addConfigCommand(program);
   addServiceCommands(program, async (argv) => void (await buildProgram(options).parseAsync(argv, { from: 'user' })));
   const deployment = program.command('deployment').description('the same verbs, spelled depad deployment <verb>').exitOverride();
   addDeploymentCommands(deployment);

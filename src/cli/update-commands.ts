@@ -30,7 +30,10 @@ async function readTarget(opts: Opts, output: Output): Promise<UpdateTarget> {
   if (image !== undefined && services.length === 0) throw new DepadError('DEPAD_USAGE', '--image needs -s <service> to say which services get it');
   if (image === undefined && services.length > 0) throw new DepadError('DEPAD_USAGE', '-s names the services --image gives a new image to: add --image <ref>');
   const overrides: Record<string, string> = image === undefined ? {} : Object.fromEntries(services.map((s) => [s, image]));
-  const env = await readEnv(opts.env as string[], opts.envFile as string[]);
+  const env = await readEnv(opts.env as string[], opts.envFile as string[], {
+    ...(opts.configFile === undefined ? {} : { configFile: String(opts.configFile) }),
+    profiles: (opts.profile as string[] | undefined) ?? [],
+  });
   return {
     ...(opts.configFile === undefined ? {} : { configFile: path.resolve(String(opts.configFile)) }),
     env,

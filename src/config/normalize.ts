@@ -1,0 +1,109 @@
+/**
+ * A validated spec as a compose document, like `docker compose config` prints: variables
+ * interpolated, `include`/`extends`/profiles resolved, defaults filled and short syntaxes
+ * expanded (ports, volumes, depends_on, networks in their long form). Relative bind sources are
+ * `./path` against the file's directory. depad's settings stay under `x-depad`.
+ */
+import type { DeploymentSpec, ServiceSpec } from './spec.ts';
+
+/** Fields of `ServiceSpec` written by `normalizedService` by name; any other field is written as is (snake_case). */
+const KNOWN = new Set([
+  'name', 'image', 'command', 'entrypoint', 'environment', 'ports', 'expose', 'volumes', 'networks', 'dependsOn', 'healthcheck', 'restart',
+  'resources', 'labels', 'user', 'workingDir', 'tmpfs', 'capAdd', 'capDrop', 'extraHosts', 'stopGracePeriodMs', 'stopSignal', 'depad',
+]);
+
+/** The normalized compose document of `spec` (plain data: print it as YAML or JSON). */
+export function normalizedCompose(spec: DeploymentSpec): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (spec.name !== undefined) out.name = spec.name;
+  out.services = Object.fromEntries(Object.entries(spec.services).map(([name, s]) => [name, normalizedService(s)]));
+  out.networks = Object.fromEntries(
+    Object.values(spec.networks).map((n) => [n.name, { driver: n.driver, ...(n.internal ? { internal: true } : {}), ...nonEmpty('driver_opts', n.driverOpts), ...nonEmpty('labels', n.labels) }]),
+  );
+  if (Object.keys(spec.volumes).length > 0) {
+    out.volumes = Object.fromEntries(Object.values(spec.volumes).map((v) => [v.name, { driver: v.driver, ...nonEmpty('driver_opts', v.driverOpts), ...nonEmpty('labels', v.labels) }]));
+  }
+  const d = spec.depad;
+  const depad: Record<string, unknown> = { host_ip: d.hostIp, start_timeout: duration(d.startTimeoutMs) };
+  if (d.domain !== undefined) depad.domain = d.domain;
+  if (Object.keys(d.labels).length > 0) depad.labels = d.labels;
+  if (d.resources !== undefined) depad.resources = limits(d.resources);
+  if (Object.keys(d.workflows).length > 0) depad.workflows = d.workflows;
+  out['x-depad'] = depad;
+  return out;
+}
+
+function normalizedService(s: ServiceSpec): Record<string, unknown> {
+  const out: Record<string, unknown> = { image: s.image };
+  if (s.entrypoint) out.entrypoint = [...s.entrypoint];
+  if (s.command) out.command = [...s.command];
+  if (Object.keys(s.environment).length > 0) out.environment = { ...s.environment };
+  if (s.ports.length > 0) out.ports = s.ports.map((p) => ({ target: p.target, protocol: p.protocol, ...rest(p, ['target', 'protocol']) }));
+  if (s.expose.length > 0) out.expose = s.expose.map((e) => (e.protocol === 'tcp' ? String(e.target) : `${e.target}/${e.protocol}`));
+  if (s.volumes.length > 0) {
+    out.volumes = s.volumes.map((m) => ({ type: m.type, source: m.type === 'bind' ? `./${m.source}` : m.source, target: m.target, read_only: m.readOnly, ...rest(m, ['type', 'source', 'target', 'readOnly']) }));
+  }
+  out.networks = Object.fromEntries(Object.entries(s.networks).map(([n, v]) => [n, v.aliases.length > 0 ? { aliases: [...v.aliases] } : null]));
+  if (Object.keys(s.dependsOn).length > 0) out.depends_on = Object.fromEntries(Object.entries(s.dependsOn).map(([n, v]) => [n, { condition: v.condition, required: true, ...rest(v, ['condition']) }]));
+  if (s.healthcheck === 'disabled') out.healthcheck = { disable: true };
+  else if (s.healthcheck) {
+    const h = s.healthcheck;
+    out.healthcheck = {
+      test: [...h.test],
+      ...(h.intervalMs === undefined ? {} : { interval: duration(h.intervalMs) }),
+      ...(h.timeoutMs === undefined ? {} : { timeout: duration(h.timeoutMs) }),
+      ...(h.retries === undefined ? {} : { retries: h.retries }),
+      ...(h.startPeriodMs === undefined ? {} : { start_period: duration(h.startPeriodMs) }),
+    };
+  }
+  if (s.restart) out.restart = s.restart.maxRetries === undefined ? s.restart.policy : `${s.restart.policy}:${s.restart.maxRetries}`;
+  const lim = limits(s.resources);
+  if (Object.keys(lim).length > 0) out.deploy = { resources: { limits: lim } };
+  if (Object.keys(s.labels).length > 0) out.labels = { ...s.labels };
+  if (s.user !== undefined) out.user = s.user;
+  if (s.workingDir !== undefined) out.working_dir = s.workingDir;
+  if (s.tmpfs.length > 0) out.tmpfs = [...s.tmpfs];
+  if (s.capAdd.length > 0) out.cap_add = [...s.capAdd];
+  if (s.capDrop.length > 0) out.cap_drop = [...s.capDrop];
+  if (s.extraHosts.length > 0) out.extra_hosts = [...s.extraHosts];
+  if (s.stopGracePeriodMs !== undefined) out.stop_grace_period = duration(s.stopGracePeriodMs);
+  if (s.stopSignal !== undefined) out.stop_signal = s.stopSignal;
+  for (const [key, value] of Object.entries(s)) {
+    if (!KNOWN.has(key) && value !== undefined && !(Array.isArray(value) && value.length === 0)) out[snake(key)] = value;
+  }
+  const { drainTimeoutMs, pauseTimeoutMs, ...depad } = s.depad;
+  out['x-depad'] = { ...depad, drain_timeout: duration(drainTimeoutMs), pause_timeout: duration(pauseTimeoutMs) };
+  return out;
+}
+
+function limits(r: { readonly cpus?: number; readonly memoryBytes?: number; readonly pids?: number }): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (r.cpus !== undefined) out.cpus = String(r.cpus);
+  if (r.memoryBytes !== undefined) out.memory = `${r.memoryBytes}b`;
+  if (r.pids !== undefined) out.pids = r.pids;
+  return out;
+}
+
+/** Fields of `value` other than `known` (ones other developers add), snake_case. */
+function rest(value: object, known: readonly string[]): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(value).filter(([k, v]) => !known.includes(k) && v !== undefined).map(([k, v]) => [snake(k), v]));
+}
+
+function nonEmpty(key: string, record: Readonly<Record<string, string>>): Record<string, unknown> {
+  return Object.keys(record).length > 0 ? { [key]: { ...record } } : {};
+}
+
+function snake(key: string): string {
+  return key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}
+
+/** Milliseconds in compose's duration syntax (`1m30s`, `500ms`). */
+function duration(ms: number): string {
+  if (ms % 1000 !== 0) return `${ms}ms`;
+  let s = ms / 1000;
+  const h = Math.floor(s / 3600);
+  s -= h * 3600;
+  const m = Math.floor(s / 60);
+  s -= m * 60;
+  return `${h ? `${h}h` : ''}${m ? `${m}m` : ''}${s || (!h && !m) ? `${s}s` : ''}`;
+}
