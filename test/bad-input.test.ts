@@ -84,7 +84,7 @@ for (const [title, text, args, code, pattern] of configCases) {
 
 /** [title, args (may use {cfg}, {existing}, {dir}), exit code, pattern]. */
 const argCases: Array<[string, readonly string[], number, RegExp]> = [
-  ['create without --name', ['create', '-f', '{hello}'], 2, /required option '-n, --name <name>' not specified/],
+  ['create without --name or name:', ['create', '-f', '{hello}'], 2, /no deployment name: give -n NAME, or a top-level name: in /],
   ['uppercase name', ['create', '-n', 'Mercy', '-f', '{hello}'], 2, /invalid deployment name "Mercy"/],
   ['name too long', ['create', '-n', 'a'.repeat(64), '-f', '{hello}'], 2, /64 characters \(at most 63\)/],
   ['name with a slash', ['create', '-n', '../etc', '-f', '{hello}'], 2, /invalid deployment name "\.\.\/etc"/],

@@ -336,7 +336,7 @@ const BAD: Bad[] = [
   { title: 'top level is a list', text: '- services\n', code: 'DEPAD_CONFIG_SYNTAX', at: '1:1:', says: /top level must be a map/ },
   { title: 'duplicate key', text: base(['    image: other']), at: '4:5 services.web.image', says: /duplicate key 'image' \(first given at line 3, column 5\)/ },
   { title: 'unknown top-level key', text: base(['foo: 1']), at: '4:1 foo', says: /unknown key 'foo' at the top level; supported: services, networks, volumes, version, x-depad/ },
-  { title: 'name at top level', text: `name: shop\n${base([])}`, at: '1:1 name', says: /deployment name is given by --name/ },
+  { title: 'name at top level that compose refuses', text: `name: Shop\n${base([])}`, at: '1:7 name', says: /"Shop" is not a valid project name: use lowercase letters/ },
   { title: 'no services', text: 'networks: {}\n', at: '1:1 services', says: /no services: key/ },
   { title: 'services empty', text: 'services: {}\n', at: '1:1 services', says: /services: is empty/ },
   { title: 'services is a list', text: 'services:\n  - web\n', at: '2:3 services', says: /expected a map of service name/ },

@@ -72,9 +72,12 @@ function withoutDisabledDeps(c: Collector, name: string, service: LMap, enabled:
     `service '${name}' depends on '${target}', which is not enabled by the active profiles; activate a profile of '${target}' (--profile or COMPOSE_PROFILES), give both services a common profile, or mark the dependency required: false`;
   let value: LNode = depends.value;
   if (value.kind === 'seq') {
-    value.items.forEach((item, i) => {
-      if (item.kind === 'scalar' && typeof item.value === 'string' && off(item.value)) c.issue(indexPath(path, i), item.pos, problem(item.value));
+    const items = value.items.filter((item, i) => {
+      if (!(item.kind === 'scalar' && typeof item.value === 'string' && off(item.value))) return true;
+      c.issue(indexPath(path, i), item.pos, problem(item.value));
+      return false;
     });
+    value = { ...value, items };
   } else if (value.kind === 'map') {
     const kept = value.entries.filter((e) => {
       if (!off(e.key)) return true;

@@ -1,0 +1,139 @@
+/** Config-level tests (no engine) for include, extends, profiles, name:, version:, did-you-mean, anchors and unset variables. */
+import test from 'ava';
+import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { ConfigError } from '../src/errors.ts';
+import { loadConfig, parseConfig } from '../src/config/index.ts';
+import type { ConfigWarning } from '../src/config/index.ts';
+import { deploymentNameFromFile } from '../src/config/top-level.ts';
+
+/** Writes `files` (relative path → text) into a fresh directory, removed after the test. */
+async function project(t: import('ava').ExecutionContext, files: Record<string, string>): Promise<string> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'depad-compose-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  for (const [rel, text] of Object.entries(files)) {
+    await mkdir(path.dirname(path.join(dir, rel)), { recursive: true });
+    await writeFile(path.join(dir, rel), text);
+  }
+  return dir;
+}
+
+function issuesOf(t: import('ava').ExecutionContext, run: () => unknown): string[] {
+  const error = t.throws(run);
+  t.true(error instanceof ConfigError, String(error));
+  return (error as ConfigError).issues.map((i) => `${path.basename(i.file)}:${i.line}:${i.column} ${i.path}: ${i.message}`);
+}
+
+test('include: short and long syntax, paths relative to the included file, kept with the revision', async (t) => {
+  const dir = await project(t, {
+    'compose.yaml': 'include:\n  - db/compose.yaml\n  - path: cache.yaml\n    env_file: cache.env\nservices:\n  web:\n    image: nginx\n    depends_on: [db, cache]\n',
+    'db/compose.yaml': 'services:\n  db:\n    image: postgres\n    volumes: ["./data:/var/lib/postgresql/data"]\n    env_file: db.env\nvolumes:\n  pg: {}\n',
+    'db/db.env': 'POSTGRES_PASSWORD=x\n',
+    'cache.yaml': 'services:\n  cache:\n    image: "redis:${REDIS_TAG}"\n',
+    'cache.env': 'REDIS_TAG=7\n',
+  });
+  const spec = await loadConfig(path.join(dir, 'compose.yaml'), {});
+  t.deepEqual(Object.keys(spec.services), ['cache', 'db', 'web']);
+  t.is(spec.services.cache!.image, 'redis:7');
+  t.deepEqual(spec.services.db!.volumes, [{ type: 'bind', source: 'db/data', target: '/var/lib/postgresql/data', readOnly: false }]);
+  t.deepEqual(spec.services.db!.environment, { POSTGRES_PASSWORD: 'x' });
+  t.deepEqual(Object.keys(spec.volumes), ['pg']);
+  t.deepEqual(spec.files, ['cache.env', 'cache.yaml', 'db/compose.yaml']);
+});
+
+test('include: a missing file, a conflict and a problem in the included file are reported where they are', async (t) => {
+  const dir = await project(t, {
+    'compose.yaml': 'include:\n  - other.yaml\n  - missing.yaml\nservices:\n  web:\n    image: nginx\n',
+    'other.yaml': 'services:\n  web:\n    image: nginx\n  db:\n    imgae: postgres\n',
+  });
+  const error = await t.throwsAsync(loadConfig(path.join(dir, 'compose.yaml'), {}));
+  const lines = (error as ConfigError).issues.map((i) => `${path.basename(i.file)}:${i.line}:${i.column} ${i.path}: ${i.message}`);
+  t.true(lines.some((l) => /^compose\.yaml:3:5 include\[1\]: included file .*missing\.yaml is missing/.test(l)), lines.join('\n'));
+  t.true(lines.some((l) => /^compose\.yaml:2:5 services\.web: service 'web' is defined both here and in the included file/.test(l)), lines.join('\n'));
+  t.true(lines.some((l) => /^other\.yaml:5:5 services\.db\.imgae: unknown key 'imgae' in services\.db; did you mean 'image'\?/.test(l)), lines.join('\n'));
+});
+
+test('extends: same file and file:, merged as compose-go merges', async (t) => {
+  const dir = await project(t, {
+    'compose.yaml': [
+      'services:',
+      '  base:',
+      '    image: busybox',
+      '    command: [sleep, "10"]',
+      '    environment: { A: "1", B: "1" }',
+      '    labels: [x=1]',
+      '    volumes: ["./a:/data", "./b:/other"]',
+      '  web:',
+      '    extends: base',
+      '    command: [sleep, "20"]',
+      '    environment: [B=2, C=3]',
+      '    volumes: ["./c:/data"]',
+      '  worker:',
+      '    extends: { file: common/base.yaml, service: job }',
+      '',
+    ].join('\n'),
+    'common/base.yaml': 'services:\n  job:\n    image: alpine\n    volumes: ["./jobs:/jobs"]\n    expose: ["80"]\n',
+  });
+  const spec = await loadConfig(path.join(dir, 'compose.yaml'), {});
+  const web = spec.services.web!;
+  t.deepEqual(web.command, ['sleep', '20']);
+  t.deepEqual(web.environment, { A: '1', B: '2', C: '3' });
+  t.deepEqual(web.labels, { x: '1' });
+  t.deepEqual(web.volumes.map((v) => `${v.source}:${v.target}`), ['b:/other', 'c:/data']);
+  t.is(spec.services.worker!.image, 'alpine');
+  t.deepEqual(spec.services.worker!.volumes.map((v) => v.source), ['common/jobs']);
+  t.true(spec.files.includes('common/base.yaml'));
+});
+
+test('extends: an unknown service and a cycle are issues at the extends', (t) => {
+  const lines = issuesOf(t, () => parseConfig('services:\n  a:\n    image: x\n    extends: b\n  b:\n    image: x\n    extends: a\n  c:\n    image: x\n    extends: nope\n', 'c.yml', {}));
+  t.true(lines.some((l) => /extends cycle: a -> b -> a|extends cycle: b -> a -> b/.test(l)), lines.join('\n'));
+  t.true(lines.some((l) => /c\.yml:10:14 services\.c\.extends: extends names service 'nope', which is not a service/.test(l)), lines.join('\n'));
+});
+
+test('profiles: a service with profiles runs only when one is active; * activates all', (t) => {
+  const text = 'services:\n  web:\n    image: nginx\n  debug:\n    image: busybox\n    profiles: [debug, tools]\n';
+  t.deepEqual(Object.keys(parseConfig(text, 'c.yml', {}).services), ['web']);
+  t.deepEqual(Object.keys(parseConfig(text, 'c.yml', { COMPOSE_PROFILES: 'other,tools' }).services), ['debug', 'web']);
+  t.deepEqual(Object.keys(parseConfig(text, 'c.yml', { COMPOSE_PROFILES: '*' }).services), ['debug', 'web']);
+});
+
+test('profiles: depends_on an inactive service is an issue unless required: false', (t) => {
+  const lines = issuesOf(t, () => parseConfig('services:\n  web:\n    image: nginx\n    depends_on: [db]\n  db:\n    image: postgres\n    profiles: [db]\n', 'c.yml', {}));
+  t.deepEqual(lines, ["c.yml:4:18 services.web.depends_on[0]: service 'web' depends on 'db', which is not enabled by the active profiles; activate a profile of 'db' (--profile or COMPOSE_PROFILES), give both services a common profile, or mark the dependency required: false"]);
+  const spec = parseConfig('services:\n  web:\n    image: nginx\n    depends_on:\n      db: { condition: service_started, required: false }\n  db:\n    image: postgres\n    profiles: [db]\n', 'c.yml', {});
+  t.deepEqual(spec.services.web!.dependsOn, {});
+});
+
+test('name: is the default deployment name; one depad cannot use says how to fix it; version: warns', (t) => {
+  const warnings: ConfigWarning[] = [];
+  const spec = parseConfig('version: "3.8"\nname: shop\nservices:\n  web:\n    image: nginx\n', 'c.yml', {}, { warn: (w) => warnings.push(w) });
+  t.is(deploymentNameFromFile(spec), 'shop');
+  t.regex(warnings[0]!.message, /version is obsolete/);
+  const odd = parseConfig('name: my_shop\nservices:\n  web:\n    image: nginx\n', 'c.yml', {});
+  const error = t.throws(() => deploymentNameFromFile(odd));
+  t.regex(error.message, /"my_shop" is a compose project name but not a depad deployment name/);
+  t.regex((error as { hint?: string }).hint ?? '', /write name: my-shop/);
+  t.throws(() => deploymentNameFromFile(parseConfig('services:\n  web:\n    image: nginx\n', 'c.yml', {})), { message: /no deployment name: give -n NAME/ });
+});
+
+test('unknown keys: did you mean, and the supported list only once per file', (t) => {
+  const lines = issuesOf(t, () => parseConfig('services:\n  web:\n    imgae: nginx\n    image: nginx\n    zzz: 1\n  db:\n    image: x\n    yyy: 2\nservise: {}\n', 'c.yml', {}));
+  t.true(lines.some((l) => l === "c.yml:3:5 services.web.imgae: unknown key 'imgae' in services.web; did you mean 'image'?"), lines.join('\n'));
+  t.true(lines.some((l) => l === "c.yml:9:1 servise: unknown key 'servise' at the top level; did you mean 'services'?"), lines.join('\n'));
+  t.is(lines.filter((l) => l.includes('supported:')).length, 1, lines.join('\n'));
+});
+
+test('a problem in a merged anchor is reported once, at the anchor, with the services that use it', (t) => {
+  const text = 'x-common: &common\n  restart: sometimes\nservices:\n  web:\n    <<: *common\n    image: nginx\n  worker:\n    <<: *common\n    image: busybox\n';
+  const lines = issuesOf(t, () => parseConfig(text, 'c.yml', {}));
+  t.is(lines.length, 1, lines.join('\n'));
+  t.regex(lines[0]!, /^c\.yml:2:12 services\.web\.restart: .*used by services web, worker/);
+});
+
+test('a value empty because a variable is unset names the variable in the error', (t) => {
+  const lines = issuesOf(t, () => parseConfig('services:\n  web:\n    image: ${IMAGE}\n', 'c.yml', {}));
+  t.is(lines.length, 1);
+  t.regex(lines[0]!, /services\.web\.image: image must not be empty.*empty because variable IMAGE is not set: pass --env IMAGE=… or add it to \.env/);
+});
