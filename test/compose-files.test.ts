@@ -137,3 +137,9 @@ test('a value empty because a variable is unset names the variable in the error'
   t.is(lines.length, 1);
   t.regex(lines[0]!, /services\.web\.image: image must not be empty.*empty because variable IMAGE is not set: pass --env IMAGE=… or add it to \.env/);
 });
+
+test('network and volume names as compose allows them: dots, underscores, uppercase', (t) => {
+  const spec = parseConfig('services:\n  web:\n    image: nginx\n    networks: [Front.End]\n    volumes: ["app.data:/data"]\nnetworks:\n  Front.End: {}\nvolumes:\n  app.data: {}\n', 'c.yml', {});
+  t.deepEqual(Object.keys(spec.networks), ['Front.End']);
+  t.deepEqual(spec.services.web!.volumes, [{ type: 'volume', source: 'app.data', target: '/data', readOnly: false }]);
+});

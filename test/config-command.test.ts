@@ -38,7 +38,7 @@ const PROJECT = {
     '',
   ].join('\n'),
   'parts/common.yaml': 'services:\n  app:\n    command: [sleep, "3600"]\n    environment: [GREETING=hello, ROLE=none]\n',
-  'parts/db.yaml': 'services:\n  db:\n    image: ${IMAGE}\n    command: [sleep, "3600"]\n    volumes: ["./dbdata:/data"]\n',
+  'parts/db.yaml': 'services:\n  db:\n    image: ${IMAGE}\n    command: [sleep, "3600"]\n    volumes: ["./dbdata:/data", "pg.data:/pg"]\nvolumes:\n  pg.data: {}\n',
   '.env': 'IMAGE=depad-example/app:1\n',
 };
 
@@ -81,6 +81,8 @@ test('create from include + extends + profiles + .env: the engine gets the merge
   t.is(config.Image, 'depad-example/app:1');
   t.deepEqual(config.Cmd, ['sleep', '3600']);
   t.true(config.Env.includes('GREETING=hello') && config.Env.includes('ROLE=web'), config.Env.join(' '));
+  const { stdout: mounts } = await run('docker', ['inspect', `depad-${name}-db-1`, '--format', '{{range .Mounts}}{{.Name}} {{end}}']);
+  t.regex(mounts, new RegExp(`depad-${name}_pg\\.data`));
   const home = h.home;
   const { stdout: found } = await run('find', [home, '-path', '*parts/db.yaml']);
   t.true(found.trim().length > 0, 'the included file is kept in the root');

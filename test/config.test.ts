@@ -383,7 +383,7 @@ const BAD: Bad[] = [
   { title: 'undeclared network', text: base(['    networks: [backend]']), at: '4:16 services.web.networks[0]', says: /network 'backend' is not declared; add it under the top-level networks: key/ },
   { title: 'external network', text: `${base(['    networks: [shared]'])}\nnetworks:\n  shared:\n    external: true\n`, at: '7:5 networks.shared.external', says: /external networks would break the isolation/ },
   { title: 'external volume', text: `${base([])}\nvolumes:\n  data:\n    name: global-data\n`, at: '6:5 volumes.data.name', says: /would break the isolation/ },
-  { title: 'bad network name', text: `${base([])}\nnetworks:\n  Front_End:\n`, at: '5:3 networks.Front_End', says: /network name 'Front_End' is invalid/ },
+  { title: 'bad network name', text: `${base([])}\nnetworks:\n  front end:\n`, at: '5:3 networks["front end"]', says: /network name 'front end' is invalid.*letters, digits, '\.', '_' and '-', as in compose/ },
   { title: 'missing required variable', text: base(['    environment:', '      PASSWORD: ${DB_PASSWORD:?set it}']), at: '5:17 services.web.environment.PASSWORD', says: /required variable DB_PASSWORD is not set: set it \(pass --env DB_PASSWORD=… or --env-file\)/ },
   { title: 'unclosed ${', text: base(['    command: echo ${HOME']), at: '4:14 services.web.command', says: /unclosed '\$\{'/ },
   { title: 'lone $', text: base(['    command: echo costs $5']), at: '4:14 services.web.command', says: /write '\$\$' for a literal '\$'/ },

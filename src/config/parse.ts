@@ -25,7 +25,7 @@ import { parseYamlTree } from './yaml-tree.ts';
 import { foldSharedIssues } from './issues.ts';
 import { composeProject } from './compose-files.ts';
 import { activeProfiles, applyProfiles } from './profiles.ts';
-import { readTopLevelName } from './top-level.ts';
+import { readTopLevelName, topObjectNameProblem } from './top-level.ts';
 
 /** Options of `parseConfig`. */
 export interface ParseConfigOptions {
@@ -220,7 +220,7 @@ function readTopObjects<T>(
   for (const e of mapEntries(c, entry.value, key, `a map of ${key.slice(0, -1)} name → settings`) ?? []) {
     const path = keyPath(key, e.key);
     declared[e.key] = true;
-    const problem = objectNameProblem(e.key, key === 'networks' ? 'network' : 'volume');
+    const problem = topObjectNameProblem(e.key, key === 'networks' ? 'network' : 'volume');
     if (problem !== undefined) c.issue(path, e.keyPos, problem);
     const spec = read(c, e.key, e.value, path);
     if (spec !== undefined && problem === undefined) valid.push([e.key, spec]);

@@ -43,3 +43,14 @@ export function deploymentNameFromFile(spec: { readonly name?: string; readonly 
     hint: `write name: ${fixed || 'my-app'} in ${spec.file}, or give the name with -n ${fixed || 'my-app'}`,
   });
 }
+
+/** Network and volume names as compose allows them (its schema's pattern), within a length docker object names take. */
+const TOP_OBJECT_NAME = /^[a-zA-Z0-9._-]+$/;
+const MAX_TOP_OBJECT_NAME = 128;
+
+/** Undefined when `name` is a valid top-level network or volume name (letters, digits, '.', '_', '-'), else why not. */
+export function topObjectNameProblem(name: string, what: 'network' | 'volume'): string | undefined {
+  if (TOP_OBJECT_NAME.test(name) && name.length <= MAX_TOP_OBJECT_NAME) return undefined;
+  const why = name.length > MAX_TOP_OBJECT_NAME ? `it is ${name.length} characters long` : 'it has characters other than letters, digits, \'.\', \'_\' and \'-\'';
+  return `${what} name '${name}' is invalid (${why}): ${what} names are 1-${MAX_TOP_OBJECT_NAME} letters, digits, '.', '_' and '-', as in compose`;
+}
