@@ -66,6 +66,12 @@ test('depad config prints the normalized file, --json the same, exit 3 listing e
   t.regex(bad.stderr, /bad\.yaml:7:\d+ services\.db\.restart/);
   t.false(existsSync(path.join(h.home, 'state')), 'depad config opened no state');
   t.deepEqual((await h.run(['config', '-f', file, '-q'])).stdout, '');
+  await write(h.dir, { 'other.env': 'UNRELATED=1\n' });
+  const replaced = await h.run(['config', '-f', file, '--env-file', path.join(h.dir, 'other.env')]);
+  t.is(replaced.code, 3, '--env-file replaces the .env beside the file');
+  t.regex(replaced.stderr, /empty because variable IMAGE is not set/);
+  const wins = await h.json<{ services: Record<string, { image: string }> }>(['config', '-f', file, '-e', 'IMAGE=depad-example/app:2']);
+  t.is(wins.services.web!.image, 'depad-example/app:2', '--env wins over .env');
 });
 
 test('create from include + extends + profiles + .env: the engine gets the merged services; the included files are kept', async (t) => {
@@ -89,4 +95,20 @@ test('create from include + extends + profiles + .env: the engine gets the merge
   const env = await run('sh', ['-c', `cat ${home}/deployments/*/revisions/1/env.json`]);
   t.regex(env.stdout, /"COMPOSE_PROFILES": "debug"/);
   t.regex(env.stdout, /"IMAGE": "depad-example\/app:1"/);
+});
+
+test('update keeps the revision\'s profiles and re-reads included files from the root when the file changed', async (t) => {
+  const h = await harness(t);
+  const name = h.name('prof');
+  await write(h.dir, { ...PROJECT, 'compose.yaml': PROJECT['compose.yaml'].replace('name: shopdemo', `name: ${name}`) });
+  const file = path.join(h.dir, 'compose.yaml');
+  t.is((await h.run(['create', '-f', file, '--no-wait', '--profile', 'debug'])).code, 0);
+  await writeFile(file, '# changed on disk since\n');
+  const kept = await h.run(['update', name, '-e', 'EXTRA=1']);
+  t.is(kept.code, 0, kept.stderr);
+  const services = async () => (await h.json<{ services: { name: string }[] }>(['inspect', name])).services.map((s) => s.name).sort();
+  t.deepEqual(await services(), ['db', 'debug', 'web']);
+  const off = await h.run(['update', name, '-e', 'COMPOSE_PROFILES=']);
+  t.is(off.code, 0, off.stderr);
+  t.deepEqual(await services(), ['db', 'web']);
 });

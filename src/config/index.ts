@@ -7,6 +7,7 @@ export type { EnvTextResult } from './env.ts';
 export { interpolate } from './interpolate.ts';
 export type { InterpolationResult } from './interpolate.ts';
 export { loadConfig } from './load.ts';
+export { readReferencedFiles } from './compose-files.ts';
 export { withImages } from './override.ts';
 export type { LoadConfigOptions } from './load.ts';
 export type { ConfigWarning } from './nodes.ts';

@@ -4,7 +4,7 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { loadConfig, parseConfig, withImages } from '../config/index.ts';
+import { loadConfig, parseConfig, readReferencedFiles, withImages } from '../config/index.ts';
 import type { ConfigWarning } from '../config/index.ts';
 import type { DeploymentSpec } from '../config/spec.ts';
 import { DepadError } from '../errors.ts';
@@ -81,7 +81,13 @@ async function currentConfigWith(record: DeploymentRecord, file: string, env: Re
   const kept = await fs.readFile(path.join(record.rootDir, 'revisions', String(record.revision), 'config.yml'), 'utf8');
   const onDisk = await fs.readFile(file, 'utf8').catch(() => undefined);
   if (onDisk === kept) return loadConfig(file, env, options);
-  return { ...parseConfig(kept, file, env, options), files: [] };
+  // Files it includes or extends were copied into the root at their paths beside the config.
+  const dir = path.dirname(file);
+  const files = await readReferencedFiles(file, kept, env, async (abs) => {
+    const rel = path.relative(dir, abs);
+    return rel.startsWith('..') || path.isAbsolute(rel) ? undefined : fs.readFile(path.join(record.rootDir, rel), 'utf8').catch(() => undefined);
+  });
+  return { ...parseConfig(kept, file, env, { ...options, files }), files: [] };
 }
 /**
  * Parses a config sent as text by a remote client. Files beside it cannot come along, so a bind
