@@ -38,7 +38,7 @@ function normalizedService(s: ServiceSpec): Record<string, unknown> {
   if (s.entrypoint) out.entrypoint = [...s.entrypoint];
   if (s.command) out.command = [...s.command];
   if (Object.keys(s.environment).length > 0) out.environment = { ...s.environment };
-  if (s.ports.length > 0) out.ports = s.ports.map((p) => ({ target: p.target, protocol: p.protocol, ...rest(p, ['target', 'protocol']) }));
+  if (s.ports.length > 0) out.ports = s.ports.map((p) => ({ target: p.target, ...publishedOf(p), protocol: p.protocol, ...rest(p, ['target', 'protocol', 'published']) }));
   if (s.expose.length > 0) out.expose = s.expose.map((e) => (e.protocol === 'tcp' ? String(e.target) : `${e.target}/${e.protocol}`));
   if (s.volumes.length > 0) {
     out.volumes = s.volumes.map((m) => ({ type: m.type, source: m.type === 'bind' ? `./${m.source}` : m.source, target: m.target, read_only: m.readOnly, ...rest(m, ['type', 'source', 'target', 'readOnly']) }));
@@ -74,6 +74,13 @@ function normalizedService(s: ServiceSpec): Record<string, unknown> {
   const { drainTimeoutMs, pauseTimeoutMs, ...depad } = s.depad;
   out['x-depad'] = { ...depad, drain_timeout: duration(drainTimeoutMs), pause_timeout: duration(pauseTimeoutMs) };
   return out;
+}
+
+/** compose's `published: "80"` (or `"8000-8001"`) when the file asks for a host port. */
+function publishedOf(p: object): Record<string, string> {
+  const published = (p as { published?: { from: number; to: number } }).published;
+  if (published === undefined) return {};
+  return { published: published.from === published.to ? String(published.from) : `${published.from}-${published.to}` };
 }
 
 function limits(r: { readonly cpus?: number; readonly memoryBytes?: number; readonly pids?: number }): Record<string, unknown> {
