@@ -143,3 +143,17 @@ test('network and volume names as compose allows them: dots, underscores, upperc
   t.deepEqual(Object.keys(spec.networks), ['Front.End']);
   t.deepEqual(spec.services.web!.volumes, [{ type: 'volume', source: 'app.data', target: '/data', readOnly: false }]);
 });
+
+test('include: nested includes rebase paths once per level; an include cycle is an issue', async (t) => {
+  const dir = await project(t, {
+    'compose.yaml': 'include: [a/x.yaml]\nservices:\n  web:\n    image: nginx\n',
+    'a/x.yaml': 'include: [b/y.yaml]\nservices:\n  x:\n    image: nginx\n    volumes: ["./xd:/x"]\n',
+    'a/b/y.yaml': 'services:\n  y:\n    image: nginx\n    volumes: ["./yd:/y"]\n',
+  });
+  const spec = await loadConfig(path.join(dir, 'compose.yaml'), {});
+  t.deepEqual(spec.services.x!.volumes.map((v) => v.source), ['a/xd']);
+  t.deepEqual(spec.services.y!.volumes.map((v) => v.source), ['a/b/yd']);
+  const loop = await project(t, { 'compose.yaml': 'include: [other.yaml]\nservices:\n  web:\n    image: nginx\n', 'other.yaml': 'include: [compose.yaml]\nservices:\n  db:\n    image: x\n' });
+  const error = await t.throwsAsync(loadConfig(path.join(loop, 'compose.yaml'), {}));
+  t.regex(error!.message, /include cycle: compose\.yaml -> other\.yaml -> compose\.yaml/);
+});

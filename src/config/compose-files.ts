@@ -60,7 +60,7 @@ function composeFile(c: Collector, root: LMap, file: string, inputs: ComposeInpu
     }
     let tree = composeFile(c, parseYamlTree(text, c, item.file), item.file, { ...inputs, env }, used, [...chain, item.file]);
     if (env !== inputs.env) tree = interpolateTree(c, tree, env) as LMap;
-    const prefix = path.relative(path.dirname(chain[0]!), item.projectDir).split(path.sep).join('/');
+    const prefix = path.relative(path.dirname(file), item.projectDir).split(path.sep).join('/');
     entries = mergeIncluded(c, entries, rebaseTop(tree, prefix), item);
   }
   return resolveExtends(c, { ...root, entries }, file, inputs, used);

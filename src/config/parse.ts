@@ -73,7 +73,10 @@ export interface DraftState {
 }
 
 const TOP_KEYS = ['services', 'networks', 'volumes', 'version', 'x-depad', 'name', 'include'] as const;
-const TOP_SPECIAL: Readonly<Record<string, string>> = {};
+const TOP_SPECIAL: Readonly<Record<string, string>> = {
+  secrets: 'top-level secrets: are not supported yet; pass the values with env_file or environment for now',
+  configs: 'top-level configs: are not supported yet; mount the files with a relative bind mount (./file:/path:ro) for now',
+};
 const ISOLATION = 'would break the isolation between deployments: depad creates its own, named after the deployment; remove it';
 
 /**
