@@ -157,3 +157,16 @@ test('include: nested includes rebase paths once per level; an include cycle is 
   const error = await t.throwsAsync(loadConfig(path.join(loop, 'compose.yaml'), {}));
   t.regex(error!.message, /include cycle: compose\.yaml -> other\.yaml -> compose\.yaml/);
 });
+
+test('include: a path list merges the later files over the first, as compose override files', async (t) => {
+  const dir = await project(t, {
+    'compose.yaml': 'include:\n  - path: [app/base.yaml, app/override.yaml]\nservices:\n  web:\n    image: nginx\n',
+    'app/base.yaml': 'services:\n  api:\n    image: busybox\n    command: [sleep, "1"]\n    environment: { A: "1" }\n',
+    'app/override.yaml': 'services:\n  api:\n    command: [sleep, "2"]\n    environment: { B: "2" }\n  extra:\n    image: alpine\n',
+  });
+  const spec = await loadConfig(path.join(dir, 'compose.yaml'), {});
+  t.deepEqual(Object.keys(spec.services), ['api', 'extra', 'web']);
+  t.deepEqual(spec.services.api!.command, ['sleep', '2']);
+  t.deepEqual(spec.services.api!.environment, { A: '1', B: '2' });
+  t.true(spec.files.includes('app/override.yaml'));
+});

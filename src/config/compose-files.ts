@@ -6,7 +6,7 @@
 import path from 'node:path';
 import { interpolate } from './interpolate.ts';
 import { parseEnvText } from './env.ts';
-import { mergeService } from './compose-merge.ts';
+import { mergeProject, mergeService } from './compose-merge.ts';
 import { Collector, describe, indexPath, keyPath } from './nodes.ts';
 import type { LEntry, LMap, LNode, LScalar } from './nodes.ts';
 import { parseYamlTree } from './yaml-tree.ts';
@@ -59,6 +59,15 @@ function composeFile(c: Collector, root: LMap, file: string, inputs: ComposeInpu
       env = { ...parsed.values, ...env };
     }
     let tree = composeFile(c, parseYamlTree(text, c, item.file), item.file, { ...inputs, env }, used, [...chain, item.file]);
+    for (const override of item.overrides) {
+      const overText = Object.hasOwn(inputs.files, override) ? inputs.files[override] : undefined;
+      if (overText === undefined) {
+        c.issue(item.path, item.pos, `included file ${override} is missing or unreadable; fix the path or remove it from include`);
+        continue;
+      }
+      used.add(override);
+      tree = mergeProject(tree, composeFile(c, parseYamlTree(overText, c, override), override, { ...inputs, env }, used, [...chain, override]));
+    }
     if (env !== inputs.env) tree = interpolateTree(c, tree, env) as LMap;
     const prefix = path.relative(path.dirname(file), item.projectDir).split(path.sep).join('/');
     entries = mergeIncluded(c, entries, rebaseTop(tree, prefix), item);
@@ -68,6 +77,8 @@ function composeFile(c: Collector, root: LMap, file: string, inputs: ComposeInpu
 
 interface IncludeItem {
   readonly file: string;
+  /** The other files of a `path:` list, merged over `file` as compose merges override files. */
+  readonly overrides: readonly string[];
   readonly projectDir: string;
   readonly envFiles: readonly string[];
   readonly path: string;
@@ -96,7 +107,7 @@ function includeItems(c: Collector, include: LEntry, file: string, env: Readonly
     const p = indexPath('include', i);
     if (item.kind !== 'map') {
       const f = text(c, item, p, env);
-      if (f !== undefined) out.push({ file: path.resolve(dir, f), projectDir: path.dirname(path.resolve(dir, f)), envFiles: [], path: p, pos: item.pos });
+      if (f !== undefined) out.push({ file: path.resolve(dir, f), overrides: [], projectDir: path.dirname(path.resolve(dir, f)), envFiles: [], path: p, pos: item.pos });
       return;
     }
     const get = (k: string) => item.entries.find((e) => e.key === k);
@@ -115,8 +126,8 @@ function includeItems(c: Collector, include: LEntry, file: string, env: Readonly
     const pd = get('project_directory');
     const pdText = pd === undefined ? undefined : text(c, pd.value, keyPath(p, 'project_directory'), env);
     const envFiles = list('env_file');
-    const first = files[0];
-    files.forEach((f) => out.push({ file: f, projectDir: pdText === undefined ? path.dirname(first ?? f) : path.resolve(dir, pdText), envFiles, path: p, pos: item.pos }));
+    const [first, ...overrides] = files;
+    if (first !== undefined) out.push({ file: first, overrides, projectDir: pdText === undefined ? path.dirname(first) : path.resolve(dir, pdText), envFiles, path: p, pos: item.pos });
   });
   return out;
 }
@@ -282,7 +293,7 @@ export async function readReferencedFiles(file: string, mainText: string, env: R
     const envFiles = new Set<string>();
     const include = root.entries.find((e) => e.key === 'include');
     for (const item of include ? includeItems(scratch, include, f, env) : []) {
-      names.push(item.file, ...item.envFiles);
+      names.push(item.file, ...item.overrides, ...item.envFiles);
       for (const e of item.envFiles) envFiles.add(e);
     }
     const services = root.entries.find((e) => e.key === 'services')?.value;

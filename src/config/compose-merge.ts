@@ -15,6 +15,26 @@ export function mergeService(base: LMap, over: LMap): LMap {
   return mergeMaps(base, over, []);
 }
 
+/** An override file's top level merged over `base`, as compose merges `-f a.yaml -f b.yaml`: services as `mergeService`, other maps key by key. */
+export function mergeProject(base: LMap, over: LMap): LMap {
+  const entries: LEntry[] = base.entries.map((e) => {
+    const o = over.entries.find((x) => x.key === e.key);
+    if (o === undefined) return e;
+    if (e.key === 'services' && e.value.kind === 'map' && o.value.kind === 'map') {
+      const b = e.value;
+      const merged: LEntry[] = b.entries.map((s) => {
+        const os = o.value.kind === 'map' ? o.value.entries.find((x) => x.key === s.key) : undefined;
+        return os && s.value.kind === 'map' && os.value.kind === 'map' ? { ...os, value: mergeService(s.value, os.value) } : (os ?? s);
+      });
+      for (const os of o.value.entries) if (!b.entries.some((s) => s.key === os.key)) merged.push(os);
+      return { ...o, value: { ...o.value, entries: merged } };
+    }
+    return { ...o, value: e.value.kind === 'map' && o.value.kind === 'map' ? mergeMaps(e.value, o.value, ['*', '*']) : o.value };
+  });
+  for (const o of over.entries) if (!base.entries.some((e) => e.key === o.key)) entries.push(o);
+  return { ...over, entries };
+}
+
 function mergeMaps(base: LMap, over: LMap, path: readonly string[]): LMap {
   const entries: LEntry[] = base.entries.map((e) => {
     const o = over.entries.find((x) => x.key === e.key);
