@@ -28,7 +28,14 @@ export function normalizedCompose(spec: DeploymentSpec): Record<string, unknown>
   if (d.domain !== undefined) depad.domain = d.domain;
   if (Object.keys(d.labels).length > 0) depad.labels = d.labels;
   if (d.resources !== undefined) depad.resources = limits(d.resources);
-  if (Object.keys(d.workflows).length > 0) depad.workflows = d.workflows;
+  if (Object.keys(d.workflows).length > 0) {
+    depad.workflows = Object.fromEntries(
+      Object.values(d.workflows).map((w) => [
+        w.name,
+        { ...(w.hooks.length > 0 ? { hooks: [...w.hooks] } : {}), timeout: duration(w.timeoutMs), steps: w.steps.map((st) => (st.kind === 'run' ? { run: st.command } : { exec: [...st.command], service: st.service })) },
+      ]),
+    );
+  }
   out['x-depad'] = depad;
   return out;
 }
@@ -71,9 +78,31 @@ function normalizedService(s: ServiceSpec): Record<string, unknown> {
   for (const [key, value] of Object.entries(s)) {
     if (!KNOWN.has(key) && value !== undefined && !(Array.isArray(value) && value.length === 0)) out[snake(key)] = value;
   }
-  const { drainTimeoutMs, pauseTimeoutMs, ...depad } = s.depad;
-  out['x-depad'] = { ...depad, drain_timeout: duration(drainTimeoutMs), pause_timeout: duration(pauseTimeoutMs) };
+  out['x-depad'] = serviceDepad(s.depad);
   return out;
+}
+
+/** A service's `x-depad` in the syntax the file takes (expose, port, health…), defaults filled. */
+function serviceDepad(d: ServiceSpec['depad']): Record<string, unknown> {
+  const { route, health, monitor, drainTimeoutMs, pauseTimeoutMs, ...others } = d;
+  const out: Record<string, unknown> = {};
+  if (route) {
+    out.expose = route.kind;
+    out.port = route.port;
+    if (route.hostnames.length > 0) out.hostnames = [...route.hostnames];
+    if (route.https !== undefined) out.https = route.https;
+  }
+  if (health || monitor) {
+    const h: Record<string, unknown> = {};
+    if (health?.kind === 'http') Object.assign(h, { http: health.path, status: health.status });
+    else if (health?.kind === 'tcp') h.tcp = true;
+    else if (health?.kind === 'command') h.command = [...health.command];
+    if (monitor) Object.assign(h, { interval: duration(monitor.intervalMs), timeout: duration(monitor.timeoutMs), retries: monitor.retries, start_period: duration(monitor.startPeriodMs), restart: monitor.restart });
+    out.health = h;
+  }
+  out.drain_timeout = duration(drainTimeoutMs);
+  out.pause_timeout = duration(pauseTimeoutMs);
+  return { ...out, ...rest(others, []) };
 }
 
 /** compose's `published: "80"` (or `"8000-8001"`) when the file asks for a host port. */
