@@ -170,3 +170,9 @@ test('include: a path list merges the later files over the first, as compose ove
   t.deepEqual(spec.services.api!.environment, { A: '1', B: '2' });
   t.true(spec.files.includes('app/override.yaml'));
 });
+
+test('a value made invalid by an unset variable names it too', (t) => {
+  const lines = issuesOf(t, () => parseConfig('services:\n  web:\n    image: "${REGISTRY}/app:1"\n', 'c.yml', {}));
+  t.is(lines.length, 1);
+  t.regex(lines[0]!, /services\.web\.image: .*\(variable REGISTRY is not set and became '': pass --env REGISTRY=… or add it to \.env\)/);
+});

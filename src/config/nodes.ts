@@ -85,7 +85,7 @@ export class Collector {
   readonly #warn: ((warning: ConfigWarning) => void) | undefined;
   readonly #warned = new Set<string>();
   /** Key path → variables that were unset where its value was read (named in issues at that path). */
-  readonly #unsetAt = new Map<string, readonly string[]>();
+  readonly #unsetAt = new Map<string, { readonly names: readonly string[]; readonly empty: boolean }>();
   /** Supported-key lists already printed in an "unknown key" message (printed once per file). */
   readonly listedKeys = new Set<string>();
 
@@ -98,7 +98,9 @@ export class Collector {
   /** Records a problem at `pos`. */
   issue(path: string, pos: Pos, message: string): void {
     const unset = this.#unsetAt.get(path);
-    const why = unset === undefined ? '' : ` (the value is empty because ${unset.length === 1 ? 'variable' : 'variables'} ${unset.join(', ')} ${unset.length === 1 ? 'is' : 'are'} not set: pass --env ${unset[0]}=… or add it to .env)`;
+    const vars = unset === undefined ? '' : `${unset.names.length === 1 ? 'variable' : 'variables'} ${unset.names.join(', ')} ${unset.names.length === 1 ? 'is' : 'are'} not set`;
+    const fix = unset === undefined ? '' : `pass --env ${unset.names[0]}=… or add it to .env`;
+    const why = unset === undefined ? '' : unset.empty ? ` (the value is empty because ${vars}: ${fix})` : ` (${vars} and became '': ${fix})`;
     this.issues.push({ file: pos.file ?? this.file, line: pos.line, column: pos.column, path, message: message + why });
   }
 
@@ -124,7 +126,7 @@ export class Collector {
       this.issue(path, node.pos, result.message);
       return undefined;
     }
-    if (result.unset.length > 0 && result.value.trim() === '') this.#unsetAt.set(path, result.unset);
+    if (result.unset.length > 0) this.#unsetAt.set(path, { names: result.unset, empty: result.value.trim() === '' });
     for (const name of result.unset) {
       if (this.#warned.has(name)) continue;
       this.#warned.add(name);
