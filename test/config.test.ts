@@ -249,8 +249,8 @@ test('interpolation follows docker-compose rules and uses only the env argument'
   t.deepEqual(
     warnings.map((w) => `${w.line}:${w.column} ${w.path} ${w.message}`),
     [
-      '14:16 services.app.environment.MISSING variable NOPE is not set; using an empty string (pass --env NOPE=… to set it)',
-      '15:16 services.app.environment.PROCESS variable DEPAD_TEST_FROM_PROCESS is not set; using an empty string (pass --env DEPAD_TEST_FROM_PROCESS=… to set it)',
+      '14:16 services.app.environment.MISSING variable NOPE is not set; using an empty string (pass --env NOPE=… or add it to the .env beside the file)',
+      '15:16 services.app.environment.PROCESS variable DEPAD_TEST_FROM_PROCESS is not set; using an empty string (pass --env DEPAD_TEST_FROM_PROCESS=… or add it to the .env beside the file)',
     ],
   );
   delete process.env['DEPAD_TEST_FROM_PROCESS'];

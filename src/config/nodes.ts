@@ -135,7 +135,7 @@ export class Collector {
         line: node.pos.line,
         column: node.pos.column,
         path,
-        message: `variable ${name} is not set; using an empty string (pass --env ${name}=… to set it)`,
+        message: `variable ${name} is not set; using an empty string (pass --env ${name}=… or add it to the .env beside the file)`,
       });
     }
     return result.value;
