@@ -176,3 +176,13 @@ test('a value made invalid by an unset variable names it too', (t) => {
   t.is(lines.length, 1);
   t.regex(lines[0]!, /services\.web\.image: .*\(variable REGISTRY is not set and became '': pass --env REGISTRY=… or add it to \.env\)/);
 });
+
+test('include: an included docker-compose.yml is not copied over the one depad renders into the root', async (t) => {
+  const dir = await project(t, {
+    'depad.yml': 'include: [docker-compose.yml]\nservices:\n  web:\n    image: nginx\n',
+    'docker-compose.yml': 'services:\n  db:\n    image: postgres\n',
+  });
+  const spec = await loadConfig(path.join(dir, 'depad.yml'), {});
+  t.deepEqual(Object.keys(spec.services), ['db', 'web']);
+  t.deepEqual(spec.files, []);
+});

@@ -18,7 +18,7 @@ import { labelsOf, readService } from './service.ts';
 import type { ServiceDraft } from './service.ts';
 import { readDuration, readLimits } from './service-parts.ts';
 import { checkBudget } from './budget.ts';
-import { readWorkflows, workflowRunPaths } from './workflows.ts';
+import { ROOT_OWN, readWorkflows, workflowRunPaths } from './workflows.ts';
 import type { ServiceScope } from './service-parts.ts';
 import { isIpLiteral, objectNameProblem } from './values.ts';
 import { parseYamlTree } from './yaml-tree.ts';
@@ -138,7 +138,8 @@ export function analyzeConfig(
     envFiles: uniqSorted(drafts.flatMap((s) => s.envFiles.map((e) => e.path))),
     bindSources: uniqSorted(drafts.flatMap((s) => s.spec.volumes.flatMap((v) => (v.type === 'bind' ? [v.source] : [])))),
     runFiles: workflowRunPaths(depad.workflows ?? {}),
-    composeFiles: composed.used.map((f) => relative(configDir, f).split(sep).join('/')).filter((f) => !f.startsWith('..') && !isAbsolute(f)),
+    // Kept in the root beside the bind sources, except where depad's own files are (a docker-compose.yml included from depad.yml).
+    composeFiles: composed.used.map((f) => relative(configDir, f).split(sep).join('/')).filter((f) => !f.startsWith('..') && !isAbsolute(f) && !ROOT_OWN.has(f.split('/')[0] ?? '')),
     configDir,
     state: { collector: c, file: absFile, source: text, services, networks: sortedRecord(Object.entries(netRecord)), volumes: volumes.valid, depad, ...(projectName === undefined ? {} : { name: projectName }) },
   };

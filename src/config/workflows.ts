@@ -40,7 +40,7 @@ export interface WorkflowSpec {
 export const WORKFLOW_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
 /** What the root directory holds of depad's own: a file a `run:` step names never replaces it. */
-const ROOT_OWN = new Set(['depad.yml', 'docker-compose.yml', 'revisions', 'workflows']);
+export const ROOT_OWN: ReadonlySet<string> = new Set(['depad.yml', 'docker-compose.yml', 'revisions', 'workflows']);
 
 /**
  * The relative paths a `run:` step's command names (`./seed.sh`, `sh scripts/seed.sh`,
