@@ -7,6 +7,7 @@ import { ConfigError } from '../src/errors.ts';
 import { loadConfig, parseConfig } from '../src/config/index.ts';
 import type { ConfigWarning } from '../src/config/index.ts';
 import { deploymentNameFromFile } from '../src/config/top-level.ts';
+import { packBundle, unpackBundle } from '../src/config/bundle.ts';
 
 /** Writes `files` (relative path → text) into a fresh directory, removed after the test. */
 async function project(t: import('ava').ExecutionContext, files: Record<string, string>): Promise<string> {
@@ -185,4 +186,23 @@ test('include: an included docker-compose.yml is not copied over the one depad r
   const spec = await loadConfig(path.join(dir, 'depad.yml'), {});
   t.deepEqual(Object.keys(spec.services), ['db', 'web']);
   t.deepEqual(spec.files, []);
+});
+
+test('a remote client\'s bundle carries the included and extended files and what they reference', async (t) => {
+  const dir = await project(t, {
+    'compose.yaml': 'include: [db/compose.yaml]\nservices:\n  web:\n    extends: { file: common.yaml, service: app }\n',
+    'common.yaml': 'services:\n  app:\n    image: nginx\n    env_file: app.env\n',
+    'app.env': 'A=1\n',
+    'db/compose.yaml': 'services:\n  db:\n    image: postgres\n    volumes: ["./seed:/seed"]\n',
+    'db/seed/init.sql': 'select 1;\n',
+    'unrelated.txt': 'not sent',
+  });
+  const bundle = await packBundle(path.join(dir, 'compose.yaml'), {});
+  t.deepEqual(bundle.files.map((f) => f.path).sort(), ['app.env', 'common.yaml', 'compose.yaml', 'db/compose.yaml', 'db/seed/init.sql']);
+  const out = await mkdtemp(path.join(tmpdir(), 'depad-compose-out-'));
+  t.teardown(() => rm(out, { recursive: true, force: true }));
+  const unpacked = await unpackBundle(out, bundle);
+  const spec = await loadConfig(unpacked.configFile, {});
+  t.deepEqual(Object.keys(spec.services), ['db', 'web']);
+  t.deepEqual(spec.services.web!.environment, { A: '1' });
 });

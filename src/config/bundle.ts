@@ -11,6 +11,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { DepadError } from '../errors.ts';
 import { analyzeConfig } from './parse.ts';
+import { readReferencedFiles } from './compose-files.ts';
 
 /** A packed config. */
 export interface Bundle {
@@ -37,7 +38,10 @@ export async function packBundle(configFile: string, env: Readonly<Record<string
   const text = await fs.readFile(configFile, 'utf8').catch((error: unknown) => {
     throw new DepadError('DEPAD_CONFIG_UNREADABLE', `cannot read ${configFile}: ${(error as Error).message}`, { hint: 'check the path given with -f' });
   });
-  const draft = analyzeConfig(text, configFile, env);
+  // The files include and extends name (and their env files) travel too, with what they reference.
+  const composeFiles = await readReferencedFiles(path.resolve(configFile), text, env, (abs) => fs.readFile(abs, 'utf8').catch(() => undefined));
+  const draft = analyzeConfig(text, configFile, env, { files: composeFiles });
+  const referenced = Object.keys(composeFiles).map((f) => path.relative(path.resolve(dir), f).split(path.sep).join('/')).filter((f) => !f.startsWith('..') && !path.isAbsolute(f));
   const realDir = await fs.realpath(dir);
   const files: BundleFile[] = [{ path: path.basename(configFile), mode: 0o644, data: Buffer.from(text).toString('base64') }];
   let bytes = text.length;
@@ -63,7 +67,7 @@ export async function packBundle(configFile: string, env: Readonly<Record<string
     }
     files.push({ path: rel, mode: stat.mode & 0o755, data: (await fs.readFile(real)).toString('base64') });
   };
-  for (const rel of [...new Set([...draft.envFiles, ...draft.bindSources, ...draft.runFiles])].sort()) await add(rel);
+  for (const rel of [...new Set([...draft.envFiles, ...draft.bindSources, ...draft.runFiles, ...referenced])].sort()) await add(rel);
   return { config: path.basename(configFile), files };
 }
 
