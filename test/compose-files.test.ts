@@ -206,3 +206,35 @@ test('a remote client\'s bundle carries the included and extended files and what
   t.deepEqual(Object.keys(spec.services), ['db', 'web']);
   t.deepEqual(spec.services.web!.environment, { A: '1' });
 });
+
+test('include: project_directory sets what the included file\'s paths are relative to; extends merges depends_on and networks lists with maps', async (t) => {
+  const dir = await project(t, {
+    'compose.yaml': [
+      'include:',
+      '  - path: defs/db.yaml',
+      '    project_directory: data',
+      'services:',
+      '  base:',
+      '    image: nginx',
+      '    depends_on: [db]',
+      '    networks: [front]',
+      '  web:',
+      '    extends: base',
+      '    depends_on: { cache: { condition: service_started } }',
+      '    networks: { back: { aliases: [w] } }',
+      '  cache:',
+      '    image: redis',
+      '    networks: [back]',
+      'networks:',
+      '  front: {}',
+      '  back: {}',
+      '',
+    ].join('\n'),
+    'defs/db.yaml': 'services:\n  db:\n    image: postgres\n    volumes: ["./pg:/pg"]\n    networks: [front]\n',
+  });
+  const spec = await loadConfig(path.join(dir, 'compose.yaml'), {});
+  t.deepEqual(spec.services.db!.volumes.map((v) => v.source), ['data/pg']);
+  t.deepEqual(Object.keys(spec.services.web!.dependsOn).sort(), ['cache', 'db']);
+  t.deepEqual(Object.keys(spec.services.web!.networks).sort(), ['back', 'front']);
+  t.deepEqual(spec.services.web!.networks.back!.aliases, ['w']);
+});
