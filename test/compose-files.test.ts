@@ -114,9 +114,10 @@ test('name: is the default deployment name; one depad cannot use says how to fix
   t.regex(warnings[0]!.message, /version is obsolete/);
   const odd = parseConfig('name: my_shop\nservices:\n  web:\n    image: nginx\n', 'c.yml', {});
   const error = t.throws(() => deploymentNameFromFile(odd));
-  t.regex(error.message, /"my_shop" is a compose project name but not a depad deployment name/);
+  t.regex(error.message, /the file's name: "my_shop" is not a depad deployment name/);
   t.regex((error as { hint?: string }).hint ?? '', /write name: my-shop/);
-  t.throws(() => deploymentNameFromFile(parseConfig('services:\n  web:\n    image: nginx\n', 'c.yml', {})), { message: /no deployment name: give -n NAME/ });
+  t.throws(() => deploymentNameFromFile(parseConfig('services:\n  web:\n    image: nginx\n', 'c.yml', {}), { COMPOSE_PROJECT_NAME: '' }), { message: /no deployment name: give -n NAME/ });
+  t.is(deploymentNameFromFile(spec, { COMPOSE_PROJECT_NAME: 'from-env' }), 'from-env');
 });
 
 test('unknown keys: did you mean, and the supported list only once per file', (t) => {

@@ -30,7 +30,7 @@ export function addDeploymentCommands(parent: Command): void {
   const create = parent
     .command('create')
     .description('create a deployment from a config file and run it')
-    .option('-n, --name <name>', "unique deployment name (a-z, 0-9, -; at most 63); default: the file's top-level name:");
+    .option('-n, --name <name>', "unique deployment name (a-z, 0-9, -; at most 63); default: COMPOSE_PROJECT_NAME, else the file's top-level name:");
   addConfigOptions(create, { required: true, description: 'deployment config (docker-compose format with x-depad keys)' })
     .option('--no-wait', 'return once started, without waiting for health checks')
     .option('--class <class>', 'the deployment\'s class (the class label), over x-depad.class')
@@ -41,7 +41,7 @@ export function addDeploymentCommands(parent: Command): void {
       if (opts.name !== undefined) assertValidName(String(opts.name));
       const labels = parseLabelArgs([...(opts.label as string[]), ...(opts.class === undefined ? [] : [`class=${String(opts.class)}`])], '--label');
       const input = await readConfigInput(String(opts.configFile), opts.env as string[], opts.envFile as string[], output, opts.profile as string[]);
-      if (opts.name === undefined) opts.name = deploymentNameFromFile(input.spec);
+      if (opts.name === undefined) opts.name = deploymentNameFromFile(input.spec, input.env);
       const agent = await agentFor(g);
       if (agent) {
         const file = path.resolve(String(opts.configFile));

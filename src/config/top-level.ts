@@ -29,18 +29,22 @@ export function readTopLevelName(c: Collector, top: ReadonlyMap<string, LEntry>)
 }
 
 /**
- * The deployment name when `-n` is not given: the file's `name:`. DEPAD_USAGE without one;
- * DEPAD_NAME_INVALID, with the fix, when it is a compose project name but not a deployment name.
+ * The deployment name when `-n` is not given, as compose picks a project name: the variable
+ * COMPOSE_PROJECT_NAME (from `env`: -e, the env files, .env; else the process environment), else
+ * the file's `name:`. DEPAD_USAGE without either; DEPAD_NAME_INVALID, with the fix, for a name that
+ * is not a deployment name (`my_app`).
  */
-export function deploymentNameFromFile(spec: { readonly name?: string; readonly file: string }): string {
-  const name = spec.name;
+export function deploymentNameFromFile(spec: { readonly name?: string; readonly file: string }, env: Readonly<Record<string, string>> = {}): string {
+  const fromEnv = Object.hasOwn(env, 'COMPOSE_PROJECT_NAME') ? env.COMPOSE_PROJECT_NAME : process.env.COMPOSE_PROJECT_NAME;
+  const name = fromEnv || spec.name;
   if (name === undefined) {
     throw new DepadError('DEPAD_USAGE', `no deployment name: give -n NAME, or a top-level name: in ${spec.file}`, { hint: 'e.g. depad create -n shop -f compose.yaml' });
   }
   if (DEPLOYMENT_NAME.test(name)) return name;
-  const fixed = name.replace(/_+/g, '-').replace(/-{2,}/g, '-').replace(/^-+/, '').slice(0, 63).replace(/-+$/, '');
-  throw new DepadError('DEPAD_NAME_INVALID', `the file's name: "${name}" is a compose project name but not a depad deployment name (lowercase letters, digits and '-', at most 63, not starting or ending with '-')`, {
-    hint: `write name: ${fixed || 'my-app'} in ${spec.file}, or give the name with -n ${fixed || 'my-app'}`,
+  const fixed = name.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/-{2,}/g, '-').replace(/^-+/, '').slice(0, 63).replace(/-+$/, '') || 'my-app';
+  const where = fromEnv ? `COMPOSE_PROJECT_NAME "${name}"` : `the file's name: "${name}"`;
+  throw new DepadError('DEPAD_NAME_INVALID', `${where} is not a depad deployment name (lowercase letters, digits and '-', at most 63, not starting or ending with '-')`, {
+    hint: fromEnv ? `set COMPOSE_PROJECT_NAME=${fixed}, or give the name with -n ${fixed}` : `write name: ${fixed} in ${spec.file}, or give the name with -n ${fixed}`,
   });
 }
 
