@@ -100,6 +100,11 @@ test('profiles: a service with profiles runs only when one is active; * activate
   t.deepEqual(Object.keys(parseConfig(text, 'c.yml', { COMPOSE_PROFILES: '*' }).services), ['debug', 'web']);
 });
 
+test('profiles: a service that does not run is still checked', (t) => {
+  const lines = issuesOf(t, () => parseConfig('services:\n  web:\n    image: nginx\n  debug:\n    image: busybox\n    profiles: [debug]\n    comand: [sh]\n', 'c.yml', {}));
+  t.deepEqual(lines, ["c.yml:7:5 services.debug.comand: unknown key 'comand' in services.debug; did you mean 'command'?"]);
+});
+
 test('profiles: depends_on an inactive service is an issue unless required: false', (t) => {
   const lines = issuesOf(t, () => parseConfig('services:\n  web:\n    image: nginx\n    depends_on: [db]\n  db:\n    image: postgres\n    profiles: [db]\n', 'c.yml', {}));
   t.deepEqual(lines, ["c.yml:4:18 services.web.depends_on[0]: service 'web' depends on 'db', which is not enabled by the active profiles; activate a profile of 'db' (--profile or COMPOSE_PROFILES), give both services a common profile, or mark the dependency required: false"]);

@@ -112,7 +112,9 @@ export function analyzeConfig(
     c.issue('services', { line: 1, column: 1 }, 'the file has no services: key; list the services to run under it');
   } else {
     const all = mapEntries(c, servicesEntry.value, 'services', 'a map of service name → settings');
-    const entries = all === undefined ? undefined : applyProfiles(c, all, activeProfiles(env));
+    const profiled = all === undefined ? undefined : applyProfiles(c, all, activeProfiles(env));
+    const entries = profiled?.enabled;
+    for (const entry of profiled?.disabled ?? []) readService(scope, entry, keyPath('services', entry.key));
     if (all?.length === 0) c.issue('services', servicesEntry.keyPos, 'services: is empty; list at least one service with its image');
     for (const entry of entries ?? []) {
       const path = keyPath('services', entry.key);

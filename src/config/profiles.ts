@@ -18,11 +18,12 @@ export function activeProfiles(env: Readonly<Record<string, string>>): string[] 
 }
 
 /**
- * The entries of `services` that run with `active` profiles, each without its `profiles` key.
+ * The entries of `services` that run with `active` profiles, and those that do not (still
+ * validated, as compose validates the whole file), each without its `profiles` key.
  * A dependency on a service left out is an issue unless it is `required: false` (then dropped,
  * as compose does).
  */
-export function applyProfiles(c: Collector, services: readonly LEntry[], active: readonly string[]): LEntry[] {
+export function applyProfiles(c: Collector, services: readonly LEntry[], active: readonly string[]): { enabled: LEntry[]; disabled: LEntry[] } {
   const all = active.includes('*');
   const enabled = new Map<string, boolean>();
   const stripped = new Map<string, LEntry>();
@@ -38,11 +39,12 @@ export function applyProfiles(c: Collector, services: readonly LEntry[], active:
     stripped.set(entry.key, { ...entry, value: { ...entry.value, entries: entry.value.entries.filter((e) => e.key !== 'profiles') } });
   }
   const out: LEntry[] = [];
+  const disabled: LEntry[] = [];
   for (const [name, entry] of stripped) {
-    if (enabled.get(name) !== true) continue;
-    out.push(entry.value.kind === 'map' ? { ...entry, value: withoutDisabledDeps(c, name, entry.value, enabled) } : entry);
+    if (enabled.get(name) !== true) disabled.push(entry);
+    else out.push(entry.value.kind === 'map' ? { ...entry, value: withoutDisabledDeps(c, name, entry.value, enabled) } : entry);
   }
-  return out;
+  return { enabled: out, disabled };
 }
 
 function readProfiles(c: Collector, node: LNode, path: string): string[] {
