@@ -98,6 +98,8 @@ test('profiles: a service with profiles runs only when one is active; * activate
   t.deepEqual(Object.keys(parseConfig(text, 'c.yml', {}).services), ['web']);
   t.deepEqual(Object.keys(parseConfig(text, 'c.yml', { COMPOSE_PROFILES: 'other,tools' }).services), ['debug', 'web']);
   t.deepEqual(Object.keys(parseConfig(text, 'c.yml', { COMPOSE_PROFILES: '*' }).services), ['debug', 'web']);
+  const none = issuesOf(t, () => parseConfig('services:\n  debug:\n    image: busybox\n    profiles: [debug]\n', 'c.yml', {}));
+  t.deepEqual(none, ['c.yml:1:1 services: no service runs with the active profiles (none); activate one with --profile NAME or COMPOSE_PROFILES']);
 });
 
 test('profiles: a service that does not run is still checked', (t) => {

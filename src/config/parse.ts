@@ -116,6 +116,7 @@ export function analyzeConfig(
     const entries = profiled?.enabled;
     for (const entry of profiled?.disabled ?? []) readService(scope, entry, keyPath('services', entry.key));
     if (all?.length === 0) c.issue('services', servicesEntry.keyPos, 'services: is empty; list at least one service with its image');
+    else if (all !== undefined && entries?.length === 0) c.issue('services', servicesEntry.keyPos, `no service runs with the active profiles (${activeProfiles(env).join(', ') || 'none'}); activate one with --profile NAME or COMPOSE_PROFILES`);
     for (const entry of entries ?? []) {
       const path = keyPath('services', entry.key);
       const problem = objectNameProblem(entry.key, 'service');
