@@ -22,6 +22,7 @@ test('port syntaxes as compose reads them (pure)', (t) => {
   t.deepEqual(ok('80:8080'), ['|80-80|8080/tcp']);
   t.deepEqual(ok('127.0.0.1:5432:5432'), ['127.0.0.1|5432-5432|5432/tcp']);
   t.deepEqual(ok('127.0.0.1::5000'), ['127.0.0.1||5000/tcp']);
+  t.deepEqual(ok(':443:443'), ['|443-443|443/tcp'], 'an empty host address is none');
   t.deepEqual(ok('[::1]:6001:6001/udp'), ['::1|6001-6001|6001/udp']);
   t.deepEqual(ok('9090-9091:8080-8081'), ['|9090-9090|8080/tcp', '|9091-9091|8081/tcp']);
   t.deepEqual(ok('8000-9000:80'), ['|8000-9000|80/tcp'], 'a host range for one container port');

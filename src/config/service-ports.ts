@@ -85,7 +85,7 @@ export function parsePortText(text: string, field: 'ports' | 'expose'): Parsed<P
   if (parts.length > 3) return fail(`expected "[host address:][host port:]container port[/protocol]", found "${text}"`);
   if (parts.length === 3) {
     if (hostIp !== undefined) return fail(`expected "[host address:][host port:]container port[/protocol]", found "${text}"`);
-    hostIp = parts.shift();
+    hostIp = parts.shift() || undefined; // ":443:443": an empty host address is none, as compose reads it
   }
   if (field === 'expose' && parts.length > 1) return fail(`expose takes container ports only, e.g. "8080"; found "${text}"`);
   if (hostIp !== undefined && !isIpLiteral(hostIp)) return fail(`the host address in "${text}" must be an IPv4 or IPv6 address such as 127.0.0.1, found "${hostIp}"`);
