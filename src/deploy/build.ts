@@ -111,6 +111,8 @@ async function buildOne(ctx: OpContext, deployment: { name: string; id?: string 
       packed.tar,
       { tags: [tag, ...extra], dockerfile: packed.dockerfile, args: build.args, labels, ...(build.target ? { target: build.target } : {}), ...(build.network ? { network: build.network === 'default' ? 'default' : 'none' } : {}), ...(build.shmSizeBytes !== undefined ? { shmSizeBytes: build.shmSizeBytes } : {}), extraHosts: build.extraHosts, cacheFrom: build.cacheFrom, noCache: build.noCache, pull: build.pull, ...(build.platform ? { platform: build.platform } : {}) },
       (line) => {
+        // The builder's bookkeeping (intermediate containers, layer IDs) is left out of the log kept.
+        if (/^ ---> |^Removing intermediate container /.test(line)) return;
         tail.push(line);
         if (tail.length > LOG_TAIL) tail.shift();
         // Concise: the builder's step lines only; the rest is kept for an error.

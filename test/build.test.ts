@@ -1,0 +1,158 @@
+/**
+ * `build:` against the real engine (no registry: the Dockerfiles' FROM is a local image): built at
+ * create with its args, target and labels, `.dockerignore` honoured, rebuilt and swapped by an
+ * update only when the context changed, reused (never rebuilt) by a rollback, removed by destroy;
+ * a failing build makes nothing and says why, with the build's last lines.
+ */
+import { execFile } from 'node:child_process';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import test from 'ava';
+import type { DeploymentView } from '../src/deploy/status.ts';
+import type { RevisionRecord } from '../src/store/records.ts';
+import { Store } from '../src/store/store.ts';
+import { LABELS } from '../src/engine/types.ts';
+import { engineObjects, harness, httpGet, type Harness } from './helpers/harness.ts';
+
+const run = promisify(execFile);
+
+const DOCKERFILE = `FROM depad-example/app:1 AS base
+ARG GREETING=unset
+RUN echo "$GREETING" > /app/www/greeting.txt
+FROM base AS final
+COPY . /ctx
+COPY message.txt /app/www/message.txt
+CMD ["/app/bin/web"]
+FROM final AS never
+RUN echo "the target stops before this stage" && exit 1
+`;
+
+/** Writes a build context and a config beside it; returns the config's path. */
+async function project(h: Harness, extra: string[] = []): Promise<string> {
+  const ctx = path.join(h.dir, 'app');
+  await fs.mkdir(path.join(ctx, 'secret'), { recursive: true });
+  await fs.writeFile(path.join(ctx, 'Dockerfile'), DOCKERFILE);
+  await fs.writeFile(path.join(ctx, 'message.txt'), 'first\n');
+  await fs.writeFile(path.join(ctx, 'secret', 'key'), 'do not send\n');
+  await fs.writeFile(path.join(ctx, 'debug.log'), 'x\n');
+  await fs.writeFile(path.join(ctx, 'keep.log'), 'y\n');
+  await fs.writeFile(path.join(ctx, '.dockerignore'), '# not sent\nsecret\n**/*.log\n!keep.log\n');
+  const file = path.join(h.dir, 'depad.yml');
+  const lines = [
+    'services:',
+    '  web:',
+    '    build:',
+    '      context: ./app',
+    '      target: final',
+    '      args: ["GREETING=${GREETING}"]',
+    '      labels: {org.example.built: "by-depad"}',
+    '    ports: ["8080"]',
+    '    stop_grace_period: 2s',
+    ...extra,
+  ];
+  await fs.writeFile(file, `${lines.join('\n')}\n`);
+  return file;
+}
+
+/** Removes the images this test's deployments built (labelled with their names), pass or fail. */
+function removeBuiltImages(t: { teardown(fn: () => Promise<void>): void }, h: Harness): void {
+  t.teardown(async () => {
+    const { stdout } = await run('docker', ['images', '-q', '--no-trunc', '--filter', `label=${LABELS.deployment}`, '--format', `{{.ID}} {{index .Labels "${LABELS.deployment}"}}`]).catch(() => ({ stdout: '' }));
+    for (const line of stdout.split('\n')) {
+      const [id, owner] = line.split(' ');
+      if (id && owner?.startsWith(`${h.prefix}-`)) await run('docker', ['rmi', '-f', id]).catch(() => undefined);
+    }
+  });
+}
+
+async function imagesOf(deploymentId: string): Promise<string[]> {
+  const { stdout } = await run('docker', ['images', '-q', '--no-trunc', '--filter', `label=${LABELS.deploymentId}=${deploymentId}`]);
+  return [...new Set(stdout.split('\n').filter(Boolean))];
+}
+
+async function inspect(container: string): Promise<{ Image: string; Config: { Labels: Record<string, string> } }> {
+  const { stdout } = await run('docker', ['inspect', container]);
+  return (JSON.parse(stdout) as Array<{ Image: string; Config: { Labels: Record<string, string> } }>)[0]!;
+}
+
+test('build: built at create (args, target, labels, .dockerignore), rebuilt and swapped by an update only when the context changed, reused by rollback, removed by destroy', async (t) => {
+  const h = await harness(t);
+  removeBuiltImages(t, h);
+  const name = h.name('bld');
+  const file = await project(h);
+  const created = await h.run(['create', '-n', name, '-f', file, '-e', 'GREETING=hello-arg']);
+  t.is(created.code, 0, created.stderr);
+  t.regex(created.stderr, new RegExp(`web: building depad-${name}-web:[0-9a-f]{16} from `));
+  t.regex(created.stderr, /web: Step 1\/\d+ : FROM depad-example\/app:1 AS base/);
+  t.notRegex(created.stderr, /LABEL depad\./, 'depad\'s own label steps are not shown');
+  const v1 = await h.json<DeploymentView & { id: string }>(['inspect', name]);
+  const web1 = `depad-${name}-web-1`;
+  const c1 = await inspect(web1);
+  const tag1 = (await run('docker', ['inspect', '--format', '{{.Config.Image}}', web1])).stdout.trim();
+  t.regex(tag1, new RegExp(`^depad-${name}-web:[0-9a-f]{16}$`));
+  t.is((await run('docker', ['image', 'inspect', '--format', '{{.Id}}', tag1])).stdout.trim(), c1.Image, 'the container runs the built image');
+  t.is(c1.Config.Labels['org.example.built'], 'by-depad', 'build.labels reached the image');
+  const port = v1.services[0]!.ports[0]!.host;
+  t.is((await httpGet(port, '/greeting.txt')).body.trim(), 'hello-arg', 'the build arg reached the build (interpolated)');
+  t.is((await httpGet(port, '/message.txt')).body.trim(), 'first');
+  const ctx = (await run('docker', ['exec', web1, 'ls', '-a', '/ctx'])).stdout.split('\n').filter(Boolean).sort();
+  t.deepEqual(ctx, ['.', '..', '.dockerignore', 'Dockerfile', 'keep.log', 'message.txt'], '.dockerignore left out secret/ and debug.log, kept !keep.log');
+
+  // Nothing changed: no build runs, nothing is swapped.
+  const same = await h.run(['update', name, '-f', file]);
+  t.is(same.code, 0, same.stderr);
+  t.regex(same.stdout, /no changes: .* stays at revision 1/);
+  t.regex(same.stderr, /is up to date/);
+  t.notRegex(same.stderr, /Step 1\//);
+
+  // A file of the context changed: rebuilt, a new instance with the new image.
+  await fs.writeFile(path.join(h.dir, 'app', 'message.txt'), 'second\n');
+  const changed = await h.run(['update', name, '-f', file]);
+  t.is(changed.code, 0, changed.stderr);
+  t.regex(changed.stderr, /web: Step 1\//);
+  t.regex(changed.stdout, new RegExp(`~ web: new instance: image depad-${name}-web:[0-9a-f]{16} → depad-${name}-web:[0-9a-f]{16}`));
+  const c2 = await inspect(`depad-${name}-web-2`);
+  t.not(c2.Image, c1.Image, 'a new image ID');
+  t.is((await httpGet(port, '/message.txt')).body.trim(), 'second', 'the new instance serves the rebuilt content on the same port');
+
+  // Rollback: the image revision 1 recorded, never a build.
+  const back = await h.run(['rollback', name]);
+  t.is(back.code, 0, back.stderr);
+  t.notRegex(back.stderr, /build|Step \d/);
+  t.regex(back.stderr, /using the image built before/);
+  const c3 = await inspect(`depad-${name}-web-3`);
+  t.is(c3.Image, c1.Image, 'rollback runs revision 1\'s image ID');
+  const history = await h.json<RevisionRecord[]>(['history', name]);
+  t.is(history.find((r) => r.number === 3)!.images.web!.id, c1.Image);
+  t.is((await httpGet(port, '/message.txt')).body.trim(), 'first');
+  t.is((await imagesOf(v1.id)).length, 2, 'both revisions\' images are kept while their revisions exist');
+
+  t.is((await h.run(['destroy', name])).code, 0);
+  t.deepEqual(await imagesOf(v1.id), [], 'destroy removed the built images');
+});
+
+test('build: a failing build is DEPAD_IMAGE_BUILD_FAILED (exit 6) at the build: key, with the build\'s last lines; nothing is made, no port kept', async (t) => {
+  const h = await harness(t);
+  removeBuiltImages(t, h);
+  const name = h.name('bad');
+  const file = await project(h, ['  db:', '    image: depad-example/app:1', '    command: ["/app/bin/db"]']);
+  await fs.writeFile(path.join(h.dir, 'app', 'Dockerfile'), DOCKERFILE.replace('COPY . /ctx', 'RUN echo "compiling: boom" && exit 3'));
+  const r = await h.run(['create', '-n', name, '-f', file, '--json']);
+  t.is(r.code, 6, r.stderr);
+  const body = JSON.parse(r.stderr.trim().split('\n').pop()!) as { error: { code: string; message: string; log: string[]; service: string } };
+  t.is(body.error.code, 'DEPAD_IMAGE_BUILD_FAILED');
+  t.is(body.error.service, 'web');
+  t.regex(body.error.message, new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:3:5 services\\.web\\.build: building the image failed: .*returned a non-zero code: 3`));
+  t.regex(body.error.message, /last lines of the build:[\s\S]*compiling: boom/);
+  t.true(body.error.log.some((l) => l.includes('compiling: boom')));
+  t.false(body.error.log.some((l) => l.startsWith(' ---> ')), 'the builder\'s bookkeeping is left out');
+  t.deepEqual(await engineObjects(h.engine, h.prefix), { containers: [], networks: [], volumes: [] }, 'nothing made');
+  t.is((await h.run(['inspect', name])).code, 4, 'no deployment recorded');
+  const store = await Store.open(h.home, { command: 'test' });
+  try {
+    t.deepEqual(await store.listPorts(), [], 'no port registered');
+  } finally {
+    await store.close();
+  }
+});
