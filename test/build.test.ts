@@ -80,7 +80,7 @@ test('build: built at create (args, target, labels, .dockerignore), rebuilt and 
   const h = await harness(t);
   removeBuiltImages(t, h);
   const name = h.name('bld');
-  const file = await project(h);
+  const file = await project(h, [`    image: ${name}/web:dev`]);
   const created = await h.run(['create', '-n', name, '-f', file, '-e', 'GREETING=hello-arg']);
   t.is(created.code, 0, created.stderr);
   t.regex(created.stderr, new RegExp(`web: building depad-${name}-web:[0-9a-f]{16} from `));
@@ -93,6 +93,7 @@ test('build: built at create (args, target, labels, .dockerignore), rebuilt and 
   t.regex(tag1, new RegExp(`^depad-${name}-web:[0-9a-f]{16}$`));
   t.is((await run('docker', ['image', 'inspect', '--format', '{{.Id}}', tag1])).stdout.trim(), c1.Image, 'the container runs the built image');
   t.is(c1.Config.Labels['org.example.built'], 'by-depad', 'build.labels reached the image');
+  t.is((await run('docker', ['image', 'inspect', '--format', '{{.Id}}', `${name}/web:dev`])).stdout.trim(), c1.Image, 'image: beside build: is tagged too');
   const port = v1.services[0]!.ports[0]!.host;
   t.is((await httpGet(port, '/greeting.txt')).body.trim(), 'hello-arg', 'the build arg reached the build (interpolated)');
   t.is((await httpGet(port, '/message.txt')).body.trim(), 'first');
@@ -108,9 +109,14 @@ test('build: built at create (args, target, labels, .dockerignore), rebuilt and 
 
   // A file of the context changed: rebuilt, a new instance with the new image.
   await fs.writeFile(path.join(h.dir, 'app', 'message.txt'), 'second\n');
+  const preview = await h.run(['diff', name, '-f', file]);
+  t.is(preview.code, 0, preview.stderr);
+  t.regex(preview.stdout, /~ web: new instance: image/);
+  t.regex(preview.stderr, /web: Step 1\//, 'diff builds (it compares image IDs)');
+  t.is((await h.json<DeploymentView>(['inspect', name])).revision, 1, 'diff applied nothing');
   const changed = await h.run(['update', name, '-f', file]);
   t.is(changed.code, 0, changed.stderr);
-  t.regex(changed.stderr, /web: Step 1\//);
+  t.regex(changed.stderr, /is up to date/, 'the image diff built is used');
   t.regex(changed.stdout, new RegExp(`~ web: new instance: image depad-${name}-web:[0-9a-f]{16} → depad-${name}-web:[0-9a-f]{16}`));
   const c2 = await inspect(`depad-${name}-web-2`);
   t.not(c2.Image, c1.Image, 'a new image ID');
@@ -127,6 +133,13 @@ test('build: built at create (args, target, labels, .dockerignore), rebuilt and 
   t.is(history.find((r) => r.number === 3)!.images.web!.id, c1.Image);
   t.is((await httpGet(port, '/message.txt')).body.trim(), 'first');
   t.is((await imagesOf(v1.id)).length, 2, 'both revisions\' images are kept while their revisions exist');
+
+  // Revision 2's image pruned: a rollback to it says so and how to recover, and changes nothing.
+  await run('docker', ['rmi', '-f', c2.Image]);
+  const gone = await h.run(['rollback', name, '--to', '2']);
+  t.is(gone.code, 6, gone.stderr);
+  t.regex(gone.stderr, /the image built for web .* is no longer on this host[\s\S]*depad update/);
+  t.is((await h.json<DeploymentView>(['inspect', name])).revision, 3);
 
   t.is((await h.run(['destroy', name])).code, 0);
   t.deepEqual(await imagesOf(v1.id), [], 'destroy removed the built images');
