@@ -2,7 +2,8 @@
  * `build:` against the real engine (no registry: the Dockerfiles' FROM is a local image): built at
  * create with its args, target and labels, `.dockerignore` honoured, rebuilt and swapped by an
  * update only when the context changed, reused (never rebuilt) by a rollback, removed by destroy;
- * a failing build makes nothing and says why, with the build's last lines.
+ * a failing build makes nothing and says why, with the build's last lines; a rebuilt routed service
+ * is swapped with zero downtime through the proxy.
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
@@ -14,6 +15,8 @@ import type { RevisionRecord } from '../src/store/records.ts';
 import { Store } from '../src/store/store.ts';
 import { LABELS } from '../src/engine/types.ts';
 import { engineObjects, harness, httpGet, type Harness } from './helpers/harness.ts';
+import { getVia, startLoad } from './helpers/load.ts';
+import { startProxyProcess } from './helpers/proxy-process.ts';
 
 const run = promisify(execFile);
 
@@ -168,4 +171,32 @@ test('build: a failing build is DEPAD_IMAGE_BUILD_FAILED (exit 6) at the build: 
   } finally {
     await store.close();
   }
+});
+
+test('build: a rebuilt routed service is swapped with zero downtime through the proxy', async (t) => {
+  const h = await harness(t);
+  removeBuiltImages(t, h);
+  const proxy = await startProxyProcess(t, h);
+  const name = h.name('zdt');
+  const ctx = path.join(h.dir, 'app');
+  await fs.mkdir(ctx, { recursive: true });
+  await fs.writeFile(path.join(ctx, 'Dockerfile'), 'FROM depad-example/app:1\nCOPY VERSION /app/VERSION\nCMD ["/app/bin/web"]\n');
+  await fs.writeFile(path.join(ctx, 'VERSION'), 'b1\n');
+  const file = path.join(h.dir, 'depad.yml');
+  await fs.writeFile(file, ['services:', '  web:', '    build: ./app', '    stop_grace_period: 2s', '    x-depad:', '      expose: http', '      port: 8080', '      health: { http: /cgi-bin/health, status: 200 }', '      drain_timeout: 2s', ''].join('\n'));
+  const created = await h.run(['create', '-n', name, '-f', file]);
+  t.is(created.code, 0, created.stderr);
+  const host = `web.${name}.localhost`;
+  const load = startLoad({ port: proxy.port, host, path: '/cgi-bin/info', keepAliveClients: 2, newConnectionClients: 1 });
+  try {
+    await fs.writeFile(path.join(ctx, 'VERSION'), 'b2\n');
+    const r = await h.run(['update', name, '-f', file]);
+    t.is(r.code, 0, r.stderr);
+    t.regex(r.stderr, /web: Step 1\//);
+  } finally {
+    const stats = await load.stop();
+    t.is(stats.failed, 0, stats.failures.join('\n'));
+    t.deepEqual(Object.keys(stats.versions).sort(), ['b1', 'b2']);
+  }
+  t.is((JSON.parse((await getVia(proxy.port, host, '/cgi-bin/info')).body) as { version: string }).version, 'b2');
 });
