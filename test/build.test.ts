@@ -144,6 +144,15 @@ test('build: built at create (args, target, labels, .dockerignore), rebuilt and 
   t.regex(gone.stderr, /the image built for web .* is no longer on this host[\s\S]*depad update/);
   t.is((await h.json<DeploymentView>(['inspect', name])).revision, 3);
 
+  // A failing build in an update: exit 6, the deployment stays as it is.
+  await fs.writeFile(path.join(h.dir, 'app', 'Dockerfile'), 'FROM depad-example/app:1 AS final\nRUN echo "update breaks" && false\n');
+  const broken = await h.run(['update', name, '-f', file]);
+  t.is(broken.code, 6, broken.stderr);
+  t.regex(broken.stderr, /services\.web\.build: building the image failed[\s\S]*update breaks/);
+  const still = await h.json<DeploymentView>(['inspect', name]);
+  t.is(still.revision, 3);
+  t.is((await inspect(`depad-${name}-web-3`)).Image, c1.Image);
+
   t.is((await h.run(['destroy', name])).code, 0);
   t.deepEqual(await imagesOf(v1.id), [], 'destroy removed the built images');
 });

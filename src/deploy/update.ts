@@ -225,6 +225,7 @@ export async function updateDeployment(ctx: OpContext, record: DeploymentRecord,
         await revertSwap(undo, t, swap, rendered.services.find((s) => s.name === swap.service)!, spec.depad.startTimeoutMs);
       }
       await reconcileToRecord(undo, record, journal);
+      await pruneBuiltImages(undo, record.id); // what this update built, that no revision keeps
     } catch (undoError) {
       ctx.log.error({ deployment: record.name, error: String(undoError) }, 'undoing the update failed; the next depad command retries it');
     }
