@@ -14,7 +14,7 @@ import type { DeploymentView } from '../src/deploy/status.ts';
 import type { RevisionRecord } from '../src/store/records.ts';
 import { Store } from '../src/store/store.ts';
 import { LABELS } from '../src/engine/types.ts';
-import { engineObjects, harness, httpGet, type Harness } from './helpers/harness.ts';
+import { engineObjects, harness, httpGet, removeEngineObjects, type Harness } from './helpers/harness.ts';
 import { getVia, startLoad } from './helpers/load.ts';
 import { startProxyProcess } from './helpers/proxy-process.ts';
 
@@ -61,10 +61,9 @@ async function project(h: Harness, extra: string[] = []): Promise<string> {
 /** Removes the images this test's deployments built (labelled with their names), pass or fail. */
 function removeBuiltImages(t: { teardown(fn: () => Promise<void>): void }, h: Harness): void {
   t.teardown(async () => {
-    const { stdout } = await run('docker', ['images', '-q', '--no-trunc', '--filter', `label=${LABELS.deployment}`, '--format', `{{.ID}} {{index .Labels "${LABELS.deployment}"}}`]).catch(() => ({ stdout: '' }));
-    for (const line of stdout.split('\n')) {
-      const [id, owner] = line.split(' ');
-      if (id && owner?.startsWith(`${h.prefix}-`)) await run('docker', ['rmi', '-f', id]).catch(() => undefined);
+    await removeEngineObjects(h.engine, h.prefix); // the containers first (teardowns run last-registered first)
+    for (const image of await h.engine.listImages({ [LABELS.deployment]: null })) {
+      if ((image.labels[LABELS.deployment] ?? '').startsWith(`${h.prefix}-`)) await run('docker', ['rmi', '-f', image.id]).catch(() => undefined);
     }
   });
 }
