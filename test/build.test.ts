@@ -14,7 +14,8 @@ import type { DeploymentView } from '../src/deploy/status.ts';
 import type { RevisionRecord } from '../src/store/records.ts';
 import { Store } from '../src/store/store.ts';
 import { LABELS } from '../src/engine/types.ts';
-import { engineObjects, harness, httpGet, removeEngineObjects, type Harness } from './helpers/harness.ts';
+import { engineObjects, harness, httpGet, removeEngineObjects, testPorts, type Harness } from './helpers/harness.ts';
+import { startAgent } from './helpers/agent-process.ts';
 import { getVia, startLoad } from './helpers/load.ts';
 import { startProxyProcess } from './helpers/proxy-process.ts';
 
@@ -207,4 +208,19 @@ test('build: a rebuilt routed service is swapped with zero downtime through the 
     t.deepEqual(Object.keys(stats.versions).sort(), ['b1', 'b2']);
   }
   t.is((JSON.parse((await getVia(proxy.port, host, '/cgi-bin/info')).body) as { version: string }).version, 'b2');
+});
+
+test('build: through the local agent socket the agent builds from the config\'s directory, with the build\'s progress streamed', async (t) => {
+  const h = await harness(t);
+  removeBuiltImages(t, h);
+  const port = await testPorts(t);
+  await startAgent(t, h, port);
+  const name = h.name('agt');
+  const file = await project(h);
+  t.teardown(async () => void (await h.run(['destroy', name])));
+  const created = await h.run(['create', '-n', name, '-f', file, '-e', 'GREETING=via-agent']);
+  t.is(created.code, 0, created.stderr);
+  t.regex(created.stderr, /web: Step 1\/\d+ : FROM depad-example\/app:1 AS base/);
+  const view = await h.json<DeploymentView>(['inspect', name]);
+  t.is((await httpGet(view.services[0]!.ports[0]!.host, '/greeting.txt')).body.trim(), 'via-agent');
 });
