@@ -84,9 +84,9 @@ test('build: built at create (args, target, labels, .dockerignore), rebuilt and 
   removeBuiltImages(t, h);
   const name = h.name('bld');
   const file = await project(h, [`    image: ${name}/web:dev`]);
-  const created = await h.run(['create', '-n', name, '-f', file, '-e', 'GREETING=hello-arg']);
+  const created = await h.run(['create', '-n', name, '-f', file, '-e', 'GREETING=hello-arg', '--pull', 'never']);
   t.is(created.code, 0, created.stderr);
-  t.regex(created.stderr, new RegExp(`web: building depad-${name}-web:[0-9a-f]{16} from `));
+  t.regex(created.stderr, new RegExp(`web: building depad-${name}-web:[0-9a-f]{16} from `), '--pull never does not stop a build');
   t.regex(created.stderr, /web: Step 1\/\d+ : FROM depad-example\/app:1 AS base/);
   t.notRegex(created.stderr, /LABEL depad\./, 'depad\'s own label steps are not shown');
   const v1 = await h.json<DeploymentView & { id: string }>(['inspect', name]);
@@ -112,6 +112,10 @@ test('build: built at create (args, target, labels, .dockerignore), rebuilt and 
 
   // A file of the context changed: rebuilt, a new instance with the new image.
   await fs.writeFile(path.join(h.dir, 'app', 'message.txt'), 'second\n');
+  const dry = await h.run(['update', name, '-f', file, '--dry-run']);
+  t.is(dry.code, 0, dry.stderr);
+  t.regex(dry.stdout, /web/);
+  t.notRegex(dry.stderr, /Step 1\//, 'a dry run does not build');
   const preview = await h.run(['diff', name, '-f', file]);
   t.is(preview.code, 0, preview.stderr);
   t.regex(preview.stdout, /~ web: new instance: image/);
