@@ -23,7 +23,7 @@ const run = promisify(execFile);
 
 const DOCKERFILE = `FROM depad-example/app:1 AS base
 ARG GREETING=unset
-RUN echo "$GREETING" > /app/www/greeting.txt
+RUN echo "$GREETING" > /app/www/greeting.txt && grep mirror.local /etc/hosts > /app/www/hosts.txt && df -k /dev/shm | tail -1 > /app/www/shm.txt
 FROM base AS final
 COPY . /ctx
 COPY message.txt /app/www/message.txt
@@ -51,6 +51,9 @@ async function project(h: Harness, extra: string[] = []): Promise<string> {
     '      target: final',
     '      args: ["GREETING=${GREETING}"]',
     '      labels: {org.example.built: "by-depad"}',
+    '      extra_hosts: ["mirror.local:10.0.0.9"]',
+    '      shm_size: 32m',
+    '      network: default',
     '    ports: ["8080"]',
     '    stop_grace_period: 2s',
     ...extra,
@@ -100,6 +103,8 @@ test('build: built at create (args, target, labels, .dockerignore), rebuilt and 
   const port = v1.services[0]!.ports[0]!.host;
   t.is((await httpGet(port, '/greeting.txt')).body.trim(), 'hello-arg', 'the build arg reached the build (interpolated)');
   t.is((await httpGet(port, '/message.txt')).body.trim(), 'first');
+  t.regex((await httpGet(port, '/hosts.txt')).body, /^10\.0\.0\.9\s+mirror\.local/, 'build.extra_hosts reached the build');
+  t.regex((await httpGet(port, '/shm.txt')).body, /^shm\s+32768\s/, 'build.shm_size reached the build');
   const ctx = (await run('docker', ['exec', web1, 'ls', '-a', '/ctx'])).stdout.split('\n').filter(Boolean).sort();
   t.deepEqual(ctx, ['.', '..', '.dockerignore', 'Dockerfile', 'keep.log', 'message.txt'], '.dockerignore left out secret/ and debug.log, kept !keep.log');
 

@@ -54,20 +54,21 @@ export async function buildImages(ctx: OpContext, deployment: { name: string; id
   const images: Record<string, string> = {};
   for (const service of toBuild) {
     const kept = reuse?.[service.name];
-    images[service.name] = kept ? await reuseImage(ctx, deployment.name, service.name, kept) : await buildOne(ctx, deployment, spec, service, service.build!, options.lookOnly === true);
+    images[service.name] = kept ? await reuseImage(ctx, deployment.name, service.name, kept, options.lookOnly === true) : await buildOne(ctx, deployment, spec, service, service.build!, options.lookOnly === true);
   }
   const services = Object.fromEntries(Object.entries(spec.services).map(([k, s]) => [k, images[k] === undefined ? s : { ...s, image: images[k] }]));
   return deepFreeze({ ...spec, services, positions: spec.positions });
 }
 
 /** The image a revision recorded, checked to be on the host (and its tag put back on it). */
-async function reuseImage(ctx: OpContext, deployment: string, service: string, kept: { ref: string; id: string }): Promise<string> {
+async function reuseImage(ctx: OpContext, deployment: string, service: string, kept: { ref: string; id: string }, lookOnly: boolean): Promise<string> {
   if ((await ctx.engine.imageId(kept.id)) === undefined) {
     throw new DepadError('DEPAD_IMAGE_MISSING', `the image built for ${service} (${kept.ref}, ${kept.id.slice(0, 19)}) is no longer on this host (removed or pruned)`, {
       hint: `rebuild it with an update from the config: depad update ${deployment} -f <config file> (its build context as it is now), or docker load the image and tag it ${kept.ref}`,
       details: { service, image: kept.ref, id: kept.id },
     });
   }
+  if (lookOnly) return kept.ref;
   if ((await ctx.engine.imageId(kept.ref)) !== kept.id) await ctx.engine.tagImage(kept.id, kept.ref);
   ctx.progress({ step: 'image', service, message: `${service}: using the image built before (${kept.ref})` });
   return kept.ref;

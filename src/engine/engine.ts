@@ -9,6 +9,7 @@ import { DepadError } from '../errors.ts';
 import { LogDemuxer, type LogLine } from './logs.ts';
 import { CONTAINER_EVENTS, EventLines, type ContainerEvent } from './events.ts';
 import { LABELS } from './types.ts';
+import { buildQuery, type BuildOptions } from './build-options.ts';
 import { mapLimit } from '../serial.ts';
 import type { ContainerPlan, ContainerState, EngineObject, NetworkPlan, VolumePlan } from './types.ts';
 
@@ -26,24 +27,8 @@ export interface EngineOptions {
   host?: string;
 }
 
-/** What `buildImage` builds: the Engine API's build parameters. */
-export interface BuildOptions {
-  /** Every tag the image gets. */
-  tags: string[];
-  /** The Dockerfile's path inside the context archive. */
-  dockerfile: string;
-  args: Readonly<Record<string, string>>;
-  labels: Readonly<Record<string, string>>;
-  target?: string;
-  network?: string;
-  shmSizeBytes?: number;
-  /** `host:ip` entries. */
-  extraHosts: readonly string[];
-  cacheFrom: readonly string[];
-  noCache: boolean;
-  pull: boolean;
-  platform?: string;
-}
+/** What `buildImage` builds (build-options.ts). */
+export type { BuildOptions } from './build-options.ts';
 
 /** Filters for listing depad's objects: label key → value, or `null` for "has the label" (all must match). */
 export type LabelFilter = Record<string, string | null>;
@@ -130,15 +115,7 @@ export class Engine {
    * adds the log's last lines.
    */
   async buildImage(context: Buffer, options: BuildOptions, onLine: (line: string) => void): Promise<string> {
-    const query: Record<string, unknown> = { t: options.tags, dockerfile: options.dockerfile, rm: true, forcerm: true, nocache: options.noCache, pull: options.pull };
-    if (Object.keys(options.args).length) query.buildargs = options.args;
-    if (Object.keys(options.labels).length) query.labels = options.labels;
-    if (options.target) query.target = options.target;
-    if (options.network) query.networkmode = options.network;
-    if (options.shmSizeBytes !== undefined) query.shmsize = options.shmSizeBytes;
-    if (options.extraHosts.length) query.extrahosts = options.extraHosts.join(',');
-    if (options.cacheFrom.length) query.cachefrom = options.cacheFrom;
-    if (options.platform) query.platform = options.platform;
+    const query = buildQuery(options);
     let id: string | undefined;
     let failure: string | undefined;
     try {
