@@ -164,6 +164,7 @@ test('build: built at create (args, target, labels, .dockerignore), rebuilt and 
 
   t.is((await h.run(['destroy', name])).code, 0);
   t.deepEqual(await imagesOf(v1.id), [], 'destroy removed the built images');
+  t.is(await h.engine.imageId(`${name}/web:dev`), undefined, 'with their image: tag');
 });
 
 test('build: a failing build is DEPAD_IMAGE_BUILD_FAILED (exit 6) at the build: key, with the build\'s last lines; nothing is made, no port kept', async (t) => {

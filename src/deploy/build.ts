@@ -148,9 +148,10 @@ async function baseImageIds(ctx: OpContext, dockerfile: string): Promise<Record<
 
 /**
  * Removes the images depad built for deployment `deploymentId` that no revision still uses: none
- * of its own (all of them once it is destroyed, `all`) and none of another deployment's. depad's
- * tags are removed; an image that then has no tag left is deleted (an `image:` tag keeps it, as
- * compose keeps the images it names). Best effort: an image a container still uses stays.
+ * of its own (all of them once it is destroyed, `all`) and none of another deployment's. Every
+ * tag still on such an image goes with it (depad's, and `image:` or `tags:` that no later build
+ * took over: the image carries this deployment's labels, so no other deployment built it). Best
+ * effort: an image a container still uses stays.
  */
 export async function pruneBuiltImages(ctx: OpContext, deploymentId: string, options: { all?: boolean } = {}): Promise<number> {
   const built = await ctx.engine.listImages({ [LABELS.deploymentId]: deploymentId, [BUILD_HASH_LABEL]: null });
@@ -163,9 +164,9 @@ export async function pruneBuiltImages(ctx: OpContext, deploymentId: string, opt
   let removed = 0;
   for (const image of built) {
     if (used.has(image.id)) continue;
-    const ours = image.tags.filter((t) => t.startsWith('depad-') && t.includes(':'));
-    for (const tag of ours) if (await ctx.engine.removeImage(tag)) removed++;
-    if (image.tags.length === ours.length && (await ctx.engine.imageId(image.id)) !== undefined) await ctx.engine.removeImage(image.id);
+    for (const tag of image.tags) await ctx.engine.removeImage(tag);
+    if ((await ctx.engine.imageId(image.id)) !== undefined) await ctx.engine.removeImage(image.id);
+    if ((await ctx.engine.imageId(image.id)) === undefined) removed++;
   }
   return removed;
 }
