@@ -19,6 +19,7 @@ export const ERROR_CODES = {
   DEPAD_NAME_TAKEN: { exit: 5, status: 409 },
   DEPAD_ENGINE_CONFLICT: { exit: 5, status: 409 },
   DEPAD_IMAGE_MISSING: { exit: 6, status: 422 },
+  DEPAD_IMAGE_BUILD_FAILED: { exit: 6, status: 422 },
   DEPAD_ENGINE_UNAVAILABLE: { exit: 7, status: 503 },
   DEPAD_ENGINE_ERROR: { exit: 7, status: 502 },
   DEPAD_PORT_EXHAUSTED: { exit: 8, status: 507 },

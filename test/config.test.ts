@@ -341,7 +341,12 @@ const BAD: Bad[] = [
   { title: 'services empty', text: 'services: {}\n', at: '1:1 services', says: /services: is empty/ },
   { title: 'services is a list', text: 'services:\n  - web\n', at: '2:3 services', says: /expected a map of service name/ },
   { title: 'unknown service key', text: base(['    hostnam: web']), at: '4:5 services.web.hostnam', says: /unknown key 'hostnam' in services\.web; supported: image, command, entrypoint/ },
-  { title: 'build:', text: base(['    build: .']), at: '4:5 services.web.build', says: /does not build images.*docker build.*docker load.*image:/ },
+  { title: 'build: network host', text: base(['    build:', '      network: host']), at: '5:16 services.web.build.network', says: /network: host gives the build the host's network.*network: default/ },
+  { title: 'build: ssh refused', text: base(['    build:', '      ssh: [default]']), at: '5:7 services.web.build.ssh', says: /forwards an SSH agent/ },
+  { title: 'build: remote context', text: base(['    build: https://github.com/x/y.git']), at: '4:12 services.web.build', says: /remote \(git\/URL\) context/ },
+  { title: 'build: two Dockerfiles', text: base(['    build:', '      dockerfile: D', '      dockerfile_inline: FROM x']), at: '6:26 services.web.build.dockerfile_inline', says: /not both/ },
+  { title: 'build: other platform', text: base(['    build:', '      platforms: [linux/s390x, linux/amd64]']), at: '5:7 services.web.build.platforms', says: /this host's platform only/ },
+  { title: 'build: unknown key', text: base(['    build:', '      contxt: .']), at: '5:7 services.web.build.contxt', says: /unknown key 'contxt'/ },
   { title: 'missing image', text: 'services:\n  web:\n    command: [sh]\n', at: '2:3 services.web', says: /has no image/ },
   { title: 'bad image reference', text: 'services:\n  web:\n    image: "Nginx:latest"\n', at: '3:12 services.web.image', says: /must be lowercase/ },
   { title: 'uppercase service name', text: 'services:\n  Web:\n    image: x\n', at: '2:3 services.Web', says: /uppercase letters.*lowercase letters, digits, '_' and '-'.*docker object names/ },
@@ -413,15 +418,15 @@ for (const bad of BAD) {
 }
 
 test('every issue of a file is reported at once, in file order', (t) => {
-  const text = ['services:', '  web:', '    image: x', '    ports: ["80:80"]', '    restart: maybe', '    foo: 1', '  db:', '    build: .'].join('\n');
+  const text = ['services:', '  web:', '    image: x', '    ports: ["80:80"]', '    restart: maybe', '    foo: 1', '  db:', '    build: {ssh: [default]}'].join('\n');
   const error = fails(t, text);
   t.true(error instanceof ConfigError);
   const issues = (error as ConfigError).issues;
   t.deepEqual(
     issues.map((i) => `${i.line}:${i.column} ${i.path}`),
-    ['5:14 services.web.restart', '6:5 services.web.foo', '7:3 services.db', '8:5 services.db.build'],
+    ['5:14 services.web.restart', '6:5 services.web.foo', '8:13 services.db.build.ssh'],
   );
-  t.regex(error.message, /^cfg\.yml: 4 problems\n/);
+  t.regex(error.message, /^cfg\.yml: 3 problems\n/);
 });
 
 test('alias bombs are stopped', (t) => {

@@ -114,6 +114,11 @@ export class Collector {
     if (!this.positions.has(path)) this.positions.set(path, { file: pos.file ?? this.file, line: pos.line, column: pos.column });
   }
 
+  /** A variable of the environment the config is read with (undefined when unset). */
+  lookup(name: string): string | undefined {
+    return Object.hasOwn(this.#env, name) ? this.#env[name] : undefined;
+  }
+
   /**
    * The interpolated value of a string scalar (other scalars: their text). On a bad reference or
    * a missing required variable records an issue and returns undefined. Unset variables warn once

@@ -13,17 +13,16 @@ import { readExpose, readPorts } from './service-ports.ts';
 import { imageReferenceProblem, insideRoot, isIpLiteral, isSignal, parseRestart, splitCommand } from './values.ts';
 import { compareStrings, sortedRecord } from './freeze.ts';
 import { DEFAULT_SERVICE_DEPAD, readServiceDepad } from './service-depad.ts';
+import { readBuild } from './build.ts';
 
 /** The keys a service may have. */
 export const SERVICE_KEYS = [
   'image', 'command', 'entrypoint', 'environment', 'env_file', 'ports', 'expose', 'volumes', 'networks', 'depends_on',
   'healthcheck', 'restart', 'deploy', 'labels', 'user', 'working_dir', 'tmpfs', 'cap_add', 'cap_drop', 'extra_hosts',
-  'stop_grace_period', 'stop_signal', 'x-depad',
+  'stop_grace_period', 'stop_signal', 'x-depad', 'build',
 ] as const;
 
 const SPECIAL_KEYS: Readonly<Record<string, string>> = {
-  build:
-    'depad does not build images: build the image first (docker build -t app:1 . or docker load -i app.tar) and reference it with image: app:1',
   container_name: 'container names are chosen by depad so that many copies can run on one host; remove container_name',
   network_mode: 'network_mode would break the isolation between deployments; use networks: instead',
 };
@@ -77,8 +76,13 @@ export function readService(s: ServiceScope, entry: LEntry, path: string): Servi
   };
 
   const image = keys.get('image');
-  if (image === undefined && entries !== undefined) {
-    c.issue(path, entry.keyPos, `service '${name}' has no image: give the image to run, e.g. image: nginx:1.27 (depad does not build images)`);
+  const build = keys.get('build');
+  if (build !== undefined) {
+    const b = readBuild(s, build.value, at('build'));
+    if (b !== undefined) spec.build = b;
+  }
+  if (image === undefined && build === undefined && entries !== undefined) {
+    c.issue(path, entry.keyPos, `service '${name}' has no image: give the image to run (image: nginx:1.27) or how to build it (build: ./app)`);
   } else if (image !== undefined) {
     const ref = readString(c, image.value, at('image'), { what: 'an image reference' });
     const problem = ref === undefined ? undefined : imageReferenceProblem(ref);
@@ -233,7 +237,8 @@ export function labelsOf(c: Collector, node: LNode, path: string): Record<string
   return sortedRecord(out);
 }
 
-function readExtraHosts(s: ServiceScope, node: LNode, path: string): string[] {
+/** `extra_hosts`: a list of `host:ip`/`host=ip` or a map; `host:ip` entries. */
+export function readExtraHosts(s: ServiceScope, node: LNode, path: string): string[] {
   const { c } = s;
   const out: string[] = [];
   const add = (host: string, ip: string, itemPath: string, pos: Pos) => {

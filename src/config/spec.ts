@@ -3,6 +3,7 @@
  * `src/render` consumes. Everything here is plain data; durations are milliseconds, sizes bytes.
  */
 import type { SourcePosition } from '../errors.ts';
+import type { BuildSpec } from './build.ts';
 
 /** A `depends_on` condition, as in docker-compose. */
 import type { WorkflowSpec } from './workflows.ts';
@@ -128,6 +129,8 @@ export interface ServiceSpec {
   readonly stopGracePeriodMs?: number;
   readonly stopSignal?: string;
   readonly depad: ServiceDepad;
+  /** `build:`: how to build the image (build.ts); `image` then is the extra tag, or '' (depad tags it per deployment). */
+  readonly build?: BuildSpec;
 }
 
 /** A top-level network; depad names it `<project>_<name>` on the engine. */

@@ -22,6 +22,7 @@ import { allocatedInstead, assignPorts } from './port-assign.ts';
 import { assertEngineNamesFree, assertRoutesFree, placeholderPlan } from './preflight.ts';
 import { undoCreate } from './recover.ts';
 import { assertValidName } from './resolve.ts';
+import { buildImages } from './build.ts';
 import { promoteRevision, writeRevision } from './root-dir.ts';
 
 /** When to pull a service's image: only when it is not on the host (default), or never. */
@@ -42,7 +43,7 @@ export interface CreateRequest {
 
 /** Creates and starts a deployment; returns its record. */
 export async function createDeployment(ctx: OpContext, request: CreateRequest): Promise<DeploymentRecord> {
-  const { name, spec } = request;
+  const { name, spec: given } = request;
   assertValidName(name);
   if (await ctx.store.idForName(name)) {
     throw new DepadError('DEPAD_NAME_TAKEN', `a deployment named ${name} already exists`, {
@@ -53,8 +54,10 @@ export async function createDeployment(ctx: OpContext, request: CreateRequest): 
   const id = randomBytes(16).toString('hex');
   const rootDir = deploymentRoot(ctx.home, id);
   // Clashes first, before images are checked and ports registered: nothing is made, nothing waited for.
-  await assertRoutesFree(ctx, name, spec);
-  await assertEngineNamesFree(ctx, name, placeholderPlan(spec, { id, name, rootDir }));
+  await assertRoutesFree(ctx, name, given);
+  await assertEngineNamesFree(ctx, name, placeholderPlan(given, { id, name, rootDir }));
+  // build: services are built first (build.ts): a failing build makes nothing.
+  const spec = await buildImages(ctx, { name, id }, given);
   const images = await ensureImages(ctx, spec, request.pull ?? 'missing');
 
   const range = portRangeFromEnv();

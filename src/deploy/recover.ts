@@ -9,6 +9,7 @@ import { checkpoint, type OpContext } from './context.ts';
 import { ensureNetworks, ensureVolumes, listInstances, removeFromEngine, startServices } from './materialize.ts';
 import { readPlan, removeRevision, removeRoot } from './root-dir.ts';
 import { publishRoutes } from './routing.ts';
+import { pruneBuiltImages } from './build.ts';
 
 /** What recovery did, one line per operation, for the user. */
 export interface RecoveryNote {
@@ -44,6 +45,7 @@ export async function recoverJournal(ctx: OpContext): Promise<RecoveryNote[]> {
 export async function undoCreate(ctx: OpContext, entry: JournalEntry): Promise<void> {
   await ctx.routes.removeDeployment(entry.name);
   await removeFromEngine(ctx, entry.deploymentId, { keepVolumes: false });
+  await pruneBuiltImages(ctx, entry.deploymentId, { all: true });
   await removeRoot(deploymentRoot(ctx.home, entry.deploymentId));
   const record = await ctx.store.getDeployment(entry.deploymentId);
   const batch = ctx.store.batch();
@@ -57,6 +59,7 @@ export async function finishDestroy(ctx: OpContext, entry: JournalEntry): Promis
   await ctx.routes.removeDeployment(entry.name);
   const record = await ctx.store.getDeployment(entry.deploymentId);
   await removeFromEngine(ctx, entry.deploymentId, { keepVolumes: entry.keepVolumes ?? false, volumes: record?.volumes ?? [] });
+  await pruneBuiltImages(ctx, entry.deploymentId, { all: true });
   checkpoint(ctx, 'destroy:engine');
   await removeRoot(deploymentRoot(ctx.home, entry.deploymentId));
   const batch = ctx.store.batch();

@@ -11,6 +11,7 @@ import { DepadError } from '../errors.ts';
 import type { DeploymentRecord } from '../store/records.ts';
 import type { PullPolicy } from './create.ts';
 import { readRevisionSpec } from './root-dir.ts';
+import type { ReuseImages } from './build.ts';
 
 /** What to update to. */
 export interface UpdateRequest {
@@ -22,6 +23,8 @@ export interface UpdateRequest {
   /** For a rollback: the revision restored. */
   from?: number;
   pull?: PullPolicy;
+  /** `build:` services' images to reuse instead of building: a rollback's revision's, or `current` (the current revision's). */
+  reuseImages?: ReuseImages | 'current';
 }
 
 /** What to update to, as a client says it: a config file and its variables, and/or new images per service. */
@@ -64,7 +67,7 @@ export async function updateRequestFor(record: DeploymentRecord, target: UpdateT
     if (target.fromRemote) assertNoHostSteps(spec, path.basename(target.configFile));
   }
   else if (Object.keys(given).length > 0 || target.resetEnv) spec = await currentConfigWith(record, current.spec.file, env, options);
-  else if (Object.keys(overrides).length > 0) spec = current.spec;
+  else if (Object.keys(overrides).length > 0) return { spec: withImages(current.spec, overrides), env, overrides, pull: target.pull ?? 'missing', reuseImages: 'current' };
   else throw new DepadError('DEPAD_USAGE', 'say what to update to: -f <config file>, -e KEY=VALUE (the current config with new variables), or -s <service> --image <ref>');
   for (const key of Object.keys(current.env).sort()) {
     if (!(key in env)) target.notice?.(`variable ${key} was set for revision ${record.revision} and is not set now (--reset-env): the config's default applies`);
@@ -106,9 +109,16 @@ export function parseRemoteConfig(text: { text: string; name: string }, env: Rea
 
 /**
  * Refuses a config from a remote client (as text, or in a bundle) whose workflows have `run:`
- * steps: they would run commands on the agent's host. Returns the spec.
+ * steps: they would run commands on the agent's host; and one with `build:`: its context would be
+ * read from the agent's disk (bundles do not carry build contexts yet). Returns the spec.
  */
 export function assertNoHostSteps(spec: DeploymentSpec, name: string): DeploymentSpec {
+  const builds = Object.values(spec.services).filter((s) => s.build !== undefined).map((s) => s.name);
+  if (builds.length > 0) {
+    throw new DepadError('DEPAD_CONFIG_INVALID', `${name}: ${builds.join(', ')} ${builds.length === 1 ? 'has' : 'have'} build:, whose context is on the client's disk, which a remote client cannot send yet (depad never reads a build context from a path on the agent's host a remote client names)`, {
+      hint: 'build the image where the context is and give it with image: (docker save | docker load onto the agent\'s host), or run the command on the agent\'s host',
+    });
+  }
   const hostSteps = Object.values(spec.depad.workflows).filter((w) => w.steps.some((s) => s.kind === 'run')).map((w) => w.name);
   if (hostSteps.length > 0) {
     throw new DepadError('DEPAD_CONFIG_INVALID', `${name}: workflow ${hostSteps.join(', ')} has run: steps, which run commands on the agent's host; a remote client may only give exec: steps (in a container)`, {

@@ -28,6 +28,7 @@ import { promoteRevision, readPlan, readRevisionSpec, writeRevision, type Stored
 import { publishRoutes } from './routing.ts';
 import { revertSwap, swapService, type Swap, type Transition } from './swap.ts';
 import { assertRoutesFree } from './preflight.ts';
+import { buildImages, pruneBuiltImages } from './build.ts';
 
 export { parseRemoteConfig, remoteConfigPath, updateRequestFor } from './update-target.ts';
 export type { UpdateRequest, UpdateTarget } from './update-target.ts';
@@ -56,6 +57,8 @@ export interface PlannedUpdate {
   images: RevisionRecord['images'];
   /** With `lookOnly`: images that are not on the host (the update would pull them). */
   missing: string[];
+  /** The request's spec with `build:` services' images set to their built tags (build.ts). */
+  spec: DeploymentSpec;
 }
 
 /**
@@ -66,16 +69,19 @@ export interface PlannedUpdate {
 export async function planUpdate(ctx: OpContext, record: DeploymentRecord, request: UpdateRequest, options: { lookOnly?: boolean } = {}): Promise<PlannedUpdate> {
   const current = await readPlan(record.rootDir, record.revision);
   const missing: string[] = [];
-  const images = options.lookOnly && request.pull !== 'never' ? await lookUpImages(ctx, request.spec, missing) : await ensureImages(ctx, request.spec, request.pull ?? 'missing');
   const revisions = await ctx.store.listRevisions(record.id);
   const currentImages = revisions.find((r) => r.number === record.revision)?.images ?? {};
+  // build: services: built now, or the kept images reused (rollback, --image of another service); build.ts.
+  const reuse = request.reuseImages === 'current' ? currentImages : request.reuseImages;
+  const spec = await buildImages(ctx, record, request.spec, reuse, { lookOnly: options.lookOnly === true });
+  const images = options.lookOnly && request.pull !== 'never' ? await lookUpImages(ctx, spec, missing) : await ensureImages(ctx, spec, request.pull ?? 'missing');
   // Placeholder host ports: the comparison ignores them.
   const placeholders: PortAssignment[] = Object.values(request.spec.services).flatMap((s) =>
     portsNeeded(s, record.instances[s.name] ?? 1, false, request.spec.depad.hostPorts === 'fixed').map(({ fixed: _f, ...p }) => ({ ...p, host: 0 })),
   );
-  const candidate = render(request.spec, who(ctx, record, record.revision + 1, record.instances, request.spec), placeholders);
+  const candidate = render(spec, who(ctx, record, record.revision + 1, record.instances, spec), placeholders);
   const ids = (m: RevisionRecord['images']) => Object.fromEntries(Object.entries(m).map(([k, v]) => [k, v.id]));
-  return { current, candidate, diff: diffPlans(current, candidate, ids(currentImages), ids(images)), images, missing };
+  return { current, candidate, diff: diffPlans(current, candidate, ids(currentImages), ids(images)), images, missing, spec };
 }
 
 /** The images' IDs where they are on the host; the others are listed in `missing` (and get no ID). */
@@ -83,6 +89,10 @@ async function lookUpImages(ctx: OpContext, spec: DeploymentSpec, missing: strin
   const out: RevisionRecord['images'] = {};
   for (const service of Object.values(spec.services)) {
     const id = await ctx.engine.imageId(service.image);
+    if (id === undefined && service.build !== undefined && spec.imageOverrides?.[service.name] === undefined) {
+      out[service.name] = { ref: service.image, id: `build:${service.image}` }; // the update would build it
+      continue;
+    }
     if (id === undefined && !missing.includes(service.image)) missing.push(service.image);
     out[service.name] = { ref: service.image, id: id ?? `missing:${service.image}` };
   }
@@ -101,7 +111,7 @@ export async function updateDeployment(ctx: OpContext, record: DeploymentRecord,
   assertUpdatable(record);
   await ctx.engine.ping();
   await assertRoutesFree(ctx, record.name, request.spec); // a hostname another deployment routes: fail before anything is made
-  const { current, diff, images } = await planUpdate(ctx, record, request);
+  const { current, diff, images, spec } = await planUpdate(ctx, record, request);
   const labels = deploymentLabels(request.spec, record.labelOverrides);
   if (diff.empty) {
     if (labelsText(labels) !== labelsText(record.labels)) {
@@ -114,7 +124,6 @@ export async function updateDeployment(ctx: OpContext, record: DeploymentRecord,
     ctx.progress({ step: 'ready', message: `deployment ${record.name} is already at this configuration (revision ${record.revision})` });
     return { record, revision: undefined, diff };
   }
-  const spec = request.spec;
   const changed = diff.services.filter((s) => s.kind === 'changed' || s.kind === 'added').map((s) => s.service);
   const removed = diff.services.filter((s) => s.kind === 'removed').map((s) => s.service);
   const toRevision = record.revision + 1;
@@ -204,6 +213,8 @@ export async function updateDeployment(ctx: OpContext, record: DeploymentRecord,
     await ctx.store.batch().putDeployment(next).putRevision(revision).putPorts(finalPorts.map((p) => ({ ...p, deploymentId: record.id }))).deleteJournal(journal.opId).write();
     await promoteRevision(record.rootDir, toRevision);
     await publishRoutes(ctx, next, rendered.services);
+    // Images built by earlier attempts that no revision kept; the update is committed, so a failure here only logs.
+    await pruneBuiltImages(ctx, record.id).catch((error: unknown) => ctx.log.warn({ deployment: record.name, error: String(error) }, 'removing unused built images failed'));
     ctx.progress({ step: 'ready', message: `deployment ${record.name} is at revision ${toRevision}` });
     return { record: next, revision: toRevision, diff };
   } catch (error) {
@@ -214,6 +225,7 @@ export async function updateDeployment(ctx: OpContext, record: DeploymentRecord,
         await revertSwap(undo, t, swap, rendered.services.find((s) => s.name === swap.service)!, spec.depad.startTimeoutMs);
       }
       await reconcileToRecord(undo, record, journal);
+      await pruneBuiltImages(undo, record.id); // what this update built, that no revision keeps
     } catch (undoError) {
       ctx.log.error({ deployment: record.name, error: String(undoError) }, 'undoing the update failed; the next depad command retries it');
     }
@@ -254,5 +266,5 @@ export async function rollbackRequest(ctx: OpContext, record: DeploymentRecord, 
     });
   }
   const { spec, env } = await readRevisionSpec(record.rootDir, to);
-  return { spec, env, overrides: target.overrides, source: 'rollback', from: to, pull: 'never' };
+  return { spec, env, overrides: target.overrides, source: 'rollback', from: to, pull: 'never', reuseImages: target.images };
 }

@@ -9,6 +9,7 @@ import { DepadError } from '../errors.ts';
 import { LogDemuxer, type LogLine } from './logs.ts';
 import { CONTAINER_EVENTS, EventLines, type ContainerEvent } from './events.ts';
 import { LABELS } from './types.ts';
+import { buildQuery, type BuildOptions } from './build-options.ts';
 import { mapLimit } from '../serial.ts';
 import type { ContainerPlan, ContainerState, EngineObject, NetworkPlan, VolumePlan } from './types.ts';
 
@@ -25,6 +26,9 @@ export interface EngineOptions {
   /** Engine address; default: DOCKER_HOST, else /var/run/docker.sock. */
   host?: string;
 }
+
+/** What `buildImage` builds (build-options.ts). */
+export type { BuildOptions } from './build-options.ts';
 
 /** Filters for listing depad's objects: label key → value, or `null` for "has the label" (all must match). */
 export type LabelFilter = Record<string, string | null>;
@@ -101,6 +105,73 @@ export class Engine {
       });
     } catch (error) {
       throw this.#wrap(error, `pull image ${ref}`);
+    }
+  }
+
+  /**
+   * Builds an image from `context` (a tar archive) with the classic builder; `onLine` gets each
+   * line of the build's output. Returns the image's ID. A failing build (a RUN that exits non-zero,
+   * a missing base image) throws DEPAD_IMAGE_BUILD_FAILED with the builder's message; the caller
+   * adds the log's last lines.
+   */
+  async buildImage(context: Buffer, options: BuildOptions, onLine: (line: string) => void): Promise<string> {
+    const query = buildQuery(options);
+    let id: string | undefined;
+    let failure: string | undefined;
+    try {
+      const docker = await this.#docker();
+      const stream = (await docker.buildImage(context as unknown as NodeJS.ReadableStream, query)) as NodeJS.ReadableStream;
+      await new Promise<void>((resolve, reject) => {
+        docker.modem.followProgress(
+          stream,
+          (err: Error | null) => (err ? reject(err) : resolve()),
+          (event: { stream?: string; error?: string; aux?: { ID?: string } }) => {
+            if (event.aux?.ID) id = event.aux.ID;
+            if (event.error) failure = event.error.trim();
+            for (const line of (event.stream ?? '').split('\n')) if (line.trim() !== '') onLine(line.replace(/\s+$/, ''));
+          },
+        );
+      });
+    } catch (error) {
+      if (statusOf(error) === 400 || statusOf(error) === 500) failure = messageOf(error);
+      else throw this.#wrap(error, 'build an image');
+    }
+    if (failure !== undefined || id === undefined) {
+      throw new DepadError('DEPAD_IMAGE_BUILD_FAILED', failure ?? 'the build ended without an image', { details: { builderMessage: failure ?? null } });
+    }
+    return id;
+  }
+
+  /** Tags image `id` as `ref` (moving the tag when another image has it). */
+  async tagImage(id: string, ref: string): Promise<void> {
+    const at = ref.lastIndexOf(':');
+    const slash = ref.lastIndexOf('/');
+    const [repo, tag] = at > slash ? [ref.slice(0, at), ref.slice(at + 1)] : [ref, 'latest'];
+    try {
+      await (await this.#docker()).getImage(id).tag({ repo, tag });
+    } catch (error) {
+      throw this.#wrap(error, `tag image ${id.slice(0, 19)} as ${ref}`);
+    }
+  }
+
+  /** Images with the labels: ID and tags. */
+  async listImages(labels: LabelFilter): Promise<{ id: string; tags: string[]; labels: Record<string, string> }[]> {
+    try {
+      const list = await (await this.#docker()).listImages({ filters: { label: labelFilters(labels) } });
+      return list.map((i) => ({ id: i.Id, tags: (i.RepoTags ?? []).filter((t) => t !== '<none>:<none>'), labels: i.Labels ?? {} }));
+    } catch (error) {
+      throw this.#wrap(error, 'list images');
+    }
+  }
+
+  /** Removes an image (a tag, or an ID); false when a container still uses it or it is gone. */
+  async removeImage(ref: string): Promise<boolean> {
+    try {
+      await (await this.#docker()).getImage(ref).remove({ noprune: false });
+      return true;
+    } catch (error) {
+      if (statusOf(error) === 404 || statusOf(error) === 409) return false;
+      throw this.#wrap(error, `remove image ${ref}`);
     }
   }
 
