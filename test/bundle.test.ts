@@ -69,3 +69,16 @@ test('hand-made bundles with traversal, absolute paths, clashes or bad data are 
   }
   t.deepEqual(await fs.readdir(out), [], 'nothing was written');
 });
+
+test('a build context travels less what its .dockerignore leaves out; one outside the config directory does not', async (t) => {
+  const dir = await tmp(t);
+  await fs.mkdir(path.join(dir, 'app', 'node_modules'), { recursive: true });
+  await fs.writeFile(path.join(dir, 'depad.yml'), 'services:\n  web:\n    build: ./app\n  other:\n    build: ../elsewhere\n');
+  await fs.writeFile(path.join(dir, 'app', 'Dockerfile'), 'FROM depad-example/app:1\nCOPY . /src\n');
+  await fs.writeFile(path.join(dir, 'app', '.dockerignore'), 'node_modules\n*.log\n');
+  await fs.writeFile(path.join(dir, 'app', 'main.js'), '1');
+  await fs.writeFile(path.join(dir, 'app', 'debug.log'), 'x');
+  await fs.writeFile(path.join(dir, 'app', 'node_modules', 'big.js'), 'x');
+  const bundle = await packBundle(path.join(dir, 'depad.yml'), {});
+  t.deepEqual(bundle.files.map((f) => f.path).sort(), ['app/.dockerignore', 'app/Dockerfile', 'app/main.js', 'depad.yml']);
+});

@@ -48,7 +48,13 @@ test('remote CLI over HTTPS: contexts, config upload, scopes, pinning', async (t
   const project = path.join(h.dir, 'project');
   await fs.cp(path.join(EXAMPLES, 'clinic'), project, { recursive: true });
   await fs.writeFile(path.join(project, 'web.env'), 'GREETING=from-the-bundle\n');
-  await fs.writeFile(path.join(project, 'depad.yml'), (await fs.readFile(path.join(project, 'depad.yml'), 'utf8')).replace('      DB_HOST: db\n', '      DB_HOST: db\n    env_file: [web.env]\n'));
+  await fs.writeFile(path.join(project, 'depad.yml'), (await fs.readFile(path.join(project, 'depad.yml'), 'utf8')).replace('      DB_HOST: db\n', '      DB_HOST: db\n    env_file: [web.env]\n').replace('  worker:\n    image: depad-example/app:1\n', '  worker:\n    build: ./worker\n'));
+  // The worker is built on the agent from a context that came in the bundle (.dockerignore honoured).
+  await fs.mkdir(path.join(project, 'worker'));
+  await fs.writeFile(path.join(project, 'worker', 'Dockerfile'), 'FROM depad-example/app:1\nCOPY . /bundle/\n');
+  await fs.writeFile(path.join(project, 'worker', 'note.txt'), 'built from the bundle');
+  await fs.writeFile(path.join(project, 'worker', 'private.key'), 'never sent');
+  await fs.writeFile(path.join(project, 'worker', '.dockerignore'), '*.key\n');
   const files = h.name('files');
   const withFiles = await client(['create', '-n', files, '-f', path.join(project, 'depad.yml'), '-e', 'CLINIC=Far']);
   t.is(withFiles.code, 0, withFiles.stderr);
@@ -59,6 +65,9 @@ test('remote CLI over HTTPS: contexts, config upload, scopes, pinning', async (t
   const container = `depad-${files}-web-1`;
   const env = await import('node:child_process').then((cp) => cp.execFileSync('docker', ['inspect', '-f', '{{json .Config.Env}}', container], { encoding: 'utf8' }));
   t.regex(env, /GREETING=from-the-bundle/, 'the env file came in the bundle');
+  const built = await import('node:child_process').then((cp) => cp.execFileSync('docker', ['exec', `depad-${files}-worker-1`, 'ls', '/bundle'], { encoding: 'utf8' }));
+  t.regex(built, /note\.txt/, 'the build context came in the bundle');
+  t.notRegex(built, /private\.key/, 'less what its .dockerignore leaves out');
   t.deepEqual(await fs.readdir(path.join(h.home, 'uploads')).catch(() => []), [], 'the unpacked bundle is removed');
   t.is((await client(['destroy', files])).code, 0);
   // A bundle carries files, never the right to run commands on the agent's host.

@@ -87,7 +87,7 @@ function coreEndpoints(): Endpoint[] {
         const configFile = unpacked?.configFile ?? (configText === undefined ? (configFileField(call, body, true) as string) : undefined);
         const spec =
           configText !== undefined ? parseRemoteConfig(configText, env)
-          : unpacked !== undefined ? assertNoHostSteps(await loadConfig(unpacked.configFile, env), path.basename(unpacked.configFile))
+          : unpacked !== undefined ? assertNoHostSteps(await loadConfig(unpacked.configFile, env), path.basename(unpacked.configFile), path.dirname(unpacked.configFile))
           : await loadConfig(configFile as string, env);
         authorize(call.token, 'create', { name, labels: deploymentLabels(spec, labels) });
         const record = await createDeployment(call.ctx, { name, spec, env, labels, pull: pullField(body), wait: body.wait !== false });

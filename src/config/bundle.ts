@@ -1,7 +1,8 @@
 /**
  * A config with the files it references, as a remote client sends it to an agent: the config,
- * its env files, bind-mount sources and the files its `run:` steps name, each by its path relative
- * to the config's directory. Plain JSON (`{config, files: [{path, mode, data}]}`, data in base64):
+ * its env files, bind-mount sources, the files its `run:` steps name, the files `include` and
+ * `extends` read, and its build contexts (less what their `.dockerignore` leaves out), each by its
+ * path relative to the config's directory. Plain JSON (`{config, files: [{path, mode, data}]}`, data in base64):
  * the format has no links, owners or absolute paths to abuse. The client packs what exists beside
  * the config (never following a link out of its directory); the agent checks every entry before it
  * writes one, into a fresh private directory, and reads the config there like a local one.
@@ -9,6 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { parseDockerignore } from '../deploy/dockerignore.ts';
 import { DepadError } from '../errors.ts';
 import { analyzeConfig } from './parse.ts';
 import { readReferencedFiles } from './compose-files.ts';
@@ -45,7 +47,10 @@ export async function packBundle(configFile: string, env: Readonly<Record<string
   const realDir = await fs.realpath(dir);
   const files: BundleFile[] = [{ path: path.basename(configFile), mode: 0o644, data: Buffer.from(text).toString('base64') }];
   let bytes = text.length;
+  // A build context travels as the engine would get it: less what its .dockerignore leaves out.
+  let skip: ((rel: string) => boolean) | undefined;
   const add = async (rel: string) => {
+    if (skip?.(rel)) return;
     const full = path.join(dir, rel);
     const real = await fs.realpath(full).catch(() => undefined);
     if (real === undefined) return; // absent: the agent reports it as a local create would
@@ -68,6 +73,20 @@ export async function packBundle(configFile: string, env: Readonly<Record<string
     files.push({ path: rel, mode: stat.mode & 0o755, data: (await fs.readFile(real)).toString('base64') });
   };
   for (const rel of [...new Set([...draft.envFiles, ...draft.bindSources, ...draft.runFiles, ...referenced])].sort()) await add(rel);
+  for (const service of draft.state.services.values()) {
+    const build = service.spec.build;
+    if (build === undefined) continue;
+    const context = path.relative(path.resolve(dir), path.resolve(dir, build.context)).split(path.sep).join('/');
+    if (context.startsWith('..') || path.isAbsolute(context)) continue; // the agent refuses it, naming the service
+    const base = context === '' ? '' : `${context}/`;
+    const ignore = parseDockerignore(await fs.readFile(path.join(dir, context, '.dockerignore'), 'utf8').catch(() => ''));
+    const dockerfile = `${base}${build.dockerfile ?? 'Dockerfile'}`;
+    skip = (rel) => rel !== dockerfile && rel.startsWith(base) && rel !== context && ignore.ignored(rel.slice(base.length));
+    await add(context === '' ? '.' : context);
+    skip = undefined;
+    const df = path.posix.normalize(dockerfile);
+    if (build.dockerfile !== undefined && build.dockerfileInline === undefined && !df.startsWith('..') && !path.isAbsolute(df)) await add(df);
+  }
   return { config: path.basename(configFile), files };
 }
 

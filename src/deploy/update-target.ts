@@ -64,7 +64,7 @@ export async function updateRequestFor(record: DeploymentRecord, target: UpdateT
   if (target.configText !== undefined) spec = parseRemoteConfig(target.configText, env, target.warn);
   else if (target.configFile !== undefined) {
     spec = await loadConfig(target.configFile, env, options);
-    if (target.fromRemote) assertNoHostSteps(spec, path.basename(target.configFile));
+    if (target.fromRemote) assertNoHostSteps(spec, path.basename(target.configFile), path.dirname(target.configFile));
   }
   else if (Object.keys(given).length > 0 || target.resetEnv) spec = await currentConfigWith(record, current.spec.file, env, options);
   else if (Object.keys(overrides).length > 0) return { spec: withImages(current.spec, overrides), env, overrides, pull: target.pull ?? 'missing', reuseImages: 'current' };
@@ -108,12 +108,20 @@ export function parseRemoteConfig(text: { text: string; name: string }, env: Rea
 }
 
 /**
- * Refuses a config from a remote client (as text, or in a bundle) whose workflows have `run:`
- * steps: they would run commands on the agent's host; and one with `build:`: its context would be
- * read from the agent's disk (bundles do not carry build contexts yet). Returns the spec.
+ * Refuses a config from a remote client (as text, or in a bundle unpacked at `bundleDir`) whose
+ * workflows have `run:` steps: they would run commands on the agent's host; and one with `build:`
+ * whose context (or Dockerfile) is not in the bundle: it would be read from the agent's disk.
+ * Returns the spec.
  */
-export function assertNoHostSteps(spec: DeploymentSpec, name: string): DeploymentSpec {
-  const builds = Object.values(spec.services).filter((s) => s.build !== undefined).map((s) => s.name);
+export function assertNoHostSteps(spec: DeploymentSpec, name: string, bundleDir?: string): DeploymentSpec {
+  const inside = (p: string) => bundleDir !== undefined && (p === bundleDir || p.startsWith(bundleDir + path.sep));
+  const outside = (s: DeploymentSpec['services'][string]) => {
+    if (s.build === undefined) return false;
+    const context = path.resolve(path.dirname(spec.file), s.build.context);
+    const dockerfile = s.build.dockerfileInline === undefined ? path.resolve(context, s.build.dockerfile ?? 'Dockerfile') : context;
+    return !inside(context) || !inside(dockerfile);
+  };
+  const builds = Object.values(spec.services).filter(outside).map((s) => s.name);
   if (builds.length > 0) {
     throw new DepadError('DEPAD_CONFIG_INVALID', `${name}: ${builds.join(', ')} ${builds.length === 1 ? 'has' : 'have'} build:, whose context is on the client's disk, which a remote client cannot send yet (depad never reads a build context from a path on the agent's host a remote client names)`, {
       hint: 'build the image where the context is and give it with image: (docker save | docker load onto the agent\'s host), or run the command on the agent\'s host',
