@@ -7,6 +7,7 @@ import type { DependsCondition, HealthcheckSpec, MountSpec, ResourceLimits } fro
 import type { Collector, LNode, Pos } from './nodes.ts';
 import { describe, entryPos, indexPath, keyPath } from './nodes.ts';
 import { checkKeys, mapEntries, readBool, readInt, readString, readStringList } from './read.ts';
+import { parseShortOptions, readLongOptions } from './mount-options.ts';
 import { insideRoot, parseCpus, parseDuration, parseMemory } from './values.ts';
 
 /** What service readers need besides the node: the collector and the declared top-level names. */
@@ -22,6 +23,8 @@ export interface DependencyRef {
   readonly condition: DependsCondition;
   readonly path: string;
   readonly pos: Pos;
+  /** `required: false`: the dependency may be absent from the file (then it is dropped with a warning). */
+  readonly optional?: true;
 }
 
 const BIND_OUTSIDE = "bind mounts must stay inside the deployment's root directory: use a path relative to the config file, such as \"./data\"";
@@ -63,16 +66,18 @@ function readShortMount(s: ServiceScope, item: LNode, path: string): MountSpec |
     return undefined;
   }
   const [source = '', target = '', mode] = parts;
-  if (mode !== undefined && !isMode(mode)) {
-    c.issue(path, item.pos, `mount mode must be ro or rw (other options are not supported), found "${mode}"`);
+  const options = mode === undefined ? { ok: true as const, readOnly: false, options: {} } : parseShortOptions(mode);
+  if (!options.ok) {
+    c.issue(path, item.pos, options.error);
     return undefined;
   }
-  return mountOf(s, source, target, mode === 'ro', path, item.pos, path, item.pos, undefined);
+  const mount = mountOf(s, source, target, options.readOnly, path, item.pos, path, item.pos, undefined);
+  return mount === undefined ? undefined : { ...mount, ...options.options };
 }
 
 function readLongMount(s: ServiceScope, item: LNode, path: string): MountSpec | undefined {
   const { c } = s;
-  const keys = checkKeys(c, mapEntries(c, item, path) ?? [], path, { supported: ['type', 'source', 'target', 'read_only'] });
+  const keys = checkKeys(c, mapEntries(c, item, path) ?? [], path, { supported: ['type', 'source', 'target', 'read_only', 'bind', 'volume', 'consistency'] });
   const typeEntry = keys.get('type');
   if (typeEntry === undefined) {
     c.issue(path, item.pos, 'a mount in long syntax needs type: volume or type: bind');
@@ -99,8 +104,10 @@ function readLongMount(s: ServiceScope, item: LNode, path: string): MountSpec | 
   const target = readString(c, targetEntry.value, keyPath(path, 'target'));
   const roEntry = keys.get('read_only');
   const readOnly = roEntry ? readBool(c, roEntry.value, keyPath(path, 'read_only')) : false;
-  if (source === undefined || target === undefined || readOnly === undefined) return undefined;
-  return mountOf(s, source, target, readOnly, keyPath(path, 'source'), entryPos(sourceEntry), keyPath(path, 'target'), entryPos(targetEntry), type);
+  const options = readLongOptions(c, keys, path, type);
+  if (source === undefined || target === undefined || readOnly === undefined || options === undefined) return undefined;
+  const mount = mountOf(s, source, target, readOnly, keyPath(path, 'source'), entryPos(sourceEntry), keyPath(path, 'target'), entryPos(targetEntry), type);
+  return mount === undefined ? undefined : { ...mount, ...options };
 }
 
 function mountOf(
@@ -190,7 +197,9 @@ export function readDependsOn(s: ServiceScope, node: LNode, path: string): Depen
   }
   for (const entry of mapEntries(c, node, path, 'a list of service names or a map of them') ?? []) {
     const entryPath = keyPath(path, entry.key);
-    const keys = checkKeys(c, mapEntries(c, entry.value, entryPath) ?? [], entryPath, { supported: ['condition', 'required'] });
+    const keys = checkKeys(c, mapEntries(c, entry.value, entryPath) ?? [], entryPath, { supported: ['condition', 'required', 'restart'] });
+    const restartEntry = keys.get('restart');
+    if (restartEntry) readBool(c, restartEntry.value, keyPath(entryPath, 'restart'));
     let condition: DependsCondition = 'service_started';
     const condEntry = keys.get('condition');
     if (condEntry) {
@@ -206,7 +215,10 @@ export function readDependsOn(s: ServiceScope, node: LNode, path: string): Depen
     const reqEntry = keys.get('required');
     if (reqEntry) {
       const required = readBool(c, reqEntry.value, keyPath(entryPath, 'required'));
-      if (required === false) c.issue(keyPath(entryPath, 'required'), entryPos(reqEntry), 'only required: true is supported; remove the dependency instead');
+      if (required === false) {
+        out.push({ service: entry.key, condition, path: entryPath, pos: entry.keyPos, optional: true });
+        continue;
+      }
     }
     out.push({ service: entry.key, condition, path: entryPath, pos: entry.keyPos });
   }
@@ -218,18 +230,18 @@ export function readHealthcheck(s: ServiceScope, node: LNode, path: string): Hea
   const { c } = s;
   const entries = mapEntries(c, node, path);
   if (entries === undefined) return undefined;
-  const keys = checkKeys(c, entries, path, { supported: ['test', 'interval', 'timeout', 'start_period', 'retries', 'disable'] });
+  const keys = checkKeys(c, entries, path, { supported: ['test', 'interval', 'timeout', 'start_period', 'retries', 'disable', 'start_interval'] });
   const disableEntry = keys.get('disable');
   const testEntry = keys.get('test');
   if (disableEntry && readBool(c, disableEntry.value, keyPath(path, 'disable')) === true) {
     if (testEntry) c.issue(keyPath(path, 'test'), testEntry.keyPos, 'healthcheck has both disable: true and a test; remove one of them');
     return 'disabled';
   }
-  if (testEntry === undefined) {
-    c.issue(path, node.pos, 'healthcheck needs test: (a command string, or a list starting with CMD, CMD-SHELL or NONE)');
-    return undefined;
-  }
-  const test = readHealthTest(c, testEntry.value, keyPath(path, 'test'));
+  // No test: the image's own test with these timings (an empty Test inherits it), as compose does.
+  const test = testEntry === undefined ? [] : readHealthTest(c, testEntry.value, keyPath(path, 'test'));
+  // start_interval: Engine API 1.41 has no StartInterval; it is checked and not sent (see README).
+  const startInterval = keys.get('start_interval');
+  if (startInterval) readDuration(c, startInterval.value, keyPath(path, 'start_interval'));
   const spec: { -readonly [K in keyof HealthcheckSpec]: HealthcheckSpec[K] } = { test: test ?? [] };
   const durations = [['interval', 'intervalMs'], ['timeout', 'timeoutMs'], ['start_period', 'startPeriodMs']] as const;
   for (const [key, field] of durations) {

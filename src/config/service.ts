@@ -6,14 +6,17 @@ import { posix } from 'node:path';
 import type { ServiceSpec } from './spec.ts';
 import type { Collector, LEntry, LNode, Pos } from './nodes.ts';
 import { describe, entryPos, indexPath, keyPath } from './nodes.ts';
-import { checkKeys, mapEntries, readKeyValues, readString, readStringList } from './read.ts';
+import { checkKeys, mapEntries, readInt, readKeyValues, readString, readStringList } from './read.ts';
 import type { DependencyRef, ServiceScope } from './service-parts.ts';
-import { readDependsOn, readDeploy, readDuration, readHealthcheck, readMounts, readServiceNetworks } from './service-parts.ts';
+import { readDependsOn, readDuration, readHealthcheck, readMounts, readServiceNetworks } from './service-parts.ts';
 import { readExpose, readPorts } from './service-ports.ts';
 import { imageReferenceProblem, insideRoot, isIpLiteral, isSignal, parseRestart, splitCommand } from './values.ts';
 import { compareStrings, sortedRecord } from './freeze.ts';
 import { DEFAULT_SERVICE_DEPAD, readServiceDepad } from './service-depad.ts';
 import { readBuild } from './build.ts';
+import { ENGINE_KEYS, readServiceEngine } from './service-engine.ts';
+import { REPLICAS_MESSAGE, readDeployKeys } from './service-deploy.ts';
+import { hostAccessProblem } from './host-access.ts';
 
 /** The keys a service may have. */
 export const SERVICE_KEYS = [
@@ -23,8 +26,12 @@ export const SERVICE_KEYS = [
 ] as const;
 
 const SPECIAL_KEYS: Readonly<Record<string, string>> = {
-  container_name: 'container names are chosen by depad so that many copies can run on one host; remove container_name',
-  network_mode: 'network_mode would break the isolation between deployments; use networks: instead',
+  post_start: 'post_start hooks are not supported yet; run the command as an x-depad workflow (x-depad.workflows) instead',
+  pre_stop: 'pre_stop hooks are not supported yet; run the command as an x-depad workflow (x-depad.workflows) instead',
+  pre_start: 'pre_start containers are not supported yet; run a one-shot service that this one depends on with condition: service_completed_successfully',
+  provider: 'provider services run an external plugin, which depad does not do; remove the service or give it an image:',
+  models: 'models (Docker Model Runner) are not supported; remove models:',
+  label_file: 'label_file is not supported yet; write the labels under labels:',
 };
 
 /** An `env_file` reference: a path relative to the config file's directory, normalised. */
@@ -53,7 +60,7 @@ export function readService(s: ServiceScope, entry: LEntry, path: string): Servi
   const name = entry.key;
   const entries = mapEntries(c, entry.value, path, 'a map of service settings such as image:');
   const keys = checkKeys(c, entries ?? [], path, {
-    supported: SERVICE_KEYS,
+    supported: [...SERVICE_KEYS, ...ENGINE_KEYS, 'scale'],
     special: SPECIAL_KEYS,
   });
   const at = (key: string) => keyPath(path, key);
@@ -96,9 +103,17 @@ export function readService(s: ServiceScope, entry: LEntry, path: string): Servi
   }
   const environment: [string, string][] = [];
   const envNode = get('environment');
+  // `KEY` (list) or `KEY:` (null, map) takes KEY from the environment the file is read with, and is dropped when unset, as in compose.
+  const inherited = new Set<string>();
+  if (envNode?.kind === 'map') for (const e of envNode.entries) if (e.value.kind === 'scalar' && e.value.value === null) inherited.add(e.key);
+  if (envNode?.kind === 'seq') for (const item of envNode.items) if (item.kind === 'scalar' && typeof item.value === 'string' && !item.value.includes('=')) inherited.add(item.value);
   for (const kv of envNode ? (readKeyValues(c, envNode, at('environment'), 'environment variable') ?? []) : []) {
     if (kv.key === '' || kv.key.includes('=') || /\s/.test(kv.key)) c.issue(kv.path, kv.pos, `"${kv.key}" is not a valid environment variable name`);
-    else environment.push([kv.key, kv.value]);
+    else if (!inherited.has(kv.key)) environment.push([kv.key, kv.value]);
+    else {
+      const value = c.lookup(kv.key);
+      if (value !== undefined) environment.push([kv.key, value]);
+    }
   }
   const envFileNode = get('env_file');
   const envFiles = envFileNode ? readEnvFiles(s, envFileNode, at('env_file')) : [];
@@ -128,7 +143,25 @@ export function readService(s: ServiceScope, entry: LEntry, path: string): Servi
     else if (parsed) c.issue(at('restart'), restart.pos, parsed.error);
   }
   const deploy = get('deploy');
-  if (deploy) spec.resources = readDeploy(s, deploy, at('deploy'));
+  const deployed = deploy ? readDeployKeys(c, deploy, at('deploy')) : undefined;
+  if (deployed) spec.resources = deployed.limits;
+  if (deployed?.restart) spec.restart = deployed.restart;
+  const scale = keys.get('scale');
+  if (scale && readInt(c, scale.value, at('scale'), 0) !== 1 && scale.value.kind === 'scalar') c.issue(at('scale'), entryPos(scale), REPLICAS_MESSAGE);
+  const engineRead = readServiceEngine(c, keys, path);
+  const limits = { ...spec.resources };
+  for (const [field, read] of Object.entries(engineRead.limits) as [keyof typeof limits, { value: number; path: string; pos: Pos }][]) {
+    const given = limits[field];
+    if (given !== undefined && given !== read.value) c.issue(read.path, read.pos, `${read.path} (${read.value}) differs from deploy.resources.limits (${given}); give it once`);
+    else limits[field] = read.value;
+  }
+  spec.resources = limits;
+  const linked = engineRead.dependencies.filter((d) => !(d.service in spec.dependsOn));
+  if (linked.length > 0) spec.dependsOn = sortedRecord([...Object.entries(spec.dependsOn), ...linked.map((d) => [d.service, { condition: d.condition }] as const)]);
+  if (engineRead.engine || deployed?.memoryReservation !== undefined) {
+    const base = engineRead.engine ?? { container: {}, host: {}, aliases: [], links: [] };
+    spec.engine = deployed?.memoryReservation === undefined ? base : { ...base, host: { MemoryReservation: deployed.memoryReservation, ...base.host } };
+  }
   const labels = get('labels');
   if (labels) spec.labels = labelsOf(c, labels, at('labels'));
   const user = get('user');
@@ -158,6 +191,11 @@ export function readService(s: ServiceScope, entry: LEntry, path: string): Servi
     const node = get(key);
     if (node) spec[field] = readStringList(c, node, at(key)) ?? [];
   }
+  spec.capAdd.forEach((cap, i) => {
+    const problem = hostAccessProblem({ key: 'cap_add', value: cap });
+    const node = get('cap_add');
+    if (problem !== undefined && node) c.issue(indexPath(at('cap_add'), i), node.kind === 'seq' ? (node.items[i]?.pos ?? node.pos) : node.pos, problem);
+  });
   const extraHosts = get('extra_hosts');
   if (extraHosts) spec.extraHosts = readExtraHosts(s, extraHosts, at('extra_hosts'));
   const grace = get('stop_grace_period');
@@ -175,7 +213,10 @@ export function readService(s: ServiceScope, entry: LEntry, path: string): Servi
   const ports2 = [...spec.ports];
   spec.depad = readServiceDepad(c, get('x-depad'), at('x-depad'), ports2);
   spec.ports = ports2;
-  return { spec, envFiles, environment, dependencies, keyPos: entry.keyPos };
+  if (spec.depad.route?.kind === 'http' && !/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/.test(name)) {
+    c.issue(at('x-depad'), keys.get('x-depad')?.keyPos ?? entry.keyPos, `an HTTP route names the service in its hostname (${name}.<deployment>.<domain>), so the service name must be lowercase letters, digits and '-'; rename the service or use expose: tcp`);
+  }
+  return { spec, envFiles, environment, dependencies: [...dependencies, ...engineRead.dependencies.filter((d) => !dependencies.some((x) => x.service === d.service))], keyPos: entry.keyPos };
 }
 
 function readCommand(s: ServiceScope, node: LNode, path: string): string[] | undefined {

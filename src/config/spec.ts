@@ -7,6 +7,7 @@ import type { BuildSpec } from './build.ts';
 
 /** A `depends_on` condition, as in docker-compose. */
 import type { WorkflowSpec } from './workflows.ts';
+import type { ContainerFields, HostConfigFields } from '../engine/create-fields.ts';
 
 export type DependsCondition = 'service_started' | 'service_healthy' | 'service_completed_successfully';
 
@@ -27,16 +28,26 @@ export interface ExposeSpec {
   readonly protocol: 'tcp' | 'udp';
 }
 
+/** Mount options beyond read-only (`:z`, `nocopy`, `bind.propagation`…). */
+export interface MountOptions {
+  /** SELinux relabel: `z` shared, `Z` private (sent in the Binds syntax, the only one Engine API 1.41 takes it in). */
+  readonly selinux?: 'z' | 'Z';
+  /** Volume: do not copy the image's files into an empty volume. */
+  readonly noCopy?: true;
+  /** Bind: mount propagation (rprivate, private, rshared, shared, rslave, slave). */
+  readonly propagation?: string;
+}
+
 /** A mount: a named volume of the deployment, or a bind mount of a path inside its root. */
 export type MountSpec =
-  | { readonly type: 'volume'; readonly source: string; readonly target: string; readonly readOnly: boolean }
-  | {
+  | ({ readonly type: 'volume'; readonly source: string; readonly target: string; readonly readOnly: boolean } & MountOptions)
+  | ({
       readonly type: 'bind';
       /** Normalised path relative to the deployment's root (never absolute, never `..`). */
       readonly source: string;
       readonly target: string;
       readonly readOnly: boolean;
-    };
+    } & MountOptions);
 
 /** A container health check (compose `healthcheck`); durations in ms. */
 export interface HealthcheckSpec {
@@ -98,6 +109,20 @@ export interface ServiceDepad {
   readonly pauseTimeoutMs: number;
 }
 
+/** Engine API fields compose keys map onto (src/config/service-engine.ts); render merges them into the container body. */
+export interface ServiceEngine {
+  readonly container: Readonly<ContainerFields>;
+  readonly host: Readonly<HostConfigFields>;
+  /** `platform`: passed to container create (`os[/arch[/variant]]`). */
+  readonly platform?: string;
+  /** `pull_policy`, reduced to what depad does: pull always, never, or when missing. */
+  readonly pullPolicy?: 'always' | 'never' | 'missing';
+  /** Network aliases on every network of the service (`container_name`). */
+  readonly aliases: readonly string[];
+  /** `links`: this service reaches `service` also as `alias` (an alias of that service on its networks). */
+  readonly links: readonly { readonly service: string; readonly alias: string }[];
+}
+
 /** One service of a deployment. */
 export interface ServiceSpec {
   readonly name: string;
@@ -131,6 +156,8 @@ export interface ServiceSpec {
   readonly depad: ServiceDepad;
   /** `build:`: how to build the image (build.ts); `image` then is the extra tag, or '' (depad tags it per deployment). */
   readonly build?: BuildSpec;
+  /** Engine fields of the compose keys depad passes through; absent when the service uses none. */
+  readonly engine?: ServiceEngine;
 }
 
 /** A top-level network; depad names it `<project>_<name>` on the engine. */

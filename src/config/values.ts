@@ -131,10 +131,10 @@ export function imageReferenceProblem(ref: string): string | undefined {
   return `"${ref}" is not a docker image reference such as "nginx:1.27" or "registry.example.com/team/app:v2"${lower}`;
 }
 
-/** Names of services, networks and volumes: they become parts of docker object names. */
-export const OBJECT_NAME = /^[a-z0-9][a-z0-9_-]*$/;
-/** The longest service, network or volume name. */
-export const MAX_OBJECT_NAME = 40;
+/** Names of services, networks and volumes, as compose allows them; they become parts of docker object names. */
+export const OBJECT_NAME = /^[a-zA-Z0-9._-]+$/;
+/** The longest service, network or volume name: derived engine names stay under the 255 bytes a volume's directory may have. */
+export const MAX_OBJECT_NAME = 200;
 
 /** Undefined when `name` is a valid service/network/volume name, else why not. */
 export function objectNameProblem(name: string, what: 'service' | 'network' | 'volume'): string | undefined {
@@ -144,12 +144,8 @@ export function objectNameProblem(name: string, what: 'service' | 'network' | 'v
       ? `it is ${name.length} characters long`
       : name === ''
         ? 'it is empty'
-        : /[A-Z]/.test(name)
-          ? 'it has uppercase letters'
-          : /^[_-]/.test(name)
-            ? `it starts with '${name[0]}'`
-            : 'it has characters other than lowercase letters, digits, \'_\' and \'-\'';
-  return `${what} name '${name}' is invalid (${why}): ${what} names must be 1-${MAX_OBJECT_NAME} characters of lowercase letters, digits, '_' and '-', starting with a letter or digit, because they become parts of docker object names`;
+        : 'it has characters other than letters, digits, \'.\', \'_\' and \'-\'';
+  return `${what} name '${name}' is invalid (${why}): ${what} names must be 1-${MAX_OBJECT_NAME} characters of letters, digits, '.', '_' and '-', as in compose, because they become parts of docker object names`;
 }
 
 /** A restart policy. */

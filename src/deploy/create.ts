@@ -145,9 +145,11 @@ export async function createDeployment(ctx: OpContext, request: CreateRequest): 
 export async function ensureImages(ctx: OpContext, spec: DeploymentSpec, pull: PullPolicy): Promise<Record<string, { ref: string; id: string }>> {
   const out: Record<string, { ref: string; id: string }> = {};
   for (const service of Object.values(spec.services)) {
-    let id = await ctx.engine.imageId(service.image);
+    // The service's pull_policy wins over the operation's (compose: always pulls every time, never never pulls).
+    const policy = service.engine?.pullPolicy ?? pull;
+    let id = policy === 'always' ? undefined : await ctx.engine.imageId(service.image);
     let pullError: unknown;
-    if (!id && pull === 'missing') {
+    if (!id && policy !== 'never') {
       ctx.progress({ step: 'pull', service: service.name, message: `pulling ${service.image}` });
       try {
         await ctx.engine.pullImage(service.image);

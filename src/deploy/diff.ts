@@ -86,14 +86,29 @@ function comparable(c: ContainerPlan): Record<string, unknown> {
     networks: c.endpoints,
     depends_on: c.dependsOn,
     labels,
+    platform: c.platform,
+    ...engineFields(c),
   };
+}
+
+const KNOWN_BODY = new Set(['Image', 'Cmd', 'Entrypoint', 'Env', 'Labels', 'ExposedPorts', 'User', 'WorkingDir', 'StopSignal', 'StopTimeout', 'Healthcheck', 'HostConfig']);
+const KNOWN_HOST = new Set(['PortBindings', 'Mounts', 'Tmpfs', 'RestartPolicy', 'NanoCpus', 'Memory', 'PidsLimit', 'CapAdd', 'CapDrop', 'ExtraHosts', 'NetworkMode']);
+
+/** The other Engine API fields of a plan (from compose keys such as shm_size, ulimits, logging), by field name. */
+function engineFields(c: ContainerPlan): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const body = c.body as unknown as Record<string, unknown>;
+  const host = c.body.HostConfig as unknown as Record<string, unknown>;
+  for (const key of Object.keys(body)) if (!KNOWN_BODY.has(key)) out[key] = body[key];
+  for (const key of Object.keys(host)) if (!KNOWN_HOST.has(key)) out[key] = host[key];
+  return out;
 }
 
 function containerDetails(a: ContainerPlan, b: ContainerPlan): string[] {
   const ca = comparable(a);
   const cb = comparable(b);
   const out: string[] = [];
-  for (const key of Object.keys(cb)) {
+  for (const key of [...new Set([...Object.keys(cb), ...Object.keys(ca)])]) {
     if (JSON.stringify(ca[key]) === JSON.stringify(cb[key])) continue;
     if (key === 'image') out.push(`image ${String(ca.image)} → ${String(cb.image)}`);
     else if (key === 'command' || key === 'entrypoint' || key === 'ports') out.push(`${key} ${JSON.stringify(ca[key] ?? null)} → ${JSON.stringify(cb[key] ?? null)}`);

@@ -278,6 +278,7 @@ export class Engine {
     try {
       const container = await (await this.#docker()).createContainer({
         name: plan.name,
+        ...(plan.platform === undefined ? {} : { platform: plan.platform }),
         ...plan.body,
         NetworkingConfig: first ? { EndpointsConfig: { [first.network]: { Aliases: first.aliases } } } : undefined,
       } as Docker.ContainerCreateOptions);

@@ -3,6 +3,8 @@
  * Engine API's own field names, so nothing is lost in translation; no dockerode types leak out.
  */
 
+import type { ContainerFields, HostConfigFields } from './create-fields.ts';
+
 /** Labels every object depad makes carries. */
 export const LABELS = {
   deployment: 'depad.deployment',
@@ -44,9 +46,8 @@ export interface EndpointPlan {
 }
 
 /** The Engine API's container-create body, restricted to the fields depad sets. */
-export interface ContainerCreateBody {
+export interface ContainerCreateBody extends ContainerFields {
   Image: string;
-  Hostname?: string;
   Cmd?: string[];
   Entrypoint?: string[];
   Env: string[];
@@ -57,9 +58,9 @@ export interface ContainerCreateBody {
   StopSignal?: string;
   StopTimeout?: number;
   Healthcheck?: { Test: string[]; Interval?: number; Timeout?: number; Retries?: number; StartPeriod?: number };
-  HostConfig: {
+  HostConfig: HostConfigFields & {
     PortBindings: Record<string, Array<{ HostIp: string; HostPort: string }>>;
-    Mounts: Array<{ Type: 'volume' | 'bind'; Source: string; Target: string; ReadOnly: boolean }>;
+    Mounts: Array<{ Type: 'volume' | 'bind'; Source: string; Target: string; ReadOnly: boolean; BindOptions?: { Propagation: string }; VolumeOptions?: { NoCopy: boolean } }>;
     Tmpfs: Record<string, string>;
     RestartPolicy: { Name: string; MaximumRetryCount?: number };
     NanoCpus?: number;
@@ -69,7 +70,6 @@ export interface ContainerCreateBody {
     CapDrop: string[];
     ExtraHosts: string[];
     NetworkMode: string;
-    Init?: boolean;
   };
 }
 
@@ -78,6 +78,8 @@ export interface ContainerPlan {
   name: string;
   service: string;
   body: ContainerCreateBody;
+  /** `platform` (compose): the create call's `platform` query parameter. */
+  platform?: string;
   endpoints: EndpointPlan[];
   /** Services to wait for before starting this one, and how (compose `depends_on`). */
   dependsOn: Record<string, { condition: 'service_started' | 'service_healthy' | 'service_completed_successfully' }>;

@@ -9,6 +9,7 @@ import type { PortAssignment } from '../store/records.ts';
 import { LABELS, type ContainerPlan, type NetworkPlan, type ServicePlan, type VolumePlan } from '../engine/types.ts';
 import { containerName, scopedName } from './names.ts';
 import { startOrder } from './order.ts';
+import { applyEngineFields, composeEngineFields, mountOptions, selinuxBinds } from './engine-fields.ts';
 
 /** Who the rendering is for. */
 export interface RenderIdentity {
@@ -151,11 +152,12 @@ function containerPlan(
     ExposedPorts: sorted(exposed),
     HostConfig: {
       PortBindings: sorted(portBindings),
-      Mounts: s.volumes.map((m) => ({
+      Mounts: s.volumes.filter((m) => m.selinux === undefined).map((m) => ({
         Type: m.type,
         Source: m.type === 'volume' ? scopedName(who.name, m.source) : path.join(who.rootDir, m.source),
         Target: m.target,
         ReadOnly: m.readOnly,
+        ...mountOptions(m),
       })),
       Tmpfs: Object.fromEntries(s.tmpfs.map((t) => splitOnce(t, ':'))),
       RestartPolicy: engineRestart(restartPolicy(spec, s)),
@@ -176,7 +178,7 @@ function containerPlan(
   if (s.resources.cpus !== undefined) body.HostConfig.NanoCpus = Math.round(s.resources.cpus * 1e9);
   if (s.resources.memoryBytes !== undefined) body.HostConfig.Memory = s.resources.memoryBytes;
   if (s.resources.pids !== undefined) body.HostConfig.PidsLimit = s.resources.pids;
-  return {
+  const plan: ContainerPlan = {
     name: containerName(who.name, s.name, instanceOf(who, s.name)),
     service: s.name,
     body,
@@ -186,6 +188,10 @@ function containerPlan(
     })),
     dependsOn: Object.fromEntries(Object.entries(s.dependsOn).map(([k, v]) => [k, { condition: v.condition }])),
   };
+  const binds = selinuxBinds(s, (m) => (m.type === 'volume' ? scopedName(who.name, m.source) : path.join(who.rootDir, m.source)));
+  if (binds.length > 0) plan.body.HostConfig.Binds = binds;
+  applyEngineFields(spec, s, plan);
+  return plan;
 }
 
 function composeService(s: ServiceSpec, c: ContainerPlan, who: RenderIdentity, ports: readonly PortAssignment[], hostIp: string) {
@@ -230,6 +236,7 @@ function composeService(s: ServiceSpec, c: ContainerPlan, who: RenderIdentity, p
   if (s.extraHosts.length) out.extra_hosts = [...s.extraHosts];
   if (s.stopGracePeriodMs !== undefined) out.stop_grace_period = duration(s.stopGracePeriodMs);
   if (s.stopSignal !== undefined) out.stop_signal = s.stopSignal;
+  Object.assign(out, composeEngineFields(s));
   return out;
 }
 

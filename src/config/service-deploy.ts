@@ -1,0 +1,94 @@
+/**
+ * A service's `deploy:` as a single engine runs it: resources (limits; memory reservations),
+ * restart_policy, replicas (1 for now), mode (replicated); the Swarm-only keys are accepted and
+ * have no effect, as with docker compose.
+ */
+import type { ResourceLimits, ServiceSpec } from './spec.ts';
+import type { Collector, LNode } from './nodes.ts';
+import { entryPos, keyPath } from './nodes.ts';
+import { checkKeys, mapEntries, readInt, readKeyValues, readString } from './read.ts';
+import { readLimits } from './service-parts.ts';
+import { hostAccessProblem } from './host-access.ts';
+import { parseCpus, parseMemory } from './values.ts';
+
+/** What `deploy:` gives a service. */
+export interface DeployRead {
+  readonly limits: ResourceLimits;
+  /** `resources.reservations.memory` → MemoryReservation. */
+  readonly memoryReservation?: number;
+  /** `restart_policy` (condition, max_attempts) → the engine restart policy; wins over `restart:`. */
+  readonly restart?: NonNullable<ServiceSpec['restart']>;
+}
+
+/** `replicas`/`scale` above 1 (or 0): not yet. */
+export const REPLICAS_MESSAGE = 'only one replica is supported for now: replicas come with issue 14; set 1 or remove it';
+
+const SWARM_ONLY = ['endpoint_mode', 'placement', 'update_config', 'rollback_config', 'labels'];
+
+/** Reads `deploy:`. */
+export function readDeployKeys(c: Collector, node: LNode, path: string): DeployRead {
+  const out: { -readonly [K in keyof DeployRead]: DeployRead[K] } = { limits: {} };
+  const deploy = checkKeys(c, mapEntries(c, node, path) ?? [], path, { supported: ['resources', 'restart_policy', 'replicas', 'mode', ...SWARM_ONLY] });
+  const at = (key: string) => keyPath(path, key);
+  const replicas = deploy.get('replicas');
+  if (replicas) {
+    const n = readInt(c, replicas.value, at('replicas'), 0);
+    if (n !== undefined && n !== 1) c.issue(at('replicas'), entryPos(replicas), REPLICAS_MESSAGE);
+  }
+  const mode = deploy.get('mode');
+  if (mode) {
+    const t = readString(c, mode.value, at('mode'));
+    if (t !== undefined && t !== 'replicated') c.issue(at('mode'), entryPos(mode), `deploy.mode ${t} is a Swarm mode; on one engine only replicated is meaningful (remove it)`);
+  }
+  const labels = deploy.get('labels');
+  if (labels) readKeyValues(c, labels.value, at('labels'), 'label');
+  const resources = deploy.get('resources');
+  if (resources) {
+    const resPath = at('resources');
+    const res = checkKeys(c, mapEntries(c, resources.value, resPath) ?? [], resPath, { supported: ['limits', 'reservations'] });
+    const limits = res.get('limits');
+    if (limits) out.limits = readLimits(c, limits.value, keyPath(resPath, 'limits'));
+    const reservations = res.get('reservations');
+    if (reservations) {
+      const rp = keyPath(resPath, 'reservations');
+      const r = checkKeys(c, mapEntries(c, reservations.value, rp) ?? [], rp, { supported: ['cpus', 'memory', 'devices', 'generic_resources'] });
+      const mem = r.get('memory');
+      if (mem && mem.value.kind === 'scalar') {
+        const v = mem.value.value;
+        const t = typeof v === 'number' ? v : readString(c, mem.value, keyPath(rp, 'memory'));
+        const parsed = t === undefined ? undefined : parseMemory(t);
+        if (parsed?.ok) out.memoryReservation = parsed.value;
+        else if (parsed) c.issue(keyPath(rp, 'memory'), entryPos(mem), parsed.error);
+      } else if (mem) c.issue(keyPath(rp, 'memory'), mem.keyPos, 'expected a memory size such as "256m"');
+      const cpus = r.get('cpus');
+      if (cpus && cpus.value.kind === 'scalar') {
+        const v = cpus.value.value;
+        const t = typeof v === 'number' ? v : readString(c, cpus.value, keyPath(rp, 'cpus'));
+        const parsed = t === undefined ? undefined : parseCpus(t);
+        if (parsed && !parsed.ok) c.issue(keyPath(rp, 'cpus'), entryPos(cpus), parsed.error);
+      }
+      const devices = r.get('devices');
+      if (devices) {
+        const problem = hostAccessProblem({ key: 'deploy.resources.reservations.devices', value: true });
+        if (problem !== undefined) c.issue(keyPath(rp, 'devices'), devices.keyPos, problem);
+      }
+    }
+  }
+  const policy = deploy.get('restart_policy');
+  if (policy) {
+    const pp = at('restart_policy');
+    const p = checkKeys(c, mapEntries(c, policy.value, pp) ?? [], pp, { supported: ['condition', 'delay', 'max_attempts', 'window'] });
+    let name: 'no' | 'always' | 'on-failure' = 'always';
+    const cond = p.get('condition');
+    if (cond) {
+      const t = readString(c, cond.value, keyPath(pp, 'condition'));
+      if (t === 'none') name = 'no';
+      else if (t === 'on-failure') name = 'on-failure';
+      else if (t !== undefined && t !== 'any') c.issue(keyPath(pp, 'condition'), entryPos(cond), `condition must be none, on-failure or any; found "${t}"`);
+    }
+    const max = p.get('max_attempts');
+    const attempts = max ? readInt(c, max.value, keyPath(pp, 'max_attempts'), 0) : undefined;
+    out.restart = name === 'on-failure' && attempts !== undefined ? { policy: name, maxRetries: attempts } : { policy: name };
+  }
+  return out;
+}
