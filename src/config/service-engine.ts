@@ -180,7 +180,8 @@ export function readServiceEngine(c: Collector, keys: ReadonlyMap<string, LEntry
       if (t === 'host') host1(key, t, p, entryPos(e));
       else if (t.startsWith('service:')) c.issue(p, entryPos(e), `${key}: ${t} is not supported yet: depad replaces ${t.slice(8)}'s container on every update, and this one would keep the old one's namespace; put both services on a shared network (networks:) instead`);
       else if (t.startsWith('container:')) c.issue(p, entryPos(e), `${key}: ${t} names a container outside the deployment, which would break the isolation between deployments; remove it`);
-      else if (!allowed.includes(t)) c.issue(p, entryPos(e), `${key} must be ${[...allowed, 'host'].join(', ')} here, found "${t}"${key === 'network_mode' ? '; use networks: to join the deployment\'s networks' : ''}`);
+      else if (key === 'network_mode') c.issue(p, entryPos(e), `network_mode: ${t} is not supported: a deployment's services join its own networks, which keeps deployments apart; use networks: instead`);
+      else if (!allowed.includes(t)) c.issue(p, entryPos(e), `${key} must be ${allowed.length > 0 ? `${allowed.join(', ')} (or host, which reaches the host)` : 'host (which reaches the host) or left out'}, found "${t}"`);
       else if (key === 'ipc') host.IpcMode = t;
       else if (key === 'cgroup') host.CgroupnsMode = t;
     });
