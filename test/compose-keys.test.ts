@@ -94,6 +94,9 @@ services:
       - ./conf:/conf:ro,z
       - my.data:/data:nocopy
       - {type: bind, source: ./conf, target: /conf2, bind: {propagation: rprivate, create_host_path: true}}
+      - /cache
+      - {type: volume, target: /cache2, consistency: cached}
+      - {type: tmpfs, target: /scratch, tmpfs: {size: 1m, mode: 1777}}
     deploy:
       resources: {reservations: {memory: 64m, cpus: 0.25}}
     depends_on:
@@ -163,6 +166,9 @@ test.serial('engine keys reach the container as docker compose sends them', asyn
   t.regex(propagation, /"Destination":"\/conf2"[^}]*"Propagation":"rprivate"/);
   const { stdout: vols } = await run('docker', ['volume', 'ls', '-q', '--filter', `label=depad.deployment=${name}`]);
   t.true(vols.split('\n').includes(`depad-${name}_my.data`), 'a volume name with a dot');
+  const anonymous = vols.split('\n').filter((v) => v.startsWith(`depad-${name}_Idle.svc_anon_`));
+  t.is(anonymous.length, 2, 'each anonymous volume is a volume of the deployment, labelled with it');
+  t.deepEqual(idle.HostConfig.Tmpfs, { '/scratch': 'size=1048576,mode=1777' });
 
   // The diff shows a changed engine field.
   const changed = ENGINE_FILE.replace('shm_size: 32m', 'shm_size: 64m');
@@ -170,6 +176,13 @@ test.serial('engine keys reach the container as docker compose sends them', asyn
   const diff = await h.run(['diff', name, '-f', file, '-e', 'FROM_ENV=given']);
   t.regex(diff.stdout + diff.stderr, /ShmSize changed/);
   t.is((await h.run(['destroy', name])).code, 0);
+  const { stdout: after } = await run('docker', ['volume', 'ls', '-q', '--filter', `label=depad.deployment=${name}`]);
+  t.is(after.trim(), '', 'destroy removes the anonymous volumes too');
+});
+
+test('config: env_file format raw takes values as written', (t) => {
+  const spec = parseConfig(svc('    env_file: [{path: ./raw.env, format: raw}]\n'), 'cfg.yml', {}, { envFiles: { 'raw.env': 'A="quoted" # not a comment\n# comment\nB=$HOME\n' } });
+  t.deepEqual(spec.services['web']!.environment, { A: '"quoted" # not a comment', B: '$HOME' });
 });
 
 /** Parses `text` (a services: block), returning the problems' text, or '' when it is valid. */

@@ -1,8 +1,9 @@
 /** Mount options of service `volumes`: the short syntax's `:ro,z,nocopy` list and the long syntax's `bind:`/`volume:` maps. */
 import type { MountOptions } from './spec.ts';
-import type { Collector, LEntry } from './nodes.ts';
+import type { Collector, LEntry, Pos } from './nodes.ts';
 import { entryPos, keyPath } from './nodes.ts';
 import { checkKeys, mapEntries, readBool, readString } from './read.ts';
+import { parseBytes } from './service-engine-maps.ts';
 
 const PROPAGATION = ['rprivate', 'private', 'rshared', 'shared', 'rslave', 'slave'];
 /** Docker Desktop's consistency hints: accepted, no effect on Linux (compose ignores them too). */
@@ -79,4 +80,38 @@ export function readLongOptions(c: Collector, keys: ReadonlyMap<string, LEntry>,
     if (labels) c.warn(keyPath(p, 'labels'), labels.keyPos, 'volume.labels of a mount are not applied: depad creates the volume from the top-level volumes: entry; put the labels there');
   }
   return ok ? options : undefined;
+}
+
+/** A long-syntax `type: tmpfs` mount (`target`, `tmpfs.size`, `tmpfs.mode`), added to `sink` as a `tmpfs:` entry. */
+export function readTmpfsMount(c: Collector, keys: ReadonlyMap<string, LEntry>, path: string, pos: Pos, sink: string[]): void {
+  const target = keys.get('target');
+  const t = target ? readString(c, target.value, keyPath(path, 'target')) : undefined;
+  if (target === undefined) c.issue(path, pos, 'a tmpfs mount needs target: the absolute path inside the container');
+  if (t === undefined) return;
+  if (!t.startsWith('/')) return c.issue(keyPath(path, 'target'), entryPos(target!), `mount target must be an absolute path inside the container, such as /tmp; found "${t}"`);
+  for (const key of ['source', 'bind', 'volume']) {
+    const e = keys.get(key);
+    if (e) return c.issue(keyPath(path, key), e.keyPos, `a tmpfs mount has no ${key}; remove it`);
+  }
+  const opts: string[] = [];
+  const sub = keys.get('tmpfs');
+  if (sub) {
+    const p = keyPath(path, 'tmpfs');
+    const k = checkKeys(c, mapEntries(c, sub.value, p) ?? [], p, { supported: ['size', 'mode'] });
+    const size = k.get('size');
+    if (size) {
+      const v = size.value.kind === 'scalar' && typeof size.value.value === 'number' ? size.value.value : parseBytes(readString(c, size.value, keyPath(p, 'size')) ?? '');
+      if (v === undefined || !Number.isSafeInteger(v)) return c.issue(keyPath(p, 'size'), entryPos(size), 'expected a size such as "64m" or a number of bytes');
+      opts.push(`size=${v}`);
+    }
+    const mode = k.get('mode');
+    if (mode) {
+      const v = mode.value.kind === 'scalar' && typeof mode.value.value === 'number' ? mode.value.text : readString(c, mode.value, keyPath(p, 'mode'));
+      if (v === undefined || !/^0?[0-7]{3,4}$/.test(v)) return c.issue(keyPath(p, 'mode'), entryPos(mode), 'expected an octal file mode such as 1777');
+      opts.push(`mode=${v}`);
+    }
+  }
+  const ro = keys.get('read_only');
+  if (ro && readBool(c, ro.value, keyPath(path, 'read_only')) === true) opts.push('ro');
+  sink.push(opts.length > 0 ? `${t}:${opts.join(',')}` : t);
 }

@@ -1,5 +1,6 @@
-/** `depends_on.<svc>.required: false`: a dependency that may be absent from the file. */
+/** Post-processing of the services read: optional dependencies (`required: false`) and anonymous volumes. */
 import type { Collector } from './nodes.ts';
+import type { VolumeSpec } from './spec.ts';
 import type { ServiceDraft } from './service.ts';
 import { sortedRecord } from './freeze.ts';
 
@@ -16,4 +17,22 @@ export function dropAbsentOptional(c: Collector, services: Map<string, ServiceDr
       spec: { ...draft.spec, dependsOn: sortedRecord(Object.entries(draft.spec.dependsOn).filter(([k]) => !gone.has(k))) },
     });
   }
+}
+
+/** The top-level volumes plus one local volume per anonymous mount of the services (labelled with the deployment by render, removed by destroy). */
+export function withAnonymousVolumes(declared: Readonly<Record<string, VolumeSpec>>, drafts: readonly ServiceDraft[]): Record<string, VolumeSpec> {
+  const keys = drafts.flatMap((d) => d.anonymous ?? []);
+  if (keys.length === 0) return { ...declared };
+  return sortedRecord([...Object.entries(declared), ...keys.map((name) => [name, { name, driver: 'local', driverOpts: {}, labels: {} }] as const)]);
+}
+
+/** An env file in compose's `format: raw`: `KEY=VALUE` lines taken as written; blank lines and `#` comment lines skipped. */
+export function parseRawEnv(text: string): { values: Record<string, string>; issues: [] } {
+  const values: Record<string, string> = {};
+  for (const line of text.replace(/^\uFEFF/, '').split(/\r?\n/)) {
+    if (line.trim() === '' || line.trimStart().startsWith('#')) continue;
+    const eq = line.indexOf('=');
+    if (eq > 0) values[line.slice(0, eq).trim()] = line.slice(eq + 1);
+  }
+  return { values, issues: [] };
 }

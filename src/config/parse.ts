@@ -15,7 +15,7 @@ import type { ConfigWarning, LEntry, LNode } from './nodes.ts';
 import { checkKeys, mapEntries, readBool, readKeyValues, readString } from './read.ts';
 import { labelProblem } from '../labels.ts';
 import { labelsOf, readService } from './service.ts';
-import { dropAbsentOptional } from './optional-deps.ts';
+import { dropAbsentOptional, parseRawEnv, withAnonymousVolumes } from './optional-deps.ts';
 import type { ServiceDraft } from './service.ts';
 import { readDuration, readLimits } from './service-parts.ts';
 import { checkBudget } from './budget.ts';
@@ -146,7 +146,7 @@ export function analyzeConfig(
     // Kept in the root beside the bind sources, except where depad's own files are (a docker-compose.yml included from depad.yml).
     composeFiles: composed.used.map((f) => relative(configDir, f).split(sep).join('/')).filter((f) => !f.startsWith('..') && !isAbsolute(f) && !ROOT_OWN.has(f.split('/')[0] ?? '')),
     configDir,
-    state: { collector: c, file: absFile, source: text, services, networks: sortedRecord(Object.entries(netRecord)), volumes: volumes.valid, depad, ...(projectName === undefined ? {} : { name: projectName }) },
+    state: { collector: c, file: absFile, source: text, services, networks: sortedRecord(Object.entries(netRecord)), volumes: withAnonymousVolumes(volumes.valid, drafts), depad, ...(projectName === undefined ? {} : { name: projectName }) },
   };
 }
 
@@ -174,7 +174,7 @@ export function finishConfig(draft: ConfigDraft, inputs: ConfigInputs): Deployme
           if (ref.required) c.issue(ref.keyPath, ref.pos, `env_file "${ref.path}" is missing or unreadable in ${draft.configDir}; create it, fix the path, or remove it`);
           continue;
         }
-        const parsed = parseEnvText(text, join(dirname(c.file), ref.path));
+        const parsed = ref.raw === true ? parseRawEnv(text) : parseEnvText(text, join(dirname(c.file), ref.path));
         envIssues.push(...parsed.issues);
         values = parsed.values;
         parsedEnv.set(ref.path, values);

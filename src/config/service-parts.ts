@@ -7,7 +7,7 @@ import type { DependsCondition, HealthcheckSpec, MountSpec, ResourceLimits } fro
 import type { Collector, LNode, Pos } from './nodes.ts';
 import { describe, entryPos, indexPath, keyPath } from './nodes.ts';
 import { checkKeys, mapEntries, readBool, readInt, readString, readStringList } from './read.ts';
-import { parseShortOptions, readLongOptions } from './mount-options.ts';
+import { parseShortOptions, readLongOptions, readTmpfsMount } from './mount-options.ts';
 import { insideRoot, parseCpus, parseDuration, parseMemory } from './values.ts';
 
 /** What service readers need besides the node: the collector and the declared top-level names. */
@@ -15,6 +15,8 @@ export interface ServiceScope {
   readonly c: Collector;
   readonly networks: ReadonlySet<string>;
   readonly volumes: ReadonlySet<string>;
+  /** Where long-syntax `type: tmpfs` mounts go (as `tmpfs:` entries, `path:size=…,mode=…`); unset: they are refused. */
+  readonly tmpfsSink?: string[];
 }
 
 /** A `depends_on` entry, kept with its location for the cross-service checks. */
@@ -28,8 +30,6 @@ export interface DependencyRef {
 }
 
 const BIND_OUTSIDE = "bind mounts must stay inside the deployment's root directory: use a path relative to the config file, such as \"./data\"";
-const ANONYMOUS =
-  'anonymous volumes are not supported: give the volume a name (e.g. "data:/var/lib/data") and declare it under the top-level volumes:';
 
 /** `volumes`: named volumes declared at top level and bind mounts inside the deployment root. */
 export function readMounts(s: ServiceScope, node: LNode, path: string): MountSpec[] {
@@ -56,9 +56,14 @@ function readShortMount(s: ServiceScope, item: LNode, path: string): MountSpec |
   const text = readString(c, item, path, { what: 'a mount such as "data:/var/lib/data"' });
   if (text === undefined) return undefined;
   const parts = text.split(':');
-  const isMode = (p: string | undefined) => p === 'ro' || p === 'rw';
-  if (parts.length === 1 || (parts.length === 2 && isMode(parts[1]) && (parts[0] ?? '').startsWith('/'))) {
-    c.issue(path, item.pos, (parts[0] ?? '').startsWith('/') ? ANONYMOUS : `expected SOURCE:TARGET[:ro], such as "data:/var/lib/data", found "${text}"`);
+  // `/data` or `/data:ro`: an anonymous volume (source ''), made per deployment (see anonymousVolumes).
+  if ((parts.length === 1 || (parts.length === 2 && parseShortOptions(parts[1] ?? '').ok)) && (parts[0] ?? '').startsWith('/')) {
+    const options = parseShortOptions(parts[1] ?? 'rw');
+    const mount = mountOf(s, '', parts[0] ?? '', options.ok && options.readOnly, path, item.pos, path, item.pos, 'volume');
+    return mount === undefined || !options.ok ? mount : { ...mount, ...options.options };
+  }
+  if (parts.length === 1) {
+    c.issue(path, item.pos, `expected SOURCE:TARGET[:ro], such as "data:/var/lib/data", found "${text}"`);
     return undefined;
   }
   if (parts.length > 3) {
@@ -77,7 +82,7 @@ function readShortMount(s: ServiceScope, item: LNode, path: string): MountSpec |
 
 function readLongMount(s: ServiceScope, item: LNode, path: string): MountSpec | undefined {
   const { c } = s;
-  const keys = checkKeys(c, mapEntries(c, item, path) ?? [], path, { supported: ['type', 'source', 'target', 'read_only', 'bind', 'volume', 'consistency'] });
+  const keys = checkKeys(c, mapEntries(c, item, path) ?? [], path, { supported: ['type', 'source', 'target', 'read_only', 'bind', 'volume', 'tmpfs', 'consistency'] });
   const typeEntry = keys.get('type');
   if (typeEntry === undefined) {
     c.issue(path, item.pos, 'a mount in long syntax needs type: volume or type: bind');
@@ -85,6 +90,10 @@ function readLongMount(s: ServiceScope, item: LNode, path: string): MountSpec | 
   }
   const type = readString(c, typeEntry.value, keyPath(path, 'type'));
   if (type === undefined) return undefined;
+  if (type === 'tmpfs' && s.tmpfsSink) {
+    readTmpfsMount(s.c, keys, path, item.pos, s.tmpfsSink);
+    return undefined;
+  }
   if (type !== 'volume' && type !== 'bind') {
     const extra = type === 'tmpfs' ? '; use the service key tmpfs: for tmpfs mounts' : '';
     c.issue(keyPath(path, 'type'), entryPos(typeEntry), `mount type must be volume or bind, found "${type}"${extra}`);
@@ -96,17 +105,17 @@ function readLongMount(s: ServiceScope, item: LNode, path: string): MountSpec | 
     c.issue(path, item.pos, 'a mount needs target: the absolute path inside the container');
     return undefined;
   }
-  if (sourceEntry === undefined) {
-    c.issue(path, item.pos, type === 'volume' ? ANONYMOUS : 'a bind mount needs source: a path relative to the config file, such as "./data"');
+  if (sourceEntry === undefined && type === 'bind') {
+    c.issue(path, item.pos, 'a bind mount needs source: a path relative to the config file, such as "./data"');
     return undefined;
   }
-  const source = readString(c, sourceEntry.value, keyPath(path, 'source'));
+  const source = sourceEntry === undefined ? '' : readString(c, sourceEntry.value, keyPath(path, 'source'));
   const target = readString(c, targetEntry.value, keyPath(path, 'target'));
   const roEntry = keys.get('read_only');
   const readOnly = roEntry ? readBool(c, roEntry.value, keyPath(path, 'read_only')) : false;
   const options = readLongOptions(c, keys, path, type);
   if (source === undefined || target === undefined || readOnly === undefined || options === undefined) return undefined;
-  const mount = mountOf(s, source, target, readOnly, keyPath(path, 'source'), entryPos(sourceEntry), keyPath(path, 'target'), entryPos(targetEntry), type);
+  const mount = mountOf(s, source, target, readOnly, keyPath(path, 'source'), sourceEntry ? entryPos(sourceEntry) : item.pos, keyPath(path, 'target'), entryPos(targetEntry), type);
   return mount === undefined ? undefined : { ...mount, ...options };
 }
 
@@ -140,10 +149,7 @@ function mountOf(
     }
     return ok ? { type: 'bind', source: inside.value, target: posix.normalize(target), readOnly } : undefined;
   }
-  if (source === '') {
-    c.issue(sourcePath, sourcePos, ANONYMOUS);
-    return undefined;
-  }
+  if (source === '') return ok ? { type: 'volume', source: '', target: posix.normalize(target), readOnly } : undefined;
   if (!s.volumes.has(source)) {
     c.issue(sourcePath, sourcePos, `volume '${source}' is not declared; add it under the top-level volumes: key (bind mounts start with "./")`);
     return undefined;

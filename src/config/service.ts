@@ -2,6 +2,7 @@
  * One service of a config: checks its keys and reads each into the `ServiceSpec` shape. The
  * environment is finished later, once env_file contents are known.
  */
+import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import type { ServiceSpec } from './spec.ts';
 import type { Collector, LEntry, LNode, Pos } from './nodes.ts';
@@ -40,6 +41,8 @@ export interface EnvFileRef {
   readonly required: boolean;
   readonly keyPath: string;
   readonly pos: Pos;
+  /** `format: raw`: each line is `KEY=VALUE` taken as written (no quotes, escapes or comments after values). */
+  readonly raw?: true;
 }
 
 /** A service as read from the file, before env_file contents are merged into its environment. */
@@ -50,6 +53,13 @@ export interface ServiceDraft {
   readonly environment: readonly (readonly [string, string])[];
   readonly dependencies: readonly DependencyRef[];
   readonly keyPos: Pos;
+  /** Keys of the anonymous volumes its mounts use (top-level volumes the file did not declare). */
+  readonly anonymous?: readonly string[];
+}
+
+/** The key of the anonymous volume of `service` mounted at `target`: `<service>_anon_<8 hex of the target's hash>`. */
+export function anonymousVolumeName(service: string, target: string): string {
+  return `${service}_anon_${createHash('sha256').update(target).digest('hex').slice(0, 8)}`;
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -123,7 +133,18 @@ export function readService(s: ServiceScope, entry: LEntry, path: string): Servi
   const expose = get('expose');
   if (expose) spec.expose = readExpose(s, expose, at('expose'));
   const volumes = get('volumes');
-  if (volumes) spec.volumes = readMounts(s, volumes, at('volumes'));
+  const tmpfsSink: string[] = [];
+  const anonymous: string[] = [];
+  if (volumes) {
+    // Anonymous volumes (`- /data`) become volumes of the deployment, named after the service and the target.
+    spec.volumes = readMounts({ ...s, tmpfsSink }, volumes, at('volumes')).map((m) => {
+      if (m.type !== 'volume' || m.source !== '') return m;
+      const key = anonymousVolumeName(name, m.target);
+      if (s.volumes.has(key)) c.issue(at('volumes'), volumes.pos, `the anonymous volume for ${m.target} would be named ${key}, which the top-level volumes: declare too; rename that one`);
+      anonymous.push(key);
+      return { ...m, source: key };
+    });
+  }
   const networks = get('networks');
   const joined = networks ? readServiceNetworks(s, networks, at('networks')) : {};
   spec.networks = Object.keys(joined).length > 0 ? sortedRecord(Object.entries(joined)) : { default: { aliases: [] } };
@@ -187,6 +208,7 @@ export function readService(s: ServiceScope, entry: LEntry, path: string): Servi
       return good;
     });
   }
+  spec.tmpfs = [...spec.tmpfs, ...tmpfsSink];
   for (const [key, field] of [['cap_add', 'capAdd'], ['cap_drop', 'capDrop']] as const) {
     const node = get(key);
     if (node) spec[field] = readStringList(c, node, at(key)) ?? [];
@@ -216,7 +238,7 @@ export function readService(s: ServiceScope, entry: LEntry, path: string): Servi
   if (spec.depad.route?.kind === 'http' && !/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/.test(name)) {
     c.issue(at('x-depad'), keys.get('x-depad')?.keyPos ?? entry.keyPos, `an HTTP route names the service in its hostname (${name}.<deployment>.<domain>), so the service name must be lowercase letters, digits and '-'; rename the service or use expose: tcp`);
   }
-  return { spec, envFiles, environment, dependencies: [...dependencies, ...engineRead.dependencies.filter((d) => !dependencies.some((x) => x.service === d.service))], keyPos: entry.keyPos };
+  return { spec, anonymous, envFiles, environment, dependencies: [...dependencies, ...engineRead.dependencies.filter((d) => !dependencies.some((x) => x.service === d.service))], keyPos: entry.keyPos };
 }
 
 function readCommand(s: ServiceScope, node: LNode, path: string): string[] | undefined {
@@ -241,9 +263,14 @@ function readEnvFiles(s: ServiceScope, node: LNode, path: string): EnvFileRef[] 
   for (const [item, itemPath] of items) {
     let pathNode = item;
     let required = true;
+    let raw = false;
     let nodePath = itemPath;
     if (item.kind === 'map') {
-      const keys = checkKeys(c, item.entries, itemPath, { supported: ['path', 'required'] });
+      const keys = checkKeys(c, item.entries, itemPath, { supported: ['path', 'required', 'format'] });
+      const format = keys.get('format');
+      const f = format ? readString(c, format.value, keyPath(itemPath, 'format')) : undefined;
+      if (f === 'raw') raw = true;
+      else if (f !== undefined && format) c.issue(keyPath(itemPath, 'format'), entryPos(format), `env_file format must be raw (values taken as written), or left out; found "${f}"`);
       const p = keys.get('path');
       if (p === undefined) {
         c.issue(itemPath, item.pos, 'an env_file entry in long syntax needs path:');
@@ -262,7 +289,7 @@ function readEnvFiles(s: ServiceScope, node: LNode, path: string): EnvFileRef[] 
       c.issue(nodePath, pathNode.pos, `env_file must be inside the config file's directory, given relative to it (such as "./app.env"); ${inside.error}`);
       continue;
     }
-    out.push({ path: inside.value, required, keyPath: nodePath, pos: pathNode.pos });
+    out.push({ path: inside.value, required, keyPath: nodePath, pos: pathNode.pos, ...(raw ? { raw: true as const } : {}) });
   }
   return out;
 }
