@@ -363,7 +363,7 @@ const BAD: Bad[] = [
   { title: 'absolute bind mount', text: base(['    volumes:', '      - /etc/passwd:/etc/passwd:ro']), at: '5:9 services.web.volumes[0]', says: /bind mounts must stay inside the deployment's root directory/ },
   { title: '../ escape bind mount', text: base(['    volumes:', '      - ./conf/../../secrets:/s']), at: '5:9 services.web.volumes[0]', says: /bind mounts must stay inside the deployment's root directory.*"\.\."/ },
   { title: 'escape in long-syntax bind', text: base(['    volumes:', '      - {type: bind, source: .., target: /up}']), at: '5:30 services.web.volumes[0].source', says: /bind mounts must stay inside/ },
-  { title: 'anonymous volume with a bad option', text: base(['    volumes:', '      - /var/cache:q']), at: '5:9 services.web.volumes[0]', says: /mount target must be an absolute path inside the container, such as /data; found "q"/ },
+  { title: 'anonymous volume with a bad option', text: base(['    volumes:', '      - /var/cache:q']), at: '5:9 services.web.volumes[0]', says: /mount target must be an absolute path inside the container, such as \/data; found "q"/ },
   { title: 'relative volume target', text: `${base(['    volumes:', '      - data:data'])}\nvolumes:\n  data:\n`, at: '5:9 services.web.volumes[0]', says: /mount target must be an absolute path/ },
   { title: 'bad volume mode', text: base(['    volumes: ["./c:/c:q"]']), at: '4:15 services.web.volumes[0]', says: /mount option "q" is not one of ro, rw, z, Z, nocopy/ },
   { title: 'unknown depends_on service', text: base(['    depends_on: [cache]']), at: '4:18 services.web.depends_on[0]', says: /'cache', which is not a service in this file; services: web/ },
