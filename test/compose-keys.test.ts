@@ -251,6 +251,8 @@ const refusals: Array<[string, string, RegExp]> = [
   ['link to no service', '    links: [nope]\n', /services\.web\.links\[0\]: depends_on names 'nope', which is not a service/],
   ['bad pull_policy', '    pull_policy: sometimes\n', /pull_policy must be always, never, missing/],
   ['typo', '    hostnam: x\n', /services\.web\.hostnam: unknown key 'hostnam'/],
+  ['container_name twice', '    container_name: one\n  db:\n    image: a:1\n    container_name: one\n', /services\.db\.container_name: container_name one is given to services web and db/],
+  ['network_mode none', '    network_mode: none\n', /network_mode: none is not supported/],
 ];
 
 for (const [title, extra, pattern] of refusals) {

@@ -36,3 +36,17 @@ export function parseRawEnv(text: string): { values: Record<string, string>; iss
   }
   return { values, issues: [] };
 }
+
+/** `container_name`s (network aliases in depad) must be unique and must not be another service's name, as in compose. */
+export function checkContainerNames(c: Collector, services: ReadonlyMap<string, ServiceDraft>): void {
+  const owner = new Map<string, string>();
+  for (const [name, draft] of services) {
+    for (const alias of draft.spec.engine?.aliases ?? []) {
+      const path = `services.${name}.container_name`;
+      const other = owner.get(alias);
+      if (other !== undefined) c.issue(path, draft.keyPos, `container_name ${alias} is given to services ${other} and ${name}; give each its own`);
+      else if (services.has(alias) && alias !== name) c.issue(path, draft.keyPos, `container_name ${alias} is the name of another service; choose another`);
+      owner.set(alias, name);
+    }
+  }
+}

@@ -15,7 +15,7 @@ import type { ConfigWarning, LEntry, LNode } from './nodes.ts';
 import { checkKeys, mapEntries, readBool, readKeyValues, readString } from './read.ts';
 import { labelProblem } from '../labels.ts';
 import { labelsOf, readService } from './service.ts';
-import { dropAbsentOptional, parseRawEnv, withAnonymousVolumes } from './optional-deps.ts';
+import { checkContainerNames, dropAbsentOptional, parseRawEnv, withAnonymousVolumes } from './optional-deps.ts';
 import type { ServiceDraft } from './service.ts';
 import { readDuration, readLimits } from './service-parts.ts';
 import { checkBudget } from './budget.ts';
@@ -126,6 +126,7 @@ export function analyzeConfig(
     }
   }
   dropAbsentOptional(c, services);
+  checkContainerNames(c, services);
   checkDependencies(c, services);
   const workflows = depadEntry?.value.kind === 'map' ? depadEntry.value.entries.find((e) => e.key === 'workflows') : undefined;
   if (workflows) depad.workflows = readWorkflows(c, workflows.value, 'x-depad.workflows', [...services.keys()]);

@@ -293,20 +293,6 @@ export function readDuration(c: Collector, node: LNode, path: string): number | 
   return parsed.ok ? parsed.value : undefined;
 }
 
-/** `deploy`: only `resources.limits` (cpus, memory, pids). */
-export function readDeploy(s: ServiceScope, node: LNode, path: string): ResourceLimits {
-  const { c } = s;
-  const limits: { -readonly [K in keyof ResourceLimits]: ResourceLimits[K] } = {};
-  const deploy = checkKeys(c, mapEntries(c, node, path) ?? [], path, { supported: ['resources'] });
-  const resources = deploy.get('resources');
-  if (resources === undefined) return limits;
-  const resPath = keyPath(path, 'resources');
-  const res = checkKeys(c, mapEntries(c, resources.value, resPath) ?? [], resPath, { supported: ['limits'] });
-  const limitsEntry = res.get('limits');
-  if (limitsEntry === undefined) return limits;
-  return readLimits(c, limitsEntry.value, keyPath(resPath, 'limits'));
-}
-
 /** A map of `cpus`, `memory`, `pids` (a service's `deploy.resources.limits`, a deployment's `x-depad.resources`). */
 export function readLimits(c: Collector, node: LNode, limPath: string): ResourceLimits {
   const limits: { -readonly [K in keyof ResourceLimits]: ResourceLimits[K] } = {};
