@@ -133,8 +133,8 @@ export function imageReferenceProblem(ref: string): string | undefined {
 
 /** Names of services, networks and volumes, as compose allows them; they become parts of docker object names. */
 export const OBJECT_NAME = /^[a-zA-Z0-9._-]+$/;
-/** The longest service, network or volume name: derived engine names stay under the 255 bytes a volume's directory may have. */
-export const MAX_OBJECT_NAME = 200;
+/** The longest service, network or volume name: `depad-<deployment ≤ 63>_<name>` (and an anonymous volume's `<service>_anon_<8 hex>`) stay within the 255 bytes a volume's directory name may have. */
+export const MAX_OBJECT_NAME = 170;
 
 /** Undefined when `name` is a valid service/network/volume name, else why not. */
 export function objectNameProblem(name: string, what: 'service' | 'network' | 'volume'): string | undefined {
