@@ -249,6 +249,8 @@ const refusals: Array<[string, string, RegExp]> = [
   ['volume.subpath', '    volumes: [{type: volume, source: d, target: /d, volume: {subpath: x}}]\nvolumes:\n  d:\n', /volume\.subpath needs Engine API 1\.45/],
   ['bad container_name', '    container_name: "-bad"\n', /container_name must be letters, digits/],
   ['link to no service', '    links: [nope]\n', /services\.web\.links\[0\]: depends_on names 'nope', which is not a service/],
+  ['memswap_limit below mem_limit', '    mem_limit: 512m\n    memswap_limit: 256m\n', /services\.web\.memswap_limit: memswap_limit \(268435456\) is memory plus swap, so it must be at least the memory limit/],
+  ['memswap_limit without a memory limit', '    memswap_limit: 1g\n', /memswap_limit needs a memory limit/],
   ['bad pull_policy', '    pull_policy: sometimes\n', /pull_policy must be always, never, missing/],
   ['typo', '    hostnam: x\n', /services\.web\.hostnam: unknown key 'hostnam'/],
   ['container_name twice', '    container_name: one\n  db:\n    image: a:1\n    container_name: one\n', /services\.db\.container_name: container_name one is given to services web and db/],

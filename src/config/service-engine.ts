@@ -132,7 +132,8 @@ export function readServiceEngine(c: Collector, keys: ReadonlyMap<string, LEntry
     return v;
   };
   const BIG = Number.MAX_SAFE_INTEGER;
-  each('pids_limit', (n, p, e) => { const v = int(n, p, -1, BIG); if (v !== undefined) limits.pids = { value: v, path: p, pos: entryPos(e) }; });
+  // -1 and 0: no limit (the engine's default), as compose sends them.
+  each('pids_limit', (n, p, e) => { const v = int(n, p, -1, BIG); if (v !== undefined && v > 0) limits.pids = { value: v, path: p, pos: entryPos(e) }; });
   each('mem_swappiness', (n, p) => { const v = int(n, p, 0, 100); if (v !== undefined) host.MemorySwappiness = v; });
   each('oom_score_adj', (n, p) => { const v = int(n, p, -1000, 1000); if (v !== undefined) host.OomScoreAdj = v; });
   for (const [key, field, min] of [['cpu_shares', 'CpuShares', 0], ['cpu_quota', 'CpuQuota', -1], ['cpu_period', 'CpuPeriod', 0], ['cpu_rt_period', 'CpuRealtimePeriod', 0], ['cpu_rt_runtime', 'CpuRealtimeRuntime', -1]] as const) {

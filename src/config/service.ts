@@ -177,6 +177,11 @@ export function readService(s: ServiceScope, entry: LEntry, path: string): Servi
     else limits[field] = read.value;
   }
   spec.resources = limits;
+  const swap = engineRead.engine?.host.MemorySwap;
+  const swapEntry = keys.get('memswap_limit');
+  if (swap !== undefined && swap !== -1 && swapEntry && (limits.memoryBytes === undefined || swap < limits.memoryBytes)) {
+    c.issue(at('memswap_limit'), entryPos(swapEntry), limits.memoryBytes === undefined ? 'memswap_limit needs a memory limit (mem_limit or deploy.resources.limits.memory), as the engine does' : `memswap_limit (${swap}) is memory plus swap, so it must be at least the memory limit (${limits.memoryBytes})`);
+  }
   const linked = engineRead.dependencies.filter((d) => !(d.service in spec.dependsOn));
   if (linked.length > 0) spec.dependsOn = sortedRecord([...Object.entries(spec.dependsOn), ...linked.map((d) => [d.service, { condition: d.condition }] as const)]);
   if (engineRead.engine || deployed?.memoryReservation !== undefined) {
