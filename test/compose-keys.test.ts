@@ -102,6 +102,14 @@ services:
     depends_on:
       web: {condition: service_started, restart: true}
       ghost: {condition: service_started, required: false}
+  loner:
+    image: depad-example/app:1
+    command: ["sleep", "3600"]
+    network_mode: none
+    platform: \${NO_PLATFORM:-}
+networks:
+  default:
+    attachable: true
 volumes:
   my.data:
     labels: {purpose: test}
@@ -164,6 +172,9 @@ test.serial('engine keys reach the container as docker compose sends them', asyn
   t.is(idle.Mounts.find((m) => m.Destination === '/data')?.Type, 'volume');
   const { stdout: propagation } = await run('docker', ['inspect', '-f', '{{json .Mounts}}', `depad-${name}-Idle.svc-1`]);
   t.regex(propagation, /"Destination":"\/conf2"[^}]*"Propagation":"rprivate"/);
+  const loner = await inspect(`depad-${name}-loner-1`);
+  t.is(loner.HostConfig.NetworkMode, 'none');
+  t.deepEqual(Object.keys(loner.NetworkSettings.Networks), ['none']);
   const { stdout: vols } = await run('docker', ['volume', 'ls', '-q', '--filter', `label=depad.deployment=${name}`]);
   t.true(vols.split('\n').includes(`depad-${name}_my.data`), 'a volume name with a dot');
   const anonymous = vols.split('\n').filter((v) => v.startsWith(`depad-${name}_Idle.svc_anon_`));
@@ -254,7 +265,9 @@ const refusals: Array<[string, string, RegExp]> = [
   ['bad pull_policy', '    pull_policy: sometimes\n', /pull_policy must be always, never, missing/],
   ['typo', '    hostnam: x\n', /services\.web\.hostnam: unknown key 'hostnam'/],
   ['container_name twice', '    container_name: one\n  db:\n    image: a:1\n    container_name: one\n', /services\.db\.container_name: container_name one is given to services web and db/],
-  ['network_mode none', '    network_mode: none\n', /network_mode: none is not supported/],
+  ['network_mode none with networks', '    network_mode: none\n    networks: [default]\n', /services\.web\.networks: network_mode: none gives the container no network, so it cannot have networks/],
+  ['ipam', '    image: a:1\nnetworks:\n  default:\n    ipam: {config: [{subnet: 172.28.0.0/16}]}\n', /networks\.default\.ipam: fixed subnets \(ipam\) are not supported yet: two deployments of one file would ask for the same addresses/],
+  ['ipv4_address', '    networks: {default: {ipv4_address: 172.28.0.5}}\n', /services\.web\.networks\.default\.ipv4_address: fixed addresses are not supported yet/],
 ];
 
 for (const [title, extra, pattern] of refusals) {

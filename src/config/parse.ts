@@ -15,6 +15,7 @@ import type { ConfigWarning, LEntry, LNode } from './nodes.ts';
 import { checkKeys, mapEntries, readBool, readKeyValues, readString } from './read.ts';
 import { labelProblem } from '../labels.ts';
 import { labelsOf, readService } from './service.ts';
+import { NETWORK_IGNORED, NETWORK_SPECIAL } from './network-keys.ts';
 import { checkContainerNames, dropAbsentOptional, parseRawEnv, withAnonymousVolumes } from './optional-deps.ts';
 import type { ServiceDraft } from './service.ts';
 import { readDuration, readLimits } from './service-parts.ts';
@@ -252,8 +253,8 @@ function stringMap(c: Collector, node: LNode | undefined, path: string): Record<
 
 function readNetwork(c: Collector, name: string, node: LNode, path: string): NetworkSpec | undefined {
   const keys = checkKeys(c, mapEntries(c, node, path) ?? [], path, {
-    supported: ['driver', 'internal', 'driver_opts', 'labels'],
-    special: { external: `external networks ${ISOLATION}`, name: `a fixed network name ${ISOLATION}` },
+    supported: ['driver', 'internal', 'driver_opts', 'labels', ...NETWORK_IGNORED],
+    special: { external: `external networks ${ISOLATION}`, name: `a fixed network name ${ISOLATION}`, ...NETWORK_SPECIAL },
   });
   const driverEntry = keys.get('driver');
   const driver = driverEntry ? readString(c, driverEntry.value, keyPath(path, 'driver')) : 'bridge';

@@ -69,12 +69,14 @@ export function readServiceEngine(c: Collector, keys: ReadonlyMap<string, LEntry
   for (const key of ['hostname', 'domainname'] as const) {
     each(key, (n, p) => {
       const text = readString(c, n, p, { what: 'a host name' });
+      if (text === '') return; // empty after interpolation (`${HOST:-}`): unset, as in compose
       if (text !== undefined && !HOSTNAME.test(text)) c.issue(p, n.pos, `${key} must be a DNS name (letters, digits, '-' and '.'), found "${text}"`);
       else if (text !== undefined) container[key === 'hostname' ? 'Hostname' : 'Domainname'] = text;
     });
   }
   each('mac_address', (n, p) => {
     const text = readString(c, n, p, { what: 'a MAC address' });
+    if (text === '') return;
     if (text !== undefined && !/^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/.test(text)) c.issue(p, n.pos, `mac_address must look like 02:42:ac:11:00:02, found "${text}"`);
     else if (text !== undefined) container.MacAddress = text;
   });
@@ -83,12 +85,13 @@ export function readServiceEngine(c: Collector, keys: ReadonlyMap<string, LEntry
   }
   each('platform', (n, p) => {
     const t = readString(c, n, p, { what: 'a platform such as linux/amd64' });
+    if (t === '') return;
     if (t !== undefined && !/^[a-z0-9]+(\/[a-z0-9_]+(\/[a-z0-9]+)?)?$/.test(t)) c.issue(p, n.pos, `platform must be os[/arch[/variant]], such as linux/amd64, found "${t}"`);
     else if (t !== undefined) engine.platform = t;
   });
   each('pull_policy', (n, p) => {
     const t = readString(c, n, p, { what: 'a pull policy' });
-    if (t === undefined) return;
+    if (t === undefined || t === '') return;
     if (t === 'always' || t === 'never') engine.pullPolicy = t;
     else if (['missing', 'if_not_present', 'build', 'daily', 'weekly', 'refresh'].includes(t) || /^every_\d+[smhdw]+$/.test(t)) engine.pullPolicy = 'missing';
     else c.issue(p, n.pos, `pull_policy must be always, never, missing, if_not_present, build, daily, weekly or every_<duration>; found "${t}"`);
@@ -181,6 +184,7 @@ export function readServiceEngine(c: Collector, keys: ReadonlyMap<string, LEntry
       if (t === 'host') host1(key, t, p, entryPos(e));
       else if (t.startsWith('service:')) c.issue(p, entryPos(e), `${key}: ${t} is not supported yet: depad replaces ${t.slice(8)}'s container on every update, and this one would keep the old one's namespace; put both services on a shared network (networks:) instead`);
       else if (t.startsWith('container:')) c.issue(p, entryPos(e), `${key}: ${t} names a container outside the deployment, which would break the isolation between deployments; remove it`);
+      else if (key === 'network_mode' && t === 'none') host.NetworkMode = 'none';
       else if (key === 'network_mode') c.issue(p, entryPos(e), `network_mode: ${t} is not supported: a deployment's services join its own networks, which keeps deployments apart; use networks: instead`);
       else if (!allowed.includes(t)) c.issue(p, entryPos(e), `${key} must be ${allowed.length > 0 ? `${allowed.join(', ')} (or host, which reaches the host)` : 'host (which reaches the host) or left out'}, found "${t}"`);
       else if (key === 'ipc') host.IpcMode = t;

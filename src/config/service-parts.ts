@@ -7,6 +7,7 @@ import type { DependsCondition, HealthcheckSpec, MountSpec, ResourceLimits } fro
 import type { Collector, LNode, Pos } from './nodes.ts';
 import { describe, entryPos, indexPath, keyPath } from './nodes.ts';
 import { checkKeys, mapEntries, readBool, readInt, readString, readStringList } from './read.ts';
+import { ENDPOINT_IGNORED, ENDPOINT_SPECIAL } from './network-keys.ts';
 import { parseShortOptions, readLongOptions, readTmpfsMount } from './mount-options.ts';
 import { insideRoot, parseCpus, parseDuration, parseMemory } from './values.ts';
 
@@ -179,7 +180,7 @@ export function readServiceNetworks(s: ServiceScope, node: LNode, path: string):
   const entries = mapEntries(c, node, path, 'a list of network names or a map of them');
   for (const entry of entries ?? []) {
     const entryPath = keyPath(path, entry.key);
-    const keys = checkKeys(c, mapEntries(c, entry.value, entryPath) ?? [], entryPath, { supported: ['aliases'] });
+    const keys = checkKeys(c, mapEntries(c, entry.value, entryPath) ?? [], entryPath, { supported: ['aliases', ...ENDPOINT_IGNORED], special: ENDPOINT_SPECIAL });
     const aliasEntry = keys.get('aliases');
     const aliases = aliasEntry ? readStringList(c, aliasEntry.value, keyPath(entryPath, 'aliases')) : [];
     if (aliases !== undefined) use(entry.key, aliases, entryPath, entry.keyPos);

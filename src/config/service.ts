@@ -177,6 +177,14 @@ export function readService(s: ServiceScope, entry: LEntry, path: string): Servi
     else limits[field] = read.value;
   }
   spec.resources = limits;
+  if (engineRead.engine?.host.NetworkMode === 'none') {
+    // No network at all: nothing to join, publish or expose (compose refuses those with it too).
+    for (const key of ['networks', 'ports', 'expose'] as const) {
+      const e = keys.get(key);
+      if (e) c.issue(at(key), e.keyPos, `network_mode: none gives the container no network, so it cannot have ${key}; remove one of them`);
+    }
+    spec.networks = {};
+  }
   const swap = engineRead.engine?.host.MemorySwap;
   const swapEntry = keys.get('memswap_limit');
   if (swap !== undefined && swap !== -1 && swapEntry && (limits.memoryBytes === undefined || swap < limits.memoryBytes)) {
@@ -240,6 +248,9 @@ export function readService(s: ServiceScope, entry: LEntry, path: string): Servi
   const ports2 = [...spec.ports];
   spec.depad = readServiceDepad(c, get('x-depad'), at('x-depad'), ports2);
   spec.ports = ports2;
+  if (spec.engine?.host.NetworkMode === 'none' && spec.depad.route !== undefined) {
+    c.issue(at('x-depad'), keys.get('x-depad')?.keyPos ?? entry.keyPos, 'network_mode: none gives the container no network, so the proxy cannot route to it; remove x-depad.expose or network_mode');
+  }
   if (spec.depad.route?.kind === 'http' && !/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/.test(name)) {
     c.issue(at('x-depad'), keys.get('x-depad')?.keyPos ?? entry.keyPos, `an HTTP route names the service in its hostname (${name}.<deployment>.<domain>), so the service name must be lowercase letters, digits and '-'; rename the service or use expose: tcp`);
   }

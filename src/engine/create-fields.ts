@@ -55,6 +55,8 @@ export interface HostConfigFields {
   BlkioDeviceWriteBps?: Array<{ Path: string; Rate: number }>;
   BlkioDeviceReadIOps?: Array<{ Path: string; Rate: number }>;
   BlkioDeviceWriteIOps?: Array<{ Path: string; Rate: number }>;
+  /** `none` for `network_mode: none` (no network at all); otherwise render's own. */
+  NetworkMode?: string;
   /** `-v`-style binds, for mounts whose options only the Binds syntax carries (SELinux `z`/`Z`). */
   Binds?: string[];
 }

@@ -57,6 +57,7 @@ export function composeEngineFields(s: ServiceSpec): Record<string, unknown> {
   put('storage_opt', h.StorageOpt);
   put('security_opt', h.SecurityOpt);
   put('ipc', h.IpcMode);
+  put('network_mode', h.NetworkMode);
   put('runtime', h.Runtime);
   put('pull_policy', e.pullPolicy);
   return out;
