@@ -277,5 +277,5 @@ for (const [title, extra, pattern] of refusals) {
 }
 
 test('accepted as compose accepts them: null values, x- keys, develop, attach, dotted and uppercase names', (t) => {
-  t.is(problems('services:\n  My.Web_1:\n    image: a:1\n    develop: {watch: []}\n    attach: true\n    x-anything: {a: 1}\n    hostname:\n    healthcheck: {disable: false}\n    depends_on: {db: {restart: true}}\n  db:\n    image: a:1\n'), '');
+  t.is(problems('services:\n  My.Web_1:\n    image: a:1\n    develop: {watch: []}\n    attach: true\n    x-anything: {a: 1}\n    hostname:\n    security_opt: [label=disable, "apparmor=docker-default"]\n    healthcheck: {disable: false}\n    depends_on: {db: {restart: true}}\n  db:\n    image: a:1\n'), '');
 });

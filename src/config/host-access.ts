@@ -54,7 +54,7 @@ export function hostAccessReason(request: HostAccessRequest): string | undefined
       return POWERFUL_CAPS.has(cap) ? `capability ${cap} lets the container change the host's ${cap === 'NET_ADMIN' ? 'networking' : 'kernel state'}` : undefined;
     }
     case 'security_opt':
-      return /^[a-z_-]+[:=]unconfined$/i.test(text) || /^label[:=]disable$/i.test(text) ? `${text} lifts the confinement that keeps the container off the host` : undefined;
+      return /^[a-z_-]+[:=]unconfined$/i.test(text) ? `${text} lifts the confinement that keeps the container off the host` : undefined;
     case 'deploy.resources.reservations.devices':
       return 'device reservations hand devices of the host to the container';
     default: {
