@@ -22,7 +22,7 @@ export const ENGINE_KEYS = [
   'group_add', 'storage_opt', 'security_opt', 'ipc', 'pid', 'uts', 'userns_mode', 'cgroup', 'cgroup_parent', 'network_mode',
   'privileged', 'devices', 'device_cgroup_rules', 'gpus', 'use_api_socket', 'runtime', 'isolation', 'blkio_config', 'mac_address',
   'container_name', 'links', 'external_links', 'volumes_from', 'annotations', 'develop', 'attach', 'credential_spec', 'cpu_count',
-  'cpu_percent',
+  'cpu_percent', 'pull_refresh_after',
 ] as const;
 
 /** Namespaced sysctls (the engine runs them inside the container's namespaces only). */
