@@ -185,7 +185,7 @@ test.serial('engine keys reach the container as docker compose sends them', asyn
   const changed = ENGINE_FILE.replace('shm_size: 32m', 'shm_size: 64m');
   await fs.writeFile(file, changed);
   const diff = await h.run(['diff', name, '-f', file, '-e', 'FROM_ENV=given']);
-  t.regex(diff.stdout + diff.stderr, /ShmSize changed/);
+  t.regex(diff.stdout + diff.stderr, /shm_size changed/);
   t.is((await h.run(['destroy', name])).code, 0);
   const { stdout: after } = await run('docker', ['volume', 'ls', '-q', '--filter', `label=depad.deployment=${name}`]);
   t.is(after.trim(), '', 'destroy removes the anonymous volumes too');

@@ -5,6 +5,7 @@
  */
 import { LABELS, type ContainerPlan, type ServicePlan } from '../engine/types.ts';
 import type { StoredPlan } from './root-dir.ts';
+import { COMPOSE_KEY_OF } from '../render/engine-fields.ts';
 
 /** One service's change. */
 export interface ServiceChange {
@@ -99,8 +100,13 @@ function engineFields(c: ContainerPlan): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   const body = c.body as unknown as Record<string, unknown>;
   const host = c.body.HostConfig as unknown as Record<string, unknown>;
-  for (const key of Object.keys(body)) if (!KNOWN_BODY.has(key)) out[key] = body[key];
-  for (const key of Object.keys(host)) if (!KNOWN_HOST.has(key)) out[key] = host[key];
+  for (const key of Object.keys(body)) if (!KNOWN_BODY.has(key)) out[COMPOSE_KEY_OF[key] ?? key] = body[key];
+  for (const key of Object.keys(host)) {
+    if (KNOWN_HOST.has(key)) continue;
+    const name = COMPOSE_KEY_OF[key] ?? key;
+    // Several fields make one key (blkio_config): compared together.
+    out[name] = name === 'blkio_config' ? { ...(out[name] as object | undefined), [key]: host[key] } : host[key];
+  }
   return out;
 }
 

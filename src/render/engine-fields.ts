@@ -79,3 +79,16 @@ export function selinuxBinds(s: ServiceSpec, source: (m: MountSpec) => string): 
       return `${source(m)}:${m.target}:${opts.join(',')}`;
     });
 }
+
+/** Compose key of each engine field (for `diff`: "shm_size changed"). */
+export const COMPOSE_KEY_OF: Readonly<Record<string, string>> = {
+  Hostname: 'hostname', Domainname: 'domainname', Tty: 'tty', OpenStdin: 'stdin_open', MacAddress: 'mac_address',
+  Init: 'init', ReadonlyRootfs: 'read_only', ShmSize: 'shm_size', Ulimits: 'ulimits', Sysctls: 'sysctls', MemorySwap: 'memswap_limit',
+  MemoryReservation: 'mem_reservation', MemorySwappiness: 'mem_swappiness', CpuShares: 'cpu_shares', CpuQuota: 'cpu_quota',
+  CpuPeriod: 'cpu_period', CpuRealtimePeriod: 'cpu_rt_period', CpuRealtimeRuntime: 'cpu_rt_runtime', CpusetCpus: 'cpuset',
+  OomScoreAdj: 'oom_score_adj', OomKillDisable: 'oom_kill_disable', LogConfig: 'logging', Dns: 'dns', DnsSearch: 'dns_search',
+  DnsOptions: 'dns_opt', GroupAdd: 'group_add', StorageOpt: 'storage_opt', SecurityOpt: 'security_opt', IpcMode: 'ipc',
+  CgroupnsMode: 'cgroup', Runtime: 'runtime', BlkioWeight: 'blkio_config', BlkioWeightDevice: 'blkio_config',
+  BlkioDeviceReadBps: 'blkio_config', BlkioDeviceWriteBps: 'blkio_config', BlkioDeviceReadIOps: 'blkio_config',
+  BlkioDeviceWriteIOps: 'blkio_config', Binds: 'volumes',
+};
