@@ -226,6 +226,9 @@ test('config: engine fields that need no engine to check', (t) => {
   t.is(e.platform, 'linux/amd64');
   t.is(e.host.Runtime, 'runc');
   t.deepEqual(e.host.Sysctls, { 'net.ipv4.ip_forward': '1' });
+  const hosts = parseConfig(svc('    extra_hosts: {multi: [10.0.0.1, 10.0.0.2]}\n  db:\n    image: a:1\n    extra_hosts: ["two=10.0.0.3,10.0.0.4"]\n'), 'cfg.yml', {});
+  t.deepEqual(hosts.services['web']!.extraHosts, ['multi:10.0.0.1', 'multi:10.0.0.2'], 'a map entry with several addresses');
+  t.deepEqual(hosts.services['db']!.extraHosts, ['two:10.0.0.3', 'two:10.0.0.4'], 'host=ip1,ip2');
 });
 
 const refusals: Array<[string, string, RegExp]> = [

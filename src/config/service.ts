@@ -325,7 +325,9 @@ export function labelsOf(c: Collector, node: LNode, path: string): Record<string
 export function readExtraHosts(s: ServiceScope, node: LNode, path: string): string[] {
   const { c } = s;
   const out: string[] = [];
-  const add = (host: string, ip: string, itemPath: string, pos: Pos) => {
+  const add = (host: string, ip: string, itemPath: string, pos: Pos): void => {
+    // `host=ip1,ip2` (compose): one entry per address.
+    if (ip.includes(',')) return ip.split(',').forEach((one) => add(host, one.trim(), itemPath, pos));
     const addr = ip.replace(/^\[(.*)\]$/, '$1');
     if (host === '' || /[\s:=]/.test(host) || !(isIpLiteral(addr) || addr === 'host-gateway')) {
       c.issue(itemPath, pos, `expected "hostname:ip" with an IP address (or host-gateway), such as "db.local:10.0.0.5"; found "${host}:${ip}"`);
@@ -344,8 +346,8 @@ export function readExtraHosts(s: ServiceScope, node: LNode, path: string): stri
     return out;
   }
   for (const entry of [...(mapEntries(c, node, path, 'a list of "hostname:ip" or a map of hostname → ip') ?? [])].sort((a, b) => compareStrings(a.key, b.key))) {
-    const ip = readString(c, entry.value, keyPath(path, entry.key), { what: 'an IP address' });
-    if (ip !== undefined) add(entry.key, ip, keyPath(path, entry.key), entryPos(entry));
+    const ips = entry.value.kind === 'seq' ? readStringList(c, entry.value, keyPath(path, entry.key)) : [readString(c, entry.value, keyPath(path, entry.key), { what: 'an IP address' })];
+    for (const ip of ips ?? []) if (ip !== undefined) add(entry.key, ip, keyPath(path, entry.key), entryPos(entry));
   }
   return out;
 }
