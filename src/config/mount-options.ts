@@ -77,7 +77,7 @@ export function readLongOptions(c: Collector, keys: ReadonlyMap<string, LEntry>,
       ok = false;
     }
     const labels = k.get('labels');
-    if (labels) c.warn(keyPath(p, 'labels'), labels.keyPos, 'volume.labels of a mount are not applied: depad creates the volume from the top-level volumes: entry; put the labels there');
+    if (labels) c.warning(keyPath(p, 'labels'), labels.keyPos, 'volume.labels of a mount are not applied: depad creates the volume from the top-level volumes: entry; put the labels there');
   }
   return ok ? options : undefined;
 }

@@ -109,16 +109,6 @@ export class Collector {
     this.#warn?.({ file: pos.file ?? this.file, line: pos.line, column: pos.column, path, message });
   }
 
-  /** Reports a warning at `pos` (the config is still used). */
-  warn(path: string, pos: Pos, message: string): void {
-    this.#warn?.({ file: this.file, line: pos.line, column: pos.column, path, message });
-  }
-
-  /** The value of variable `name` in the environment the file is interpolated with; undefined when unset. */
-  lookup(name: string): string | undefined {
-    return Object.hasOwn(this.#env, name) ? this.#env[name] : undefined;
-  }
-
   /** Remembers where `path` is, for `DeploymentSpec.positions`. */
   record(path: string, pos: Pos): void {
     if (!this.positions.has(path)) this.positions.set(path, { file: pos.file ?? this.file, line: pos.line, column: pos.column });

@@ -9,7 +9,7 @@ export function dropAbsentOptional(c: Collector, services: Map<string, ServiceDr
   for (const [name, draft] of services) {
     const absent = draft.dependencies.filter((d) => d.optional === true && !services.has(d.service));
     if (absent.length === 0) continue;
-    for (const d of absent) c.warn(d.path, d.pos, `depends_on ${d.service} (required: false): there is no such service; ${name} starts without it`);
+    for (const d of absent) c.warning(d.path, d.pos, `depends_on ${d.service} (required: false): there is no such service; ${name} starts without it`);
     const gone = new Set(absent.map((d) => d.service));
     services.set(name, {
       ...draft,

@@ -218,7 +218,7 @@ export function readServiceEngine(c: Collector, keys: ReadonlyMap<string, LEntry
   });
   each('attach', (n, p) => void readBool(c, n, p));
   each('annotations', (n, p, e) => {
-    if (readKeyValues(c, n, p, 'annotation') !== undefined) c.warn(p, e.keyPos, 'annotations do not reach Docker Engine 20.10 (API 1.41 has no annotations); they are ignored');
+    if (readKeyValues(c, n, p, 'annotation') !== undefined) c.warning(p, e.keyPos, 'annotations do not reach Docker Engine 20.10 (API 1.41 has no annotations); they are ignored');
   });
 
   each('container_name', (n, p, e) => {
@@ -227,7 +227,7 @@ export function readServiceEngine(c: Collector, keys: ReadonlyMap<string, LEntry
     if (!CONTAINER_NAME.test(t)) c.issue(p, n.pos, `container_name must be letters, digits, '_', '.' and '-', starting with a letter or digit; found "${t}"`);
     else {
       engine.aliases.push(t);
-      c.warn(p, entryPos(e), `container_name ${t}: the container keeps depad's name (two deployments of this file would clash); ${t} is a network alias of the service in the deployment's networks instead`);
+      c.warning(p, entryPos(e), `container_name ${t}: the container keeps depad's name (two deployments of this file would clash); ${t} is a network alias of the service in the deployment's networks instead`);
     }
   });
   each('links', (n, p) => {
@@ -242,7 +242,7 @@ export function readServiceEngine(c: Collector, keys: ReadonlyMap<string, LEntry
       dependencies.push({ service, condition: 'service_started', path: ip, pos });
       if (alias !== service) {
         engine.links.push({ service, alias });
-        c.warn(ip, pos, `links ${text}: ${alias} becomes a network alias of ${service} in the deployment's networks (every service there can use it)`);
+        c.warning(ip, pos, `links ${text}: ${alias} becomes a network alias of ${service} in the deployment's networks (every service there can use it)`);
       }
     }
   });
