@@ -145,8 +145,8 @@ export async function createDeployment(ctx: OpContext, request: CreateRequest): 
 export async function ensureImages(ctx: OpContext, spec: DeploymentSpec, pull: PullPolicy): Promise<Record<string, { ref: string; id: string }>> {
   const out: Record<string, { ref: string; id: string }> = {};
   for (const service of Object.values(spec.services)) {
-    // The service's pull_policy wins over the operation's (compose: always pulls every time, never never pulls).
-    const policy = service.engine?.pullPolicy ?? pull;
+    // The service's pull_policy wins over the operation's (compose: always pulls every time, never never pulls); a built image is never pulled.
+    const policy = service.build === undefined ? (service.engine?.pullPolicy ?? pull) : pull;
     let id = policy === 'always' ? undefined : await ctx.engine.imageId(service.image);
     let pullError: unknown;
     if (!id && policy !== 'never') {
