@@ -53,9 +53,9 @@ function substitute(text: string, lookup: (name: string) => string | undefined, 
       out += braced(text.slice(dollar + 2, end), lookup, unset);
       i = end + 1;
     } else {
-      throw new InterpolationFailure(
-        `'$' must be followed by a variable name, '{' or another '$'; write '$$' for a literal '$'`,
-      );
+      // A '$' before anything else ("$(seq 1 60)", "$2a$14$…", a trailing "$") is kept as it is, as compose keeps it.
+      out += '$';
+      i = dollar + 1;
     }
   }
   return out;
