@@ -389,7 +389,7 @@ const BAD: Bad[] = [
   { title: 'reserved label in list form', text: base(['    labels: ["depad.x=1"]']), at: '4:14 services.web.labels[0]', says: /reserved/ },
   { title: 'undeclared network', text: base(['    networks: [backend]']), at: '4:16 services.web.networks[0]', says: /network 'backend' is not declared; add it under the top-level networks: key/ },
   { title: 'external network', text: `${base(['    networks: [shared]'])}\nnetworks:\n  shared:\n    external: true\n`, at: '7:5 networks.shared.external', says: /external networks would break the isolation/ },
-  { title: 'external volume', text: `${base([])}\nvolumes:\n  data:\n    name: global-data\n`, at: '6:5 volumes.data.name', says: /would break the isolation/ },
+  { title: 'external volume', text: `${base([])}\nvolumes:\n  data:\n    external: true\n`, at: '6:5 volumes.data.external', says: /would break the isolation/ },
   { title: 'bad network name', text: `${base([])}\nnetworks:\n  front end:\n`, at: '5:3 networks["front end"]', says: /network name 'front end' is invalid.*letters, digits, '\.', '_' and '-', as in compose/ },
   { title: 'missing required variable', text: base(['    environment:', '      PASSWORD: ${DB_PASSWORD:?set it}']), at: '5:17 services.web.environment.PASSWORD', says: /required variable DB_PASSWORD is not set: set it \(pass --env DB_PASSWORD=… or --env-file\)/ },
   { title: 'unclosed ${', text: base(['    command: echo ${HOME']), at: '4:14 services.web.command', says: /unclosed '\$\{'/ },
@@ -683,4 +683,14 @@ test('x-depad.workflows: steps, hooks, timeout; problems located', (t) => {
   t.regex(bad('    m:\n      steps: [{ run: x, exec: [y], service: web }]\n'), /a step is either run: \(on the host\) or exec:/);
   t.regex(bad('    m:\n      hooks: [before-update]\n'), /cfg\.yml:8:5 x-depad\.workflows\.m: a workflow needs steps/);
   t.regex(bad('    Bad Name:\n      steps: [{ run: x }]\n'), /workflow name "Bad Name" must be lowercase/);
+});
+
+test('a fixed network or volume name keeps depad\'s name for the deployment, with a warning', (t) => {
+  const warnings: string[] = [];
+  const spec = parseConfig('services:\n  web:\n    image: x\n    volumes: [data:/d]\n    networks: [front]\nnetworks:\n  front:\n    name: global-net\nvolumes:\n  data:\n    name: global-data\n', 'cfg.yml', {}, { warn: (w) => warnings.push(`${w.path}: ${w.message}`) });
+  t.truthy(spec.volumes.data);
+  t.deepEqual(warnings, [
+    "networks.front.name: the network keeps depad's name for this deployment (depad-<deployment>_front), not global-net: a fixed name would be shared by every deployment of this file",
+    "volumes.data.name: the volume keeps depad's name for this deployment (depad-<deployment>_data), not global-data: a fixed name would be shared by every deployment of this file",
+  ]);
 });

@@ -251,11 +251,20 @@ function stringMap(c: Collector, node: LNode | undefined, path: string): Record<
   return sortedRecord(out);
 }
 
+/** `name:` of a network or volume: mapped to depad's own name for the deployment (two deployments of one file would share it), with a warning. */
+function fixedNameWarning(c: Collector, keys: Map<string, LEntry>, path: string, what: 'network' | 'volume'): void {
+  const entry = keys.get('name');
+  if (entry === undefined) return;
+  const given = entry.value.kind === 'scalar' ? String(entry.value.value) : '?';
+  c.warning(keyPath(path, 'name'), entry.keyPos, `the ${what} keeps depad's name for this deployment (depad-<deployment>_${path.split('.').pop()}), not ${given}: a fixed name would be shared by every deployment of this file`);
+}
+
 function readNetwork(c: Collector, name: string, node: LNode, path: string): NetworkSpec | undefined {
   const keys = checkKeys(c, mapEntries(c, node, path) ?? [], path, {
-    supported: ['driver', 'internal', 'driver_opts', 'labels', ...NETWORK_IGNORED],
-    special: { external: `external networks ${ISOLATION}`, name: `a fixed network name ${ISOLATION}`, ...NETWORK_SPECIAL },
+    supported: ['driver', 'internal', 'driver_opts', 'labels', 'name', ...NETWORK_IGNORED],
+    special: { external: `external networks ${ISOLATION}`, ...NETWORK_SPECIAL },
   });
+  fixedNameWarning(c, keys, path, 'network');
   const driverEntry = keys.get('driver');
   const driver = driverEntry ? readString(c, driverEntry.value, keyPath(path, 'driver')) : 'bridge';
   const internalEntry = keys.get('internal');
@@ -269,9 +278,10 @@ function readNetwork(c: Collector, name: string, node: LNode, path: string): Net
 
 function readVolume(c: Collector, name: string, node: LNode, path: string): VolumeSpec | undefined {
   const keys = checkKeys(c, mapEntries(c, node, path) ?? [], path, {
-    supported: ['driver', 'driver_opts', 'labels'],
-    special: { external: `external volumes ${ISOLATION}`, name: `a fixed volume name ${ISOLATION}` },
+    supported: ['driver', 'driver_opts', 'labels', 'name'],
+    special: { external: `external volumes ${ISOLATION}` },
   });
+  fixedNameWarning(c, keys, path, 'volume');
   const driverEntry = keys.get('driver');
   const driver = driverEntry ? readString(c, driverEntry.value, keyPath(path, 'driver')) : 'local';
   const driverOpts = stringMap(c, keys.get('driver_opts')?.value, keyPath(path, 'driver_opts'));
