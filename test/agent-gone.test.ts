@@ -5,6 +5,7 @@
  * half-made create. Everything the test made is removed by the harness, pass or fail.
  */
 import test from 'ava';
+import fs from 'node:fs/promises';
 import path from 'node:path';
 import { startAgent } from './helpers/agent-process.ts';
 import { EXAMPLES, harness, testPorts } from './helpers/harness.ts';
@@ -45,8 +46,15 @@ test('the agent killed while the CLI follows logs: the CLI says so and exits 12'
     // The harness removes the engine objects; a fresh agent would, too: none runs now.
     await h.run(['destroy', name]);
   });
-  const following = h.run(['logs', name, '-f', '--tail', '1'], { timeoutMs: 20_000 });
-  await new Promise((resolve) => setTimeout(resolve, 1500));
+  const following = h.run(['logs', name, '-f', '--tail', '1'], { timeoutMs: 60_000 });
+  // The CLI reads the deployment (audited when answered), then follows: kill the agent once it follows.
+  const audit = path.join(h.home, 'audit.log');
+  for (let i = 0; i < 300; i++) {
+    const text = await fs.readFile(audit, 'utf8').catch(() => '');
+    if (text.split('\n').some((l) => l.includes('"inspect"') && l.includes(name))) break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  await new Promise((resolve) => setTimeout(resolve, 1000));
   agent.child.kill('SIGKILL');
   const logs = await following;
   t.is(logs.code, 12, logs.stderr);
