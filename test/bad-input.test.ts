@@ -46,7 +46,7 @@ const configCases: Array<[string, string, readonly string[], number, RegExp]> = 
   ['unknown top-level key', `${svc('')}bogus:\n  a: {}\n`, [], 3, /cfg\.yml:4:1 bogus: unknown key/],
   ['misspelt top-level key', `${svc('')}volume:\n  a: {}\n`, [], 3, /cfg\.yml:4:1 volume: unknown key 'volume' at the top level; did you mean 'volumes'\?/],
   ['unknown service key', svc('    privilegd: true\n'), [], 3, /cfg\.yml:4:5 services\.web\.privilegd: unknown key 'privilegd'/],
-  ['host access refused', svc('    privileged: true\n'), [], 3, /cfg\.yml:4:17 services\.web\.privileged: privileged mode .*reaches the host.*a host policy to allow it comes separately/],
+  ['host access refused', svc('    privileged: true\n'), [], 3, /cfg\.yml:4:17 services\.web\.privileged: privileged mode .*depad agent --allow privileged, or "allow": \["privileged"\] in .*host-policy\.json/],
   ['build on the host network', 'services:\n  web:\n    build:\n      network: host\n', [], 3, /cfg\.yml:4:16 services\.web\.build\.network: network: host .*depad refuses it/],
   ['host ranges of different lengths', svc('    ports: ["9090-9092:8080-8081"]\n'), [], 3, /cfg\.yml:4:13 services\.web\.ports\[0\]: .*two ranges must be as long/],
   ['port out of range', svc('    ports: ["70000"]\n'), [], 3, /cfg\.yml:4:13 services\.web\.ports\[0\]/],

@@ -232,7 +232,7 @@ test('config: engine fields that need no engine to check', (t) => {
 });
 
 const refusals: Array<[string, string, RegExp]> = [
-  ['privileged', '    privileged: true\n', /cfg\.yml:4:17 services\.web\.privileged: privileged mode .*reaches the host.*a host policy to allow it comes separately/],
+  ['privileged', '    privileged: true\n', /cfg\.yml:4:17 services\.web\.privileged: privileged mode .*reaches the host.*depad agent --allow privileged, or "allow": \["privileged"\] in .*host-policy\.json/],
   ['devices', '    devices: ["/dev/fuse"]\n', /services\.web\.devices: device \/dev\/fuse is a device of the host.*reaches the host/],
   ['pid: host', '    pid: host\n', /services\.web\.pid: pid: host shares the host's processes.*reaches the host/],
   ['ipc: host', '    ipc: host\n', /services\.web\.ipc: ipc: host .*reaches the host/],

@@ -4,6 +4,8 @@
  * prints the fingerprint remote clients pin. SIGINT/SIGTERM stop it gracefully.
  */
 import { spawn } from 'node:child_process';
+import { mergePolicies, policyFromFlags, setActivePolicy, type HostPolicy } from '../config/host-access.ts';
+import { forgetAgentPolicy, readPolicyFile, recordAgentPolicy } from '../deploy/host-policy.ts';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Command } from 'commander';
@@ -39,6 +41,8 @@ export function addAgentCommand(parent: Command): void {
     .option('--acme-renew-days <days>', 'renew certificates with this many days or fewer left', positiveInt, 30)
     .option('--restart-limit <deaths>', 'give up restarting an instance after it died this many times in a row (a run of 5 min resets the count)', positiveInt, 10)
     .option('--restart-backoff <ms>', "first wait before the agent restarts an instance the engine does not; doubles per death, up to 5 min", positiveInt, 1000)
+    .option('--allow-host-path <path[:ro]>', 'let configs bind-mount this host path and what is below it (:ro: read-only only; repeatable; README "Host access")', collect, [])
+    .option('--allow <key>', 'let configs use a host-reaching key: privileged, devices, network_mode:host, pid:host, ipc:host, userns_mode:host, cap_add:SYS_ADMIN, cap_add:NET_ADMIN, cap_add:ALL, security_opt:unconfined (repeatable)', collect, [])
     .option('--daemon', 'run in the background (log in <home>/agent.log, pid in <home>/agent.pid); returns once it listens');
   addProxyLimitOptions(cmd)
     .exitOverride()
@@ -46,7 +50,9 @@ export function addAgentCommand(parent: Command): void {
       const g = cmd.optsWithGlobals<CommandOptions>();
       const output = processOutput(Boolean(g.json));
       const home = g.home ?? resolveHome();
+      const flags = agentPolicyFlags(opts);
       if (opts.daemon) return daemonize(home, output);
+      setActivePolicy(mergePolicies(await readPolicyFile(home), flags));
       keepServingWhenOutputCloses();
       // DEPAD_LOG_LEVEL=info logs what the agent does (instances started, health changes, routes set).
       const log = cliLogger();
@@ -76,6 +82,7 @@ export function addAgentCommand(parent: Command): void {
         takeover?.failed(error);
         throw error;
       }
+      await recordAgentPolicy(home, flags);
       // The pid file first: systemd (Type=forking) reads it once `--daemon` has seen the line below.
       await fs.writeFile(pidFile(home), `${process.pid}\n`);
       const facts = { pid: process.pid, apiPort: agent.apiPort, httpPort: agent.httpPort, httpsPort: agent.httpsPort, socket: agent.socketPath, fingerprint: agent.fingerprint, newCa: agent.newCa };
@@ -105,12 +112,22 @@ export function addAgentCommand(parent: Command): void {
       }
       output.err('depad agent: stopping (letting running operations finish)\n');
       await agent.close();
+      await forgetAgentPolicy(home);
       output.err('depad agent: stopped\n');
       // Unless a new agent took over meanwhile (its pid is in the file now).
       if ((await fs.readFile(pidFile(home), 'utf8').catch(() => '')).trim() === String(process.pid)) await fs.rm(pidFile(home), { force: true });
     });
   addAgentRestartCommand(cmd);
   addAgentInfoCommands(cmd);
+}
+
+/** The policy `--allow` and `--allow-host-path` give (DEPAD_USAGE for a bad value). */
+function agentPolicyFlags(opts: CommandOptions): HostPolicy {
+  try {
+    return policyFromFlags(opts.allow as string[], opts.allowHostPath as string[]);
+  } catch (error) {
+    throw new DepadError('DEPAD_USAGE', (error as Error).message, { hint: 'see depad agent --help and README, "Host access"' });
+  }
 }
 
 /** The agent's ACME settings from the options (none unless --acme or --acme-directory). */

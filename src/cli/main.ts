@@ -1,5 +1,8 @@
 /** The `depad` command line. */
 import { Command, CommanderError } from 'commander';
+import { setActivePolicy } from '../config/host-access.ts';
+import { addPolicyCommand, cliHostPolicy } from './policy-command.ts';
+import type { GlobalOptions } from './runtime.ts';
 import { DepadError } from '../errors.ts';
 import { addAgentCommand } from './agent-command.ts';
 import { addContextCommands } from './context-commands.ts';
@@ -41,8 +44,11 @@ export function buildProgram(options: ProgramOptions = {}): Command {
     .option('--context <name>', 'a saved remote agent (default: DEPAD_CONTEXT, else the current context)')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
+  // The host-access policy of the home (src/deploy/host-policy.ts) applies to every config this process validates.
+  program.hook('preAction', async (_program, action) => setActivePolicy(await cliHostPolicy(action.optsWithGlobals<GlobalOptions>())));
   addDeploymentCommands(program);
   addUpdateCommands(program);
+  addPolicyCommand(program);
   addProxyCommand(program);
   addTokenCommands(program);
   addCertCommands(program);

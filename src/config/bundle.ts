@@ -72,7 +72,7 @@ export async function packBundle(configFile: string, env: Readonly<Record<string
     }
     files.push({ path: rel, mode: stat.mode & 0o755, data: (await fs.readFile(real)).toString('base64') });
   };
-  for (const rel of [...new Set([...draft.envFiles, ...draft.bindSources, ...draft.runFiles, ...referenced])].sort()) await add(rel);
+  for (const rel of [...new Set([...draft.envFiles, ...draft.bindSources, ...draft.runFiles, ...draft.secretFiles, ...referenced])].sort()) await add(rel);
   for (const service of draft.state.services.values()) {
     const build = service.spec.build;
     if (build === undefined) continue;

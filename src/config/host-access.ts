@@ -1,9 +1,27 @@
 /**
- * The one place that decides which service settings reach outside the deployment, onto the host
- * (privileged mode, devices, the host's namespaces, powerful capabilities, unconfined security
- * profiles…). Today every such request is refused; a host policy the operator sets (issue 13,
- * point 4) plugs in here through `HostPolicy`.
+ * Host access: the one place that decides which service settings reach outside the deployment,
+ * onto the host (privileged mode, devices, the host's namespaces, powerful capabilities,
+ * unconfined security profiles, bind mounts of absolute or `~` paths such as
+ * /var/run/docker.sock), and the operator's policy that allows some of them.
+ *
+ * The policy is set by the operator only: the flags of `depad agent` (`--allow privileged`,
+ * `--allow-host-path /etc/localtime:ro`) and, for script mode and the agent alike,
+ * `<home>/host-policy.json` (src/deploy/host-policy.ts). No API caller or token adds to it.
+ *
+ * API:
+ *   - `hostAccessReason(request)`: why a `{key, value}` reaches the host (undefined: it does not).
+ *     A new host-reaching key: a case there, its `--allow` name in `ALLOW_NAMES` and `allowName`.
+ *   - `hostAccessProblem(request, policy = activePolicy())`: the refusal (reason, and the flag and
+ *     policy-file line that would allow it), or undefined when allowed or harmless.
+ *   - `checkHostMount(c, policy, …)`: the same for one bind mount whose source is on the host.
+ *   - `specHostAccessProblems(spec, policy)`: what a stored revision (rollback, image update) uses
+ *     that today's policy does not allow.
+ *   - `HostPolicy`, `EMPTY_POLICY`, `parsePolicyFile`, `policyFromFlags`, `mergePolicies`,
+ *     `setActivePolicy` / `activePolicy` (the process's policy, which validation uses by default).
  */
+import os from 'node:os';
+import { posix } from 'node:path';
+import type { Collector, Pos } from './nodes.ts';
 
 /** A request for host access: the compose key and the value asking for it. */
 export interface HostAccessRequest {
@@ -12,15 +30,6 @@ export interface HostAccessRequest {
   /** The value as written (a capability, an option, a mode…); `true` for boolean keys. */
   readonly value: string | true;
 }
-
-/** What the operator allows; none of it yet (the policy comes separately). */
-export interface HostPolicy {
-  /** True when the policy grants `request`. */
-  readonly allows: (request: HostAccessRequest) => boolean;
-}
-
-/** The default policy: nothing reaching the host is allowed. */
-export const NO_HOST_ACCESS: HostPolicy = Object.freeze({ allows: () => false });
 
 const POWERFUL_CAPS = new Set(['SYS_ADMIN', 'NET_ADMIN', 'ALL']);
 const HOST_MODES: Readonly<Record<string, string>> = {
@@ -64,12 +73,170 @@ export function hostAccessReason(request: HostAccessRequest): string | undefined
   }
 }
 
+/** The `--allow` name that grants `request` (undefined: it needs none). */
+export function allowName(request: HostAccessRequest): string | undefined {
+  const { key, value } = request;
+  if (key === 'cap_add' && value !== true) return `cap_add:${value.toUpperCase().replace(/^CAP_/, '')}`;
+  if (key === 'security_opt') return 'security_opt:unconfined';
+  if (value === 'host' && key in HOST_MODES) return `${key}:host`;
+  return key;
+}
+
 /**
  * Checks a request against the policy: undefined when it does not reach the host or the policy
- * allows it, else the refusal message (the reason, and that a host policy to allow it comes separately).
+ * allows it, else the refusal message: the reason, and the flag and policy-file line that allow it.
  */
-export function hostAccessProblem(request: HostAccessRequest, policy: HostPolicy = NO_HOST_ACCESS): string | undefined {
+export function hostAccessProblem(request: HostAccessRequest, policy: HostPolicy = activePolicy()): string | undefined {
   const reason = hostAccessReason(request);
-  if (reason === undefined || policy.allows(request)) return undefined;
-  return `${reason}: this reaches the host, which depad refuses by default so that deployments stay isolated; a host policy to allow it comes separately — remove it for now`;
+  const name = allowName(request);
+  if (reason === undefined || name === undefined || policy.allow.includes(name)) return undefined;
+  return `${reason}: this reaches the host, which depad refuses unless the host's policy allows it; ${howToAllow(policy, `--allow ${name}`, `"allow": ["${name}"]`)}`;
+}
+
+/** The operator's host-access policy. */
+export interface HostPolicy {
+  /** Allowed keys, as `--allow` takes them: `privileged`, `devices`, `network_mode:host`, `cap_add:SYS_ADMIN`, … */
+  readonly allow: readonly string[];
+  /** Host paths that may be bind-mounted (and everything below them); `readOnly`: only with `:ro`. */
+  readonly hostPaths: readonly { readonly path: string; readonly readOnly: boolean }[];
+  /** The policy file, named in messages. */
+  readonly file?: string;
+}
+
+/** The policy of a host nobody configured: every host-reaching key is refused. */
+export const EMPTY_POLICY: HostPolicy = Object.freeze({ allow: Object.freeze([]), hostPaths: Object.freeze([]) });
+
+/** Every name `--allow` accepts. */
+export const ALLOW_NAMES = [
+  'privileged', 'devices', 'gpus', 'device_cgroup_rules', 'cgroup_parent', 'use_api_socket', 'deploy.resources.reservations.devices',
+  'network_mode:host', 'pid:host', 'ipc:host', 'uts:host', 'userns_mode:host', 'cgroup:host',
+  'cap_add:SYS_ADMIN', 'cap_add:NET_ADMIN', 'cap_add:ALL', 'security_opt:unconfined',
+] as const;
+
+let active: HostPolicy = EMPTY_POLICY;
+
+/** Sets the policy validation uses when its caller gives none (the agent and the CLI do, at start). */
+export function setActivePolicy(policy: HostPolicy): void {
+  active = policy;
+}
+
+/** The process's policy (see `setActivePolicy`); empty unless set. */
+export function activePolicy(): HostPolicy {
+  return active;
+}
+
+/** How to allow something: the flag and the policy-file line. */
+function howToAllow(policy: HostPolicy, flag: string, fileLine: string): string {
+  const file = policy.file ?? '<home>/host-policy.json';
+  return `the host's operator can allow it: depad agent ${flag}, or ${fileLine} in ${file}`;
+}
+
+/**
+ * A bind mount whose source is on the host (absolute or `~/…`): the absolute host path when the
+ * policy allows it (read-only when its entry says `:ro`), else an issue naming the flag and returns undefined.
+ */
+export function checkHostMount(c: Collector, policy: HostPolicy, source: string, readOnly: boolean, path: string, pos: Pos): string | undefined {
+  const expanded = source === '~' || source.startsWith('~/') ? posix.join(os.homedir(), source.slice(1)) : source;
+  if (!posix.isAbsolute(expanded)) {
+    c.issue(path, pos, `a bind-mount source must be relative to the config file (such as "./data") or an absolute host path; found "${source}"`);
+    return undefined;
+  }
+  const full = posix.normalize(expanded).replace(/(.)\/$/, '$1');
+  const entry = policy.hostPaths.find((p) => p.path === '/' || full === p.path || full.startsWith(`${p.path}/`));
+  if (entry && (!entry.readOnly || readOnly)) return full;
+  const what = entry
+    ? `the host's policy allows ${entry.path} read-only only; add :ro (or read_only: true) to this mount`
+    : `"${source}" is a path on the host: bind mounts must stay inside the deployment's root directory (use a path relative to the config file, such as "./data")`;
+  const flag = `--allow-host-path ${full}${readOnly ? ':ro' : ''}`;
+  c.issue(path, pos, `${what}${entry ? '' : `, so depad refuses it unless the host's policy allows it; ${howToAllow(policy, flag, `"hostPaths": ["${full}${readOnly ? ':ro' : ''}"]`)}`}`);
+  return undefined;
+}
+
+/** Parses one `--allow-host-path` value: an absolute path, optionally with `:ro` or `:rw`. Throws a message. */
+export function parseHostPath(text: string): { path: string; readOnly: boolean } {
+  const m = /^(.*?)(?::(ro|rw))?$/.exec(text);
+  const p = m?.[1] ?? '';
+  if (!posix.isAbsolute(p)) throw new Error(`a host path must be absolute, such as /etc/localtime:ro; found "${text}"`);
+  return { path: posix.normalize(p).replace(/(.)\/$/, '$1'), readOnly: m?.[2] === 'ro' };
+}
+
+/** Checks one `--allow` value. Throws a message listing the names. */
+export function parseAllowName(text: string): string {
+  const wanted = text.toLowerCase().replace('=', ':').replace(':cap_', ':');
+  const name = (ALLOW_NAMES as readonly string[]).find((n) => n.toLowerCase() === wanted);
+  if (name === undefined) throw new Error(`unknown host access "${text}"; one of: ${ALLOW_NAMES.join(', ')}`);
+  return name;
+}
+
+/** The policy the agent's flags give. Throws a message for a bad value. */
+export function policyFromFlags(allow: readonly string[], hostPaths: readonly string[]): HostPolicy {
+  return { allow: [...new Set(allow.map(parseAllowName))].sort(), hostPaths: hostPaths.map(parseHostPath) };
+}
+
+/**
+ * `<home>/host-policy.json`'s text → a policy: `{"allow": ["privileged"], "hostPaths": ["/etc/localtime:ro"]}`.
+ * Throws a message naming the file for anything else.
+ */
+export function parsePolicyFile(text: string, file: string): HostPolicy {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (error) {
+    throw new Error(`${file}: not valid JSON (${(error as Error).message}); expected {"allow": [...], "hostPaths": [...]}`);
+  }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new Error(`${file}: expected an object {"allow": [...], "hostPaths": [...]}`);
+  const obj = raw as Record<string, unknown>;
+  for (const key of Object.keys(obj)) if (key !== 'allow' && key !== 'hostPaths') throw new Error(`${file}: unknown key "${key}"; the keys are allow and hostPaths`);
+  const list = (key: string): string[] => {
+    const v = obj[key] ?? [];
+    if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw new Error(`${file}: ${key} must be a list of strings`);
+    return v as string[];
+  };
+  try {
+    return { ...policyFromFlags(list('allow'), list('hostPaths')), file };
+  } catch (error) {
+    throw new Error(`${file}: ${(error as Error).message}`);
+  }
+}
+
+/** Both policies' allowances together (the agent: its flags and the home's file). */
+export function mergePolicies(a: HostPolicy, b: HostPolicy): HostPolicy {
+  const paths = [...a.hostPaths, ...b.hostPaths];
+  // A path allowed read-write by either wins over read-only.
+  const byPath = new Map<string, { path: string; readOnly: boolean }>();
+  for (const p of paths) byPath.set(p.path, { path: p.path, readOnly: (byPath.get(p.path)?.readOnly ?? true) && p.readOnly });
+  const file = a.file ?? b.file;
+  return { allow: [...new Set([...a.allow, ...b.allow])].sort(), hostPaths: [...byPath.values()].sort((x, y) => (x.path < y.path ? -1 : 1)), ...(file ? { file } : {}) };
+}
+
+/** What `spec`'s services use that `policy` does not allow: `web: privileged`, `web: host path /srv`… (empty: nothing). */
+export function specHostAccessProblems(spec: { readonly services: Readonly<Record<string, ServiceSpecLike>> }, policy: HostPolicy): string[] {
+  const out: string[] = [];
+  for (const s of Object.values(spec.services)) {
+    const h = s.engine?.host ?? {};
+    const requests: HostAccessRequest[] = [];
+    if (h.Privileged) requests.push({ key: 'privileged', value: true });
+    if (h.Devices?.length) requests.push({ key: 'devices', value: true });
+    for (const [key, mode] of [['network_mode', h.NetworkMode], ['pid', h.PidMode], ['ipc', h.IpcMode], ['userns_mode', h.UsernsMode]] as const) if (mode === 'host') requests.push({ key, value: 'host' });
+    for (const opt of h.SecurityOpt ?? []) requests.push({ key: 'security_opt', value: opt });
+    for (const cap of s.capAdd) requests.push({ key: 'cap_add', value: cap });
+    for (const r of requests) {
+      const name = allowName(r);
+      if (name !== undefined && hostAccessReason(r) !== undefined && !policy.allow.includes(name)) out.push(`${s.name}: ${name} (--allow ${name})`);
+    }
+    for (const m of s.volumes) {
+      if (m.type !== 'bind' || !m.onHost) continue;
+      const entry = policy.hostPaths.find((p) => p.path === '/' || m.source === p.path || m.source.startsWith(`${p.path}/`));
+      if (!entry || (entry.readOnly && !m.readOnly)) out.push(`${s.name}: host path ${m.source} (--allow-host-path ${m.source}${m.readOnly ? ':ro' : ''})`);
+    }
+  }
+  return out;
+}
+
+/** The parts of a service spec `specHostAccessProblems` reads. */
+interface ServiceSpecLike {
+  readonly name: string;
+  readonly engine?: { readonly host: { readonly Privileged?: boolean; readonly Devices?: readonly unknown[]; readonly NetworkMode?: string; readonly PidMode?: string; readonly IpcMode?: string; readonly UsernsMode?: string; readonly SecurityOpt?: readonly string[] } };
+  readonly capAdd: readonly string[];
+  readonly volumes: readonly ({ readonly type: string; readonly source: string; readonly readOnly: boolean; readonly onHost?: true })[];
 }

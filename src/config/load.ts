@@ -3,8 +3,8 @@
  * the env files it names and checks which bind-mount sources and files of `run:` steps exist,
  * then builds the spec.
  */
-import { readFile, stat } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { readFile, realpath, stat } from 'node:fs/promises';
+import { join, resolve, sep } from 'node:path';
 import { readReferencedFiles } from './compose-files.ts';
 import type { DeploymentSpec } from './spec.ts';
 import { unreadable } from './env.ts';
@@ -49,7 +49,25 @@ export async function loadConfig(
   );
   const wanted = [...new Set([...draft.bindSources, ...draft.runFiles])];
   const checks = await Promise.all(wanted.map(async (rel) => ((await exists(join(draft.configDir, rel))) ? rel : undefined)));
-  return finishConfig(draft, { envFiles, existingFiles: checks.filter((x) => x !== undefined) });
+  const secretFiles: Record<string, Buffer | { problem: string }> = {};
+  for (const rel of draft.secretFiles) {
+    const found = await readSecretFile(draft.configDir, rel);
+    if (found !== undefined) Object.defineProperty(secretFiles, rel, { value: found, enumerable: true });
+  }
+  return finishConfig(draft, { envFiles, existingFiles: checks.filter((x) => x !== undefined), secretFiles });
+}
+
+/** A secret's or config's file: its bytes, undefined when missing, or why it cannot be used (a link out of `dir`, not a file). */
+async function readSecretFile(dir: string, rel: string): Promise<Buffer | { problem: string } | undefined> {
+  try {
+    const real = await realpath(join(dir, rel));
+    const realDir = await realpath(dir);
+    if (!real.startsWith(realDir + sep)) return { problem: `it leads outside ${dir} (through a link); copy the file into the config directory instead` };
+    if (!(await stat(real)).isFile()) return { problem: 'it is not a regular file' };
+    return await readFile(real);
+  } catch {
+    return undefined;
+  }
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -109,6 +109,11 @@ export class Collector {
     this.#warn?.({ file: pos.file ?? this.file, line: pos.line, column: pos.column, path, message });
   }
 
+  /** The value of a variable given to depad (`environment:` secrets); undefined when unset. */
+  variable(name: string): string | undefined {
+    return Object.hasOwn(this.#env, name) ? this.#env[name] : undefined;
+  }
+
   /** Remembers where `path` is, for `DeploymentSpec.positions`. */
   record(path: string, pos: Pos): void {
     if (!this.positions.has(path)) this.positions.set(path, { file: pos.file ?? this.file, line: pos.line, column: pos.column });

@@ -28,6 +28,8 @@ import { foldSharedIssues } from './issues.ts';
 import { composeProject } from './compose-files.ts';
 import { activeProfiles, applyProfiles } from './profiles.ts';
 import { readTopLevelName, topObjectNameProblem } from './top-level.ts';
+import { activePolicy, setActivePolicy, type HostPolicy } from './host-access.ts';
+import { readSecretDefinitions, rememberSecret, type SecretDraft, type SecretSpec } from './secrets.ts';
 
 /** Options of `parseConfig`. */
 export interface ParseConfigOptions {
@@ -44,6 +46,8 @@ export interface ParseConfigOptions {
   readonly warn?: (warning: ConfigWarning) => void;
   /** Texts of the other files `include` and `extends.file` name (absolute path → text; `readReferencedFiles`). */
   readonly files?: Readonly<Record<string, string>>;
+  /** The host-access policy (src/config/host-access.ts); default: the process's `activePolicy()`. */
+  readonly policy?: HostPolicy;
 }
 
 /** A validated-but-unfinished config: what it needs from the file system, and its state. */
@@ -56,6 +60,8 @@ export interface ConfigDraft {
   readonly runFiles: readonly string[];
   /** Other files read (`include`, `extends.file`, their env files) inside `configDir` (relative, sorted): kept in the root too. */
   readonly composeFiles: readonly string[];
+  /** Files `secrets:` and `configs:` read (relative to `configDir`, normalised, sorted). */
+  readonly secretFiles: readonly string[];
   /** Directory the relative paths are relative to (absolute). */
   readonly configDir: string;
   readonly state: DraftState;
@@ -72,13 +78,12 @@ export interface DraftState {
   readonly depad: DepadSettings;
   /** The top-level `name:` (the default deployment name). */
   readonly name?: string;
+  readonly secretDefs: ReadonlyMap<string, SecretDraft>;
+  readonly configDefs: ReadonlyMap<string, SecretDraft>;
 }
 
-const TOP_KEYS = ['services', 'networks', 'volumes', 'version', 'x-depad', 'name', 'include'] as const;
-const TOP_SPECIAL: Readonly<Record<string, string>> = {
-  secrets: 'top-level secrets: are not supported yet; pass the values with env_file or environment for now',
-  configs: 'top-level configs: are not supported yet; mount the files with a relative bind mount (./file:/path:ro) for now',
-};
+const TOP_KEYS = ['services', 'networks', 'volumes', 'version', 'x-depad', 'name', 'include', 'secrets', 'configs'] as const;
+const TOP_SPECIAL: Readonly<Record<string, string>> = {};
 const ISOLATION = 'would break the isolation between deployments: depad creates its own, named after the deployment; remove it';
 
 /**
@@ -96,8 +101,20 @@ export function analyzeConfig(
   text: string,
   file: string,
   env: Readonly<Record<string, string>>,
-  options: Pick<ParseConfigOptions, 'configDir' | 'warn' | 'files'> = {},
+  options: Pick<ParseConfigOptions, 'configDir' | 'warn' | 'files' | 'policy'> = {},
 ): ConfigDraft {
+  // The keys host-access.ts checks read the process's policy: a given one applies for this call (it is synchronous).
+  if (options.policy === undefined) return analyze(text, file, env, options);
+  const before = activePolicy();
+  setActivePolicy(options.policy);
+  try {
+    return analyze(text, file, env, options);
+  } finally {
+    setActivePolicy(before);
+  }
+}
+
+function analyze(text: string, file: string, env: Readonly<Record<string, string>>, options: Pick<ParseConfigOptions, 'configDir' | 'warn' | 'files' | 'policy'>): ConfigDraft {
   const c = new Collector(file, env, options.warn);
   const composed = composeProject(c, parseYamlTree(text, c), resolve(file), { files: options.files ?? {}, env });
   const root = composed.root;
@@ -105,9 +122,11 @@ export function analyzeConfig(
   const projectName = readTopLevelName(c, top);
   const networks = readTopObjects(c, top.get('networks'), 'networks', readNetwork);
   const volumes = readTopObjects(c, top.get('volumes'), 'volumes', readVolume);
+  const secretDefs = readSecretDefinitions(c, top.get('secrets'), 'secrets');
+  const configDefs = readSecretDefinitions(c, top.get('configs'), 'configs');
   const depadEntry = top.get('x-depad');
   const depad = readDepad(c, depadEntry);
-  const scope: ServiceScope = { c, networks: new Set(Object.keys(networks.declared)), volumes: new Set(Object.keys(volumes.declared)) };
+  const scope: ServiceScope = { c, policy: options.policy ?? activePolicy(), secrets: new Set(secretDefs.keys()), configs: new Set(configDefs.keys()), networks: new Set(Object.keys(networks.declared)), volumes: new Set(Object.keys(volumes.declared)) };
   const services = new Map<string, ServiceDraft>();
   const servicesEntry = top.get('services');
   if (servicesEntry === undefined) {
@@ -143,12 +162,13 @@ export function analyzeConfig(
   const uniqSorted = (xs: string[]) => [...new Set(xs)].sort(compareStrings);
   return {
     envFiles: uniqSorted(drafts.flatMap((s) => s.envFiles.map((e) => e.path))),
-    bindSources: uniqSorted(drafts.flatMap((s) => s.spec.volumes.flatMap((v) => (v.type === 'bind' ? [v.source] : [])))),
+    bindSources: uniqSorted(drafts.flatMap((s) => s.spec.volumes.flatMap((v) => (v.type === 'bind' && !v.onHost ? [v.source] : [])))),
     runFiles: workflowRunPaths(depad.workflows ?? {}),
     // Kept in the root beside the bind sources, except where depad's own files are (a docker-compose.yml included from depad.yml).
     composeFiles: composed.used.map((f) => relative(configDir, f).split(sep).join('/')).filter((f) => !f.startsWith('..') && !isAbsolute(f) && !ROOT_OWN.has(f.split('/')[0] ?? '')),
+    secretFiles: uniqSorted([...secretDefs.values(), ...configDefs.values()].flatMap((d) => (d.file === undefined ? [] : [d.file]))),
     configDir,
-    state: { collector: c, file: absFile, source: text, services, networks: sortedRecord(Object.entries(netRecord)), volumes: withAnonymousVolumes(volumes.valid, drafts), depad, ...(projectName === undefined ? {} : { name: projectName }) },
+    state: { secretDefs, configDefs, collector: c, file: absFile, source: text, services, networks: sortedRecord(Object.entries(netRecord)), volumes: withAnonymousVolumes(volumes.valid, drafts), depad, ...(projectName === undefined ? {} : { name: projectName }) },
   };
 }
 
@@ -158,6 +178,8 @@ export interface ConfigInputs {
   readonly envFiles: Readonly<Record<string, string>>;
   /** Bind sources and `run:` step paths that exist. */
   readonly existingFiles: readonly string[];
+  /** Contents of `ConfigDraft.secretFiles` (absent: missing, or a message why it cannot be used). */
+  readonly secretFiles?: Readonly<Record<string, Buffer | { readonly problem: string }>>;
 }
 
 /** Phase two: merge env files, throw a `ConfigError` with every issue, or return the frozen spec. */
@@ -186,6 +208,8 @@ export function finishConfig(draft: ConfigDraft, inputs: ConfigInputs): Deployme
     entries.push(...s.environment);
     finished.push([name, { ...s.spec, environment: sortedRecord(entries) }]);
   }
+  const secrets = finishSecrets(c, draft.state.secretDefs, inputs, draft.configDir);
+  const configs = finishSecrets(c, draft.state.configDefs, inputs, draft.configDir);
   const issues = foldSharedIssues([...c.issues].sort((a, b) => fileOrder(c.file, a.file, b.file) || a.line - b.line || a.column - b.column));
   issues.push(...envIssues);
   if (issues.length > 0) throw new ConfigError(c.file, issues);
@@ -197,6 +221,8 @@ export function finishConfig(draft: ConfigDraft, inputs: ConfigInputs): Deployme
     services: sortedRecord(finished),
     networks: state.networks,
     volumes: state.volumes,
+    ...(Object.keys(secrets).length > 0 ? { secrets } : {}),
+    ...(Object.keys(configs).length > 0 ? { configs } : {}),
     depad: state.depad,
     files: [...new Set([...[...draft.bindSources, ...draft.runFiles].filter((f) => existing.has(f)), ...draft.composeFiles])].sort(compareStrings),
     ...(state.name === undefined ? {} : { name: state.name }),
@@ -211,6 +237,24 @@ function fileOrder(main: string, a: string, b: string): number {
   if (a === main) return -1;
   if (b === main) return 1;
   return a < b ? -1 : 1;
+}
+
+/** Definitions with their values' digests (values are kept by src/config/secrets.ts, never in the spec). */
+function finishSecrets(c: Collector, defs: ReadonlyMap<string, SecretDraft>, inputs: ConfigInputs, configDir: string): Record<string, SecretSpec> {
+  const out: [string, SecretSpec][] = [];
+  for (const [name, d] of defs) {
+    let value = d.value;
+    if (d.file !== undefined) {
+      const found = inputs.secretFiles && Object.hasOwn(inputs.secretFiles, d.file) ? inputs.secretFiles[d.file] : undefined;
+      if (found === undefined) c.issue(d.path, d.pos, `${d.kind} file "${d.file}" is missing or unreadable in ${configDir}; create it or fix the path`);
+      else if (!Buffer.isBuffer(found)) c.issue(d.path, d.pos, `${d.kind} file "${d.file}": ${found.problem}`);
+      else value = found;
+    }
+    if (value === undefined) continue;
+    const spec: SecretSpec = { kind: d.kind, name, origin: d.origin, digest: rememberSecret(value), ...(d.file === undefined ? {} : { file: d.file }), ...(d.variable === undefined ? {} : { variable: d.variable }) };
+    out.push([name, spec]);
+  }
+  return sortedRecord(out);
 }
 
 /** Declared top-level objects: every declared name (for reference checks) and the valid specs. */

@@ -181,7 +181,10 @@ export function readServiceEngine(c: Collector, keys: ReadonlyMap<string, LEntry
     each(key, (n, p, e) => {
       const t = readString(c, n, p);
       if (t === undefined || t === '') return;
-      if (t === 'host') host1(key, t, p, entryPos(e));
+      if (t === 'host') {
+        // Allowed by the host's policy: the host's namespace.
+        if (host1(key, t, p, entryPos(e)) && key !== 'uts' && key !== 'cgroup') host[({ ipc: 'IpcMode', pid: 'PidMode', userns_mode: 'UsernsMode', network_mode: 'NetworkMode' } as const)[key]] = 'host';
+      }
       else if (t.startsWith('service:')) c.issue(p, entryPos(e), `${key}: ${t} is not supported yet: depad replaces ${t.slice(8)}'s container on every update, and this one would keep the old one's namespace; put both services on a shared network (networks:) instead`);
       else if (t.startsWith('container:')) c.issue(p, entryPos(e), `${key}: ${t} names a container outside the deployment, which would break the isolation between deployments; remove it`);
       else if (key === 'network_mode' && t === 'none') host.NetworkMode = 'none';
@@ -197,13 +200,19 @@ export function readServiceEngine(c: Collector, keys: ReadonlyMap<string, LEntry
   namespace('cgroup', ['private']);
   namespace('network_mode', []);
 
-  each('privileged', (n, p, e) => { if (readBool(c, n, p) === true) host1('privileged', true, p, entryPos(e)); });
+  each('privileged', (n, p, e) => { if (readBool(c, n, p) === true && host1('privileged', true, p, entryPos(e))) host.Privileged = true; });
   each('use_api_socket', (n, p, e) => { if (readBool(c, n, p) === true) host1('use_api_socket', true, p, entryPos(e)); });
   for (const key of ['devices', 'device_cgroup_rules', 'gpus'] as const) {
     each(key, (n, p, e) => {
       if (n.kind === 'seq' && n.items.length === 0) return;
       const first = n.kind === 'seq' ? n.items[0] : n;
-      host1(key, first?.kind === 'scalar' ? first.text : key, p, entryPos(e));
+      const allowed = host1(key, first?.kind === 'scalar' ? first.text : key, p, entryPos(e));
+      if (allowed && key === 'devices') {
+        host.Devices = (readStringList(c, n, p) ?? []).map((d) => {
+          const [from = '', to = from, perms = 'rwm'] = d.split(':');
+          return { PathOnHost: from, PathInContainer: to, CgroupPermissions: perms };
+        });
+      }
     });
   }
   each('cgroup_parent', (n, p, e) => { const t = readString(c, n, p); if (t) host1('cgroup_parent', t, p, entryPos(e)); });

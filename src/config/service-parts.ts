@@ -9,6 +9,7 @@ import { describe, entryPos, indexPath, keyPath } from './nodes.ts';
 import { checkKeys, mapEntries, readBool, readInt, readString, readStringList } from './read.ts';
 import { ENDPOINT_IGNORED, ENDPOINT_SPECIAL } from './network-keys.ts';
 import { parseShortOptions, readLongOptions, readTmpfsMount } from './mount-options.ts';
+import { checkHostMount, type HostPolicy } from './host-access.ts';
 import { insideRoot, parseCpus, parseDuration, parseMemory } from './values.ts';
 
 /** What service readers need besides the node: the collector and the declared top-level names. */
@@ -18,6 +19,11 @@ export interface ServiceScope {
   readonly volumes: ReadonlySet<string>;
   /** Where long-syntax `type: tmpfs` mounts go (as `tmpfs:` entries, `path:size=…,mode=…`); unset: they are refused. */
   readonly tmpfsSink?: string[];
+  /** The host's policy for host-reaching keys and bind mounts (src/config/host-access.ts). */
+  readonly policy: HostPolicy;
+  /** Names defined under the top-level `secrets:` and `configs:`. */
+  readonly secrets?: ReadonlySet<string>;
+  readonly configs?: ReadonlySet<string>;
 }
 
 /** A `depends_on` entry, kept with its location for the cross-service checks. */
@@ -140,6 +146,10 @@ function mountOf(
   const looksLikePath = source.startsWith('.') || source.startsWith('/') || source.startsWith('~') || source.includes('/');
   if (type === 'bind' || (type === undefined && looksLikePath)) {
     const inside = insideRoot(source);
+    if (!inside.ok && (posix.isAbsolute(source) || source.startsWith('~'))) {
+      const onHost = checkHostMount(c, s.policy, source, readOnly, sourcePath, sourcePos);
+      return ok && onHost !== undefined ? { type: 'bind', source: onHost, target: posix.normalize(target), readOnly, onHost: true } : undefined;
+    }
     if (!inside.ok) {
       c.issue(sourcePath, sourcePos, `${BIND_OUTSIDE}; ${inside.error}`);
       return undefined;

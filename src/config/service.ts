@@ -18,12 +18,14 @@ import { readBuild } from './build.ts';
 import { ENGINE_KEYS, readServiceEngine } from './service-engine.ts';
 import { REPLICAS_MESSAGE, readDeployKeys } from './service-deploy.ts';
 import { hostAccessProblem } from './host-access.ts';
+import { readSecretMounts } from './secrets.ts';
 
 /** The keys a service may have. */
 export const SERVICE_KEYS = [
   'image', 'command', 'entrypoint', 'environment', 'env_file', 'ports', 'expose', 'volumes', 'networks', 'depends_on',
   'healthcheck', 'restart', 'deploy', 'labels', 'user', 'working_dir', 'tmpfs', 'cap_add', 'cap_drop', 'extra_hosts',
   'stop_grace_period', 'stop_signal', 'x-depad', 'build',
+  'secrets', 'configs',
 ] as const;
 
 const SPECIAL_KEYS: Readonly<Record<string, string>> = {
@@ -177,11 +179,12 @@ export function readService(s: ServiceScope, entry: LEntry, path: string): Servi
     else limits[field] = read.value;
   }
   spec.resources = limits;
-  if (engineRead.engine?.host.NetworkMode === 'none') {
-    // No network at all: nothing to join, publish or expose (compose refuses those with it too).
+  const ownNetwork = engineRead.engine?.host.NetworkMode;
+  if (ownNetwork === 'none' || ownNetwork === 'host') {
+    // No network of the deployment's (none, or the host's by policy): nothing to join, publish or expose (compose refuses those with it too).
     for (const key of ['networks', 'ports', 'expose'] as const) {
       const e = keys.get(key);
-      if (e) c.issue(at(key), e.keyPos, `network_mode: none gives the container no network, so it cannot have ${key}; remove one of them`);
+      if (e) c.issue(at(key), e.keyPos, `network_mode: ${ownNetwork} gives the container ${ownNetwork === 'none' ? 'no network' : "the host's network"}, so it cannot have ${key}; remove one of them`);
     }
     spec.networks = {};
   }
@@ -248,6 +251,11 @@ export function readService(s: ServiceScope, entry: LEntry, path: string): Servi
   const ports2 = [...spec.ports];
   spec.depad = readServiceDepad(c, get('x-depad'), at('x-depad'), ports2);
   spec.ports = ports2;
+  const secretMounts = (['secrets', 'configs'] as const).flatMap((key) => {
+    const node = get(key);
+    return node ? readSecretMounts(c, node, at(key), key, s[key] ?? new Set()) : [];
+  });
+  if (secretMounts.length > 0) spec.secretMounts = secretMounts;
   if (spec.engine?.host.NetworkMode === 'none' && spec.depad.route !== undefined) {
     c.issue(at('x-depad'), keys.get('x-depad')?.keyPos ?? entry.keyPos, 'network_mode: none gives the container no network, so the proxy cannot route to it; remove x-depad.expose or network_mode');
   }

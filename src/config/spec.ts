@@ -8,6 +8,7 @@ import type { BuildSpec } from './build.ts';
 /** A `depends_on` condition, as in docker-compose. */
 import type { WorkflowSpec } from './workflows.ts';
 import type { ContainerFields, HostConfigFields } from '../engine/create-fields.ts';
+import type { SecretMountSpec, SecretSpec } from './secrets.ts';
 
 export type DependsCondition = 'service_started' | 'service_healthy' | 'service_completed_successfully';
 
@@ -47,6 +48,8 @@ export type MountSpec =
       readonly source: string;
       readonly target: string;
       readonly readOnly: boolean;
+      /** Set when `source` is an absolute host path the host's policy allows (src/config/host-access.ts). */
+      readonly onHost?: true;
     } & MountOptions);
 
 /** A container health check (compose `healthcheck`); durations in ms. */
@@ -158,6 +161,8 @@ export interface ServiceSpec {
   readonly build?: BuildSpec;
   /** Engine fields of the compose keys depad passes through; absent when the service uses none. */
   readonly engine?: ServiceEngine;
+  /** Service-level `secrets:` and `configs:`, in file order; absent: none. */
+  readonly secretMounts?: readonly SecretMountSpec[];
 }
 
 /** A top-level network; depad names it `<project>_<name>` on the engine. */
@@ -208,6 +213,9 @@ export interface DeploymentSpec {
   readonly services: Readonly<Record<string, ServiceSpec>>;
   readonly networks: Readonly<Record<string, NetworkSpec>>;
   readonly volumes: Readonly<Record<string, VolumeSpec>>;
+  /** Top-level `secrets:` and `configs:` (no values: src/config/secrets.ts); absent: none. */
+  readonly secrets?: Readonly<Record<string, SecretSpec>>;
+  readonly configs?: Readonly<Record<string, SecretSpec>>;
   readonly depad: DepadSettings;
   /** What is copied from beside the config file into the root (relative, normalised, sorted): the bind-mount sources and the paths `run:` steps name that exist. */
   readonly files: readonly string[];

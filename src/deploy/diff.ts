@@ -4,6 +4,7 @@
  * instance labels). Environment values are never shown, only the names of changed variables.
  */
 import { LABELS, type ContainerPlan, type ServicePlan } from '../engine/types.ts';
+import { isSecretSource } from '../render/secrets.ts';
 import type { StoredPlan } from './root-dir.ts';
 import { COMPOSE_KEY_OF } from '../render/engine-fields.ts';
 
@@ -75,7 +76,7 @@ function comparable(c: ContainerPlan): Record<string, unknown> {
     stop_signal: c.body.StopSignal,
     stop_grace_period: c.body.StopTimeout,
     healthcheck: c.body.Healthcheck,
-    mounts: host.Mounts,
+    mounts: host.Mounts.filter((m) => !isSecretSource(m.Source)),
     tmpfs: host.Tmpfs,
     restart: host.RestartPolicy,
     cpus: host.NanoCpus,
@@ -129,6 +130,12 @@ function containerDetails(a: ContainerPlan, b: ContainerPlan): string[] {
   if (added.length) out.push(`environment added: ${added.join(', ')}`);
   if (removed.length) out.push(`environment removed: ${removed.join(', ')}`);
   if (changed.length) out.push(`environment changed: ${changed.join(', ')}`);
+  // Secrets and configs by name only: never their values (nor the digests).
+  const sa = a.secrets ?? {};
+  const sb = b.secrets ?? {};
+  for (const k of Object.keys(sb)) if (!(k in sa)) out.push(`${k} added`);
+  for (const k of Object.keys(sa)) if (!(k in sb)) out.push(`${k} removed`);
+  for (const k of Object.keys(sb)) if (k in sa && sa[k] !== sb[k]) out.push(`${k} changed`);
   return out;
 }
 

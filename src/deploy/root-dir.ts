@@ -5,6 +5,7 @@
  *   revisions/<n>/         config.yml, docker-compose.yml, env.json, plan.json of revision n
  *   <bind-mount sources>   copied from beside the config file, or created empty
  *   <files run: steps name> copied from beside the config file (./seed.sh)
+ *   secrets/               host copies of secrets and configs (0700; src/deploy/secret-files.ts)
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
@@ -12,6 +13,7 @@ import path from 'node:path';
 import type { DeploymentSpec } from '../config/spec.ts';
 import { DepadError } from '../errors.ts';
 import type { Rendered } from '../render/render.ts';
+import { pruneSecretFiles, secretVariableValues, secretVariables, writeSecretFiles } from './secret-files.ts';
 
 /** The engine plan kept with each revision (everything of `Rendered` but the compose text). */
 export type StoredPlan = Omit<Rendered, 'compose'>;
@@ -37,15 +39,18 @@ export async function writeRevision(
   await fs.mkdir(revDir, { recursive: true, mode: 0o700 });
   await fs.chmod(rootDir, 0o700);
   const write = (file: string, text: string) => fs.writeFile(file, text, { mode: 0o600 });
+  const hidden = secretVariables(spec);
+  const keptEnv = Object.keys(env).filter((k) => !hidden.has(k)).sort();
   const plan: StoredPlan = { networks: rendered.networks, volumes: rendered.volumes, containers: rendered.containers, order: rendered.order, services: rendered.services };
   await Promise.all([
     write(path.join(revDir, 'config.yml'), spec.source),
     write(path.join(revDir, 'docker-compose.yml'), rendered.compose),
-    write(path.join(revDir, 'env.json'), JSON.stringify(env, Object.keys(env).sort(), 2) + '\n'),
+    write(path.join(revDir, 'env.json'), JSON.stringify(env, keptEnv, 2) + '\n'),
     write(path.join(revDir, 'plan.json'), JSON.stringify(plan, null, 2) + '\n'),
     write(path.join(revDir, 'spec.json'), JSON.stringify({ ...spec, positions: undefined, imageOverrides: undefined }, null, 2) + '\n'),
   ]);
   await copyBindSources(rootDir, spec);
+  await writeSecretFiles(rootDir, spec);
   return { configSha256: sha256(spec.source), composeSha256: sha256(rendered.compose) };
 }
 
@@ -62,6 +67,7 @@ export async function promoteRevision(rootDir: string, n: number): Promise<void>
 /** Removes the files of a revision that was never committed. */
 export async function removeRevision(rootDir: string, n: number): Promise<void> {
   await fs.rm(path.join(rootDir, 'revisions', String(n)), { recursive: true, force: true });
+  await pruneSecretFiles(rootDir);
 }
 
 /**
@@ -74,7 +80,8 @@ export async function readRevisionSpec(rootDir: string, n: number): Promise<{ sp
     const env = JSON.parse(await fs.readFile(path.join(revDir, 'env.json'), 'utf8')) as Record<string, string>;
     const raw = JSON.parse(await fs.readFile(path.join(revDir, 'spec.json'), 'utf8')) as Omit<DeploymentSpec, 'positions'>;
     // Bind-mount sources and run: steps' files are in the root already; nothing is copied again.
-    return { spec: { ...raw, files: [], positions: new Map() }, env };
+    // The variables environment: secrets read are not in env.json: their copies hold them.
+    return { spec: { ...raw, files: [], positions: new Map() }, env: { ...env, ...(await secretVariableValues(rootDir, raw)) } };
   } catch (error) {
     throw new DepadError('DEPAD_STATE_CORRUPT', `cannot read revision ${n} under ${revDir}`, {
       cause: error,
@@ -127,7 +134,7 @@ export async function removeRoot(rootDir: string): Promise<void> {
 async function copyBindSources(rootDir: string, spec: DeploymentSpec): Promise<void> {
   const configDir = path.dirname(spec.file);
   const sources = new Set<string>(spec.files);
-  for (const s of Object.values(spec.services)) for (const m of s.volumes) if (m.type === 'bind') sources.add(m.source);
+  for (const s of Object.values(spec.services)) for (const m of s.volumes) if (m.type === 'bind' && !m.onHost) sources.add(m.source);
   for (const source of [...sources].sort()) {
     const to = inside(rootDir, source);
     if (spec.files.includes(source)) {

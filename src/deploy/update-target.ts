@@ -98,7 +98,7 @@ async function currentConfigWith(record: DeploymentRecord, file: string, env: Re
  */
 export function parseRemoteConfig(text: { text: string; name: string }, env: Readonly<Record<string, string>>, warn?: (w: ConfigWarning) => void): DeploymentSpec {
   const spec = parseConfig(text.text, remoteConfigPath(text.name), env, warn === undefined ? {} : { warn });
-  const binds = Object.entries(spec.services).flatMap(([service, s]) => s.volumes.filter((v) => v.type === 'bind').map((v) => `${service}: ./${v.source}`));
+  const binds = Object.entries(spec.services).flatMap(([service, s]) => s.volumes.filter((v) => v.type === 'bind' && !v.onHost).map((v) => `${service}: ./${v.source}`));
   if (binds.length > 0) {
     throw new DepadError('DEPAD_CONFIG_INVALID', `${text.name}: bind mounts need their files on the agent's host, which a remote client cannot send (${binds.join(', ')})`, {
       hint: 'use named volumes, or run the command on the agent\'s host',

@@ -6,6 +6,7 @@
  * and the deployment keeps serving its current revision; a kill is undone by the next command.
  */
 import { deploymentLabels, labelsText } from '../labels.ts';
+import { assertHostAccess } from './host-policy.ts';
 import { serialQueue } from '../serial.ts';
 import { runHook } from './workflows.ts';
 import type { DeploymentSpec } from '../config/spec.ts';
@@ -109,6 +110,7 @@ export function assertUpdatable(record: DeploymentRecord): void {
 /** Updates a running deployment to `request.spec`, zero-downtime where the services allow it. */
 export async function updateDeployment(ctx: OpContext, record: DeploymentRecord, request: UpdateRequest): Promise<UpdateResult> {
   assertUpdatable(record);
+  assertHostAccess(request.spec); // a revision made under a wider policy (rollback, image update) gets no more than today's
   await ctx.engine.ping();
   await assertRoutesFree(ctx, record.name, request.spec); // a hostname another deployment routes: fail before anything is made
   const { current, diff, images, spec } = await planUpdate(ctx, record, request);

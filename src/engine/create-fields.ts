@@ -47,6 +47,11 @@ export interface HostConfigFields {
   StorageOpt?: Record<string, string>;
   SecurityOpt?: string[];
   IpcMode?: string;
+  /** Host access the host's policy allowed (src/config/host-access.ts). */
+  Privileged?: boolean;
+  Devices?: Array<{ PathOnHost: string; PathInContainer: string; CgroupPermissions: string }>;
+  PidMode?: string;
+  UsernsMode?: string;
   CgroupnsMode?: string;
   Runtime?: string;
   BlkioWeight?: number;

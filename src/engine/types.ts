@@ -83,6 +83,8 @@ export interface ContainerPlan {
   endpoints: EndpointPlan[];
   /** Services to wait for before starting this one, and how (compose `depends_on`). */
   dependsOn: Record<string, { condition: 'service_started' | 'service_healthy' | 'service_completed_successfully' }>;
+  /** `secret <name>` / `config <name>` → its host copy's file name (digest-named, never the value); absent: none. */
+  secrets?: Record<string, string>;
 }
 
 /** What the engine reports about a container. */

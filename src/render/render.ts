@@ -10,6 +10,7 @@ import { LABELS, type ContainerPlan, type NetworkPlan, type ServicePlan, type Vo
 import { containerName, scopedName } from './names.ts';
 import { startOrder } from './order.ts';
 import { applyEngineFields, composeEngineFields, mountOptions, selinuxBinds } from './engine-fields.ts';
+import { isSecretSource, secretMountPlans } from './secrets.ts';
 
 /** Who the rendering is for. */
 export interface RenderIdentity {
@@ -154,7 +155,7 @@ function containerPlan(
       PortBindings: sorted(portBindings),
       Mounts: s.volumes.filter((m) => m.selinux === undefined).map((m) => ({
         Type: m.type,
-        Source: m.type === 'volume' ? scopedName(who.name, m.source) : path.join(who.rootDir, m.source),
+        Source: m.type === 'volume' ? scopedName(who.name, m.source) : m.onHost ? m.source : path.join(who.rootDir, m.source),
         Target: m.target,
         ReadOnly: m.readOnly,
         ...mountOptions(m),
@@ -178,6 +179,8 @@ function containerPlan(
   if (s.resources.cpus !== undefined) body.HostConfig.NanoCpus = Math.round(s.resources.cpus * 1e9);
   if (s.resources.memoryBytes !== undefined) body.HostConfig.Memory = s.resources.memoryBytes;
   if (s.resources.pids !== undefined) body.HostConfig.PidsLimit = s.resources.pids;
+  const secrets = secretMountPlans(spec, s, who.rootDir);
+  for (const m of secrets) body.HostConfig.Mounts.push({ Type: 'bind', Source: m.source, Target: m.target, ReadOnly: true });
   const plan: ContainerPlan = {
     name: containerName(who.name, s.name, instanceOf(who, s.name)),
     service: s.name,
@@ -187,8 +190,9 @@ function containerPlan(
       aliases: [...new Set([s.name, ...aliases])],
     })),
     dependsOn: Object.fromEntries(Object.entries(s.dependsOn).map(([k, v]) => [k, { condition: v.condition }])),
+    ...(secrets.length > 0 ? { secrets: Object.fromEntries(secrets.map((m) => [m.label, m.file])) } : {}),
   };
-  const binds = selinuxBinds(s, (m) => (m.type === 'volume' ? scopedName(who.name, m.source) : path.join(who.rootDir, m.source)));
+  const binds = selinuxBinds(s, (m) => (m.type === 'volume' ? scopedName(who.name, m.source) : m.onHost ? m.source : path.join(who.rootDir, m.source)));
   if (binds.length > 0) plan.body.HostConfig.Binds = binds;
   applyEngineFields(spec, s, plan);
   return plan;
@@ -211,11 +215,13 @@ function composeService(s: ServiceSpec, c: ContainerPlan, who: RenderIdentity, p
   if (s.volumes.length) {
     out.volumes = s.volumes.map((m) => ({
       type: m.type,
-      source: m.type === 'volume' ? m.source : path.join(who.rootDir, m.source),
+      source: m.type === 'volume' ? m.source : m.onHost ? m.source : path.join(who.rootDir, m.source),
       target: m.target,
       read_only: m.readOnly,
     }));
   }
+  const secretBinds = c.body.HostConfig.Mounts.filter((m) => isSecretSource(m.Source)).map((m) => ({ type: 'bind', source: m.Source, target: m.Target, read_only: true }));
+  if (secretBinds.length) out.volumes = [...((out.volumes as unknown[] | undefined) ?? []), ...secretBinds];
   out.networks = Object.fromEntries(c.endpoints.map((e, i) => [Object.keys(s.networks)[i]!, { aliases: e.aliases }]));
   if (Object.keys(s.dependsOn).length) out.depends_on = Object.fromEntries(Object.entries(s.dependsOn).map(([k, v]) => [k, { condition: v.condition }]));
   if (s.healthcheck === 'disabled') out.healthcheck = { disable: true };
