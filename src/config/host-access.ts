@@ -107,9 +107,11 @@ export interface HostPolicy {
 export const EMPTY_POLICY: HostPolicy = Object.freeze({ allow: Object.freeze([]), hostPaths: Object.freeze([]) });
 
 /** Every name `--allow` accepts. */
+// Only what depad can also carry to the engine: gpus, device_cgroup_rules, cgroup_parent, use_api_socket,
+// device reservations, uts: host and cgroup: host stay refused whatever the policy (not mapped yet).
 export const ALLOW_NAMES = [
-  'privileged', 'devices', 'gpus', 'device_cgroup_rules', 'cgroup_parent', 'use_api_socket', 'deploy.resources.reservations.devices',
-  'network_mode:host', 'pid:host', 'ipc:host', 'uts:host', 'userns_mode:host', 'cgroup:host',
+  'privileged', 'devices',
+  'network_mode:host', 'pid:host', 'ipc:host', 'userns_mode:host',
   'cap_add:SYS_ADMIN', 'cap_add:NET_ADMIN', 'cap_add:ALL', 'security_opt:unconfined',
 ] as const;
 
