@@ -90,6 +90,7 @@ export function hostAccessProblem(request: HostAccessRequest, policy: HostPolicy
   const reason = hostAccessReason(request);
   const name = allowName(request);
   if (reason === undefined || name === undefined || policy.allow.includes(name)) return undefined;
+  if (!(ALLOW_NAMES as readonly string[]).includes(name)) return `${reason}: this reaches the host, which depad refuses; no host policy can allow it yet; remove it`;
   return `${reason}: this reaches the host, which depad refuses unless the host's policy allows it; ${howToAllow(policy, `--allow ${name}`, `"allow": ["${name}"]`)}`;
 }
 
