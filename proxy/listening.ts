@@ -6,6 +6,7 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { writePrivateFile } from '../src/private-file.ts';
 
 /** The ports a proxy listens on. */
 export interface ProxyListening {
@@ -25,10 +26,7 @@ function listeningFile(stateDir: string): string {
 
 /** Records where the proxy on `stateDir` listens (atomically; it stays after the proxy stops: where it will listen again). */
 export async function writeListening(stateDir: string, facts: ProxyListening): Promise<void> {
-  const file = listeningFile(stateDir);
-  const tmp = `${file}.${process.pid}.tmp`;
-  await fs.writeFile(tmp, JSON.stringify(facts) + '\n', { mode: 0o600 });
-  await fs.rename(tmp, file);
+  await writePrivateFile(listeningFile(stateDir), JSON.stringify(facts) + '\n');
 }
 
 /** Where the proxy on `stateDir` listens (or last listened); undefined when no proxy ever did. */

@@ -7,7 +7,7 @@ import { hostPlatform } from '../src/config/build.ts';
 import { ConfigError } from '../src/errors.ts';
 import { parseDockerignore } from '../src/deploy/dockerignore.ts';
 import { packContext } from '../src/deploy/build-context.ts';
-import { assertNoHostSteps, parseRemoteConfig } from '../src/deploy/update-target.ts';
+import { assertRemoteConfig, parseRemoteConfig } from '../src/deploy/update-target.ts';
 
 const parse = (text: string, env: Record<string, string> = {}) => parseConfig(text, 'cfg.yml', env);
 
@@ -63,7 +63,7 @@ test('a config sent as text by a remote client may not build (its context is on 
   t.is((error as ConfigError).code, 'DEPAD_CONFIG_INVALID');
   t.regex(error!.message, /web has build:.*client's disk.*remote client cannot send/);
   // A bundle's config (unpacked on the agent) likewise: its context path would be read on the agent's host.
-  const bundled = t.throws(() => assertNoHostSteps(parse('services:\n  web:\n    build: ../../etc\n'), 'depad.yml'));
+  const bundled = t.throws(() => assertRemoteConfig(parse('services:\n  web:\n    build: ../../etc\n'), 'depad.yml'));
   t.regex(bundled!.message, /^depad\.yml: web has build:/);
 });
 

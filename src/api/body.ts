@@ -55,6 +55,20 @@ export function stringField(body: Record<string, unknown>, key: string, optional
   return v;
 }
 
+/** A true/false field (optional; default false). */
+export function booleanField(body: Record<string, unknown>, key: string): boolean {
+  const v = body[key];
+  if (v !== undefined && typeof v !== 'boolean') throw new DepadError('DEPAD_USAGE', `field ${key} must be true or false`);
+  return v === true;
+}
+
+/** A true/false query parameter (optional; default false). */
+export function booleanQuery(url: URL, key: string): boolean {
+  const v = url.searchParams.get(key);
+  if (v !== null && v !== 'true' && v !== 'false') throw new DepadError('DEPAD_USAGE', `${key} must be true or false`);
+  return v === 'true';
+}
+
 /** A string-array field (optional; default empty). */
 export function stringsField(body: Record<string, unknown>, key: string): string[] {
   const v = body[key];

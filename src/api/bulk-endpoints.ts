@@ -8,7 +8,7 @@ import { bulkLifecycle, bulkRollback, bulkUpdate, selectDeployments } from '../d
 import type { DeploymentRecord } from '../store/records.ts';
 import { DepadError } from '../errors.ts';
 import { labelsField, onlyFields, readJsonObject } from './body.ts';
-import { BUNDLE_BODY_BYTES, bundleField, dryRunField, lifecycleOptions, updateTarget } from './call.ts';
+import { BUNDLE_BODY_BYTES, dryRunField, withBundle, lifecycleOptions, updateTarget } from './call.ts';
 import type { Call, Endpoint } from './call.ts';
 
 /** The selector and roll settings of a bulk body; the rest of the body is left for the verb. */
@@ -40,13 +40,10 @@ export const BULK_ENDPOINTS: Endpoint[] = [
     run: async (call) => {
       const body = await readJsonObject(call.req, BUNDLE_BODY_BYTES);
       const { records, selector, maxParallel } = await selection(call, body);
-      const unpacked = await bundleField(call, body);
-      try {
+      return withBundle(call, body, async (unpacked) => {
         const target = updateTarget(call, withoutBulkFields(body), [], unpacked);
         return { body: await bulkUpdate(call.ctx, records, target, selector, { maxParallel, dryRun: dryRunField(body) }) };
-      } finally {
-        await unpacked?.remove();
-      }
+      });
     },
   },
   {

@@ -19,7 +19,7 @@ import type { UpdateTarget } from '../deploy/update.ts';
 import { BUNDLE_MAX_BYTES, unpackBundle, type Unpacked } from '../config/bundle.ts';
 import { DepadError, formatIssue } from '../errors.ts';
 import type { TokenRecord } from '../store/records.ts';
-import { onlyFields, stringField, stringMapField, stringsField } from './body.ts';
+import { booleanField, onlyFields, stringField, stringMapField, stringsField } from './body.ts';
 
 /** One request, authenticated. */
 export interface Call {
@@ -138,7 +138,6 @@ export function updateTarget(call: Call, body: Record<string, unknown>, extra: r
   onlyFields(body, ['configFile', 'config', 'configName', 'bundle', 'env', 'resetEnv', 'overrides', 'pull', ...extra]);
   const configText = configTextField(body);
   const configFile = unpacked?.configFile ?? configFileField(call, body, false);
-  if (body.resetEnv !== undefined && typeof body.resetEnv !== 'boolean') throw new DepadError('DEPAD_USAGE', 'field resetEnv must be true or false');
   // Warnings reach the client as progress lines (`step: warning`).
   const warning = (message: string) => call.ctx.progress({ step: 'warning', message });
   return {
@@ -146,7 +145,7 @@ export function updateTarget(call: Call, body: Record<string, unknown>, extra: r
     ...(unpacked === undefined ? {} : { fromRemote: true }),
     ...(configText === undefined ? {} : { configText }),
     env: stringMapField(body, 'env'),
-    ...(body.resetEnv === true ? { resetEnv: true } : {}),
+    ...(booleanField(body, 'resetEnv') ? { resetEnv: true } : {}),
     overrides: stringMapField(body, 'overrides'),
     pull: pullField(body),
     warn: (w) => warning(formatIssue(w)),
@@ -156,14 +155,13 @@ export function updateTarget(call: Call, body: Record<string, unknown>, extra: r
 
 /** The `dryRun` field of an update or rollback body. */
 export function dryRunField(body: Record<string, unknown>): boolean {
-  if (body.dryRun !== undefined && typeof body.dryRun !== 'boolean') throw new DepadError('DEPAD_USAGE', 'field dryRun must be true or false');
-  return body.dryRun === true;
+  return booleanField(body, 'dryRun');
 }
 
 /** The body of start, stop and restart (one deployment or a selection): `services` (none: all) and, except for stop, `wait`. */
 export function lifecycleOptions(body: Record<string, unknown>, verb: 'start' | 'stop' | 'restart'): { services?: string[]; wait: boolean } {
   const services = stringsField(body, 'services');
-  if (verb !== 'stop' && body.wait !== undefined && typeof body.wait !== 'boolean') throw new DepadError('DEPAD_USAGE', 'field wait must be true or false');
+  if (verb !== 'stop' && body.wait !== undefined) booleanField(body, 'wait');
   return { ...(services.length > 0 ? { services } : {}), wait: body.wait !== false };
 }
 
@@ -171,11 +169,16 @@ export function lifecycleOptions(body: Record<string, unknown>, verb: 'start' | 
 export const BUNDLE_BODY_BYTES = Math.ceil((BUNDLE_MAX_BYTES * 4) / 3) + 1024 * 1024;
 
 /**
- * Unpacks the body's `bundle` (a config with its files, from a remote client) into a private
- * directory under `<home>/uploads/`; undefined without one. The caller removes it when done.
+ * Runs `fn` with the body's `bundle` (a config with its files, from a remote client) unpacked into
+ * a private directory under `<home>/uploads/` (undefined without one), and removes it afterwards.
  */
-export async function bundleField(call: Call, body: Record<string, unknown>): Promise<Unpacked | undefined> {
-  if (body.bundle === undefined) return undefined;
+export async function withBundle<T>(call: Call, body: Record<string, unknown>, fn: (unpacked: Unpacked | undefined) => Promise<T>): Promise<T> {
+  if (body.bundle === undefined) return fn(undefined);
   if (body.config !== undefined || body.configFile !== undefined) throw new DepadError('DEPAD_USAGE', 'give bundle, config or configFile, one of them');
-  return unpackBundle(path.join(call.ctx.home, 'uploads'), body.bundle);
+  const unpacked = await unpackBundle(path.join(call.ctx.home, 'uploads'), body.bundle);
+  try {
+    return await fn(unpacked);
+  } finally {
+    await unpacked.remove();
+  }
 }

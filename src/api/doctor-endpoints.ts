@@ -4,8 +4,7 @@
  * queue, so no operation is half done while the engine and the store are compared.
  */
 import { diagnose, doctorFix } from '../deploy/doctor.ts';
-import { DepadError } from '../errors.ts';
-import { onlyFields, readOptionalJsonObject, stringsField } from './body.ts';
+import { booleanField, booleanQuery, onlyFields, readOptionalJsonObject, stringsField } from './body.ts';
 import type { Endpoint } from './call.ts';
 
 /** The doctor endpoints, listed after the others in the OpenAPI document. */
@@ -17,9 +16,7 @@ export const DOCTOR_ENDPOINTS: Endpoint[] = [
     queued: true,
     summary: "Engine objects, ports, routes and directories that disagree with the state: {home, findings, unattributed, otherHomes} (depad doctor); query: volumes=true (what --fix --volumes would do)",
     run: async (call) => {
-      const volumes = call.url.searchParams.get('volumes');
-      if (volumes !== null && volumes !== 'true' && volumes !== 'false') throw new DepadError('DEPAD_USAGE', 'volumes must be true or false');
-      return { body: await diagnose(call.ctx, { volumes: volumes === 'true' }) };
+      return { body: await diagnose(call.ctx, { volumes: booleanQuery(call.url, 'volumes') }) };
     },
   },
   {
@@ -31,9 +28,9 @@ export const DOCTOR_ENDPOINTS: Endpoint[] = [
     run: async (call) => {
       const body = await readOptionalJsonObject(call.req);
       onlyFields(body, ['volumes', 'findings']);
-      if (body.volumes !== undefined && typeof body.volumes !== 'boolean') throw new DepadError('DEPAD_USAGE', 'field volumes must be true or false');
+      const volumes = booleanField(body, 'volumes');
       const keys = body.findings === undefined ? undefined : stringsField(body, 'findings');
-      return { body: await doctorFix(call.ctx, { volumes: body.volumes === true }, keys) };
+      return { body: await doctorFix(call.ctx, { volumes }, keys) };
     },
   },
 ];

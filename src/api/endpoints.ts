@@ -3,25 +3,23 @@
  * the checks on its inputs (paths, bodies, files). The dispatch, authentication and streaming are
  * in handler.ts; the OpenAPI document is built from this table.
  */
-import path from 'node:path';
 import { authorize, createToken, parseScope, revokeToken, selects } from '../auth/tokens.ts';
-import { loadConfig } from '../config/index.ts';
 import { createDeployment } from '../deploy/create.ts';
 import { destroyDeployment, lifecycleOperation } from '../deploy/lifecycle.ts';
 import { listDeploymentViews, listRevisions, readLogs, viewDeployment } from '../deploy/status.ts';
 import { deploymentUsage } from '../deploy/usage.ts';
 import { currentTarget, findWorkflow, runWorkflow } from '../deploy/workflows.ts';
 import { WORKFLOW_NAME } from '../config/workflows.ts';
-import { assertNoHostSteps } from '../deploy/update-target.ts';
-import { parseRemoteConfig, planUpdate, rollbackDeployment, rollbackRequest, updateDeployment, updateRequestFor } from '../deploy/update.ts';
+import { loadGivenConfig } from '../deploy/update-target.ts';
+import { planUpdate, rollbackDeployment, rollbackRequest, updateDeployment, updateRequestFor } from '../deploy/update.ts';
 import { previewUpdate } from '../deploy/update-preview.ts';
 import type { UpdateOutcome, UpdateResult } from '../deploy/update.ts';
 import { DepadError } from '../errors.ts';
 import { deploymentLabels } from '../labels.ts';
-import { labelsField, onlyFields, readJsonObject, readOptionalJsonObject, stringField, stringMapField, stringsField } from './body.ts';
+import { booleanField, booleanQuery, labelsField, onlyFields, readJsonObject, readOptionalJsonObject, stringField, stringMapField, stringsField } from './body.ts';
 import { openApiDocument } from './openapi.ts';
 import { cancelOperation } from './operations.ts';
-import { BUNDLE_BODY_BYTES, bundleField, configFileField, configTextField, dryRunField, lifecycleOptions, pullField, ref, scopedDeployment, updateTarget, visibleTo } from './call.ts';
+import { BUNDLE_BODY_BYTES, withBundle, configFileField, configTextField, dryRunField, lifecycleOptions, pullField, ref, scopedDeployment, updateTarget, visibleTo } from './call.ts';
 import type { Call, Endpoint } from './call.ts';
 import { BULK_ENDPOINTS } from './bulk-endpoints.ts';
 import { DOCTOR_ENDPOINTS } from './doctor-endpoints.ts';
@@ -80,21 +78,14 @@ function coreEndpoints(): Endpoint[] {
       if (scope.kind === 'deploy' && Object.keys(scope.labels).length === 0) authorize(call.token, 'create', { name });
       const labels = labelsField(body, 'labels');
       const env = stringMapField(body, 'env');
-      if (body.wait !== undefined && typeof body.wait !== 'boolean') throw new DepadError('DEPAD_USAGE', 'field wait must be true or false');
-      const unpacked = await bundleField(call, body);
-      try {
+      return withBundle(call, body, async (unpacked) => {
         const configText = unpacked === undefined ? configTextField(body) : undefined;
-        const configFile = unpacked?.configFile ?? (configText === undefined ? (configFileField(call, body, true) as string) : undefined);
-        const spec =
-          configText !== undefined ? parseRemoteConfig(configText, env)
-          : unpacked !== undefined ? assertNoHostSteps(await loadConfig(unpacked.configFile, env), path.basename(unpacked.configFile), path.dirname(unpacked.configFile))
-          : await loadConfig(configFile as string, env);
+        const given = unpacked !== undefined ? { configFile: unpacked.configFile, fromRemote: true } : configText !== undefined ? { configText } : { configFile: configFileField(call, body, true) as string };
+        const spec = (await loadGivenConfig(given, env))!;
         authorize(call.token, 'create', { name, labels: deploymentLabels(spec, labels) });
-        const record = await createDeployment(call.ctx, { name, spec, env, labels, pull: pullField(body), wait: body.wait !== false });
+        const record = await createDeployment(call.ctx, { name, spec, env, labels, pull: pullField(body), wait: body.wait === undefined || booleanField(body, 'wait') });
         return { status: 201, body: await viewDeployment(call.ctx, record) };
-      } finally {
-        await unpacked?.remove();
-      }
+      });
     },
   },
   {
@@ -192,15 +183,11 @@ function coreEndpoints(): Endpoint[] {
     run: async (call) => {
       const record = await scopedDeployment(call);
       const body = await readJsonObject(call.req, BUNDLE_BODY_BYTES);
-      const unpacked = await bundleField(call, body);
-      try {
+      return withBundle(call, body, async (unpacked) => {
         const request = await updateRequestFor(record, updateTarget(call, body, ['dryRun'], unpacked));
         if (dryRunField(body)) return { body: await previewUpdate(call.ctx, record, request) };
-        const result = await updateDeployment(call.ctx, record, request);
-        return { body: await outcome(call, result) };
-      } finally {
-        await unpacked?.remove();
-      }
+        return { body: await outcome(call, await updateDeployment(call.ctx, record, request)) };
+      });
     },
   },
   {
@@ -232,13 +219,10 @@ function coreEndpoints(): Endpoint[] {
     run: async (call) => {
       const record = await scopedDeployment(call);
       const body = await readJsonObject(call.req, BUNDLE_BODY_BYTES);
-      const unpacked = await bundleField(call, body);
-      try {
+      return withBundle(call, body, async (unpacked) => {
         const { diff } = await planUpdate(call.ctx, record, await updateRequestFor(record, updateTarget(call, body, [], unpacked)));
         return { body: { diff, name: record.name, revision: record.revision } };
-      } finally {
-        await unpacked?.remove();
-      }
+      });
     },
   },
   {
@@ -249,9 +233,7 @@ function coreEndpoints(): Endpoint[] {
     mutates: true,
     run: async (call) => {
       const record = await scopedDeployment(call);
-      const keep = call.url.searchParams.get('keepVolumes');
-      if (keep !== null && keep !== 'true' && keep !== 'false') throw new DepadError('DEPAD_USAGE', 'keepVolumes must be true or false');
-      await destroyDeployment(call.ctx, record, { keepVolumes: keep === 'true' });
+      await destroyDeployment(call.ctx, record, { keepVolumes: booleanQuery(call.url, 'keepVolumes') });
       return { body: { destroyed: record.name, id: record.id } };
     },
   },
@@ -297,21 +279,6 @@ function coreEndpoints(): Endpoint[] {
     action: 'certificates',
     summary: "The proxy's HTTPS certificates (ACME): hostname, state, expiry, last error (depad certs)",
     run: async (call) => ({ body: call.certificates() }),
-  },
-  {
-    method: 'POST',
-    path: '/v1/agent/restart',
-    action: 'agent',
-    summary: 'Restart the agent into a new process (the code now on disk) without refusing a connection; answers once the new one is ready: {oldPid, newPid, ms, drainTimeoutMs} (depad agent restart); local socket only; body: {drainTimeoutMs?}',
-    run: async (call) => {
-      if (!call.local) throw new DepadError('DEPAD_FORBIDDEN', 'the agent restarts only on a request over its local socket', { hint: 'run depad agent restart on its host, or through SSH (depad --host ssh://user@host agent restart)' });
-      if (call.restart === undefined) throw new DepadError('DEPAD_AGENT_UNAVAILABLE', 'only a running agent restarts', { hint: 'start it: depad agent --daemon' });
-      const body = await readOptionalJsonObject(call.req);
-      onlyFields(body, ['drainTimeoutMs']);
-      const drain = body.drainTimeoutMs;
-      if (drain !== undefined && (typeof drain !== 'number' || !Number.isInteger(drain) || drain < 0 || drain > 3_600_000)) throw new DepadError('DEPAD_USAGE', 'drainTimeoutMs must be a whole number of ms from 0 to 3600000');
-      return { body: await call.restart(drain === undefined ? {} : { drainTimeoutMs: drain }) };
-    },
   },
   {
     method: 'GET',

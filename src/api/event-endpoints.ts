@@ -6,6 +6,7 @@
  */
 import type { AgentEvent } from '../agent/reconciler.ts';
 import { DepadError } from '../errors.ts';
+import { booleanQuery } from './body.ts';
 import { visibleTo } from './call.ts';
 import type { Call, Endpoint } from './call.ts';
 
@@ -18,11 +19,10 @@ export const EVENT_ENDPOINTS: Endpoint[] = [
     streamsWhen: (url) => url.searchParams.get('follow') === 'true',
     summary: 'What the agent noticed: instances that died or changed health, routes restored (oldest first); query: since (a time), follow=true (JSON lines {event}, new ones as they happen)',
     run: async (call) => {
-      const follow = call.url.searchParams.get('follow');
-      if (follow !== null && follow !== 'true' && follow !== 'false') throw new DepadError('DEPAD_USAGE', 'follow must be true or false');
+      const follow = booleanQuery(call.url, 'follow');
       const since = sinceOf(call.url.searchParams.get('since'));
       let shown = await filterFor(call, since);
-      if (follow !== 'true') return { body: call.events().filter(shown) };
+      if (!follow) return { body: call.events().filter(shown) };
       if (call.followEvents === undefined) throw new DepadError('DEPAD_AGENT_UNAVAILABLE', 'events are followed in the agent', { hint: 'start it: depad agent' });
       // Subscribed before the past events are read (in the same turn): none is missed or sent twice.
       const fresh: AgentEvent[] = [];

@@ -5,7 +5,7 @@
  */
 import { listVolumes, removeVolumes } from '../deploy/volumes.ts';
 import { DepadError } from '../errors.ts';
-import { onlyFields, readJsonObject, stringsField } from './body.ts';
+import { booleanField, booleanQuery, onlyFields, readJsonObject, stringsField } from './body.ts';
 import type { Endpoint } from './call.ts';
 
 /** A volume name as the engine allows it. */
@@ -20,9 +20,7 @@ export const VOLUME_ENDPOINTS: Endpoint[] = [
     queued: true,
     summary: "This home's depad volumes: name, deployment that made it, the live deployment that uses it (usedBy) (depad volumes ls); query: size=true (measure them: slow with much data)",
     run: async (call) => {
-      const size = call.url.searchParams.get('size');
-      if (size !== null && size !== 'true' && size !== 'false') throw new DepadError('DEPAD_USAGE', 'size must be true or false');
-      return { body: await listVolumes(call.ctx, { size: size === 'true' }) };
+      return { body: await listVolumes(call.ctx, { size: booleanQuery(call.url, 'size') }) };
     },
   },
   {
@@ -34,13 +32,13 @@ export const VOLUME_ENDPOINTS: Endpoint[] = [
     run: async (call) => {
       const body = await readJsonObject(call.req);
       onlyFields(body, ['names', 'check']);
-      if (body.check !== undefined && typeof body.check !== 'boolean') throw new DepadError('DEPAD_USAGE', 'field check must be true or false');
+      const check = booleanField(body, 'check');
       const names = stringsField(body, 'names');
       if (names.length > 1000) throw new DepadError('DEPAD_USAGE', 'at most 1000 names at once');
       const bad = names.find((n) => !VOLUME_NAME.test(n));
       if (bad !== undefined) throw new DepadError('DEPAD_NAME_INVALID', `not a volume name: ${JSON.stringify(bad.slice(0, 80))}`);
-      const removed = await removeVolumes(call.ctx, names, { check: body.check === true });
-      return { body: body.check === true ? { checked: removed } : { removed } };
+      const removed = await removeVolumes(call.ctx, names, { check });
+      return { body: check ? { checked: removed } : { removed } };
     },
   },
 ];

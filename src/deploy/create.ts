@@ -64,7 +64,7 @@ export async function createDeployment(ctx: OpContext, request: CreateRequest): 
   const cursor = cursorIn(await ctx.store.getCursor(), range);
   const fixed = spec.depad.hostPorts === 'fixed';
   const needed = Object.values(spec.services).flatMap((s) => portsNeeded(s, 1, true, fixed));
-  const { ports, allocation } = await assignPorts(ctx, needed, { cursor });
+  const { ports, allocation } = await assignPorts(ctx, needed, { cursor, moveCursor: true });
   for (const warning of allocatedInstead(ports, fixed)) ctx.progress({ step: 'warning', message: warning });
   const now = new Date().toISOString();
   const record: DeploymentRecord = {

@@ -157,3 +157,11 @@ function describeRoute(s: ServicePlan): string {
 function short(id: string): string {
   return id.replace(/^sha256:/, '').slice(0, 12);
 }
+
+/** The services an update starts new instances of (changed or added), and those it removes. */
+export function serviceChanges(diff: PlanDiff): { changed: string[]; removed: string[] } {
+  return {
+    changed: diff.services.filter((s) => s.kind === 'changed' || s.kind === 'added').map((s) => s.service),
+    removed: diff.services.filter((s) => s.kind === 'removed').map((s) => s.service),
+  };
+}

@@ -116,3 +116,18 @@ export function planUpdatePorts(record: Pick<DeploymentRecord, 'ports' | 'instan
 export function asSpare(p: PortAssignment): PortAssignment {
   return { service: p.service, target: p.target, protocol: p.protocol, host: p.host, role: 'spare', instance: 0 };
 }
+
+/**
+ * Whether an update replaces `service` stop-first: it has named volumes, or it publishes host
+ * ports (`ports`: what it holds after the update, or will be given), which two instances cannot share.
+ */
+export function stopsFirst(meta: { stateful: boolean }, ports: ReadonlyArray<Pick<PortAssignment, 'service' | 'role'>>, service: string): boolean {
+  return meta.stateful || ports.some((p) => p.service === service && p.role === 'published');
+}
+
+/** Host port 0 for every port `spec`'s services would publish with `instances` current: for plans made only to be compared or checked. */
+export function placeholderPorts(spec: DeploymentSpec, instances: Readonly<Record<string, number>> = {}): PortAssignment[] {
+  return Object.values(spec.services).flatMap((s) =>
+    portsNeeded(s, instances[s.name] ?? 1, false, spec.depad.hostPorts === 'fixed').map(({ fixed: _fixed, ...p }) => ({ ...p, host: 0 })),
+  );
+}

@@ -2,8 +2,8 @@
  * Checks a create or an update makes before it makes anything (before images are checked and
  * ports registered): the hostnames it would route are not another deployment's, and (create) no
  * engine object already has one of its names. Without them a clash was found only when routes
- * were published, after every service had started and passed its health checks. Host ports need
- * no check here: depad allocates every one of them (a config names container ports only).
+ * were published, after every service had started and passed its health checks. Host ports are
+ * checked where they are reserved (port-assign.ts), also before anything is made.
  */
 import type { DeploymentSpec } from '../config/spec.ts';
 import { ConfigError, DepadError } from '../errors.ts';
@@ -11,10 +11,9 @@ import { LABELS } from '../engine/types.ts';
 import type { SourcePosition } from '../errors.ts';
 import { render } from '../render/render.ts';
 import type { Rendered, RenderIdentity } from '../render/render.ts';
-import type { PortAssignment } from '../store/records.ts';
 import { baseDomain } from '../render/routes.ts';
 import type { OpContext } from './context.ts';
-import { portsNeeded } from './port-plan.ts';
+import { placeholderPorts } from './port-plan.ts';
 import { readPlanForView } from './root-dir.ts';
 
 /** Who routes a hostname. */
@@ -80,8 +79,7 @@ interface Wanted {
 
 /** The plan deployment `name` would have under `spec`, with host port 0 for every published port (names, routes). */
 export function placeholderPlan(spec: DeploymentSpec, who: Omit<RenderIdentity, 'domain' | 'revision'>): Rendered {
-  const ports: PortAssignment[] = Object.values(spec.services).flatMap((s) => portsNeeded(s, who.instances?.[s.name] ?? 1, false).map((p) => ({ ...p, host: 0 })));
-  return render(spec, { ...who, revision: 1, domain: baseDomain(spec) }, ports);
+  return render(spec, { ...who, revision: 1, domain: baseDomain(spec) }, placeholderPorts(spec, who.instances));
 }
 
 /** Every hostname deployment `name` would route under `spec` (as render makes them). */

@@ -8,6 +8,7 @@ import type { OpContext } from './context.ts';
 import { listInstances } from './materialize.ts';
 import { assertServices } from './resolve.ts';
 import { readPlan, readPlanForView } from './root-dir.ts';
+import { boundPorts } from '../render/routes.ts';
 import { proxyStateDir } from '../home.ts';
 import { defaultHttpPort, readListening } from '../../proxy/listening.ts';
 
@@ -98,7 +99,7 @@ export async function viewDeployment(ctx: OpContext, record: DeploymentRecord, i
     };
     return {
       name,
-      ports: record.ports.filter((p) => p.service === name && (p.role === 'published' || (p.role === 'instance' && p.instance === current))),
+      ports: boundPorts(record.ports, name, current),
       ...(route ? { route } : {}),
       ...(Object.keys(limits).length ? { limits } : {}),
       instances: found.filter((c) => c.labels[LABELS.service] === name).map((c) => instanceView(c, unknown, ctx.observed)),

@@ -6,8 +6,8 @@ import type { Hook } from '../config/workflows.ts';
 import { containerName } from '../render/names.ts';
 import type { DeploymentRecord } from '../store/records.ts';
 import type { OpContext } from './context.ts';
-import type { PlanDiff } from './diff.ts';
-import { planUpdatePorts } from './port-plan.ts';
+import { serviceChanges, type PlanDiff } from './diff.ts';
+import { planUpdatePorts, stopsFirst } from './port-plan.ts';
 import { assertUpdatable, planUpdate } from './update.ts';
 import type { UpdateRequest } from './update-target.ts';
 
@@ -32,8 +32,7 @@ export async function previewUpdate(ctx: OpContext, record: DeploymentRecord, re
   const { current, candidate, diff, missing } = await planUpdate(ctx, record, request, { lookOnly: true });
   const base = { dryRun: true as const, name: record.name, revision: record.revision, diff, pull: missing };
   if (diff.empty) return { ...base, steps: [] };
-  const changed = diff.services.filter((s) => s.kind === 'changed' || s.kind === 'added').map((s) => s.service);
-  const removed = diff.services.filter((s) => s.kind === 'removed').map((s) => s.service);
+  const { changed, removed } = serviceChanges(diff);
   const ports = planUpdatePorts(record, request.spec, changed, removed);
   const steps: string[] = missing.map((image) => `pull ${image}`);
   const hooks = (hook: Hook) => Object.values(request.spec.depad.workflows ?? {}).filter((w) => w.hooks.includes(hook)).map((w) => `run workflow ${w.name} (${hook})`);
@@ -49,8 +48,8 @@ export async function previewUpdate(ctx: OpContext, record: DeploymentRecord, re
     const published = ports.kept.filter((p) => p.service === name && p.role === 'published').map((p) => String(p.host));
     if (old === undefined) {
       steps.push(`${name}: start ${next} (a new service), wait until it is ready${meta.route ? ', route it' : ''}`);
-    } else if (meta.stateful || published.length > 0) {
-      const why = meta.stateful ? 'it has named volumes' : `its published port ${published.join(', ')} passes to the new instance`;
+    } else if (stopsFirst(meta, [...ports.kept, ...ports.needed], name)) {
+      const why = meta.stateful ? 'it has named volumes' : published.length ? `its published port ${published.join(', ')} passes to the new instance` : 'it publishes host ports, which two instances cannot share';
       const wait = meta.route ? 'new requests to its route wait meanwhile' : published.length ? 'the port answers nothing meanwhile' : 'nothing routes to it';
       steps.push(`${name}: stop-first (${why}): stop ${old}, start ${next}, wait until it is ready${meta.route ? ', route it' : ''}; ${wait}`);
     } else {

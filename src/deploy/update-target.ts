@@ -60,19 +60,30 @@ export async function updateRequestFor(record: DeploymentRecord, target: UpdateT
   const current = await readRevisionSpec(record.rootDir, record.revision);
   const env: Record<string, string> = target.resetEnv ? { ...given } : { ...current.env, ...given };
   const options = target.warn === undefined ? {} : { warn: target.warn };
-  let spec: DeploymentSpec;
-  if (target.configText !== undefined) spec = parseRemoteConfig(target.configText, env, target.warn);
-  else if (target.configFile !== undefined) {
-    spec = await loadConfig(target.configFile, env, options);
-    if (target.fromRemote) assertNoHostSteps(spec, path.basename(target.configFile), path.dirname(target.configFile));
-  }
-  else if (Object.keys(given).length > 0 || target.resetEnv) spec = await currentConfigWith(record, current.spec.file, env, options);
-  else if (Object.keys(overrides).length > 0) return { spec: withImages(current.spec, overrides), env, overrides, pull: target.pull ?? 'missing', reuseImages: 'current' };
-  else throw new DepadError('DEPAD_USAGE', 'say what to update to: -f <config file>, -e KEY=VALUE (the current config with new variables), or -s <service> --image <ref>');
+  let spec = await loadGivenConfig(target, env, target.warn);
+  if (spec === undefined && (Object.keys(given).length > 0 || target.resetEnv)) spec = await currentConfigWith(record, current.spec.file, env, options);
+  if (spec === undefined && Object.keys(overrides).length > 0) return { spec: withImages(current.spec, overrides), env, overrides, pull: target.pull ?? 'missing', reuseImages: 'current' };
+  if (spec === undefined) throw new DepadError('DEPAD_USAGE', 'say what to update to: -f <config file>, -e KEY=VALUE (the current config with new variables), or -s <service> --image <ref>');
   for (const key of Object.keys(current.env).sort()) {
     if (!(key in env)) target.notice?.(`variable ${key} was set for revision ${record.revision} and is not set now (--reset-env): the config's default applies`);
   }
   return { spec: withImages(spec, overrides), env, overrides, pull: target.pull ?? 'missing' };
+}
+
+/**
+ * Reads the config a client gives: as text (a remote client), as a file unpacked from a remote
+ * client's bundle (`fromRemote`), or as a path (this host); undefined when it gives none. What
+ * comes from a remote client passes `assertRemoteConfig`.
+ */
+export async function loadGivenConfig(
+  given: Pick<UpdateTarget, 'configText' | 'configFile' | 'fromRemote'>,
+  env: Readonly<Record<string, string>>,
+  warn?: (w: ConfigWarning) => void,
+): Promise<DeploymentSpec | undefined> {
+  if (given.configText !== undefined) return parseRemoteConfig(given.configText, env, warn);
+  if (given.configFile === undefined) return undefined;
+  const spec = await loadConfig(given.configFile, env, warn === undefined ? {} : { warn });
+  return given.fromRemote ? assertRemoteConfig(spec, path.basename(given.configFile), path.dirname(given.configFile)) : spec;
 }
 
 /**
@@ -104,16 +115,21 @@ export function parseRemoteConfig(text: { text: string; name: string }, env: Rea
       hint: 'use named volumes, or run the command on the agent\'s host',
     });
   }
-  return assertNoHostSteps(spec, text.name);
+  return assertRemoteConfig(spec, text.name);
 }
 
 /**
- * Refuses a config from a remote client (as text, or in a bundle unpacked at `bundleDir`) whose
- * workflows have `run:` steps: they would run commands on the agent's host; and one with `build:`
- * whose context (or Dockerfile) is not in the bundle: it would be read from the agent's disk.
+ * Refuses what a config from a remote client (as text, or in a bundle unpacked at `bundleDir`)
+ * may not do on the agent's host: build from a context outside the bundle, run `run:` steps.
  * Returns the spec.
  */
-export function assertNoHostSteps(spec: DeploymentSpec, name: string, bundleDir?: string): DeploymentSpec {
+export function assertRemoteConfig(spec: DeploymentSpec, name: string, bundleDir?: string): DeploymentSpec {
+  assertBuildsInBundle(spec, name, bundleDir);
+  return assertNoRunSteps(spec, name);
+}
+
+/** Refuses `build:` whose context (or Dockerfile) is not in the bundle at `bundleDir` (all of them without one): it would be read from the agent's disk. */
+function assertBuildsInBundle(spec: DeploymentSpec, name: string, bundleDir: string | undefined): void {
   const inside = (p: string) => bundleDir !== undefined && (p === bundleDir || p.startsWith(bundleDir + path.sep));
   const outside = (s: DeploymentSpec['services'][string]) => {
     if (s.build === undefined) return false;
@@ -127,6 +143,10 @@ export function assertNoHostSteps(spec: DeploymentSpec, name: string, bundleDir?
       hint: 'build the image where the context is and give it with image: (docker save | docker load onto the agent\'s host), or run the command on the agent\'s host',
     });
   }
+}
+
+/** Refuses workflows with `run:` steps: they would run commands on the agent's host. */
+function assertNoRunSteps(spec: DeploymentSpec, name: string): DeploymentSpec {
   const hostSteps = Object.values(spec.depad.workflows).filter((w) => w.steps.some((s) => s.kind === 'run')).map((w) => w.name);
   if (hostSteps.length > 0) {
     throw new DepadError('DEPAD_CONFIG_INVALID', `${name}: workflow ${hostSteps.join(', ')} has run: steps, which run commands on the agent's host; a remote client may only give exec: steps (in a container)`, {

@@ -11,17 +11,16 @@ import { serialQueue } from '../serial.ts';
 import { runHook } from './workflows.ts';
 import type { DeploymentSpec } from '../config/spec.ts';
 import { DepadError } from '../errors.ts';
-import { blockOf, cursorIn, portRangeFromEnv } from '../ports/index.ts';
-import { allocatedInstead, assignPorts } from './port-assign.ts';
+import { allocatedInstead, assignUpdatePorts } from './port-assign.ts';
 import { homeIdentity } from '../home.ts';
 import { render } from '../render/render.ts';
 import { baseDomain } from '../render/routes.ts';
-import type { DeploymentRecord, JournalEntry, PortAssignment, RevisionRecord } from '../store/records.ts';
+import type { DeploymentRecord, JournalEntry, RevisionRecord } from '../store/records.ts';
 import { checkpoint, undoContext, type OpContext } from './context.ts';
 import { ensureImages } from './create.ts';
 import type { UpdateRequest } from './update-target.ts';
-import { asSpare, planUpdatePorts, portsNeeded, type PortNeed } from './port-plan.ts';
-import { diffPlans, type PlanDiff } from './diff.ts';
+import { asSpare, placeholderPorts, planUpdatePorts, stopsFirst } from './port-plan.ts';
+import { diffPlans, serviceChanges, type PlanDiff } from './diff.ts';
 import type { DeploymentView } from './status.ts';
 import { ensureNetworks, ensureVolumes, listInstances } from './materialize.ts';
 import { reconcileToRecord } from './recover.ts';
@@ -77,10 +76,7 @@ export async function planUpdate(ctx: OpContext, record: DeploymentRecord, reque
   const spec = await buildImages(ctx, record, request.spec, reuse, { lookOnly: options.lookOnly === true });
   const images = options.lookOnly && request.pull !== 'never' ? await lookUpImages(ctx, spec, missing) : await ensureImages(ctx, spec, request.pull ?? 'missing');
   // Placeholder host ports: the comparison ignores them.
-  const placeholders: PortAssignment[] = Object.values(request.spec.services).flatMap((s) =>
-    portsNeeded(s, record.instances[s.name] ?? 1, false, request.spec.depad.hostPorts === 'fixed').map(({ fixed: _f, ...p }) => ({ ...p, host: 0 })),
-  );
-  const candidate = render(spec, who(ctx, record, record.revision + 1, record.instances, spec), placeholders);
+  const candidate = render(spec, who(ctx, record, record.revision + 1, record.instances, spec), placeholderPorts(request.spec, record.instances));
   const ids = (m: RevisionRecord['images']) => Object.fromEntries(Object.entries(m).map(([k, v]) => [k, v.id]));
   return { current, candidate, diff: diffPlans(current, candidate, ids(currentImages), ids(images)), images, missing, spec };
 }
@@ -126,8 +122,7 @@ export async function updateDeployment(ctx: OpContext, record: DeploymentRecord,
     ctx.progress({ step: 'ready', message: `deployment ${record.name} is already at this configuration (revision ${record.revision})` });
     return { record, revision: undefined, diff };
   }
-  const changed = diff.services.filter((s) => s.kind === 'changed' || s.kind === 'added').map((s) => s.service);
-  const removed = diff.services.filter((s) => s.kind === 'removed').map((s) => s.service);
+  const { changed, removed } = serviceChanges(diff);
   const toRevision = record.revision + 1;
 
   // Published ports stay; new instances of routed services get fresh ports (spares first); what is given up stays the deployment's.
@@ -137,7 +132,7 @@ export async function updateDeployment(ctx: OpContext, record: DeploymentRecord,
   const journal: JournalEntry = { opId: `${record.id.slice(0, 16)}${Date.now().toString(16)}`, kind: 'update', deploymentId: record.id, name: record.name, pid: process.pid, startedAt: new Date().toISOString(), step: 'ports', toRevision };
   // One allocation at a time in this process (bulk updates run several deployments at once): each sees the ports the last one registered.
   const fresh = await portAllocation(async () => {
-    const ports = await allocateMore(ctx, record, planned.needed, planned.spares);
+    const ports = await assignUpdatePorts(ctx, record, planned.needed, planned.spares);
     await ctx.store.batch().putPorts(ports.map((p) => ({ ...p, deploymentId: record.id }))).putJournal(journal).write();
     return ports;
   });
@@ -169,8 +164,7 @@ export async function updateDeployment(ctx: OpContext, record: DeploymentRecord,
       if (!changed.includes(name)) continue;
       const oldPlan = current.containers.find((c) => c.service === name);
       const old = oldPlan ? live.get(oldPlan.name) : undefined;
-      const stopFirst = meta.stateful || finalPorts.some((p) => p.service === name && p.role === 'published');
-      const swap = await swapService(ctx, t, plan, meta, old, nextInstance(name), spec.depad.startTimeoutMs, running, stopFirst);
+      const swap = await swapService(ctx, t, plan, meta, old, nextInstance(name), spec.depad.startTimeoutMs, running, stopsFirst(meta, finalPorts, name));
       swaps.push(swap);
       running.set(name, swap.newId);
     }
@@ -235,16 +229,8 @@ export async function updateDeployment(ctx: OpContext, record: DeploymentRecord,
   }
 }
 
-/** Ports for new instances: the deployment's spares that are free on the host, then from its own block onward, without moving the global cursor. */
+/** One port allocation at a time in this process (bulk updates run several deployments at once). */
 const portAllocation = serialQueue();
-
-async function allocateMore(ctx: OpContext, record: DeploymentRecord, needed: readonly PortNeed[], spares: readonly PortAssignment[]): Promise<PortAssignment[]> {
-  if (needed.length === 0) return [];
-  const range = portRangeFromEnv();
-  const own = record.ports.map((p) => p.host).filter((p) => p >= range.min && p <= range.max);
-  const cursor = own.length ? blockOf(Math.min(...own), range) : cursorIn(await ctx.store.getCursor(), range);
-  return (await assignPorts(ctx, needed, { cursor, spares, deploymentId: record.id })).ports;
-}
 
 function who(ctx: OpContext, record: DeploymentRecord, revision: number, instances: Record<string, number>, spec: DeploymentSpec) {
   return { id: record.id, name: record.name, revision, rootDir: record.rootDir, instances, domain: baseDomain(spec), home: homeIdentity(ctx.home) };

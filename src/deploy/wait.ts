@@ -1,4 +1,5 @@
 /** Waiting for an instance to be started, healthy or completed, with a useful error when it is not. */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { DepadError } from '../errors.ts';
 import type { ContainerState } from '../engine/types.ts';
 import { interrupted, type OpContext } from './context.ts';
@@ -11,16 +12,7 @@ export const QUOTED_LOG_LINES = 20;
 
 /** Waits `ms`, or less when `signal` aborts first (the caller then sees `signal.aborted`). */
 export function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  if (signal?.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
-  });
+  return sleep(ms, undefined, signal === undefined ? {} : { signal }).catch(() => {});
 }
 
 /** What to wait for. */

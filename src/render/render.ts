@@ -9,6 +9,7 @@ import type { PortAssignment } from '../store/records.ts';
 import { LABELS, type ContainerPlan, type NetworkPlan, type ServicePlan, type VolumePlan } from '../engine/types.ts';
 import { containerName, scopedName } from './names.ts';
 import { startOrder } from './order.ts';
+import { boundPorts } from './routes.ts';
 import { applyEngineFields, composeEngineFields, mountOptions, selinuxBinds } from './engine-fields.ts';
 import { isSecretSource, secretMountPlans } from './secrets.ts';
 
@@ -44,7 +45,7 @@ export interface Rendered {
  * ports, spares and other instances' ports are ignored).
  */
 export function render(spec: DeploymentSpec, who: RenderIdentity, allPorts: readonly PortAssignment[]): Rendered {
-  const ports = allPorts.filter((p) => p.role === 'published' || (p.role === 'instance' && p.instance === instanceOf(who, p.service)));
+  const ports = Object.keys(spec.services).flatMap((s) => boundPorts(allPorts, s, instanceOf(who, s)));
   const base: Record<string, string> = { [LABELS.deployment]: who.name, [LABELS.deploymentId]: who.id, [LABELS.revision]: String(who.revision) };
   if (who.home !== undefined) base[LABELS.home] = who.home;
   const order = startOrder(spec);

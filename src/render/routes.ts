@@ -60,3 +60,8 @@ export function routedPort(
   // A route whose port is fixed by the file (x-depad.host_ports: fixed) forwards to that published port.
   return (mine.find((p) => p.role === 'instance' && p.instance === instance) ?? mine.find((p) => p.role === 'published'))?.host;
 }
+
+/** The ports `service`'s instance `instance` binds: its published ports and that instance's own. */
+export function boundPorts<P extends Pick<PortAssignment, 'service' | 'role' | 'instance'>>(ports: readonly P[], service: string, instance: number | undefined): P[] {
+  return ports.filter((p) => p.service === service && (p.role === 'published' || (p.role === 'instance' && p.instance === instance)));
+}

@@ -130,6 +130,11 @@ export class Store {
     return new Set(keys.map(Number));
   }
 
+  /** Who holds `host` in the registry, if anyone. */
+  async getPort(host: number): Promise<PortRecord | undefined> {
+    return (await this.#subs.ports.get(portKey(host))) as PortRecord | undefined;
+  }
+
   /** The port cursor: first port of the block the next create starts at. */
   async getCursor(): Promise<number> {
     const value = await this.#subs.meta.get('cursor');

@@ -98,6 +98,8 @@ const requests: [string, string, { splits?: number[]; pauseMs?: number; finMs?: 
   ['trailer-bare-lf', post(chunked, `1\r\n0\r\n0\r\n\n`)],
   ['trailer-connection-close-then-pipelined', `${post(chunked, `5\r\nhello\r\n0\r\nConnection: close\r\n\r\n`)}GET /b HTTP/1.1\r\n${H}\r\n`],
   ['chunk-extension-space', post(chunked, `5;a b\r\nhello\r\n0\r\n\r\n`)],
+  // Seed 20261201 (late under load, on time when replayed): a lowercase method pipelined after empty lines, smuggling a request.
+  ['pipelined-lowercase-method-after-empty-lines', `GET /x HTTP/1.1\r\n${H}\r\n\r\npost //fuzz.test/x HTTP/1.1\r\n${H}${chunked}\r\n${chunk(SMUGGLED)}0\r\n\r\n`],
   // Found by a 4-minute run (seed 777): a line of more than 1 KiB in its first read was not checked until it ended.
   ['long-line-unknown-method', `get /${'x'.repeat(3000)}`],
   ['long-line-double-space-after-request', `GET /a HTTP/1.1\r\n${H}\r\nGET  /${'x'.repeat(3000)}`],
