@@ -37,6 +37,11 @@ export function agentSocketPath(home: string): string {
   return path.join(home, 'agent.sock');
 }
 
+/** The file the running agent writes its pid to. */
+export function agentPidPath(home: string): string {
+  return path.join(home, 'agent.pid');
+}
+
 /** The agent's TLS material (local CA, server certificate): `<home>/certs/agent`. */
 export function agentTlsDir(home: string): string {
   return path.join(home, 'certs', 'agent');

@@ -7,7 +7,7 @@ import test from 'ava';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { packBundle, unpackBundle } from '../src/config/bundle.ts';
+import { packBundle, unpackBundle } from '../src/deploy/bundle.ts';
 import { DepadError } from '../src/errors.ts';
 
 async function tmp(t: import('ava').ExecutionContext): Promise<string> {

@@ -7,7 +7,7 @@ import { ConfigError } from '../src/errors.ts';
 import { loadConfig, parseConfig } from '../src/config/index.ts';
 import type { ConfigWarning } from '../src/config/index.ts';
 import { deploymentNameFromFile } from '../src/config/top-level.ts';
-import { packBundle, unpackBundle } from '../src/config/bundle.ts';
+import { packBundle, unpackBundle } from '../src/deploy/bundle.ts';
 
 /** Writes `files` (relative path → text) into a fresh directory, removed after the test. */
 async function project(t: import('ava').ExecutionContext, files: Record<string, string>): Promise<string> {

@@ -113,6 +113,13 @@ test('secrets and configs: mounted with their modes, 0600 on the host, never pri
   const vars2 = await run(['update', name, '-e', 'GREETING=bye']);
   t.is(vars2.code, 0, vars2.stderr);
   t.is(inContainer(`depad-${name}-web-4`, 'cat /run/secrets/api /etc/app.conf'), `${ENV_VALUE}greeting=bye\n`);
+  // The config file gone (or changed): the copy kept with the revision is read, with its secrets' copies.
+  const kept = inContainer(`depad-${name}-web-4`, 'cat /run/secrets/db_password');
+  await fs.rename(file, `${file}.moved`);
+  const noFile = await run(['update', name, '-e', 'GREETING=again']);
+  await fs.rename(`${file}.moved`, file);
+  t.is(noFile.code, 0, noFile.stderr);
+  t.is(inContainer(`depad-${name}-web-5`, 'cat /run/secrets/db_password'), kept);
 
   // No value in any output, nor in any file of the home but the copies.
   for (const value of [FILE_VALUE, ENV_VALUE, NEW_VALUE]) {

@@ -40,7 +40,7 @@ import type { RestartOptions, RestartResult } from './handover.ts';
 import { OperationGate } from './operation-gate.ts';
 import type { Inheritance } from './takeover.ts';
 import { DepadError, isDepadError } from '../errors.ts';
-import { acmeDir, agentSocketPath, agentTlsDir, proxyStateDir } from '../home.ts';
+import { acmeDir, agentPidPath, agentSocketPath, agentTlsDir, proxyStateDir } from '../home.ts';
 import type { Logger } from '../logger.ts';
 import { Store } from '../store/store.ts';
 import { depadVersion } from '../version.ts';
@@ -112,7 +112,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
   // Taking over from a restarting agent: its sockets are inherited, its state comes once the proxy serves.
   if (!inherit) {
     // Named by its pid when its pid file has one (`depad agent` writes it once it listens).
-    const pid = (await fs.readFile(path.join(home, 'agent.pid'), 'utf8').catch(() => '')).trim();
+    const pid = (await fs.readFile(agentPidPath(home), 'utf8').catch(() => '')).trim();
     await claimSocket(socketPath, /^\d+$/.test(pid) ? `depad agent (pid ${pid})` : 'depad agent');
   }
   let opened = inherit ? undefined : await Store.open(home, { command: 'agent', lockWaitMs: 0 });

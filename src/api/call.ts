@@ -16,7 +16,7 @@ import type { RestartOptions, RestartResult } from '../agent/handover.ts';
 import type { OpContext } from '../deploy/context.ts';
 import { resolveDeployment } from '../deploy/resolve.ts';
 import type { UpdateTarget } from '../deploy/update.ts';
-import { BUNDLE_MAX_BYTES, unpackBundle, type Unpacked } from '../config/bundle.ts';
+import { BUNDLE_MAX_BYTES, unpackBundle, type Unpacked } from '../deploy/bundle.ts';
 import { DepadError, formatIssue } from '../errors.ts';
 import type { TokenRecord } from '../store/records.ts';
 import { booleanField, onlyFields, stringField, stringMapField, stringsField } from './body.ts';

@@ -10,7 +10,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Command } from 'commander';
 import { DepadError, ERROR_CODES, type ErrorCode } from '../errors.ts';
-import { resolveHome } from '../home.ts';
+import { agentPidPath, resolveHome } from '../home.ts';
 import { processOutput, type Output } from './output.ts';
 import { cliLogger, type CommandOptions } from './runtime.ts';
 import { keepServingWhenOutputCloses } from './closed-output.ts';
@@ -84,7 +84,7 @@ export function addAgentCommand(parent: Command): void {
       }
       await recordAgentPolicy(home, flags);
       // The pid file first: systemd (Type=forking) reads it once `--daemon` has seen the line below.
-      await fs.writeFile(pidFile(home), `${process.pid}\n`);
+      await fs.writeFile(agentPidPath(home), `${process.pid}\n`);
       const facts = { pid: process.pid, apiPort: agent.apiPort, httpPort: agent.httpPort, httpsPort: agent.httpsPort, socket: agent.socketPath, fingerprint: agent.fingerprint, newCa: agent.newCa };
       if (output.json) output.out(`${JSON.stringify({ listening: facts })}\n`);
       else {
@@ -115,7 +115,7 @@ export function addAgentCommand(parent: Command): void {
       await forgetAgentPolicy(home);
       output.err('depad agent: stopped\n');
       // Unless a new agent took over meanwhile (its pid is in the file now).
-      if ((await fs.readFile(pidFile(home), 'utf8').catch(() => '')).trim() === String(process.pid)) await fs.rm(pidFile(home), { force: true });
+      if ((await fs.readFile(agentPidPath(home), 'utf8').catch(() => '')).trim() === String(process.pid)) await fs.rm(agentPidPath(home), { force: true });
     });
   addAgentRestartCommand(cmd);
   addAgentInfoCommands(cmd);
@@ -147,10 +147,6 @@ function acmeOptions(opts: CommandOptions): { acme?: AgentAcmeOptions } {
       ...(opts.acmeCaFile === undefined ? {} : { serverCaFile: String(opts.acmeCaFile) }),
     },
   };
-}
-
-function pidFile(home: string): string {
-  return path.join(home, 'agent.pid');
 }
 
 /**

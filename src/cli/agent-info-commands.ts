@@ -13,7 +13,7 @@ import type { Command } from 'commander';
 import type { AgentInfo } from '../agent/agent-info.ts';
 import { fingerprintOf } from '../../certs/local-ca.ts';
 import { DepadError } from '../errors.ts';
-import { agentSocketPath, agentTlsDir, resolveHome } from '../home.ts';
+import { agentPidPath, agentSocketPath, agentTlsDir, resolveHome } from '../home.ts';
 import type { AgentClient } from './agent-client.ts';
 import { agentFor } from './contexts.ts';
 import { durationMs } from './option-parsers.ts';
@@ -145,7 +145,7 @@ function processRuns(pid: number): boolean {
 
 /** What `<home>/agent.pid` says when no agent answers: nothing, a stale pid, or a process that does not answer. */
 async function pidFileNote(home: string): Promise<string> {
-  const text = (await fs.readFile(path.join(home, 'agent.pid'), 'utf8').catch(() => '')).trim();
+  const text = (await fs.readFile(agentPidPath(home), 'utf8').catch(() => '')).trim();
   if (!/^\d+$/.test(text)) return '';
   return processRuns(Number(text)) ? `; agent.pid names pid ${text}, which runs but does not answer: starting, or stuck` : `; agent.pid names pid ${text}, which is gone (it did not stop cleanly)`;
 }

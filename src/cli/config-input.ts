@@ -7,7 +7,7 @@ import type { ConfigWarning } from '../config/index.ts';
 import type { DeploymentSpec } from '../config/spec.ts';
 import { formatIssue } from '../errors.ts';
 import { PROFILES_VARIABLE } from '../config/profiles.ts';
-import type { Output } from './output.ts';
+import { printWarning, type Output } from './output.ts';
 import { collect } from './option-parsers.ts';
 
 
@@ -66,7 +66,7 @@ async function isFile(p: string): Promise<boolean> {
 
 /** Prints a config warning the way every command does. */
 export function warnPrinter(output: Output): (w: ConfigWarning) => void {
-  return (w) => output.err(`depad: warning: ${formatIssue(w)}\n`);
+  return (w) => printWarning(output, formatIssue(w));
 }
 
 /** Reads the variables, then loads and validates the config. */

@@ -3,7 +3,7 @@
  * fixes (`depad deployment create …` and `depad create …`).
  */
 import path from 'node:path';
-import { packBundle } from '../config/bundle.ts';
+import { packBundle } from '../deploy/bundle.ts';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { createDeployment } from '../deploy/create.ts';
 import { destroyDeployment, lifecycleOperation } from '../deploy/lifecycle.ts';

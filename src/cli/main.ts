@@ -44,6 +44,8 @@ export function buildProgram(options: ProgramOptions = {}): Command {
     .option('--context <name>', 'a saved remote agent (default: DEPAD_CONTEXT, else the current context)')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
+  // Every subcommand made with .command() inherits these (commander copies them at creation).
+  if (options.json) program.configureOutput({ outputError: () => {} }).showHelpAfterError(false);
   // The host-access policy of the home (src/deploy/host-policy.ts) applies to every config this process validates.
   program.hook('preAction', async (_program, action) => setActivePolicy(await cliHostPolicy(action.optsWithGlobals<GlobalOptions>())));
   addDeploymentCommands(program);
@@ -67,15 +69,7 @@ export function buildProgram(options: ProgramOptions = {}): Command {
   const deployment = program.command('deployment').description('the same verbs, spelled depad deployment <verb>').exitOverride();
   addDeploymentCommands(deployment);
   addUpdateCommands(deployment);
-  for (const c of everyCommand(program)) {
-    c.exitOverride();
-    if (options.json) c.configureOutput({ outputError: () => {} }).showHelpAfterError(false);
-  }
   return program;
-}
-
-function everyCommand(command: Command): Command[] {
-  return [command, ...command.commands.flatMap(everyCommand)];
 }
 
 /** Runs the CLI and returns the exit code. */

@@ -22,10 +22,15 @@ export function processOutput(json: boolean): Output {
 export function progressPrinter(output: Output): (event: ProgressEvent) => void {
   const started = Date.now();
   return (event) => {
-    if (event.step === 'warning') return output.err(`depad: warning: ${event.message}\n`);
+    if (event.step === 'warning') return printWarning(output, event.message);
     const secs = ((Date.now() - started) / 1000).toFixed(1).padStart(5);
     output.err(`${secs}s  ${event.message}\n`);
   };
+}
+
+/** Prints a warning on stderr, the way every command does. */
+export function printWarning(output: Output, message: string): void {
+  output.err(`depad: warning: ${message}\n`);
 }
 
 /** Prints a value as JSON (scripts) — the one form of `--json` output. */

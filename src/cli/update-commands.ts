@@ -1,7 +1,7 @@
 /** update, diff, history and rollback: revisions of a deployment (both `depad <verb>` and `depad deployment <verb>`). */
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { packBundle } from '../config/bundle.ts';
+import { packBundle } from '../deploy/bundle.ts';
 import type { OpContext } from '../deploy/context.ts';
 import type { PlanDiff } from '../deploy/diff.ts';
 import { viewDeployment } from '../deploy/status.ts';
@@ -11,7 +11,7 @@ import { DepadError } from '../errors.ts';
 import type { DeploymentRecord, RevisionRecord } from '../store/records.ts';
 import { seg, type AgentClient } from './agent-client.ts';
 import { addConfigOptions, readEnv, warnPrinter } from './config-input.ts';
-import { deploymentHeadline, instancesTable, printJson, processOutput, progressPrinter, table, type Output } from './output.ts';
+import { deploymentHeadline, instancesTable, printJson, printWarning, processOutput, progressPrinter, table, type Output } from './output.ts';
 import { localBulkRollback, localBulkUpdate, runBulk, selectorOf, selectorOptions } from './bulk-commands.ts';
 import { deploymentAction, type CommandOptions as Opts } from './runtime.ts';
 
@@ -41,7 +41,7 @@ async function readTarget(opts: Opts, output: Output): Promise<UpdateTarget> {
     overrides,
     pull: opts.pull as 'missing' | 'never',
     warn: warnPrinter(output),
-    notice: (message) => output.err(`depad: warning: ${message}\n`),
+    notice: (message) => printWarning(output, message),
   };
 }
 

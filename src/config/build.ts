@@ -10,6 +10,7 @@ import { checkKeys, mapEntries, readBool, readKeyValues, readString, readStringL
 import { sortedRecord } from './freeze.ts';
 import type { ServiceScope } from './service-parts.ts';
 import { readExtraHosts, labelsOf } from './service.ts';
+import { parseBytes } from './values.ts';
 
 /** A service's build, as written (paths as given; they are resolved against the config file's directory when built). */
 export interface BuildSpec {
@@ -110,7 +111,7 @@ export function readBuild(s: ServiceScope, node: LNode, path: string): BuildSpec
   }
   const shm = keys.get('shm_size');
   if (shm) {
-    const bytes = byteSize(shm.value);
+    const bytes = byteSize(c, shm.value, at('shm_size'));
     if (bytes === undefined) c.issue(at('shm_size'), entryPos(shm), `expected a size such as "64m" or 67108864, found ${describe(shm.value)}`);
     else out.shmSizeBytes = bytes;
   }
@@ -170,13 +171,11 @@ function contextOk(c: Collector, context: string, path: string, pos: Pos): boole
   return true;
 }
 
-/** A byte size: a number, or `64m`, `1g`, `512k` (binary units). */
-function byteSize(node: LNode): number | undefined {
+/** A byte size: a number, or `64m`, `1g`, `512k` (binary units; variables interpolated). */
+function byteSize(c: Collector, node: LNode, path: string): number | undefined {
   if (node.kind !== 'scalar') return undefined;
   if (typeof node.value === 'number' && Number.isInteger(node.value) && node.value >= 0) return node.value;
   if (typeof node.value !== 'string') return undefined;
-  const m = /^(\d+(?:\.\d+)?) ?([bkmg])?i?b?$/i.exec(node.value.trim());
-  if (!m) return undefined;
-  const power = m[2] === undefined || m[2].toLowerCase() === 'b' ? 0 : 'kmg'.indexOf(m[2].toLowerCase()) + 1;
-  return Math.floor(Number(m[1]) * 1024 ** power);
+  const text = c.text(node, path);
+  return text === undefined ? undefined : parseBytes(text);
 }

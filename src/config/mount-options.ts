@@ -3,7 +3,7 @@ import type { MountOptions } from './spec.ts';
 import type { Collector, LEntry, Pos } from './nodes.ts';
 import { entryPos, keyPath } from './nodes.ts';
 import { checkKeys, mapEntries, readBool, readString } from './read.ts';
-import { parseBytes } from './service-engine-maps.ts';
+import { parseBytes } from './values.ts';
 
 const PROPAGATION = ['rprivate', 'private', 'rshared', 'shared', 'rslave', 'slave'];
 /** Docker Desktop's consistency hints: accepted, no effect on Linux (compose ignores them too). */

@@ -109,11 +109,6 @@ export class Collector {
     this.#warn?.({ file: pos.file ?? this.file, line: pos.line, column: pos.column, path, message });
   }
 
-  /** The value of a variable given to depad (`environment:` secrets); undefined when unset. */
-  variable(name: string): string | undefined {
-    return Object.hasOwn(this.#env, name) ? this.#env[name] : undefined;
-  }
-
   /** Remembers where `path` is, for `DeploymentSpec.positions`. */
   record(path: string, pos: Pos): void {
     if (!this.positions.has(path)) this.positions.set(path, { file: pos.file ?? this.file, line: pos.line, column: pos.column });
@@ -131,7 +126,7 @@ export class Collector {
    */
   text(node: LScalar, path: string): string | undefined {
     if (typeof node.value !== 'string') return node.text;
-    const result = interpolate(node.value, (name) => (Object.hasOwn(this.#env, name) ? this.#env[name] : undefined));
+    const result = interpolate(node.value, (name) => this.lookup(name));
     if (!result.ok) {
       this.issue(path, node.pos, result.message);
       return undefined;

@@ -1,5 +1,6 @@
 /** Post-processing of the services read: optional dependencies (`required: false`) and anonymous volumes. */
 import type { Collector } from './nodes.ts';
+import { keyPath } from './nodes.ts';
 import type { VolumeSpec } from './spec.ts';
 import type { ServiceDraft } from './service.ts';
 import { sortedRecord } from './freeze.ts';
@@ -42,7 +43,7 @@ export function checkContainerNames(c: Collector, services: ReadonlyMap<string, 
   const owner = new Map<string, string>();
   for (const [name, draft] of services) {
     for (const alias of draft.spec.engine?.aliases ?? []) {
-      const path = `services.${name}.container_name`;
+      const path = keyPath(keyPath('services', name), 'container_name');
       const other = owner.get(alias);
       if (other !== undefined) c.issue(path, draft.keyPos, `container_name ${alias} is given to services ${other} and ${name}; give each its own`);
       else if (services.has(alias) && alias !== name) c.issue(path, draft.keyPos, `container_name ${alias} is the name of another service; choose another`);

@@ -48,6 +48,8 @@ export interface ParseConfigOptions {
   readonly files?: Readonly<Record<string, string>>;
   /** The host-access policy (src/config/host-access.ts); default: the process's `activePolicy()`. */
   readonly policy?: HostPolicy;
+  /** Contents of the files `secrets:`/`configs:` name (`ConfigInputs.secretFiles`); default none. */
+  readonly secretFiles?: ConfigInputs['secretFiles'];
 }
 
 /** A validated-but-unfinished config: what it needs from the file system, and its state. */
@@ -93,7 +95,7 @@ const ISOLATION = 'would break the isolation between deployments: depad creates 
  */
 export function parseConfig(text: string, file: string, env: Readonly<Record<string, string>>, options: ParseConfigOptions = {}): DeploymentSpec {
   const draft = analyzeConfig(text, file, env, options);
-  return finishConfig(draft, { envFiles: options.envFiles ?? {}, existingFiles: options.existingFiles ?? [] });
+  return finishConfig(draft, { envFiles: options.envFiles ?? {}, existingFiles: options.existingFiles ?? [], ...(options.secretFiles ? { secretFiles: options.secretFiles } : {}) });
 }
 
 /** Phase one: parse, interpolate and validate. Throws only for syntax errors; issues are kept. */

@@ -109,7 +109,7 @@ export function readSecretDefinitions(c: Collector, entry: LEntry | undefined, k
       if (!inside.ok) c.issue(at, entryPos(node), `a ${kind} file must be inside the config file's directory, given relative to it (such as "./${e.key}.txt"); ${inside.error}`);
       else out.set(e.key, { ...base, file: inside.value });
     } else if (origin === 'environment') {
-      const value = c.variable(text);
+      const value = c.lookup(text);
       if (value === undefined) c.issue(at, entryPos(node), `variable ${text} is not set; pass it to depad (--env ${text}=… or --env-file) or use file:`);
       else out.set(e.key, { ...base, variable: text, value: Buffer.from(value) });
     } else {

@@ -3,14 +3,8 @@ import type { HostConfigFields } from '../engine/create-fields.ts';
 import type { Collector, LNode } from './nodes.ts';
 import { describe, entryPos, indexPath, keyPath } from './nodes.ts';
 import { checkKeys, mapEntries, readString, scalarNumber } from './read.ts';
+import { parseBytes } from './values.ts';
 
-/** A byte size of any amount (`64m`, `1.5g`, `1024`, `20mb`) → bytes; undefined when it is not one. */
-export function parseBytes(text: string): number | undefined {
-  const m = /^(\d+(?:\.\d+)?) ?([kmgtp])?i?b?$/i.exec(text.trim());
-  if (!m) return undefined;
-  const power = m[2] === undefined ? 0 : 'kmgtp'.indexOf(m[2].toLowerCase()) + 1;
-  return Math.floor(Number(m[1]) * 1024 ** power);
-}
 
 type Ulimit = { Name: string; Soft: number; Hard: number };
 

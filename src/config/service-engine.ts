@@ -10,8 +10,8 @@ import type { Collector, LEntry, LNode, Pos } from './nodes.ts';
 import { describe, entryPos, indexPath, keyPath } from './nodes.ts';
 import { readBool, readKeyValues, readString, readStringList, scalarNumber } from './read.ts';
 import { hostAccessProblem } from './host-access.ts';
-import { parseBytes, readBlkio, readLogging, readUlimits } from './service-engine-maps.ts';
-import { parseCpus, parseMemory } from './values.ts';
+import { readBlkio, readLogging, readUlimits } from './service-engine-maps.ts';
+import { parseBytes, parseCpus, parseMemory } from './values.ts';
 import type { DependencyRef } from './service-parts.ts';
 
 /** The service keys read here. */

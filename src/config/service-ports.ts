@@ -11,11 +11,8 @@ import type { Collector, LNode } from './nodes.ts';
 import { describe, entryPos, indexPath, keyPath } from './nodes.ts';
 import { checkKeys, mapEntries, readString, scalarNumber } from './read.ts';
 import type { ServiceScope } from './service-parts.ts';
-import { isIpLiteral, parseProtocol } from './values.ts';
+import { fail, isIpLiteral, ok, parseProtocol, type Parsed } from './values.ts';
 
-type Parsed<T> = { ok: true; value: T } | { ok: false; error: string };
-const ok = <T>(value: T): Parsed<T> => ({ ok: true, value });
-const fail = <T>(error: string): Parsed<T> => ({ ok: false, error });
 
 /** `ports`: published ports (the host side is what the file asks; depad allocates, see the module comment). */
 export function readPorts(s: ServiceScope, node: LNode, path: string): PortSpec[] {

@@ -3,9 +3,10 @@ import { DepadError } from '../errors.ts';
 import { entryPos } from './nodes.ts';
 import type { Collector, LEntry } from './nodes.ts';
 import { readString } from './read.ts';
+import { OBJECT_NAME } from './values.ts';
 
-/** depad's deployment-name rule (as `assertValidName`). */
-const DEPLOYMENT_NAME = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+/** depad's deployment-name rule: a DNS label of lowercase letters, digits and `-` (`assertValidName` checks it). */
+export const DEPLOYMENT_NAME = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 
 /** compose's project-name rule. */
 const COMPOSE_PROJECT_NAME = /^[a-z0-9][a-z0-9_-]*$/;
@@ -48,13 +49,12 @@ export function deploymentNameFromFile(spec: { readonly name?: string; readonly 
   });
 }
 
-/** Network and volume names as compose allows them (its schema's pattern), within a length docker object names take. */
-const TOP_OBJECT_NAME = /^[a-zA-Z0-9._-]+$/;
+/** Network and volume names as compose allows them (its schema's pattern, OBJECT_NAME), within a length docker object names take. */
 const MAX_TOP_OBJECT_NAME = 128;
 
 /** Undefined when `name` is a valid top-level network or volume name (letters, digits, '.', '_', '-'), else why not. */
 export function topObjectNameProblem(name: string, what: 'network' | 'volume'): string | undefined {
-  if (TOP_OBJECT_NAME.test(name) && name.length <= MAX_TOP_OBJECT_NAME) return undefined;
+  if (OBJECT_NAME.test(name) && name.length <= MAX_TOP_OBJECT_NAME) return undefined;
   const why = name.length > MAX_TOP_OBJECT_NAME ? `it is ${name.length} characters long` : 'it has characters other than letters, digits, \'.\', \'_\' and \'-\'';
   return `${what} name '${name}' is invalid (${why}): ${what} names are 1-${MAX_TOP_OBJECT_NAME} letters, digits, '.', '_' and '-', as in compose`;
 }

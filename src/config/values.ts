@@ -8,8 +8,10 @@ import { posix } from 'node:path';
 /** A parsed value or the reason it could not be parsed (a sentence for the user). */
 export type Parsed<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: string };
 
-const ok = <T>(value: T): Parsed<T> => ({ ok: true, value });
-const fail = <T>(error: string): Parsed<T> => ({ ok: false, error });
+/** A parsed value. */
+export const ok = <T>(value: T): Parsed<T> => ({ ok: true, value });
+/** A parse error's message. */
+export const fail = <T>(error: string): Parsed<T> => ({ ok: false, error });
 
 const DURATION_UNITS: Readonly<Record<string, number>> = {
   ns: 1e-6, us: 1e-3, 'µs': 1e-3, 'μs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000,
@@ -31,16 +33,23 @@ export function parseDuration(text: string): Parsed<number> {
 /** The smallest memory limit Docker accepts. */
 export const MIN_MEMORY_BYTES = 6 * 1024 * 1024;
 
+/** A byte size of any amount (`64m`, `1.5g`, `1024`, `20mb`, `1GiB`; binary units) → bytes; undefined when it is not one. */
+export function parseBytes(text: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?) ?([kmgtp])?i?b?$/i.exec(text.trim());
+  if (!m) return undefined;
+  const power = m[2] === undefined ? 0 : 'kmgtp'.indexOf(m[2].toLowerCase()) + 1;
+  return Math.floor(Number(m[1]) * 1024 ** power);
+}
+
 /** A Docker memory size (`512m`, `1.5g`, `1gb`, `1GiB`, `100000000`) → bytes, at least 6 MiB. */
 export function parseMemory(value: string | number): Parsed<number> {
   let bytes: number;
   if (typeof value === 'number') {
     bytes = value;
   } else {
-    const m = /^(\d+(?:\.\d+)?) ?([kmgtp])?i?b?$/i.exec(value.trim());
-    if (!m) return fail(`expected a memory size such as "512m" or "2g" (units b, k, m, g, kb, mb, gb), found "${value}"`);
-    const power = m[2] === undefined ? 0 : 'kmgtp'.indexOf(m[2].toLowerCase()) + 1;
-    bytes = Number(m[1]) * 1024 ** power;
+    const parsed = parseBytes(value);
+    if (parsed === undefined) return fail(`expected a memory size such as "512m" or "2g" (units b, k, m, g, kb, mb, gb), found "${value}"`);
+    bytes = parsed;
   }
   if (!Number.isFinite(bytes) || bytes < MIN_MEMORY_BYTES) {
     return fail(`memory must be at least 6m (${MIN_MEMORY_BYTES} bytes), Docker's minimum; found "${value}"`);
@@ -53,12 +62,6 @@ export function parseCpus(value: string | number): Parsed<number> {
   const n = typeof value === 'number' ? value : /^\s*(\d+(\.\d*)?|\.\d+)\s*$/.test(value) ? Number(value) : NaN;
   if (!Number.isFinite(n) || n <= 0) return fail(`expected a number of CPUs greater than 0, such as 0.5 or 2, found "${value}"`);
   return ok(n);
-}
-
-/** Checks a port number is a whole number from 1 to 65535. */
-export function checkPortNumber(value: number, text: string): Parsed<number> {
-  if (!Number.isInteger(value) || value < 1 || value > 65535) return fail(`port must be a whole number from 1 to 65535, found ${text}`);
-  return ok(value);
 }
 
 /** `tcp` or `udp`. */

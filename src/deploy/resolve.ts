@@ -1,10 +1,11 @@
 /** Deployment names, and finding a deployment by name, ID or ID prefix. */
+import { DEPLOYMENT_NAME } from '../config/top-level.ts';
 import { DepadError } from '../errors.ts';
 import type { DeploymentRecord } from '../store/records.ts';
 import type { Store } from '../store/store.ts';
 
 /** Deployment names: lowercase letters, digits and `-`, starting and ending with a letter or digit, ≤ 63 chars. */
-export const NAME_PATTERN = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+export const NAME_PATTERN = DEPLOYMENT_NAME;
 
 /** Throws DEPAD_NAME_INVALID unless `name` is a valid deployment name. */
 export function assertValidName(name: string): void {

@@ -75,6 +75,22 @@ export function secretVariables(spec: Pick<DeploymentSpec, 'secrets' | 'configs'
 }
 
 /**
+ * The values of the files `file:` secrets and configs of `spec` name (by their path in the config),
+ * from their copies: so that the config kept with a revision can be read again without them.
+ */
+export async function secretFileValues(rootDir: string, spec: Pick<DeploymentSpec, 'secrets' | 'configs'>): Promise<Record<string, Buffer>> {
+  const out: Record<string, Buffer> = {};
+  const present = await fs.readdir(path.join(rootDir, 'secrets')).catch(() => [] as string[]);
+  for (const d of [...Object.values(spec.secrets ?? {}), ...Object.values(spec.configs ?? {})]) {
+    if (d.file === undefined) continue;
+    const copy = present.find((f) => f.startsWith(`${d.digest}-`));
+    const value = secretValue(d.digest) ?? (copy ? await fs.readFile(path.join(rootDir, 'secrets', copy)) : undefined);
+    if (value !== undefined) Object.defineProperty(out, d.file, { value, enumerable: true, writable: true, configurable: true });
+  }
+  return out;
+}
+
+/**
  * The values of the variables `environment:` secrets and configs of `spec` read, from their copies
  * (env.json leaves them out): so that an update with other variables, or a rollback, has them again.
  */

@@ -11,6 +11,7 @@ import { DepadError } from '../errors.ts';
 import type { DeploymentRecord } from '../store/records.ts';
 import type { PullPolicy } from './create.ts';
 import { readRevisionSpec } from './root-dir.ts';
+import { secretFileValues } from './secret-files.ts';
 import type { ReuseImages } from './build.ts';
 
 /** What to update to. */
@@ -61,7 +62,7 @@ export async function updateRequestFor(record: DeploymentRecord, target: UpdateT
   const env: Record<string, string> = target.resetEnv ? { ...given } : { ...current.env, ...given };
   const options = target.warn === undefined ? {} : { warn: target.warn };
   let spec = await loadGivenConfig(target, env, target.warn);
-  if (spec === undefined && (Object.keys(given).length > 0 || target.resetEnv)) spec = await currentConfigWith(record, current.spec.file, env, options);
+  if (spec === undefined && (Object.keys(given).length > 0 || target.resetEnv)) spec = await currentConfigWith(record, current.spec, env, options);
   if (spec === undefined && Object.keys(overrides).length > 0) return { spec: withImages(current.spec, overrides), env, overrides, pull: target.pull ?? 'missing', reuseImages: 'current' };
   if (spec === undefined) throw new DepadError('DEPAD_USAGE', 'say what to update to: -f <config file>, -e KEY=VALUE (the current config with new variables), or -s <service> --image <ref>');
   for (const key of Object.keys(current.env).sort()) {
@@ -91,7 +92,8 @@ export async function loadGivenConfig(
  * since (env files and bind-mount sources beside it are read again too), else from the copy kept
  * with the revision (its bind-mount sources are in the root already).
  */
-async function currentConfigWith(record: DeploymentRecord, file: string, env: Readonly<Record<string, string>>, options: { warn?: (w: ConfigWarning) => void }): Promise<DeploymentSpec> {
+async function currentConfigWith(record: DeploymentRecord, currentSpec: DeploymentSpec, env: Readonly<Record<string, string>>, options: { warn?: (w: ConfigWarning) => void }): Promise<DeploymentSpec> {
+  const file = currentSpec.file;
   const kept = await fs.readFile(path.join(record.rootDir, 'revisions', String(record.revision), 'config.yml'), 'utf8');
   const onDisk = await fs.readFile(file, 'utf8').catch(() => undefined);
   if (onDisk === kept) return loadConfig(file, env, options);
@@ -101,7 +103,9 @@ async function currentConfigWith(record: DeploymentRecord, file: string, env: Re
     const rel = path.relative(dir, abs);
     return rel.startsWith('..') || path.isAbsolute(rel) ? undefined : fs.readFile(path.join(record.rootDir, rel), 'utf8').catch(() => undefined);
   });
-  return { ...parseConfig(kept, file, env, { ...options, files }), files: [] };
+  // Files its secrets and configs name: their copies in the root (the current revision's values).
+  const secretFiles = await secretFileValues(record.rootDir, currentSpec);
+  return { ...parseConfig(kept, file, env, { ...options, files, secretFiles }), files: [] };
 }
 /**
  * Parses a config sent as text by a remote client. Files beside it cannot come along, so a bind

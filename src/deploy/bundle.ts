@@ -10,10 +10,10 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { parseDockerignore } from '../deploy/dockerignore.ts';
+import { parseDockerignore } from './dockerignore.ts';
 import { DepadError } from '../errors.ts';
-import { analyzeConfig } from './parse.ts';
-import { readReferencedFiles } from './compose-files.ts';
+import { analyzeConfig } from '../config/parse.ts';
+import { readReferencedFiles } from '../config/compose-files.ts';
 
 /** A packed config. */
 export interface Bundle {
