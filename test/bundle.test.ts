@@ -7,7 +7,8 @@ import test from 'ava';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { packBundle, unpackBundle } from '../src/deploy/bundle.ts';
+import { spawnSync } from 'node:child_process';
+import { packBundle, removeStaleUploads, unpackBundle } from '../src/deploy/bundle.ts';
 import { DepadError } from '../src/errors.ts';
 
 async function tmp(t: import('ava').ExecutionContext): Promise<string> {
@@ -81,4 +82,14 @@ test('a build context travels less what its .dockerignore leaves out; one outsid
   await fs.writeFile(path.join(dir, 'app', 'node_modules', 'big.js'), 'x');
   const bundle = await packBundle(path.join(dir, 'depad.yml'), {});
   t.deepEqual(bundle.files.map((f) => f.path).sort(), ['app/.dockerignore', 'app/Dockerfile', 'app/main.js', 'depad.yml']);
+});
+
+test('bundles left unpacked by a process that is gone (kill -9) are removed; a running one\'s stay', async (t) => {
+  const out = await tmp(t);
+  const live = await unpackBundle(out, { config: 'depad.yml', files: [{ path: 'depad.yml', mode: 0o644, data: 'eA==' }] });
+  const dead = spawnSync('true').pid;
+  await fs.mkdir(path.join(out, `${dead}-0123456789abcdef`));
+  await fs.writeFile(path.join(out, `${dead}-0123456789abcdef`, 'web.env'), 'A=1\n');
+  t.deepEqual(await removeStaleUploads(out), [`${dead}-0123456789abcdef`]);
+  t.deepEqual(await fs.readdir(out), [path.basename(path.dirname(live.configFile))], 'this process\'s own bundle stays');
 });

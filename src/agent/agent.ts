@@ -31,6 +31,7 @@ import { serialQueue } from '../serial.ts';
 import type { ApiDeps } from '../api/handler.ts';
 import type { OpContext } from '../deploy/context.ts';
 import { recoverJournal } from '../deploy/recover.ts';
+import { removeStaleUploads } from '../deploy/bundle.ts';
 import { Engine } from '../engine/engine.ts';
 import { Reconciler } from './reconciler.ts';
 import type { CrashLoopOptions } from './crash-loop.ts';
@@ -165,6 +166,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
       if (!isDepadError(error, 'DEPAD_ENGINE_UNAVAILABLE')) throw error;
       log.warn({}, 'the engine is unavailable: interrupted operations will be recovered when it answers and an operation runs');
     }
+    for (const name of await removeStaleUploads(path.join(home, 'uploads'))) log.warn({ upload: name }, 'removed a bundle an interrupted command left unpacked');
     const audit = new AuditLog(path.join(home, 'audit.log'));
     // Operations pass a gate an agent restart holds (handover.ts) before the queue.
     const gate = new OperationGate();

@@ -6,6 +6,7 @@
  * the CA fingerprint clients pin, read from the home's CA (no agent needed) or asked of a remote
  * agent. With no agent running, status and stop fail with DEPAD_AGENT_UNAVAILABLE (exit 12).
  */
+import { processRuns } from '../pid.ts';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -130,16 +131,6 @@ async function answersAs(client: AgentClient, pid: number): Promise<boolean> {
   } catch (error) {
     if (error instanceof DepadError && error.code === 'DEPAD_AGENT_UNAVAILABLE') return false;
     throw error;
-  }
-}
-
-/** True while process `pid` exists (one of another user's too). */
-function processRuns(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -12,6 +12,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { parseDockerignore } from './dockerignore.ts';
 import { DepadError } from '../errors.ts';
+import { processRuns } from '../pid.ts';
 import { analyzeConfig } from '../config/parse.ts';
 import { readReferencedFiles } from '../config/compose-files.ts';
 
@@ -103,7 +104,8 @@ export interface Unpacked {
 export async function unpackBundle(parent: string, value: unknown): Promise<Unpacked> {
   const bundle = checkBundle(value);
   await fs.mkdir(parent, { recursive: true, mode: 0o700 });
-  const dir = path.join(parent, randomBytes(8).toString('hex'));
+  // Named after this process, so that one killed before it removed its own is found (removeStaleUploads).
+  const dir = path.join(parent, `${process.pid}-${randomBytes(8).toString('hex')}`);
   await fs.mkdir(dir, { mode: 0o700 });
   const remove = () => fs.rm(dir, { recursive: true, force: true });
   try {
@@ -118,6 +120,19 @@ export async function unpackBundle(parent: string, value: unknown): Promise<Unpa
     throw error;
   }
   return { configFile: path.join(dir, bundle.config), remove };
+}
+
+/**
+ * Removes what processes that are gone left under `parent` (`<home>/uploads`): a bundle is only
+ * needed while its command runs, and one killed mid-command (kill -9) never removed its own.
+ */
+export async function removeStaleUploads(parent: string): Promise<string[]> {
+  const stale = (await fs.readdir(parent).catch(() => [] as string[])).filter((name) => {
+    const pid = Number(/^(\d+)-/.exec(name)?.[1]);
+    return !Number.isInteger(pid) || !processRuns(pid);
+  });
+  for (const name of stale) await fs.rm(path.join(parent, name), { recursive: true, force: true });
+  return stale;
 }
 
 function checkBundle(value: unknown): Bundle {

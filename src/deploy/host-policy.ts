@@ -4,6 +4,7 @@
  * `<home>/host-policy.agent.json` (0600) while it runs so that the CLI's own validation on this
  * host applies the same policy before it sends a config to the agent.
  */
+import { processRuns } from '../pid.ts';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { EMPTY_POLICY, activePolicy, mergePolicies, parsePolicyFile, specHostAccessProblems, type HostPolicy } from '../config/host-access.ts';
@@ -43,7 +44,7 @@ export async function loadHostPolicy(home: string): Promise<HostPolicy> {
   if (agent === undefined) return own;
   try {
     const recorded = JSON.parse(agent) as { pid: number; allow: string[]; hostPaths: string[] };
-    process.kill(recorded.pid, 0);
+    if (!processRuns(recorded.pid)) return own;
     return mergePolicies(own, parsePolicyFile(JSON.stringify({ allow: recorded.allow, hostPaths: recorded.hostPaths }), agentPolicyFile(home)));
   } catch {
     // An agent that is gone (or a damaged record): its flags no longer apply.
