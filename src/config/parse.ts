@@ -11,11 +11,11 @@ import type { DeploymentSpec, DepadSettings, NetworkSpec, ServiceSpec, VolumeSpe
 import { parseEnvText } from './env.ts';
 import { FrozenMap, compareStrings, deepFreeze, sortedRecord } from './freeze.ts';
 import { Collector, keyPath } from './nodes.ts';
-import type { ConfigWarning, LEntry, LNode } from './nodes.ts';
-import { checkKeys, mapEntries, readBool, readKeyValues, readString } from './read.ts';
+import type { ConfigWarning, LEntry } from './nodes.ts';
+import { checkKeys, mapEntries, readKeyValues, readString } from './read.ts';
 import { labelProblem } from '../labels.ts';
-import { labelsOf, readService } from './service.ts';
-import { NETWORK_IGNORED, NETWORK_SPECIAL } from './network-keys.ts';
+import { readService } from './service.ts';
+import { readNetwork, readTopObjects, readVolume } from './top-objects.ts';
 import { checkContainerNames, dropAbsentOptional, parseRawEnv, withAnonymousVolumes } from './optional-deps.ts';
 import type { ServiceDraft } from './service.ts';
 import { readDuration, readLimits } from './service-parts.ts';
@@ -27,7 +27,7 @@ import { parseYamlTree } from './yaml-tree.ts';
 import { foldSharedIssues } from './issues.ts';
 import { composeProject } from './compose-files.ts';
 import { activeProfiles, applyProfiles } from './profiles.ts';
-import { readTopLevelName, topObjectNameProblem } from './top-level.ts';
+import { readTopLevelName } from './top-level.ts';
 import { activePolicy, setActivePolicy, type HostPolicy } from './host-access.ts';
 import { readSecretDefinitions, rememberSecret, type SecretDraft, type SecretSpec } from './secrets.ts';
 
@@ -86,7 +86,6 @@ export interface DraftState {
 
 const TOP_KEYS = ['services', 'networks', 'volumes', 'version', 'x-depad', 'name', 'include', 'secrets', 'configs'] as const;
 const TOP_SPECIAL: Readonly<Record<string, string>> = {};
-const ISOLATION = 'would break the isolation between deployments: depad creates its own, named after the deployment; remove it';
 
 /**
  * Parses and validates a config (pure, synchronous, deterministic). Variables come only from
@@ -257,84 +256,6 @@ function finishSecrets(c: Collector, defs: ReadonlyMap<string, SecretDraft>, inp
     out.push([name, spec]);
   }
   return sortedRecord(out);
-}
-
-/** Declared top-level objects: every declared name (for reference checks) and the valid specs. */
-interface TopObjects<T> {
-  readonly declared: Record<string, true>;
-  readonly valid: Record<string, T>;
-}
-
-function readTopObjects<T>(
-  c: Collector,
-  entry: LEntry | undefined,
-  key: 'networks' | 'volumes',
-  read: (c: Collector, name: string, node: LNode, path: string) => T | undefined,
-): TopObjects<T> {
-  const declared: Record<string, true> = {};
-  const valid: [string, T][] = [];
-  if (entry === undefined) return { declared, valid: {} };
-  for (const e of mapEntries(c, entry.value, key, `a map of ${key.slice(0, -1)} name → settings`) ?? []) {
-    const path = keyPath(key, e.key);
-    declared[e.key] = true;
-    const problem = topObjectNameProblem(e.key, key === 'networks' ? 'network' : 'volume');
-    if (problem !== undefined) c.issue(path, e.keyPos, problem);
-    const spec = read(c, e.key, e.value, path);
-    if (spec !== undefined && problem === undefined) valid.push([e.key, spec]);
-  }
-  return { declared, valid: sortedRecord(valid) };
-}
-
-function stringMap(c: Collector, node: LNode | undefined, path: string): Record<string, string> {
-  const out: [string, string][] = [];
-  if (node === undefined) return {};
-  for (const e of mapEntries(c, node, path) ?? []) {
-    const v = e.value;
-    const value = v.kind === 'scalar' && v.value !== null ? readString(c, v, keyPath(path, e.key), { numbers: true }) : v.kind === 'scalar' ? '' : undefined;
-    if (value !== undefined) out.push([e.key, value]);
-    else if (v.kind !== 'scalar') c.issue(keyPath(path, e.key), e.keyPos, 'expected a string value');
-  }
-  return sortedRecord(out);
-}
-
-/** `name:` of a network or volume: mapped to depad's own name for the deployment (two deployments of one file would share it), with a warning. */
-function fixedNameWarning(c: Collector, keys: Map<string, LEntry>, path: string, what: 'network' | 'volume'): void {
-  const entry = keys.get('name');
-  if (entry === undefined) return;
-  const given = entry.value.kind === 'scalar' ? String(entry.value.value) : '?';
-  c.warning(keyPath(path, 'name'), entry.keyPos, `the ${what} keeps depad's name for this deployment (depad-<deployment>_${path.split('.').pop()}), not ${given}: a fixed name would be shared by every deployment of this file`);
-}
-
-function readNetwork(c: Collector, name: string, node: LNode, path: string): NetworkSpec | undefined {
-  const keys = checkKeys(c, mapEntries(c, node, path) ?? [], path, {
-    supported: ['driver', 'internal', 'driver_opts', 'labels', 'name', ...NETWORK_IGNORED],
-    special: { external: `external networks ${ISOLATION}`, ...NETWORK_SPECIAL },
-  });
-  fixedNameWarning(c, keys, path, 'network');
-  const driverEntry = keys.get('driver');
-  const driver = driverEntry ? readString(c, driverEntry.value, keyPath(path, 'driver')) : 'bridge';
-  const internalEntry = keys.get('internal');
-  const internal = internalEntry ? readBool(c, internalEntry.value, keyPath(path, 'internal')) : false;
-  const driverOpts = stringMap(c, keys.get('driver_opts')?.value, keyPath(path, 'driver_opts'));
-  const labelsNode = keys.get('labels')?.value;
-  const labels = labelsNode ? labelsOf(c, labelsNode, keyPath(path, 'labels')) : {};
-  if (driver === undefined || internal === undefined) return undefined;
-  return { name, driver: driver || 'bridge', internal, driverOpts, labels };
-}
-
-function readVolume(c: Collector, name: string, node: LNode, path: string): VolumeSpec | undefined {
-  const keys = checkKeys(c, mapEntries(c, node, path) ?? [], path, {
-    supported: ['driver', 'driver_opts', 'labels', 'name'],
-    special: { external: `external volumes ${ISOLATION}` },
-  });
-  fixedNameWarning(c, keys, path, 'volume');
-  const driverEntry = keys.get('driver');
-  const driver = driverEntry ? readString(c, driverEntry.value, keyPath(path, 'driver')) : 'local';
-  const driverOpts = stringMap(c, keys.get('driver_opts')?.value, keyPath(path, 'driver_opts'));
-  const labelsNode = keys.get('labels')?.value;
-  const labels = labelsNode ? labelsOf(c, labelsNode, keyPath(path, 'labels')) : {};
-  if (driver === undefined) return undefined;
-  return { name, driver: driver || 'local', driverOpts, labels };
 }
 
 const DEFAULT_DEPAD: DepadSettings = Object.freeze({ hostIp: '0.0.0.0', startTimeoutMs: 120_000, labels: Object.freeze({}), workflows: Object.freeze({}) });
