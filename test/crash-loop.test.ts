@@ -67,3 +67,18 @@ test('desired state: what to start and stop, in order, and what stays down', (t)
   // A deployment in the middle of an operation is not touched.
   t.deepEqual(names(decide(record({ phase: 'creating' }), plan(), [], now)), { start: [], stop: [] });
 });
+
+test('desired state: an instance that joins another one\'s namespaces is restarted when that one started after it', (t) => {
+  const joinerPlan = {
+    order: ['gate', 'web'],
+    containers: [container('gate'), { ...container('web'), body: { HostConfig: { RestartPolicy: { Name: 'unless-stopped' }, NetworkMode: 'container:depad-d-gate-1' } } }],
+    services: [{ name: 'gate' }, { name: 'web' }],
+  } as unknown as StoredPlan;
+  const at = (service: string, startedAt: string) => ({ ...state(service, 'running'), startedAt });
+  const r = record({ instances: { gate: 1, web: 1 } });
+  const later = decide(r, joinerPlan, [at('gate', '2026-12-01T10:00:05Z'), at('web', '2026-12-01T10:00:00Z')], () => 0);
+  t.deepEqual(later.stop.map((s) => [s.service, s.restart]), [['web', true]], 'stopped to be started again, not counted as a death');
+  t.deepEqual(later.start.map((s) => `${s.service}:${s.reason}`), ["web:depad-d-gate-1 started after it, and it shares depad-d-gate-1's namespaces"]);
+  const earlier = decide(r, joinerPlan, [at('gate', '2026-12-01T10:00:00Z'), at('web', '2026-12-01T10:00:05Z')], () => 0);
+  t.deepEqual([earlier.start.length, earlier.stop.length], [0, 0], 'joined after its owner started: left alone');
+});

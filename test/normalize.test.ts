@@ -56,3 +56,72 @@ test('short syntaxes come out long, defaults filled, and read back the same', (t
   t.deepEqual(doc.services.web!.depends_on, { db: { condition: 'service_started', required: true } });
   t.deepEqual(meaning(again(spec)), meaning(spec));
 });
+
+test('engine keys, build, secrets, configs and shared namespaces come out as compose keys and read back the same', async (t) => {
+  const fs = await import('node:fs/promises');
+  const os = await import('node:os');
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'depad-normalize-'));
+  t.teardown(() => fs.rm(dir, { recursive: true, force: true }));
+  await fs.mkdir(path.join(dir, 'app'));
+  await fs.writeFile(path.join(dir, 'app', 'Dockerfile'), 'FROM depad-example/app:1\n');
+  await fs.writeFile(path.join(dir, 'db-password.txt'), 'hunter2\n');
+  await fs.mkdir(path.join(dir, 'conf'));
+  const file = path.join(dir, 'compose.yaml');
+  await fs.writeFile(
+    file,
+    [
+      'services:',
+      '  web:',
+      '    build: {context: ./app, args: {A: "1"}, target: run, shm_size: 64m, cache_from: [depad-example/app:1]}',
+      '    hostname: web-host',
+      '    init: true',
+      '    read_only: true',
+      '    shm_size: 32m',
+      '    ulimits: {nproc: 512, nofile: {soft: 1024, hard: 2048}}',
+      '    sysctls: {net.core.somaxconn: "1024"}',
+      '    memswap_limit: 512m',
+      '    mem_limit: 256m',
+      '    mem_reservation: 128m',
+      '    cpu_shares: 512',
+      '    cpu_rt_runtime: 400',
+      '    dns: [9.9.9.9]',
+      '    ipc: shareable',
+      '    logging: {driver: json-file, options: {max-size: 1m}}',
+      '    blkio_config: {weight: 300, device_read_bps: [{path: /dev/sda, rate: 20mb}]}',
+      '    container_name: legacy-web',
+      '    pull_policy: never',
+      '    volumes: ["./conf:/conf:ro,z", "data:/data:nocopy"]',
+      '    secrets: [db_password]',
+      '    configs: [{source: motd, target: /etc/motd, mode: 0444}]',
+      '  side:',
+      '    image: depad-example/app:1',
+      '    network_mode: service:web',
+      '    ipc: service:web',
+      'volumes:',
+      '  data: {}',
+      'secrets:',
+      '  db_password: {file: ./db-password.txt}',
+      'configs:',
+      '  motd: {environment: MOTD}',
+      '',
+    ].join('\n'),
+  );
+  const spec = await loadConfig(file, { MOTD: 'hello' });
+  const doc = normalizedCompose(spec) as { services: Record<string, Record<string, unknown>>; secrets: unknown };
+  const web = doc.services.web!;
+  t.is(web.image, undefined, 'a build without image: has none');
+  t.deepEqual(web.build, { context: './app', args: { A: '1' }, target: 'run', shm_size: `${64 * 1024 * 1024}b`, cache_from: ['depad-example/app:1'] });
+  t.is(web.container_name, 'legacy-web');
+  t.deepEqual(web.ulimits, { nproc: { soft: 512, hard: 512 }, nofile: { soft: 1024, hard: 2048 } });
+  t.deepEqual(web.secrets, [{ source: 'db_password', target: '/run/secrets/db_password', mode: '0600' }]);
+  t.deepEqual(doc.secrets, { db_password: { file: './db-password.txt' } });
+  t.is(doc.services.side!.network_mode, 'service:web');
+  t.is(doc.services.side!.networks, undefined);
+  t.false(JSON.stringify(doc).includes('hunter2'), 'no secret value');
+  const back = await (async () => {
+    const again = path.join(dir, 'normalized.yaml');
+    await fs.writeFile(again, stringify(doc, { version: '1.1' }));
+    return loadConfig(again, { MOTD: 'hello' });
+  })();
+  t.deepEqual(meaning(back), meaning(spec));
+});

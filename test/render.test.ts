@@ -82,3 +82,23 @@ test('restart policy: the file\'s when given, else unless-stopped, and no for a 
   t.is(compose.services.web!.restart, 'unless-stopped');
   t.is(compose.services.worker!.restart, 'on-failure:3');
 });
+
+test('network_mode, ipc and pid: service:x join the current container of x, with no networks or ports of their own', async (t) => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'depad-render-'));
+  t.teardown(() => fs.rm(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'compose.yaml');
+  await fs.writeFile(file, 'services:\n  gate:\n    image: busybox\n    ipc: shareable\n    ports: ["80"]\n  side:\n    image: busybox\n    network_mode: service:gate\n    ipc: service:gate\n    pid: service:gate\n');
+  const spec = await loadConfig(file, {});
+  t.deepEqual(spec.services['side']!.dependsOn, { gate: { condition: 'service_started' } }, 'an implicit depends_on');
+  const r = render(spec, { ...who, instances: { gate: 3, side: 1 } }, [{ service: 'gate', target: 80, protocol: 'tcp', host: 3000, role: 'published', instance: 3 }]);
+  const side = r.containers.find((c) => c.service === 'side')!;
+  t.is(side.body.HostConfig.NetworkMode, 'container:depad-mercy-gate-3');
+  t.is(side.body.HostConfig.IpcMode, 'container:depad-mercy-gate-3');
+  t.is(side.body.HostConfig.PidMode, 'container:depad-mercy-gate-3');
+  t.deepEqual(side.endpoints, []);
+  t.deepEqual(side.body.HostConfig.PortBindings, {});
+  t.deepEqual(r.order, ['gate', 'side']);
+  const compose = parse(r.compose) as { services: Record<string, Record<string, unknown>> };
+  t.is(compose.services['side']!['network_mode'], 'service:gate');
+  t.is(compose.services['side']!['networks'], undefined);
+});

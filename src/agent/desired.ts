@@ -11,12 +11,15 @@
  *   the engine's return or at the agent's start (`restoring`: a reboot or an engine restart stopped
  *   everything, so an exit says nothing of the service), every instance that should run is started;
  * - an instance that should not run and runs is stopped (a stopped deployment stays stopped,
- *   even when the engine brought it back with `restart: always`).
+ *   even when the engine brought it back with `restart: always`);
+ * - a running instance that joins another's namespaces (`network_mode: service:…`) is restarted
+ *   when that one started after it (a crash or a restart left it in namespaces that are gone).
  */
 import type { ContainerPlan, ContainerState, ServicePlan } from '../engine/types.ts';
 import { currentInstanceName } from '../render/names.ts';
 import type { DeploymentRecord } from '../store/records.ts';
 import type { StoredPlan } from '../deploy/root-dir.ts';
+import { joinedContainers } from '../deploy/namespace-groups.ts';
 
 /** An instance to start, and why. */
 export interface StartStep {
@@ -32,7 +35,7 @@ export interface Decision {
   /** In dependency order. */
   start: StartStep[];
   /** Running instances that should not run, dependants first. */
-  stop: Array<{ service: string; state: ContainerState; timeoutSec?: number; reason: string }>;
+  stop: Array<{ service: string; state: ContainerState; timeoutSec?: number; reason: string; /** Stopped to be started again at once (not a death to count). */ restart?: true }>;
   /** Decide again in this many ms (a backoff ends), if any. */
   retryInMs?: number;
 }
@@ -69,6 +72,14 @@ export function decide(record: DeploymentRecord, plan: StoredPlan, containers: r
       if (up && meta?.oneShot !== true) decision.stop.unshift({ service: c.service, state, ...(c.body.StopTimeout === undefined ? {} : { timeoutSec: c.body.StopTimeout }), reason: record.desired === 'stopped' ? 'the deployment is stopped' : 'the service is stopped' });
       continue;
     }
+    if (up && state.running && ownerRestartedAfter(c, state, byName)) {
+      // It joins another instance's namespaces (network_mode: service:…), which started after it: its network is gone; join the new one.
+      const owner = ownerRestartedAfter(c, state, byName)!;
+      const reason = `${owner} started after it, and it shares ${owner}'s namespaces`;
+      decision.stop.push({ service: c.service, state, ...(c.body.StopTimeout === undefined ? {} : { timeoutSec: c.body.StopTimeout }), reason, restart: true });
+      decision.start.push({ service: c.service, container: c, state, reason });
+      continue;
+    }
     if (up || state?.status === 'paused') continue;
     if (state === undefined) {
       decision.start.push({ service: c.service, container: c, state, reason: 'its container is gone' });
@@ -84,4 +95,14 @@ export function decide(record: DeploymentRecord, plan: StoredPlan, containers: r
     decision.start.push({ service: c.service, container: c, state, reason: state.status === 'created' ? 'it was never started' : `it exited (code ${state.exitCode})` });
   }
   return decision;
+}
+
+/** The owner container `c` joins that started after `state` did (its namespaces are new), if any. */
+function ownerRestartedAfter(c: ContainerPlan, state: ContainerState, byName: ReadonlyMap<string, ContainerState>): string | undefined {
+  const since = Date.parse(state.startedAt ?? '');
+  if (!Number.isFinite(since)) return undefined;
+  return joinedContainers(c).find((name) => {
+    const owner = byName.get(name);
+    return owner?.running === true && Date.parse(owner.startedAt ?? '') > since;
+  });
 }

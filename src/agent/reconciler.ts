@@ -16,6 +16,7 @@ import { publishLive } from '../deploy/routing.ts';
 import type { OpContext } from '../deploy/context.ts';
 import { ensureNetworks, ensureVolumes } from '../deploy/materialize.ts';
 import { waitReady } from '../deploy/ready.ts';
+import { joinedContainers } from '../deploy/namespace-groups.ts';
 import { readPlan, type StoredPlan } from '../deploy/root-dir.ts';
 import { SETTLE_MS, assertStillRunning, waitFor } from '../deploy/wait.ts';
 import type { ContainerEvent } from '../engine/events.ts';
@@ -82,6 +83,8 @@ export class Reconciler {
   readonly observed: ObservedState;
   /** Deployments (by ID) whose routes are to be republished; one queued job serves a burst of events. */
   readonly #dirty = new Set<string>();
+  /** Instances the agent stops to start again at once (a joiner whose owner restarted): their deaths are not crashes. */
+  readonly #ownStops = new Set<string>();
   /** Per deployment: a reconcile waiting for its time, one running, and whether another was asked meanwhile. */
   readonly #timers = new Map<string, { at: number; timer: NodeJS.Timeout }>();
   readonly #running = new Map<string, Promise<void>>();
@@ -200,6 +203,7 @@ export class Reconciler {
     const base = { deployment: record.name, service: event.service, instance: event.name };
     // A death before the record's last change was part of that operation (depad restart), not a crash.
     const byOperation = event.time > 0 && Date.parse(record.updatedAt) >= event.time;
+    if (event.action === 'die' && this.#ownStops.delete(event.name)) return undefined; // the agent stopped it to start it again
     if (event.action === 'die' && record.desired === 'running' && !byOperation) {
       this.note({ kind: 'instance-died', ...base, ...(event.exitCode === undefined ? {} : { exitCode: event.exitCode }), ...(event.unseen ? { detail: 'while the agent was not watching the engine' } : {}) });
       this.#log.warn({ ...base, exitCode: event.exitCode }, 'an instance died');
@@ -211,12 +215,20 @@ export class Reconciler {
       // After a give-up the engine restarts nothing: this start is a depad command's (or a user's), so count afresh.
       if (this.#loops.gaveUpBefore(event.name, event.time)) this.#loops.forget(event.name);
       this.note({ kind: 'instance-started', ...base });
+      // Instances that join its namespaces (network_mode: service:…) must join the new ones: desired.ts restarts them.
+      if (await this.#hasJoiners(record, event.name)) this.#schedule(record.id, DEATH_GRACE_MS);
     }
     else if (event.action === 'health_status: unhealthy') this.note({ kind: 'instance-unhealthy', ...base });
     else if (event.action === 'health_status: healthy') this.note({ kind: 'instance-healthy', ...base });
     else if (event.action === 'destroy' && record.desired === 'running') this.#schedule(record.id, DEATH_GRACE_MS);
     else return undefined;
     return record;
+  }
+
+  /** True when another instance of the deployment's plan joins the namespaces of the container `name`. */
+  async #hasJoiners(record: DeploymentRecord, name: string): Promise<boolean> {
+    const plan = await readPlan(record.rootDir, record.revision).catch(() => undefined);
+    return plan?.containers.some((c) => joinedContainers(c).includes(name)) === true;
   }
 
   /** A death, once its grace has passed with the engine still up: counted, and the deployment reconciled. */
@@ -283,6 +295,7 @@ export class Reconciler {
       const restoring = this.#restoring.delete(id);
       const decision = decide(record, plan, containers, (name) => this.#loops.waitBeforeStart(name, Date.now()), restoring);
       for (const s of decision.stop) {
+        if (s.restart) this.#ownStops.add(s.state.name);
         this.note({ kind: 'instance-stopped', deployment: record.name, service: s.service, instance: s.state.name, detail: s.reason });
         this.#log.info({ deployment: record.name, instance: s.state.name, reason: s.reason }, 'stopping an instance that should not run');
         await this.#ctx.engine.stopContainer(s.state.id, s.timeoutSec);

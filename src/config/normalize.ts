@@ -5,11 +5,13 @@
  * `./path` against the file's directory. depad's settings stay under `x-depad`.
  */
 import type { DeploymentSpec, ServiceSpec } from './spec.ts';
+import { normalizedBuild, normalizedEngine, normalizedMount, normalizedSecretDefinitions, normalizedSecretMounts } from './normalize-parts.ts';
 
 /** Fields of `ServiceSpec` written by `normalizedService` by name; any other field is written as is (snake_case). */
 const KNOWN = new Set([
   'name', 'image', 'command', 'entrypoint', 'environment', 'ports', 'expose', 'volumes', 'networks', 'dependsOn', 'healthcheck', 'restart',
   'resources', 'labels', 'user', 'workingDir', 'tmpfs', 'capAdd', 'capDrop', 'extraHosts', 'stopGracePeriodMs', 'stopSignal', 'depad',
+  'engine', 'build', 'secretMounts',
 ]);
 
 /** The normalized compose document of `spec` (plain data: print it as YAML or JSON). */
@@ -36,21 +38,24 @@ export function normalizedCompose(spec: DeploymentSpec): Record<string, unknown>
       ]),
     );
   }
+  Object.assign(out, normalizedSecretDefinitions(spec));
   out['x-depad'] = depad;
   return out;
 }
 
 function normalizedService(s: ServiceSpec): Record<string, unknown> {
-  const out: Record<string, unknown> = { image: s.image };
+  const out: Record<string, unknown> = s.image === '' && s.build !== undefined ? {} : { image: s.image };
   if (s.entrypoint) out.entrypoint = [...s.entrypoint];
   if (s.command) out.command = [...s.command];
   if (Object.keys(s.environment).length > 0) out.environment = { ...s.environment };
   if (s.ports.length > 0) out.ports = s.ports.map((p) => ({ target: p.target, ...publishedOf(p), protocol: p.protocol, ...rest(p, ['target', 'protocol', 'published']) }));
   if (s.expose.length > 0) out.expose = s.expose.map((e) => (e.protocol === 'tcp' ? String(e.target) : `${e.target}/${e.protocol}`));
   if (s.volumes.length > 0) {
-    out.volumes = s.volumes.map((m) => ({ type: m.type, source: m.type === 'bind' ? `./${m.source}` : m.source, target: m.target, read_only: m.readOnly, ...rest(m, ['type', 'source', 'target', 'readOnly']) }));
+    out.volumes = s.volumes.map(normalizedMount);
   }
-  out.networks = Object.fromEntries(Object.entries(s.networks).map(([n, v]) => [n, v.aliases.length > 0 ? { aliases: [...v.aliases] } : null]));
+  if (s.build !== undefined) out.build = normalizedBuild(s.build);
+  Object.assign(out, normalizedEngine(s), normalizedSecretMounts(s));
+  if (s.engine?.joins?.network === undefined) out.networks = Object.fromEntries(Object.entries(s.networks).map(([n, v]) => [n, v.aliases.length > 0 ? { aliases: [...v.aliases] } : null]));
   if (Object.keys(s.dependsOn).length > 0) out.depends_on = Object.fromEntries(Object.entries(s.dependsOn).map(([n, v]) => [n, { condition: v.condition, required: true, ...rest(v, ['condition']) }]));
   if (s.healthcheck === 'disabled') out.healthcheck = { disable: true };
   else if (s.healthcheck) {

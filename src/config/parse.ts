@@ -16,6 +16,7 @@ import { checkKeys, mapEntries, readKeyValues, readString } from './read.ts';
 import { labelProblem } from '../labels.ts';
 import { readService } from './service.ts';
 import { readNetwork, readTopObjects, readVolume } from './top-objects.ts';
+import { checkNamespaceJoins } from './namespace-joins.ts';
 import { checkContainerNames, dropAbsentOptional, parseRawEnv, withAnonymousVolumes } from './optional-deps.ts';
 import type { ServiceDraft } from './service.ts';
 import { readDuration, readLimits } from './service-parts.ts';
@@ -149,6 +150,7 @@ function analyze(text: string, file: string, env: Readonly<Record<string, string
   dropAbsentOptional(c, services);
   checkContainerNames(c, services);
   checkDependencies(c, services);
+  checkNamespaceJoins(c, services);
   const workflows = depadEntry?.value.kind === 'map' ? depadEntry.value.entries.find((e) => e.key === 'workflows') : undefined;
   if (workflows) depad.workflows = readWorkflows(c, workflows.value, 'x-depad.workflows', [...services.keys()]);
   checkBudget(c, depad.resources, [...services.entries()].map(([name, s]) => ({ name, limits: s.spec.resources })));
@@ -319,8 +321,10 @@ function checkDependencies(c: Collector, services: ReadonlyMap<string, ServiceDr
   const edges = new Map<string, ServiceDraft['dependencies']>();
   for (const [name, s] of services) {
     const ok = s.dependencies.filter((d) => {
-      if (d.service === name) c.issue(d.path, d.pos, `service '${name}' depends on itself; remove this entry`);
-      else if (!services.has(d.service)) c.issue(d.path, d.pos, `depends_on names '${d.service}', which is not a service in this file; services: ${[...services.keys()].sort(compareStrings).join(', ')}`);
+      const joined = /\.(network_mode|ipc|pid)$/.exec(d.path)?.[1];
+      const all = [...services.keys()].sort(compareStrings).join(', ');
+      if (d.service === name) c.issue(d.path, d.pos, joined ? `${joined}: service:${name} names the service itself; name another service of this file` : `service '${name}' depends on itself; remove this entry`);
+      else if (!services.has(d.service)) c.issue(d.path, d.pos, joined ? `${joined}: service:${d.service}: there is no service ${d.service} in this file; services: ${all}` : `${d.path.includes('.links[') ? 'links' : 'depends_on'} names '${d.service}', which is not a service in this file; services: ${all}`);
       else return true;
       return false;
     });

@@ -45,7 +45,7 @@ type Mut<T> = { -readonly [K in keyof T]: T[K] };
 export function readServiceEngine(c: Collector, keys: ReadonlyMap<string, LEntry>, path: string): EngineRead {
   const container: Mut<ContainerFields> = {};
   const host: Mut<HostConfigFields> = {};
-  const engine: { platform?: string; pullPolicy?: ServiceEngine['pullPolicy']; aliases: string[]; links: { service: string; alias: string }[] } = { aliases: [], links: [] };
+  const engine: { platform?: string; pullPolicy?: ServiceEngine['pullPolicy']; aliases: string[]; links: { service: string; alias: string }[]; joins: { network?: string; ipc?: string; pid?: string } } = { aliases: [], links: [], joins: {} };
   const limits: Mut<EngineRead['limits']> = {};
   const dependencies: DependencyRef[] = [];
   const at = (key: string) => keyPath(path, key);
@@ -176,7 +176,7 @@ export function readServiceEngine(c: Collector, keys: ReadonlyMap<string, LEntry
   each('logging', (n, p) => { const l = readLogging(c, n, p); if (l) host.LogConfig = l; });
   each('blkio_config', (n, p) => Object.assign(host, readBlkio(c, n, p)));
 
-  // Namespaces: private ones are fine, the host's reach it, another service's cannot follow its updates yet.
+  // Namespaces: private ones are fine, the host's reach it (by policy), another service's of this deployment are joined.
   const namespace = (key: 'ipc' | 'pid' | 'uts' | 'userns_mode' | 'cgroup' | 'network_mode', allowed: readonly string[]) =>
     each(key, (n, p, e) => {
       const t = readString(c, n, p);
@@ -185,7 +185,16 @@ export function readServiceEngine(c: Collector, keys: ReadonlyMap<string, LEntry
         // Allowed by the host's policy: the host's namespace.
         if (host1(key, t, p, entryPos(e)) && key !== 'uts' && key !== 'cgroup') host[({ ipc: 'IpcMode', pid: 'PidMode', userns_mode: 'UsernsMode', network_mode: 'NetworkMode' } as const)[key]] = 'host';
       }
-      else if (t.startsWith('service:')) c.issue(p, entryPos(e), `${key}: ${t} is not supported yet: depad replaces ${t.slice(8)}'s container on every update, and this one would keep the old one's namespace; put both services on a shared network (networks:) instead`);
+      else if (t.startsWith('service:') && (key === 'network_mode' || key === 'ipc' || key === 'pid')) {
+        // Another service's namespace: render names its current container; the update replaces both together (netns-groups.ts).
+        const target = t.slice('service:'.length);
+        if (target === '') c.issue(p, entryPos(e), `${key}: service: needs a service name, e.g. service:db`);
+        else {
+          engine.joins[key === 'network_mode' ? 'network' : key] = target;
+          dependencies.push({ service: target, condition: 'service_started', path: p, pos: entryPos(e) });
+        }
+      }
+      else if (t.startsWith('service:')) c.issue(p, entryPos(e), `${key}: ${t}: the engine shares only the network, IPC and PID namespaces of another container; remove ${key}`);
       else if (t.startsWith('container:')) c.issue(p, entryPos(e), `${key}: ${t} names a container outside the deployment, which would break the isolation between deployments; remove it`);
       else if (key === 'network_mode' && t === 'none') host.NetworkMode = 'none';
       else if (key === 'network_mode') c.issue(p, entryPos(e), `network_mode: ${t} is not supported: a deployment's services join its own networks, which keeps deployments apart; use networks: instead`);
@@ -256,6 +265,8 @@ export function readServiceEngine(c: Collector, keys: ReadonlyMap<string, LEntry
     }
   });
 
-  const used = Object.keys(container).length > 0 || Object.keys(host).length > 0 || engine.platform !== undefined || engine.pullPolicy !== undefined || engine.aliases.length > 0 || engine.links.length > 0;
-  return used ? { engine: { container, host, ...engine }, limits, dependencies } : { limits, dependencies };
+  const { joins, ...rest } = engine;
+  const joined = Object.keys(joins).length > 0;
+  const used = Object.keys(container).length > 0 || Object.keys(host).length > 0 || engine.platform !== undefined || engine.pullPolicy !== undefined || engine.aliases.length > 0 || engine.links.length > 0 || joined;
+  return used ? { engine: { container, host, ...rest, ...(joined ? { joins } : {}) }, limits, dependencies } : { limits, dependencies };
 }

@@ -188,6 +188,15 @@ export function readService(s: ServiceScope, entry: LEntry, path: string): Servi
     }
     spec.networks = {};
   }
+  const sharedNetwork = engineRead.engine?.joins?.network;
+  if (sharedNetwork !== undefined) {
+    // Another service's network stack: its addresses, ports and names are that service's (the engine refuses these with it).
+    for (const key of ['networks', 'ports', 'expose', 'hostname', 'domainname', 'mac_address', 'dns', 'dns_search', 'dns_opt', 'extra_hosts', 'links', 'container_name'] as const) {
+      const e = keys.get(key);
+      if (e) c.issue(at(key), e.keyPos, `network_mode: service:${sharedNetwork} shares ${sharedNetwork}'s network stack, so ${key} belongs on ${sharedNetwork}; move it there or remove it`);
+    }
+    spec.networks = {};
+  }
   const swap = engineRead.engine?.host.MemorySwap;
   const swapEntry = keys.get('memswap_limit');
   if (swap !== undefined && swap !== -1 && swapEntry && (limits.memoryBytes === undefined || swap < limits.memoryBytes)) {
@@ -256,6 +265,9 @@ export function readService(s: ServiceScope, entry: LEntry, path: string): Servi
     return node ? readSecretMounts(c, node, at(key), key, s[key] ?? new Set()) : [];
   });
   if (secretMounts.length > 0) spec.secretMounts = secretMounts;
+  if (sharedNetwork !== undefined && spec.depad.route !== undefined) {
+    c.issue(at('x-depad'), keys.get('x-depad')?.keyPos ?? entry.keyPos, `network_mode: service:${sharedNetwork} listens in ${sharedNetwork}'s network stack, so the route goes there: put x-depad.expose on ${sharedNetwork} (with the port this service listens on)`);
+  }
   if (spec.engine?.host.NetworkMode === 'none' && spec.depad.route !== undefined) {
     c.issue(at('x-depad'), keys.get('x-depad')?.keyPos ?? entry.keyPos, 'network_mode: none gives the container no network, so the proxy cannot route to it; remove x-depad.expose or network_mode');
   }

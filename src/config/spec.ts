@@ -124,6 +124,11 @@ export interface ServiceEngine {
   readonly aliases: readonly string[];
   /** `links`: this service reaches `service` also as `alias` (an alias of that service on its networks). */
   readonly links: readonly { readonly service: string; readonly alias: string }[];
+  /**
+   * `network_mode`, `ipc`, `pid: service:<name>`: the namespaces this service shares with another
+   * service of the deployment (its container joins that service's current container).
+   */
+  readonly joins?: { readonly network?: string; readonly ipc?: string; readonly pid?: string };
 }
 
 /** One service of a deployment. */

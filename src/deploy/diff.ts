@@ -7,6 +7,7 @@ import { LABELS, type ContainerPlan, type ServicePlan } from '../engine/types.ts
 import { isSecretSource } from '../render/secrets.ts';
 import type { StoredPlan } from './root-dir.ts';
 import { COMPOSE_KEY_OF } from '../render/engine-fields.ts';
+import { ownersOf } from './namespace-groups.ts';
 
 /** One service's change. */
 export interface ServiceChange {
@@ -44,6 +45,18 @@ export function diffPlans(current: StoredPlan, next: StoredPlan, currentImages: 
       if (a.body.Image === b.body.Image && ia && ib && ia !== ib) details.unshift(`image ${b.body.Image} now points at ${short(ib)} (was ${short(ia)})`);
       const meta = metaDetails(current.services.find((s) => s.name === service), next.services.find((s) => s.name === service));
       services.push({ service, kind: details.length ? 'changed' : meta.length ? 'routing' : 'unchanged', details: [...details, ...meta] });
+    }
+  }
+  // A service that joins a replaced service's namespaces is replaced with it (namespace-groups.ts).
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const change of services) {
+      if (change.kind !== 'unchanged' && change.kind !== 'routing') continue;
+      const owner = ownersOf(next, change.service).find((o) => services.some((x) => x.service === o && (x.kind === 'changed' || x.kind === 'added')));
+      if (owner === undefined) continue;
+      change.kind = 'changed';
+      change.details.unshift(`replaced with ${owner}, whose namespaces it shares`);
+      grew = true;
     }
   }
   const keys = (plan: StoredPlan, kind: 'networks' | 'volumes') => plan[kind].map((x) => x.key);

@@ -9,6 +9,7 @@ import { finishDestroy } from './recover.ts';
 import { publishLive } from './routing.ts';
 import { assertServices } from './resolve.ts';
 import { readPlan } from './root-dir.ts';
+import { withJoiners, withOwners } from './namespace-groups.ts';
 
 /** Options shared by start, stop and restart. */
 export interface LifecycleOptions {
@@ -21,9 +22,11 @@ export interface LifecycleOptions {
 }
 
 /** Starts a deployment's services (creating any container that went missing), dependencies first. */
-export async function startDeployment(ctx: OpContext, record: DeploymentRecord, options: LifecycleOptions = {}): Promise<DeploymentRecord> {
+export async function startDeployment(ctx: OpContext, record: DeploymentRecord, given: LifecycleOptions = {}): Promise<DeploymentRecord> {
   const plan = await readPlan(record.rootDir, record.revision);
-  if (options.services) assertServices(record, plan.order, options.services);
+  if (given.services) assertServices(record, plan.order, given.services);
+  // A service starts with what it joins (network_mode: service:…) and what joins it (namespace-groups.ts).
+  const options = given.services ? { ...given, services: inOrder(plan.order, withOwners(plan, withJoiners(plan, given.services))) } : given;
   await ctx.engine.ping();
   const updated = await setDesired(ctx, record, 'running', options.services);
   // Anything removed behind depad's back (a network, a volume, a container) is made again.
@@ -39,9 +42,11 @@ export async function startDeployment(ctx: OpContext, record: DeploymentRecord, 
 }
 
 /** Stops a deployment's services, dependants first. Ports stay reserved. */
-export async function stopDeployment(ctx: OpContext, record: DeploymentRecord, options: LifecycleOptions = {}): Promise<DeploymentRecord> {
+export async function stopDeployment(ctx: OpContext, record: DeploymentRecord, given: LifecycleOptions = {}): Promise<DeploymentRecord> {
   const plan = await readPlan(record.rootDir, record.revision);
-  if (options.services) assertServices(record, plan.order, options.services);
+  if (given.services) assertServices(record, plan.order, given.services);
+  // What joins a stopped service's namespaces stops with it (it would have no network left).
+  const options = given.services ? { ...given, services: inOrder(plan.order, withJoiners(plan, given.services)) } : given;
   await ctx.engine.ping();
   const updated = await setDesired(ctx, record, 'stopped', options.services);
   // Routes first, so clients get 503 (or wait) instead of connection errors; then drain.
@@ -54,6 +59,10 @@ export async function stopDeployment(ctx: OpContext, record: DeploymentRecord, o
 export async function restartDeployment(ctx: OpContext, record: DeploymentRecord, options: LifecycleOptions = {}): Promise<DeploymentRecord> {
   await stopDeployment(ctx, record, options);
   return startDeployment(ctx, record, options);
+}
+
+function inOrder(order: readonly string[], services: readonly string[]): string[] {
+  return order.filter((s) => services.includes(s));
 }
 
 /** Options for destroy. */

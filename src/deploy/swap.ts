@@ -15,6 +15,7 @@ import { routedPort } from '../render/routes.ts';
 import { waitReady } from './ready.ts';
 import { publishRoutes } from './routing.ts';
 import { waitFor } from './wait.ts';
+import type { Companions } from './swap-companions.ts';
 
 /** The routing state an update moves through: instance numbers and every port held meanwhile. */
 export interface Transition {
@@ -45,6 +46,12 @@ export async function swapService(
   dependencies: ReadonlyMap<string, string>,
   /** Stop the old instance before starting the new one (default: when the service has named volumes). */
   stopFirst: boolean = meta.stateful,
+  /** Services that join this one's namespaces, replaced with it (swap-companions.ts). */
+  companions?: Companions,
+  /** Why it goes stop-first, when not for its volumes or published ports. */
+  stopFirstWhy?: string,
+  /** Other services whose routes pause while it is swapped stop-first (a joiner serves its owner's route). */
+  pauseAlso: readonly string[] = [],
 ): Promise<Swap> {
   const service = plan.service;
   const oldInstance = t.instances[service];
@@ -55,13 +62,17 @@ export async function swapService(
   }
   const stateful = stopFirst && old?.running === true;
   if (stateful) {
-    const why = meta.stateful ? 'it has named volumes' : 'its published ports pass to the new instance';
-    if (meta.route) {
-      ctx.progress({ step: 'pause', service, message: `pausing ${service} (${why}): new requests wait while it is swapped` });
-      await publishRoutes(ctx, { ...t.record, instances: t.instances, ports: t.ports }, t.services, { paused: { [service]: Date.now() + meta.pauseTimeoutMs } });
+    const why = stopFirstWhy ?? (meta.stateful ? 'it has named volumes' : 'its published ports pass to the new instance');
+    const pause = [...(meta.route ? [service] : []), ...pauseAlso];
+    if (pause.length > 0) {
+      const what = pauseAlso.length === 0 ? `${service} (${why})` : `the route of ${pause.join(', ')} (${service}: ${why})`;
+      ctx.progress({ step: 'pause', service, message: `pausing ${what}: new requests wait while it is swapped` });
+      const until = Date.now() + meta.pauseTimeoutMs;
+      await publishRoutes(ctx, { ...t.record, instances: t.instances, ports: t.ports }, t.services, { paused: Object.fromEntries(pause.map((s) => [s, until])) });
     } else {
       ctx.progress({ step: 'stop-first', service, message: `replacing ${service} stop-first (${why})` });
     }
+    await companions?.stopOld();
     ctx.progress({ step: 'stop', service, message: `stopping the old ${service} (${old.name})` });
     await ctx.engine.stopContainer(old.id, plan.body.StopTimeout);
   }
@@ -70,17 +81,22 @@ export async function swapService(
   try {
     checkpoint(ctx, `update:created:${service}`);
     await ctx.engine.startContainer(newId);
+    await companions?.startNew();
     await waitReady(ctx, newId, meta, portOf(newInstance), timeoutMs);
+    await companions?.waitNew(timeoutMs);
   } catch (error) {
     ctx.progress({ step: 'undo', service, message: `the new ${service} failed; removing it, the old one keeps serving` });
+    await companions?.removeNew();
     await ctx.engine.removeContainer(newId);
     if (stateful) {
       await ctx.engine.startContainer(old.id);
+      await companions?.startOld();
       await publishRoutes(ctx, { ...t.record, instances: t.instances, ports: t.ports }, t.services);
     }
     throw error;
   }
   t.instances[service] = newInstance;
+  companions?.switched();
   await publishRoutes(ctx, { ...t.record, instances: t.instances, ports: t.ports }, t.services);
   if (meta.route) ctx.progress({ step: 'switch', service, message: `route ${service} → ${plan.name}` });
   checkpoint(ctx, `update:switched:${service}`);
@@ -94,6 +110,7 @@ export async function swapService(
         message: drained.drained ? `drained the old ${service} in ${drained.waitedMs} ms` : `drain timed out; closed ${drained.remaining} open connections`,
       });
     }
+    await companions?.stopOld();
     ctx.progress({ step: 'stop', service, message: `stopping the old ${service} (${old.name})` });
     await ctx.engine.stopContainer(old.id, plan.body.StopTimeout);
   }

@@ -9,6 +9,7 @@ import type { OpContext } from './context.ts';
 import { serviceChanges, type PlanDiff } from './diff.ts';
 import { planUpdatePorts, stopsFirst } from './port-plan.ts';
 import { assertUpdatable, planUpdate } from './update.ts';
+import { groupRole, ownersOf } from './namespace-groups.ts';
 import type { UpdateRequest } from './update-target.ts';
 
 /** A dry run's answer. */
@@ -43,17 +44,22 @@ export async function previewUpdate(ctx: OpContext, record: DeploymentRecord, re
     const meta = candidate.services.find((s) => s.name === name)!;
     if (change?.kind === 'routing') steps.push(`${name}: update its route settings (no new instance)`);
     if (!changed.includes(name)) continue;
+    const role = groupRole(candidate, changed, name);
+    if (role.carriedBy !== undefined) continue; // in its owner's step
     const next = containerName(record.name, name, (record.instances[name] ?? 0) + 1);
+    const along = role.companions.length ? ` with ${role.companions.join(', ')} (started in its new namespaces right after it, their old instances stopped just before its old one)` : '';
     const old = current.containers.find((c) => c.service === name)?.name;
     const published = ports.kept.filter((p) => p.service === name && p.role === 'published').map((p) => String(p.host));
     if (old === undefined) {
-      steps.push(`${name}: start ${next} (a new service), wait until it is ready${meta.route ? ', route it' : ''}`);
-    } else if (stopsFirst(meta, [...ports.kept, ...ports.needed], name)) {
-      const why = meta.stateful ? 'it has named volumes' : published.length ? `its published port ${published.join(', ')} passes to the new instance` : 'it publishes host ports, which two instances cannot share';
+      steps.push(`${name}: start ${next} (a new service)${along}, wait until it is ready${meta.route ? ', route it' : ''}`);
+    } else if (role.joinsKept) {
+      steps.push(`${name}: stop-first (it shares the namespaces of ${ownersOf(candidate, name).join(', ')}, which stays): stop ${old}, start ${next}, wait until it is ready`);
+    } else if (stopsFirst(meta, [...ports.kept, ...ports.needed], name) || role.companions.some((c) => stopsFirst(candidate.services.find((s) => s.name === c)!, [...ports.kept, ...ports.needed], c))) {
+      const why = meta.stateful ? 'it has named volumes' : published.length ? `its published port ${published.join(', ')} passes to the new instance` : stopsFirst(meta, [...ports.kept, ...ports.needed], name) ? 'it publishes host ports, which two instances cannot share' : `${role.companions.join(', ')} cannot run beside their old instances`;
       const wait = meta.route ? 'new requests to its route wait meanwhile' : published.length ? 'the port answers nothing meanwhile' : 'nothing routes to it';
-      steps.push(`${name}: stop-first (${why}): stop ${old}, start ${next}, wait until it is ready${meta.route ? ', route it' : ''}; ${wait}`);
+      steps.push(`${name}: stop-first (${why})${along}: stop ${old}, start ${next}, wait until it is ready${meta.route ? ', route it' : ''}; ${wait}`);
     } else {
-      steps.push(`${name}: start ${next} beside ${old}, wait until it is ready${meta.route ? ', switch the route, drain' : ','} then stop ${old}`);
+      steps.push(`${name}: start ${next} beside ${old}${along}, wait until it is ready${meta.route ? ', switch the route, drain' : ','} then stop ${old}`);
     }
   }
   steps.push(...hooks('after-update'));

@@ -29,6 +29,8 @@ import { publishRoutes } from './routing.ts';
 import { revertSwap, swapService, type Swap, type Transition } from './swap.ts';
 import { assertRoutesFree } from './preflight.ts';
 import { buildImages, pruneBuiltImages } from './build.ts';
+import { groupRole, ownersOf, withOwners } from './namespace-groups.ts';
+import { companions } from './swap-companions.ts';
 
 export { parseRemoteConfig, remoteConfigPath, updateRequestFor } from './update-target.ts';
 export type { UpdateRequest, UpdateTarget } from './update-target.ts';
@@ -158,15 +160,25 @@ export async function updateDeployment(ctx: OpContext, record: DeploymentRecord,
       const state = live.get(c.name);
       if (state) running.set(c.service, state.id);
     }
-    for (const name of rendered.order) {
-      const plan = rendered.containers.find((c) => c.service === name)!;
-      const meta = rendered.services.find((s) => s.name === name)!;
-      if (!changed.includes(name)) continue;
+    const oldOf = (name: string) => {
       const oldPlan = current.containers.find((c) => c.service === name);
-      const old = oldPlan ? live.get(oldPlan.name) : undefined;
-      const swap = await swapService(ctx, t, plan, meta, old, nextInstance(name), spec.depad.startTimeoutMs, running, stopsFirst(meta, finalPorts, name));
-      swaps.push(swap);
+      return oldPlan ? live.get(oldPlan.name) : undefined;
+    };
+    const planOf = (name: string) => ({ plan: rendered.containers.find((c) => c.service === name)!, meta: rendered.services.find((s) => s.name === name)! });
+    for (const name of rendered.order) {
+      if (!changed.includes(name)) continue;
+      const { plan, meta } = planOf(name);
+      // Services sharing namespaces (network_mode: service:…) go together: the joiners with the service they join (namespace-groups.ts).
+      const role = groupRole(rendered, changed, name);
+      if (role.carriedBy !== undefined) continue;
+      const group = companions(ctx, t, role.companions.map((c) => ({ ...planOf(c), old: oldOf(c), newInstance: nextInstance(c) })));
+      const stopFirst = stopsFirst(meta, finalPorts, name) || role.companions.some((c) => stopsFirst(planOf(c).meta, finalPorts, c)) || role.joinsKept;
+      const why = role.joinsKept ? `it shares the namespaces of ${ownersOf(rendered, name).join(', ')}, which stays, with its old instance` : !stopsFirst(meta, finalPorts, name) && stopFirst ? `it is replaced with ${role.companions.join(', ')}, which cannot run beside their old instances` : undefined;
+      const pauseAlso = role.joinsKept ? withOwners(rendered, [name]).filter((s) => s !== name && rendered.services.find((m) => m.name === s)?.route !== undefined) : [];
+      const swap = await swapService(ctx, t, plan, meta, oldOf(name), nextInstance(name), spec.depad.startTimeoutMs, running, stopFirst, group, why, pauseAlso);
+      swaps.push(...group.swaps, swap);
       running.set(name, swap.newId);
+      for (const c of group.swaps) running.set(c.service, c.newId);
     }
     checkpoint(ctx, 'update:swapped');
     // After the new instances serve, before the old ones go: a failure here still reverts.

@@ -19,6 +19,24 @@ export function applyEngineFields(spec: DeploymentSpec, s: ServiceSpec, plan: Co
   for (const endpoint of plan.endpoints) endpoint.aliases = [...new Set([...endpoint.aliases, ...extra])];
 }
 
+/**
+ * `network_mode`, `ipc`, `pid: service:<name>`: the container joins the current container of that
+ * service (`containerOf` names it), and has no networks or ports of its own.
+ */
+export function applyJoins(s: ServiceSpec, plan: ContainerPlan, containerOf: (service: string) => string): void {
+  const joins = s.engine?.joins;
+  if (joins === undefined) return;
+  const h = plan.body.HostConfig;
+  if (joins.network !== undefined) {
+    h.NetworkMode = `container:${containerOf(joins.network)}`;
+    h.PortBindings = {};
+    plan.body.ExposedPorts = {};
+    plan.endpoints = [];
+  }
+  if (joins.ipc !== undefined) h.IpcMode = `container:${containerOf(joins.ipc)}`;
+  if (joins.pid !== undefined) h.PidMode = `container:${containerOf(joins.pid)}`;
+}
+
 /** The compose keys of the engine part, for the rendered docker-compose.yml (names as compose writes them). */
 export function composeEngineFields(s: ServiceSpec): Record<string, unknown> {
   const e = s.engine;
@@ -46,6 +64,8 @@ export function composeEngineFields(s: ServiceSpec): Record<string, unknown> {
   put('cpu_shares', h.CpuShares);
   put('cpu_quota', h.CpuQuota);
   put('cpu_period', h.CpuPeriod);
+  put('cpu_rt_period', h.CpuRealtimePeriod);
+  put('cpu_rt_runtime', h.CpuRealtimeRuntime);
   put('cpuset', h.CpusetCpus);
   put('oom_score_adj', h.OomScoreAdj);
   put('oom_kill_disable', h.OomKillDisable);
@@ -56,9 +76,26 @@ export function composeEngineFields(s: ServiceSpec): Record<string, unknown> {
   put('group_add', h.GroupAdd);
   put('storage_opt', h.StorageOpt);
   put('security_opt', h.SecurityOpt);
-  put('ipc', h.IpcMode);
-  put('network_mode', h.NetworkMode);
+  put('ipc', e.joins?.ipc === undefined ? h.IpcMode : `service:${e.joins.ipc}`);
+  put('pid', e.joins?.pid === undefined ? undefined : `service:${e.joins.pid}`);
+  put('network_mode', e.joins?.network === undefined ? h.NetworkMode : `service:${e.joins.network}`);
   put('runtime', h.Runtime);
+  put('privileged', h.Privileged);
+  put('devices', h.Devices?.map((d) => `${d.PathOnHost}:${d.PathInContainer}:${d.CgroupPermissions}`));
+  if (e.joins?.pid === undefined) put('pid', h.PidMode);
+  put('userns_mode', h.UsernsMode);
+  put('cgroup', h.CgroupnsMode);
+  const blkio: Record<string, unknown> = {};
+  const rates = (list: ReadonlyArray<{ Path: string; Rate: number }> | undefined) => list?.map((d) => ({ path: d.Path, rate: d.Rate }));
+  for (const [key, value] of [
+    ['weight', h.BlkioWeight],
+    ['weight_device', h.BlkioWeightDevice?.map((d) => ({ path: d.Path, weight: d.Weight }))],
+    ['device_read_bps', rates(h.BlkioDeviceReadBps)],
+    ['device_write_bps', rates(h.BlkioDeviceWriteBps)],
+    ['device_read_iops', rates(h.BlkioDeviceReadIOps)],
+    ['device_write_iops', rates(h.BlkioDeviceWriteIOps)],
+  ] as const) if (value !== undefined) blkio[key] = value;
+  if (Object.keys(blkio).length > 0) out.blkio_config = blkio;
   put('pull_policy', e.pullPolicy);
   return out;
 }

@@ -10,7 +10,7 @@ import { LABELS, type ContainerPlan, type NetworkPlan, type ServicePlan, type Vo
 import { containerName, scopedName } from './names.ts';
 import { startOrder } from './order.ts';
 import { boundPorts } from './routes.ts';
-import { applyEngineFields, composeEngineFields, mountOptions, selinuxBinds } from './engine-fields.ts';
+import { applyEngineFields, applyJoins, composeEngineFields, mountOptions, selinuxBinds } from './engine-fields.ts';
 import { isSecretSource, secretMountPlans } from './secrets.ts';
 
 /** Who the rendering is for. */
@@ -196,6 +196,7 @@ function containerPlan(
   const binds = selinuxBinds(s, (m) => (m.type === 'volume' ? scopedName(who.name, m.source) : m.onHost ? m.source : path.join(who.rootDir, m.source)));
   if (binds.length > 0) plan.body.HostConfig.Binds = binds;
   applyEngineFields(spec, s, plan);
+  applyJoins(s, plan, (service) => containerName(who.name, service, instanceOf(who, service)));
   return plan;
 }
 
@@ -223,7 +224,7 @@ function composeService(s: ServiceSpec, c: ContainerPlan, who: RenderIdentity, p
   }
   const secretBinds = c.body.HostConfig.Mounts.filter((m) => isSecretSource(m.Source)).map((m) => ({ type: 'bind', source: m.Source, target: m.Target, read_only: true }));
   if (secretBinds.length) out.volumes = [...((out.volumes as unknown[] | undefined) ?? []), ...secretBinds];
-  out.networks = Object.fromEntries(c.endpoints.map((e, i) => [Object.keys(s.networks)[i]!, { aliases: e.aliases }]));
+  if (s.engine?.joins?.network === undefined) out.networks = Object.fromEntries(c.endpoints.map((e, i) => [Object.keys(s.networks)[i]!, { aliases: e.aliases }]));
   if (Object.keys(s.dependsOn).length) out.depends_on = Object.fromEntries(Object.entries(s.dependsOn).map(([k, v]) => [k, { condition: v.condition }]));
   if (s.healthcheck === 'disabled') out.healthcheck = { disable: true };
   else if (s.healthcheck) out.healthcheck = composeHealthcheck(s.healthcheck);
