@@ -11,7 +11,10 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import test from 'ava';
 import type { DeploymentView } from '../src/deploy/status.ts';
-import { harness, type Harness } from './helpers/harness.ts';
+import { agentSocketPath } from '../src/home.ts';
+import { agentEvents, proxyGet, until } from './helpers/agent-api.ts';
+import { startAgent } from './helpers/agent-process.ts';
+import { harness, testPorts, type Harness } from './helpers/harness.ts';
 import { getVia, startLoad } from './helpers/load.ts';
 import { startProxyProcess } from './helpers/proxy-process.ts';
 
@@ -107,4 +110,29 @@ test('network_mode: service:gate — shared stack, owner update start-first with
   const afterRestart = await containers(h, name);
   t.true(Date.parse(afterRestart.web!.startedAt!) >= Date.parse(afterRestart.gate!.startedAt!), 'web started after gate');
   t.is((await getVia(proxy.port, host, '/count')).status, 200, 'and reaches its store again');
+});
+
+test('the agent restarts a joiner whose owner was restarted behind its back, and its route answers again', async (t) => {
+  const h = await harness(t);
+  const port = await testPorts(t);
+  const agent = await startAgent(t, h, port);
+  const name = h.name('netns-agent');
+  const config = path.join(h.dir, 'compose.yaml');
+  await fs.writeFile(config, file);
+  const created = await h.run(['create', '-n', name, '-f', config]);
+  t.is(created.code, 0, created.stderr);
+  const host = `gate.${name}.localhost`;
+  t.is(await proxyGet(agent.facts.httpPort, host, '/count'), 200);
+  const before = await containers(h, name);
+
+  await run('docker', ['restart', '-t', '1', before.gate!.container]); // behind depad's back: web is left in namespaces that are gone
+  await until('the agent to restart web', async () => {
+    const now = await containers(h, name);
+    return now.web !== undefined && now.gate !== undefined && Date.parse(now.web.startedAt!) > Date.parse(now.gate.startedAt!);
+  }, 30_000);
+  await until('the route to answer again', async () => (await proxyGet(agent.facts.httpPort, host, '/count').catch(() => 0)) === 200, 20_000);
+  const events = await agentEvents(agentSocketPath(h.home));
+  t.true(events.some((e) => e.kind === 'instance-restarted' && e.service === 'web' && /started after it, and it shares/.test(e.detail ?? '')), 'the restart is reported with its reason');
+  t.false(events.some((e) => e.kind === 'instance-died' && e.service === 'web'), 'the agent\'s own stop is not a death');
+  t.is(await networkMode(before.web!.container), await joined(before.gate!.container), 'the same containers, rejoined');
 });
