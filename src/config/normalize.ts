@@ -18,10 +18,10 @@ export function normalizedCompose(spec: DeploymentSpec): Record<string, unknown>
   if (spec.name !== undefined) out.name = spec.name;
   out.services = Object.fromEntries(Object.entries(spec.services).map(([name, s]) => [name, normalizedService(s)]));
   out.networks = Object.fromEntries(
-    Object.values(spec.networks).map((n) => [n.name, { driver: n.driver, ...(n.internal ? { internal: true } : {}), ...nonEmpty('driver_opts', n.driverOpts), ...nonEmpty('labels', n.labels) }]),
+    Object.values(spec.networks).map((n) => [n.name, n.external !== undefined ? { external: true, name: n.external } : { driver: n.driver, ...(n.internal ? { internal: true } : {}), ...nonEmpty('driver_opts', n.driverOpts), ...nonEmpty('labels', n.labels) }]),
   );
   if (Object.keys(spec.volumes).length > 0) {
-    out.volumes = Object.fromEntries(Object.values(spec.volumes).map((v) => [v.name, { driver: v.driver, ...nonEmpty('driver_opts', v.driverOpts), ...nonEmpty('labels', v.labels) }]));
+    out.volumes = Object.fromEntries(Object.values(spec.volumes).map((v) => [v.name, v.external !== undefined ? { external: true, name: v.external } : { driver: v.driver, ...nonEmpty('driver_opts', v.driverOpts), ...nonEmpty('labels', v.labels) }]));
   }
   const d = spec.depad;
   const depad: Record<string, unknown> = { host_ip: d.hostIp, start_timeout: duration(d.startTimeoutMs) };
@@ -48,7 +48,7 @@ function normalizedService(s: ServiceSpec): Record<string, unknown> {
   if (s.ports.length > 0) out.ports = s.ports.map((p) => ({ target: p.target, ...publishedOf(p), protocol: p.protocol, ...rest(p, ['target', 'protocol', 'published']) }));
   if (s.expose.length > 0) out.expose = s.expose.map((e) => (e.protocol === 'tcp' ? String(e.target) : `${e.target}/${e.protocol}`));
   if (s.volumes.length > 0) {
-    out.volumes = s.volumes.map((m) => ({ type: m.type, source: m.type === 'bind' ? `./${m.source}` : m.source, target: m.target, read_only: m.readOnly, ...rest(m, ['type', 'source', 'target', 'readOnly']) }));
+    out.volumes = s.volumes.map((m) => ({ type: m.type, source: m.type === 'bind' && !m.onHost ? `./${m.source}` : m.source, target: m.target, read_only: m.readOnly, ...rest(m, ['type', 'source', 'target', 'readOnly', 'onHost', 'outside']) }));
   }
   out.networks = Object.fromEntries(Object.entries(s.networks).map(([n, v]) => [n, v.aliases.length > 0 ? { aliases: [...v.aliases] } : null]));
   if (Object.keys(s.dependsOn).length > 0) out.depends_on = Object.fromEntries(Object.entries(s.dependsOn).map(([n, v]) => [n, { condition: v.condition, required: true, ...rest(v, ['condition']) }]));

@@ -9,6 +9,7 @@ import { finishDestroy } from './recover.ts';
 import { publishLive } from './routing.ts';
 import { assertServices } from './resolve.ts';
 import { readPlan } from './root-dir.ts';
+import { assertExternalsExist } from './externals.ts';
 
 /** Options shared by start, stop and restart. */
 export interface LifecycleOptions {
@@ -25,6 +26,7 @@ export async function startDeployment(ctx: OpContext, record: DeploymentRecord, 
   const plan = await readPlan(record.rootDir, record.revision);
   if (options.services) assertServices(record, plan.order, options.services);
   await ctx.engine.ping();
+  await assertExternalsExist(ctx, plan.external);
   const updated = await setDesired(ctx, record, 'running', options.services);
   // Anything removed behind depad's back (a network, a volume, a container) is made again.
   await ensureNetworks(ctx, record, plan);
