@@ -43,7 +43,8 @@ export async function packBundle(configFile: string, env: Readonly<Record<string
   });
   // The files include and extends name (and their env files) travel too, with what they reference.
   const composeFiles = await readReferencedFiles(path.resolve(configFile), text, env, (abs) => fs.readFile(abs, 'utf8').catch(() => undefined));
-  const draft = analyzeConfig(text, configFile, env, { files: composeFiles });
+  // Every host path allowed here: what the draft is read for is which files to pack (the agent applies its own policy).
+  const draft = analyzeConfig(text, configFile, env, { files: composeFiles, policy: { allow: [], hostPaths: [{ path: '/', readOnly: false }] } });
   // `../dir` sources are host paths of this machine: never packed (the agent refuses them too, assertRemoteConfig).
   const outside = [...draft.state.services.values()].flatMap((d) => d.spec.volumes.flatMap((v) => (v.type === 'bind' && v.outside !== undefined ? [`services.${d.spec.name}: ${v.outside}`] : [])));
   if (outside.length > 0) {
