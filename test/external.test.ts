@@ -19,6 +19,8 @@ import { parseAllowName, policyFromFlags, specHostAccessProblems } from '../src/
 import { render } from '../src/render/render.ts';
 import { packBundle } from '../src/deploy/bundle.ts';
 import { ConfigError } from '../src/errors.ts';
+import { normalizedCompose } from '../src/config/normalize.ts';
+import { assertRemoteConfig } from '../src/deploy/update-target.ts';
 
 const web = (extra: string) => `services:\n  web:\n    image: depad-example/app:1\n    command: ["sleep", "3600"]\n${extra}`;
 const externals = (vol: string, net: string) =>
@@ -69,6 +71,8 @@ test('config: external objects refused by default naming the flag; allowed by na
     t.is(c.body.HostConfig.NetworkMode, 'shared-net');
     t.deepEqual(c.endpoints, [{ network: 'shared-net', aliases: ['web', 'api'] }]);
     t.regex(plan.compose, /shared:\n {4}external: true\n {4}name: shared-net/);
+    const normal = normalizedCompose(spec) as { volumes: unknown; networks: unknown };
+    t.deepEqual([normal.volumes, normal.networks], [{ data: { external: true, name: 'shared-data' } }, { shared: { external: true, name: 'shared-net' } }]);
   }
   // Without name: the key is the engine-side name (as compose has it).
   const byKey = parseConfig(web('    volumes: ["cache:/c"]\n') + 'volumes:\n  cache:\n    external: true\n', '/tmp/x/depad.yml', {}, { policy: policyFromFlags(['external-volume:cache'], []) });
@@ -89,6 +93,11 @@ test('config: external with keys that do not apply, a bad name, and bad --allow 
   t.throws(() => parseAllowName('external-volume:a/b'), { message: /after external-volume: comes the engine-side name/ });
   t.throws(() => parseAllowName('external-volume:'), { message: /after external-volume: comes the engine-side name/ });
   t.throws(() => parseAllowName('everything'), { message: /one of: privileged, .*external-volume:NAME, external-network:NAME/ });
+  // The deprecated form external: {name: …}, with a warning, as compose has it.
+  const warnings: string[] = [];
+  const legacy = parseConfig(web('    volumes: ["data:/d"]\n') + 'volumes:\n  data:\n    external: {name: old-data}\n', '/tmp/x/depad.yml', {}, { policy, warn: (w) => warnings.push(w.message) });
+  t.is(legacy.volumes.data?.external, 'old-data');
+  t.deepEqual(warnings, ['external: {name: old-data} is deprecated in compose; write external: true and name: old-data']);
   // external: false is a volume of the deployment's own.
   const own = parseConfig(web('    volumes: ["data:/d"]\n') + 'volumes:\n  data:\n    external: false\n', '/tmp/x/depad.yml', {});
   t.is(own.volumes.data?.external, undefined);
@@ -105,6 +114,8 @@ test('config: ../dir bind sources are host paths resolved against the config fil
   t.deepEqual(spec.files, [], 'nothing copied into the root');
   const plan = render(spec, { id: ID, name: 'x', revision: 1, rootDir: '/tmp/proj/root', domain: 'localhost' }, []);
   t.deepEqual(plan.containers[0]!.body.HostConfig.Mounts.map((m) => [m.Source, m.ReadOnly]), [['/tmp/proj/backend', true], ['/tmp/proj/other', false]]);
+  // From a remote client (a bundle unpacked on the agent's host), refused whatever the policy.
+  t.throws(() => assertRemoteConfig(spec, 'depad.yml', '/tmp/proj/app'), { message: /depad\.yml: bind mounts leave the config file's directory \(web: \.\.\/backend, web: \.\/x\/\.\.\/\.\.\/other\)/ });
 
   // A remote client's bundle never carries it.
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'depad-ext-'));
