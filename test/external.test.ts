@@ -77,6 +77,10 @@ test('config: external objects refused by default naming the flag; allowed by na
   // Without name: the key is the engine-side name (as compose has it).
   const byKey = parseConfig(web('    volumes: ["cache:/c"]\n') + 'volumes:\n  cache:\n    external: true\n', '/tmp/x/depad.yml', {}, { policy: policyFromFlags(['external-volume:cache'], []) });
   t.is(byKey.volumes.cache?.external, 'cache');
+  // The default network can be external too: every service without networks: joins it.
+  const dflt = parseConfig(web('') + 'networks:\n  default:\n    external: true\n    name: lan\n', '/tmp/x/depad.yml', {}, { policy: policyFromFlags(['external-network:lan'], []) });
+  const dplan = render(dflt, { id: ID, name: 'x', revision: 1, rootDir: '/tmp/x/root', domain: 'localhost' }, []);
+  t.deepEqual([dplan.networks, dplan.containers[0]!.body.HostConfig.NetworkMode], [[], 'lan']);
   // A stored revision under a narrower policy.
   t.deepEqual(specHostAccessProblems(parseConfig(text, '/tmp/x/depad.yml', {}, { policy: policyFromFlags(['external-volume:*', 'external-network:*'], []) }), policyFromFlags(['external-network:shared-net'], [])), [
     'volumes.data: external-volume:shared-data (--allow external-volume:shared-data)',
