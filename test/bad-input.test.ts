@@ -52,7 +52,7 @@ const configCases: Array<[string, string, readonly string[], number, RegExp]> = 
   ['port out of range', svc('    ports: ["70000"]\n'), [], 3, /cfg\.yml:4:13 services\.web\.ports\[0\]/],
   ['undeclared named volume', svc('    volumes: ["data:/data"]\n'), [], 3, /cfg\.yml:4:15 services\.web\.volumes\[0\]: .*data/],
   ['absolute bind mount', svc('    volumes: ["/etc:/host-etc"]\n'), [], 3, /cfg\.yml:4:15 services\.web\.volumes\[0\]: .*inside the deployment's root/],
-  ['bind mount escaping with ..', svc('    volumes: ["./../../etc:/x"]\n'), [], 3, /cfg\.yml:4:15 services\.web\.volumes\[0\]: .*inside the deployment's root/],
+  ['bind mount escaping with ..', svc('    volumes: ["./../../etc:/x"]\n'), [], 3, /cfg\.yml:4:15 services\.web\.volumes\[0\]: "\.\/\.\.\/\.\.\/etc" leaves the config file's directory: .*--allow-host-path \//],
   ['unknown dependency', svc('    depends_on: [db]\n'), [], 3, /cfg\.yml:4:18 services\.web\.depends_on\[0\]: .*db/],
   [
     'dependency cycle',
@@ -64,7 +64,7 @@ const configCases: Array<[string, string, readonly string[], number, RegExp]> = 
   ['bad memory limit', svc('    deploy:\n      resources:\n        limits:\n          memory: lots\n'), [], 3, /cfg\.yml:7:19 services\.web\.deploy\.resources\.limits\.memory/],
   ['bad health interval', svc('    healthcheck:\n      test: ["CMD", "true"]\n      interval: soon\n'), [], 3, /cfg\.yml:6:17 services\.web\.healthcheck\.interval/],
   ['reserved depad label', svc('    labels:\n      depad.service: other\n'), [], 3, /cfg\.yml:5:\d+ services\.web\.labels\["depad\.service"\]: .*reserved/],
-  ['external network', `${svc('    networks: [shared]\n')}networks:\n  shared:\n    external: true\n`, [], 3, /cfg\.yml:7:5 networks\.shared\.external: .*isolation/],
+  ['external network', `${svc('    networks: [shared]\n')}networks:\n  shared:\n    external: true\n`, [], 3, /cfg\.yml:7:5 networks\.shared\.external: external network shared .*--allow external-network:shared/],
   ['bad service name', 'services:\n  "W b":\n    image: x\n', [], 3, /cfg\.yml:2:3 services\["W b"\]: /],
   ['missing required variable', svc('    environment:\n      DB_PASSWORD: ${DB_PASSWORD:?set the database password}\n'), [], 3, /cfg\.yml:5:20 services\.web\.environment\.DB_PASSWORD: required variable DB_PASSWORD is not set: set the database password/],
   ['unclosed ${', svc('    environment:\n      A: ${OOPS\n'), [], 3, /cfg\.yml:5:10 services\.web\.environment\.A/],

@@ -42,7 +42,7 @@ export function addAgentCommand(parent: Command): void {
     .option('--restart-limit <deaths>', 'give up restarting an instance after it died this many times in a row (a run of 5 min resets the count)', positiveInt, 10)
     .option('--restart-backoff <ms>', "first wait before the agent restarts an instance the engine does not; doubles per death, up to 5 min", positiveInt, 1000)
     .option('--allow-host-path <path[:ro]>', 'let configs bind-mount this host path and what is below it (:ro: read-only only; repeatable; README "Host access")', collect, [])
-    .option('--allow <key>', 'let configs use a host-reaching key: privileged, devices, network_mode:host, pid:host, ipc:host, userns_mode:host, cap_add:SYS_ADMIN, cap_add:NET_ADMIN, cap_add:ALL, security_opt:unconfined (repeatable)', collect, [])
+    .option('--allow <key>', 'let configs use a host-reaching key: privileged, devices, network_mode:host, pid:host, ipc:host, userns_mode:host, cap_add:SYS_ADMIN, cap_add:NET_ADMIN, cap_add:ALL, security_opt:unconfined, external-volume:NAME, external-network:NAME (NAME: the engine-side name, or * for any; repeatable)', collect, [])
     .option('--daemon', 'run in the background (log in <home>/agent.log, pid in <home>/agent.pid); returns once it listens');
   addProxyLimitOptions(cmd)
     .exitOverride()

@@ -7,7 +7,7 @@ import { loadHostPolicy, policyFile, readPolicyFile } from '../deploy/host-polic
 import { resolveHome } from '../home.ts';
 import { printJson, processOutput } from './output.ts';
 import type { CommandOptions, GlobalOptions } from './runtime.ts';
-import { ALLOW_NAMES, type HostPolicy } from '../config/host-access.ts';
+import { ALLOW_NAMES, EXTERNAL_NETWORK, EXTERNAL_VOLUME, type HostPolicy } from '../config/host-access.ts';
 import { readContexts } from './contexts.ts';
 
 /**
@@ -19,7 +19,7 @@ export async function cliHostPolicy(globals: GlobalOptions, env: NodeJS.ProcessE
   const host = globals.host ?? env.DEPAD_HOST;
   const context = globals.context ?? env.DEPAD_CONTEXT ?? (await readContexts().catch(() => ({ current: undefined }))).current;
   if ((host !== undefined && host !== '') || (context !== undefined && context !== '' && context !== 'local')) {
-    return { allow: [...ALLOW_NAMES], hostPaths: [{ path: '/', readOnly: false }], file: "the remote agent's policy" };
+    return { allow: [...ALLOW_NAMES, `${EXTERNAL_VOLUME}*`, `${EXTERNAL_NETWORK}*`], hostPaths: [{ path: '/', readOnly: false }], file: "the remote agent's policy" };
   }
   return loadHostPolicy(globals.home ?? resolveHome());
 }

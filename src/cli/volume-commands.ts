@@ -70,6 +70,6 @@ export function addVolumeCommands(program: Command): void {
 function printVolumes(output: Output, list: readonly VolumeView[], size: boolean): void {
   if (output.json) return printJson(output, list);
   const header = ['NAME', 'DEPLOYMENT', 'KEY', 'USED BY', ...(size ? ['SIZE'] : [])];
-  const rows = list.map((v) => [v.name, `${v.deployment} (${v.deploymentId.slice(0, 12)})`, v.key ?? '-', v.usedBy ?? '- (kept)', ...(size ? [v.sizeBytes === undefined || v.sizeBytes < 0 ? '?' : bytesText(v.sizeBytes)] : [])]);
+  const rows = list.map((v) => [v.name, v.external ? '(external)' : `${v.deployment} (${v.deploymentId.slice(0, 12)})`, v.key ?? '-', v.usedBy ?? '- (kept)', ...(size ? [v.sizeBytes === undefined || v.sizeBytes < 0 ? '?' : bytesText(v.sizeBytes)] : [])]);
   output.out(table(header, rows));
 }

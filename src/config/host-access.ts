@@ -16,6 +16,8 @@
  *   - `checkHostMount(c, policy, …)`: the same for one bind mount whose source is on the host.
  *   - `specHostAccessProblems(spec, policy)`: what a stored revision (rollback, image update) uses
  *     that today's policy does not allow.
+ *   - External volumes and networks (`external: true`, src/config/external.ts) are host access too:
+ *     `external-volume:NAME` / `external-network:NAME` (the engine-side name, or `*` for any).
  *   - `HostPolicy`, `EMPTY_POLICY`, `parsePolicyFile`, `policyFromFlags`, `mergePolicies`,
  *     `setActivePolicy` / `activePolicy` (the process's policy, which validation uses by default).
  */
@@ -66,6 +68,10 @@ export function hostAccessReason(request: HostAccessRequest): string | undefined
       return /^[a-z_-]+[:=]unconfined$/i.test(text) ? `${text} lifts the confinement that keeps the container off the host` : undefined;
     case 'deploy.resources.reservations.devices':
       return 'device reservations hand devices of the host to the container';
+    case 'volumes.external':
+      return `external volume ${text} is not the deployment's own: it is shared with whatever else on the host uses it`;
+    case 'networks.external':
+      return `external network ${text} is not the deployment's own: it is shared with whatever else on the host uses it`;
     default: {
       const what = HOST_MODES[key];
       return what !== undefined && text === 'host' ? `${key}: host shares ${what}` : undefined;
@@ -77,6 +83,7 @@ export function hostAccessReason(request: HostAccessRequest): string | undefined
 export function allowName(request: HostAccessRequest): string | undefined {
   const { key, value } = request;
   if (key === 'cap_add' && value !== true) return `cap_add:${value.toUpperCase().replace(/^CAP_/, '')}`;
+  if ((key === 'volumes.external' || key === 'networks.external') && value !== true) return `${key === 'volumes.external' ? EXTERNAL_VOLUME : EXTERNAL_NETWORK}${value}`;
   if (key === 'security_opt') return 'security_opt:unconfined';
   if (value === 'host' && key in HOST_MODES) return `${key}:host`;
   return key;
@@ -89,8 +96,8 @@ export function allowName(request: HostAccessRequest): string | undefined {
 export function hostAccessProblem(request: HostAccessRequest, policy: HostPolicy = activePolicy()): string | undefined {
   const reason = hostAccessReason(request);
   const name = allowName(request);
-  if (reason === undefined || name === undefined || policy.allow.includes(name)) return undefined;
-  if (!(ALLOW_NAMES as readonly string[]).includes(name)) return `${reason}: this reaches the host, which depad refuses; no host policy can allow it yet; remove it`;
+  if (reason === undefined || name === undefined || policyAllows(policy, name)) return undefined;
+  if (!(ALLOW_NAMES as readonly string[]).includes(name) && externalAllowName(name) === undefined) return `${reason}: this reaches the host, which depad refuses; no host policy can allow it yet; remove it`;
   return `${reason}: this reaches the host, which depad refuses unless the host's policy allows it; ${howToAllow(policy, `--allow ${name}`, `"allow": ["${name}"]`)}`;
 }
 
@@ -116,6 +123,28 @@ export const ALLOW_NAMES = [
   'cap_add:SYS_ADMIN', 'cap_add:NET_ADMIN', 'cap_add:ALL', 'security_opt:unconfined',
 ] as const;
 
+/** `--allow` prefixes for external objects: the engine-side name follows (or `*`: any of them). */
+export const EXTERNAL_VOLUME = 'external-volume:';
+export const EXTERNAL_NETWORK = 'external-network:';
+/** An engine-side volume or network name depad accepts (the engine's own volume-name rule). */
+export const EXTERNAL_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+
+/** `text` as an external allow name (`external-volume:data`, `external-network:*`), or undefined when it is not one. Throws a message for a bad name. */
+function externalAllowName(text: string): string | undefined {
+  const prefix = [EXTERNAL_VOLUME, EXTERNAL_NETWORK].find((p) => text.toLowerCase().startsWith(p));
+  if (prefix === undefined) return undefined;
+  const rest = text.slice(prefix.length);
+  if (rest !== '*' && !EXTERNAL_NAME.test(rest)) throw new Error(`"${text}": after ${prefix} comes the engine-side name (letters, digits, _ . -) or * for any`);
+  return `${prefix}${rest}`;
+}
+
+/** True when `policy` allows `name` (an external object's name also by its `*`). */
+export function policyAllows(policy: HostPolicy, name: string): boolean {
+  if (policy.allow.includes(name)) return true;
+  const prefix = [EXTERNAL_VOLUME, EXTERNAL_NETWORK].find((p) => name.startsWith(p));
+  return prefix !== undefined && policy.allow.includes(`${prefix}*`);
+}
+
 let active: HostPolicy = EMPTY_POLICY;
 
 /** Sets the policy validation uses when its caller gives none (the agent and the CLI do, at start). */
@@ -135,10 +164,10 @@ function howToAllow(policy: HostPolicy, flag: string, fileLine: string): string 
 }
 
 /**
- * A bind mount whose source is on the host (absolute or `~/…`): the absolute host path when the
+ * A bind mount whose source is on the host (absolute or `~/…`, or `written` relative, leaving the config's directory, and resolved into `source`): the absolute host path when the
  * policy allows it (read-only when its entry says `:ro`), else an issue naming the flag and returns undefined.
  */
-export function checkHostMount(c: Collector, policy: HostPolicy, source: string, readOnly: boolean, path: string, pos: Pos): string | undefined {
+export function checkHostMount(c: Collector, policy: HostPolicy, source: string, readOnly: boolean, path: string, pos: Pos, written?: string): string | undefined {
   const expanded = source === '~' || source.startsWith('~/') ? posix.join(os.homedir(), source.slice(1)) : source;
   if (!posix.isAbsolute(expanded)) {
     c.issue(path, pos, `a bind-mount source must be relative to the config file (such as "./data") or an absolute host path; found "${source}"`);
@@ -149,7 +178,7 @@ export function checkHostMount(c: Collector, policy: HostPolicy, source: string,
   if (entry && (!entry.readOnly || readOnly)) return full;
   const what = entry
     ? `the host's policy allows ${entry.path} read-only only; add :ro (or read_only: true) to this mount`
-    : `"${source}" is a path on the host: bind mounts must stay inside the deployment's root directory (use a path relative to the config file, such as "./data")`;
+    : `"${written ?? source}" ${written === undefined ? 'is a path on the host' : `leaves the config file's directory: it is ${full}, a path on the host`}: bind mounts must stay inside the deployment's root directory (use a path relative to the config file, such as "./data")`;
   const flag = `--allow-host-path ${full}${readOnly ? ':ro' : ''}`;
   c.issue(path, pos, `${what}${entry ? '' : `, so depad refuses it unless the host's policy allows it; ${howToAllow(policy, flag, `"hostPaths": ["${full}${readOnly ? ':ro' : ''}"]`)}`}`);
   return undefined;
@@ -165,9 +194,11 @@ export function parseHostPath(text: string): { path: string; readOnly: boolean }
 
 /** Checks one `--allow` value. Throws a message listing the names. */
 export function parseAllowName(text: string): string {
+  const external = externalAllowName(text);
+  if (external !== undefined) return external;
   const wanted = text.toLowerCase().replace('=', ':').replace(':cap_', ':');
   const name = (ALLOW_NAMES as readonly string[]).find((n) => n.toLowerCase() === wanted);
-  if (name === undefined) throw new Error(`unknown host access "${text}"; one of: ${ALLOW_NAMES.join(', ')}`);
+  if (name === undefined) throw new Error(`unknown host access "${text}"; one of: ${ALLOW_NAMES.join(', ')}, ${EXTERNAL_VOLUME}NAME, ${EXTERNAL_NETWORK}NAME`);
   return name;
 }
 
@@ -213,8 +244,14 @@ export function mergePolicies(a: HostPolicy, b: HostPolicy): HostPolicy {
 }
 
 /** What `spec`'s services use that `policy` does not allow: `web: privileged`, `web: host path /srv`… (empty: nothing). */
-export function specHostAccessProblems(spec: { readonly services: Readonly<Record<string, ServiceSpecLike>> }, policy: HostPolicy): string[] {
+export function specHostAccessProblems(spec: { readonly services: Readonly<Record<string, ServiceSpecLike>>; readonly networks?: Readonly<Record<string, { readonly external?: string }>>; readonly volumes?: Readonly<Record<string, { readonly external?: string }>> }, policy: HostPolicy): string[] {
   const out: string[] = [];
+  for (const [kind, objects] of [['networks', spec.networks], ['volumes', spec.volumes]] as const) {
+    for (const [key, o] of Object.entries(objects ?? {})) {
+      const name = o.external === undefined ? undefined : allowName({ key: `${kind}.external`, value: o.external });
+      if (name !== undefined && !policyAllows(policy, name)) out.push(`${kind}.${key}: ${name} (--allow ${name})`);
+    }
+  }
   for (const s of Object.values(spec.services)) {
     const h = s.engine?.host ?? {};
     const requests: HostAccessRequest[] = [];
@@ -225,7 +262,7 @@ export function specHostAccessProblems(spec: { readonly services: Readonly<Recor
     for (const cap of s.capAdd) requests.push({ key: 'cap_add', value: cap });
     for (const r of requests) {
       const name = allowName(r);
-      if (name !== undefined && hostAccessReason(r) !== undefined && !policy.allow.includes(name)) out.push(`${s.name}: ${name} (--allow ${name})`);
+      if (name !== undefined && hostAccessReason(r) !== undefined && !policyAllows(policy, name)) out.push(`${s.name}: ${name} (--allow ${name})`);
     }
     for (const m of s.volumes) {
       if (m.type !== 'bind' || !m.onHost) continue;

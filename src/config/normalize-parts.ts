@@ -11,7 +11,7 @@ import { composeEngineFields } from '../render/engine-fields.ts';
 /** One mount in compose's long syntax; a bind inside the root as `./path`. */
 export function normalizedMount(m: MountSpec): Record<string, unknown> {
   const { type, source, target, readOnly, selinux, propagation, noCopy, ...others } = m as MountSpec & { onHost?: true };
-  const { onHost, ...rest } = others as { onHost?: true };
+  const { onHost, outside: _outside, ...rest } = others as { onHost?: true; outside?: unknown };
   const out: Record<string, unknown> = { type, source: type === 'bind' && onHost !== true ? `./${source}` : source, target, read_only: readOnly };
   if (type === 'bind' && (selinux !== undefined || propagation !== undefined)) out.bind = { ...(propagation ? { propagation } : {}), ...(selinux ? { selinux } : {}) };
   if (type === 'volume' && noCopy === true) out.volume = { nocopy: true };

@@ -20,10 +20,10 @@ export function normalizedCompose(spec: DeploymentSpec): Record<string, unknown>
   if (spec.name !== undefined) out.name = spec.name;
   out.services = Object.fromEntries(Object.entries(spec.services).map(([name, s]) => [name, normalizedService(s)]));
   out.networks = Object.fromEntries(
-    Object.values(spec.networks).map((n) => [n.name, { driver: n.driver, ...(n.internal ? { internal: true } : {}), ...nonEmpty('driver_opts', n.driverOpts), ...nonEmpty('labels', n.labels) }]),
+    Object.values(spec.networks).map((n) => [n.name, n.external !== undefined ? { external: true, name: n.external } : { driver: n.driver, ...(n.internal ? { internal: true } : {}), ...nonEmpty('driver_opts', n.driverOpts), ...nonEmpty('labels', n.labels) }]),
   );
   if (Object.keys(spec.volumes).length > 0) {
-    out.volumes = Object.fromEntries(Object.values(spec.volumes).map((v) => [v.name, { driver: v.driver, ...nonEmpty('driver_opts', v.driverOpts), ...nonEmpty('labels', v.labels) }]));
+    out.volumes = Object.fromEntries(Object.values(spec.volumes).map((v) => [v.name, v.external !== undefined ? { external: true, name: v.external } : { driver: v.driver, ...nonEmpty('driver_opts', v.driverOpts), ...nonEmpty('labels', v.labels) }]));
   }
   const d = spec.depad;
   const depad: Record<string, unknown> = { host_ip: d.hostIp, start_timeout: duration(d.startTimeoutMs) };

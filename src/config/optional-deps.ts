@@ -24,7 +24,7 @@ export function dropAbsentOptional(c: Collector, services: Map<string, ServiceDr
 export function withAnonymousVolumes(declared: Readonly<Record<string, VolumeSpec>>, drafts: readonly ServiceDraft[]): Record<string, VolumeSpec> {
   const keys = drafts.flatMap((d) => d.anonymous ?? []);
   if (keys.length === 0) return { ...declared };
-  return sortedRecord([...Object.entries(declared), ...keys.map((name) => [name, { name, driver: 'local', driverOpts: {}, labels: {} }] as const)]);
+  return sortedRecord([...Object.entries(declared), ...keys.map((name): [string, VolumeSpec] => [name, { name, driver: 'local', driverOpts: {}, labels: {} }])]);
 }
 
 /** An env file in compose's `format: raw`: `KEY=VALUE` lines taken as written; blank lines and `#` comment lines skipped. */

@@ -128,7 +128,7 @@ function analyze(text: string, file: string, env: Readonly<Record<string, string
   const configDefs = readSecretDefinitions(c, top.get('configs'), 'configs');
   const depadEntry = top.get('x-depad');
   const depad = readDepad(c, depadEntry);
-  const scope: ServiceScope = { c, policy: options.policy ?? activePolicy(), secrets: new Set(secretDefs.keys()), configs: new Set(configDefs.keys()), networks: new Set(Object.keys(networks.declared)), volumes: new Set(Object.keys(volumes.declared)) };
+  const scope: ServiceScope = { c, policy: options.policy ?? activePolicy(), secrets: new Set(secretDefs.keys()), configs: new Set(configDefs.keys()), networks: new Set(Object.keys(networks.declared)), volumes: new Set(Object.keys(volumes.declared)), configDir: options.configDir === undefined ? dirname(resolve(file)) : resolve(options.configDir) };
   const services = new Map<string, ServiceDraft>();
   const servicesEntry = top.get('services');
   if (servicesEntry === undefined) {

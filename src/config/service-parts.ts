@@ -24,6 +24,8 @@ export interface ServiceScope {
   /** Names defined under the top-level `secrets:` and `configs:`. */
   readonly secrets?: ReadonlySet<string>;
   readonly configs?: ReadonlySet<string>;
+  /** The config file's directory: a relative bind source that leaves it (`../backend`) is a host path resolved against it; unset: refused. */
+  readonly configDir?: string;
 }
 
 /** A `depends_on` entry, kept with its location for the cross-service checks. */
@@ -149,6 +151,11 @@ function mountOf(
     if (!inside.ok && (posix.isAbsolute(source) || source.startsWith('~'))) {
       const onHost = checkHostMount(c, s.policy, source, readOnly, sourcePath, sourcePos);
       return ok && onHost !== undefined ? { type: 'bind', source: onHost, target: posix.normalize(target), readOnly, onHost: true } : undefined;
+    }
+    if (!inside.ok && s.configDir !== undefined && source !== '' && (type === 'bind' || source.startsWith('.'))) {
+      // `../backend`: a path on the host outside the deployment's files, like an absolute one.
+      const onHost = checkHostMount(c, s.policy, posix.resolve(s.configDir, source), readOnly, sourcePath, sourcePos, source);
+      return ok && onHost !== undefined ? { type: 'bind', source: onHost, target: posix.normalize(target), readOnly, onHost: true, outside: source } : undefined;
     }
     if (!inside.ok) {
       c.issue(sourcePath, sourcePos, `${BIND_OUTSIDE}; ${inside.error}`);

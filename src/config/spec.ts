@@ -50,6 +50,8 @@ export type MountSpec =
       readonly readOnly: boolean;
       /** Set when `source` is an absolute host path the host's policy allows (src/config/host-access.ts). */
       readonly onHost?: true;
+      /** Set with `onHost` when the source was written relative and leaves the config file's directory (`../backend`): as written. A remote client's config may not have it. */
+      readonly outside?: string;
     } & MountOptions);
 
 /** A container health check (compose `healthcheck`); durations in ms. */
@@ -177,6 +179,8 @@ export interface NetworkSpec {
   readonly internal: boolean;
   readonly driverOpts: Readonly<Record<string, string>>;
   readonly labels: Readonly<Record<string, string>>;
+  /** `external: true`: the engine-side name of a network that exists already; depad neither creates nor removes it (host access, src/config/external.ts). */
+  readonly external?: string;
 }
 
 /** A top-level named volume; depad names it `<project>_<name>` on the engine. */
@@ -185,6 +189,8 @@ export interface VolumeSpec {
   readonly driver: string;
   readonly driverOpts: Readonly<Record<string, string>>;
   readonly labels: Readonly<Record<string, string>>;
+  /** `external: true`: the engine-side name of a volume that exists already; depad neither creates nor removes it (host access, src/config/external.ts). */
+  readonly external?: string;
 }
 
 /** depad's own deployment-wide settings (top-level `x-depad`). */

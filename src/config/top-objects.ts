@@ -10,8 +10,7 @@ import { checkKeys, mapEntries, readBool, readString } from './read.ts';
 import { labelsOf } from './service.ts';
 import { NETWORK_IGNORED, NETWORK_SPECIAL } from './network-keys.ts';
 import { topObjectNameProblem } from './top-level.ts';
-
-const ISOLATION = 'would break the isolation between deployments: depad creates its own, named after the deployment; remove it';
+import { readExternal } from './external.ts';
 
 /** Declared top-level objects: every declared name (for reference checks) and the valid specs. */
 export interface TopObjects<T> {
@@ -63,9 +62,11 @@ function fixedNameWarning(c: Collector, keys: Map<string, LEntry>, path: string,
 /** One top-level network. */
 export function readNetwork(c: Collector, name: string, node: LNode, path: string): NetworkSpec | undefined {
   const keys = checkKeys(c, mapEntries(c, node, path) ?? [], path, {
-    supported: ['driver', 'internal', 'driver_opts', 'labels', 'name', ...NETWORK_IGNORED],
-    special: { external: `external networks ${ISOLATION}`, ...NETWORK_SPECIAL },
+    supported: ['driver', 'internal', 'driver_opts', 'labels', 'name', 'external', ...NETWORK_IGNORED],
+    special: { ...NETWORK_SPECIAL },
   });
+  const external = readExternal(c, keys, name, path, 'network');
+  if (external !== undefined) return external === false ? undefined : { name, driver: 'bridge', internal: false, driverOpts: {}, labels: {}, external };
   fixedNameWarning(c, keys, path, 'network');
   const driverEntry = keys.get('driver');
   const driver = driverEntry ? readString(c, driverEntry.value, keyPath(path, 'driver')) : 'bridge';
@@ -81,9 +82,10 @@ export function readNetwork(c: Collector, name: string, node: LNode, path: strin
 /** One top-level volume. */
 export function readVolume(c: Collector, name: string, node: LNode, path: string): VolumeSpec | undefined {
   const keys = checkKeys(c, mapEntries(c, node, path) ?? [], path, {
-    supported: ['driver', 'driver_opts', 'labels', 'name'],
-    special: { external: `external volumes ${ISOLATION}` },
+    supported: ['driver', 'driver_opts', 'labels', 'name', 'external'],
   });
+  const external = readExternal(c, keys, name, path, 'volume');
+  if (external !== undefined) return external === false ? undefined : { name, driver: 'local', driverOpts: {}, labels: {}, external };
   fixedNameWarning(c, keys, path, 'volume');
   const driverEntry = keys.get('driver');
   const driver = driverEntry ? readString(c, driverEntry.value, keyPath(path, 'driver')) : 'local';

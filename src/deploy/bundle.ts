@@ -43,7 +43,15 @@ export async function packBundle(configFile: string, env: Readonly<Record<string
   });
   // The files include and extends name (and their env files) travel too, with what they reference.
   const composeFiles = await readReferencedFiles(path.resolve(configFile), text, env, (abs) => fs.readFile(abs, 'utf8').catch(() => undefined));
-  const draft = analyzeConfig(text, configFile, env, { files: composeFiles });
+  // Every host path allowed here: what the draft is read for is which files to pack (the agent applies its own policy).
+  const draft = analyzeConfig(text, configFile, env, { files: composeFiles, policy: { allow: [], hostPaths: [{ path: '/', readOnly: false }] } });
+  // `../dir` sources are host paths of this machine: never packed (the agent refuses them too, assertRemoteConfig).
+  const outside = [...draft.state.services.values()].flatMap((d) => d.spec.volumes.flatMap((v) => (v.type === 'bind' && v.outside !== undefined ? [`services.${d.spec.name}: ${v.outside}`] : [])));
+  if (outside.length > 0) {
+    throw new DepadError('DEPAD_CONFIG_INVALID', `${configFile}: bind mounts leave the config file's directory (${outside.join(', ')}): a remote agent gets only the files beside the config`, {
+      hint: "move the files beside the config (./…), or give the path on the agent's host as an absolute path (which the agent's host policy must allow)",
+    });
+  }
   const referenced = Object.keys(composeFiles).map((f) => path.relative(path.resolve(dir), f).split(path.sep).join('/')).filter((f) => !f.startsWith('..') && !path.isAbsolute(f));
   const realDir = await fs.realpath(dir);
   const files: BundleFile[] = [{ path: path.basename(configFile), mode: 0o644, data: Buffer.from(text).toString('base64') }];

@@ -20,6 +20,8 @@ import { publishRoutes } from './routing.ts';
 import { portsNeeded } from './port-plan.ts';
 import { allocatedInstead, assignPorts } from './port-assign.ts';
 import { assertEngineNamesFree, assertRoutesFree, placeholderPlan } from './preflight.ts';
+import { assertExternalsExist } from './externals.ts';
+import { externalObjects } from '../render/external.ts';
 import { undoCreate } from './recover.ts';
 import { assertValidName } from './resolve.ts';
 import { buildImages } from './build.ts';
@@ -56,6 +58,7 @@ export async function createDeployment(ctx: OpContext, request: CreateRequest): 
   // Clashes first, before images are checked and ports registered: nothing is made, nothing waited for.
   await assertRoutesFree(ctx, name, given);
   await assertEngineNamesFree(ctx, name, placeholderPlan(given, { id, name, rootDir }));
+  await assertExternalsExist(ctx, externalObjects(given)); // external networks and volumes are never made: they must be there
   // build: services are built first (build.ts): a failing build makes nothing.
   const spec = await buildImages(ctx, { name, id }, given);
   const images = await ensureImages(ctx, spec, request.pull ?? 'missing');
@@ -78,7 +81,7 @@ export async function createDeployment(ctx: OpContext, request: CreateRequest): 
     phase: 'creating',
     rootDir,
     ports,
-    volumes: Object.keys(spec.volumes).map((v) => scopedName(name, v)),
+    volumes: Object.keys(spec.volumes).filter((v) => spec.volumes[v]?.external === undefined).map((v) => scopedName(name, v)),
     instances: Object.fromEntries(Object.keys(spec.services).map((s) => [s, 1])),
     labels: deploymentLabels(spec, request.labels),
     ...(request.labels && Object.keys(request.labels).length > 0 ? { labelOverrides: { ...request.labels } } : {}),

@@ -10,6 +10,7 @@ import { publishLive } from './routing.ts';
 import { assertServices } from './resolve.ts';
 import { readPlan } from './root-dir.ts';
 import { withJoiners, withOwners } from './namespace-groups.ts';
+import { assertExternalsExist } from './externals.ts';
 
 /** Options shared by start, stop and restart. */
 export interface LifecycleOptions {
@@ -28,6 +29,7 @@ export async function startDeployment(ctx: OpContext, record: DeploymentRecord, 
   // A service starts with what it joins (network_mode: service:…) and what joins it (namespace-groups.ts).
   const options = given.services ? { ...given, services: inOrder(plan.order, withOwners(plan, withJoiners(plan, given.services))) } : given;
   await ctx.engine.ping();
+  await assertExternalsExist(ctx, plan.external);
   const updated = await setDesired(ctx, record, 'running', options.services);
   // Anything removed behind depad's back (a network, a volume, a container) is made again.
   await ensureNetworks(ctx, record, plan);

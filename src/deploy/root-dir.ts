@@ -41,7 +41,7 @@ export async function writeRevision(
   const write = (file: string, text: string) => fs.writeFile(file, text, { mode: 0o600 });
   const hidden = secretVariables(spec);
   const keptEnv = Object.keys(env).filter((k) => !hidden.has(k)).sort();
-  const plan: StoredPlan = { networks: rendered.networks, volumes: rendered.volumes, containers: rendered.containers, order: rendered.order, services: rendered.services };
+  const plan: StoredPlan = { networks: rendered.networks, volumes: rendered.volumes, containers: rendered.containers, order: rendered.order, services: rendered.services, ...(rendered.external ? { external: rendered.external } : {}) };
   await Promise.all([
     write(path.join(revDir, 'config.yml'), spec.source),
     write(path.join(revDir, 'docker-compose.yml'), rendered.compose),

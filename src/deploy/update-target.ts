@@ -113,7 +113,7 @@ async function currentConfigWith(record: DeploymentRecord, currentSpec: Deployme
  */
 export function parseRemoteConfig(text: { text: string; name: string }, env: Readonly<Record<string, string>>, warn?: (w: ConfigWarning) => void): DeploymentSpec {
   const spec = parseConfig(text.text, remoteConfigPath(text.name), env, warn === undefined ? {} : { warn });
-  const binds = Object.entries(spec.services).flatMap(([service, s]) => s.volumes.filter((v) => v.type === 'bind' && !v.onHost).map((v) => `${service}: ./${v.source}`));
+  const binds = Object.entries(spec.services).flatMap(([service, s]) => s.volumes.filter((v) => v.type === 'bind' && (!v.onHost || v.outside !== undefined)).map((v) => (v.type === 'bind' && v.outside !== undefined ? `${service}: ${v.outside}` : `${service}: ./${v.source}`)));
   if (binds.length > 0) {
     throw new DepadError('DEPAD_CONFIG_INVALID', `${text.name}: bind mounts need their files on the agent's host, which a remote client cannot send (${binds.join(', ')})`, {
       hint: 'use named volumes, or run the command on the agent\'s host',
@@ -129,6 +129,7 @@ export function parseRemoteConfig(text: { text: string; name: string }, env: Rea
  */
 export function assertRemoteConfig(spec: DeploymentSpec, name: string, bundleDir?: string): DeploymentSpec {
   assertBuildsInBundle(spec, name, bundleDir);
+  assertNothingOutside(spec, name);
   return assertNoRunSteps(spec, name);
 }
 
@@ -145,6 +146,16 @@ function assertBuildsInBundle(spec: DeploymentSpec, name: string, bundleDir: str
   if (builds.length > 0) {
     throw new DepadError('DEPAD_CONFIG_INVALID', `${name}: ${builds.join(', ')} ${builds.length === 1 ? 'has' : 'have'} build:, whose context is on the client's disk, which a remote client cannot send yet (depad never reads a build context from a path on the agent's host a remote client names)`, {
       hint: 'build the image where the context is and give it with image: (docker save | docker load onto the agent\'s host), or run the command on the agent\'s host',
+    });
+  }
+}
+
+/** Refuses bind sources that leave the config's directory (`../backend`): they name the client's disk, and would resolve beside the agent's upload directory. */
+function assertNothingOutside(spec: DeploymentSpec, name: string): void {
+  const outside = Object.values(spec.services).flatMap((s) => s.volumes.flatMap((v) => (v.type === 'bind' && v.outside !== undefined ? [`${s.name}: ${v.outside}`] : [])));
+  if (outside.length > 0) {
+    throw new DepadError('DEPAD_CONFIG_INVALID', `${name}: bind mounts leave the config file's directory (${outside.join(', ')}): a remote client sends only the files beside its config`, {
+      hint: "move the files beside the config (./…), or give the path on the agent's host as an absolute path (which the agent's host policy must allow)",
     });
   }
 }

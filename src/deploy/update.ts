@@ -28,6 +28,8 @@ import { promoteRevision, readPlan, readRevisionSpec, writeRevision, type Stored
 import { publishRoutes } from './routing.ts';
 import { revertSwap, swapService, type Swap, type Transition } from './swap.ts';
 import { assertRoutesFree } from './preflight.ts';
+import { assertExternalsExist } from './externals.ts';
+import { externalObjects } from '../render/external.ts';
 import { buildImages, pruneBuiltImages } from './build.ts';
 import { groupRole, ownersOf, withOwners } from './namespace-groups.ts';
 import { companions } from './swap-companions.ts';
@@ -111,6 +113,7 @@ export async function updateDeployment(ctx: OpContext, record: DeploymentRecord,
   assertHostAccess(request.spec); // a revision made under a wider policy (rollback, image update) gets no more than today's
   await ctx.engine.ping();
   await assertRoutesFree(ctx, record.name, request.spec); // a hostname another deployment routes: fail before anything is made
+  await assertExternalsExist(ctx, externalObjects(request.spec));
   const { current, diff, images, spec } = await planUpdate(ctx, record, request);
   const labels = deploymentLabels(request.spec, record.labelOverrides);
   if (diff.empty) {

@@ -12,6 +12,7 @@ import { startOrder } from './order.ts';
 import { boundPorts } from './routes.ts';
 import { applyEngineFields, applyJoins, composeEngineFields, mountOptions, selinuxBinds } from './engine-fields.ts';
 import { isSecretSource, secretMountPlans } from './secrets.ts';
+import { composeExternals, externalObjects, networkEngineName, volumeEngineName, type ExternalObjects } from './external.ts';
 
 /** Who the rendering is for. */
 export interface RenderIdentity {
@@ -37,6 +38,8 @@ export interface Rendered {
   order: string[];
   /** Per service, in start order: route, health probe, timeouts, statefulness. */
   services: ServicePlan[];
+  /** External networks and volumes the containers use (src/render/external.ts); absent: none. */
+  external?: ExternalObjects;
 }
 
 /**
@@ -54,7 +57,7 @@ export function render(spec: DeploymentSpec, who: RenderIdentity, allPorts: read
   const netUsers = usersOf((s) => Object.keys(s.networks));
   const volUsers = usersOf((s) => s.volumes.flatMap((m) => (m.type === 'volume' ? [m.source] : [])));
 
-  const networks: NetworkPlan[] = Object.values(spec.networks).map((n) => ({
+  const networks: NetworkPlan[] = Object.values(spec.networks).filter((n) => n.external === undefined).map((n) => ({
     name: scopedName(who.name, n.name),
     key: n.name,
     driver: n.driver,
@@ -62,7 +65,7 @@ export function render(spec: DeploymentSpec, who: RenderIdentity, allPorts: read
     options: { ...n.driverOpts },
     labels: sorted({ ...n.labels, ...base, [LABELS.network]: n.name, [LABELS.service]: netUsers(n.name) }),
   }));
-  const volumes: VolumePlan[] = Object.values(spec.volumes).map((v) => ({
+  const volumes: VolumePlan[] = Object.values(spec.volumes).filter((v) => v.external === undefined).map((v) => ({
     name: scopedName(who.name, v.name),
     key: v.name,
     driver: v.driver,
@@ -78,13 +81,16 @@ export function render(spec: DeploymentSpec, who: RenderIdentity, allPorts: read
     ),
     volumes: Object.fromEntries(volumes.map((v) => [v.key, { name: v.name, driver: v.driver, driver_opts: v.options, labels: v.labels }])),
   };
+  Object.assign(composeDoc.networks, composeExternals(spec.networks));
+  Object.assign(composeDoc.volumes, composeExternals(spec.volumes));
   const header =
     `# Rendered by depad for deployment ${who.name} (${who.id}), revision ${who.revision}.\n` +
     `# depad owns this file: change the deployment's config and run depad update instead.\n`;
   // YAML 1.1 rules, as docker-compose (PyYAML) reads them: 'no', 'on', '1:30' and the like get quoted.
   const compose = header + stringify(composeDoc, { version: '1.1', sortMapEntries: false, lineWidth: 0, aliasDuplicateObjects: false });
   const services = order.map((name) => servicePlan(spec, spec.services[name]!, who));
-  return { compose, networks, volumes, containers, order, services };
+  const external = externalObjects(spec);
+  return { compose, networks, volumes, containers, order, services, ...(external ? { external } : {}) };
 }
 
 /**
@@ -156,7 +162,7 @@ function containerPlan(
       PortBindings: sorted(portBindings),
       Mounts: s.volumes.filter((m) => m.selinux === undefined).map((m) => ({
         Type: m.type,
-        Source: m.type === 'volume' ? scopedName(who.name, m.source) : m.onHost ? m.source : path.join(who.rootDir, m.source),
+        Source: m.type === 'volume' ? volumeEngineName(spec, who.name, m.source) : m.onHost ? m.source : path.join(who.rootDir, m.source),
         Target: m.target,
         ReadOnly: m.readOnly,
         ...mountOptions(m),
@@ -166,7 +172,7 @@ function containerPlan(
       CapAdd: [...s.capAdd],
       CapDrop: [...s.capDrop],
       ExtraHosts: [...s.extraHosts],
-      NetworkMode: scopedName(who.name, Object.keys(s.networks)[0] ?? 'default'),
+      NetworkMode: networkEngineName(spec, who.name, Object.keys(s.networks)[0] ?? 'default'),
     },
   };
   if (s.command) body.Cmd = [...s.command];
@@ -187,13 +193,13 @@ function containerPlan(
     service: s.name,
     body,
     endpoints: Object.entries(s.networks).map(([net, { aliases }]) => ({
-      network: scopedName(who.name, net),
+      network: networkEngineName(spec, who.name, net),
       aliases: [...new Set([s.name, ...aliases])],
     })),
     dependsOn: Object.fromEntries(Object.entries(s.dependsOn).map(([k, v]) => [k, { condition: v.condition }])),
     ...(secrets.length > 0 ? { secrets: Object.fromEntries(secrets.map((m) => [m.label, m.file])) } : {}),
   };
-  const binds = selinuxBinds(s, (m) => (m.type === 'volume' ? scopedName(who.name, m.source) : m.onHost ? m.source : path.join(who.rootDir, m.source)));
+  const binds = selinuxBinds(s, (m) => (m.type === 'volume' ? volumeEngineName(spec, who.name, m.source) : m.onHost ? m.source : path.join(who.rootDir, m.source)));
   if (binds.length > 0) plan.body.HostConfig.Binds = binds;
   applyEngineFields(spec, s, plan);
   applyJoins(s, plan, (service) => containerName(who.name, service, instanceOf(who, service)));
