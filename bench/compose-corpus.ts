@@ -1,7 +1,9 @@
 /**
  * Scores a directory of compose files: how many depad's loader accepts as they are (the check
  * `depad config` and `create` run first: nothing is created), how many Debian's `docker-compose
- * config -q` accepts, and every refusal of depad's, grouped by reason.
+ * config -q` accepts, and every refusal of depad's, grouped by reason; then how many depad accepts
+ * once the host's policy allows all host access (every `--allow`, `--allow-host-path /`): the files
+ * refused only for reaching the host, which an operator allows per host.
  *
  * Usage: scripts/node bench/compose-corpus.ts DIR [--envs ENVDIR] [--json]
  *   DIR holds the compose files (`*.yml`, `*.yaml`). A file X with a directory `X.ctx/` beside it
@@ -15,10 +17,13 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig, readEnvFile } from '../src/config/index.ts';
+import { ALLOW_NAMES, EMPTY_POLICY, setActivePolicy, type HostPolicy } from '../src/config/host-access.ts';
 
 interface Verdict {
   file: string;
   depad: { ok: boolean; issues: { path: string; message: string }[]; error?: string };
+  /** depad with every host access allowed: what is left is not the host policy's. */
+  allowed: { ok: boolean; issues: { path: string; message: string }[]; error?: string };
   compose: { ok: boolean; error?: string };
 }
 
@@ -29,6 +34,9 @@ if (dir === undefined) {
   console.error('usage: scripts/node bench/compose-corpus.ts DIR [--envs ENVDIR] [--json]');
   process.exit(2);
 }
+
+/** A host that allows every host access depad can carry out. */
+const ALLOW_ALL: HostPolicy = { allow: [...ALLOW_NAMES, 'external-volume:*', 'external-network:*'], hostPaths: [{ path: '/', readOnly: false }] };
 
 const exists = (p: string) => fs.stat(p).then(() => true, () => false);
 // docker-compose wants a file for --env-file (not /dev/null): an empty one when a compose file has none.
@@ -48,13 +56,17 @@ async function checkOne(file: string): Promise<Verdict> {
     if (envPath === undefined && candidate !== undefined && (await exists(candidate))) envPath = candidate;
   }
   const env = envPath ? await readEnvFile(envPath) : {};
-  const verdict: Verdict = { file: base, depad: { ok: true, issues: [] }, compose: { ok: true } };
-  try {
-    await loadConfig(target, env, { warn: () => {} });
-  } catch (error) {
-    const e = error as { message?: string; issues?: { path: string; message: string }[] };
-    verdict.depad = { ok: false, issues: (e.issues ?? []).map((i) => ({ path: i.path, message: i.message })), error: String(e.message ?? error).split('\n')[0] };
-  }
+  const depad = async (policy: HostPolicy): Promise<Verdict['depad']> => {
+    setActivePolicy(policy);
+    try {
+      await loadConfig(target, env, { warn: () => {} });
+      return { ok: true, issues: [] };
+    } catch (error) {
+      const e = error as { message?: string; issues?: { path: string; message: string }[] };
+      return { ok: false, issues: (e.issues ?? []).map((i) => ({ path: i.path, message: i.message })), error: String(e.message ?? error).split('\n')[0] };
+    }
+  };
+  const verdict: Verdict = { file: base, depad: await depad(EMPTY_POLICY), allowed: await depad(ALLOW_ALL), compose: { ok: true } };
   const compose = spawnSync('env', ['-i', `PATH=${process.env.PATH}`, `HOME=${process.env.HOME}`, 'docker-compose', '--project-directory', path.dirname(target), '--env-file', envPath ?? emptyEnv, '-f', target, 'config', '-q'], { encoding: 'utf8' });
   if (compose.error) verdict.compose = { ok: false, error: `docker-compose not runnable: ${compose.error.message}` };
   else if (compose.status !== 0) verdict.compose = { ok: false, error: compose.stderr.trim().split('\n').slice(-1)[0] ?? `exit ${compose.status}` };
@@ -86,4 +98,11 @@ if (args.includes('--json')) {
   console.log(`both accept: ${verdicts.filter((v) => v.compose.ok && v.depad.ok).length}; docker-compose only: ${verdicts.filter((v) => v.compose.ok && !v.depad.ok).length}; depad only: ${verdicts.filter((v) => !v.compose.ok && v.depad.ok).length}`);
   console.log('\ndepad refusals by reason (files):');
   for (const [r, set] of [...groups].sort((a, b) => b[1].size - a[1].size)) console.log(`  ${String(set.size).padStart(3)}  ${r}`);
+  const allowed = verdicts.filter((v) => v.allowed.ok);
+  console.log(`\nwith every host access allowed by the host's policy, depad accepts: ${allowed.length}; of the files docker-compose accepts: ${allowed.filter((v) => v.compose.ok).length} of ${verdicts.filter((v) => v.compose.ok).length}`);
+  console.log('refused then (not for host access):');
+  for (const v of verdicts.filter((x) => !x.allowed.ok)) {
+    console.log(`  compose:${v.compose.ok ? 'ok  ' : 'FAIL'}  ${v.file}`);
+    for (const i of v.allowed.issues.slice(0, 3)) console.log(`        ${`${i.path}: ${i.message}`.slice(0, 200)}`);
+  }
 }
