@@ -234,3 +234,28 @@ test('build: through the local agent socket the agent builds from the config\'s 
   const view = await h.json<DeploymentView>(['inspect', name]);
   t.is((await httpGet(view.services[0]!.ports[0]!.host, '/greeting.txt')).body.trim(), 'via-agent');
 });
+
+test('build: update -e with the config gone (a bundle\'s, or moved) keeps the built image when the build is unchanged, and says to give the files when it changes', async (t) => {
+  const h = await harness(t);
+  removeBuiltImages(t, h);
+  const file = await project(h, ['    environment: {NOTE: "${NOTE:-none}"}']);
+  const name = h.name('gone');
+  const created = await h.run(['create', '-n', name, '-f', file, '-e', 'GREETING=hi']);
+  t.is(created.code, 0, created.stderr);
+  const before = await h.json<DeploymentView>(['inspect', name]);
+  const image = (await inspect(before.services[0]!.instances[0]!.container)).Image;
+  await fs.rm(path.join(h.dir, 'app'), { recursive: true });
+  await fs.rm(file);
+
+  const noted = await h.run(['update', name, '-e', 'NOTE=changed']);
+  t.is(noted.code, 0, noted.stderr);
+  t.regex(noted.stderr, /using the image built before/);
+  const after = await h.json<DeploymentView>(['inspect', name]);
+  const running = after.services[0]!.instances.find((i) => i.state === 'running')!;
+  t.is((await inspect(running.container)).Image, image, 'the same built image, with the new variable');
+
+  const greeted = await h.run(['update', name, '-e', 'GREETING=bye']);
+  t.is(greeted.code, 2, greeted.stderr);
+  t.regex(greeted.stderr, /web's build changes with these variables, and its build context \(.*app\) is not on this host any more/);
+  t.regex(greeted.stderr, /depad update .* -f <config file>/);
+});

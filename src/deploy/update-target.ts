@@ -26,6 +26,8 @@ export interface UpdateRequest {
   pull?: PullPolicy;
   /** `build:` services' images to reuse instead of building: a rollback's revision's, or `current` (the current revision's). */
   reuseImages?: ReuseImages | 'current';
+  /** `build:` services that keep the current revision's image (the config was re-read from its kept copy, their builds unchanged). */
+  reuseCurrentFor?: readonly string[];
 }
 
 /** What to update to, as a client says it: a config file and its variables, and/or new images per service. */
@@ -62,13 +64,41 @@ export async function updateRequestFor(record: DeploymentRecord, target: UpdateT
   const env: Record<string, string> = target.resetEnv ? { ...given } : { ...current.env, ...given };
   const options = target.warn === undefined ? {} : { warn: target.warn };
   let spec = await loadGivenConfig(target, env, target.warn);
-  if (spec === undefined && (Object.keys(given).length > 0 || target.resetEnv)) spec = await currentConfigWith(record, current.spec, env, options);
+  let reuse: string[] | undefined;
+  if (spec === undefined && (Object.keys(given).length > 0 || target.resetEnv)) {
+    const again = await currentConfigWith(record, current.spec, env, options);
+    spec = again.spec;
+    if (again.copy) reuse = await keptBuilds(record, current.spec, spec);
+  }
   if (spec === undefined && Object.keys(overrides).length > 0) return { spec: withImages(current.spec, overrides), env, overrides, pull: target.pull ?? 'missing', reuseImages: 'current' };
   if (spec === undefined) throw new DepadError('DEPAD_USAGE', 'say what to update to: -f <config file>, -e KEY=VALUE (the current config with new variables), or -s <service> --image <ref>');
   for (const key of Object.keys(current.env).sort()) {
     if (!(key in env)) target.notice?.(`variable ${key} was set for revision ${record.revision} and is not set now (--reset-env): the config's default applies`);
   }
-  return { spec: withImages(spec, overrides), env, overrides, pull: target.pull ?? 'missing' };
+  return { spec: withImages(spec, overrides), env, overrides, pull: target.pull ?? 'missing', ...(reuse === undefined ? {} : { reuseCurrentFor: reuse }) };
+}
+
+/**
+ * The config re-read from the copy kept with the revision (its file changed or is gone, e.g. a
+ * remote client's bundle): `build:` services whose build is unchanged keep their built images;
+ * one whose build changed (a variable in its args) needs its context, which must still be there.
+ */
+async function keptBuilds(record: DeploymentRecord, before: DeploymentSpec, after: DeploymentSpec): Promise<string[]> {
+  const keep: string[] = [];
+  for (const s of Object.values(after.services)) {
+    if (s.build === undefined) continue;
+    if (JSON.stringify(before.services[s.name]?.build) === JSON.stringify(s.build)) {
+      keep.push(s.name);
+      continue;
+    }
+    const context = path.resolve(path.dirname(after.file), s.build.context);
+    if (!(await fs.stat(context).then((st) => st.isDirectory(), () => false))) {
+      throw new DepadError('DEPAD_USAGE', `${s.name}'s build changes with these variables, and its build context (${context}) is not on this host any more`, {
+        hint: `give the config and its files again: depad update ${record.name} -f <config file> -e …`,
+      });
+    }
+  }
+  return keep;
 }
 
 /**
@@ -92,11 +122,11 @@ export async function loadGivenConfig(
  * since (env files and bind-mount sources beside it are read again too), else from the copy kept
  * with the revision (its bind-mount sources are in the root already).
  */
-async function currentConfigWith(record: DeploymentRecord, currentSpec: DeploymentSpec, env: Readonly<Record<string, string>>, options: { warn?: (w: ConfigWarning) => void }): Promise<DeploymentSpec> {
+async function currentConfigWith(record: DeploymentRecord, currentSpec: DeploymentSpec, env: Readonly<Record<string, string>>, options: { warn?: (w: ConfigWarning) => void }): Promise<{ spec: DeploymentSpec; copy: boolean }> {
   const file = currentSpec.file;
   const kept = await fs.readFile(path.join(record.rootDir, 'revisions', String(record.revision), 'config.yml'), 'utf8');
   const onDisk = await fs.readFile(file, 'utf8').catch(() => undefined);
-  if (onDisk === kept) return loadConfig(file, env, options);
+  if (onDisk === kept) return { spec: await loadConfig(file, env, options), copy: false };
   // Files it includes or extends were copied into the root at their paths beside the config.
   const dir = path.dirname(file);
   const files = await readReferencedFiles(file, kept, env, async (abs) => {
@@ -105,7 +135,7 @@ async function currentConfigWith(record: DeploymentRecord, currentSpec: Deployme
   });
   // Files its secrets and configs name: their copies in the root (the current revision's values).
   const secretFiles = await secretFileValues(record.rootDir, currentSpec);
-  return { ...parseConfig(kept, file, env, { ...options, files, secretFiles }), files: [] };
+  return { spec: { ...parseConfig(kept, file, env, { ...options, files, secretFiles }), files: [] }, copy: true };
 }
 /**
  * Parses a config sent as text by a remote client. Files beside it cannot come along, so a bind

@@ -76,7 +76,8 @@ export async function planUpdate(ctx: OpContext, record: DeploymentRecord, reque
   const revisions = await ctx.store.listRevisions(record.id);
   const currentImages = revisions.find((r) => r.number === record.revision)?.images ?? {};
   // build: services: built now, or the kept images reused (rollback, --image of another service); build.ts.
-  const reuse = request.reuseImages === 'current' ? currentImages : request.reuseImages;
+  const only = request.reuseCurrentFor;
+  const reuse = request.reuseImages === 'current' ? currentImages : only !== undefined ? Object.fromEntries(Object.entries(currentImages).filter(([s]) => only.includes(s))) : request.reuseImages;
   const spec = await buildImages(ctx, record, request.spec, reuse, { lookOnly: options.lookOnly === true });
   const images = options.lookOnly && request.pull !== 'never' ? await lookUpImages(ctx, spec, missing) : await ensureImages(ctx, spec, request.pull ?? 'missing');
   // Placeholder host ports: the comparison ignores them.
