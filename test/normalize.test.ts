@@ -90,6 +90,7 @@ test('engine keys, build, secrets, configs and shared namespaces come out as com
       '    blkio_config: {weight: 300, device_read_bps: [{path: /dev/sda, rate: 20mb}]}',
       '    container_name: legacy-web',
       '    pull_policy: never',
+      '    deploy: {update_config: {parallelism: 2, delay: 1500ms, order: start-first, monitor: 5s}, rollback_config: {failure_action: continue}}',
       '    volumes: ["./conf:/conf:ro,z", "data:/data:nocopy"]',
       '    secrets: [db_password]',
       '    configs: [{source: motd, target: /etc/motd, mode: 0444}]',
@@ -112,6 +113,7 @@ test('engine keys, build, secrets, configs and shared namespaces come out as com
   t.is(web.image, undefined, 'a build without image: has none');
   t.deepEqual(web.build, { context: './app', args: { A: '1' }, target: 'run', shm_size: `${64 * 1024 * 1024}b`, cache_from: ['depad-example/app:1'] });
   t.is(web.container_name, 'legacy-web');
+  t.deepEqual(web.deploy, { resources: { limits: { memory: `${256 * 1024 * 1024}b` } }, update_config: { parallelism: 2, delay: '1500ms', order: 'start-first', monitor: '5000ms' }, rollback_config: { failure_action: 'continue' } });
   t.deepEqual(web.ulimits, { nproc: { soft: 512, hard: 512 }, nofile: { soft: 1024, hard: 2048 } });
   t.deepEqual(web.secrets, [{ source: 'db_password', target: '/run/secrets/db_password', mode: '0600' }]);
   t.deepEqual(doc.secrets, { db_password: { file: './db-password.txt' } });

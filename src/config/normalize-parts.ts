@@ -75,6 +75,24 @@ export function normalizedSecretDefinitions(spec: DeploymentSpec): Record<string
   return out;
 }
 
+/** `deploy.update_config` / `rollback_config` as given (durations in compose's syntax). */
+export function normalizedRollouts(s: ServiceSpec): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [kind, key] of [['update', 'update_config'], ['rollback', 'rollback_config']] as const) {
+    const p = s.rollout?.[kind];
+    if (p === undefined) continue;
+    out[key] = {
+      ...(p.parallelism === undefined ? {} : { parallelism: p.parallelism }),
+      ...(p.delayMs === undefined ? {} : { delay: `${p.delayMs}ms` }),
+      ...(p.order === undefined ? {} : { order: p.order }),
+      ...(p.failureAction === undefined ? {} : { failure_action: p.failureAction }),
+      ...(p.monitorMs === undefined ? {} : { monitor: `${p.monitorMs}ms` }),
+      ...(p.maxFailureRatio === undefined ? {} : { max_failure_ratio: p.maxFailureRatio }),
+    };
+  }
+  return out;
+}
+
 function snakeKeys(value: object): Record<string, unknown> {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined).map(([k, v]) => [k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), v]));
 }

@@ -5,13 +5,13 @@
  * `./path` against the file's directory. depad's settings stay under `x-depad`.
  */
 import type { DeploymentSpec, ServiceSpec } from './spec.ts';
-import { normalizedBuild, normalizedEngine, normalizedMount, normalizedSecretDefinitions, normalizedSecretMounts } from './normalize-parts.ts';
+import { normalizedBuild, normalizedEngine, normalizedMount, normalizedRollouts, normalizedSecretDefinitions, normalizedSecretMounts } from './normalize-parts.ts';
 
 /** Fields of `ServiceSpec` written by `normalizedService` by name; any other field is written as is (snake_case). */
 const KNOWN = new Set([
   'name', 'image', 'command', 'entrypoint', 'environment', 'ports', 'expose', 'volumes', 'networks', 'dependsOn', 'healthcheck', 'restart',
   'resources', 'labels', 'user', 'workingDir', 'tmpfs', 'capAdd', 'capDrop', 'extraHosts', 'stopGracePeriodMs', 'stopSignal', 'depad',
-  'engine', 'build', 'secretMounts',
+  'engine', 'build', 'secretMounts', 'rollout',
 ]);
 
 /** The normalized compose document of `spec` (plain data: print it as YAML or JSON). */
@@ -70,7 +70,8 @@ function normalizedService(s: ServiceSpec): Record<string, unknown> {
   }
   if (s.restart) out.restart = s.restart.maxRetries === undefined ? s.restart.policy : `${s.restart.policy}:${s.restart.maxRetries}`;
   const lim = limits(s.resources);
-  if (Object.keys(lim).length > 0) out.deploy = { resources: { limits: lim } };
+  const deploy: Record<string, unknown> = { ...(Object.keys(lim).length > 0 ? { resources: { limits: lim } } : {}), ...normalizedRollouts(s) };
+  if (Object.keys(deploy).length > 0) out.deploy = deploy;
   if (Object.keys(s.labels).length > 0) out.labels = { ...s.labels };
   if (s.user !== undefined) out.user = s.user;
   if (s.workingDir !== undefined) out.working_dir = s.workingDir;

@@ -1,7 +1,7 @@
 /**
  * A service's `deploy:` as a single engine runs it: resources (limits; memory reservations),
- * restart_policy, replicas (1 for now), mode (replicated); the Swarm-only keys are accepted and
- * have no effect, as with docker compose.
+ * restart_policy, replicas (1 for now), mode (replicated), update_config and rollback_config
+ * (service-rollout.ts); the Swarm-only keys are accepted and have no effect, as with docker compose.
  */
 import type { ResourceLimits, ServiceSpec } from './spec.ts';
 import type { Collector, LNode } from './nodes.ts';
@@ -10,6 +10,7 @@ import { checkKeys, mapEntries, readInt, readKeyValues, readString } from './rea
 import { readLimits } from './service-parts.ts';
 import { hostAccessProblem } from './host-access.ts';
 import { parseCpus, parseMemory } from './values.ts';
+import { readRollout, type RolloutPolicy } from './service-rollout.ts';
 
 /** What `deploy:` gives a service. */
 export interface DeployRead {
@@ -18,17 +19,19 @@ export interface DeployRead {
   readonly memoryReservation?: number;
   /** `restart_policy` (condition, max_attempts) → the engine restart policy; wins over `restart:`. */
   readonly restart?: NonNullable<ServiceSpec['restart']>;
+  /** `update_config` and `rollback_config` (service-rollout.ts). */
+  readonly rollout?: { readonly update?: RolloutPolicy; readonly rollback?: RolloutPolicy };
 }
 
 /** `replicas`/`scale` above 1 (or 0): not yet. */
 export const REPLICAS_MESSAGE = 'only one replica is supported for now: replicas come with issue 14; set 1 or remove it';
 
-const SWARM_ONLY = ['endpoint_mode', 'placement', 'update_config', 'rollback_config', 'labels'];
+const SWARM_ONLY = ['endpoint_mode', 'placement', 'labels'];
 
-/** Reads `deploy:`. */
-export function readDeployKeys(c: Collector, node: LNode, path: string): DeployRead {
+/** Reads `deploy:` (`publishes`: the service has `ports:`, which rule out a start-first order). */
+export function readDeployKeys(c: Collector, node: LNode, path: string, publishes = false): DeployRead {
   const out: { -readonly [K in keyof DeployRead]: DeployRead[K] } = { limits: {} };
-  const deploy = checkKeys(c, mapEntries(c, node, path) ?? [], path, { supported: ['resources', 'restart_policy', 'replicas', 'mode', ...SWARM_ONLY] });
+  const deploy = checkKeys(c, mapEntries(c, node, path) ?? [], path, { supported: ['resources', 'restart_policy', 'replicas', 'mode', 'update_config', 'rollback_config', ...SWARM_ONLY] });
   const at = (key: string) => keyPath(path, key);
   const replicas = deploy.get('replicas');
   if (replicas) {
@@ -74,6 +77,12 @@ export function readDeployKeys(c: Collector, node: LNode, path: string): DeployR
       }
     }
   }
+  const rollout: { update?: RolloutPolicy; rollback?: RolloutPolicy } = {};
+  for (const [key, kind] of [['update_config', 'update'], ['rollback_config', 'rollback']] as const) {
+    const e = deploy.get(key);
+    if (e !== undefined && !(e.value.kind === 'scalar' && e.value.value === null)) rollout[kind] = readRollout(c, e.value, at(key), kind, publishes);
+  }
+  if (rollout.update !== undefined || rollout.rollback !== undefined) out.rollout = rollout;
   const policy = deploy.get('restart_policy');
   if (policy) {
     const pp = at('restart_policy');

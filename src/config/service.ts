@@ -166,9 +166,10 @@ export function readService(s: ServiceScope, entry: LEntry, path: string): Servi
     else if (parsed) c.issue(at('restart'), restart.pos, parsed.error);
   }
   const deploy = get('deploy');
-  const deployed = deploy ? readDeployKeys(c, deploy, at('deploy')) : undefined;
+  const deployed = deploy ? readDeployKeys(c, deploy, at('deploy'), spec.ports.length > 0) : undefined;
   if (deployed) spec.resources = deployed.limits;
   if (deployed?.restart) spec.restart = deployed.restart;
+  if (deployed?.rollout) spec.rollout = deployed.rollout;
   const scale = keys.get('scale');
   if (scale && readInt(c, scale.value, at('scale'), 0) !== 1 && scale.value.kind === 'scalar') c.issue(at('scale'), entryPos(scale), REPLICAS_MESSAGE);
   const engineRead = readServiceEngine(c, keys, path);

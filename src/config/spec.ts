@@ -9,6 +9,7 @@ import type { BuildSpec } from './build.ts';
 import type { WorkflowSpec } from './workflows.ts';
 import type { ContainerFields, HostConfigFields } from '../engine/create-fields.ts';
 import type { SecretMountSpec, SecretSpec } from './secrets.ts';
+import type { RolloutPolicy } from './service-rollout.ts';
 
 export type DependsCondition = 'service_started' | 'service_healthy' | 'service_completed_successfully';
 
@@ -170,6 +171,8 @@ export interface ServiceSpec {
   readonly engine?: ServiceEngine;
   /** Service-level `secrets:` and `configs:`, in file order; absent: none. */
   readonly secretMounts?: readonly SecretMountSpec[];
+  /** `deploy.update_config` / `rollback_config` (src/config/service-rollout.ts); absent: depad's defaults. */
+  readonly rollout?: { readonly update?: RolloutPolicy; readonly rollback?: RolloutPolicy };
 }
 
 /** A top-level network; depad names it `<project>_<name>` on the engine. */

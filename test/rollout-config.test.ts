@@ -1,0 +1,50 @@
+/** `deploy.update_config` and `deploy.rollback_config` as read (pure: no engine). */
+import test from 'ava';
+import { ConfigError } from '../src/errors.ts';
+import { parseConfig } from '../src/config/index.ts';
+import { rolloutDefaults } from '../src/config/service-rollout.ts';
+
+const svc = (deploy: string, extra = '') => `services:\n  web:\n    image: a:1\n${extra}    deploy:\n${deploy}`;
+
+function problems(text: string): string {
+  try {
+    parseConfig(text, 'cfg.yml', {});
+    return '';
+  } catch (error) {
+    if (error instanceof ConfigError) return error.message;
+    throw error;
+  }
+}
+
+test('update_config and rollback_config: every key read, defaults filled by rolloutDefaults', (t) => {
+  const spec = parseConfig(
+    svc('      update_config: {parallelism: 2, delay: 5s, order: start-first, failure_action: pause, monitor: 10s, max_failure_ratio: 0.25}\n      rollback_config: {parallelism: 0, order: stop-first, failure_action: continue}\n'),
+    'cfg.yml',
+    {},
+  );
+  t.deepEqual(spec.services['web']!.rollout, {
+    update: { parallelism: 2, delayMs: 5000, order: 'start-first', failureAction: 'pause', monitorMs: 10_000, maxFailureRatio: 0.25 },
+    rollback: { parallelism: 0, order: 'stop-first', failureAction: 'continue' },
+  });
+  t.deepEqual(rolloutDefaults(undefined, false, 'update'), { parallelism: 1, delayMs: 0, order: 'start-first', failureAction: 'rollback', monitorMs: 0, maxFailureRatio: 0 });
+  t.deepEqual(rolloutDefaults(undefined, true, 'rollback'), { parallelism: 1, delayMs: 0, order: 'stop-first', failureAction: 'pause', monitorMs: 0, maxFailureRatio: 0 });
+  t.is(rolloutDefaults({ order: 'start-first' }, true, 'update').order, 'start-first', 'the file\'s order wins over the volumes default');
+});
+
+const refusals: Array<[string, string, RegExp]> = [
+  ['bad order', '      update_config: {order: sideways}\n', /cfg\.yml:5:\d+ services\.web\.deploy\.update_config\.order: order must be start-first or stop-first, found "sideways"/],
+  ['rollback cannot roll back', '      rollback_config: {failure_action: rollback}\n', /rollback_config\.failure_action: failure_action must be pause, continue \(a rollback cannot roll back\)/],
+  ['ratio above 1', '      update_config: {max_failure_ratio: 2}\n', /max_failure_ratio must be a number from 0 to 1, found 2/],
+  ['negative parallelism', '      update_config: {parallelism: -1}\n', /update_config\.parallelism/],
+  ['delay without unit', '      update_config: {delay: 5}\n', /update_config\.delay: expected a duration with a unit/],
+  ['unknown key, close to one', '      update_config: {paralelism: 2}\n', /did you mean 'parallelism'/],
+];
+for (const [title, deploy, pattern] of refusals) {
+  test(`update_config refused: ${title}`, (t) => {
+    t.regex(problems(svc(deploy)), pattern);
+  });
+}
+
+test('update_config refused: start-first with published ports names the way out', (t) => {
+  t.regex(problems(svc('      update_config: {order: start-first}\n', '    ports: ["8080"]\n')), /update_config\.order: order: start-first starts the new instance beside the old one, and the host ports this service publishes \(ports:\) can be bound by one of them only; use stop-first, or reach it through the proxy \(x-depad\.expose\)/);
+});
