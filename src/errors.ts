@@ -24,6 +24,7 @@ export const ERROR_CODES = {
   DEPAD_ENGINE_ERROR: { exit: 7, status: 502 },
   DEPAD_PORT_EXHAUSTED: { exit: 8, status: 507 },
   DEPAD_PORT_IN_USE: { exit: 8, status: 409 },
+  DEPAD_SUBNET_EXHAUSTED: { exit: 8, status: 507 },
   DEPAD_STATE_LOCKED: { exit: 9, status: 423 },
   DEPAD_STATE_CORRUPT: { exit: 9, status: 500 },
   DEPAD_SERVICE_FAILED: { exit: 10, status: 422 },

@@ -110,6 +110,7 @@ export function printInspect(output: Output, view: DeploymentView, revisions: Re
   if (output.json) return printJson(output, { ...view, revisions });
   output.out(deploymentHeadline(view));
   output.out(`  id:       ${view.id}\n  root:     ${view.rootDir}\n  desired:  ${view.desired}\n  labels:   ${labelsText(view.labels)}\n  created:  ${view.createdAt}\n  updated:  ${view.updatedAt}\n`);
+  for (const n of view.subnets ?? []) output.out(`  subnet:   ${n.network} ${n.asked} → ${n.given}\n`);
   for (const r of revisions) output.out(`  revision ${r.number}: ${path.basename(r.configFile)} (config ${r.configSha256.slice(0, 12)}, ${r.createdAt})\n`);
   for (const s of view.services) {
     const l = s.limits;

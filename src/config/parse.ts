@@ -17,6 +17,7 @@ import { labelProblem } from '../labels.ts';
 import { readService } from './service.ts';
 import { readNetwork, readTopObjects, readVolume } from './top-objects.ts';
 import { checkNamespaceJoins } from './namespace-joins.ts';
+import { checkServiceAddresses } from './ipam.ts';
 import { checkContainerNames, dropAbsentOptional, parseRawEnv, withAnonymousVolumes } from './optional-deps.ts';
 import type { ServiceDraft } from './service.ts';
 import { readDuration, readLimits } from './service-parts.ts';
@@ -151,6 +152,7 @@ function analyze(text: string, file: string, env: Readonly<Record<string, string
   checkContainerNames(c, services);
   checkDependencies(c, services);
   checkNamespaceJoins(c, services);
+  checkServiceAddresses(c, networks.valid, services);
   const workflows = depadEntry?.value.kind === 'map' ? depadEntry.value.entries.find((e) => e.key === 'workflows') : undefined;
   if (workflows) depad.workflows = readWorkflows(c, workflows.value, 'x-depad.workflows', [...services.keys()]);
   checkBudget(c, depad.resources, [...services.entries()].map(([name, s]) => ({ name, limits: s.spec.resources })));

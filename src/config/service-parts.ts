@@ -176,15 +176,15 @@ function mountOf(
 }
 
 /** `networks`: a list of names or a map name → null | {aliases}; each declared at top level or `default`. */
-export function readServiceNetworks(s: ServiceScope, node: LNode, path: string): Record<string, { aliases: string[] }> {
+export function readServiceNetworks(s: ServiceScope, node: LNode, path: string): Record<string, { aliases: string[]; ipv4Address?: string }> {
   const { c } = s;
-  const out: Record<string, { aliases: string[] }> = {};
-  const use = (name: string, aliases: string[], itemPath: string, pos: Pos) => {
+  const out: Record<string, { aliases: string[]; ipv4Address?: string }> = {};
+  const use = (name: string, aliases: string[], itemPath: string, pos: Pos, ipv4Address?: string) => {
     if (name !== 'default' && !s.networks.has(name)) {
       c.issue(itemPath, pos, `network '${name}' is not declared; add it under the top-level networks: key`);
       return;
     }
-    out[name] = { aliases };
+    out[name] = ipv4Address === undefined ? { aliases } : { aliases, ipv4Address };
   };
   if (node.kind === 'seq') {
     node.items.forEach((item, i) => {
@@ -197,10 +197,12 @@ export function readServiceNetworks(s: ServiceScope, node: LNode, path: string):
   const entries = mapEntries(c, node, path, 'a list of network names or a map of them');
   for (const entry of entries ?? []) {
     const entryPath = keyPath(path, entry.key);
-    const keys = checkKeys(c, mapEntries(c, entry.value, entryPath) ?? [], entryPath, { supported: ['aliases', ...ENDPOINT_IGNORED], special: ENDPOINT_SPECIAL });
+    const keys = checkKeys(c, mapEntries(c, entry.value, entryPath) ?? [], entryPath, { supported: ['aliases', 'ipv4_address', ...ENDPOINT_IGNORED], special: ENDPOINT_SPECIAL });
     const aliasEntry = keys.get('aliases');
     const aliases = aliasEntry ? readStringList(c, aliasEntry.value, keyPath(entryPath, 'aliases')) : [];
-    if (aliases !== undefined) use(entry.key, aliases, entryPath, entry.keyPos);
+    const addressEntry = keys.get('ipv4_address');
+    const ipv4Address = addressEntry ? readString(c, addressEntry.value, keyPath(entryPath, 'ipv4_address'), { what: 'an IPv4 address' })?.trim() : undefined;
+    if (aliases !== undefined) use(entry.key, aliases, entryPath, entry.keyPos, ipv4Address);
   }
   return out;
 }

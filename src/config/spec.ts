@@ -146,7 +146,7 @@ export interface ServiceSpec {
   readonly expose: readonly ExposeSpec[];
   readonly volumes: readonly MountSpec[];
   /** Network name (as declared at top level) → extra aliases; `default` when none was given. */
-  readonly networks: Readonly<Record<string, { readonly aliases: readonly string[] }>>;
+  readonly networks: Readonly<Record<string, { readonly aliases: readonly string[]; readonly ipv4Address?: string }>>;
   readonly dependsOn: Readonly<Record<string, { readonly condition: DependsCondition }>>;
   /** Undefined: the image's own HEALTHCHECK applies. `disabled`: compose `disable: true`. */
   readonly healthcheck?: HealthcheckSpec | 'disabled';
@@ -184,6 +184,21 @@ export interface NetworkSpec {
   readonly labels: Readonly<Record<string, string>>;
   /** `external: true`: the engine-side name of a network that exists already; depad neither creates nor removes it (host access, src/config/external.ts). */
   readonly external?: string;
+  /** `ipam` with a subnet: the file's own addresses (depad allocates a subnet of the same prefix length per deployment). */
+  readonly ipam?: IpamSpec;
+}
+
+/** A network's fixed IPv4 subnet (`ipam.config[0]`, `ipam.options`) as the file gives it; addresses normalised. */
+export interface IpamSpec {
+  /** CIDR, such as 172.28.0.0/16. */
+  readonly subnet: string;
+  /** CIDR inside the subnet the engine gives dynamic addresses from. */
+  readonly ipRange?: string;
+  readonly gateway?: string;
+  /** Host name → address the engine must not give out. */
+  readonly auxAddresses: Readonly<Record<string, string>>;
+  /** IPAM driver options, passed as they are. */
+  readonly options: Readonly<Record<string, string>>;
 }
 
 /** A top-level named volume; depad names it `<project>_<name>` on the engine. */

@@ -11,6 +11,7 @@ import { labelsOf } from './service.ts';
 import { NETWORK_IGNORED, NETWORK_SPECIAL } from './network-keys.ts';
 import { topObjectNameProblem } from './top-level.ts';
 import { readExternal } from './external.ts';
+import { readIpam } from './ipam.ts';
 
 /** Declared top-level objects: every declared name (for reference checks) and the valid specs. */
 export interface TopObjects<T> {
@@ -62,7 +63,7 @@ function fixedNameWarning(c: Collector, keys: Map<string, LEntry>, path: string,
 /** One top-level network. */
 export function readNetwork(c: Collector, name: string, node: LNode, path: string): NetworkSpec | undefined {
   const keys = checkKeys(c, mapEntries(c, node, path) ?? [], path, {
-    supported: ['driver', 'internal', 'driver_opts', 'labels', 'name', 'external', ...NETWORK_IGNORED],
+    supported: ['driver', 'internal', 'driver_opts', 'labels', 'name', 'external', 'ipam', ...NETWORK_IGNORED],
     special: { ...NETWORK_SPECIAL },
   });
   const external = readExternal(c, keys, name, path, 'network');
@@ -75,8 +76,10 @@ export function readNetwork(c: Collector, name: string, node: LNode, path: strin
   const driverOpts = stringMap(c, keys.get('driver_opts')?.value, keyPath(path, 'driver_opts'));
   const labelsNode = keys.get('labels')?.value;
   const labels = labelsNode ? labelsOf(c, labelsNode, keyPath(path, 'labels')) : {};
+  const ipamEntry = keys.get('ipam');
+  const ipam = ipamEntry ? readIpam(c, ipamEntry.value, keyPath(path, 'ipam')) : undefined;
   if (driver === undefined || internal === undefined) return undefined;
-  return { name, driver: driver || 'bridge', internal, driverOpts, labels };
+  return { name, driver: driver || 'bridge', internal, driverOpts, labels, ...(ipam ? { ipam } : {}) };
 }
 
 /** One top-level volume. */

@@ -1,5 +1,5 @@
 /**
- * `depad create`: validate → clashes (hostnames, engine names) → images → register (ports, record, journal: one batch) → root dir →
+ * `depad create`: validate → clashes (hostnames, engine names) → images → register (ports, subnets, record, journal: one batch) → root dir →
  * networks, volumes, containers in dependency order → wait healthy → mark ready (one batch).
  * Any failure, or Ctrl-C, undoes every step; a kill is undone by the next command (recover.ts).
  */
@@ -19,6 +19,7 @@ import { ensureNetworks, ensureVolumes, startServices } from './materialize.ts';
 import { publishRoutes } from './routing.ts';
 import { portsNeeded } from './port-plan.ts';
 import { allocatedInstead, assignPorts } from './port-assign.ts';
+import { assignSubnets, subnetWarnings } from './subnet-assign.ts';
 import { assertEngineNamesFree, assertRoutesFree, placeholderPlan } from './preflight.ts';
 import { assertExternalsExist } from './externals.ts';
 import { externalObjects } from '../render/external.ts';
@@ -69,6 +70,8 @@ export async function createDeployment(ctx: OpContext, request: CreateRequest): 
   const needed = Object.values(spec.services).flatMap((s) => portsNeeded(s, 1, true, fixed));
   const { ports, allocation } = await assignPorts(ctx, needed, { cursor, moveCursor: true });
   for (const warning of allocatedInstead(ports, fixed)) ctx.progress({ step: 'warning', message: warning });
+  const { subnets } = await assignSubnets(ctx, spec);
+  for (const warning of subnetWarnings(spec, subnets)) ctx.progress({ step: 'warning', message: warning });
   const now = new Date().toISOString();
   const record: DeploymentRecord = {
     id,
@@ -81,6 +84,7 @@ export async function createDeployment(ctx: OpContext, request: CreateRequest): 
     phase: 'creating',
     rootDir,
     ports,
+    ...(subnets.length ? { subnets } : {}),
     volumes: Object.keys(spec.volumes).filter((v) => spec.volumes[v]?.external === undefined).map((v) => scopedName(name, v)),
     instances: Object.fromEntries(Object.keys(spec.services).map((s) => [s, 1])),
     labels: deploymentLabels(spec, request.labels),
@@ -91,6 +95,7 @@ export async function createDeployment(ctx: OpContext, request: CreateRequest): 
     .batch()
     .putDeployment(record)
     .putPorts(ports.map((p) => ({ ...p, deploymentId: id })))
+    .putSubnets(subnets.map((n) => ({ ...n, deploymentId: id })))
     .setCursor(allocation!.nextCursor)
     .putJournal(journal)
     .write();
@@ -98,7 +103,7 @@ export async function createDeployment(ctx: OpContext, request: CreateRequest): 
 
   try {
     checkpoint(ctx, 'registered');
-    const rendered = render(spec, { id, name, revision: 1, rootDir, domain: baseDomain(spec), home: homeIdentity(ctx.home) }, ports);
+    const rendered = render(spec, { id, name, revision: 1, rootDir, domain: baseDomain(spec), home: homeIdentity(ctx.home), subnets }, ports);
     const files = await writeRevision(rootDir, 1, spec, rendered, request.env);
     await promoteRevision(rootDir, 1);
     checkpoint(ctx, 'files');

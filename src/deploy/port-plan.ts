@@ -119,10 +119,10 @@ export function asSpare(p: PortAssignment): PortAssignment {
 
 /**
  * Whether an update replaces `service` stop-first: it has named volumes, or it publishes host
- * ports (`ports`: what it holds after the update, or will be given), which two instances cannot share.
+ * ports (`ports`: what it holds after the update, or will be given), or a fixed address: two instances cannot share them.
  */
-export function stopsFirst(meta: { stateful: boolean }, ports: ReadonlyArray<Pick<PortAssignment, 'service' | 'role'>>, service: string): boolean {
-  return meta.stateful || ports.some((p) => p.service === service && p.role === 'published');
+export function stopsFirst(meta: { stateful: boolean; fixedAddress?: true }, ports: ReadonlyArray<Pick<PortAssignment, 'service' | 'role'>>, service: string): boolean {
+  return meta.stateful || meta.fixedAddress === true || ports.some((p) => p.service === service && p.role === 'published');
 }
 
 /** Host port 0 for every port `spec`'s services would publish with `instances` current: for plans made only to be compared or checked. */

@@ -89,6 +89,8 @@ export async function reconcileToRecord(ctx: OpContext, record: DeploymentRecord
   if (entry.toRevision !== undefined && entry.toRevision > record.revision) await removeRevision(record.rootDir, entry.toRevision);
   const held = new Set(record.ports.map((p) => p.host));
   const strays = (await ctx.store.listPorts()).filter((p) => p.deploymentId === record.id && !held.has(p.host));
+  // Subnets an update allocated for networks it added: released with it.
+  const subnetStrays = (await ctx.store.listSubnets()).filter((n) => n.deploymentId === record.id && !(record.subnets ?? []).some((h) => h.given === n.given));
   // Spares an update had taken are the record's spares again.
-  await ctx.store.batch().deletePorts(strays).putPorts(record.ports.map((p) => ({ ...p, deploymentId: record.id }))).deleteJournal(entry.opId).write();
+  await ctx.store.batch().deletePorts(strays).deleteSubnets(subnetStrays).putPorts(record.ports.map((p) => ({ ...p, deploymentId: record.id }))).deleteJournal(entry.opId).write();
 }

@@ -3,7 +3,7 @@ import type { ResourceLimits } from '../config/spec.ts';
 import { isDepadError } from '../errors.ts';
 import { LABELS, type ContainerState } from '../engine/types.ts';
 import type { LogLine } from '../engine/logs.ts';
-import type { DeploymentRecord, PortAssignment, RevisionRecord } from '../store/records.ts';
+import type { DeploymentRecord, PortAssignment, RevisionRecord, SubnetAssignment } from '../store/records.ts';
 import type { OpContext } from './context.ts';
 import { listInstances } from './materialize.ts';
 import { assertServices } from './resolve.ts';
@@ -68,6 +68,8 @@ export interface DeploymentView {
   /** Per service: the current instance's ports, its route through the proxy, its instances. */
   services: Array<{ name: string; ports: PortAssignment[]; route?: RouteView; limits?: ResourceLimits; instances: InstanceView[] }>;
   ports: PortAssignment[];
+  /** Subnets allocated for the file's `ipam` subnets: network, asked, given (absent: none). */
+  subnets?: SubnetAssignment[];
 }
 
 /** Builds the view of one deployment from its record and the engine's state (the agent's copy of it when `ctx.observed`). */
@@ -121,6 +123,7 @@ export async function viewDeployment(ctx: OpContext, record: DeploymentRecord, i
     rootDir: record.rootDir,
     services,
     ports: record.ports,
+    ...(record.subnets?.length ? { subnets: record.subnets } : {}),
   };
 }
 

@@ -62,7 +62,7 @@ export async function swapService(
   }
   const stateful = stopFirst && old?.running === true;
   if (stateful) {
-    const why = stopFirstWhy ?? (meta.stateful ? 'it has named volumes' : 'its published ports pass to the new instance');
+    const why = stopFirstWhy ?? (meta.stateful ? 'it has named volumes' : meta.fixedAddress ? 'its fixed address passes to the new instance' : 'its published ports pass to the new instance');
     const pause = [...(meta.route ? [service] : []), ...pauseAlso];
     if (pause.length > 0) {
       const what = pauseAlso.length === 0 ? `${service} (${why})` : `the route of ${pause.join(', ')} (${service}: ${why})`;

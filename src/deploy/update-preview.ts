@@ -55,7 +55,7 @@ export async function previewUpdate(ctx: OpContext, record: DeploymentRecord, re
     } else if (role.joinsKept) {
       steps.push(`${name}: stop-first (it shares the namespaces of ${ownersOf(candidate, name).join(', ')}, which stays): stop ${old}, start ${next}, wait until it is ready`);
     } else if (stopsFirst(meta, [...ports.kept, ...ports.needed], name) || role.companions.some((c) => stopsFirst(candidate.services.find((s) => s.name === c)!, [...ports.kept, ...ports.needed], c))) {
-      const why = meta.stateful ? 'it has named volumes' : published.length ? `its published port ${published.join(', ')} passes to the new instance` : stopsFirst(meta, [...ports.kept, ...ports.needed], name) ? 'it publishes host ports, which two instances cannot share' : `${role.companions.join(', ')} cannot run beside their old instances`;
+      const why = meta.stateful ? 'it has named volumes' : meta.fixedAddress ? 'its fixed address passes to the new instance' : published.length ? `its published port ${published.join(', ')} passes to the new instance` : stopsFirst(meta, [...ports.kept, ...ports.needed], name) ? 'it publishes host ports, which two instances cannot share' : `${role.companions.join(', ')} cannot run beside their old instances`;
       const wait = meta.route ? 'new requests to its route wait meanwhile' : published.length ? 'the port answers nothing meanwhile' : 'nothing routes to it';
       steps.push(`${name}: stop-first (${why})${along}: stop ${old}, start ${next}, wait until it is ready${meta.route ? ', route it' : ''}; ${wait}`);
     } else {

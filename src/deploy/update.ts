@@ -12,6 +12,7 @@ import { runHook } from './workflows.ts';
 import type { DeploymentSpec } from '../config/spec.ts';
 import { DepadError } from '../errors.ts';
 import { allocatedInstead, assignUpdatePorts } from './port-assign.ts';
+import { assertSubnetsUnchanged, assignSubnets, subnetWarnings } from './subnet-assign.ts';
 import { homeIdentity } from '../home.ts';
 import { render } from '../render/render.ts';
 import { baseDomain } from '../render/routes.ts';
@@ -82,6 +83,7 @@ export async function planUpdate(ctx: OpContext, record: DeploymentRecord, reque
   const images = options.lookOnly && request.pull !== 'never' ? await lookUpImages(ctx, spec, missing) : await ensureImages(ctx, spec, request.pull ?? 'missing');
   // Placeholder host ports: the comparison ignores them.
   const candidate = render(spec, who(ctx, record, record.revision + 1, record.instances, spec), placeholderPorts(request.spec, record.instances));
+  assertSubnetsUnchanged(spec, current, candidate);
   const ids = (m: RevisionRecord['images']) => Object.fromEntries(Object.entries(m).map(([k, v]) => [k, v.id]));
   return { current, candidate, diff: diffPlans(current, candidate, ids(currentImages), ids(images)), images, missing, spec };
 }
@@ -137,18 +139,21 @@ export async function updateDeployment(ctx: OpContext, record: DeploymentRecord,
   const planned = planUpdatePorts(record, spec, changed, removed);
   const journal: JournalEntry = { opId: `${record.id.slice(0, 16)}${Date.now().toString(16)}`, kind: 'update', deploymentId: record.id, name: record.name, pid: process.pid, startedAt: new Date().toISOString(), step: 'ports', toRevision };
   // One allocation at a time in this process (bulk updates run several deployments at once): each sees the ports the last one registered.
-  const fresh = await portAllocation(async () => {
+  const { fresh, subnets } = await portAllocation(async () => {
     const ports = await assignUpdatePorts(ctx, record, planned.needed, planned.spares);
-    await ctx.store.batch().putPorts(ports.map((p) => ({ ...p, deploymentId: record.id }))).putJournal(journal).write();
-    return ports;
+    const given = await assignSubnets(ctx, spec, record.subnets);
+    await ctx.store.batch().putPorts(ports.map((p) => ({ ...p, deploymentId: record.id }))).putSubnets(given.fresh.map((n) => ({ ...n, deploymentId: record.id }))).putJournal(journal).write();
+    return { fresh: ports, subnets: given };
   });
   for (const warning of allocatedInstead(fresh, spec.depad.hostPorts === 'fixed')) ctx.progress({ step: 'warning', message: warning });
+  for (const warning of subnetWarnings(spec, subnets.fresh)) ctx.progress({ step: 'warning', message: warning });
+  const withSubnets: DeploymentRecord = subnets.subnets.length ? { ...record, subnets: subnets.subnets } : record;
 
   const finalInstances = { ...record.instances, ...Object.fromEntries(changed.map((s) => [s, nextInstance(s)])) };
   for (const s of removed) delete finalInstances[s];
   const taken = new Set(fresh.map((p) => p.host));
   const finalPorts = [...planned.kept, ...fresh, ...planned.retired.map(asSpare), ...planned.spares.filter((p) => !taken.has(p.host))];
-  const rendered = render(spec, who(ctx, record, toRevision, finalInstances, spec), finalPorts);
+  const rendered = render(spec, who(ctx, withSubnets, toRevision, finalInstances, spec), finalPorts);
   const t: Transition = { record, instances, ports: [...record.ports.filter((p) => !taken.has(p.host)), ...fresh], services: rendered.services };
   const swaps: Swap[] = [];
   try {
@@ -200,7 +205,7 @@ export async function updateDeployment(ctx: OpContext, record: DeploymentRecord,
     }
     for (const n of current.networks) if (!rendered.networks.some((x) => x.name === n.name)) await ctx.engine.removeNetwork(n.name);
     const next: DeploymentRecord = {
-      ...record,
+      ...withSubnets,
       revision: toRevision,
       updatedAt: new Date().toISOString(),
       instances: finalInstances,
@@ -249,7 +254,7 @@ export async function updateDeployment(ctx: OpContext, record: DeploymentRecord,
 const portAllocation = serialQueue();
 
 function who(ctx: OpContext, record: DeploymentRecord, revision: number, instances: Record<string, number>, spec: DeploymentSpec) {
-  return { id: record.id, name: record.name, revision, rootDir: record.rootDir, instances, domain: baseDomain(spec), home: homeIdentity(ctx.home) };
+  return { id: record.id, name: record.name, revision, rootDir: record.rootDir, instances, domain: baseDomain(spec), home: homeIdentity(ctx.home), subnets: record.subnets };
 }
 
 

@@ -11,7 +11,7 @@ import { CONTAINER_EVENTS, EventLines, type ContainerEvent } from './events.ts';
 import { LABELS } from './types.ts';
 import { buildQuery, type BuildOptions } from './build-options.ts';
 import { mapLimit } from '../serial.ts';
-import type { ContainerPlan, ContainerState, EngineObject, NetworkPlan, VolumePlan } from './types.ts';
+import type { ContainerPlan, ContainerState, EndpointPlan, EngineObject, NetworkPlan, VolumePlan } from './types.ts';
 
 /**
  * Most container inspections in flight at once when listing (the health monitor lists every
@@ -189,6 +189,16 @@ export class Engine {
     }
   }
 
+  /** The IPv4 subnets of every network on the engine (depad's or not), for subnet allocation to avoid. */
+  async networkSubnets(): Promise<string[]> {
+    try {
+      const list = await (await this.#docker()).listNetworks();
+      return list.flatMap((n) => (n.IPAM?.Config ?? []).flatMap((c) => (typeof c.Subnet === 'string' && !c.Subnet.includes(':') ? [c.Subnet] : [])));
+    } catch (error) {
+      throw this.#wrap(error, 'list networks');
+    }
+  }
+
   /** Creates a network; fails with DEPAD_ENGINE_CONFLICT if one of that name exists. */
   async createNetwork(plan: NetworkPlan): Promise<string> {
     if ((await this.listNetworks({}, plan.name)).length > 0) {
@@ -204,6 +214,15 @@ export class Engine {
         Options: plan.options,
         Labels: plan.labels,
         CheckDuplicate: true,
+        ...(plan.ipam
+          ? {
+              IPAM: {
+                Driver: 'default',
+                Config: [{ Subnet: plan.ipam.subnet, ...(plan.ipam.ipRange ? { IPRange: plan.ipam.ipRange } : {}), ...(plan.ipam.gateway ? { Gateway: plan.ipam.gateway } : {}), ...(Object.keys(plan.ipam.auxAddresses).length ? { AuxiliaryAddresses: plan.ipam.auxAddresses } : {}) }],
+                Options: plan.ipam.options,
+              },
+            }
+          : {}),
       });
       return network.id;
     } catch (error) {
@@ -280,12 +299,12 @@ export class Engine {
         name: plan.name,
         ...(plan.platform === undefined ? {} : { platform: plan.platform }),
         ...plan.body,
-        NetworkingConfig: first ? { EndpointsConfig: { [first.network]: { Aliases: first.aliases } } } : undefined,
+        NetworkingConfig: first ? { EndpointsConfig: { [first.network]: endpointConfig(first) } } : undefined,
       } as Docker.ContainerCreateOptions);
       for (const endpoint of rest) {
         await (await this.#docker()).getNetwork(endpoint.network).connect({
           Container: container.id,
-          EndpointConfig: { Aliases: endpoint.aliases },
+          EndpointConfig: endpointConfig(endpoint),
         });
       }
       return container.id;
@@ -523,4 +542,9 @@ function statusOf(error: unknown): number | undefined {
 function messageOf(error: unknown): string {
   const json = (error as { json?: { message?: string } }).json;
   return (json?.message ?? (error as Error).message ?? String(error)).trim();
+}
+
+/** An endpoint's create/connect body: its aliases, and its fixed address when it has one. */
+function endpointConfig(e: EndpointPlan): { Aliases: string[]; IPAMConfig?: { IPv4Address: string } } {
+  return e.ipv4Address === undefined ? { Aliases: e.aliases } : { Aliases: e.aliases, IPAMConfig: { IPv4Address: e.ipv4Address } };
 }

@@ -28,6 +28,8 @@ export interface NetworkPlan {
   internal: boolean;
   options: Record<string, string>;
   labels: Record<string, string>;
+  /** The subnet depad allocated for the network (the file's `ipam`, addresses mapped); absent: the engine picks one. */
+  ipam?: { subnet: string; ipRange?: string; gateway?: string; auxAddresses: Record<string, string>; options: Record<string, string> };
 }
 
 /** A named volume to create (or reuse when it exists with depad's labels for the same deployment name). */
@@ -43,6 +45,8 @@ export interface VolumePlan {
 export interface EndpointPlan {
   network: string;
   aliases: string[];
+  /** The fixed address on this network (the file's `ipv4_address`, mapped into the allocated subnet). */
+  ipv4Address?: string;
 }
 
 /** The Engine API's container-create body, restricted to the fields depad sets. */
@@ -140,4 +144,6 @@ export interface ServicePlan {
   oneShot?: true;
   /** Has named volumes: cannot run twice, so an update swaps it while its route is paused. */
   stateful: boolean;
+  /** Has a fixed address (`ipv4_address`), which two instances cannot share: an update replaces it stop-first. */
+  fixedAddress?: true;
 }

@@ -13,6 +13,7 @@ import { boundPorts } from './routes.ts';
 import { applyEngineFields, applyJoins, composeEngineFields, mountOptions, selinuxBinds } from './engine-fields.ts';
 import { isSecretSource, secretMountPlans } from './secrets.ts';
 import { composeExternals, externalObjects, networkEngineName, volumeEngineName, type ExternalObjects } from './external.ts';
+import { composeIpam, endpointAddress, networkIpam, type SubnetMap } from './ipam.ts';
 
 /** Who the rendering is for. */
 export interface RenderIdentity {
@@ -26,6 +27,8 @@ export interface RenderIdentity {
   domain: string;
   /** The home's identity (`homeIdentity`), put on every object as `depad.home`; unset: no such label. */
   home?: string;
+  /** Subnets allocated for the networks' `ipam` (the record's); a network without one keeps the file's addresses. */
+  subnets?: SubnetMap;
 }
 
 /** Everything create needs: the compose text and the plan, in dependency order. */
@@ -64,6 +67,7 @@ export function render(spec: DeploymentSpec, who: RenderIdentity, allPorts: read
     internal: n.internal,
     options: { ...n.driverOpts },
     labels: sorted({ ...n.labels, ...base, [LABELS.network]: n.name, [LABELS.service]: netUsers(n.name) }),
+    ...(n.ipam ? { ipam: networkIpam(n, who.subnets) } : {}),
   }));
   const volumes: VolumePlan[] = Object.values(spec.volumes).filter((v) => v.external === undefined).map((v) => ({
     name: scopedName(who.name, v.name),
@@ -77,7 +81,7 @@ export function render(spec: DeploymentSpec, who: RenderIdentity, allPorts: read
   const composeDoc = {
     services: Object.fromEntries(containers.map((c) => [c.service, composeService(spec.services[c.service]!, c, who, ports, spec.depad.hostIp)])),
     networks: Object.fromEntries(
-      networks.map((n) => [n.key, { name: n.name, driver: n.driver, internal: n.internal, driver_opts: n.options, labels: n.labels }]),
+      networks.map((n) => [n.key, { name: n.name, driver: n.driver, internal: n.internal, driver_opts: n.options, labels: n.labels, ...(n.ipam ? { ipam: composeIpam(n.ipam) } : {}) }]),
     ),
     volumes: Object.fromEntries(volumes.map((v) => [v.key, { name: v.name, driver: v.driver, driver_opts: v.options, labels: v.labels }])),
   };
@@ -123,6 +127,7 @@ function servicePlan(spec: DeploymentSpec, s: ServiceSpec, who: RenderIdentity):
     stateful: s.volumes.some((m) => m.type === 'volume'),
     ...(s.restart ? { restartGiven: true } : {}),
     ...(isOneShot(spec, s.name) ? { oneShot: true } : {}),
+    ...(Object.values(s.networks).some((n) => n.ipv4Address !== undefined) ? { fixedAddress: true as const } : {}),
   };
   const route = s.depad.route;
   if (route) {
@@ -192,9 +197,10 @@ function containerPlan(
     name: containerName(who.name, s.name, instanceOf(who, s.name)),
     service: s.name,
     body,
-    endpoints: Object.entries(s.networks).map(([net, { aliases }]) => ({
+    endpoints: Object.entries(s.networks).map(([net, { aliases, ipv4Address }]) => ({
       network: networkEngineName(spec, who.name, net),
       aliases: [...new Set([s.name, ...aliases])],
+      ...(ipv4Address !== undefined ? { ipv4Address: endpointAddress(net, ipv4Address, who.subnets)! } : {}),
     })),
     dependsOn: Object.fromEntries(Object.entries(s.dependsOn).map(([k, v]) => [k, { condition: v.condition }])),
     ...(secrets.length > 0 ? { secrets: Object.fromEntries(secrets.map((m) => [m.label, m.file])) } : {}),
@@ -230,7 +236,7 @@ function composeService(s: ServiceSpec, c: ContainerPlan, who: RenderIdentity, p
   }
   const secretBinds = c.body.HostConfig.Mounts.filter((m) => isSecretSource(m.Source)).map((m) => ({ type: 'bind', source: m.Source, target: m.Target, read_only: true }));
   if (secretBinds.length) out.volumes = [...((out.volumes as unknown[] | undefined) ?? []), ...secretBinds];
-  if (s.engine?.joins?.network === undefined) out.networks = Object.fromEntries(c.endpoints.map((e, i) => [Object.keys(s.networks)[i]!, { aliases: e.aliases }]));
+  if (s.engine?.joins?.network === undefined) out.networks = Object.fromEntries(c.endpoints.map((e, i) => [Object.keys(s.networks)[i]!, { aliases: e.aliases, ...(e.ipv4Address ? { ipv4_address: e.ipv4Address } : {}) }]));
   if (Object.keys(s.dependsOn).length) out.depends_on = Object.fromEntries(Object.entries(s.dependsOn).map(([k, v]) => [k, { condition: v.condition }]));
   if (s.healthcheck === 'disabled') out.healthcheck = { disable: true };
   else if (s.healthcheck) out.healthcheck = composeHealthcheck(s.healthcheck);

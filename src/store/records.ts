@@ -46,6 +46,8 @@ export interface DeploymentRecord {
   phase: 'creating' | 'ready' | 'destroying';
   rootDir: string;
   ports: PortAssignment[];
+  /** Subnets allocated for its networks' `ipam` subnets, kept until destroy (absent: none). */
+  subnets?: SubnetAssignment[];
   /** Names of the engine volumes this deployment uses (some may predate it, kept by --keep-volumes). */
   volumes: string[];
   /** service → number of its current instance (1 after create; each update of the service adds one). */
@@ -79,6 +81,24 @@ export interface RevisionRecord {
   from?: number;
   /** Workflows its create or update ran (hooks), with their log files. */
   workflows?: WorkflowRun[];
+}
+
+/**
+ * A subnet depad allocated for a network whose file asks for one (`ipam.config[0].subnet`): same
+ * prefix length, from depad's pool; the file's addresses keep their offsets inside it.
+ */
+export interface SubnetAssignment {
+  /** The network's name in the file. */
+  network: string;
+  /** The subnet the file asks for (CIDR). */
+  asked: string;
+  /** The subnet it got (CIDR). */
+  given: string;
+}
+
+/** Registry entry for one allocated subnet. */
+export interface SubnetRecord extends SubnetAssignment {
+  deploymentId: string;
 }
 
 /** Registry entry for one host port. */

@@ -1,6 +1,6 @@
 /**
  * The one owner of depad's LevelDB. Sublevels: deployments, names (name → id), revisions,
- * ports (host port → holder), meta (the port cursor), journal. Writes that belong together go
+ * ports (host port → holder), subnets (allocated subnet → holder), meta (the port cursor), journal. Writes that belong together go
  * through one `StoreBatch`, committed atomically. LevelDB admits one process: a second one waits
  * briefly, then gets DEPAD_STATE_LOCKED naming the holder.
  */
@@ -16,13 +16,14 @@ import type {
   JournalEntry,
   PortRecord,
   RevisionRecord,
+  SubnetRecord,
   TokenRecord,
 } from './records.ts';
 
 type Db = Level<string, unknown>;
 type Sub = ReturnType<Db['sublevel']>;
 type BatchOp = AbstractBatchOperation<Db, string, unknown>;
-type SubName = 'deployments' | 'names' | 'revisions' | 'ports' | 'meta' | 'journal' | 'tokens';
+type SubName = 'deployments' | 'names' | 'revisions' | 'ports' | 'meta' | 'journal' | 'tokens' | 'subnets';
 type Subs = Record<SubName, Sub>;
 
 /** First port of the first block: where the cursor starts. */
@@ -56,6 +57,7 @@ export class Store {
       meta: sub('meta'),
       journal: sub('journal'),
       tokens: sub('tokens'),
+      subnets: sub('subnets'),
     };
   }
 
@@ -135,6 +137,11 @@ export class Store {
     return (await this.#subs.ports.get(portKey(host))) as PortRecord | undefined;
   }
 
+  /** Every subnet held in the registry (`ipam` subnets allocated to deployments). */
+  async listSubnets(): Promise<SubnetRecord[]> {
+    return (await this.#subs.subnets.values().all()) as SubnetRecord[];
+  }
+
   /** The port cursor: first port of the block the next create starts at. */
   async getCursor(): Promise<number> {
     const value = await this.#subs.meta.get('cursor');
@@ -183,10 +190,11 @@ export class StoreBatch {
     return this.#put('deployments', record.id, record).#put('names', record.name, record.id);
   }
 
-  /** Removes a deployment, its name index, its ports and its revision records. */
+  /** Removes a deployment, its name index, its ports, its subnets and its revision records. */
   deleteDeployment(record: DeploymentRecord, revisions: readonly number[]): this {
     this.#del('deployments', record.id).#del('names', record.name);
     for (const p of record.ports) this.#del('ports', portKey(p.host));
+    for (const n of record.subnets ?? []) this.#del('subnets', n.given);
     for (const n of revisions) this.#del('revisions', revisionKey(record.id, n));
     return this;
   }
@@ -200,6 +208,18 @@ export class StoreBatch {
   /** Releases host ports from the registry. */
   deletePorts(ports: ReadonlyArray<{ host: number }>): this {
     for (const p of ports) this.#del('ports', portKey(p.host));
+    return this;
+  }
+
+  /** Reserves subnets in the registry. */
+  putSubnets(subnets: readonly SubnetRecord[]): this {
+    for (const n of subnets) this.#put('subnets', n.given, n);
+    return this;
+  }
+
+  /** Releases subnets from the registry. */
+  deleteSubnets(subnets: ReadonlyArray<{ given: string }>): this {
+    for (const n of subnets) this.#del('subnets', n.given);
     return this;
   }
 
