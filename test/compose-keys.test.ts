@@ -274,8 +274,9 @@ const refusals: Array<[string, string, RegExp]> = [
   ['typo', '    hostnam: x\n', /services\.web\.hostnam: unknown key 'hostnam'/],
   ['container_name twice', '    container_name: one\n  db:\n    image: a:1\n    container_name: one\n', /services\.db\.container_name: container_name one is given to services web and db/],
   ['network_mode none with networks', '    network_mode: none\n    networks: [default]\n', /services\.web\.networks: network_mode: none gives the container no network, so it cannot have networks/],
-  ['ipam', '    image: a:1\nnetworks:\n  default:\n    ipam: {config: [{subnet: 172.28.0.0/16}]}\n', /networks\.default\.ipam: fixed subnets \(ipam\) are not supported yet: two deployments of one file would ask for the same addresses/],
-  ['ipv4_address', '    networks: {default: {ipv4_address: 172.28.0.5}}\n', /services\.web\.networks\.default\.ipv4_address: fixed addresses are not supported yet/],
+  ['enable_ipv6', '    image: a:1\nnetworks:\n  default:\n    enable_ipv6: true\n', /networks\.default\.enable_ipv6: IPv6 networks need an IPv6 subnet per deployment, which depad does not allocate/],
+  ['ipv4_address without a subnet', '    networks: {default: {ipv4_address: 172.28.0.5}}\n', /services\.web\.networks\.default\.ipv4_address: a fixed address needs a subnet on the network/],
+  ['ipv6_address', '    networks: {default: {ipv6_address: "2001:db8::5"}}\n', /services\.web\.networks\.default\.ipv6_address: IPv6 addresses are not supported/],
 ];
 
 for (const [title, extra, pattern] of refusals) {

@@ -131,7 +131,7 @@ function cidrAt(c: Collector, entry: LEntry, path: string): Cidr | undefined {
   if (value === undefined) return undefined;
   const cidr = parseCidr(value.trim());
   if (typeof cidr === 'string') {
-    c.issue(path, entryPos(entry), `${cidr}; IPv4 only`);
+    c.issue(path, entryPos(entry), cidr);
     return undefined;
   }
   return cidr;

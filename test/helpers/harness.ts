@@ -45,6 +45,8 @@ export interface Harness {
   dir: string;
   /** The DEPAD_PORT_RANGE this test's runs use (`MIN-MAX`). */
   portRange: string;
+  /** The DEPAD_SUBNET_POOL this test's runs use: a /15 of its own (two /16 subnets), so parallel tests never race for one. */
+  subnetPool: string;
   /** Starts `depad args…` held at a step (DEPAD_TEST_PAUSE_AT); resolves once it is waiting there. */
   startPaused(args: readonly string[], step: string): Promise<Paused>;
 }
@@ -76,6 +78,7 @@ export async function createHarness(title: string, fail: (message: string) => vo
   const home = path.join(dir, 'home');
   const slot = await claimSlot(title);
   const portRange = `${SLOT_BASE + slot.index * SLOT_SIZE}-${SLOT_BASE + slot.index * SLOT_SIZE + SLOT_SIZE - 1}`;
+  const subnetPool = `10.${(2 * slot.index) % 200}.0.0/15`;
   const engine = new Engine();
   // Every depad process this test started: killed before cleaning up, so that one still running
   // (the test timed out or failed half way) cannot make something after the cleanup.
@@ -100,7 +103,7 @@ export async function createHarness(title: string, fail: (message: string) => vo
         DEPAD,
         [...args],
         {
-          env: { ...process.env, DEPAD_HOME: home, DEPAD_PORT_RANGE: portRange, ...options.env },
+          env: { ...process.env, DEPAD_HOME: home, DEPAD_PORT_RANGE: portRange, DEPAD_SUBNET_POOL: subnetPool, ...options.env },
           timeout: options.timeoutMs ?? 120_000,
           maxBuffer: 16 * 1024 * 1024,
         },
@@ -117,10 +120,11 @@ export async function createHarness(title: string, fail: (message: string) => vo
     engine,
     dir,
     portRange,
+    subnetPool,
     name: (base) => `${prefix}-${base}`,
     run,
     async startPaused(args, step) {
-      const child = track(spawn(DEPAD, [...args], { env: { ...process.env, DEPAD_HOME: home, DEPAD_PORT_RANGE: portRange, DEPAD_TEST_PAUSE_AT: step } }));
+      const child = track(spawn(DEPAD, [...args], { env: { ...process.env, DEPAD_HOME: home, DEPAD_PORT_RANGE: portRange, DEPAD_SUBNET_POOL: subnetPool, DEPAD_TEST_PAUSE_AT: step } }));
       let stderr = '';
       child.stderr.on('data', (d) => (stderr += d));
       const exited = new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? -1)));
