@@ -11,6 +11,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import test, { type ExecutionContext } from 'ava';
 import type { DeploymentView } from '../src/deploy/status.ts';
+import { Store } from '../src/store/store.ts';
 import { engineObjects, harness, httpGet, type Harness } from './helpers/harness.ts';
 
 const exec = promisify(execFile);
@@ -188,4 +189,34 @@ test('depad killed right after it registered the subnet: the next command undoes
   const again = await h.run(['create', '-n', h.name('after'), '-f', config, '--no-wait']);
   t.is(again.code, 0, again.stderr);
   t.deepEqual((await h.json<DeploymentView>(['inspect', h.name('after')])).subnets, [{ network: 'backend', asked: '172.28.0.0/16', given: first }], 'the first subnet of the pool, handed out again');
+});
+
+test('a failed update puts the fixed-address services back at their addresses; doctor finds a leaked subnet and releases it', async (t) => {
+  const h = await harness(t);
+  const config = await write(h, 'compose.yaml', file);
+  const name = h.name('back');
+  const [subnet, other] = poolSubnets(h);
+  t.is((await h.run(['create', '-n', name, '-f', config])).code, 0);
+  // db is replaced (stop-first: its address passes on), then the new web fails: db's old instance must get its address back.
+  const bad = await write(h, 'bad.yaml', file.replace('command: ["/app/bin/db"]', 'command: ["/app/bin/db"]\n    environment: {X: "2"}').replace('    container_name: legacy-web\n', '    container_name: legacy-web\n    command: ["/bin/false"]\n'));
+  const failed = await h.run(['update', name, '-f', bad]);
+  t.not(failed.code, 0);
+  t.notRegex(failed.stderr, /undoing the update failed/, failed.stderr);
+  t.regex(failed.stderr, /putting the old db back/);
+  const db = (await container(`depad-${name}-db-1`)).NetworkSettings.Networks[`depad-${name}_backend`]!;
+  t.is(db.IPAddress, at(subnet, '172.28.5.10'));
+  t.is(await ping(`depad-${name}-web-1`, at(subnet, '172.28.5.10')), 'PONG');
+
+  const store = await Store.open(h.home, { command: 'test' });
+  await store.batch().putSubnets([{ network: 'ghost', asked: '172.30.0.0/16', given: other, deploymentId: 'f'.repeat(32) }]).write();
+  await store.close();
+  const found = await h.run(['doctor', '--json']);
+  t.is(found.code, 14, found.stderr);
+  const kinds = (JSON.parse(found.stdout) as { findings: { kind: string; object: string }[] }).findings.map((f) => `${f.kind} ${f.object}`);
+  t.true(kinds.includes(`subnet-leak subnet ${other}`), kinds.join('; '));
+  const fixed = await h.run(['doctor', '--fix', '--yes']);
+  t.is(fixed.code, 0, fixed.stdout + fixed.stderr);
+  const check = await Store.open(h.home, { command: 'test' });
+  t.deepEqual((await check.listSubnets()).map((n) => n.given), [subnet]);
+  await check.close();
 });

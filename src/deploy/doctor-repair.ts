@@ -11,6 +11,7 @@ import type { PortRecord } from '../store/records.ts';
 import type { OpContext } from './context.ts';
 import type { Finding, FindingKind } from './doctor.ts';
 import { startDeployment } from './lifecycle.ts';
+import { repairSubnets } from './doctor-subnets.ts';
 import { ensureNetworks, ensureVolumes } from './materialize.ts';
 import { recoverJournal } from './recover.ts';
 import { readPlan, removeRoot } from './root-dir.ts';
@@ -88,7 +89,8 @@ export async function repair(ctx: OpContext, findings: readonly Finding[]): Prom
     });
   }
 
-  await repairPorts(ctx, [...acting('release'), ...acting('register')], done);
+  await repairPorts(ctx, [...acting('release'), ...acting('register')].filter((f) => !f.kind.startsWith('subnet-')), done);
+  await repairSubnets(ctx, [...acting('release'), ...acting('register')].filter((f) => f.kind.startsWith('subnet-')), done);
 
   // Missing objects, per deployment: the path start takes (networks, volumes, then containers in dependency order).
   const recreating = acting('recreate');

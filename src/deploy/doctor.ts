@@ -13,6 +13,7 @@ import { LABELS } from '../engine/types.ts';
 import type { JournalEntry } from '../store/records.ts';
 import type { OpContext } from './context.ts';
 import { checkPorts, checkRecords, checkRootDirs, checkRoutes, type Known } from './doctor-records.ts';
+import { checkSubnets } from './doctor-subnets.ts';
 
 import { repair, type RepairResult } from './doctor-repair.ts';
 
@@ -33,6 +34,8 @@ export type FindingKind =
   | 'port-leak'
   | 'port-unregistered'
   | 'port-conflict'
+  | 'subnet-leak'
+  | 'subnet-unregistered'
   | 'record-damaged'
   | 'interrupted-operation'
   | 'operation-in-progress';
@@ -122,6 +125,7 @@ export async function diagnose(ctx: OpContext, options: DoctorOptions = {}): Pro
   const mine = (o: { labels: Record<string, string> }) => known.records.has(o.labels[LABELS.deploymentId] ?? '');
   findings.push(...(await checkRecords(known, { containers: containers.filter(mine), networks: networks.filter(mine), volumeNames: new Set(volumes.map((v) => v.name)) })));
   findings.push(...checkPorts(known, await ctx.store.listPorts()));
+  findings.push(...checkSubnets(known, await ctx.store.listSubnets()));
   findings.push(...(await checkRoutes(ctx, known)));
   findings.push(...(await checkRootDirs(ctx, known, options)));
   return { home, findings, unattributed, otherHomes };

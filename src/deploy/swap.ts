@@ -120,6 +120,8 @@ export async function swapService(
 /** Undoes a finished swap: the old instance back (started, routed), the new one removed. */
 export async function revertSwap(ctx: OpContext, t: Transition, swap: Swap, meta: ServicePlan, timeoutMs: number): Promise<void> {
   ctx.progress({ step: 'undo', service: swap.service, message: `putting the old ${swap.service} back` });
+  // A fixed address is the new instance's until it is gone: the old one cannot start beside it.
+  if (meta.fixedAddress) await ctx.engine.removeContainer(swap.newId);
   if (swap.old && swap.oldInstance !== undefined) {
     await ctx.engine.startContainer(swap.old.id);
     await waitReady(ctx, swap.old.id, meta, routedPort(t, meta, swap.oldInstance), timeoutMs);
@@ -128,5 +130,5 @@ export async function revertSwap(ctx: OpContext, t: Transition, swap: Swap, meta
     delete t.instances[swap.service];
   }
   await publishRoutes(ctx, { ...t.record, instances: t.instances, ports: t.ports }, t.services);
-  await ctx.engine.removeContainer(swap.newId);
+  if (!meta.fixedAddress) await ctx.engine.removeContainer(swap.newId);
 }
