@@ -6,6 +6,7 @@
 import test from 'ava';
 import { parseConfig } from '../src/config/index.ts';
 import { ConfigError } from '../src/errors.ts';
+import { normalizedCompose } from '../src/config/normalize.ts';
 import { render } from '../src/render/render.ts';
 import { firstFreeSubnet, subnetPoolFromEnv, DEFAULT_SUBNET_POOL } from '../src/subnets/pool.ts';
 import { formatCidr, mapText, parseCidr, type Cidr } from '../src/subnets/ipv4.ts';
@@ -121,4 +122,11 @@ test('render: the network IPAM and the endpoints carry the mapped addresses; the
   t.regex(r.compose, /ipv4_address: 10\.99\.5\.10/);
   t.regex(r.compose, /subnet: 10\.99\.0\.0\/16/);
   t.notRegex(r.compose, /172\.28/);
+});
+
+test('depad config prints the file\'s own ipam and ipv4_address (the normalized file, not the allocated subnet)', (t) => {
+  const doc = normalizedCompose(parseConfig(file(IPAM), 'cfg.yml', {})) as { networks: Record<string, unknown>; services: Record<string, { networks: unknown }> };
+  t.deepEqual(doc.networks.backend, { driver: 'bridge', ipam: { driver: 'default', config: [{ subnet: '172.28.0.0/16', ip_range: '172.28.5.0/24', gateway: '172.28.0.1', aux_addresses: { printer: '172.28.9.9' } }] } });
+  t.deepEqual(doc.services.db!.networks, { backend: { ipv4_address: '172.28.5.10' } });
+  t.deepEqual(doc.services.web!.networks, { backend: null });
 });

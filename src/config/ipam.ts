@@ -166,6 +166,15 @@ function hostAddress(c: Collector, value: string, path: string, pos: Pos, subnet
   return formatIpv4(address);
 }
 
+/** The compose form of an ipam (`driver: default`, one `config` entry, `options` when given): for `depad config` and the rendered file. */
+export function ipamDocument(ipam: IpamSpec): Record<string, unknown> {
+  const config: Record<string, unknown> = { subnet: ipam.subnet };
+  if (ipam.ipRange !== undefined) config.ip_range = ipam.ipRange;
+  if (ipam.gateway !== undefined) config.gateway = ipam.gateway;
+  if (Object.keys(ipam.auxAddresses).length) config.aux_addresses = { ...ipam.auxAddresses };
+  return { driver: 'default', config: [config], ...(Object.keys(ipam.options).length ? { options: { ...ipam.options } } : {}) };
+}
+
 function stringValues(c: Collector, node: LNode, path: string): Record<string, string> {
   const out: [string, string][] = [];
   for (const e of mapEntries(c, node, path) ?? []) {

@@ -6,6 +6,7 @@
  */
 import type { DeploymentSpec, ServiceSpec } from './spec.ts';
 import { normalizedBuild, normalizedEngine, normalizedMount, normalizedRollouts, normalizedSecretDefinitions, normalizedSecretMounts } from './normalize-parts.ts';
+import { ipamDocument } from './ipam.ts';
 
 /** Fields of `ServiceSpec` written by `normalizedService` by name; any other field is written as is (snake_case). */
 const KNOWN = new Set([
@@ -20,7 +21,7 @@ export function normalizedCompose(spec: DeploymentSpec): Record<string, unknown>
   if (spec.name !== undefined) out.name = spec.name;
   out.services = Object.fromEntries(Object.entries(spec.services).map(([name, s]) => [name, normalizedService(s)]));
   out.networks = Object.fromEntries(
-    Object.values(spec.networks).map((n) => [n.name, n.external !== undefined ? { external: true, name: n.external } : { driver: n.driver, ...(n.internal ? { internal: true } : {}), ...nonEmpty('driver_opts', n.driverOpts), ...nonEmpty('labels', n.labels) }]),
+    Object.values(spec.networks).map((n) => [n.name, n.external !== undefined ? { external: true, name: n.external } : { driver: n.driver, ...(n.internal ? { internal: true } : {}), ...nonEmpty('driver_opts', n.driverOpts), ...nonEmpty('labels', n.labels), ...(n.ipam ? { ipam: ipamDocument(n.ipam) } : {}) }]),
   );
   if (Object.keys(spec.volumes).length > 0) {
     out.volumes = Object.fromEntries(Object.values(spec.volumes).map((v) => [v.name, v.external !== undefined ? { external: true, name: v.external } : { driver: v.driver, ...nonEmpty('driver_opts', v.driverOpts), ...nonEmpty('labels', v.labels) }]));
@@ -55,7 +56,7 @@ function normalizedService(s: ServiceSpec): Record<string, unknown> {
   }
   if (s.build !== undefined) out.build = normalizedBuild(s.build);
   Object.assign(out, normalizedEngine(s), normalizedSecretMounts(s));
-  if (s.engine?.joins?.network === undefined) out.networks = Object.fromEntries(Object.entries(s.networks).map(([n, v]) => [n, v.aliases.length > 0 ? { aliases: [...v.aliases] } : null]));
+  if (s.engine?.joins?.network === undefined) out.networks = Object.fromEntries(Object.entries(s.networks).map(([n, v]) => [n, v.aliases.length > 0 || v.ipv4Address !== undefined ? { ...(v.aliases.length > 0 ? { aliases: [...v.aliases] } : {}), ...(v.ipv4Address !== undefined ? { ipv4_address: v.ipv4Address } : {}) } : null]));
   if (Object.keys(s.dependsOn).length > 0) out.depends_on = Object.fromEntries(Object.entries(s.dependsOn).map(([n, v]) => [n, { condition: v.condition, required: true, ...rest(v, ['condition']) }]));
   if (s.healthcheck === 'disabled') out.healthcheck = { disable: true };
   else if (s.healthcheck) {

@@ -4,6 +4,7 @@
  * A network with no allocated subnet yet (a placeholder plan, made before allocation) keeps the file's values.
  */
 import type { NetworkSpec } from '../config/spec.ts';
+import { ipamDocument } from '../config/ipam.ts';
 import type { NetworkPlan } from '../engine/types.ts';
 import type { SubnetAssignment } from '../store/records.ts';
 import { mapText, parseCidr, type Cidr } from '../subnets/ipv4.ts';
@@ -39,9 +40,5 @@ export function endpointAddress(network: string, address: string | undefined, su
 
 /** The compose file's `ipam:` for a planned network (what reached the engine). */
 export function composeIpam(ipam: NonNullable<NetworkPlan['ipam']>): Record<string, unknown> {
-  const config: Record<string, unknown> = { subnet: ipam.subnet };
-  if (ipam.ipRange !== undefined) config.ip_range = ipam.ipRange;
-  if (ipam.gateway !== undefined) config.gateway = ipam.gateway;
-  if (Object.keys(ipam.auxAddresses).length) config.aux_addresses = ipam.auxAddresses;
-  return { driver: 'default', config: [config], ...(Object.keys(ipam.options).length ? { options: ipam.options } : {}) };
+  return ipamDocument(ipam);
 }
