@@ -3,8 +3,11 @@
  * refusal with its file:line:column and what to do; the subnet pool and the offset mapping
  * (src/subnets), and how render maps the file's addresses into an allocated subnet.
  */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import test from 'ava';
-import { parseConfig } from '../src/config/index.ts';
+import { loadConfig, parseConfig } from '../src/config/index.ts';
 import { ConfigError } from '../src/errors.ts';
 import { normalizedCompose } from '../src/config/normalize.ts';
 import { render } from '../src/render/render.ts';
@@ -129,4 +132,14 @@ test('depad config prints the file\'s own ipam and ipv4_address (the normalized 
   t.deepEqual(doc.networks.backend, { driver: 'bridge', ipam: { driver: 'default', config: [{ subnet: '172.28.0.0/16', ip_range: '172.28.5.0/24', gateway: '172.28.0.1', aux_addresses: { printer: '172.28.9.9' } }] } });
   t.deepEqual(doc.services.db!.networks, { backend: { ipv4_address: '172.28.5.10' } });
   t.deepEqual(doc.services.web!.networks, { backend: null });
+});
+
+test('an include path list (compose override files) merges ipam.config by subnet', async (t) => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'depad-ipam-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  await writeFile(path.join(dir, 'base.yaml'), file('    ipam:\n      config:\n        - subnet: 172.28.0.0/16\n          gateway: 172.28.0.1\n'));
+  await writeFile(path.join(dir, 'override.yaml'), 'networks:\n  backend:\n    ipam:\n      config:\n        - subnet: 172.28.0.0/16\n          aux_addresses: {printer: 172.28.9.9}\n');
+  await writeFile(path.join(dir, 'compose.yaml'), 'include:\n  - path: [base.yaml, override.yaml]\n');
+  const spec = await loadConfig(path.join(dir, 'compose.yaml'), {});
+  t.deepEqual(spec.networks.backend!.ipam, { subnet: '172.28.0.0/16', gateway: '172.28.0.1', auxAddresses: { printer: '172.28.9.9' }, options: {} });
 });

@@ -52,8 +52,25 @@ function mergeNode(base: LNode, over: LNode, path: readonly string[]): LNode {
   if (path.length === 1 && BY_KEY.has(key)) return mergeByKey(base, over, key === 'extra_hosts' ? ':' : '=');
   if (path.length === 1 && LIST_TO_MAP.has(key) && (base.kind === 'seq' || over.kind === 'seq')) return mergeNode(asMap(base), asMap(over), path);
   if (base.kind === 'map' && over.kind === 'map') return mergeMaps(base, over, path);
+  if (base.kind === 'seq' && over.kind === 'seq' && path.length === 5 && path[3] === 'ipam' && key === 'config') return mergeBySubnet(base, over);
   if (base.kind === 'seq' && over.kind === 'seq') return { ...over, items: unique([...base.items, ...over.items], path.length === 1 && key === 'volumes' ? mountTarget : plain) };
   return over;
+}
+
+/** A top-level network's `ipam.config`, as compose merges it: an entry of the same `subnet` merged key by key, the others appended. */
+function mergeBySubnet(base: LNode & { kind: 'seq' }, over: LNode & { kind: 'seq' }): LNode {
+  const subnet = (n: LNode) => (n.kind === 'map' ? n.entries.find((e) => e.key === 'subnet')?.value : undefined);
+  const same = (a: LNode, b: LNode) => {
+    const x = subnet(a);
+    const y = subnet(b);
+    return x?.kind === 'scalar' && y?.kind === 'scalar' && x.text === y.text;
+  };
+  const items = base.items.map((b) => {
+    const o = over.items.find((x) => same(b, x));
+    return o && b.kind === 'map' && o.kind === 'map' ? mergeMaps(b, o, ['ipam-config']) : (o ?? b);
+  });
+  for (const o of over.items) if (!base.items.some((b) => same(b, o))) items.push(o);
+  return { ...over, items };
 }
 
 /** A list of names as a map name → null (`depends_on`, `networks`). */
