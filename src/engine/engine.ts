@@ -526,7 +526,9 @@ export class Engine {
     }
     const hint = /non-overlapping IPv4 address pool/.test(message)
       ? 'Docker has no address range left for another network (each deployment has one); give it more: "default-address-pools" in /etc/docker/daemon.json, see the README'
-      : undefined;
+      : /[Pp]ool overlaps/.test(message)
+        ? 'a network made at the same moment (by another depad home or docker) took that subnet; run the command again (depad then skips it)'
+        : undefined;
     return new DepadError('DEPAD_ENGINE_ERROR', `could not ${doing}: ${message}`, { cause: error, ...(hint ? { hint } : {}) });
   }
 }
