@@ -143,3 +143,8 @@ test('an include path list (compose override files) merges ipam.config by subnet
   const spec = await loadConfig(path.join(dir, 'compose.yaml'), {});
   t.deepEqual(spec.networks.backend!.ipam, { subnet: '172.28.0.0/16', gateway: '172.28.0.1', auxAddresses: { printer: '172.28.9.9' }, options: {} });
 });
+
+test('refused: a fixed address on an external network (every deployment would ask for it)', (t) => {
+  const text = 'services:\n  web:\n    image: a:1\n    networks:\n      shared: {ipv4_address: 172.28.5.10}\nnetworks:\n  shared:\n    external: true\n';
+  t.regex(problems(text), /cfg\.yml:5:\d+ services\.web\.networks\.shared\.ipv4_address: a fixed address on an external network would be asked by every deployment of this file/);
+});

@@ -100,7 +100,7 @@ export function checkServiceAddresses(c: Collector, networks: Readonly<Record<st
       if (endpoint.ipv4Address === undefined) continue;
       const path = keyPath(keyPath(keyPath(keyPath('services', service), 'networks'), net), 'ipv4_address');
       const pos: Pos = c.positions.get(path) ?? { line: 1, column: 1 };
-      if (networks[net]?.external !== undefined) {
+      if (networks[net]?.external !== undefined || c.positions.has(keyPath(keyPath('networks', net), 'external'))) {
         c.issue(path, pos, `a fixed address on an external network would be asked by every deployment of this file, and the network is not depad's to give addresses in; remove ipv4_address and reach ${service} by its name`);
         continue;
       }
