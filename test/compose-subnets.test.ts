@@ -12,7 +12,8 @@ import { promisify } from 'node:util';
 import test, { type ExecutionContext } from 'ava';
 import type { DeploymentView } from '../src/deploy/status.ts';
 import { Store } from '../src/store/store.ts';
-import { engineObjects, harness, httpGet, type Harness } from './helpers/harness.ts';
+import { startAgent } from './helpers/agent-process.ts';
+import { alive, engineObjects, harness, httpGet, testPorts, type Harness } from './helpers/harness.ts';
 
 const exec = promisify(execFile);
 
@@ -219,4 +220,27 @@ test('a failed update puts the fixed-address services back at their addresses; d
   const check = await Store.open(h.home, { command: 'test' });
   t.deepEqual((await check.listSubnets()).map((n) => n.given), [subnet]);
   await check.close();
+});
+
+test('through the agent: create gets the subnet, an agent restart and a restart of the deployment keep it, destroy releases it', async (t) => {
+  const h = await harness(t);
+  const config = await write(h, 'compose.yaml', file);
+  const name = h.name('agent');
+  const [subnet] = poolSubnets(h);
+  await startAgent(t, h, await testPorts(t));
+  const created = await h.run(['create', '-n', name, '-f', config]);
+  t.is(created.code, 0, created.stderr);
+  t.regex(created.stderr, /networks\.backend: subnet 172\.28\.0\.0\/16 → /, 'the warning reaches the client');
+  t.deepEqual((await h.json<DeploymentView>(['inspect', name])).subnets, [{ network: 'backend', asked: '172.28.0.0/16', given: subnet }]);
+  const restarted = await h.run(['agent', 'restart', '--json']);
+  t.is(restarted.code, 0, restarted.stderr);
+  const newPid = (JSON.parse(restarted.stdout) as { newPid: number }).newPid;
+  t.teardown(() => void (alive(newPid) && process.kill(newPid, 'SIGKILL')));
+  t.is((await h.run(['restart', name])).code, 0);
+  t.deepEqual((await h.json<DeploymentView>(['inspect', name])).subnets, [{ network: 'backend', asked: '172.28.0.0/16', given: subnet }]);
+  t.is((await container(`depad-${name}-db-1`)).NetworkSettings.Networks[`depad-${name}_backend`]!.IPAddress, at(subnet, '172.28.5.10'));
+  t.is((await h.run(['destroy', name])).code, 0);
+  const again = await h.run(['create', '-n', h.name('again'), '-f', config, '--no-wait']);
+  t.is(again.code, 0, again.stderr);
+  t.deepEqual((await h.json<DeploymentView>(['inspect', h.name('again')])).subnets, [{ network: 'backend', asked: '172.28.0.0/16', given: subnet }], 'released by destroy, given again');
 });

@@ -23,7 +23,7 @@ export async function startAgent(t: ExecutionContext, h: Harness, port: () => nu
   const args = ['--json', '--home', h.home, 'agent', '--api-port', String(port()), '--api-host', '127.0.0.1', '--http-port', String(port()), '--http-host', '127.0.0.1', '--tcp-host', '127.0.0.1', ...extra];
   const child = spawn(bin, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, DEPAD_HOME: h.home, DEPAD_PORT_RANGE: h.portRange, ...env },
+    env: { ...process.env, DEPAD_HOME: h.home, DEPAD_PORT_RANGE: h.portRange, DEPAD_SUBNET_POOL: h.subnetPool, ...env },
   });
   t.teardown(() => void (child.exitCode === null && child.signalCode === null && child.kill('SIGKILL')));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
