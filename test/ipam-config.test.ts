@@ -148,3 +148,14 @@ test('refused: a fixed address on an external network (every deployment would as
   const text = 'services:\n  web:\n    image: a:1\n    networks:\n      shared: {ipv4_address: 172.28.5.10}\nnetworks:\n  shared:\n    external: true\n';
   t.regex(problems(text), /cfg\.yml:5:\d+ services\.web\.networks\.shared\.ipv4_address: a fixed address on an external network would be asked by every deployment of this file/);
 });
+
+test('render maps by network and asked subnet: a network held twice (removed, added again asking another) uses the one it asks', (t) => {
+  const spec = parseConfig(file('    ipam: {config: [{subnet: 192.168.7.0/24}]}\n').replace('172.28.5.10', '192.168.7.10'), 'cfg.yml', {});
+  const subnets = [
+    { network: 'backend', asked: '172.28.0.0/16', given: '10.99.0.0/16' },
+    { network: 'backend', asked: '192.168.7.0/24', given: '10.98.3.0/24' },
+  ];
+  const r = render(spec, { id: 'a'.repeat(32), name: 'mercy', revision: 2, rootDir: '/r', domain: 'localhost', subnets }, []);
+  t.is(r.networks[0]!.ipam!.subnet, '10.98.3.0/24');
+  t.is(r.containers.find((c) => c.service === 'db')!.endpoints[0]!.ipv4Address, '10.98.3.10');
+});

@@ -12,8 +12,9 @@ import { mapText, parseCidr, type Cidr } from '../subnets/ipv4.ts';
 /** The subnets of a rendering: network name → allocated subnet. */
 export type SubnetMap = readonly SubnetAssignment[] | undefined;
 
-function mover(network: string, subnets: SubnetMap): (text: string) => string {
-  const given = subnets?.find((s) => s.network === network);
+function mover(n: NetworkSpec, subnets: SubnetMap): (text: string) => string {
+  // By network and asked subnet: a network removed, then added again asking another, holds both.
+  const given = subnets?.find((s) => s.network === n.name && s.asked === n.ipam?.subnet);
   if (given === undefined) return (t) => t;
   const from = parseCidr(given.asked) as Cidr;
   const to = parseCidr(given.given) as Cidr;
@@ -23,7 +24,7 @@ function mover(network: string, subnets: SubnetMap): (text: string) => string {
 /** The engine IPAM of a network: the file's, mapped into its allocated subnet; undefined when the file asks none. */
 export function networkIpam(n: NetworkSpec, subnets: SubnetMap): NetworkPlan['ipam'] {
   if (n.ipam === undefined) return undefined;
-  const move = mover(n.name, subnets);
+  const move = mover(n, subnets);
   return {
     subnet: move(n.ipam.subnet),
     ...(n.ipam.ipRange !== undefined ? { ipRange: move(n.ipam.ipRange) } : {}),
@@ -33,9 +34,10 @@ export function networkIpam(n: NetworkSpec, subnets: SubnetMap): NetworkPlan['ip
   };
 }
 
-/** A service's fixed address on `network`, mapped; undefined when it has none. */
-export function endpointAddress(network: string, address: string | undefined, subnets: SubnetMap): string | undefined {
-  return address === undefined ? undefined : mover(network, subnets)(address);
+/** A service's fixed address on network `n`, mapped; undefined when it has none. */
+export function endpointAddress(n: NetworkSpec | undefined, address: string | undefined, subnets: SubnetMap): string | undefined {
+  if (address === undefined) return undefined;
+  return n === undefined ? address : mover(n, subnets)(address);
 }
 
 /** The compose file's `ipam:` for a planned network (what reached the engine). */

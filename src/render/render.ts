@@ -200,7 +200,7 @@ function containerPlan(
     endpoints: Object.entries(s.networks).map(([net, { aliases, ipv4Address }]) => ({
       network: networkEngineName(spec, who.name, net),
       aliases: [...new Set([s.name, ...aliases])],
-      ...(ipv4Address !== undefined ? { ipv4Address: endpointAddress(net, ipv4Address, who.subnets)! } : {}),
+      ...(ipv4Address !== undefined ? { ipv4Address: endpointAddress(spec.networks[net], ipv4Address, who.subnets)! } : {}),
     })),
     dependsOn: Object.fromEntries(Object.entries(s.dependsOn).map(([k, v]) => [k, { condition: v.condition }])),
     ...(secrets.length > 0 ? { secrets: Object.fromEntries(secrets.map((m) => [m.label, m.file])) } : {}),
