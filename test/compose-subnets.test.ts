@@ -98,8 +98,9 @@ async function write(h: Harness, name: string, text: string): Promise<string> {
 }
 
 async function assertNothingOf(t: ExecutionContext, h: Harness, name: string): Promise<void> {
-  const left = await engineObjects(h.engine, h.name(name));
-  t.deepEqual(left, { containers: [], networks: [], volumes: [] }, `nothing of ${name} on the engine`);
+  const all = await engineObjects(h.engine, h.prefix);
+  const of = (xs: string[]) => xs.filter((x) => x.startsWith(`depad-${h.name(name)}-`) || x.startsWith(`depad-${h.name(name)}_`));
+  t.deepEqual({ containers: of(all.containers), networks: of(all.networks), volumes: of(all.volumes) }, { containers: [], networks: [], volumes: [] }, `nothing of ${name} on the engine`);
   t.false((await h.json<DeploymentView[]>(['ls'])).some((v) => v.name === h.name(name)), `${name} is not in the state`);
 }
 
@@ -243,4 +244,27 @@ test('through the agent: create gets the subnet, an agent restart and a restart 
   const again = await h.run(['create', '-n', h.name('again'), '-f', config, '--no-wait']);
   t.is(again.code, 0, again.stderr);
   t.deepEqual((await h.json<DeploymentView>(['inspect', h.name('again')])).subnets, [{ network: 'backend', asked: '172.28.0.0/16', given: subnet }], 'released by destroy, given again');
+});
+
+test('depad killed during an update that added a network with a subnet: the next command rolls it back and releases that subnet', async (t) => {
+  const h = await harness(t);
+  const config = await write(h, 'compose.yaml', file);
+  const name = h.name('upkill');
+  const [first, second] = poolSubnets(h);
+  t.is((await h.run(['create', '-n', name, '-f', config])).code, 0);
+  // The network renamed: a new network, asking a /24, gets a subnet of its own from the pool.
+  const renamed = await write(h, 'renamed.yaml', file.replace(/backend/g, 'back2').replace(/172\.28\.0\.0\/16/, '172.28.0.0/24').replace('ip_range: 172.28.6.0/24', 'ip_range: 172.28.0.128/25').replace(/172\.28\.5\./g, '172.28.0.').replace('172.28.9.9', '172.28.0.99'));
+  const update = await h.startPaused(['update', name, '-f', renamed], 'update:created:db');
+  const [made] = await dockerJson<NetworkInfo[]>('network', 'inspect', `depad-${name}_back2`);
+  t.is(made!.IPAM.Config[0]!.Subnet, `${second.split('/')[0]!.split('.').slice(0, 3).join('.')}.0/24`, 'the new network has the first free /24 of the pool');
+  update.kill('SIGKILL');
+  await update.exited;
+  const next = await h.run(['ls']);
+  t.is(next.code, 0, next.stderr);
+  const check = await Store.open(h.home, { command: 'test' });
+  t.deepEqual((await check.listSubnets()).map((n) => [n.network, n.given]), [['backend', first]], 'only the subnet of the committed revision is held');
+  await check.close();
+  t.deepEqual((await h.json<DeploymentView>(['inspect', name])).subnets, [{ network: 'backend', asked: '172.28.0.0/16', given: first }]);
+  t.is((await h.run(['doctor'])).code, 0);
+  t.deepEqual((await engineObjects(h.engine, h.prefix)).networks, [`depad-${name}_backend`], "the new network is gone");
 });
