@@ -159,3 +159,16 @@ test('render maps by network and asked subnet: a network held twice (removed, ad
   t.is(r.networks[0]!.ipam!.subnet, '10.98.3.0/24');
   t.is(r.containers.find((c) => c.service === 'db')!.endpoints[0]!.ipv4Address, '10.98.3.10');
 });
+
+test('refused at load: a subnet larger than the pool can hold (DEPAD_SUBNET_POOL of this host)', (t) => {
+  const before = process.env.DEPAD_SUBNET_POOL;
+  try {
+    process.env.DEPAD_SUBNET_POOL = '10.150.0.0/20';
+    t.regex(problems(file(IPAM)), /cfg\.yml:15:\d+ networks\.backend\.ipam\.config\[0\]\.subnet: a \/16 subnet does not fit in depad's subnet pool 10\.150\.0\.0\/20: .*widen the pool \(DEPAD_SUBNET_POOL\)/);
+    process.env.DEPAD_SUBNET_POOL = '10.150.0.0/16';
+    t.is(problems(file(IPAM)), '');
+  } finally {
+    if (before === undefined) delete process.env.DEPAD_SUBNET_POOL;
+    else process.env.DEPAD_SUBNET_POOL = before;
+  }
+});

@@ -11,6 +11,7 @@ import { Collector, entryPos, indexPath, keyPath } from './nodes.ts';
 import type { LEntry, LNode, Pos } from './nodes.ts';
 import { checkKeys, mapEntries, readString } from './read.ts';
 import { contains, formatIpv4, parseCidr, parseIpv4, sizeOf, within, type Cidr } from '../subnets/ipv4.ts';
+import { poolFits, poolText, subnetPoolFromEnv } from '../subnets/pool.ts';
 
 /** Shortest and longest prefix length a fixed subnet may have (a /31 or /32 has no room for a gateway and a container). */
 const PREFIX_MIN = 8;
@@ -57,6 +58,11 @@ function readIpamConfig(c: Collector, node: LNode, path: string): Omit<IpamSpec,
   let ok = true;
   if (subnet.prefix < PREFIX_MIN || subnet.prefix > PREFIX_MAX) {
     c.issue(keyPath(path, 'subnet'), entryPos(subnetEntry), `a /${subnet.prefix} subnet is not supported: depad allocates /${PREFIX_MIN} to /${PREFIX_MAX} subnets (a /24 holds 254 addresses); change the prefix length`);
+    ok = false;
+  }
+  const pool = poolOrUndefined();
+  if (ok && pool !== undefined && !poolFits(pool, subnet.prefix)) {
+    c.issue(keyPath(path, 'subnet'), entryPos(subnetEntry), `a /${subnet.prefix} subnet does not fit in depad's subnet pool ${poolText(pool)}: depad gives each deployment its own subnet of the asked size from it; ask for a smaller subnet (a longer prefix), or widen the pool (DEPAD_SUBNET_POOL)`);
     ok = false;
   }
   const out: { subnet: string; ipRange?: string; gateway?: string; auxAddresses: Record<string, string> } = { subnet: text(subnet), auxAddresses: {} };
@@ -173,6 +179,15 @@ export function ipamDocument(ipam: IpamSpec): Record<string, unknown> {
   if (ipam.gateway !== undefined) config.gateway = ipam.gateway;
   if (Object.keys(ipam.auxAddresses).length) config.aux_addresses = { ...ipam.auxAddresses };
   return { driver: 'default', config: [config], ...(Object.keys(ipam.options).length ? { options: { ...ipam.options } } : {}) };
+}
+
+/** This host's subnet pool; undefined when DEPAD_SUBNET_POOL is malformed (the allocation says so). */
+function poolOrUndefined(): Cidr[] | undefined {
+  try {
+    return subnetPoolFromEnv();
+  } catch {
+    return undefined;
+  }
 }
 
 function stringValues(c: Collector, node: LNode, path: string): Record<string, string> {
