@@ -172,3 +172,8 @@ test('refused at load: a subnet larger than the pool can hold (DEPAD_SUBNET_POOL
     else process.env.DEPAD_SUBNET_POOL = before;
   }
 });
+
+test('refused: start-first updates of a service with a fixed address (two instances cannot hold it)', (t) => {
+  const text = file(IPAM).replace("        ipv4_address: 172.28.5.10\n", "        ipv4_address: 172.28.5.10\n    deploy: {update_config: {order: start-first}}\n");
+  t.regex(problems(text), /cfg\.yml:7:\d+ services\.db\.deploy\.update_config\.order: order: start-first starts the new instance beside the old one, and the fixed address this service has \(ipv4_address\) can be held by one of them only; use stop-first/);
+});

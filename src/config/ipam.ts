@@ -5,7 +5,7 @@
  * subnet of the same prefix length per deployment (src/deploy/subnet-assign.ts) and maps these
  * addresses by their offsets.
  */
-import type { IpamSpec, NetworkSpec } from './spec.ts';
+import type { IpamSpec, NetworkSpec, ServiceSpec } from './spec.ts';
 import { sortedRecord } from './freeze.ts';
 import { Collector, entryPos, indexPath, keyPath } from './nodes.ts';
 import type { LEntry, LNode, Pos } from './nodes.ts';
@@ -99,9 +99,16 @@ function readIpamConfig(c: Collector, node: LNode, path: string): Omit<IpamSpec,
  * Checks every service's `ipv4_address`: its network has a subnet (`ipam.config`), the address is
  * a host address inside it, not the gateway or an aux address, and no other service has it.
  */
-export function checkServiceAddresses(c: Collector, networks: Readonly<Record<string, NetworkSpec>>, services: ReadonlyMap<string, { readonly spec: { readonly networks: Readonly<Record<string, { readonly ipv4Address?: string }>> } }>): void {
+export function checkServiceAddresses(c: Collector, networks: Readonly<Record<string, NetworkSpec>>, services: ReadonlyMap<string, { readonly spec: Pick<ServiceSpec, 'networks' | 'rollout'> }>): void {
   const byNetwork = new Map<string, Map<number, string>>();
   for (const [service, { spec }] of services) {
+    if (Object.values(spec.networks).some((n) => n.ipv4Address !== undefined)) {
+      for (const [kind, policy] of [['update_config', spec.rollout?.update], ['rollback_config', spec.rollout?.rollback]] as const) {
+        if (policy?.order !== 'start-first') continue;
+        const path = keyPath(keyPath(keyPath(keyPath('services', service), 'deploy'), kind), 'order');
+        c.issue(path, c.positions.get(path) ?? { line: 1, column: 1 }, 'order: start-first starts the new instance beside the old one, and the fixed address this service has (ipv4_address) can be held by one of them only; use stop-first, or remove ipv4_address and reach the service by its name');
+      }
+    }
     for (const [net, endpoint] of Object.entries(spec.networks)) {
       if (endpoint.ipv4Address === undefined) continue;
       const path = keyPath(keyPath(keyPath(keyPath('services', service), 'networks'), net), 'ipv4_address');
