@@ -13,6 +13,7 @@
  */
 import type { DeploymentSpec, PortSpec, ServiceSpec } from '../config/spec.ts';
 import type { DeploymentRecord, PortAssignment } from '../store/records.ts';
+import type { ServicePlan } from '../engine/types.ts';
 
 /** A port still to be given a host port; `fixed`: only a port of that range will do (`x-depad.host_ports: fixed`). */
 export type PortNeed = Omit<PortAssignment, 'host'> & { fixed?: { from: number; to: number } };
@@ -118,11 +119,25 @@ export function asSpare(p: PortAssignment): PortAssignment {
 }
 
 /**
- * Whether an update replaces `service` stop-first: it has named volumes, or it publishes host
- * ports (`ports`: what it holds after the update, or will be given), or a fixed address: two instances cannot share them.
+ * Whether an update (or, with `kind`, a rollback) replaces `service` stop-first: it publishes host
+ * ports (`ports`: what it holds after the update, or will be given) or has a fixed address, which
+ * two instances cannot share; else as its `update_config`/`rollback_config` `order` says; else
+ * when it has named volumes.
  */
-export function stopsFirst(meta: { stateful: boolean; fixedAddress?: true }, ports: ReadonlyArray<Pick<PortAssignment, 'service' | 'role'>>, service: string): boolean {
-  return meta.stateful || meta.fixedAddress === true || ports.some((p) => p.service === service && p.role === 'published');
+export function stopsFirst(
+  meta: { stateful: boolean; fixedAddress?: true; order?: ServicePlan['order'] },
+  ports: ReadonlyArray<Pick<PortAssignment, 'service' | 'role'>>,
+  service: string,
+  kind: 'update' | 'rollback' = 'update',
+): boolean {
+  if (meta.fixedAddress === true || ports.some((p) => p.service === service && p.role === 'published')) return true;
+  const order = meta.order?.[kind];
+  return order === undefined ? meta.stateful : order === 'stop-first';
+}
+
+/** Why `stopsFirst` says stop-first when only the file's `order` makes it so (not volumes, ports or an address); else undefined. */
+export function orderReason(meta: { stateful: boolean; order?: ServicePlan['order'] }, kind: 'update' | 'rollback' = 'update'): string | undefined {
+  return meta.order?.[kind] === 'stop-first' && !meta.stateful ? `its ${kind}_config says order: stop-first` : undefined;
 }
 
 /** Host port 0 for every port `spec`'s services would publish with `instances` current: for plans made only to be compared or checked. */

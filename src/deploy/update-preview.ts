@@ -7,7 +7,7 @@ import { containerName } from '../render/names.ts';
 import type { DeploymentRecord } from '../store/records.ts';
 import type { OpContext } from './context.ts';
 import { serviceChanges, type PlanDiff } from './diff.ts';
-import { planUpdatePorts, stopsFirst } from './port-plan.ts';
+import { orderReason, planUpdatePorts, stopsFirst } from './port-plan.ts';
 import { assertUpdatable, planUpdate } from './update.ts';
 import { groupRole, ownersOf } from './namespace-groups.ts';
 import type { UpdateRequest } from './update-target.ts';
@@ -39,6 +39,7 @@ export async function previewUpdate(ctx: OpContext, record: DeploymentRecord, re
   const hooks = (hook: Hook) => Object.values(request.spec.depad.workflows ?? {}).filter((w) => w.hooks.includes(hook)).map((w) => `run workflow ${w.name} (${hook})`);
   if (ports.needed.length) steps.push(`reserve ${ports.needed.length} host port(s) for new instances (the deployment's spares first, else its own block)`);
   steps.push(...hooks('before-update'));
+  const kind = request.source === 'rollback' ? 'rollback' : 'update';
   for (const name of candidate.order) {
     const change = diff.services.find((s) => s.service === name);
     const meta = candidate.services.find((s) => s.name === name)!;
@@ -54,8 +55,10 @@ export async function previewUpdate(ctx: OpContext, record: DeploymentRecord, re
       steps.push(`${name}: start ${next} (a new service)${along}, wait until it is ready${meta.route ? ', route it' : ''}`);
     } else if (role.joinsKept) {
       steps.push(`${name}: stop-first (it shares the namespaces of ${ownersOf(candidate, name).join(', ')}, which stays): stop ${old}, start ${next}, wait until it is ready`);
-    } else if (stopsFirst(meta, [...ports.kept, ...ports.needed], name) || role.companions.some((c) => stopsFirst(candidate.services.find((s) => s.name === c)!, [...ports.kept, ...ports.needed], c))) {
-      const why = meta.stateful ? 'it has named volumes' : meta.fixedAddress ? 'its fixed address passes to the new instance' : published.length ? `its published port ${published.join(', ')} passes to the new instance` : stopsFirst(meta, [...ports.kept, ...ports.needed], name) ? 'it publishes host ports, which two instances cannot share' : `${role.companions.join(', ')} cannot run beside their old instances`;
+    } else if (stopsFirst(meta, [...ports.kept, ...ports.needed], name, kind) || role.companions.some((c) => stopsFirst(candidate.services.find((s) => s.name === c)!, [...ports.kept, ...ports.needed], c, kind))) {
+      const all = [...ports.kept, ...ports.needed];
+      const ownPorts = all.some((p) => p.service === name && p.role === 'published');
+      const why = meta.fixedAddress ? 'its fixed address passes to the new instance' : published.length ? `its published port ${published.join(', ')} passes to the new instance` : ownPorts ? 'it publishes host ports, which two instances cannot share' : orderReason(meta, kind) ?? (stopsFirst(meta, all, name, kind) ? 'it has named volumes' : `${role.companions.join(', ')} cannot run beside their old instances`);
       const wait = meta.route ? 'new requests to its route wait meanwhile' : published.length ? 'the port answers nothing meanwhile' : 'nothing routes to it';
       steps.push(`${name}: stop-first (${why})${along}: stop ${old}, start ${next}, wait until it is ready${meta.route ? ', route it' : ''}; ${wait}`);
     } else {

@@ -20,7 +20,7 @@ import type { DeploymentRecord, JournalEntry, RevisionRecord } from '../store/re
 import { checkpoint, undoContext, type OpContext } from './context.ts';
 import { ensureImages } from './create.ts';
 import type { UpdateRequest } from './update-target.ts';
-import { asSpare, placeholderPorts, planUpdatePorts, stopsFirst } from './port-plan.ts';
+import { asSpare, orderReason, placeholderPorts, planUpdatePorts, stopsFirst } from './port-plan.ts';
 import { diffPlans, serviceChanges, type PlanDiff } from './diff.ts';
 import type { DeploymentView } from './status.ts';
 import { ensureNetworks, ensureVolumes, listInstances } from './materialize.ts';
@@ -181,8 +181,10 @@ export async function updateDeployment(ctx: OpContext, record: DeploymentRecord,
       const role = groupRole(rendered, changed, name);
       if (role.carriedBy !== undefined) continue;
       const group = companions(ctx, t, role.companions.map((c) => ({ ...planOf(c), old: oldOf(c), newInstance: nextInstance(c) })));
-      const stopFirst = stopsFirst(meta, finalPorts, name) || role.companions.some((c) => stopsFirst(planOf(c).meta, finalPorts, c)) || role.joinsKept;
-      const why = role.joinsKept ? `it shares the namespaces of ${ownersOf(rendered, name).join(', ')}, which stays, with its old instance` : !stopsFirst(meta, finalPorts, name) && stopFirst ? `it is replaced with ${role.companions.join(', ')}, which cannot run beside their old instances` : undefined;
+      const kind = request.source === 'rollback' ? 'rollback' : 'update';
+      const own = stopsFirst(meta, finalPorts, name, kind);
+      const stopFirst = own || role.companions.some((c) => stopsFirst(planOf(c).meta, finalPorts, c, kind)) || role.joinsKept;
+      const why = role.joinsKept ? `it shares the namespaces of ${ownersOf(rendered, name).join(', ')}, which stays, with its old instance` : !own && stopFirst ? `it is replaced with ${role.companions.join(', ')}, which cannot run beside their old instances` : orderReason(meta, kind);
       const pauseAlso = role.joinsKept ? withOwners(rendered, [name]).filter((s) => s !== name && rendered.services.find((m) => m.name === s)?.route !== undefined) : [];
       const swap = await swapService(ctx, t, plan, meta, oldOf(name), nextInstance(name), spec.depad.startTimeoutMs, running, stopFirst, group, why, pauseAlso);
       swaps.push(...group.swaps, swap);

@@ -146,4 +146,6 @@ export interface ServicePlan {
   stateful: boolean;
   /** Has a fixed address (`ipv4_address`), which two instances cannot share: an update replaces it stop-first. */
   fixedAddress?: true;
+  /** `update_config.order` / `rollback_config.order` when the file gives them (else stop-first with named volumes, start-first without). */
+  order?: { update?: 'start-first' | 'stop-first'; rollback?: 'start-first' | 'stop-first' };
 }

@@ -128,6 +128,9 @@ function servicePlan(spec: DeploymentSpec, s: ServiceSpec, who: RenderIdentity):
     ...(s.restart ? { restartGiven: true } : {}),
     ...(isOneShot(spec, s.name) ? { oneShot: true } : {}),
     ...(Object.values(s.networks).some((n) => n.ipv4Address !== undefined) ? { fixedAddress: true as const } : {}),
+    ...(s.rollout?.update?.order || s.rollout?.rollback?.order
+      ? { order: { ...(s.rollout.update?.order ? { update: s.rollout.update.order } : {}), ...(s.rollout.rollback?.order ? { rollback: s.rollout.rollback.order } : {}) } }
+      : {}),
   };
   const route = s.depad.route;
   if (route) {
