@@ -20,7 +20,8 @@ import { checkUnfinishedHead, partialHead, resetPartialHead } from './partial-he
 import type { ForwardFor, RequestHead } from './http-head.ts';
 import { isPaused } from './pause-gate.ts';
 import type { PauseGate } from './pause-gate.ts';
-import { nextUpstream } from './route-table.ts';
+import { entryAt, pickForRequest } from './balance.ts';
+import type { RequestPick } from './balance.ts';
 import type { ActiveRoute, RouteTable } from './route-table.ts';
 import { Tunnel } from './tunnel.ts';
 import { adoptSharedReads, isShared, owned } from './client-socket.ts';
@@ -52,6 +53,8 @@ export interface ForwardContext {
   challenges?: ChallengeResponder;
   /** The HTTPS listener, for `https: redirect` routes: its port and its certificates. */
   httpsRedirect?: { port: number; certificates: CertificateSource };
+  /** The key of affinity cookies (affinity.ts); routes with `affinity: cookie` get none without it. */
+  affinityKey?: Buffer;
 }
 
 /** How long the rest of a request body is read and dropped after its answer, before the connection is closed anyway. */
@@ -140,6 +143,8 @@ class ClientConnection implements ExchangeClient {
   #parsing = false;
   #clientEnded = false;
   #forwardFor: ForwardFor | undefined;
+  /** This connection's upstream (its last request's) and the pick of the request being forwarded. */
+  readonly #pick: RequestPick = { upstream: undefined, index: 0, cookie: undefined };
   /** Cancels the wait for a paused route (while HELD). */
   #cancelWait: (() => void) | undefined;
   /** When the connection times out (ms since epoch). */
@@ -264,7 +269,7 @@ class ClientConnection implements ExchangeClient {
         return this.#respond(308, 'text/plain; charset=utf-8', `depad proxy: moved to ${location}\n`, `Location: ${location}\r\n`, keep);
       }
     }
-    if (!isPaused(active)) return this.#forward(head, active);
+    if (!isPaused(active)) return this.#forward(head, active, text);
     this.#state = HELD;
     this.deadline = Infinity;
     this.#socket.pause();
@@ -275,17 +280,20 @@ class ClientConnection implements ExchangeClient {
       this.#cancelWait = undefined;
       if (this.#state !== HELD) return;
       this.#socket.resume();
-      if (outcome.kind === 'ready') this.#forward(head, outcome.active);
+      if (outcome.kind === 'ready') this.#forward(head, outcome.active, text);
       else if (outcome.kind === 'gone') this.#reply(404, MESSAGES.noRoute, keep);
       else this.#reply(503, outcome.kind === 'timeout' ? MESSAGES.pausedTooLong : MESSAGES.closing, false);
     });
   }
 
-  #forward(head: RequestHead, active: ActiveRoute): void {
-    const i = nextUpstream(active, this.#ctx.table.unhealthy);
-    if (i < 0) return this.#reply(503, MESSAGES.noUpstream, head.keepAlive && head.framing.kind === 'none');
-    const entry = this.#ctx.upstreams.entry(active.keys[i] as string);
+  #forward(head: RequestHead, active: ActiveRoute, text: string): void {
+    const ctx = this.#ctx;
+    const pick = this.#pick;
+    if (!pickForRequest(active, ctx, text, head.upgrade !== undefined, pick)) return this.#reply(503, MESSAGES.noUpstream, head.keepAlive && head.framing.kind === 'none');
+    const i = pick.index;
+    const entry = entryAt(active, ctx.upstreams, i);
     const exchange = new Exchange(this, entry, head, this.#timeouts);
+    exchange.setCookie = pick.cookie;
     this.#exchange = exchange;
     this.#state = head.framing.kind === 'none' ? AWAITING : BODY;
     this.deadline = Infinity;

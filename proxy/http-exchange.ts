@@ -9,6 +9,7 @@
  * any answer is retried once on a new connection. A `101 Switching Protocols` answer to an upgrade
  * request turns both connections into a tunnel (WebSocket).
  */
+import { addField } from './affinity.ts';
 import { ChunkedDecoder, encodeChunks, joinChunks } from './chunked.ts';
 import { coarseNow } from './coarse-clock.ts';
 import { MAX_RESPONSE_HEAD, clientHead, headText, parseResponseHead } from './http-head.ts';
@@ -33,6 +34,8 @@ const DONE = 2;
 /** One request in flight: tracked on its upstream until complete. */
 export class Exchange extends Tracked implements SocketUser {
   readonly kind = 'request' as const;
+  /** A Set-Cookie field line (CRLF included) added to the final response (cookie affinity). */
+  setCookie: string | undefined = undefined;
   readonly #client: ExchangeClient;
   readonly #entry: UpstreamEntry;
   readonly #head: RequestHead;
@@ -270,8 +273,10 @@ export class Exchange extends Tracked implements SocketUser {
       // An answer before the whole request body (an early 413, or a refused Expect: 100-continue):
       // the client may never send the rest, so the connection closes after this response.
       this.#keepClient = this.#head.keepAlive && this.#reqDone && parsed.framing.kind !== 'close' && !this.#client.closing();
-      if (parsed.needsRewrite || !this.#keepClient) {
-        this.#client.write(clientHead(parsed, !this.#keepClient, this.#http10));
+      const cookie = this.setCookie;
+      if (parsed.needsRewrite || !this.#keepClient || cookie !== undefined) {
+        const head = clientHead(parsed, !this.#keepClient, this.#http10);
+        this.#client.write(cookie === undefined ? head : addField(head, cookie));
         this.#sent = true;
         return this.#relayBody(buf, bodyStart, owned);
       }

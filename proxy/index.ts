@@ -13,6 +13,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { createLogger } from '../src/logger.ts';
 import type { Logger } from '../src/logger.ts';
+import { affinityKeyFile, loadAffinityKey } from './affinity.ts';
 import { startControlServer } from './control-server.ts';
 import { listenerHandle, listenOnHandle, listenTcp } from './listeners.ts';
 import type { ListenHandle } from './listeners.ts';
@@ -160,6 +161,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
   const table = await RouteTable.load(paths.snapshotFile);
   const upstreams = new Upstreams(log);
   const gate = new PauseGate();
+  const affinityKey = await loadAffinityKey(affinityKeyFile(options.stateDir), log);
   let closing = false;
   let retiring: number | undefined;
   const ctx: ForwardContext = {
@@ -171,6 +173,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     closing: () => closing,
     retiring: () => retiring,
     limits: proxyLimits(options),
+    affinityKey,
   };
   const inherit = options.inherit;
   const tcp = new TcpListeners({ table, upstreams, gate, log, host: options.tcpHost ?? '0.0.0.0', ...(inherit ? { inherited: new Map(inherit.tcp) } : {}) });

@@ -7,14 +7,19 @@
 import { normalizeHost, removeDeployment, replaceDeployment } from './routes.ts';
 import { readSnapshotFile, writeSnapshotFile } from './snapshot-file.ts';
 import type { Route, RouteSnapshot, Upstream } from './types.ts';
+import type { UpstreamEntry } from './upstreams.ts';
 
 /** A route as the forwarding code uses it: the route, its upstreams' keys, a round-robin cursor. */
 export interface ActiveRoute {
   readonly route: Route;
   /** `host:port` of each upstream, same order as `route.upstreams`. */
   readonly keys: readonly string[];
-  /** Round-robin cursor; the only mutable field (it restarts at 0 with each new snapshot). */
+  /** Round-robin cursor among equally loaded upstreams (it restarts at 0 with each new snapshot). */
   next: number;
+  /** The upstreams' Upstreams entries, same order as `keys`, filled as picks need them (balance.ts). */
+  entries: UpstreamEntry[] | undefined;
+  /** Cookie affinity: each upstream's cookie value, same order as `keys`, made on first use (affinity.ts). */
+  tokens: readonly string[] | undefined;
 }
 
 /** Called after each swap with the new snapshot; the change completes once every returned promise settles. */
@@ -29,30 +34,6 @@ interface Index {
 /** The key upstreams are tracked by: `host:port` (`[v6]:port` for an IPv6 literal). */
 export function upstreamKey(upstream: Pick<Upstream, 'host' | 'port'>): string {
   return upstream.host.includes(':') && !upstream.host.startsWith('[') ? `[${upstream.host}]:${upstream.port}` : `${upstream.host}:${upstream.port}`;
-}
-
-/**
- * Index of the upstream the next request or connection goes to (round robin), or -1 when there is
- * none. Upstreams in `unhealthy` are passed over while another one is not; when all are, they
- * all take turns (an unhealthy instance may still answer; nothing answers a 503).
- */
-export function nextUpstream(active: ActiveRoute, unhealthy?: ReadonlySet<string>): number {
-  const n = active.keys.length;
-  if (n === 0) return -1;
-  if (n === 1) return 0;
-  const start = active.next % n;
-  let i = start; // when none is healthy: the next in turn
-  if (unhealthy !== undefined && unhealthy.size > 0) {
-    for (let k = 0; k < n; k++) {
-      const j = (start + k) % n;
-      if (!unhealthy.has(active.keys[j] as string)) {
-        i = j;
-        break;
-      }
-    }
-  }
-  active.next = i + 1;
-  return i;
 }
 
 function freezeSnapshot(snapshot: RouteSnapshot): RouteSnapshot {
@@ -71,7 +52,7 @@ function buildIndex(snapshot: RouteSnapshot): Index {
   const byHost = new Map<string, ActiveRoute>();
   const byPort = new Map<number, ActiveRoute>();
   for (const route of frozen.routes) {
-    const active: ActiveRoute = { route, keys: route.upstreams.map(upstreamKey), next: 0 };
+    const active: ActiveRoute = { route, keys: route.upstreams.map(upstreamKey), next: 0, entries: undefined, tokens: undefined };
     if (route.kind === 'http') for (const host of route.hosts) byHost.set(host, active);
     else if (route.listenPort !== undefined) byPort.set(route.listenPort, active);
   }
@@ -113,7 +94,7 @@ export class RouteTable {
     return this.#index.byPort.get(port);
   }
 
-  /** Marks an upstream (`host:port`) unhealthy or healthy again, for `nextUpstream`. */
+  /** Marks an upstream (`host:port`) unhealthy or healthy again, for the picks (balance.ts). */
   markUpstream(key: string, healthy: boolean): void {
     if (healthy) this.unhealthy.delete(key);
     else this.unhealthy.add(key);

@@ -56,7 +56,7 @@ function parseUpstream(value: unknown, where: string): Upstream {
 /** Validates one route as received; returns a clean copy (hosts lowercased, unknown fields dropped). */
 export function parseRoute(value: unknown, where: string): Route {
   if (!isRecord(value)) throw bad(`${where}: a route must be an object`);
-  const { id, deployment, service, kind, hosts, listenPort, upstreams, pausedUntil, https } = value;
+  const { id, deployment, service, kind, hosts, listenPort, upstreams, pausedUntil, https, affinity } = value;
   if (typeof id !== 'string' || id === '') throw bad(`${where}.id: must be a non-empty string`);
   if (typeof deployment !== 'string') throw bad(`${where}.deployment: must be a string`);
   if (typeof service !== 'string' || service === '') throw bad(`${where}.service: must be a non-empty string`);
@@ -81,6 +81,11 @@ export function parseRoute(value: unknown, where: string): Route {
     if (https !== 'redirect' && https !== 'off') throw bad(`${where}.https: must be "redirect" or "off"`);
     if (kind !== 'http') throw bad(`${where}.https: only http routes are served over HTTPS`);
     route.https = https;
+  }
+  if (affinity !== undefined) {
+    if (affinity !== 'cookie') throw bad(`${where}.affinity: must be "cookie"`);
+    if (kind !== 'http') throw bad(`${where}.affinity: only http routes have cookie affinity`);
+    route.affinity = affinity;
   }
   if (kind === 'http') {
     if (listenPort !== undefined) throw bad(`${where}.listenPort: only tcp routes have a listen port`);

@@ -1,7 +1,7 @@
 /**
  * TCP routes: one `net.Server` per route's listen port, started and stopped as routes appear
  * and disappear (`sync` after every route-table change). Each accepted connection goes to the
- * route's upstream chosen at accept time (round robin), is held while the route is paused, and
+ * route's upstream chosen at accept time (the one with the fewest open connections, round robin among ties; balance.ts), is held while the route is paused, and
  * is piped both ways with half-close (`allowHalfOpen`) and backpressure; an error on either side
  * destroys both. Connections are tracked on their upstream until closed or drained. A proxy that
  * took over from another process (agent restart) listens on the sockets it was handed for those
@@ -13,7 +13,7 @@ import type { ListenHandle } from './listeners.ts';
 import type { Logger } from '../src/logger.ts';
 import { isPaused } from './pause-gate.ts';
 import type { PauseGate } from './pause-gate.ts';
-import { nextUpstream } from './route-table.ts';
+import { entryAt, pickUpstream } from './balance.ts';
 import type { ActiveRoute, RouteTable } from './route-table.ts';
 import type { RouteSnapshot } from './types.ts';
 import { SocketPair } from './upstreams.ts';
@@ -31,15 +31,15 @@ export interface TcpContext {
   inherited?: Map<number, ListenHandle>;
 }
 
-/** Pipes `client` to `active`'s next upstream; closes the client when there is none or it fails. */
+/** Pipes `client` to `active`'s least connected upstream (balance.ts); closes the client when there is none or it fails. */
 function connect(ctx: TcpContext, active: ActiveRoute, client: net.Socket): void {
-  const i = nextUpstream(active, ctx.table.unhealthy);
+  const i = pickUpstream(active, ctx.upstreams, ctx.table.unhealthy, 'tcp');
   if (i < 0) {
     client.destroy();
     return;
   }
   const upstream = active.route.upstreams[i] as ActiveRoute['route']['upstreams'][number];
-  const entry = ctx.upstreams.entry(active.keys[i] as string);
+  const entry = entryAt(active, ctx.upstreams, i);
   const up = net.connect({ host: upstream.host, port: upstream.port, allowHalfOpen: true, noDelay: true });
   const work = new SocketPair('tcp', client, up);
   entry.add(work);

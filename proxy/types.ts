@@ -27,9 +27,14 @@ export interface Route {
    * when a certificate exists; `off`: no certificate is requested for its hosts.
    */
   https?: 'redirect' | 'off';
+  /**
+   * http: `cookie` — the proxy sets a cookie naming the upstream it chose (an opaque keyed hash),
+   * and sends requests that carry it to that upstream while it is in the route and healthy.
+   */
+  affinity?: 'cookie';
   /** tcp: the stable host port the proxy listens on for this route. */
   listenPort?: number;
-  /** Instances that take new requests/connections (round robin); empty → 503 / connection held or refused. */
+  /** Instances that take new requests/connections (least loaded, see balance.ts); empty → 503 / connection held or refused. */
   upstreams: Upstream[];
   /**
    * While set, new requests and connections wait (up to this deadline, ms since epoch) instead of

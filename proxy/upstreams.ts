@@ -102,6 +102,11 @@ export class UpstreamEntry implements IdleHome {
     this.#log = log;
   }
 
+  /** True once closed (drained or pruned): a new entry serves the upstream from then on. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
   /** Number of pieces of work in flight. */
   get size(): number {
     return this.#size;
