@@ -98,6 +98,7 @@ function serviceDepad(d: ServiceSpec['depad']): Record<string, unknown> {
     out.port = route.port;
     if (route.hostnames.length > 0) out.hostnames = [...route.hostnames];
     if (route.https !== undefined) out.https = route.https;
+    if (route.affinity !== undefined) out.affinity = route.affinity;
   }
   if (health || monitor) {
     const h: Record<string, unknown> = {};

@@ -7,6 +7,7 @@
  *     port: 8080                # container port to route to; default: the service's only port
  *     hostnames: [a.example.com]
  *     https: redirect           # auto (default) | redirect | off: HTTPS with ACME certificates (agent)
+ *     affinity: cookie          # http: a client stays on the instance its cookie names (several instances)
  *     health:                   # checked before routing, and by the agent every interval
  *       http: /health           # or tcp: true, or command: [pg_isready], or nothing (the container's own check)
  *       status: 200
@@ -25,7 +26,7 @@ import { checkKeys, mapEntries, readBool, readInt, readString, readStringList } 
 import { readDuration } from './service-parts.ts';
 
 /** Keys of a service's `x-depad`. */
-export const SERVICE_DEPAD_KEYS = ['expose', 'port', 'hostnames', 'https', 'health', 'drain_timeout', 'pause_timeout'] as const;
+export const SERVICE_DEPAD_KEYS = ['expose', 'port', 'hostnames', 'https', 'health', 'drain_timeout', 'pause_timeout', 'affinity'] as const;
 
 /** A service's depad settings when its config says nothing. */
 export const DEFAULT_SERVICE_DEPAD: ServiceDepad = Object.freeze({ drainTimeoutMs: 30_000, pauseTimeoutMs: 30_000 });
@@ -63,18 +64,23 @@ export function readServiceDepad(c: Collector, node: LNode | undefined, path: st
     const https = httpsEntry ? readString(c, httpsEntry.value, at('https'), { what: 'auto, redirect or off' }) : undefined;
     if (https !== undefined && !['auto', 'redirect', 'off'].includes(https)) c.issue(at('https'), httpsEntry!.value.pos, `https must be auto, redirect or off, found "${https}"`);
     else if (https !== undefined && kind === 'tcp') c.issue(at('https'), httpsEntry!.value.pos, 'https applies to expose: http; the proxy passes tcp routes through as they are');
+    const affinityEntry = keys.get('affinity');
+    const affinity = affinityEntry ? readString(c, affinityEntry.value, at('affinity'), { what: 'cookie or none' }) : undefined;
+    if (affinity !== undefined && affinity !== 'cookie' && affinity !== 'none') c.issue(at('affinity'), affinityEntry!.value.pos, `affinity must be cookie or none, found "${affinity}"`);
+    else if (affinity === 'cookie' && kind === 'tcp') c.issue(at('affinity'), affinityEntry!.value.pos, 'affinity: cookie applies to expose: http; a tcp connection stays on its instance anyway');
     if ((kind === 'http' || kind === 'tcp') && port !== undefined) {
       const route: RouteSpec = {
         kind,
         port,
         hostnames: [...new Set(names.map((n) => n.toLowerCase()))].sort(),
         ...(kind === 'http' && (https === 'redirect' || https === 'off') ? { https } : {}),
+        ...(kind === 'http' && affinity === 'cookie' ? { affinity } : {}),
       };
       out.route = route;
       if (!ports.some((p) => p.target === port && p.protocol === 'tcp')) ports.push({ target: port, protocol: 'tcp' });
     }
   } else {
-    for (const key of ['port', 'hostnames', 'https'] as const) {
+    for (const key of ['port', 'hostnames', 'https', 'affinity'] as const) {
       const entry = keys.get(key);
       if (entry) c.issue(at(key), entry.keyPos, `${key} only applies with expose: http or expose: tcp`);
     }

@@ -83,6 +83,8 @@ export interface RouteSpec {
   readonly hostnames: readonly string[];
   /** http: `x-depad.https` — `redirect` (HTTP → HTTPS once a certificate exists) or `off` (no certificate); unset: auto. */
   readonly https?: 'redirect' | 'off';
+  /** http: `x-depad.affinity: cookie` — a client stays on the instance its affinity cookie names (proxy/affinity.ts). */
+  readonly affinity?: 'cookie';
 }
 
 /** A check depad runs from the host against a new instance's port before routing to it. */

@@ -164,7 +164,7 @@ function metaDetails(a: ServicePlan | undefined, b: ServicePlan | undefined): st
 
 function describeRoute(s: ServicePlan): string {
   if (!s.route) return 'none';
-  return s.route.kind === 'http' ? `http ${s.route.hosts.join(' ')} → :${s.route.port}${s.route.https ? ` (https: ${s.route.https})` : ''}` : `tcp → :${s.route.port}`;
+  return s.route.kind === 'http' ? `http ${s.route.hosts.join(' ')} → :${s.route.port}${s.route.https ? ` (https: ${s.route.https})` : ''}${s.route.affinity ? ` (affinity: ${s.route.affinity})` : ''}` : `tcp → :${s.route.port}`;
 }
 
 function short(id: string): string {

@@ -129,7 +129,7 @@ export interface EngineObject {
 export interface ServicePlan {
   name: string;
   /** The proxy route: kind, container port, every hostname (http). */
-  route?: { kind: 'http' | 'tcp'; port: number; hosts: string[]; https?: 'redirect' | 'off' };
+  route?: { kind: 'http' | 'tcp'; port: number; hosts: string[]; https?: 'redirect' | 'off'; affinity?: 'cookie' };
   /** Host address its published ports are reached on (loopback unless bound to one address). */
   upstreamHost: string;
   /** Check from the host before routing to a new instance. */

@@ -135,7 +135,7 @@ function servicePlan(spec: DeploymentSpec, s: ServiceSpec, who: RenderIdentity):
   const route = s.depad.route;
   if (route) {
     const hosts = route.kind === 'http' ? [`${s.name}.${who.name}.${who.domain}`, ...route.hostnames] : [];
-    out.route = { kind: route.kind, port: route.port, hosts, ...(route.https ? { https: route.https } : {}) };
+    out.route = { kind: route.kind, port: route.port, hosts, ...(route.https ? { https: route.https } : {}), ...(route.affinity ? { affinity: route.affinity } : {}) };
   }
   if (s.depad.health) out.health = s.depad.health.kind === 'command' ? { kind: 'command', command: [...s.depad.health.command] } : { ...s.depad.health };
   if (s.depad.monitor) out.monitor = { ...s.depad.monitor };

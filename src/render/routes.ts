@@ -40,7 +40,7 @@ export function renderRoutes(services: readonly ServicePlan[], ctx: RouteContext
       ...(paused ? { pausedUntil: paused } : {}),
     };
     const listen = ctx.ports.find((p) => p.service === service.name && p.role === 'route');
-    routes.push(service.route.kind === 'http' ? { ...base, hosts: service.route.hosts, ...(service.route.https ? { https: service.route.https } : {}) } : { ...base, hosts: [], ...(listen ? { listenPort: listen.host } : {}) });
+    routes.push(service.route.kind === 'http' ? { ...base, hosts: service.route.hosts, ...(service.route.https ? { https: service.route.https } : {}), ...(service.route.affinity ? { affinity: service.route.affinity } : {}) } : { ...base, hosts: [], ...(listen ? { listenPort: listen.host } : {}) });
   }
   return routes;
 }
