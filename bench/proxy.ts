@@ -15,6 +15,8 @@
  *   --before DIR adds (c0): DIR/bin/depad proxy, another checkout of depad (an earlier commit), in
  *   the same rounds, so that a change to the proxy is measured side by side with what it replaces.
  *   --no-others leaves out (d) and (e) (shorter runs, more rounds for the same time).
+ *   --upstreams N: the upstream nginx listens on N ports and depad's route (and nginx's, with
+ *   least_conn) has N upstreams, to measure the load-balancing path ((d) and (e) keep one).
  * Also its own runner for (d) and (e): scripts/node bench/proxy.ts --serve <http-proxy-3|undici> …
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -36,6 +38,7 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const OTHERS = !process.argv.includes('--no-others');
+const UPSTREAMS = process.argv.includes('--upstreams') ? Math.max(1, Number(process.argv[process.argv.indexOf('--upstreams') + 1])) : 1;
 const BEFORE = process.argv.includes('--before') ? path.resolve(process.argv[process.argv.indexOf('--before') + 1] ?? '') : undefined;
 
 // ---------------------------------------------------------------------------------------------
@@ -184,10 +187,11 @@ async function bench(): Promise<number> {
       await waitForPort(port);
       return child;
     };
-    await startNginx('upstream', `  server { listen 127.0.0.1:${upPort}; location / { default_type text/plain; return 200 "hello from the upstream\\n"; } }`, upPort);
+    const upPorts = [upPort, ...(await Promise.all(Array.from({ length: UPSTREAMS - 1 }, freePort)))];
+    await startNginx('upstream', `  server { ${upPorts.map((p) => `listen 127.0.0.1:${p};`).join(' ')} location / { default_type text/plain; return 200 "hello from the upstream\\n"; } }`, upPort);
     const nginxProxy = await startNginx(
       'proxy',
-      `  upstream app { server 127.0.0.1:${upPort}; keepalive 64; }
+      `  upstream app { ${UPSTREAMS > 1 ? 'least_conn; ' : ''}${upPorts.map((p) => `server 127.0.0.1:${p};`).join(' ')} keepalive 64; }
   server { listen 127.0.0.1:${nginxPort}; location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection "";
     proxy_set_header Host $host; proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; proxy_set_header X-Forwarded-Proto $scheme; proxy_set_header X-Forwarded-Host $http_host; } }`,
       nginxPort,
@@ -209,7 +213,7 @@ async function bench(): Promise<number> {
       children.push(child);
       await waitForPort(port);
       await new ProxyClient(proxyPaths(proxyStateDir(home))).setDeploymentRoutes('bench', [
-        { id: 'bench/web', deployment: 'bench', service: 'web', kind: 'http', hosts: [HOST], upstreams: [{ host: '127.0.0.1', port: upPort, instance: 'nginx' }] },
+        { id: 'bench/web', deployment: 'bench', service: 'web', kind: 'http', hosts: [HOST], upstreams: upPorts.map((p) => ({ host: '127.0.0.1', port: p, instance: `nginx-${p}` })) },
       ]);
       return child;
     };
@@ -218,7 +222,7 @@ async function bench(): Promise<number> {
     const hp3 = OTHERS ? await runner('http-proxy-3', hp3Port) : undefined;
     const undici = OTHERS ? await runner('undici', undiciPort) : undefined;
 
-    console.log(`proxy bench: wrk -t1 -c${CONNECTIONS} -d${SECONDS}s --latency, median of ${ROUNDS} interleaved round(s); node ${process.version}, ${cpus().length} CPUs, ${cpus()[0]?.model ?? ''}`);
+    console.log(`proxy bench: wrk -t1 -c${CONNECTIONS} -d${SECONDS}s --latency, median of ${ROUNDS} interleaved round(s), ${UPSTREAMS} upstream(s); node ${process.version}, ${cpus().length} CPUs, ${cpus()[0]?.model ?? ''}`);
     const targets: [string, number, () => number[]][] = [
       ['(a) direct to nginx upstream', upPort, () => []],
       ['(b) nginx reverse proxy', nginxPort, () => childPids(nginxProxy.pid as number)],

@@ -9,13 +9,16 @@ import test from 'ava';
 import type { ExecutionContext } from 'ava';
 import fs from 'node:fs/promises';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { CertificateStore } from '../certs/certificate-store.ts';
+import { ensureAgentTls } from '../certs/local-ca.ts';
 import { testPorts } from './helpers/harness.ts';
 import { startProxyProcess } from './helpers/proxy-process.ts';
-import { httpRoute, keepAliveAgent, proxy, request, tcpRoute, until, upstream } from './helpers/proxy-fixtures.ts';
+import { httpRoute, keepAliveAgent, proxy, request, stateDir, tcpRoute, until, upstream } from './helpers/proxy-fixtures.ts';
 import type { Proxy } from './helpers/proxy-fixtures.ts';
 import { ProxyClient, proxyPaths } from '../proxy/index.ts';
 
@@ -249,6 +252,30 @@ test('cookie affinity survives a restart of the depad proxy process (its key is 
     t.is(r.body.toString(), name);
     t.is(r.headers['set-cookie'], undefined);
   }
+});
+
+test('cookie affinity over HTTPS: the cookie is Secure, and names the same upstream as over HTTP', async (t) => {
+  const dir = await stateDir(t);
+  const store = await CertificateStore.open(path.join(dir, 'acme'));
+  const issued = await ensureAgentTls({ dir: path.join(dir, 'ca'), hostnames: ['secure.example.com'], ips: [] });
+  await store.save('secure.example.com', issued.certChain, issued.serverKey);
+  const p = await proxy(t, undefined, { https: { port: 0, host: '127.0.0.1', certificates: store } });
+  const ups = [await upstream(t, 'a'), await upstream(t, 'b')];
+  await p.client.setDeploymentRoutes('shop', [httpRoute('shop', 'web', ['secure.example.com'], ups.map((u) => u.port), { affinity: 'cookie' })]);
+  const get = (cookie?: string) =>
+    new Promise<{ body: string; headers: http.IncomingHttpHeaders }>((resolve, reject) => {
+      const headers = { host: 'secure.example.com', ...(cookie === undefined ? {} : { cookie }) };
+      const req = https.get({ host: '127.0.0.1', port: p.httpsPort, servername: 'secure.example.com', headers, ca: issued.caCert, agent: false }, (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => resolve({ body, headers: res.headers }));
+      });
+      req.on('error', reject);
+    });
+  const first = await get();
+  const token = affinityCookie(t, first.headers, true);
+  for (let i = 0; i < 4; i++) t.is((await get(`depad_affinity=${token}`)).body, first.body);
+  t.is((await request(p, 'secure.example.com', { headers: { cookie: `depad_affinity=${token}` } })).body.toString(), first.body, 'the same token over HTTP');
 });
 
 /** A TCP upstream that answers every chunk with its name; counts open connections. */
