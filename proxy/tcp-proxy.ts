@@ -1,7 +1,8 @@
 /**
  * TCP routes: one `net.Server` per route's listen port, started and stopped as routes appear
  * and disappear (`sync` after every route-table change). Each accepted connection goes to the
- * route's upstream chosen at accept time (the one with the fewest open connections, round robin among ties; balance.ts), is held while the route is paused, and
+ * route's upstream chosen at accept time (the one with the fewest open connections, round robin
+ * among ties; balance.ts), is held while the route is paused, and
  * is piped both ways with half-close (`allowHalfOpen`) and backpressure; an error on either side
  * destroys both. Connections are tracked on their upstream until closed or drained. A proxy that
  * took over from another process (agent restart) listens on the sockets it was handed for those
