@@ -7,6 +7,7 @@
  */
 import test from 'ava';
 import type { ExecutionContext } from 'ava';
+import { fork } from 'node:child_process';
 import fs from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
@@ -16,7 +17,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CertificateStore } from '../certs/certificate-store.ts';
 import { ensureAgentTls } from '../certs/local-ca.ts';
-import { testPorts } from './helpers/harness.ts';
+import { ROOT, testPorts } from './helpers/harness.ts';
 import { startProxyProcess } from './helpers/proxy-process.ts';
 import { httpRoute, keepAliveAgent, proxy, request, stateDir, tcpRoute, until, upstream } from './helpers/proxy-fixtures.ts';
 import type { Proxy } from './helpers/proxy-fixtures.ts';
@@ -276,6 +277,40 @@ test('cookie affinity over HTTPS: the cookie is Secure, and names the same upstr
   const token = affinityCookie(t, first.headers, true);
   for (let i = 0; i < 4; i++) t.is((await get(`depad_affinity=${token}`)).body, first.body);
   t.is((await request(p, 'secure.example.com', { headers: { cookie: `depad_affinity=${token}` } })).body.toString(), first.body, 'the same token over HTTP');
+});
+
+test('cookie affinity survives a handover of the listeners to another proxy process, and a reorder of the upstreams', async (t) => {
+  const ups = [await upstream(t, 'a'), await upstream(t, 'b'), await upstream(t, 'c')];
+  const ports = ups.map((u) => u.port);
+  const old = await proxy(t);
+  await old.client.setDeploymentRoutes('one', [httpRoute('one', 'web', ['lb.test'], ports, { affinity: 'cookie' })]);
+  const tokens = new Map<string, string>();
+  for (let i = 0; i < 3; i++) {
+    const r = await request(old, 'lb.test');
+    tokens.set(r.body.toString(), affinityCookie(t, r.headers));
+  }
+  const heir = fork(path.join(ROOT, 'test/helpers/proxy-heir.ts'), [old.stateDir], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  t.teardown(() => void (heir.exitCode === null && heir.kill('SIGKILL')));
+  const messages: Record<string, unknown>[] = [];
+  heir.on('message', (m: Record<string, unknown>) => messages.push(m));
+  const send = (message: object, handle?: object) => new Promise<void>((resolve, reject) => heir.send(message, handle as never, (e) => (e ? reject(e) : resolve())));
+  const l = old.listeners();
+  await send({ role: 'http' }, l.http);
+  await send({ role: 'control' }, l.control);
+  await send({ done: true });
+  await until(() => messages.some((m) => m.serving !== undefined), 'the heir to serve');
+  const retired = await old.retire({ idleGraceMs: 200, drainTimeoutMs: 1000 });
+  await send({ routes: { snapshot: retired.snapshot, unhealthy: retired.unhealthy } });
+  await until(() => messages.some((m) => m.control === true), "the heir's control channel");
+  // Set on the heir alone (the old process takes no changes now): the same upstreams, another order.
+  await old.client.setDeploymentRoutes('one', [httpRoute('one', 'web', ['lb.test'], [...ports].reverse(), { affinity: 'cookie' })]);
+  for (const [name, token] of tokens) {
+    const r = await request(old, 'lb.test', { headers: { cookie: `depad_affinity=${token}` } });
+    t.is(r.body.toString(), name);
+    t.is(r.headers['set-cookie'], undefined);
+  }
+  await send({ stop: true });
+  await new Promise((resolve) => heir.once('exit', resolve));
 });
 
 /** A TCP upstream that answers every chunk with its name; counts open connections. */
