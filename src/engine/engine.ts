@@ -6,6 +6,9 @@ import { statsFrom } from './stats.ts';
 import type { ContainerStats, RawStats } from './stats.ts';
 import type Docker from 'dockerode';
 import { DepadError } from '../errors.ts';
+import { engineError, messageOf, statusOf } from './engine-errors.ts';
+import { containerStateOf } from './container-state.ts';
+import { readToEnd, type EngineStream } from './streams.ts';
 import { LogDemuxer, type LogLine } from './logs.ts';
 import { CONTAINER_EVENTS, EventLines, type ContainerEvent } from './events.ts';
 import { LABELS } from './types.ts';
@@ -53,8 +56,12 @@ export class Engine {
     return this.#client;
   }
 
-  /** Fails with DEPAD_ENGINE_UNAVAILABLE unless the engine answers within `timeoutMs`. */
-  async ping(timeoutMs = 5000): Promise<void> {
+  /**
+   * Fails with DEPAD_ENGINE_UNAVAILABLE unless the engine answers within `timeoutMs`. An engine that
+   * is not there fails at once (no socket, refused); the wait is for a busy one (a loaded host's
+   * dockerd can take seconds to answer), so the default is generous.
+   */
+  async ping(timeoutMs = 15_000): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(Object.assign(new Error('no answer'), { code: 'ETIMEDOUT' })), timeoutMs);
@@ -385,33 +392,7 @@ export class Engine {
       if (statusOf(error) === 404) return undefined;
       throw this.#wrap(error, `inspect container ${id.slice(0, 12)}`);
     }
-    const ports: Record<string, number[]> = {};
-    for (const [key, bindings] of Object.entries(info.NetworkSettings.Ports ?? {})) {
-      ports[key] = [...new Set((bindings ?? []).map((b) => Number(b.HostPort)))];
-    }
-    const networks: Record<string, string> = {};
-    for (const [name, endpoint] of Object.entries(info.NetworkSettings.Networks ?? {})) networks[name] = endpoint.IPAddress;
-    const health = info.State.Health as { Status?: string; Log?: Array<{ Output?: string }> } | undefined;
-    const state: ContainerState = {
-      id: info.Id,
-      name: info.Name.replace(/^\//, ''),
-      labels: info.Config.Labels ?? {},
-      image: info.Config.Image,
-      imageId: info.Image,
-      status: info.State.Status,
-      running: info.State.Running,
-      exitCode: info.State.ExitCode,
-      restartCount: info.RestartCount,
-      restartPolicy: { name: info.HostConfig.RestartPolicy?.Name || 'no', ...(info.HostConfig.RestartPolicy?.MaximumRetryCount ? { maxRetries: info.HostConfig.RestartPolicy.MaximumRetryCount } : {}) },
-      healthLog: (health?.Log ?? []).map((l) => (l.Output ?? '').trim()),
-      ports,
-      networks,
-    };
-    if (health?.Status === 'starting' || health?.Status === 'healthy' || health?.Status === 'unhealthy') state.health = health.Status;
-    if (info.State.StartedAt && !info.State.StartedAt.startsWith('0001')) state.startedAt = info.State.StartedAt;
-    if (info.State.FinishedAt && !info.State.FinishedAt.startsWith('0001')) state.finishedAt = info.State.FinishedAt;
-    if (info.State.Error) state.error = info.State.Error;
-    return state;
+    return containerStateOf(info);
   }
 
   /**
@@ -433,14 +414,9 @@ export class Engine {
         demuxer.end();
         return;
       }
-      const stream = (await container.logs({ ...common, follow: true } as Docker.ContainerLogsOptions & { follow: true })) as unknown as NodeJS.ReadableStream & { destroy(): void };
-      await new Promise<void>((resolve, reject) => {
-        const abort = () => { stream.destroy(); resolve(); };
-        options.signal?.addEventListener('abort', abort, { once: true });
-        stream.on('data', (chunk: Buffer) => demuxer.push(chunk));
-        stream.on('end', () => { demuxer.end(); resolve(); });
-        stream.on('error', reject);
-      });
+      const stream = (await container.logs({ ...common, follow: true } as Docker.ContainerLogsOptions & { follow: true })) as unknown as EngineStream;
+      await readToEnd(stream, (chunk) => demuxer.push(chunk), options.signal ? { signal: options.signal } : {});
+      if (!options.signal?.aborted) demuxer.end();
     } catch (error) {
       throw this.#wrap(error, `read logs of ${id.slice(0, 12)}`);
     }
@@ -453,21 +429,15 @@ export class Engine {
    */
   async containerEvents(onEvent: (event: ContainerEvent) => void, signal: AbortSignal, onConnected: () => void = () => {}): Promise<void> {
     const docker = await this.#docker();
-    let stream: NodeJS.ReadableStream & { destroy(): void };
+    let stream: EngineStream;
     try {
-      stream = (await docker.getEvents({ filters: { type: ['container'], label: [LABELS.deploymentId], event: [...CONTAINER_EVENTS] } })) as unknown as NodeJS.ReadableStream & { destroy(): void };
+      stream = (await docker.getEvents({ filters: { type: ['container'], label: [LABELS.deploymentId], event: [...CONTAINER_EVENTS] } })) as unknown as EngineStream;
     } catch (error) {
       throw this.#wrap(error, 'watch engine events');
     }
     const lines = new EventLines(onEvent);
     onConnected();
-    await new Promise<void>((resolve) => {
-      if (signal.aborted) return (stream.destroy(), resolve());
-      signal.addEventListener('abort', () => (stream.destroy(), resolve()), { once: true });
-      stream.on('data', (chunk: Buffer) => lines.push(chunk));
-      stream.on('end', () => resolve());
-      stream.on('error', () => resolve());
-    });
+    await readToEnd(stream, (chunk) => lines.push(chunk), { signal, errors: 'end' });
   }
 
   /** Waits until a container stops; resolves with its exit code. */
@@ -488,11 +458,7 @@ export class Engine {
       const out: string[] = [];
       const err: string[] = [];
       const demuxer = new LogDemuxer((line) => (line.stream === 'stdout' ? out : err).push(line.text));
-      await new Promise<void>((resolve, reject) => {
-        stream.on('data', (chunk: Buffer) => demuxer.push(chunk));
-        stream.on('end', resolve);
-        stream.on('error', reject);
-      });
+      await readToEnd(stream, (chunk) => demuxer.push(chunk));
       demuxer.end();
       const info = await exec.inspect();
       return { exitCode: info.ExitCode ?? -1, stdout: out.join('\n'), stderr: err.join('\n') };
@@ -501,49 +467,14 @@ export class Engine {
     }
   }
 
-  /** Turns a dockerode failure into a DepadError that says what depad was doing. */
+  /** Turns a dockerode failure into a DepadError that says what depad was doing (engine-errors.ts). */
   #wrap(error: unknown, doing: string): DepadError {
-    if (error instanceof DepadError) return error;
-    const code = (error as { code?: string }).code;
-    if (code === 'ENOENT' || code === 'ECONNREFUSED' || code === 'EACCES' || code === 'ETIMEDOUT' || code === 'ECONNRESET') {
-      return new DepadError('DEPAD_ENGINE_UNAVAILABLE', `cannot reach the Docker Engine at ${this.address} (${code})`, {
-        cause: error,
-        hint:
-          code === 'EACCES'
-            ? 'run depad as root or as a member of the docker group'
-            : 'start the engine (systemctl start docker, or bash scripts/setup) or set DOCKER_HOST',
-      });
-    }
-    const message = messageOf(error);
-    if (/port is already allocated|address already in use/i.test(message)) {
-      return new DepadError('DEPAD_PORT_IN_USE', `could not ${doing}: ${message}`, {
-        cause: error,
-        hint: 'another program took the port after depad checked it; run the command again',
-      });
-    }
-    if (statusOf(error) === 409) {
-      return new DepadError('DEPAD_ENGINE_CONFLICT', `could not ${doing}: ${message}`, { cause: error });
-    }
-    const hint = /non-overlapping IPv4 address pool/.test(message)
-      ? 'Docker has no address range left for another network (each deployment has one); give it more: "default-address-pools" in /etc/docker/daemon.json, see the README'
-      : /[Pp]ool overlaps/.test(message)
-        ? 'a network made at the same moment (by another depad home or docker) took that subnet; run the command again (depad then skips it)'
-        : undefined;
-    return new DepadError('DEPAD_ENGINE_ERROR', `could not ${doing}: ${message}`, { cause: error, ...(hint ? { hint } : {}) });
+    return engineError(error, doing, this.address);
   }
 }
 
 function labelFilters(labels: LabelFilter): string[] {
   return Object.entries(labels).map(([k, v]) => (v === null ? k : `${k}=${v}`));
-}
-
-function statusOf(error: unknown): number | undefined {
-  return (error as { statusCode?: number }).statusCode;
-}
-
-function messageOf(error: unknown): string {
-  const json = (error as { json?: { message?: string } }).json;
-  return (json?.message ?? (error as Error).message ?? String(error)).trim();
 }
 
 /** An endpoint's create/connect body: its aliases, and its fixed address when it has one. */
