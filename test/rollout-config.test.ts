@@ -48,3 +48,11 @@ for (const [title, deploy, pattern] of refusals) {
 test('update_config refused: start-first with published ports names the way out', (t) => {
   t.regex(problems(svc('      update_config: {order: start-first}\n', '    ports: ["8080"]\n')), /update_config\.order: order: start-first starts the new instance beside the old one, and the host ports this service publishes \(ports:\) can be bound by one of them only; use stop-first, or reach it through the proxy \(x-depad\.expose\)/);
 });
+
+test('budget: every replica counts, and the surge of a start-first rolling batch', (t) => {
+  const text = (replicas: number, parallelism = 1) =>
+    `services:\n  web:\n    image: a:1\n    x-depad: {expose: http, port: 8080}\n    deploy:\n      replicas: ${replicas}\n      update_config: {parallelism: ${parallelism}}\n      resources: {limits: {cpus: 0.25}}\nx-depad:\n  resources: {cpus: 1}\n`;
+  t.is(problems(text(3)), '', '3 × 0.25 + a batch of 1 fits 1 CPU');
+  t.regex(problems(text(3, 2)), /x-depad\.resources\.cpus: the services' cpus limits add up to 1\.25 CPUs \(web 3 × 0\.25 CPUs, and 2 × 0\.25 CPUs while web rolls start-first\), over the budget of 1 CPUs; .*run fewer replicas or roll fewer at a time/);
+  t.regex(problems(text(5)), /add up to 1\.5 CPUs \(web 5 × 0\.25 CPUs/);
+});

@@ -16,7 +16,6 @@
  *   when that one started after it (a crash or a restart left it in namespaces that are gone).
  */
 import type { ContainerPlan, ContainerState, ServicePlan } from '../engine/types.ts';
-import { currentInstanceName } from '../render/names.ts';
 import type { DeploymentRecord } from '../store/records.ts';
 import type { StoredPlan } from '../deploy/root-dir.ts';
 import { joinedContainers } from '../deploy/namespace-groups.ts';
@@ -65,7 +64,7 @@ export function decide(record: DeploymentRecord, plan: StoredPlan, containers: r
   if (record.phase !== 'ready') return decision;
   for (const c of plan.containers) {
     const meta = plan.services.find((s) => s.name === c.service);
-    const name = currentInstanceName(record, c.service);
+    const name = c.name; // the plan of the record's revision names its current instances
     const state = byName.get(name);
     const up = state !== undefined && (state.running || state.status === 'restarting');
     if (!shouldRun(record, meta)) {

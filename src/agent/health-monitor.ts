@@ -16,7 +16,7 @@ import type { ContainerEvent } from '../engine/events.ts';
 import { LABELS } from '../engine/types.ts';
 import type { ContainerState, ServicePlan } from '../engine/types.ts';
 import type { Logger } from '../logger.ts';
-import { currentInstanceName } from '../render/names.ts';
+import { containerName, currentInstances, isCurrentInstance } from '../render/names.ts';
 import { routedPort } from '../render/routes.ts';
 import { upstreamKey } from '../../proxy/route-table.ts';
 import type { AgentEvent } from './reconciler.ts';
@@ -143,19 +143,22 @@ export class HealthMonitor {
         const plan = await readPlanForView(record.rootDir, record.revision).catch(() => undefined);
         for (const service of plan?.services ?? []) {
           if ((record.stoppedServices ?? []).includes(service.name)) continue;
-          const name = currentInstanceName(record, service.name);
-          const c = containers.get(name);
-          if (c === undefined) continue;
-          // Stopped for a moment (a restart, the reconciler's or this monitor's): keep its record and restart count.
-          if (!c.running && this.#watched.get(name)?.containerId === c.id) seen.add(name);
-          if (!c.running) continue;
-          const probe = service.health ? service.health.kind : c.health !== undefined ? 'container' : undefined;
-          if (probe === undefined || (probe !== 'container' && service.monitor === undefined)) continue;
-          seen.add(name);
-          const known = this.#watched.get(name);
-          if (known && known.containerId === c.id) continue;
-          if (known) clearTimeout(known.timer);
-          this.#watch(record.name, service, c, probe, routedPort(record, service));
+          // Each current replica is watched on its own (its own upstream in the route).
+          for (const instance of currentInstances(record, service.name)) {
+            const name = containerName(record.name, service.name, instance);
+            const c = containers.get(name);
+            if (c === undefined) continue;
+            // Stopped for a moment (a restart, the reconciler's or this monitor's): keep its record and restart count.
+            if (!c.running && this.#watched.get(name)?.containerId === c.id) seen.add(name);
+            if (!c.running) continue;
+            const probe = service.health ? service.health.kind : c.health !== undefined ? 'container' : undefined;
+            if (probe === undefined || (probe !== 'container' && service.monitor === undefined)) continue;
+            seen.add(name);
+            const known = this.#watched.get(name);
+            if (known && known.containerId === c.id) continue;
+            if (known) clearTimeout(known.timer);
+            this.#watch(record.name, service, c, probe, routedPort(record, service, instance));
+          }
         }
       }
       for (const [name, w] of this.#watched) {
@@ -261,7 +264,7 @@ export class HealthMonitor {
       // Still the current instance of a deployment that should run? (An update or stop may have run first.)
       const id = await this.#ctx.store.idForName(w.deployment);
       const record = id === undefined ? undefined : await this.#ctx.store.getDeployment(id);
-      if (record?.desired !== 'running' || (record.stoppedServices ?? []).includes(w.service) || currentInstanceName(record, w.service) !== w.instance) return;
+      if (record?.desired !== 'running' || (record.stoppedServices ?? []).includes(w.service) || !isCurrentInstance(record, w.service, w.instance)) return;
       w.restarts += 1;
       w.lastRestart = Date.now();
       this.#note({ kind: 'instance-restarted', deployment: w.deployment, service: w.service, instance: w.instance, detail: `unhealthy: restart ${w.restarts}` });

@@ -21,7 +21,7 @@ import { readPlan, type StoredPlan } from '../deploy/root-dir.ts';
 import { SETTLE_MS, assertStillRunning, waitFor } from '../deploy/wait.ts';
 import type { ContainerEvent } from '../engine/events.ts';
 import { LABELS } from '../engine/types.ts';
-import { currentInstanceName } from '../render/names.ts';
+import { isCurrentInstance } from '../render/names.ts';
 import { routedPort } from '../render/routes.ts';
 import type { Logger } from '../logger.ts';
 import type { DeploymentRecord } from '../store/records.ts';
@@ -198,7 +198,7 @@ export class Reconciler {
   async #report(event: ContainerEvent & { unseen?: boolean }): Promise<DeploymentRecord | undefined> {
     const record = await this.#ctx.store.getDeployment(event.deploymentId);
     if (record === undefined || record.phase !== 'ready') return undefined;
-    const current = event.service !== '' && currentInstanceName(record, event.service) === event.name;
+    const current = event.service !== '' && isCurrentInstance(record, event.service, event.name);
     if (!current) return undefined; // an instance an update or destroy retired
     const base = { deployment: record.name, service: event.service, instance: event.name };
     // A death before the record's last change was part of that operation (depad restart), not a crash.
@@ -247,7 +247,7 @@ export class Reconciler {
   async #giveUp(deploymentId: string, event: ContainerEvent): Promise<void> {
     await this.#serialize(async () => {
       const record = await this.#ctx.store.getDeployment(deploymentId);
-      if (record === undefined || currentInstanceName(record, event.service) !== event.name) return;
+      if (record === undefined || !isCurrentInstance(record, event.service, event.name)) return;
       const { limit } = this.#loops.options;
       await this.#ctx.engine.setRestartPolicy(event.containerId, { name: 'no' });
       await this.#ctx.engine.stopContainer(event.containerId, 1);
@@ -331,7 +331,7 @@ export class Reconciler {
   async #startOne(id: string, before: DeploymentRecord, plan: StoredPlan, step: StartStep): Promise<string | undefined> {
     const record = await this.#ctx.store.getDeployment(id);
     const meta = plan.services.find((s) => s.name === step.service);
-    if (!record || record.revision !== before.revision || (record.instances[step.service] ?? 1) !== (before.instances[step.service] ?? 1) || !shouldRun(record, meta)) return undefined;
+    if (!record || record.revision !== before.revision || !isCurrentInstance(record, step.service, step.container.name) || !shouldRun(record, meta)) return undefined;
     let containerId = step.state?.id;
     if (containerId === undefined) {
       await ensureNetworks(this.#ctx, record, plan);

@@ -135,7 +135,8 @@ export function configTextField(body: Record<string, unknown>): { text: string; 
 
 /** The update target of an update or diff request. */
 export function updateTarget(call: Call, body: Record<string, unknown>, extra: readonly string[] = [], unpacked?: Unpacked): UpdateTarget {
-  onlyFields(body, ['configFile', 'config', 'configName', 'bundle', 'env', 'resetEnv', 'overrides', 'pull', ...extra]);
+  onlyFields(body, ['configFile', 'config', 'configName', 'bundle', 'env', 'resetEnv', 'overrides', 'scale', 'pull', ...extra]);
+  const scale = scaleField(body);
   const configText = configTextField(body);
   const configFile = unpacked?.configFile ?? configFileField(call, body, false);
   // Warnings reach the client as progress lines (`step: warning`).
@@ -147,10 +148,24 @@ export function updateTarget(call: Call, body: Record<string, unknown>, extra: r
     env: stringMapField(body, 'env'),
     ...(booleanField(body, 'resetEnv') ? { resetEnv: true } : {}),
     overrides: stringMapField(body, 'overrides'),
+    ...(scale === undefined ? {} : { scale }),
     pull: pullField(body),
     warn: (w) => warning(formatIssue(w)),
     notice: warning,
   };
+}
+
+/** The `scale` field of an update body: service → replica count (a whole number, at least 1). */
+function scaleField(body: Record<string, unknown>): Record<string, number> | undefined {
+  const value = body.scale;
+  if (value === undefined) return undefined;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new DepadError('DEPAD_USAGE', 'scale must be an object of service → replica count');
+  const out: Record<string, number> = {};
+  for (const [service, count] of Object.entries(value)) {
+    if (typeof count !== 'number' || !Number.isInteger(count) || count < 1) throw new DepadError('DEPAD_USAGE', `scale.${service} must be a whole number of at least 1`);
+    out[service] = count;
+  }
+  return out;
 }
 
 /** The `dryRun` field of an update or rollback body. */

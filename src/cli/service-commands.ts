@@ -24,7 +24,7 @@ function globalArgs(cmd: Command): string[] {
 
 /** Adds `depad service …` to `program`. */
 export function addServiceCommands(program: Command, dispatch: Dispatch): void {
-  const service = program.command('service').description('one service of a deployment: stop, start, restart, update (zero downtime), logs').exitOverride();
+  const service = program.command('service').description('one service of a deployment: stop, start, restart, update (zero downtime), scale, logs').exitOverride();
   for (const verb of ['start', 'stop', 'restart'] as const) {
     const command = service.command(`${verb} <deployment> <service>`).description(`${verb} one service (its dependencies ${verb === 'stop' ? 'keep running' : 'are started first'})`);
     if (verb !== 'stop') command.option('--no-wait', 'do not wait for its health check');
@@ -40,6 +40,19 @@ export function addServiceCommands(program: Command, dispatch: Dispatch): void {
     .exitOverride()
     .action((deployment: string, name: string, opts: CommandOptions, cmd: Command) =>
       dispatch([...globalArgs(cmd), 'update', deployment, '-s', name, '--image', String(opts.image), '--pull', String(opts.pull)]),
+    );
+  service
+    .command('scale <deployment> <service> <replicas>')
+    .description('run that many replicas of one service (the ones that stay are kept; zero downtime)')
+    .exitOverride()
+    .action((deployment: string, name: string, replicas: string, _opts: CommandOptions, cmd: Command) => dispatch([...globalArgs(cmd), 'update', deployment, '--scale', `${name}=${replicas}`]));
+  program
+    .command('scale <deployment> <counts...>')
+    .description('run n replicas of services: depad scale shop web=3 worker=2 (with -l: depad update -l … --scale web=3)')
+    .option('--dry-run', 'show what the scale would do; change nothing')
+    .exitOverride()
+    .action((deployment: string, counts: string[], opts: CommandOptions, cmd: Command) =>
+      dispatch([...globalArgs(cmd), 'update', deployment, '--scale', ...counts, ...(opts.dryRun ? ['--dry-run'] : [])]),
     );
   service
     .command('logs <deployment> <service>')

@@ -20,7 +20,19 @@ function targetOptions(command: Command): Command {
   return addConfigOptions(command, { required: false, description: 'the new config (docker-compose format with x-depad keys); default: the current one' })
     .option('--reset-env', "start from no variables instead of the current revision's (then only -e and --env-file count)")
     .addOption(new Option('-s, --service <names...>', 'with --image: the services to give the new image'))
-    .option('--image <ref>', 'a new image for the services named by -s');
+    .option('--image <ref>', 'a new image for the services named by -s')
+    .option('--scale <service=n...>', 'run n replicas of the service (the replicas that stay are kept; new ones join the route once healthy, removed ones are drained first)');
+}
+
+/** `--scale web=3 worker=2` as service → count; DEPAD_USAGE for anything else. */
+export function scaleCounts(given: readonly string[] | undefined): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const item of given ?? []) {
+    const m = /^([^=\s]+)=(\d+)$/.exec(item);
+    if (!m) throw new DepadError('DEPAD_USAGE', `--scale ${item}: expected SERVICE=N, e.g. web=3`);
+    out[m[1]!] = Number(m[2]);
+  }
+  return out;
 }
 
 /** What the options say to update to (config file, variables, images for services). */
@@ -30,6 +42,7 @@ async function readTarget(opts: Opts, output: Output): Promise<UpdateTarget> {
   if (image !== undefined && services.length === 0) throw new DepadError('DEPAD_USAGE', '--image needs -s <service> to say which services get it');
   if (image === undefined && services.length > 0) throw new DepadError('DEPAD_USAGE', '-s names the services --image gives a new image to: add --image <ref>');
   const overrides: Record<string, string> = image === undefined ? {} : Object.fromEntries(services.map((s) => [s, image]));
+  const scale = scaleCounts(opts.scale as string[] | undefined);
   const env = await readEnv(opts.env as string[], opts.envFile as string[], {
     ...(opts.configFile === undefined ? {} : { configFile: String(opts.configFile) }),
     profiles: (opts.profile as string[] | undefined) ?? [],
@@ -39,6 +52,7 @@ async function readTarget(opts: Opts, output: Output): Promise<UpdateTarget> {
     env,
     ...(opts.resetEnv ? { resetEnv: true } : {}),
     overrides,
+    ...(Object.keys(scale).length > 0 ? { scale } : {}),
     pull: opts.pull as 'missing' | 'never',
     warn: warnPrinter(output),
     notice: (message) => printWarning(output, message),

@@ -1,6 +1,6 @@
 /**
  * A deployment's resource budget (`x-depad.resources`: cpus, memory, pids): the most its services'
- * limits (`deploy.resources.limits`) may add up to. With a budget for a resource, every service
+ * limits (`deploy.resources.limits`) may add up to, every replica counted. With a budget for a resource, every service
  * must declare a limit for it (an unlimited service would make the budget meaningless), and the
  * sum must fit. Checked at load, so create and update refuse a config that breaks it, naming the
  * budget's line and each service's share.
@@ -26,8 +26,12 @@ export function bytesText(bytes: number): string {
   return `${Number.isInteger(n) ? n : n.toFixed(1)} ${units[i]}`;
 }
 
-/** Records an issue at the budget's key for each resource the services' limits do not fit. */
-export function checkBudget(c: Collector, budget: ResourceLimits | undefined, services: ReadonlyArray<{ name: string; limits: ResourceLimits }>): void {
+/**
+ * Records an issue at the budget's key for each resource the services' limits do not fit: every
+ * replica counts (`replicas`, default 1), plus the largest `surge` of one service (the replicas a
+ * start-first rolling batch runs beside the old ones; services are rolled one at a time).
+ */
+export function checkBudget(c: { readonly positions: ReadonlyMap<string, { line: number; column: number }>; issue: Collector['issue'] }, budget: ResourceLimits | undefined, services: ReadonlyArray<{ name: string; limits: ResourceLimits; replicas?: number; surge?: number }>): void {
   if (budget === undefined) return;
   for (const { key, text, of } of KEYS) {
     const cap = of(budget);
@@ -39,10 +43,14 @@ export function checkBudget(c: Collector, budget: ResourceLimits | undefined, se
       c.issue(path, pos, `with a ${key} budget every service needs deploy.resources.limits.${key}; ${unlimited.join(', ')} ${unlimited.length === 1 ? 'has' : 'have'} none`);
       continue;
     }
-    const shares = services.map((s) => ({ name: s.name, n: of(s.limits) as number }));
-    const total = shares.reduce((sum, s) => sum + s.n, 0);
+    const shares = services.map((s) => ({ name: s.name, each: of(s.limits) as number, count: s.replicas ?? 1, surge: s.surge ?? 0 }));
+    const steady = shares.reduce((sum, s) => sum + s.each * s.count, 0);
+    const peak = shares.reduce((best, s) => (s.each * s.surge > best.n ? { n: s.each * s.surge, s } : best), { n: 0, s: undefined as (typeof shares)[number] | undefined });
+    const total = steady + peak.n;
     if (total > cap) {
-      c.issue(path, pos, `the services' ${key} limits add up to ${text(total)} (${shares.map((s) => `${s.name} ${text(s.n)}`).join(', ')}), over the budget of ${text(cap)}; raise the budget or lower a limit`);
+      const parts = shares.map((s) => `${s.name} ${s.count > 1 ? `${s.count} × ${text(s.each)}` : text(s.each)}`);
+      if (peak.s !== undefined) parts.push(`and ${peak.s.surge} × ${text(peak.s.each)} while ${peak.s.name} rolls start-first`);
+      c.issue(path, pos, `the services' ${key} limits add up to ${text(total)} (${parts.join(', ')}), over the budget of ${text(cap)}; ${services.some((s) => (s.replicas ?? 1) > 1) ? 'raise the budget, lower a limit, run fewer replicas or roll fewer at a time (update_config.parallelism)' : 'raise the budget or lower a limit'}`);
     }
   }
 }

@@ -8,7 +8,7 @@ export { interpolate } from './interpolate.ts';
 export type { InterpolationResult } from './interpolate.ts';
 export { loadConfig } from './load.ts';
 export { readReferencedFiles } from './compose-files.ts';
-export { withImages } from './override.ts';
+export { withImages, withReplicas } from './override.ts';
 export type { LoadConfigOptions } from './load.ts';
 export type { ConfigWarning } from './nodes.ts';
 export { analyzeConfig, finishConfig, parseConfig } from './parse.ts';

@@ -12,7 +12,7 @@ import { ipamDocument } from './ipam.ts';
 const KNOWN = new Set([
   'name', 'image', 'command', 'entrypoint', 'environment', 'ports', 'expose', 'volumes', 'networks', 'dependsOn', 'healthcheck', 'restart',
   'resources', 'labels', 'user', 'workingDir', 'tmpfs', 'capAdd', 'capDrop', 'extraHosts', 'stopGracePeriodMs', 'stopSignal', 'depad',
-  'engine', 'build', 'secretMounts', 'rollout',
+  'engine', 'build', 'secretMounts', 'rollout', 'replicas',
 ]);
 
 /** The normalized compose document of `spec` (plain data: print it as YAML or JSON). */
@@ -71,7 +71,7 @@ function normalizedService(s: ServiceSpec): Record<string, unknown> {
   }
   if (s.restart) out.restart = s.restart.maxRetries === undefined ? s.restart.policy : `${s.restart.policy}:${s.restart.maxRetries}`;
   const lim = limits(s.resources);
-  const deploy: Record<string, unknown> = { ...(Object.keys(lim).length > 0 ? { resources: { limits: lim } } : {}), ...normalizedRollouts(s) };
+  const deploy: Record<string, unknown> = { ...(s.replicas !== undefined ? { replicas: s.replicas } : {}), ...(Object.keys(lim).length > 0 ? { resources: { limits: lim } } : {}), ...normalizedRollouts(s) };
   if (Object.keys(deploy).length > 0) out.deploy = deploy;
   if (Object.keys(s.labels).length > 0) out.labels = { ...s.labels };
   if (s.user !== undefined) out.user = s.user;

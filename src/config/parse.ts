@@ -22,6 +22,7 @@ import { checkContainerNames, dropAbsentOptional, parseRawEnv, withAnonymousVolu
 import type { ServiceDraft } from './service.ts';
 import { readDuration, readLimits } from './service-parts.ts';
 import { checkBudget } from './budget.ts';
+import { rollingSurge } from './service-rollout.ts';
 import { ROOT_OWN, readWorkflows, workflowRunPaths } from './workflows.ts';
 import type { ServiceScope } from './service-parts.ts';
 import { isIpLiteral, objectNameProblem } from './values.ts';
@@ -155,7 +156,7 @@ function analyze(text: string, file: string, env: Readonly<Record<string, string
   checkServiceAddresses(c, networks.valid, services);
   const workflows = depadEntry?.value.kind === 'map' ? depadEntry.value.entries.find((e) => e.key === 'workflows') : undefined;
   if (workflows) depad.workflows = readWorkflows(c, workflows.value, 'x-depad.workflows', [...services.keys()]);
-  checkBudget(c, depad.resources, [...services.entries()].map(([name, s]) => ({ name, limits: s.spec.resources })));
+  checkBudget(c, depad.resources, [...services.entries()].map(([name, s]) => ({ name, limits: s.spec.resources, replicas: s.spec.replicas ?? 1, surge: rollingSurge(s.spec) })));
   const netRecord = { ...networks.valid };
   const usesDefault = [...services.values()].some((s) => 'default' in s.spec.networks);
   if (usesDefault && !('default' in netRecord)) {

@@ -4,7 +4,7 @@
  * (service-rollout.ts); the Swarm-only keys are accepted and have no effect, as with docker compose.
  */
 import type { ResourceLimits, ServiceSpec } from './spec.ts';
-import type { Collector, LNode } from './nodes.ts';
+import type { Collector, LNode, Pos } from './nodes.ts';
 import { entryPos, keyPath } from './nodes.ts';
 import { checkKeys, mapEntries, readInt, readKeyValues, readString } from './read.ts';
 import { readLimits } from './service-parts.ts';
@@ -19,12 +19,14 @@ export interface DeployRead {
   readonly memoryReservation?: number;
   /** `restart_policy` (condition, max_attempts) → the engine restart policy; wins over `restart:`. */
   readonly restart?: NonNullable<ServiceSpec['restart']>;
+  /** `replicas`, with where it was written. */
+  readonly replicas?: { readonly value: number; readonly path: string; readonly pos: Pos };
   /** `update_config` and `rollback_config` (service-rollout.ts). */
   readonly rollout?: { readonly update?: RolloutPolicy; readonly rollback?: RolloutPolicy };
 }
 
-/** `replicas`/`scale` above 1 (or 0): not yet. */
-export const REPLICAS_MESSAGE = 'only one replica is supported for now: replicas come with issue 14; set 1 or remove it';
+/** `replicas`/`scale` of 0: not yet. */
+export const REPLICAS_MESSAGE = 'replicas: 0 is not supported yet: remove the service, or stop it after create (depad stop -s)';
 
 const SWARM_ONLY = ['endpoint_mode', 'placement', 'labels'];
 
@@ -34,9 +36,10 @@ export function readDeployKeys(c: Collector, node: LNode, path: string, publishe
   const deploy = checkKeys(c, mapEntries(c, node, path) ?? [], path, { supported: ['resources', 'restart_policy', 'replicas', 'mode', 'update_config', 'rollback_config', ...SWARM_ONLY] });
   const at = (key: string) => keyPath(path, key);
   const replicas = deploy.get('replicas');
-  if (replicas) {
+  if (replicas && !(replicas.value.kind === 'scalar' && replicas.value.value === null)) {
     const n = readInt(c, replicas.value, at('replicas'), 0);
-    if (n !== undefined && n !== 1) c.issue(at('replicas'), entryPos(replicas), REPLICAS_MESSAGE);
+    if (n === 0) c.issue(at('replicas'), entryPos(replicas), REPLICAS_MESSAGE);
+    else if (n !== undefined) out.replicas = { value: n, path: at('replicas'), pos: entryPos(replicas) };
   }
   const mode = deploy.get('mode');
   if (mode) {
@@ -100,4 +103,20 @@ export function readDeployKeys(c: Collector, node: LNode, path: string, publishe
     out.restart = name === 'on-failure' && attempts !== undefined ? { policy: name, maxRetries: attempts } : { policy: name };
   }
   return out;
+}
+
+/**
+ * Why a service cannot run as several replicas, or undefined when it can: host ports it publishes
+ * (each is one port on the host), named volumes (they would be shared without a say), a fixed
+ * address, another service's namespaces it joins.
+ */
+export function replicaProblem(s: Pick<ServiceSpec, 'ports' | 'volumes' | 'networks' | 'depad'>, engine: ServiceSpec['engine']): string | undefined {
+  const route = s.depad.route;
+  const published = s.ports.filter((p) => !(route !== undefined && p.protocol === 'tcp' && p.target === route.port && p.published === undefined));
+  if (published.length > 0) return `a published port (ports: ${published.map((p) => p.target).join(', ')}) is one host port, which one replica only can bind; reach the replicas through the proxy instead (x-depad.expose, which balances over them), or run one replica`;
+  const volume = s.volumes.find((m) => m.type === 'volume');
+  if (volume !== undefined) return `the named volume ${volume.source} would be shared by every replica, which depad does not do without a say; use one replica, or keep the data in a service of its own`;
+  if (Object.values(s.networks).some((n) => (n as { ipv4Address?: string }).ipv4Address !== undefined)) return 'a fixed address (ipv4_address) is one address, which one replica only can have; remove it or run one replica';
+  if (engine?.joins !== undefined) return "a service that joins another one's namespaces (network_mode, ipc, pid: service:) runs as one replica; remove the replicas or the join";
+  return undefined;
 }

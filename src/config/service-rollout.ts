@@ -55,13 +55,19 @@ export function readRollout(c: Collector, node: LNode, path: string, kind: 'upda
   if (action) {
     const t = readString(c, action.value, at('failure_action'));
     const allowed = kind === 'update' ? ['rollback', 'pause', 'continue'] : ['pause', 'continue'];
-    if (t !== undefined && allowed.includes(t)) out.failureAction = t as RolloutPolicy['failureAction'];
+    if (t !== undefined && allowed.includes(t)) {
+      out.failureAction = t as RolloutPolicy['failureAction'];
+      if (t !== 'rollback' && kind === 'update') c.warning(at('failure_action'), entryPos(action), `failure_action: ${t} is not carried out yet: a failed batch rolls the service back to its old replicas`);
+    }
     else if (t !== undefined) c.issue(at('failure_action'), entryPos(action), `failure_action must be ${allowed.join(', ')}${kind === 'rollback' ? ' (a rollback cannot roll back)' : ''}, found "${t}"`);
   }
   const ratio = keys.get('max_failure_ratio');
   if (ratio) {
     const n = scalarNumber(c, ratio.value, at('max_failure_ratio'));
-    if (typeof n === 'number' && n >= 0 && n <= 1) out.maxFailureRatio = n;
+    if (typeof n === 'number' && n >= 0 && n <= 1) {
+      out.maxFailureRatio = n;
+      if (n > 0) c.warning(at('max_failure_ratio'), entryPos(ratio), 'max_failure_ratio is not carried out yet: the first failed batch rolls the service back');
+    }
     else if (n !== undefined) c.issue(at('max_failure_ratio'), entryPos(ratio), `max_failure_ratio must be a number from 0 to 1, found ${ratio.value.kind === 'scalar' ? ratio.value.text : 'a non-number'}`);
   }
   return out;
@@ -77,4 +83,12 @@ export function rolloutDefaults(given: RolloutPolicy | undefined, stateful: bool
     monitorMs: given?.monitorMs ?? 0,
     maxFailureRatio: given?.maxFailureRatio ?? 0,
   };
+}
+
+/** How many replicas a start-first rolling batch of `s` runs beside the old ones (0: one replica, or stop-first). */
+export function rollingSurge(s: { readonly replicas?: number; readonly volumes: readonly { readonly type: string }[]; readonly rollout?: { readonly update?: RolloutPolicy } }): number {
+  const n = s.replicas ?? 1;
+  if (n <= 1) return 0;
+  const policy = rolloutDefaults(s.rollout?.update, s.volumes.some((m) => m.type === 'volume'), 'update');
+  return policy.order === 'stop-first' ? 0 : policy.parallelism === 0 ? n : Math.min(policy.parallelism, n);
 }

@@ -16,7 +16,7 @@ import { compareStrings, sortedRecord } from './freeze.ts';
 import { DEFAULT_SERVICE_DEPAD, readServiceDepad } from './service-depad.ts';
 import { readBuild } from './build.ts';
 import { ENGINE_KEYS, readServiceEngine } from './service-engine.ts';
-import { REPLICAS_MESSAGE, readDeployKeys } from './service-deploy.ts';
+import { REPLICAS_MESSAGE, readDeployKeys, replicaProblem } from './service-deploy.ts';
 import { hostAccessProblem } from './host-access.ts';
 import { readSecretMounts } from './secrets.ts';
 
@@ -171,7 +171,13 @@ export function readService(s: ServiceScope, entry: LEntry, path: string): Servi
   if (deployed?.restart) spec.restart = deployed.restart;
   if (deployed?.rollout) spec.rollout = deployed.rollout;
   const scale = keys.get('scale');
-  if (scale && readInt(c, scale.value, at('scale'), 0) !== 1 && scale.value.kind === 'scalar') c.issue(at('scale'), entryPos(scale), REPLICAS_MESSAGE);
+  const scaled = scale && scale.value.kind === 'scalar' && scale.value.value !== null ? readInt(c, scale.value, at('scale'), 0) : undefined;
+  if (scaled === 0) c.issue(at('scale'), entryPos(scale!), REPLICAS_MESSAGE);
+  const replicas = deployed?.replicas;
+  if (scaled !== undefined && replicas !== undefined && scaled !== replicas.value) c.issue(replicas.path, replicas.pos, `deploy.replicas (${replicas.value}) differs from scale (${scaled}); give it once`);
+  const count = replicas?.value ?? (scaled || undefined);
+  if (count !== undefined && count > 1) spec.replicas = count;
+  const countAt = { path: replicas?.path ?? at('scale'), pos: replicas?.pos ?? (scale ? entryPos(scale) : entry.keyPos) };
   const engineRead = readServiceEngine(c, keys, path);
   const limits = { ...spec.resources };
   for (const [field, read] of Object.entries(engineRead.limits) as [keyof typeof limits, { value: number; path: string; pos: Pos }][]) {
@@ -266,6 +272,11 @@ export function readService(s: ServiceScope, entry: LEntry, path: string): Servi
     return node ? readSecretMounts(c, node, at(key), key, s[key] ?? new Set()) : [];
   });
   if (secretMounts.length > 0) spec.secretMounts = secretMounts;
+  if ((spec.replicas ?? 1) > 1) {
+    // What several containers of one service cannot share: say why, and what to write instead.
+    const why = replicaProblem(spec as ServiceSpec, engineRead.engine);
+    if (why !== undefined) c.issue(countAt.path, countAt.pos, `${spec.replicas} replicas: ${why}`);
+  }
   if (sharedNetwork !== undefined && spec.depad.route !== undefined) {
     c.issue(at('x-depad'), keys.get('x-depad')?.keyPos ?? entry.keyPos, `network_mode: service:${sharedNetwork} listens in ${sharedNetwork}'s network stack, so the route goes there: put x-depad.expose on ${sharedNetwork} (with the port this service listens on)`);
   }

@@ -173,6 +173,8 @@ export interface ServiceSpec {
   readonly engine?: ServiceEngine;
   /** Service-level `secrets:` and `configs:`, in file order; absent: none. */
   readonly secretMounts?: readonly SecretMountSpec[];
+  /** `deploy.replicas` / `scale`, when not 1: how many containers run this service. */
+  readonly replicas?: number;
   /** `deploy.update_config` / `rollback_config` (src/config/service-rollout.ts); absent: depad's defaults. */
   readonly rollout?: { readonly update?: RolloutPolicy; readonly rollback?: RolloutPolicy };
 }

@@ -67,7 +67,8 @@ export async function createDeployment(ctx: OpContext, request: CreateRequest): 
   const range = portRangeFromEnv();
   const cursor = cursorIn(await ctx.store.getCursor(), range);
   const fixed = spec.depad.hostPorts === 'fixed';
-  const needed = Object.values(spec.services).flatMap((s) => portsNeeded(s, 1, true, fixed));
+  // Replica k of a service is instance k; its route's stable port (tcp) is needed once.
+  const needed = Object.values(spec.services).flatMap((s) => Array.from({ length: s.replicas ?? 1 }, (_, k) => portsNeeded(s, k + 1, k === 0, fixed)).flat());
   const { ports, allocation } = await assignPorts(ctx, needed, { cursor, moveCursor: true });
   for (const warning of allocatedInstead(ports, fixed)) ctx.progress({ step: 'warning', message: warning });
   const { subnets } = await assignSubnets(ctx, spec);
@@ -86,7 +87,8 @@ export async function createDeployment(ctx: OpContext, request: CreateRequest): 
     ports,
     ...(subnets.length ? { subnets } : {}),
     volumes: Object.keys(spec.volumes).filter((v) => spec.volumes[v]?.external === undefined).map((v) => scopedName(name, v)),
-    instances: Object.fromEntries(Object.keys(spec.services).map((s) => [s, 1])),
+    instances: Object.fromEntries(Object.values(spec.services).map((s) => [s.name, s.replicas ?? 1])),
+    ...replicasOf(spec),
     labels: deploymentLabels(spec, request.labels),
     ...(request.labels && Object.keys(request.labels).length > 0 ? { labelOverrides: { ...request.labels } } : {}),
   };
@@ -103,7 +105,7 @@ export async function createDeployment(ctx: OpContext, request: CreateRequest): 
 
   try {
     checkpoint(ctx, 'registered');
-    const rendered = render(spec, { id, name, revision: 1, rootDir, domain: baseDomain(spec), home: homeIdentity(ctx.home), subnets }, ports);
+    const rendered = render(spec, { id, name, revision: 1, rootDir, domain: baseDomain(spec), home: homeIdentity(ctx.home), subnets, instances: record.instances, ...(record.replicas ? { replicas: record.replicas } : {}) }, ports);
     const files = await writeRevision(rootDir, 1, spec, rendered, request.env);
     await promoteRevision(rootDir, 1);
     checkpoint(ctx, 'files');
@@ -184,4 +186,10 @@ export async function ensureImages(ctx: OpContext, spec: DeploymentSpec, pull: P
     out[service.name] = { ref: service.image, id };
   }
   return out;
+}
+
+/** A new deployment's `replicas`: instances 1…N of each service with more than one (absent: none has). */
+function replicasOf(spec: DeploymentSpec): Pick<DeploymentRecord, 'replicas'> {
+  const many = Object.values(spec.services).filter((s) => (s.replicas ?? 1) > 1);
+  return many.length === 0 ? {} : { replicas: Object.fromEntries(many.map((s) => [s.name, Array.from({ length: s.replicas!, }, (_, k) => k + 1)])) };
 }

@@ -15,6 +15,8 @@ export interface ServiceChange {
   /** `changed` needs a new instance; `routing` changes only the proxy route or update settings. */
   kind: 'added' | 'removed' | 'changed' | 'routing' | 'unchanged';
   details: string[];
+  /** Set when its replica count changes; `only`: nothing else of its containers does (a scale: the replicas that stay are kept). */
+  replicas?: { from: number; to: number; only: boolean };
 }
 
 /** The whole difference between two plans. */
@@ -40,11 +42,16 @@ export function diffPlans(current: StoredPlan, next: StoredPlan, currentImages: 
     else if (!b) services.push({ service, kind: 'removed', details: [] });
     else {
       const details = containerDetails(a, b);
+      const count = (plan: StoredPlan) => plan.containers.filter((c) => c.service === service).length;
+      const from = count(current);
+      const to = count(next);
+      const scaled = from !== to ? { from, to, only: details.length === 0 && !(a.body.Image === b.body.Image && currentImages[service] && nextImages[service] && currentImages[service] !== nextImages[service]) } : undefined;
+      if (scaled) details.push(`replicas ${from} → ${to}${scaled.only ? ' (the others stay)' : ''}`);
       const ia = currentImages[service];
       const ib = nextImages[service];
       if (a.body.Image === b.body.Image && ia && ib && ia !== ib) details.unshift(`image ${b.body.Image} now points at ${short(ib)} (was ${short(ia)})`);
       const meta = metaDetails(current.services.find((s) => s.name === service), next.services.find((s) => s.name === service));
-      services.push({ service, kind: details.length ? 'changed' : meta.length ? 'routing' : 'unchanged', details: [...details, ...meta] });
+      services.push({ service, kind: details.length ? 'changed' : meta.length ? 'routing' : 'unchanged', details: [...details, ...meta], ...(scaled ? { replicas: scaled } : {}) });
     }
   }
   // A service that joins a replaced service's namespaces is replaced with it (namespace-groups.ts).
@@ -76,7 +83,7 @@ export function diffPlans(current: StoredPlan, next: StoredPlan, currentImages: 
  * (instances made before depad labelled its home lack it; that alone is no change).
  */
 function comparable(c: ContainerPlan): Record<string, unknown> {
-  const { [LABELS.revision]: _r, [LABELS.instance]: _i, [LABELS.home]: _h, ...labels } = c.body.Labels;
+  const { [LABELS.revision]: _r, [LABELS.instance]: _i, [LABELS.replica]: _p, [LABELS.home]: _h, ...labels } = c.body.Labels;
   const { PortBindings, ...host } = c.body.HostConfig;
   return {
     image: c.body.Image,

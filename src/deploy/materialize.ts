@@ -69,6 +69,7 @@ export interface StartOptions {
 export async function startServices(ctx: OpContext, record: DeploymentRecord, plan: Plan, options: StartOptions): Promise<void> {
   const wanted = new Set(options.services ?? plan.order);
   const existing = new Map((await listInstances(ctx, record)).map((c) => [c.name, c]));
+  // By container name: a service's replicas are started (and checked) each.
   const started = new Map<string, { id: string; plan: ContainerPlan; at: number }>();
   const waited = new Set<string>();
 
@@ -76,11 +77,11 @@ export async function startServices(ctx: OpContext, record: DeploymentRecord, pl
     if (!wanted.has(container.service)) continue;
     checkpoint(ctx, `start:${container.service}`);
     for (const [dep, { condition }] of Object.entries(container.dependsOn)) {
-      const target = started.get(dep);
-      if (!target || condition === 'service_started') continue;
+      const targets = [...started.values()].filter((s) => s.plan.service === dep && !waited.has(s.plan.name));
+      if (targets.length === 0 || condition === 'service_started') continue;
       ctx.progress({ step: 'wait', service: dep, message: `waiting for ${dep} to be ${condition === 'service_healthy' ? 'healthy' : 'completed'}` });
-      await waitFor(ctx, target.id, dep, condition === 'service_healthy' ? 'healthy' : 'completed', options.timeoutMs);
-      waited.add(dep);
+      await Promise.all(targets.map((target) => waitFor(ctx, target.id, dep, condition === 'service_healthy' ? 'healthy' : 'completed', options.timeoutMs)));
+      for (const target of targets) waited.add(target.plan.name);
     }
     const found = existing.get(container.name);
     let id = found?.id;
@@ -97,7 +98,7 @@ export async function startServices(ctx: OpContext, record: DeploymentRecord, pl
       ctx.progress({ step: 'start', service: container.service, message: `starting ${container.service} (${container.name})` });
       await ctx.engine.startContainer(id);
     }
-    started.set(container.service, { id, plan: container, at: Date.now() });
+    started.set(container.name, { id, plan: container, at: Date.now() });
   }
 
   // Two checks run side by side; the first failure stops the other: nothing crashed while
@@ -108,21 +109,21 @@ export async function startServices(ctx: OpContext, record: DeploymentRecord, pl
     const last = Math.max(0, ...[...started.values()].map((s) => s.at));
     const settle = last + SETTLE_MS - Date.now();
     if (settle > 0) await sleep(settle);
-    await Promise.all([...started].map(([service, { id }]) => assertStillRunning(sub, id, service)));
+    await Promise.all([...started.values()].map(({ id, plan: c }) => assertStillRunning(sub, id, c.service)));
   };
   const healthy = async () => {
     if (options.waitHealthy === false) return;
-    const pending = [...started].filter(([service, s]) => !waited.has(service) && s.plan.body.Healthcheck?.Test[0] !== 'NONE');
-    const states = await Promise.all(pending.map(([, s]) => ctx.engine.inspectContainer(s.id)));
+    const pending = [...started.values()].filter((s) => !waited.has(s.plan.name) && s.plan.body.Healthcheck?.Test[0] !== 'NONE');
+    const states = await Promise.all(pending.map((s) => ctx.engine.inspectContainer(s.id)));
     const checks = pending.filter((_, i) => states[i]?.health !== undefined);
-    if (checks.length) ctx.progress({ step: 'wait', message: `waiting for ${checks.map(([s]) => s).join(', ')} to be healthy` });
-    await Promise.all(checks.map(([service, s]) => waitFor(sub, s.id, service, 'healthy', options.timeoutMs)));
-    // Services with a check from the host (x-depad.health) must pass it too.
-    const probed = [...started].flatMap(([service, s]) => {
-      const meta = plan.services.find((m) => m.name === service);
-      return meta?.health && meta.route ? [{ meta, id: s.id }] : [];
+    if (checks.length) ctx.progress({ step: 'wait', message: `waiting for ${[...new Set(checks.map((s) => s.plan.service))].join(', ')} to be healthy` });
+    await Promise.all(checks.map((s) => waitFor(sub, s.id, s.plan.service, 'healthy', options.timeoutMs)));
+    // Services with a check from the host (x-depad.health) must pass it too, each replica on its own port.
+    const probed = [...started.values()].flatMap((s) => {
+      const meta = plan.services.find((m) => m.name === s.plan.service);
+      return meta?.health && meta.route ? [{ meta, id: s.id, instance: Number(s.plan.body.Labels[LABELS.instance] ?? 1) }] : [];
     });
-    await Promise.all(probed.map(({ meta, id }) => waitReady(sub, id, meta, routedPort(record, meta), options.timeoutMs)));
+    await Promise.all(probed.map(({ meta, id, instance }) => waitReady(sub, id, meta, routedPort(record, meta, instance), options.timeoutMs)));
   };
   try {
     await Promise.all([settled(), healthy()]);

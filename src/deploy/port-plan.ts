@@ -14,6 +14,7 @@
 import type { DeploymentSpec, PortSpec, ServiceSpec } from '../config/spec.ts';
 import type { DeploymentRecord, PortAssignment } from '../store/records.ts';
 import type { ServicePlan } from '../engine/types.ts';
+import { currentInstances, type InstanceHolder } from '../render/names.ts';
 
 /** A port still to be given a host port; `fixed`: only a port of that range will do (`x-depad.host_ports: fixed`). */
 export type PortNeed = Omit<PortAssignment, 'host'> & { fixed?: { from: number; to: number } };
@@ -75,7 +76,14 @@ export interface UpdatePorts {
  * of the current instance: it is taken over as it is) and gets fresh instance ports for its route;
  * ports of removed services, of old instances and of ports no longer published are retired.
  */
-export function planUpdatePorts(record: Pick<DeploymentRecord, 'ports' | 'instances'>, spec: DeploymentSpec, changed: readonly string[], removed: readonly string[]): UpdatePorts {
+export function planUpdatePorts(
+  record: Pick<DeploymentRecord, 'ports' | 'instances'>,
+  spec: DeploymentSpec,
+  changed: readonly string[],
+  removed: readonly string[],
+  /** Scaled services: the replicas (instance numbers) that stay, with their ports (`scaleKeeps`). */
+  keeps: Readonly<Record<string, readonly number[]>> = {},
+): UpdatePorts {
   const kept: PortAssignment[] = [];
   const needed: PortNeed[] = [];
   const retired: PortAssignment[] = [];
@@ -84,7 +92,11 @@ export function planUpdatePorts(record: Pick<DeploymentRecord, 'ports' | 'instan
     const service = spec.services[name]!;
     const current = record.instances[name];
     const hasRoute = record.ports.some((p) => p.service === name && p.role === 'route');
-    for (const need of portsNeeded(service, (current ?? 0) + 1, !hasRoute, spec.depad.hostPorts === 'fixed')) {
+    const stay = keeps[name] ?? [];
+    for (const p of record.ports) if (p.service === name && p.role === 'instance' && stay.includes(p.instance)) (claimed.add(p), kept.push(p));
+    // One set per new replica (instances current+1…); the tcp route's stable port once.
+    const wanted = Array.from({ length: (service.replicas ?? 1) - stay.length }, (_, k) => portsNeeded(service, (current ?? 0) + 1 + k, k === 0 && !hasRoute, spec.depad.hostPorts === 'fixed')).flat();
+    for (const need of wanted) {
       if (need.role !== 'published') {
         needed.push(need);
         continue;
@@ -111,6 +123,11 @@ export function planUpdatePorts(record: Pick<DeploymentRecord, 'ports' | 'instan
     else kept.push(p);
   }
   return { kept, needed, retired, spares: record.ports.filter((p) => p.role === 'spare') };
+}
+
+/** The replicas each scaled service keeps (an update whose only change to it is its replica count). */
+export function scaleKeeps(diff: { services: ReadonlyArray<{ service: string; replicas?: { to: number; only: boolean } }> }, record: InstanceHolder): Record<string, number[]> {
+  return Object.fromEntries(diff.services.filter((c) => c.replicas?.only === true).map((c) => [c.service, currentInstances(record, c.service).slice(0, c.replicas!.to)]));
 }
 
 /** `p` as a spare of its deployment. */
@@ -141,8 +158,25 @@ export function orderReason(meta: { stateful: boolean; order?: ServicePlan['orde
 }
 
 /** Host port 0 for every port `spec`'s services would publish with `instances` current: for plans made only to be compared or checked. */
-export function placeholderPorts(spec: DeploymentSpec, instances: Readonly<Record<string, number>> = {}): PortAssignment[] {
-  return Object.values(spec.services).flatMap((s) =>
-    portsNeeded(s, instances[s.name] ?? 1, false, spec.depad.hostPorts === 'fixed').map(({ fixed: _fixed, ...p }) => ({ ...p, host: 0 })),
-  );
+export function placeholderPorts(spec: DeploymentSpec, holder: InstanceHolder = {}): PortAssignment[] {
+  const fixed = spec.depad.hostPorts === 'fixed';
+  return Object.values(spec.services).flatMap((s) => replicaInstances(holder, s).flatMap((n) => portsNeeded(s, n, false, fixed).map(({ fixed: _fixed, ...p }) => ({ ...p, host: 0 }))));
+}
+
+/** `holder` with every service at the replica count `spec` asks for (`replicaInstances`): for plans made only to be compared or checked. */
+export function withSpecReplicas(spec: DeploymentSpec, holder: InstanceHolder): InstanceHolder & { replicas: Record<string, number[]> } {
+  const replicas: Record<string, number[]> = {};
+  for (const s of Object.values(spec.services)) {
+    const list = replicaInstances(holder, s);
+    if (list.length > 1 || (holder.replicas?.[s.name]?.length ?? 1) > 1) replicas[s.name] = list;
+  }
+  return { ...holder, replicas };
+}
+
+/** The instance numbers a plan made only to be compared or checked gives `s`: the current ones, as many as the file asks for. */
+export function replicaInstances(holder: InstanceHolder, s: ServiceSpec): number[] {
+  const current = currentInstances(holder, s.name);
+  const want = s.replicas ?? 1;
+  const last = Math.max(...current);
+  return Array.from({ length: want }, (_, k) => current[k] ?? last + k - current.length + 1);
 }

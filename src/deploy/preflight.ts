@@ -13,7 +13,7 @@ import { render } from '../render/render.ts';
 import type { Rendered, RenderIdentity } from '../render/render.ts';
 import { baseDomain } from '../render/routes.ts';
 import type { OpContext } from './context.ts';
-import { placeholderPorts } from './port-plan.ts';
+import { placeholderPorts, withSpecReplicas } from './port-plan.ts';
 import { readPlanForView } from './root-dir.ts';
 
 /** Who routes a hostname. */
@@ -79,7 +79,8 @@ interface Wanted {
 
 /** The plan deployment `name` would have under `spec`, with host port 0 for every published port (names, routes). */
 export function placeholderPlan(spec: DeploymentSpec, who: Omit<RenderIdentity, 'domain' | 'revision'>): Rendered {
-  return render(spec, { ...who, revision: 1, domain: baseDomain(spec) }, placeholderPorts(spec, who.instances));
+  const holder = withSpecReplicas(spec, who);
+  return render(spec, { ...who, ...holder, revision: 1, domain: baseDomain(spec) }, placeholderPorts(spec, holder));
 }
 
 /** Every hostname deployment `name` would route under `spec` (as render makes them). */

@@ -5,6 +5,7 @@ import type { DeploymentRecord } from '../store/records.ts';
 import type { OpContext } from './context.ts';
 import { routedPort } from '../render/routes.ts';
 import { listInstances } from './materialize.ts';
+import { currentInstances } from '../render/names.ts';
 import type { StoredPlan } from './root-dir.ts';
 
 /**
@@ -15,13 +16,14 @@ import type { StoredPlan } from './root-dir.ts';
  */
 export async function publishRoutes(
   ctx: OpContext,
-  record: Pick<DeploymentRecord, 'name' | 'instances' | 'ports' | 'desired'>,
+  record: Pick<DeploymentRecord, 'name' | 'instances' | 'replicas' | 'ports' | 'desired'>,
   services: readonly ServicePlan[],
-  options: { live?: (service: string) => boolean; paused?: Record<string, number> } = {},
+  options: { live?: (service: string, container: string) => boolean; paused?: Record<string, number> } = {},
 ): Promise<void> {
   const routes = renderRoutes(services, {
     name: record.name,
     instances: record.instances,
+    ...(record.replicas ? { replicas: record.replicas } : {}),
     ports: record.ports,
     live: options.live ?? (() => record.desired === 'running'),
     ...(options.paused ? { paused: options.paused } : {}),
@@ -45,10 +47,10 @@ export async function publishLive(
   leaving: readonly string[] = [],
 ): Promise<void> {
   const running = new Set((await listInstances(ctx, record)).filter((c) => c.running).map((c) => c.name));
-  const live = (service: string) => !leaving.includes(service) && plan.containers.some((c) => c.service === service && running.has(c.name));
+  const live = (service: string, container: string) => !leaving.includes(service) && running.has(container);
   await publishRoutes(ctx, record, plan.services, { live });
   for (const service of plan.services.filter((s) => s.route && leaving.includes(s.name))) {
-    const port = routedPort(record, service);
-    if (port !== undefined) await ctx.routes.drain({ host: service.upstreamHost, port }, service.drainTimeoutMs);
+    const ports = currentInstances(record, service.name).map((n) => routedPort(record, service, n)).filter((p): p is number => p !== undefined);
+    await Promise.all(ports.map((port) => ctx.routes.drain({ host: service.upstreamHost, port }, service.drainTimeoutMs)));
   }
 }

@@ -8,6 +8,7 @@ import type { OpContext } from './context.ts';
 import { listInstances } from './materialize.ts';
 import { assertServices } from './resolve.ts';
 import { readPlan, readPlanForView } from './root-dir.ts';
+import { currentInstances } from '../render/names.ts';
 import { boundPorts } from '../render/routes.ts';
 import { proxyStateDir } from '../home.ts';
 import { defaultHttpPort, readListening } from '../../proxy/listening.ts';
@@ -15,6 +16,8 @@ import { defaultHttpPort, readListening } from '../../proxy/listening.ts';
 /** One instance (container) of a service. */
 export interface InstanceView {
   service: string;
+  /** Which of the service's replicas (1…N; containers made before replicas have none). */
+  replica?: number;
   container: string;
   id: string;
   state: string;
@@ -83,7 +86,7 @@ export async function viewDeployment(ctx: OpContext, record: DeploymentRecord, i
   const httpPort = routed ? await proxyHttpPort(ctx.home) : 80;
   const services = serviceNames.map((name) => {
     const meta = plan?.services?.find((s) => s.name === name);
-    const current = record.instances?.[name] ?? 1;
+    const current = currentInstances(record, name);
     const routePort = record.ports.find((p) => p.service === name && p.role === 'route')?.host;
     const route: RouteView | undefined = meta?.route
       ? {
@@ -101,7 +104,7 @@ export async function viewDeployment(ctx: OpContext, record: DeploymentRecord, i
     };
     return {
       name,
-      ports: boundPorts(record.ports, name, current),
+      ports: [...new Map(current.flatMap((n) => boundPorts(record.ports, name, n)).map((p) => [p.host, p])).values()],
       ...(route ? { route } : {}),
       ...(Object.keys(limits).length ? { limits } : {}),
       instances: found.filter((c) => c.labels[LABELS.service] === name).map((c) => instanceView(c, unknown, ctx.observed)),
@@ -191,6 +194,7 @@ function instanceView(c: ContainerState, unknown: boolean, observed: OpContext['
   const agent = observed?.restarts?.(c.name);
   return {
     service: c.labels[LABELS.service] ?? '?',
+    ...(c.labels[LABELS.replica] !== undefined ? { replica: Number(c.labels[LABELS.replica]) } : {}),
     container: c.name,
     id: c.id,
     state: unknown ? 'unknown' : c.status,

@@ -21,8 +21,15 @@ import type { Companions } from './swap-companions.ts';
 export interface Transition {
   record: Pick<DeploymentRecord, 'name' | 'desired'>;
   instances: Record<string, number>;
+  /** The current replicas of services with more than one (names.ts `currentInstances`). */
+  replicas: Record<string, number[]>;
   ports: PortAssignment[];
   services: readonly ServicePlan[];
+}
+
+/** What the routes are published from while `t` is under way. */
+export function routingOf(t: Transition): Pick<DeploymentRecord, 'name' | 'desired' | 'instances' | 'replicas' | 'ports'> {
+  return { ...t.record, instances: t.instances, replicas: t.replicas, ports: t.ports };
 }
 
 /** One finished swap, enough to undo it. */
@@ -68,7 +75,7 @@ export async function swapService(
       const what = pauseAlso.length === 0 ? `${service} (${why})` : `the route of ${pause.join(', ')} (${service}: ${why})`;
       ctx.progress({ step: 'pause', service, message: `pausing ${what}: new requests wait while it is swapped` });
       const until = Date.now() + meta.pauseTimeoutMs;
-      await publishRoutes(ctx, { ...t.record, instances: t.instances, ports: t.ports }, t.services, { paused: Object.fromEntries(pause.map((s) => [s, until])) });
+      await publishRoutes(ctx, routingOf(t), t.services, { paused: Object.fromEntries(pause.map((s) => [s, until])) });
     } else {
       ctx.progress({ step: 'stop-first', service, message: `replacing ${service} stop-first (${why})` });
     }
@@ -91,13 +98,13 @@ export async function swapService(
     if (stateful) {
       await ctx.engine.startContainer(old.id);
       await companions?.startOld();
-      await publishRoutes(ctx, { ...t.record, instances: t.instances, ports: t.ports }, t.services);
+      await publishRoutes(ctx, routingOf(t), t.services);
     }
     throw error;
   }
   t.instances[service] = newInstance;
   companions?.switched();
-  await publishRoutes(ctx, { ...t.record, instances: t.instances, ports: t.ports }, t.services);
+  await publishRoutes(ctx, routingOf(t), t.services);
   if (meta.route) ctx.progress({ step: 'switch', service, message: `route ${service} → ${plan.name}` });
   checkpoint(ctx, `update:switched:${service}`);
   if (old?.running && !stateful) {
@@ -129,6 +136,6 @@ export async function revertSwap(ctx: OpContext, t: Transition, swap: Swap, meta
   } else {
     delete t.instances[swap.service];
   }
-  await publishRoutes(ctx, { ...t.record, instances: t.instances, ports: t.ports }, t.services);
+  await publishRoutes(ctx, routingOf(t), t.services);
   if (!meta.fixedAddress) await ctx.engine.removeContainer(swap.newId);
 }

@@ -4,7 +4,7 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { loadConfig, parseConfig, readReferencedFiles, withImages } from '../config/index.ts';
+import { loadConfig, parseConfig, readReferencedFiles, withImages, withReplicas } from '../config/index.ts';
 import type { ConfigWarning } from '../config/index.ts';
 import type { DeploymentSpec } from '../config/spec.ts';
 import { DepadError } from '../errors.ts';
@@ -44,6 +44,8 @@ export interface UpdateTarget {
   resetEnv?: boolean;
   /** service → new image. */
   overrides?: Readonly<Record<string, string>>;
+  /** service → replica count (`depad scale web=3`, `update --scale`): over the config's. */
+  scale?: Readonly<Record<string, number>>;
   pull?: PullPolicy;
   /** Config warnings (unset variables…), for the caller to show. */
   warn?: (warning: ConfigWarning) => void;
@@ -67,15 +69,20 @@ export async function updateRequestFor(record: DeploymentRecord, target: UpdateT
   let reuse: string[] | undefined;
   if (spec === undefined && (Object.keys(given).length > 0 || target.resetEnv)) {
     const again = await currentConfigWith(record, current.spec, env, options);
-    spec = again.spec;
+    // The same config with new variables: replica counts set by depad scale stay.
+    const counts = Object.fromEntries(Object.values(again.spec.services).filter((s) => current.spec.services[s.name] !== undefined && (current.spec.services[s.name]!.replicas ?? 1) !== (s.replicas ?? 1)).map((s) => [s.name, current.spec.services[s.name]!.replicas ?? 1]));
+    spec = Object.keys(counts).length > 0 ? withReplicas(again.spec, counts) : again.spec;
     if (again.copy) reuse = await keptBuilds(record, current.spec, spec);
   }
-  if (spec === undefined && Object.keys(overrides).length > 0) return { spec: withImages(current.spec, overrides), env, overrides, pull: target.pull ?? 'missing', reuseImages: 'current' };
-  if (spec === undefined) throw new DepadError('DEPAD_USAGE', 'say what to update to: -f <config file>, -e KEY=VALUE (the current config with new variables), or -s <service> --image <ref>');
+  const scale = target.scale ?? {};
+  if (spec === undefined && (Object.keys(overrides).length > 0 || Object.keys(scale).length > 0)) {
+    return { spec: withReplicas(withImages(current.spec, overrides), scale), env, overrides, pull: target.pull ?? 'missing', reuseImages: 'current' };
+  }
+  if (spec === undefined) throw new DepadError('DEPAD_USAGE', 'say what to update to: -f <config file>, -e KEY=VALUE (the current config with new variables), -s <service> --image <ref>, or --scale <service>=<n>');
   for (const key of Object.keys(current.env).sort()) {
     if (!(key in env)) target.notice?.(`variable ${key} was set for revision ${record.revision} and is not set now (--reset-env): the config's default applies`);
   }
-  return { spec: withImages(spec, overrides), env, overrides, pull: target.pull ?? 'missing', ...(reuse === undefined ? {} : { reuseCurrentFor: reuse }) };
+  return { spec: withReplicas(withImages(spec, overrides), scale), env, overrides, pull: target.pull ?? 'missing', ...(reuse === undefined ? {} : { reuseCurrentFor: reuse }) };
 }
 
 /**

@@ -20,7 +20,7 @@ import type { DeploymentRecord, JournalEntry, RevisionRecord } from '../store/re
 import { checkpoint, undoContext, type OpContext } from './context.ts';
 import { ensureImages } from './create.ts';
 import type { UpdateRequest } from './update-target.ts';
-import { asSpare, orderReason, placeholderPorts, planUpdatePorts, stopsFirst } from './port-plan.ts';
+import { asSpare, orderReason, placeholderPorts, planUpdatePorts, scaleKeeps, stopsFirst, withSpecReplicas } from './port-plan.ts';
 import { diffPlans, serviceChanges, type PlanDiff } from './diff.ts';
 import type { DeploymentView } from './status.ts';
 import { ensureNetworks, ensureVolumes, listInstances } from './materialize.ts';
@@ -34,6 +34,10 @@ import { externalObjects } from '../render/external.ts';
 import { buildImages, pruneBuiltImages } from './build.ts';
 import { groupRole, ownersOf, withOwners } from './namespace-groups.ts';
 import { companions } from './swap-companions.ts';
+import { beginRoll, revertRoll, rollService, type Roll } from './roll.ts';
+import { rolloutDefaults } from '../config/service-rollout.ts';
+import { LABELS, type ContainerPlan } from '../engine/types.ts';
+import { currentInstances } from '../render/names.ts';
 
 export { parseRemoteConfig, remoteConfigPath, updateRequestFor } from './update-target.ts';
 export type { UpdateRequest, UpdateTarget } from './update-target.ts';
@@ -82,7 +86,8 @@ export async function planUpdate(ctx: OpContext, record: DeploymentRecord, reque
   const spec = await buildImages(ctx, record, request.spec, reuse, { lookOnly: options.lookOnly === true });
   const images = options.lookOnly && request.pull !== 'never' ? await lookUpImages(ctx, spec, missing) : await ensureImages(ctx, spec, request.pull ?? 'missing');
   // Placeholder host ports: the comparison ignores them.
-  const candidate = render(spec, who(ctx, record, record.revision + 1, record.instances, spec), placeholderPorts(request.spec, record.instances));
+  const holder = withSpecReplicas(spec, record);
+  const candidate = render(spec, who(ctx, record, record.revision + 1, record.instances, spec, holder.replicas), placeholderPorts(request.spec, holder));
   assertSubnetsUnchanged(spec, current, candidate);
   const ids = (m: RevisionRecord['images']) => Object.fromEntries(Object.entries(m).map(([k, v]) => [k, v.id]));
   return { current, candidate, diff: diffPlans(current, candidate, ids(currentImages), ids(images)), images, missing, spec };
@@ -136,7 +141,8 @@ export async function updateDeployment(ctx: OpContext, record: DeploymentRecord,
   // Published ports stay; new instances of routed services get fresh ports (spares first); what is given up stays the deployment's.
   const instances: Record<string, number> = { ...record.instances };
   const nextInstance = (s: string) => (record.instances[s] ?? 0) + 1;
-  const planned = planUpdatePorts(record, spec, changed, removed);
+  const keeps = scaleKeeps(diff, record); // scaled services: the replicas that stay
+  const planned = planUpdatePorts(record, spec, changed, removed, keeps);
   const journal: JournalEntry = { opId: `${record.id.slice(0, 16)}${Date.now().toString(16)}`, kind: 'update', deploymentId: record.id, name: record.name, pid: process.pid, startedAt: new Date().toISOString(), step: 'ports', toRevision };
   // One allocation at a time in this process (bulk updates run several deployments at once): each sees the ports the last one registered.
   const { fresh, subnets } = await portAllocation(async () => {
@@ -149,13 +155,24 @@ export async function updateDeployment(ctx: OpContext, record: DeploymentRecord,
   for (const warning of subnetWarnings(spec, subnets.fresh)) ctx.progress({ step: 'warning', message: warning });
   const withSubnets: DeploymentRecord = subnets.subnets.length ? { ...record, subnets: subnets.subnets } : record;
 
-  const finalInstances = { ...record.instances, ...Object.fromEntries(changed.map((s) => [s, nextInstance(s)])) };
+  // A changed service's new replicas are its next instance numbers (one replica: just the next).
+  // A scale (only its replica count changes) keeps the replicas that stay and adds or removes the others.
+  const count = (s: string) => spec.services[s]?.replicas ?? 1;
+  const scaling = new Map(Object.entries(keeps));
+  const newInstances = (s: string) => [...(scaling.get(s) ?? []), ...Array.from({ length: count(s) - (scaling.get(s)?.length ?? 0) }, (_, k) => nextInstance(s) + k)];
+  // One replica: its instance number is the current one; several: the newest (their list is in `replicas`).
+  const finalInstances = { ...record.instances, ...Object.fromEntries(changed.map((s) => [s, count(s) === 1 ? newInstances(s)[0]! : Math.max(record.instances[s] ?? 0, ...newInstances(s))])) };
   for (const s of removed) delete finalInstances[s];
+  const finalReplicas: Record<string, number[]> = { ...record.replicas };
+  for (const s of [...changed, ...removed]) delete finalReplicas[s];
+  for (const s of changed) if (count(s) > 1) finalReplicas[s] = newInstances(s);
+  if (scaling.size > 0) ctx.progress({ step: 'scale', message: [...scaling].map(([s, keep]) => `${s}: ${currentInstances(record, s).length} → ${count(s)} replicas (${keep.length} stay)`).join('; ') });
   const taken = new Set(fresh.map((p) => p.host));
   const finalPorts = [...planned.kept, ...fresh, ...planned.retired.map(asSpare), ...planned.spares.filter((p) => !taken.has(p.host))];
-  const rendered = render(spec, who(ctx, withSubnets, toRevision, finalInstances, spec), finalPorts);
-  const t: Transition = { record, instances, ports: [...record.ports.filter((p) => !taken.has(p.host)), ...fresh], services: rendered.services };
-  const swaps: Swap[] = [];
+  const rendered = render(spec, who(ctx, withSubnets, toRevision, finalInstances, spec, finalReplicas), finalPorts);
+  const t: Transition = { record, instances, replicas: structuredClone(record.replicas ?? {}), ports: [...record.ports.filter((p) => !taken.has(p.host)), ...fresh], services: rendered.services };
+  // What was replaced so far, in order: single instances swapped (swap.ts) and replicas rolled (roll.ts).
+  const swaps: Array<Swap | Roll> = [];
   try {
     const files = await writeRevision(record.rootDir, toRevision, spec, rendered, request.env);
     checkpoint(ctx, 'update:files');
@@ -177,11 +194,26 @@ export async function updateDeployment(ctx: OpContext, record: DeploymentRecord,
     for (const name of rendered.order) {
       if (!changed.includes(name)) continue;
       const { plan, meta } = planOf(name);
+      const kind = request.source === 'rollback' ? 'rollback' : 'update';
+      const olds = current.containers.filter((c) => c.service === name);
+      const news = rendered.containers.filter((c) => c.service === name);
+      if (olds.length > 1 || news.length > 1) {
+        // Replicas: batch by batch, as update_config (or rollback_config) says.
+        // A scale leaves the replicas that stay alone: only the others leave, and only new ones start.
+        const keep = scaling.get(name) ?? [];
+        const instanceOf = (c: ContainerPlan) => Number(c.body.Labels[LABELS.instance] ?? 1);
+        const roll = beginRoll(t, name, olds.filter((c) => !keep.includes(instanceOf(c))).map((c) => ({ instance: instanceOf(c), state: live.get(c.name) })));
+        swaps.push(roll);
+        const policy = rolloutDefaults(spec.services[name]?.rollout?.[kind], meta.stateful, kind);
+        const adding = news.filter((c) => !keep.includes(instanceOf(c))).map((c) => ({ plan: c, instance: instanceOf(c) }));
+        await rollService(ctx, t, roll, adding, meta, policy, spec.depad.startTimeoutMs, news.map(instanceOf));
+        running.set(name, roll.news[0]?.id ?? '');
+        continue;
+      }
       // Services sharing namespaces (network_mode: service:…) go together: the joiners with the service they join (namespace-groups.ts).
       const role = groupRole(rendered, changed, name);
       if (role.carriedBy !== undefined) continue;
       const group = companions(ctx, t, role.companions.map((c) => ({ ...planOf(c), old: oldOf(c), newInstance: nextInstance(c) })));
-      const kind = request.source === 'rollback' ? 'rollback' : 'update';
       const own = stopsFirst(meta, finalPorts, name, kind);
       const stopFirst = own || role.companions.some((c) => stopsFirst(planOf(c).meta, finalPorts, c, kind)) || role.joinsKept;
       const why = role.joinsKept ? `it shares the namespaces of ${ownersOf(rendered, name).join(', ')}, which stays, with its old instance` : !own && stopFirst ? `it is replaced with ${role.companions.join(', ')}, which cannot run beside their old instances` : orderReason(meta, kind);
@@ -195,19 +227,24 @@ export async function updateDeployment(ctx: OpContext, record: DeploymentRecord,
     // After the new instances serve, before the old ones go: a failure here still reverts.
     workflows.push(...(await runHook(ctx, workflowTarget, 'after-update')));
     // Commit: the old instances and removed services go, then the record moves on in one batch.
-    for (const swap of swaps) if (swap.old) await ctx.engine.removeContainer(swap.old.id);
+    for (const swap of swaps) {
+      const olds = 'olds' in swap ? swap.olds.map((o) => o.state) : [swap.old];
+      for (const old of olds) if (old) await ctx.engine.removeContainer(old.id);
+    }
     for (const name of removed) {
-      const oldPlan = current.containers.find((c) => c.service === name);
-      const old = oldPlan ? live.get(oldPlan.name) : undefined;
-      if (old) {
-        ctx.progress({ step: 'remove', service: name, message: `removing ${name} (no longer in the config)` });
-        await ctx.engine.stopContainer(old.id, oldPlan!.body.StopTimeout);
+      for (const oldPlan of current.containers.filter((c) => c.service === name)) {
+        const old = live.get(oldPlan.name);
+        if (!old) continue;
+        ctx.progress({ step: 'remove', service: name, message: `removing ${name} (${oldPlan.name}: no longer in the config)` });
+        await ctx.engine.stopContainer(old.id, oldPlan.body.StopTimeout);
         await ctx.engine.removeContainer(old.id);
       }
     }
     for (const n of current.networks) if (!rendered.networks.some((x) => x.name === n.name)) await ctx.engine.removeNetwork(n.name);
+    const { replicas: _before, ...rest } = withSubnets;
     const next: DeploymentRecord = {
-      ...withSubnets,
+      ...rest,
+      ...(Object.keys(finalReplicas).length > 0 ? { replicas: finalReplicas } : {}),
       revision: toRevision,
       updatedAt: new Date().toISOString(),
       instances: finalInstances,
@@ -241,7 +278,9 @@ export async function updateDeployment(ctx: OpContext, record: DeploymentRecord,
     try {
       const undo = undoContext(ctx); // an interruption stops the update, not its undo
       for (const swap of [...swaps].reverse()) {
-        await revertSwap(undo, t, swap, rendered.services.find((s) => s.name === swap.service)!, spec.depad.startTimeoutMs);
+        const meta = rendered.services.find((s) => s.name === swap.service)!;
+        if ('olds' in swap) await revertRoll(undo, t, swap, meta, spec.depad.startTimeoutMs);
+        else await revertSwap(undo, t, swap, meta, spec.depad.startTimeoutMs);
       }
       await reconcileToRecord(undo, record, journal);
       await pruneBuiltImages(undo, record.id); // what this update built, that no revision keeps
@@ -255,8 +294,8 @@ export async function updateDeployment(ctx: OpContext, record: DeploymentRecord,
 /** One port allocation at a time in this process (bulk updates run several deployments at once). */
 const portAllocation = serialQueue();
 
-function who(ctx: OpContext, record: DeploymentRecord, revision: number, instances: Record<string, number>, spec: DeploymentSpec) {
-  return { id: record.id, name: record.name, revision, rootDir: record.rootDir, instances, domain: baseDomain(spec), home: homeIdentity(ctx.home), subnets: record.subnets };
+function who(ctx: OpContext, record: DeploymentRecord, revision: number, instances: Record<string, number>, spec: DeploymentSpec, replicas: Record<string, number[]> | undefined = record.replicas) {
+  return { id: record.id, name: record.name, revision, rootDir: record.rootDir, instances, ...(replicas ? { replicas } : {}), domain: baseDomain(spec), home: homeIdentity(ctx.home), subnets: record.subnets };
 }
 
 

@@ -14,6 +14,8 @@ export const LABELS = {
   service: 'depad.service',
   revision: 'depad.revision',
   instance: 'depad.instance',
+  /** A service's replica, 1…N: which of its current containers this is (instance numbers change with each update). */
+  replica: 'depad.replica',
   network: 'depad.network',
   volume: 'depad.volume',
 } as const;
@@ -144,6 +146,8 @@ export interface ServicePlan {
   oneShot?: true;
   /** Has named volumes: cannot run twice, so an update swaps it while its route is paused. */
   stateful: boolean;
+  /** How many replicas the file asks for, when not 1 (`deploy.replicas`, `scale`). */
+  replicas?: number;
   /** Has a fixed address (`ipv4_address`), which two instances cannot share: an update replaces it stop-first. */
   fixedAddress?: true;
   /** `update_config.order` / `rollback_config.order` when the file gives them (else stop-first with named volumes, start-first without). */

@@ -15,7 +15,25 @@ export function containerName(deploymentName: string, service: string, instance 
   return `${projectName(deploymentName)}-${service}-${instance}`;
 }
 
-/** Container name of the instance of `service` that `record` says is current. */
-export function currentInstanceName(record: { name: string; instances: Readonly<Record<string, number>> }, service: string): string {
-  return containerName(record.name, service, record.instances[service] ?? 1);
+/** What knows a deployment's current instances: a record, a render identity, a routing state. */
+export interface InstanceHolder {
+  /** service → its newest instance number (the one current instance with one replica). */
+  readonly instances?: Readonly<Record<string, number>>;
+  /** service → the instance numbers of its current replicas, in replica order (absent: the one in `instances`). */
+  readonly replicas?: Readonly<Record<string, readonly number[]>>;
+}
+
+/** The instance numbers of `service`'s current replicas (one, 1 by default, without `replicas`). */
+export function currentInstances(holder: InstanceHolder, service: string): number[] {
+  return [...(holder.replicas?.[service] ?? [holder.instances?.[service] ?? 1])];
+}
+
+/** Container name of the instance of `service` that `record` says is current (its first replica). */
+export function currentInstanceName(record: { name: string } & InstanceHolder, service: string): string {
+  return containerName(record.name, service, currentInstances(record, service)[0] ?? 1);
+}
+
+/** True when the container `name` is one of `service`'s current replicas in `record`. */
+export function isCurrentInstance(record: { name: string } & InstanceHolder, service: string, name: string): boolean {
+  return currentInstances(record, service).some((n) => containerName(record.name, service, n) === name);
 }

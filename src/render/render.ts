@@ -7,7 +7,7 @@ import { stringify } from 'yaml';
 import type { DeploymentSpec, HealthcheckSpec, ServiceSpec } from '../config/spec.ts';
 import type { PortAssignment } from '../store/records.ts';
 import { LABELS, type ContainerPlan, type NetworkPlan, type ServicePlan, type VolumePlan } from '../engine/types.ts';
-import { containerName, scopedName } from './names.ts';
+import { containerName, currentInstances, scopedName } from './names.ts';
 import { startOrder } from './order.ts';
 import { boundPorts } from './routes.ts';
 import { applyEngineFields, applyJoins, composeEngineFields, mountOptions, selinuxBinds } from './engine-fields.ts';
@@ -23,6 +23,8 @@ export interface RenderIdentity {
   rootDir: string;
   /** service → current instance number (default 1). */
   instances?: Readonly<Record<string, number>>;
+  /** service → the instance numbers of its replicas, for services with more than one (names.ts `currentInstances`). */
+  replicas?: Readonly<Record<string, readonly number[]>>;
   /** Base domain of HTTP routes (`baseDomain(spec)`). */
   domain: string;
   /** The home's identity (`homeIdentity`), put on every object as `depad.home`; unset: no such label. */
@@ -51,7 +53,7 @@ export interface Rendered {
  * ports, spares and other instances' ports are ignored).
  */
 export function render(spec: DeploymentSpec, who: RenderIdentity, allPorts: readonly PortAssignment[]): Rendered {
-  const ports = Object.keys(spec.services).flatMap((s) => boundPorts(allPorts, s, instanceOf(who, s)));
+  const ports = Object.keys(spec.services).flatMap((s) => currentInstances(who, s).flatMap((n) => boundPorts(allPorts, s, n)));
   const base: Record<string, string> = { [LABELS.deployment]: who.name, [LABELS.deploymentId]: who.id, [LABELS.revision]: String(who.revision) };
   if (who.home !== undefined) base[LABELS.home] = who.home;
   const order = startOrder(spec);
@@ -76,10 +78,12 @@ export function render(spec: DeploymentSpec, who: RenderIdentity, allPorts: read
     options: { ...v.driverOpts },
     labels: sorted({ ...v.labels, ...base, [LABELS.volume]: v.name, [LABELS.service]: volUsers(v.name) }),
   }));
-  const containers = order.map((name) => containerPlan(spec, spec.services[name]!, who, base, ports));
+  // One container per replica, in replica order (`depad.replica` 1…N), each with its own instance number and ports.
+  const containers = order.flatMap((name) => currentInstances(who, name).map((n, i) => containerPlan(spec, spec.services[name]!, who, base, boundPorts(ports, name, n), n, i + 1)));
+  const firsts = containers.filter((c, i) => containers.findIndex((x) => x.service === c.service) === i);
 
   const composeDoc = {
-    services: Object.fromEntries(containers.map((c) => [c.service, composeService(spec.services[c.service]!, c, who, ports, spec.depad.hostIp)])),
+    services: Object.fromEntries(firsts.map((c) => [c.service, composeService(spec.services[c.service]!, c, who, ports, spec.depad.hostIp, currentInstances(who, c.service).length)])),
     networks: Object.fromEntries(
       networks.map((n) => [n.key, { name: n.name, driver: n.driver, internal: n.internal, driver_opts: n.options, labels: n.labels, ...(n.ipam ? { ipam: composeIpam(n.ipam) } : {}) }]),
     ),
@@ -125,6 +129,7 @@ function servicePlan(spec: DeploymentSpec, s: ServiceSpec, who: RenderIdentity):
     drainTimeoutMs: s.depad.drainTimeoutMs,
     pauseTimeoutMs: s.depad.pauseTimeoutMs,
     stateful: s.volumes.some((m) => m.type === 'volume'),
+    ...(s.replicas !== undefined && s.replicas !== 1 ? { replicas: s.replicas } : {}),
     ...(s.restart ? { restartGiven: true } : {}),
     ...(isOneShot(spec, s.name) ? { oneShot: true } : {}),
     ...(Object.values(s.networks).some((n) => n.ipv4Address !== undefined) ? { fixedAddress: true as const } : {}),
@@ -148,6 +153,8 @@ function containerPlan(
   who: RenderIdentity,
   base: Record<string, string>,
   ports: readonly PortAssignment[],
+  instance: number,
+  replica: number,
 ): ContainerPlan {
   const mine = ports.filter((p) => p.service === s.name);
   const portBindings: ContainerPlan['body']['HostConfig']['PortBindings'] = {};
@@ -164,7 +171,7 @@ function containerPlan(
   const body: ContainerPlan['body'] = {
     Image: s.image,
     Env: Object.keys(env).sort().map((k) => `${k}=${env[k as keyof typeof env]}`),
-    Labels: sorted({ ...s.labels, ...base, [LABELS.service]: s.name, [LABELS.instance]: String(instanceOf(who, s.name)) }),
+    Labels: sorted({ ...s.labels, ...base, [LABELS.service]: s.name, [LABELS.instance]: String(instance), [LABELS.replica]: String(replica) }),
     ExposedPorts: sorted(exposed),
     HostConfig: {
       PortBindings: sorted(portBindings),
@@ -197,7 +204,7 @@ function containerPlan(
   const secrets = secretMountPlans(spec, s, who.rootDir);
   for (const m of secrets) body.HostConfig.Mounts.push({ Type: 'bind', Source: m.source, Target: m.target, ReadOnly: true });
   const plan: ContainerPlan = {
-    name: containerName(who.name, s.name, instanceOf(who, s.name)),
+    name: containerName(who.name, s.name, instance),
     service: s.name,
     body,
     endpoints: Object.entries(s.networks).map(([net, { aliases, ipv4Address }]) => ({
@@ -211,12 +218,13 @@ function containerPlan(
   const binds = selinuxBinds(s, (m) => (m.type === 'volume' ? volumeEngineName(spec, who.name, m.source) : m.onHost ? m.source : path.join(who.rootDir, m.source)));
   if (binds.length > 0) plan.body.HostConfig.Binds = binds;
   applyEngineFields(spec, s, plan);
-  applyJoins(s, plan, (service) => containerName(who.name, service, instanceOf(who, service)));
+  applyJoins(s, plan, (service) => containerName(who.name, service, currentInstances(who, service)[0] ?? 1));
   return plan;
 }
 
-function composeService(s: ServiceSpec, c: ContainerPlan, who: RenderIdentity, ports: readonly PortAssignment[], hostIp: string) {
-  const out: Record<string, unknown> = { container_name: c.name, image: s.image };
+function composeService(s: ServiceSpec, c: ContainerPlan, who: RenderIdentity, ports: readonly PortAssignment[], hostIp: string, replicas: number) {
+  // Several replicas: compose names them itself (and would refuse one container_name for all).
+  const out: Record<string, unknown> = replicas > 1 ? { image: s.image, scale: replicas } : { container_name: c.name, image: s.image };
   if (s.entrypoint) out.entrypoint = [...s.entrypoint];
   if (s.command) out.command = [...s.command];
   out.environment = Object.fromEntries(c.body.Env.map((e) => splitOnce(e, '=')));
@@ -279,11 +287,6 @@ function composeHealthcheck(h: HealthcheckSpec): Record<string, unknown> {
   if (h.retries !== undefined) out.retries = h.retries;
   if (h.startPeriodMs !== undefined) out.start_period = duration(h.startPeriodMs);
   return out;
-}
-
-/** The current instance number of a service. */
-export function instanceOf(who: Pick<RenderIdentity, 'instances'>, service: string): number {
-  return who.instances?.[service] ?? 1;
 }
 
 /** Milliseconds in compose's duration syntax. */

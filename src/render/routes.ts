@@ -3,15 +3,15 @@ import type { DeploymentSpec } from '../config/spec.ts';
 import type { Route } from '../../proxy/types.ts';
 import type { ServicePlan } from '../engine/types.ts';
 import type { PortAssignment } from '../store/records.ts';
-import { containerName } from './names.ts';
+import { containerName, currentInstances, type InstanceHolder } from './names.ts';
 
 /** What routes depend on besides the plan. */
-export interface RouteContext {
+export interface RouteContext extends InstanceHolder {
   name: string;
   instances: Readonly<Record<string, number>>;
   ports: readonly PortAssignment[];
-  /** Services whose current instance takes traffic (the others get no upstream: 503, or held while paused). */
-  live: (service: string) => boolean;
+  /** Whether `service`'s current instance `container` takes traffic (the others get no upstream: 503 when none does, or held while paused). */
+  live: (service: string, container: string) => boolean;
   /** service → pause deadline (ms since epoch) for services being swapped. */
   paused?: Readonly<Record<string, number>>;
 }
@@ -26,10 +26,12 @@ export function renderRoutes(services: readonly ServicePlan[], ctx: RouteContext
   const routes: Route[] = [];
   for (const service of services) {
     if (!service.route) continue;
-    const instance = ctx.instances[service.name] ?? 1;
-    const port = routedPort(ctx, service, instance);
-    const upstreams =
-      port !== undefined && ctx.live(service.name) ? [{ host: service.upstreamHost, port, instance: containerName(ctx.name, service.name, instance) }] : [];
+    // Every current replica that is live is an upstream of the route.
+    const upstreams = currentInstances(ctx, service.name).flatMap((instance) => {
+      const port = routedPort(ctx, service, instance);
+      const container = containerName(ctx.name, service.name, instance);
+      return port !== undefined && ctx.live(service.name, container) ? [{ host: service.upstreamHost, port, instance: container }] : [];
+    });
     const paused = ctx.paused?.[service.name];
     const base = {
       id: `${ctx.name}/${service.name}`,
@@ -50,9 +52,9 @@ export function renderRoutes(services: readonly ServicePlan[], ctx: RouteContext
  * (default: its current instance), or undefined when the service has no route or port.
  */
 export function routedPort(
-  holder: { ports: readonly PortAssignment[]; instances: Readonly<Record<string, number>> },
+  holder: { ports: readonly PortAssignment[] } & InstanceHolder,
   service: ServicePlan,
-  instance: number = holder.instances[service.name] ?? 1,
+  instance: number = currentInstances(holder, service.name)[0] ?? 1,
 ): number | undefined {
   const target = service.route?.port;
   if (target === undefined) return undefined;

@@ -52,6 +52,8 @@ export interface DeploymentRecord {
   volumes: string[];
   /** service → number of its current instance (1 after create; each update of the service adds one). */
   instances: Record<string, number>;
+  /** service → the instance numbers of its current replicas, for a service with more than one (absent: the one in `instances`). */
+  replicas?: Record<string, number[]>;
   /** The labels selectors match: the config's (`x-depad.labels`, `x-depad.class`), then `labelOverrides` (absent in records made before labels). */
   labels?: Record<string, string>;
   /** Labels given at create (`--class`, `--label`): they win over the config's, at every update too. */

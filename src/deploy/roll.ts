@@ -1,0 +1,128 @@
+/**
+ * Replacing a service's replicas batch by batch, as its `deploy.update_config` says
+ * (service-rollout.ts): `parallelism` replicas at a time, `delay` between batches.
+ *   start-first: start the batch's new replicas (fresh ports) → wait until ready → watch them for
+ *     `monitor` → add them to the route and take as many old ones out → drain those → stop them
+ *   stop-first: take the batch's old replicas out of the route → drain → stop → start new ones →
+ *     wait until ready → watch → add them to the route
+ * Capacity never drops below N − parallelism ready replicas serving. Scaling is the same walk with
+ * unequal sides: more new replicas than old ones start in the last batches, fewer leave.
+ * A failed batch throws; `revertRoll` then puts every old replica back and removes the new ones.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { ContainerPlan, ContainerState, ServicePlan } from '../engine/types.ts';
+import type { RolloutPolicy } from '../config/service-rollout.ts';
+import { currentInstances } from '../render/names.ts';
+import { routedPort } from '../render/routes.ts';
+import { checkpoint, type OpContext } from './context.ts';
+import { waitReady } from './ready.ts';
+import { publishRoutes } from './routing.ts';
+import { routingOf, type Transition } from './swap.ts';
+import { assertStillRunning } from './wait.ts';
+
+/** A roll so far: enough to undo it. */
+export interface Roll {
+  service: string;
+  /** The old replicas, in replica order; `state` undefined when its container is gone. */
+  olds: { instance: number; state: ContainerState | undefined }[];
+  /** New replicas made so far. */
+  news: { instance: number; id: string }[];
+  /** The routing state before: the service's instance number and replicas. */
+  before: { instance: number | undefined; replicas: number[] | undefined };
+}
+
+/** Starts a roll's record (before anything is made, so a failure at any point can be undone). */
+export function beginRoll(t: Transition, service: string, olds: Roll['olds']): Roll {
+  return { service, olds, news: [], before: { instance: t.instances[service], ...{ replicas: t.replicas[service] ? [...t.replicas[service]!] : undefined } } };
+}
+
+/** The serving replicas of `service` in the transition are `list` (in replica order). */
+function serve(t: Transition, service: string, list: number[]): void {
+  t.replicas[service] = list;
+  if (list.length > 0) t.instances[service] = Math.max(...list);
+}
+
+/**
+ * Rolls `service` from `roll.olds` to new replicas made from `plans` (in replica order, each with
+ * its instance number), as `policy` says. Old replicas are only stopped: the update removes them
+ * once every service has succeeded.
+ */
+export async function rollService(
+  ctx: OpContext,
+  t: Transition,
+  roll: Roll,
+  plans: readonly { plan: ContainerPlan; instance: number }[],
+  meta: ServicePlan,
+  policy: Required<RolloutPolicy>,
+  timeoutMs: number,
+  /** The replicas when it is done, in replica order (default: the new ones; a scale keeps some old ones). */
+  final: readonly number[] = plans.map((p) => p.instance),
+): Promise<void> {
+  const service = roll.service;
+  const size = policy.parallelism === 0 ? Math.max(plans.length, roll.olds.length) : policy.parallelism;
+  const pendingNew = [...plans];
+  const pendingOld = roll.olds.filter((o) => o.state?.running === true);
+  // What serves now: the current replicas, less old ones known not to run.
+  let serving = currentInstances(t, service).filter((n) => !roll.olds.some((o) => o.instance === n && o.state?.running !== true));
+  const stopFirst = policy.order === 'stop-first';
+  const total = Math.ceil(Math.max(plans.length, pendingOld.length) / size);
+  const stay = final.length - plans.length;
+  ctx.progress({ step: 'roll', service, message: stay > 0 ? `${service}: ${stay} replicas stay; adding ${plans.length}, removing ${pendingOld.length}, ${size} at a time` : `replacing ${service}'s ${pendingOld.length} replicas by ${plans.length}, ${size} at a time (${policy.order})` });
+  for (let batch = 1; pendingNew.length > 0 || pendingOld.length > 0; batch++) {
+    const news = pendingNew.splice(0, size);
+    const olds = pendingOld.splice(0, size);
+    const label = `${service} batch ${batch}/${total}`;
+    const retire = async () => {
+      if (olds.length === 0) return;
+      serving = serving.filter((n) => !olds.some((o) => o.instance === n));
+      serve(t, service, serving);
+      await publishRoutes(ctx, routingOf(t), t.services);
+      await Promise.all(olds.map(async (o) => {
+        const port = routedPort(t, meta, o.instance);
+        if (port !== undefined) await ctx.routes.drain({ host: meta.upstreamHost, port }, meta.drainTimeoutMs);
+      }));
+      for (const o of olds) {
+        ctx.progress({ step: 'stop', service, message: `${label}: stopping the old ${o.state!.name}` });
+        await ctx.engine.stopContainer(o.state!.id, plans[0]?.plan.body.StopTimeout);
+      }
+    };
+    if (stopFirst) await retire();
+    const made: { instance: number; id: string }[] = [];
+    for (const { plan, instance } of news) {
+      ctx.progress({ step: 'start', service, message: `${label}: starting ${plan.name}` });
+      const id = await ctx.engine.createContainer(plan);
+      roll.news.push({ instance, id });
+      made.push({ instance, id });
+      await ctx.engine.startContainer(id);
+    }
+    checkpoint(ctx, `roll:${service}:${batch}`);
+    await Promise.all(made.map((m) => waitReady(ctx, m.id, meta, routedPort(t, meta, m.instance), timeoutMs)));
+    if (policy.monitorMs > 0 && made.length > 0) {
+      ctx.progress({ step: 'wait', service, message: `${label}: watching the new replicas for ${Math.round(policy.monitorMs / 1000)} s (update_config.monitor)` });
+      await sleep(policy.monitorMs, undefined, ctx.signal ? { signal: ctx.signal } : {}).catch(() => undefined);
+      await Promise.all(made.map((m) => assertStillRunning(ctx, m.id, service)));
+    }
+    serving = [...serving, ...made.map((m) => m.instance)];
+    serve(t, service, serving);
+    await publishRoutes(ctx, routingOf(t), t.services);
+    if (made.length > 0) ctx.progress({ step: 'switch', service, message: `${label}: route ${service} → ${serving.length} replicas` });
+    if (!stopFirst) await retire();
+    if (policy.delayMs > 0 && (pendingNew.length > 0 || pendingOld.length > 0)) await sleep(policy.delayMs);
+  }
+  // The replicas in replica order (the route already holds exactly them).
+  serve(t, service, [...final]);
+}
+
+/** Undoes a roll: the old replicas back (started, ready, routed), the new ones removed. */
+export async function revertRoll(ctx: OpContext, t: Transition, roll: Roll, meta: ServicePlan, timeoutMs: number): Promise<void> {
+  ctx.progress({ step: 'undo', service: roll.service, message: `putting the old ${roll.service} replicas back` });
+  const back = roll.olds.filter((o) => o.state !== undefined && o.state.running);
+  for (const o of back) await ctx.engine.startContainer(o.state!.id);
+  await Promise.all(back.map((o) => waitReady(ctx, o.state!.id, meta, routedPort(t, meta, o.instance), timeoutMs)));
+  if (roll.before.replicas) t.replicas[roll.service] = roll.before.replicas;
+  else delete t.replicas[roll.service];
+  if (roll.before.instance !== undefined) t.instances[roll.service] = roll.before.instance;
+  else delete t.instances[roll.service];
+  await publishRoutes(ctx, routingOf(t), t.services);
+  for (const n of roll.news) await ctx.engine.removeContainer(n.id);
+}

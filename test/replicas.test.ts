@@ -1,0 +1,178 @@
+/**
+ * Replicas against the real engine and the real proxy: `deploy.replicas: 3` makes three
+ * containers, each with its own host port and the `depad.replica` label, answering by the
+ * service's name inside the deployment; the proxy spreads requests over them; a rolling update
+ * under load with parallelism 1 and 2 fails no request and the served versions switch gradually;
+ * a new version that never gets healthy is rolled back after its first batch.
+ */
+import { execFile } from 'node:child_process';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import test from 'ava';
+import type { DeploymentView } from '../src/deploy/status.ts';
+import { harness, type Harness } from './helpers/harness.ts';
+import { getVia, startLoad } from './helpers/load.ts';
+import { startProxyProcess } from './helpers/proxy-process.ts';
+
+const run = promisify(execFile);
+
+const file = (replicas: number, parallelism = 1) => `services:
+  web:
+    image: depad-example/node-app:\${WEB:-1}
+    environment:
+      UNHEALTHY: \${UNHEALTHY:-0}
+    deploy:
+      replicas: ${replicas}
+      update_config: {parallelism: ${parallelism}}
+    x-depad:
+      expose: http
+      port: 8080
+      health: { http: /health, status: 200 }
+      drain_timeout: 5s
+  probe:
+    image: depad-example/app:1
+    command: ["sleep", "3600"]
+`;
+
+async function write(h: Harness, text: string): Promise<string> {
+  const config = path.join(h.dir, 'compose.yaml');
+  await fs.writeFile(config, text);
+  return config;
+}
+
+const webOf = (v: DeploymentView) => v.services.find((s) => s.name === 'web')!;
+
+test('replicas: three containers with their own ports and labels, reachable by name, spread over by the proxy', async (t) => {
+  const h = await harness(t);
+  const proxy = await startProxyProcess(t, h);
+  const name = h.name('rep');
+  const created = await h.run(['create', '-n', name, '-f', await write(h, file(3))]);
+  t.is(created.code, 0, created.stderr);
+  const view = await h.json<DeploymentView>(['inspect', name]);
+  const web = webOf(view);
+  t.deepEqual(web.instances.map((i) => i.container).sort(), [1, 2, 3].map((n) => `depad-${name}-web-${n}`));
+  t.true(web.instances.every((i) => i.state === 'running'));
+  t.is(new Set(web.ports.map((p) => p.host)).size, 3, 'a host port each');
+  const labels = await Promise.all(web.instances.map(async (i) => (await run('docker', ['inspect', '-f', '{{index .Config.Labels "depad.replica"}}', i.container])).stdout.trim()));
+  t.deepEqual(labels.sort(), ['1', '2', '3']);
+  t.is(view.status, 'running');
+
+  const host = `web.${name}.localhost`;
+  const seen = new Set<string>();
+  for (let i = 0; i < 30; i++) seen.add((JSON.parse((await getVia(proxy.port, host)).body) as { hostname: string }).hostname);
+  t.is(seen.size, 3, `the proxy spread 30 requests over every replica: ${[...seen].join(', ')}`);
+
+  // Inside the deployment the service's name answers from the replicas (one network alias).
+  const probe = view.services.find((s) => s.name === 'probe')!.instances[0]!.container;
+  const { stdout } = await run('docker', ['exec', probe, 'nslookup', 'web']);
+  t.is(stdout.match(/Address( \d+)?: \d+\.\d+\.\d+\.\d+/g)!.filter((l) => !/:53$/.test(l)).length >= 3, true, stdout);
+});
+
+for (const parallelism of [1, 2]) {
+  test(`replicas: a rolling update of 4 replicas under load, parallelism ${parallelism}: no failed request, versions switch gradually`, async (t) => {
+    const h = await harness(t);
+    const proxy = await startProxyProcess(t, h);
+    const name = h.name(`roll${parallelism}`);
+    const config = await write(h, file(4, parallelism));
+    t.is((await h.run(['create', '-n', name, '-f', config])).code, 0);
+    const host = `web.${name}.localhost`;
+    const load = startLoad({ port: proxy.port, host, keepAliveClients: 3, newConnectionClients: 3 });
+    const r = await h.run(['update', name, '-e', 'WEB=2']);
+    const stats = await load.stop();
+    t.is(r.code, 0, r.stderr);
+    t.is(stats.failed, 0, `failed: ${stats.failures.join('; ')}`);
+    t.regex(r.stderr, new RegExp(`replacing web's 4 replicas by 4, ${parallelism} at a time \\(start-first\\)`));
+    t.regex(r.stderr, new RegExp(`web batch ${4 / parallelism}/${4 / parallelism}`));
+    t.true((stats.versions['1'] ?? 0) > 0 && (stats.versions['2'] ?? 0) > 0, JSON.stringify(stats.versions));
+    const after = webOf(await h.json<DeploymentView>(['inspect', name]));
+    t.deepEqual(after.instances.map((i) => i.container).sort(), [5, 6, 7, 8].map((n) => `depad-${name}-web-${n}`));
+    for (let i = 0; i < 8; i++) t.is((JSON.parse((await getVia(proxy.port, host)).body) as { version: string }).version, '2');
+  });
+}
+
+test('replicas: a new version that never gets healthy is rolled back after its first batch; the old replicas serve on', async (t) => {
+  const h = await harness(t);
+  const proxy = await startProxyProcess(t, h);
+  const name = h.name('rollback');
+  const config = await write(h, file(3).replace('x-depad:\n      expose', 'x-depad:\n      expose').replace("services:\n  web:", "x-depad:\n  start_timeout: 8s\nservices:\n  web:"));
+  t.is((await h.run(['create', '-n', name, '-f', config])).code, 0);
+  const host = `web.${name}.localhost`;
+  const load = startLoad({ port: proxy.port, host, keepAliveClients: 2, newConnectionClients: 2 });
+  const r = await h.run(['update', name, '-e', 'WEB=2', '-e', 'UNHEALTHY=1']);
+  const stats = await load.stop();
+  t.not(r.code, 0);
+  t.regex(r.stderr, /web batch 1\/3: starting/);
+  t.notRegex(r.stderr, /web batch 2\/3/, 'no second batch');
+  t.regex(r.stderr, /putting the old web replicas back/);
+  t.is(stats.failed, 0, `failed: ${stats.failures.join('; ')}`);
+  t.is(stats.versions['2'] ?? 0, 0, 'the unhealthy version never took traffic');
+  const after = await h.json<DeploymentView>(['inspect', name]);
+  t.is(after.revision, 1);
+  t.deepEqual(webOf(after).instances.map((i) => i.container).sort(), [1, 2, 3].map((n) => `depad-${name}-web-${n}`));
+});
+
+test('replicas: scale 1 → 4 → 1 under load: no failed request, the replica that stays is kept, ports come back', async (t) => {
+  const h = await harness(t);
+  const proxy = await startProxyProcess(t, h);
+  const name = h.name('scale');
+  t.is((await h.run(['create', '-n', name, '-f', await write(h, file(1))])).code, 0);
+  const host = `web.${name}.localhost`;
+  const first = webOf(await h.json<DeploymentView>(['inspect', name])).instances[0]!;
+  const load = startLoad({ port: proxy.port, host, keepAliveClients: 2, newConnectionClients: 3 });
+  const up = await h.run(['scale', name, 'web=4']);
+  const upView = webOf(await h.json<DeploymentView>(['inspect', name]));
+  const seen = new Set<string>();
+  for (let i = 0; i < 40; i++) seen.add((JSON.parse((await getVia(proxy.port, host)).body) as { hostname: string }).hostname);
+  const down = await h.run(['service', 'scale', name, 'web', '1']);
+  const stats = await load.stop();
+  t.is(up.code, 0, up.stderr);
+  t.is(down.code, 0, down.stderr);
+  t.regex(up.stderr, /web: 1 → 4 replicas \(1 stay\)/);
+  t.is(stats.failed, 0, `failed: ${stats.failures.join('; ')}`);
+  t.is(upView.instances.length, 4);
+  t.true(upView.instances.some((i) => i.id === first.id), 'the first replica was kept, not replaced');
+  t.is(seen.size, 4, 'all four answered');
+  const after = await h.json<DeploymentView>(['inspect', name]);
+  const downView = webOf(after);
+  t.is(downView.instances.length, 1);
+  t.is(downView.instances[0]!.id, first.id, 'scaling down keeps the first replica too');
+  t.is(after.revision, 3, 'each scale is a revision (rollback restores the count)');
+  t.is(after.ports.filter((p) => p.service === 'web' && p.role === 'instance').length, 1, 'the removed replicas\' ports are given up (spares of the deployment)');
+  const refused = await h.run(['scale', name, 'web=0']);
+  t.is(refused.code, 2, refused.stderr);
+});
+
+test('replicas: a scale over the deployment\'s budget is refused with the shares named, and changes nothing', async (t) => {
+  const h = await harness(t);
+  const name = h.name('budget');
+  const text = file(2).replace('      replicas: 2\n', '      replicas: 2\n      resources: {limits: {cpus: 0.25}}\n').replace('  probe:\n    image: depad-example/app:1\n    command: ["sleep", "3600"]\n', '') + 'x-depad:\n  resources: {cpus: 1}\n';
+  const created = await h.run(['create', '-n', name, '-f', await write(h, text)]);
+  t.is(created.code, 0, created.stderr);
+  const r = await h.run(['scale', name, 'web=4']);
+  t.is(r.code, 2, r.stderr);
+  t.regex(r.stderr, /the scale does not fit the deployment's budget: .*x-depad\.resources\.cpus: the services' cpus limits add up to 1\.25 CPUs \(web 4 × 0\.25 CPUs, and 1 × 0\.25 CPUs while web rolls start-first\)/);
+  const view = await h.json<DeploymentView>(['inspect', name]);
+  t.is(view.revision, 1);
+  t.is(webOf(view).instances.length, 2);
+});
+
+test('replicas: depad killed in the middle of a rolling update; the next command puts the old replicas back', async (t) => {
+  const h = await harness(t);
+  const proxy = await startProxyProcess(t, h);
+  const name = h.name('killroll');
+  t.is((await h.run(['create', '-n', name, '-f', await write(h, file(3))])).code, 0);
+  const paused = await h.startPaused(['update', name, '-e', 'WEB=2'], 'roll:web:2');
+  paused.kill('SIGKILL');
+  await paused.exited;
+  const ls = await h.run(['ls']);
+  t.is(ls.code, 0, ls.stderr);
+  const view = await h.json<DeploymentView>(['inspect', name]);
+  t.is(view.revision, 1);
+  t.is(view.status, 'running');
+  t.deepEqual(webOf(view).instances.map((i) => i.container).sort(), [1, 2, 3].map((n) => `depad-${name}-web-${n}`), 'the new replicas are gone, the old ones run');
+  const host = `web.${name}.localhost`;
+  const versions = new Set<string>();
+  for (let i = 0; i < 12; i++) versions.add((JSON.parse((await getVia(proxy.port, host)).body) as { version: string }).version);
+  t.deepEqual([...versions], ['1']);
+});
