@@ -1,5 +1,5 @@
 /** Reading what processes cost (CPU time, resident memory, children), and finding ports, for the benchmarks. */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -63,4 +63,45 @@ export async function waitForPort(port: number, timeoutMs = 10_000): Promise<voi
     if (Date.now() > deadline) throw new Error(`nothing listens on ${port}`);
     await sleep(50);
   }
+}
+
+/** What one `hey` run reports. */
+export interface HeyResult {
+  requests: number;
+  failed: number;
+  slowestMs: number;
+  rps: number;
+  statuses: string;
+  errors: string;
+}
+
+/** Starts hey with `concurrency` clients for a long time; `stop()` interrupts it and parses its report. */
+export function hey(url: string, concurrency: number, host?: string): { stop: () => Promise<HeyResult> } {
+  const args = ['-z', '600s', '-c', String(concurrency), ...(host ? ['-host', host] : []), url];
+  const child = spawn('hey', args);
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  const done = new Promise((r) => child.on('close', r));
+  return {
+    stop: async () => {
+      child.kill('SIGINT');
+      await done;
+      const num = (re: RegExp) => Number(re.exec(out)?.[1] ?? NaN);
+      const statuses = [...out.matchAll(/\[(\d{3})\]\s+(\d+) responses/g)];
+      const ok = statuses.filter((m) => m[1] === '200').reduce((a, m) => a + Number(m[2]), 0);
+      const bad = statuses.filter((m) => m[1] !== '200').reduce((a, m) => a + Number(m[2]), 0);
+      const errorLines = /Error distribution:\n([\s\S]*)$/.exec(out)?.[1] ?? '';
+      const errors = [...errorLines.matchAll(/\[(\d+)\]\s+(.*)/g)];
+      const errorCount = errors.reduce((a, m) => a + Number(m[1]), 0);
+      return {
+        requests: ok + bad + errorCount,
+        failed: bad + errorCount,
+        slowestMs: num(/Slowest:\s+([\d.]+) secs/) * 1000,
+        rps: num(/Requests\/sec:\s+([\d.]+)/),
+        statuses: statuses.map((m) => `${m[1]}×${m[2]}`).join(' '),
+        errors: errors.slice(0, 3).map((m) => `${m[1]}× ${m[2]!.replace(/^Get "[^"]*": /, '').slice(0, 60)}`).join('; '),
+      };
+    },
+  };
 }

@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { freePort } from './measure.ts';
+import { freePort, hey as heyLoad, type HeyResult } from './measure.ts';
 
 const run = promisify(execFile);
 const root = path.resolve(import.meta.dirname, '..');
@@ -24,53 +24,13 @@ const home = await fs.mkdtemp(path.join(os.tmpdir(), 'depad-bench-load-'));
 const env = { ...process.env, DEPAD_HOME: home, DEPAD_PORT_RANGE: '63000-63999' };
 const NAIVE = 'depad-bench-naive';
 
-interface HeyResult {
-  requests: number;
-  failed: number;
-  slowestMs: number;
-  rps: number;
-  statuses: string;
-  errors: string;
-}
-
-/** Starts hey for a long time; `stop()` interrupts it and parses its report. */
-function hey(url: string, host?: string): { stop: () => Promise<HeyResult> } {
-  const args = ['-z', '600s', '-c', String(concurrency), ...(host ? ['-host', host] : []), url];
-  const child = spawn('hey', args);
-  let out = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (out += d));
-  const done = new Promise((r) => child.on('close', r));
-  return {
-    stop: async () => {
-      child.kill('SIGINT');
-      await done;
-      const num = (re: RegExp) => Number(re.exec(out)?.[1] ?? NaN);
-      const statuses = [...out.matchAll(/\[(\d{3})\]\s+(\d+) responses/g)];
-      const ok = statuses.filter((m) => m[1] === '200').reduce((a, m) => a + Number(m[2]), 0);
-      const bad = statuses.filter((m) => m[1] !== '200').reduce((a, m) => a + Number(m[2]), 0);
-      const errorLines = /Error distribution:\n([\s\S]*)$/.exec(out)?.[1] ?? '';
-      const errors = [...errorLines.matchAll(/\[(\d+)\]\s+(.*)/g)];
-      const errorCount = errors.reduce((a, m) => a + Number(m[1]), 0);
-      return {
-        requests: ok + bad + errorCount,
-        failed: bad + errorCount,
-        slowestMs: num(/Slowest:\s+([\d.]+) secs/) * 1000,
-        rps: num(/Requests\/sec:\s+([\d.]+)/),
-        statuses: statuses.map((m) => `${m[1]}×${m[2]}`).join(' '),
-        errors: errors.slice(0, 3).map((m) => `${m[1]}× ${m[2]!.replace(/^Get "[^"]*": /, '').slice(0, 60)}`).join('; '),
-      };
-    },
-  };
-}
-
 async function viaDepad(): Promise<{ result: HeyResult; seconds: number }> {
   const port = await freePort();
   const proxy = spawn(depad, ['proxy', '--http-port', String(port), '--http-host', '127.0.0.1', '--tcp-host', '127.0.0.1'], { env });
   try {
     await sleep(1500);
     await run(depad, ['create', '-n', 'bench', '-f', path.join(root, 'examples/webapp/depad.yml')], { env });
-    const load = hey(`http://127.0.0.1:${port}/info`, 'web.bench.localhost');
+    const load = heyLoad(`http://127.0.0.1:${port}/info`, concurrency, 'web.bench.localhost');
     await sleep(1000);
     const started = performance.now();
     for (let i = 1; i <= updates; i++) {
@@ -93,7 +53,7 @@ async function naive(): Promise<{ result: HeyResult; seconds: number }> {
   await start('depad-example/node-app:1');
   try {
     await sleep(1000);
-    const load = hey(`http://127.0.0.1:${port}/info`);
+    const load = heyLoad(`http://127.0.0.1:${port}/info`, concurrency);
     await sleep(1000);
     const started = performance.now();
     for (let i = 1; i <= updates; i++) {

@@ -11,7 +11,10 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import test from 'ava';
 import type { DeploymentView } from '../src/deploy/status.ts';
-import { harness, type Harness } from './helpers/harness.ts';
+import { agentSocketPath } from '../src/home.ts';
+import { agentEvents, until } from './helpers/agent-api.ts';
+import { startAgent } from './helpers/agent-process.ts';
+import { harness, testPorts, type Harness } from './helpers/harness.ts';
 import { getVia, startLoad } from './helpers/load.ts';
 import { startProxyProcess } from './helpers/proxy-process.ts';
 
@@ -175,4 +178,37 @@ test('replicas: depad killed in the middle of a rolling update; the next command
   const versions = new Set<string>();
   for (let i = 0; i < 12; i++) versions.add((JSON.parse((await getVia(proxy.port, host)).body) as { version: string }).version);
   t.deepEqual([...versions], ['1']);
+});
+
+test('replicas through the agent: a replica made unhealthy gets no requests, and its share again once healthy', async (t) => {
+  const h = await harness(t);
+  const port = await testPorts(t);
+  const agent = await startAgent(t, h, port);
+  const name = h.name('sick');
+  const text = file(3).replace('      health: { http: /health, status: 200 }\n', '      health: { http: /health, status: 200, interval: 1s, retries: 1 }\n');
+  const created = await h.run(['create', '-n', name, '-f', await write(h, text)]);
+  t.is(created.code, 0, created.stderr);
+  const host = `web.${name}.localhost`;
+  const hostnames = async (n: number) => {
+    const seen: Record<string, number> = {};
+    for (let i = 0; i < n; i++) {
+      const r = await getVia(agent.facts.httpPort, host);
+      if (r.status === 200) {
+        const who = (JSON.parse(r.body) as { hostname: string }).hostname;
+        seen[who] = (seen[who] ?? 0) + 1;
+      }
+    }
+    return seen;
+  };
+  t.is(Object.keys(await hostnames(30)).length, 3);
+  const sick = webOf(await h.json<DeploymentView>(['inspect', name])).instances[1]!;
+  const sickHost = (await run('docker', ['inspect', '-f', '{{.Config.Hostname}}', sick.container])).stdout.trim();
+  await run('docker', ['exec', sick.container, 'touch', '/tmp/unhealthy']);
+  await until('the agent to find it unhealthy', async () => (await agentEvents(agentSocketPath(h.home))).some((e) => e.kind === 'instance-unhealthy' && e.instance === sick.container), 20_000);
+  const during = await hostnames(30);
+  t.is(during[sickHost], undefined, `no request reached the unhealthy replica: ${JSON.stringify(during)}`);
+  t.is(Object.keys(during).length, 2);
+  await run('docker', ['exec', sick.container, 'rm', '/tmp/unhealthy']);
+  await until('it to take requests again', async () => (await hostnames(12))[sickHost] !== undefined, 20_000);
+  t.pass();
 });

@@ -5,6 +5,7 @@
 //   GET  /info        JSON { app, deployment, service, version, instance, hostname, pid }
 //   GET  /health      200 "ok"; 503 when /tmp/unhealthy exists or UNHEALTHY=1
 //   GET  /slow?ms=N   answers with the version after N ms (for drain tests)
+//   GET  /cpu?ms=N    keeps a core busy for N ms (at most 1000), then answers (bench/replicas.ts)
 //   POST /echo        streams the request body back
 //   GET  /count       INCR count on the db at DB_HOST:DB_PORT; 503 when it cannot be reached
 //   GET  /ws          WebSocket (RFC 6455): sends "hello from <version>", answers each text
@@ -117,6 +118,16 @@ function httpMode() {
         const ms = Math.min(Math.max(Number(url.searchParams.get('ms')) || 0, 0), 600_000);
         const timer = setTimeout(() => send(res, 200, `${VERSION}\n`), ms);
         res.on('close', () => clearTimeout(timer));
+      },
+    },
+    '/cpu': {
+      // CPU-bound work for the replicas benchmark: hashes for ms milliseconds (at most 1 s), then answers.
+      GET: (req, res, url) => {
+        const ms = Math.min(Math.max(Number(url.searchParams.get('ms')) || 0, 0), 1000);
+        const until = performance.now() + ms;
+        let digest = '';
+        while (performance.now() < until) digest = crypto.createHash('sha256').update(digest).digest('hex');
+        send(res, 200, `${VERSION} ${digest.slice(0, 8)}\n`);
       },
     },
     '/echo': {
