@@ -2,10 +2,10 @@
  * bench/replicas: replicas behind `depad proxy`, on this machine's engine.
  *   rolling:    4 replicas of node-app under `hey`; `depad update` to the other image with
  *               update_config.parallelism 1, then 2: failed requests, worst latency, total time.
- *   throughput: 1, 2 and 4 replicas of a CPU-bound route (node-app /cpu?ms=N) under the same
+ *   throughput: 1, 2 and 4 replicas of a CPU-bound route (node-app /cpu?n=N: a fixed amount of hashing per request) under the same
  *               `hey` load, side by side in one run: requests/s and the ratio to 1 replica.
  * Everything it makes is in a scratch home and removed at the end.
- *   scripts/node bench/replicas.ts [rolling|throughput|all] [--concurrency 16] [--seconds 10] [--cpu-ms 5]
+ *   scripts/node bench/replicas.ts [rolling|throughput|all] [--concurrency 16] [--seconds 10] [--rounds 5000]
  */
 import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
@@ -23,7 +23,7 @@ const flag = (name: string, fallback: number) => (args.includes(name) ? Number(a
 const mode = args.find((a) => ['rolling', 'throughput', 'all'].includes(a)) ?? 'all';
 const concurrency = flag('--concurrency', 16);
 const seconds = flag('--seconds', 10);
-const cpuMs = flag('--cpu-ms', 5);
+const rounds = flag('--rounds', 5000);
 const home = await fs.mkdtemp(path.join(os.tmpdir(), 'depad-bench-replicas-'));
 const env = { ...process.env, DEPAD_HOME: home, DEPAD_PORT_RANGE: '62000-62999' };
 
@@ -65,12 +65,12 @@ async function rolling(port: number): Promise<void> {
 }
 
 async function throughput(port: number): Promise<void> {
-  console.log(`CPU-bound route (/cpu?ms=${cpuMs}) under hey -c ${concurrency} for ${seconds} s, ${os.cpus().length} cores`);
+  console.log(`CPU-bound route (/cpu?n=${rounds}) under hey -c ${concurrency} for ${seconds} s, ${os.cpus().length} cores`);
   const rates: Record<number, number> = {};
   for (const replicas of [1, 2, 4]) {
     const name = `cpu${replicas}`;
     await deploy(name, replicas, 1);
-    const load = hey(`http://127.0.0.1:${port}/cpu?ms=${cpuMs}`, concurrency, `web.${name}.localhost`);
+    const load = hey(`http://127.0.0.1:${port}/cpu?n=${rounds}`, concurrency, `web.${name}.localhost`);
     await sleep(seconds * 1000);
     const r = await load.stop();
     rates[replicas] = r.rps;

@@ -212,3 +212,21 @@ test('replicas through the agent: a replica made unhealthy gets no requests, and
   await until('it to take requests again', async () => (await hostnames(12))[sickHost] !== undefined, 20_000);
   t.pass();
 });
+
+test('replicas of two deployments of one file are isolated: each name resolves to its own replicas only', async (t) => {
+  const h = await harness(t);
+  const [a, b] = [h.name('isoa'), h.name('isob')];
+  const config = await write(h, file(2));
+  for (const n of [a, b]) t.is((await h.run(['create', '-n', n, '-f', config])).code, 0);
+  const addresses = async (name: string) => {
+    const view = await h.json<DeploymentView>(['inspect', name]);
+    return Promise.all(webOf(view).instances.map(async (i) => (await run('docker', ['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', i.container])).stdout.trim()));
+  };
+  const probeOf = async (name: string) => (await h.json<DeploymentView>(['inspect', name])).services.find((s) => s.name === 'probe')!.instances[0]!.container;
+  const [ipsA, ipsB] = [await addresses(a), await addresses(b)];
+  const resolved = (await run('docker', ['exec', await probeOf(a), 'nslookup', 'web'])).stdout;
+  for (const ip of ipsA) t.true(resolved.includes(ip), `${a}'s web resolves to its replica ${ip}: ${resolved}`);
+  for (const ip of ipsB) t.false(resolved.includes(ip), `and not to ${b}'s ${ip}`);
+  const reach = await run('docker', ['exec', await probeOf(a), 'sh', '-c', `nc -w 2 -z ${ipsB[0]} 8080 && echo open || echo closed`]);
+  t.is(reach.stdout.trim(), 'closed', `${a} cannot reach ${b}'s replicas`);
+});

@@ -5,7 +5,7 @@
 //   GET  /info        JSON { app, deployment, service, version, instance, hostname, pid }
 //   GET  /health      200 "ok"; 503 when /tmp/unhealthy exists or UNHEALTHY=1
 //   GET  /slow?ms=N   answers with the version after N ms (for drain tests)
-//   GET  /cpu?ms=N    keeps a core busy for N ms (at most 1000), then answers (bench/replicas.ts)
+//   GET  /cpu?n=N     N SHA-256 rounds (at most 1e6: CPU-bound work), then answers (bench/replicas.ts)
 //   POST /echo        streams the request body back
 //   GET  /count       INCR count on the db at DB_HOST:DB_PORT; 503 when it cannot be reached
 //   GET  /ws          WebSocket (RFC 6455): sends "hello from <version>", answers each text
@@ -121,12 +121,11 @@ function httpMode() {
       },
     },
     '/cpu': {
-      // CPU-bound work for the replicas benchmark: hashes for ms milliseconds (at most 1 s), then answers.
+      // CPU-bound work for the replicas benchmark: n SHA-256 rounds (at most 1e6), a fixed amount of work, then answers.
       GET: (req, res, url) => {
-        const ms = Math.min(Math.max(Number(url.searchParams.get('ms')) || 0, 0), 1000);
-        const until = performance.now() + ms;
+        const n = Math.min(Math.max(Math.floor(Number(url.searchParams.get('n')) || 0), 0), 1_000_000);
         let digest = '';
-        while (performance.now() < until) digest = crypto.createHash('sha256').update(digest).digest('hex');
+        for (let i = 0; i < n; i++) digest = crypto.createHash('sha256').update(digest).digest('hex');
         send(res, 200, `${VERSION} ${digest.slice(0, 8)}\n`);
       },
     },
