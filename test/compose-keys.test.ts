@@ -9,8 +9,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import test from 'ava';
 import { parseConfig } from '../src/config/index.ts';
-import { ConfigError } from '../src/errors.ts';
 import { createHarness, type Harness } from './helpers/harness.ts';
+import { problems } from './helpers/config-problems.ts';
 
 const run = promisify(execFile);
 let h: Harness;
@@ -197,16 +197,6 @@ test('config: env_file format raw takes values as written', (t) => {
 });
 
 /** Parses `text` (a services: block), returning the problems' text, or '' when it is valid. */
-function problems(text: string, env: Record<string, string> = {}): string {
-  try {
-    parseConfig(text, 'cfg.yml', env);
-    return '';
-  } catch (error) {
-    if (error instanceof ConfigError) return error.message;
-    throw error;
-  }
-}
-
 const svc = (extra: string) => `services:\n  web:\n    image: a:1\n${extra}`;
 
 test('config: engine fields that need no engine to check', (t) => {

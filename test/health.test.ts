@@ -139,9 +139,14 @@ test('agent health checks: unhealthy reported within interval × retries; restar
   const dry = await h.run(['update', '-l', `class=${name}`, '-s', 'side', '--image', 'depad-example/app:2', '--dry-run', '--json']);
   t.is(dry.code, 0, dry.stderr);
   t.deepEqual((JSON.parse(dry.stdout) as { items: { deployment: string; result: string }[] }).items.map((i) => [i.deployment, i.result]), [[name, 'would update']]);
-  const stats = await h.run(['stats', '-l', `class=${name}`, '--json']);
-  t.is(stats.code, 0, stats.stderr);
-  t.deepEqual((JSON.parse(stats.stdout) as { service: string }[]).map((u) => u.service).sort(), ['own', 'side', 'web']);
+  // stats samples running instances: own may be between two of the monitor's restarts, so ask until it runs.
+  const sampled = await until('stats of all three services', async () => {
+    const stats = await h.run(['stats', '-l', `class=${name}`, '--json']);
+    t.is(stats.code, 0, stats.stderr);
+    const services = (JSON.parse(stats.stdout) as { service: string }[]).map((u) => u.service).sort();
+    return services.length === 3 ? services : undefined;
+  });
+  t.deepEqual(sampled, ['own', 'side', 'web']);
   const workflows = await h.run(['workflow', 'ls', name, '--json']);
   t.is(workflows.code, 0, workflows.stderr);
   t.deepEqual(JSON.parse(workflows.stdout), []);

@@ -8,11 +8,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import { loadConfig, parseConfig } from '../src/config/index.ts';
-import { ConfigError } from '../src/errors.ts';
 import { normalizedCompose } from '../src/config/normalize.ts';
 import { render } from '../src/render/render.ts';
 import { firstFreeSubnet, subnetPoolFromEnv, DEFAULT_SUBNET_POOL } from '../src/subnets/pool.ts';
 import { formatCidr, mapText, parseCidr, type Cidr } from '../src/subnets/ipv4.ts';
+import { problems } from './helpers/config-problems.ts';
 
 const file = (network: string, services = '') => `services:
   db:
@@ -35,16 +35,6 @@ const IPAM = `    ipam:
           gateway: 172.28.0.1
           aux_addresses: {printer: 172.28.9.9}
 `;
-
-function problems(text: string): string {
-  try {
-    parseConfig(text, 'cfg.yml', {});
-    return '';
-  } catch (error) {
-    if (error instanceof ConfigError) return error.message;
-    throw error;
-  }
-}
 
 test('accepted: the subnet, range, gateway, aux addresses and a service address, normalised', (t) => {
   const spec = parseConfig(file(IPAM), 'cfg.yml', {});

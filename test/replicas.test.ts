@@ -80,6 +80,8 @@ for (const parallelism of [1, 2]) {
     const config = await write(h, file(4, parallelism));
     t.is((await h.run(['create', '-n', name, '-f', config])).code, 0);
     const host = `web.${name}.localhost`;
+    const dry = await h.run(['update', name, '-e', 'WEB=2', '--dry-run']);
+    t.regex(dry.stdout, new RegExp(`web: roll 4 replicas to 4, ${parallelism} at a time \\(start-first\\)`));
     const load = startLoad({ port: proxy.port, host, keepAliveClients: 3, newConnectionClients: 3 });
     const r = await h.run(['update', name, '-e', 'WEB=2']);
     const stats = await load.stop();
@@ -122,6 +124,8 @@ test('replicas: scale 1 → 4 → 1 under load: no failed request, the replica t
   t.is((await h.run(['create', '-n', name, '-f', await write(h, file(1))])).code, 0);
   const host = `web.${name}.localhost`;
   const first = webOf(await h.json<DeploymentView>(['inspect', name])).instances[0]!;
+  const dry = await h.run(['scale', name, 'web=4', '--dry-run']);
+  t.regex(dry.stdout, /web: scale 1 → 4 replicas: 1 stay as they are; start 3/);
   const load = startLoad({ port: proxy.port, host, keepAliveClients: 2, newConnectionClients: 3 });
   const up = await h.run(['scale', name, 'web=4']);
   const upView = webOf(await h.json<DeploymentView>(['inspect', name]));

@@ -1,20 +1,10 @@
 /** `deploy.update_config` and `deploy.rollback_config` as read (pure: no engine). */
 import test from 'ava';
-import { ConfigError } from '../src/errors.ts';
 import { parseConfig } from '../src/config/index.ts';
 import { rolloutDefaults } from '../src/config/service-rollout.ts';
+import { problems } from './helpers/config-problems.ts';
 
 const svc = (deploy: string, extra = '') => `services:\n  web:\n    image: a:1\n${extra}    deploy:\n${deploy}`;
-
-function problems(text: string): string {
-  try {
-    parseConfig(text, 'cfg.yml', {});
-    return '';
-  } catch (error) {
-    if (error instanceof ConfigError) return error.message;
-    throw error;
-  }
-}
 
 test('update_config and rollback_config: every key read, defaults filled by rolloutDefaults', (t) => {
   const spec = parseConfig(

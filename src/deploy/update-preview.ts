@@ -7,7 +7,8 @@ import { containerName } from '../render/names.ts';
 import type { DeploymentRecord } from '../store/records.ts';
 import type { OpContext } from './context.ts';
 import { serviceChanges, type PlanDiff } from './diff.ts';
-import { orderReason, planUpdatePorts, stopsFirst } from './port-plan.ts';
+import { orderReason, planUpdatePorts, scaleKeeps, stopsFirst } from './port-plan.ts';
+import { rolloutDefaults } from '../config/service-rollout.ts';
 import { assertUpdatable, planUpdate } from './update.ts';
 import { groupRole, ownersOf } from './namespace-groups.ts';
 import type { UpdateRequest } from './update-target.ts';
@@ -34,7 +35,7 @@ export async function previewUpdate(ctx: OpContext, record: DeploymentRecord, re
   const base = { dryRun: true as const, name: record.name, revision: record.revision, diff, pull: missing };
   if (diff.empty) return { ...base, steps: [] };
   const { changed, removed } = serviceChanges(diff);
-  const ports = planUpdatePorts(record, request.spec, changed, removed);
+  const ports = planUpdatePorts(record, request.spec, changed, removed, scaleKeeps(diff, record));
   const steps: string[] = missing.map((image) => `pull ${image}`);
   const hooks = (hook: Hook) => Object.values(request.spec.depad.workflows ?? {}).filter((w) => w.hooks.includes(hook)).map((w) => `run workflow ${w.name} (${hook})`);
   if (ports.needed.length) steps.push(`reserve ${ports.needed.length} host port(s) for new instances (the deployment's spares first, else its own block)`);
@@ -45,6 +46,17 @@ export async function previewUpdate(ctx: OpContext, record: DeploymentRecord, re
     const meta = candidate.services.find((s) => s.name === name)!;
     if (change?.kind === 'routing') steps.push(`${name}: update its route settings (no new instance)`);
     if (!changed.includes(name)) continue;
+    const olds = current.containers.filter((c) => c.service === name).length;
+    const news = request.spec.services[name]?.replicas ?? 1;
+    if (olds > 1 || news > 1) {
+      // Replicas: batch by batch (roll.ts), or a scale that keeps the ones that stay.
+      const policy = rolloutDefaults(request.spec.services[name]?.rollout?.[kind], meta.stateful, kind);
+      const size = policy.parallelism === 0 ? 'all' : String(policy.parallelism);
+      steps.push(change?.replicas?.only
+        ? `${name}: scale ${olds} → ${news} replicas: ${Math.min(olds, news)} stay as they are; ${news > olds ? `start ${news - olds}, wait until they are ready, add them to the route` : `take ${olds - news} out of the route, drain them, stop them`} (${size} at a time)`
+        : `${name}: roll ${olds} replicas to ${news}, ${size} at a time (${policy.order}${policy.delayMs ? `, ${policy.delayMs} ms apart` : ''}): each batch starts new replicas on fresh ports, waits until they are ready, adds them to the route${policy.order === 'start-first' ? ', then takes as many old ones out, drains and stops them' : ' (its old ones were taken out, drained and stopped first)'}; a failed batch rolls ${name} back`);
+      continue;
+    }
     const role = groupRole(candidate, changed, name);
     if (role.carriedBy !== undefined) continue; // in its owner's step
     const next = containerName(record.name, name, (record.instances[name] ?? 0) + 1);
