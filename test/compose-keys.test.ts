@@ -249,7 +249,7 @@ const refusals: Array<[string, string, RegExp]> = [
   ['ipc: service of a private owner', '    ipc: "service:db"\n  db:\n    image: a:1\n', /services\.web\.ipc: ipc: service:db joins db's IPC namespace, which the engine shares only when db says ipc: shareable/],
   ['credential_spec', '    credential_spec: {file: x.json}\n', /credential_spec is for Windows containers/],
   ['isolation hyperv', '    isolation: hyperv\n', /isolation "hyperv" is for Windows containers/],
-  ['replicas with a published port', '    deploy: {replicas: 3}\n    ports: ["80:8080"]\n', /services\.web\.deploy\.replicas: 3 replicas: a published port \(ports: 8080\) is one host port, which one replica only can bind; reach the replicas through the proxy instead \(x-depad\.expose/],
+  ['replicas with an asked host port', '    deploy: {replicas: 3}\n    ports: ["80:8080"]\n', /services\.web\.deploy\.replicas: 3 replicas: a host port the file asks for \(ports: 80:8080\) is one port, which one replica only can bind; write the container port alone \("8080": each replica gets a host port of its own\)/],
   ['replicas with a named volume', '    scale: 2\n    volumes: [data:/data]\nvolumes:\n  data: {}\n', /services\.web\.scale: 2 replicas: the named volume data would be shared by every replica/],
   ['replicas 0', '    deploy: {replicas: 0}\n', /services\.web\.deploy\.replicas: replicas: 0 is not supported yet/],
   ['scale and replicas disagree', '    scale: 2\n    deploy: {replicas: 3}\n', /services\.web\.deploy\.replicas: deploy\.replicas \(3\) differs from scale \(2\); give it once/],

@@ -49,7 +49,8 @@ test('a hostname another deployment routes: create and update fail at once, nami
   const create = await h.run(['create', '-n', second, '-f', routed]);
   const took = Date.now() - started;
   t.is(create.code, 5, create.stderr);
-  t.true(took < 3000, `it failed after ${took} ms`);
+  // At once: no start and no wait (asserted below); the bound only catches a command that hangs (a loaded machine takes seconds to start the CLI).
+  t.true(took < 10_000, `it failed after ${took} ms`);
   t.regex(create.stderr, new RegExp(`routed\\.yml:13:35 services\\.web\\.x-depad\\.hostnames\\[1\\]: host myapp\\.test is already routed to deployment ${owner} \\(service web\\)`));
   t.regex(create.stderr, /nothing was made/);
   t.notRegex(create.stderr, /starting|waiting/, 'nothing was started or waited for');
@@ -64,7 +65,7 @@ test('a hostname another deployment routes: create and update fail at once, nami
   const update = await h.run(['update', plain, '-f', await write(h, 'more.yml', config('plain.test, MyApp.test'))]);
   const upTook = Date.now() - upStarted;
   t.is(update.code, 5, update.stderr);
-  t.true(upTook < 3000, `it failed after ${upTook} ms`);
+  t.true(upTook < 10_000, `it failed after ${upTook} ms`);
   t.regex(update.stderr, new RegExp(`more\\.yml:13:\\d+ services\\.web\\.x-depad\\.hostnames\\[1\\]: host myapp\\.test is already routed to deployment ${owner}`));
   t.deepEqual((await engineObjects(h.engine, h.prefix)).containers, made, 'no new instance');
   t.is((await h.json<DeploymentView>(['inspect', plain])).revision, 1);

@@ -14,7 +14,7 @@ import type { DeploymentView } from '../src/deploy/status.ts';
 import { agentSocketPath } from '../src/home.ts';
 import { agentEvents, until } from './helpers/agent-api.ts';
 import { startAgent } from './helpers/agent-process.ts';
-import { harness, testPorts, type Harness } from './helpers/harness.ts';
+import { harness, httpGet, testPorts, type Harness } from './helpers/harness.ts';
 import { getVia, startLoad } from './helpers/load.ts';
 import { startProxyProcess } from './helpers/proxy-process.ts';
 
@@ -233,4 +233,29 @@ test('replicas of two deployments of one file are isolated: each name resolves t
   for (const ip of ipsB) t.false(resolved.includes(ip), `and not to ${b}'s ${ip}`);
   const reach = await run('docker', ['exec', await probeOf(a), 'sh', '-c', `nc -w 2 -z ${ipsB[0]} 8080 && echo open || echo closed`]);
   t.is(reach.stdout.trim(), 'closed', `${a} cannot reach ${b}'s replicas`);
+});
+
+test('replicas with published ports: a host port each, kept per replica across a rolling update (stop-first on its port) and a scale', async (t) => {
+  const h = await harness(t);
+  const name = h.name('pub');
+  const text = `services:\n  web:\n    image: depad-example/app:\${APP:-1}\n    ports: ["8080"]\n    deploy:\n      replicas: 3\n    healthcheck:\n      test: ["CMD", "/app/bin/probe", "http", "8080", "/cgi-bin/health"]\n      interval: 1s\n      retries: 20\n`;
+  t.is((await h.run(['create', '-n', name, '-f', await write(h, text)])).code, 0);
+  const published = (v: DeploymentView) => v.ports.filter((p) => p.service === 'web' && p.role === 'published').map((p) => `${p.replica ?? 1}:${p.host}`).sort();
+  const before = await h.json<DeploymentView>(['inspect', name]);
+  t.is(published(before).length, 3, 'one host port per replica');
+  for (const p of before.ports.filter((x) => x.role === 'published')) t.is((await httpGet(p.host, '/cgi-bin/health')).status, 200, `replica ${p.replica} answers on ${p.host}`);
+
+  const r = await h.run(['update', name, '-e', 'APP=2']);
+  t.is(r.code, 0, r.stderr);
+  t.regex(r.stderr, /replacing web's 3 replicas by 3, 1 at a time \(stop-first\)/);
+  const after = await h.json<DeploymentView>(['inspect', name]);
+  t.deepEqual(published(after), published(before), 'each replica kept its host port');
+  t.deepEqual(webOf(after).instances.map((i) => i.container).sort(), [4, 5, 6].map((n) => `depad-${name}-web-${n}`));
+  for (const p of after.ports.filter((x) => x.role === 'published')) t.is((await httpGet(p.host, '/cgi-bin/health')).status, 200);
+
+  const down = await h.run(['scale', name, 'web=1']);
+  t.is(down.code, 0, down.stderr);
+  const one = await h.json<DeploymentView>(['inspect', name]);
+  t.deepEqual(published(one).map((p) => p.split(':')[1]), [published(before)[0]!.split(':')[1]], 'the first replica keeps its port');
+  t.is(one.ports.filter((p) => p.service === 'web' && p.role === 'spare').length >= 2, true, 'the others are spares of the deployment');
 });

@@ -52,7 +52,7 @@ export function instancesTable(view: DeploymentView): string {
     if (s.instances.length === 0) return [[s.name, '-', 'missing', '-', '-', portsText(s.ports), route]];
     // Several replicas: each row names its replica and shows its own ports.
     const many = new Set(s.instances.map((i) => i.replica)).size > 1;
-    const own = (i: (typeof s.instances)[number]) => s.ports.filter((p) => p.role === 'published' || i.ports.some((b) => b.host === p.host));
+    const own = (i: (typeof s.instances)[number]) => s.ports.filter((p) => i.ports.some((b) => b.host === p.host));
     return s.instances.map((i) => [many && i.replica !== undefined ? `${s.name}[${i.replica}]` : s.name, i.container, stateText(i), i.health ?? '-', restartsText(i), portsText(many ? own(i) : s.ports), route]);
   });
   return table(['SERVICE', 'CONTAINER', 'STATE', 'HEALTH', 'RESTARTS', 'PORTS', 'ROUTE'], rows);

@@ -86,9 +86,12 @@ export function rolloutDefaults(given: RolloutPolicy | undefined, stateful: bool
 }
 
 /** How many replicas a start-first rolling batch of `s` runs beside the old ones (0: one replica, or stop-first). */
-export function rollingSurge(s: { readonly replicas?: number; readonly volumes: readonly { readonly type: string }[]; readonly rollout?: { readonly update?: RolloutPolicy } }): number {
+export function rollingSurge(s: { readonly replicas?: number; readonly volumes: readonly { readonly type: string }[]; readonly ports?: readonly unknown[]; readonly depad?: { readonly route?: { readonly port: number } }; readonly rollout?: { readonly update?: RolloutPolicy } }): number {
   const n = s.replicas ?? 1;
   if (n <= 1) return 0;
+  // Published ports roll stop-first (each replica's port passes to its successor).
+  const published = (s.ports ?? []).some((p) => (p as { target: number }).target !== s.depad?.route?.port);
+  if (published) return 0;
   const policy = rolloutDefaults(s.rollout?.update, s.volumes.some((m) => m.type === 'volume'), 'update');
   return policy.order === 'stop-first' ? 0 : policy.parallelism === 0 ? n : Math.min(policy.parallelism, n);
 }

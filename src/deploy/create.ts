@@ -68,7 +68,7 @@ export async function createDeployment(ctx: OpContext, request: CreateRequest): 
   const cursor = cursorIn(await ctx.store.getCursor(), range);
   const fixed = spec.depad.hostPorts === 'fixed';
   // Replica k of a service is instance k; its route's stable port (tcp) is needed once.
-  const needed = Object.values(spec.services).flatMap((s) => Array.from({ length: s.replicas ?? 1 }, (_, k) => portsNeeded(s, k + 1, k === 0, fixed)).flat());
+  const needed = Object.values(spec.services).flatMap((s) => Array.from({ length: s.replicas ?? 1 }, (_, k) => portsNeeded(s, k + 1, k === 0, fixed, (s.replicas ?? 1) > 1 ? k + 1 : undefined)).flat());
   const { ports, allocation } = await assignPorts(ctx, needed, { cursor, moveCursor: true });
   for (const warning of allocatedInstead(ports, fixed)) ctx.progress({ step: 'warning', message: warning });
   const { subnets } = await assignSubnets(ctx, spec);

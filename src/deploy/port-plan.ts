@@ -39,7 +39,7 @@ function askedText(p: PortSpec): string | undefined {
  * route's upstream port is the instance's own), plus (when `withRoutePort`) the proxy's stable port
  * if the service is exposed over tcp. With `fixed`, a port the file asks for must be that one.
  */
-export function portsNeeded(service: ServiceSpec, instance: number, withRoutePort: boolean, fixed = false): PortNeed[] {
+export function portsNeeded(service: ServiceSpec, instance: number, withRoutePort: boolean, fixed = false, replica?: number): PortNeed[] {
   const route = service.depad.route;
   return [
     ...service.ports.map((p): PortNeed => {
@@ -48,7 +48,7 @@ export function portsNeeded(service: ServiceSpec, instance: number, withRoutePor
         service: service.name,
         target: p.target,
         protocol: p.protocol,
-        ...(isUpstreamPort(service, p, fixed) ? { role: 'instance' as const, instance } : { role: 'published' as const, instance: 0 }),
+        ...(isUpstreamPort(service, p, fixed) ? { role: 'instance' as const, instance } : { role: 'published' as const, instance: 0, ...(replica === undefined ? {} : { replica }) }),
         ...(asked !== undefined ? { asked } : {}),
         ...(p.hostIp !== undefined ? { hostIp: p.hostIp } : {}),
         ...(fixed && p.published !== undefined ? { fixed: { ...p.published } } : {}),
@@ -93,9 +93,14 @@ export function planUpdatePorts(
     const current = record.instances[name];
     const hasRoute = record.ports.some((p) => p.service === name && p.role === 'route');
     const stay = keeps[name] ?? [];
-    for (const p of record.ports) if (p.service === name && p.role === 'instance' && stay.includes(p.instance)) (claimed.add(p), kept.push(p));
+    // A scale keeps the replicas that stay (the first ones) with their ports: their route ports and published ports.
+    for (const p of record.ports) {
+      if (p.service !== name || claimed.has(p)) continue;
+      if ((p.role === 'instance' && stay.includes(p.instance)) || (p.role === 'published' && stay.length > 0 && (p.replica ?? 1) <= stay.length)) (claimed.add(p), kept.push(p));
+    }
     // One set per new replica (instances current+1…); the tcp route's stable port once.
-    const wanted = Array.from({ length: (service.replicas ?? 1) - stay.length }, (_, k) => portsNeeded(service, (current ?? 0) + 1 + k, k === 0 && !hasRoute, spec.depad.hostPorts === 'fixed')).flat();
+    const many = (service.replicas ?? 1) > 1;
+    const wanted = Array.from({ length: (service.replicas ?? 1) - stay.length }, (_, k) => portsNeeded(service, (current ?? 0) + 1 + k, k === 0 && !hasRoute, spec.depad.hostPorts === 'fixed', many ? stay.length + 1 + k : undefined)).flat();
     for (const need of wanted) {
       if (need.role !== 'published') {
         needed.push(need);
@@ -103,7 +108,7 @@ export function planUpdatePorts(
       }
       // A held port still fits unless the file now asks for a fixed port it is not.
       const fits = (p: PortAssignment) => need.fixed === undefined || (p.host >= need.fixed.from && p.host <= need.fixed.to);
-      const same = (p: PortAssignment) => p.service === name && p.target === need.target && p.protocol === need.protocol && !claimed.has(p) && fits(p);
+      const same = (p: PortAssignment) => p.service === name && p.target === need.target && p.protocol === need.protocol && (p.role !== 'published' || (p.replica ?? 1) === (need.replica ?? 1)) && !claimed.has(p) && fits(p);
       const held = record.ports.find((p) => same(p) && p.role === 'published') ?? record.ports.find((p) => same(p) && p.role === 'instance' && p.instance === current);
       if (held === undefined) needed.push(need);
       else {
@@ -160,7 +165,10 @@ export function orderReason(meta: { stateful: boolean; order?: ServicePlan['orde
 /** Host port 0 for every port `spec`'s services would publish with `instances` current: for plans made only to be compared or checked. */
 export function placeholderPorts(spec: DeploymentSpec, holder: InstanceHolder = {}): PortAssignment[] {
   const fixed = spec.depad.hostPorts === 'fixed';
-  return Object.values(spec.services).flatMap((s) => replicaInstances(holder, s).flatMap((n) => portsNeeded(s, n, false, fixed).map(({ fixed: _fixed, ...p }) => ({ ...p, host: 0 }))));
+  return Object.values(spec.services).flatMap((s) => {
+    const list = replicaInstances(holder, s);
+    return list.flatMap((n, i) => portsNeeded(s, n, false, fixed, list.length > 1 ? i + 1 : undefined).map(({ fixed: _fixed, ...p }) => ({ ...p, host: 0 })));
+  });
 }
 
 /** `holder` with every service at the replica count `spec` asks for (`replicaInstances`): for plans made only to be compared or checked. */

@@ -104,7 +104,7 @@ export async function viewDeployment(ctx: OpContext, record: DeploymentRecord, i
     };
     return {
       name,
-      ports: [...new Map(current.flatMap((n) => boundPorts(record.ports, name, n)).map((p) => [p.host, p])).values()],
+      ports: [...new Map(current.flatMap((n, i) => boundPorts(record.ports, name, n, i + 1)).map((p) => [p.host, p])).values()],
       ...(route ? { route } : {}),
       ...(Object.keys(limits).length ? { limits } : {}),
       instances: found.filter((c) => c.labels[LABELS.service] === name).map((c) => instanceView(c, unknown, ctx.observed)),

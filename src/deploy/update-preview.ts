@@ -50,7 +50,8 @@ export async function previewUpdate(ctx: OpContext, record: DeploymentRecord, re
     const news = request.spec.services[name]?.replicas ?? 1;
     if (olds > 1 || news > 1) {
       // Replicas: batch by batch (roll.ts), or a scale that keeps the ones that stay.
-      const policy = rolloutDefaults(request.spec.services[name]?.rollout?.[kind], meta.stateful, kind);
+      const given = rolloutDefaults(request.spec.services[name]?.rollout?.[kind], meta.stateful, kind);
+      const policy = [...ports.kept, ...ports.needed].some((p) => p.service === name && p.role === 'published') ? { ...given, order: 'stop-first' as const } : given;
       const size = policy.parallelism === 0 ? 'all' : String(policy.parallelism);
       steps.push(change?.replicas?.only
         ? `${name}: scale ${olds} → ${news} replicas: ${Math.min(olds, news)} stay as they are; ${news > olds ? `start ${news - olds}, wait until they are ready, add them to the route` : `take ${olds - news} out of the route, drain them, stop them`} (${size} at a time)`

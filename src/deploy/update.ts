@@ -204,7 +204,9 @@ export async function updateDeployment(ctx: OpContext, record: DeploymentRecord,
         const instanceOf = (c: ContainerPlan) => Number(c.body.Labels[LABELS.instance] ?? 1);
         const roll = beginRoll(t, name, olds.filter((c) => !keep.includes(instanceOf(c))).map((c) => ({ instance: instanceOf(c), state: live.get(c.name) })));
         swaps.push(roll);
-        const policy = rolloutDefaults(spec.services[name]?.rollout?.[kind], meta.stateful, kind);
+        // Published ports pass from a replica to its successor on the same slot: stop-first.
+        const given = rolloutDefaults(spec.services[name]?.rollout?.[kind], meta.stateful, kind);
+        const policy = finalPorts.some((p) => p.service === name && p.role === 'published') ? { ...given, order: 'stop-first' as const } : given;
         const adding = news.filter((c) => !keep.includes(instanceOf(c))).map((c) => ({ plan: c, instance: instanceOf(c) }));
         await rollService(ctx, t, roll, adding, meta, policy, spec.depad.startTimeoutMs, news.map(instanceOf));
         running.set(name, roll.news[0]?.id ?? '');

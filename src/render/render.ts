@@ -53,7 +53,7 @@ export interface Rendered {
  * ports, spares and other instances' ports are ignored).
  */
 export function render(spec: DeploymentSpec, who: RenderIdentity, allPorts: readonly PortAssignment[]): Rendered {
-  const ports = Object.keys(spec.services).flatMap((s) => currentInstances(who, s).flatMap((n) => boundPorts(allPorts, s, n)));
+  const ports = Object.keys(spec.services).flatMap((s) => currentInstances(who, s).flatMap((n, i) => boundPorts(allPorts, s, n, i + 1)));
   const base: Record<string, string> = { [LABELS.deployment]: who.name, [LABELS.deploymentId]: who.id, [LABELS.revision]: String(who.revision) };
   if (who.home !== undefined) base[LABELS.home] = who.home;
   const order = startOrder(spec);
@@ -79,7 +79,7 @@ export function render(spec: DeploymentSpec, who: RenderIdentity, allPorts: read
     labels: sorted({ ...v.labels, ...base, [LABELS.volume]: v.name, [LABELS.service]: volUsers(v.name) }),
   }));
   // One container per replica, in replica order (`depad.replica` 1…N), each with its own instance number and ports.
-  const containers = order.flatMap((name) => currentInstances(who, name).map((n, i) => containerPlan(spec, spec.services[name]!, who, base, boundPorts(ports, name, n), n, i + 1)));
+  const containers = order.flatMap((name) => currentInstances(who, name).map((n, i) => containerPlan(spec, spec.services[name]!, who, base, boundPorts(ports, name, n, i + 1), n, i + 1)));
   const firsts = containers.filter((c, i) => containers.findIndex((x) => x.service === c.service) === i);
 
   const composeDoc = {

@@ -63,7 +63,7 @@ export function routedPort(
   return (mine.find((p) => p.role === 'instance' && p.instance === instance) ?? mine.find((p) => p.role === 'published'))?.host;
 }
 
-/** The ports `service`'s instance `instance` binds: its published ports and that instance's own. */
-export function boundPorts<P extends Pick<PortAssignment, 'service' | 'role' | 'instance'>>(ports: readonly P[], service: string, instance: number | undefined): P[] {
-  return ports.filter((p) => p.service === service && (p.role === 'published' || (p.role === 'instance' && p.instance === instance)));
+/** The ports `service`'s instance `instance` (its replica `replica`, default 1) binds: that replica's published ports and that instance's own. */
+export function boundPorts<P extends Pick<PortAssignment, 'service' | 'role' | 'instance' | 'replica'>>(ports: readonly P[], service: string, instance: number | undefined, replica = 1): P[] {
+  return ports.filter((p) => p.service === service && ((p.role === 'published' && (p.replica ?? 1) === replica) || (p.role === 'instance' && p.instance === instance)));
 }

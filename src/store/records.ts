@@ -22,6 +22,8 @@ export interface PortAssignment {
   role: 'published' | 'instance' | 'route' | 'spare';
   /** The instance number, for `instance` ports (0 otherwise). */
   instance: number;
+  /** A `published` port of one replica (1…N) of a service with several; absent: the service's only one. */
+  replica?: number;
   /** The host port (or range) the file asked for (`"80:8080"` → `80`), when it asked. */
   asked?: string;
   /** The host address it is bound to, when the file gave one for this port. */
