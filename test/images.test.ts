@@ -353,7 +353,7 @@ test('UNHEALTHY=1: /health is 503 for good, the rest still answers', async (t) =
   t.is(JSON.parse((await request(c.port, '/info')).body).version, '2');
 });
 
-test('SIGTERM: in-flight requests finish, idle and WebSocket connections close, exit 0 in < 3 s', async (t) => {
+test('SIGTERM: in-flight requests finish, idle and WebSocket connections close, exit 0 long before the 9 s deadline', async (t) => {
   const c = await run(t);
   // An idle keep-alive connection and an open WebSocket must not hold the stop up.
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
@@ -372,7 +372,8 @@ test('SIGTERM: in-flight requests finish, idle and WebSocket connections close, 
   t.is(answered.status, 200, 'the in-flight request was answered');
   t.is(answered.body.trim(), '1');
   t.is(answered.headers.connection, 'close');
-  t.true(took < 3000, `docker stop took ${Math.round(took)} ms`);
+  // Held by the idle connection it would take the app's 9 s deadline (docker's kill at 10 s): 6 s leaves a loaded machine room.
+  t.true(took < 6000, `docker stop took ${Math.round(took)} ms`);
   t.true(took >= 800, `stopped after ${Math.round(took)} ms, before the in-flight request was done`);
   t.like(await socket.closed, { code: 1001 });
   t.is(await docker(['inspect', '--format', '{{.State.ExitCode}}', c.name]), '0');
@@ -386,7 +387,7 @@ test('SIGTERM: in-flight requests finish, idle and WebSocket connections close, 
   const dbStarted = performance.now();
   await docker(['stop', '-t', '10', db.name]);
   const dbTook = performance.now() - dbStarted;
-  t.true(dbTook < 3000, `docker stop (tcp) took ${Math.round(dbTook)} ms`);
+  t.true(dbTook < 6000, `docker stop (tcp) took ${Math.round(dbTook)} ms`);
   t.is(await docker(['inspect', '--format', '{{.State.ExitCode}}', db.name]), '0');
   t.regex(await docker(['logs', db.name]), /node-app 1 tcp: stopped \(SIGTERM\)/);
 });
