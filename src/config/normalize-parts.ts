@@ -10,12 +10,12 @@ import { composeEngineFields } from '../render/engine-fields.ts';
 
 /** One mount in compose's long syntax; a bind inside the root as `./path`. */
 export function normalizedMount(m: MountSpec): Record<string, unknown> {
-  const { type, source, target, readOnly, selinux, propagation, noCopy, ...others } = m as MountSpec & { onHost?: true };
-  const { onHost, outside: _outside, ...rest } = others as { onHost?: true; outside?: unknown };
+  const { type, source, target, readOnly, selinux, propagation, noCopy, ...extra } = m as MountSpec & { onHost?: true };
+  const { onHost, outside: _outside, ...others } = extra as { onHost?: true; outside?: unknown };
   const out: Record<string, unknown> = { type, source: type === 'bind' && onHost !== true ? `./${source}` : source, target, read_only: readOnly };
   if (type === 'bind' && (selinux !== undefined || propagation !== undefined)) out.bind = { ...(propagation ? { propagation } : {}), ...(selinux ? { selinux } : {}) };
   if (type === 'volume' && noCopy === true) out.volume = { nocopy: true };
-  return { ...out, ...snakeKeys(rest) };
+  return { ...out, ...rest(others, []) };
 }
 
 /** The compose keys of a service's engine part, with `container_name` and `links` (as their aliases). */
@@ -93,6 +93,12 @@ export function normalizedRollouts(s: ServiceSpec): Record<string, unknown> {
   return out;
 }
 
-function snakeKeys(value: object): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined).map(([k, v]) => [k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), v]));
+/** Fields of `value` other than `known` (ones other developers add), snake_case. */
+export function rest(value: object, known: readonly string[]): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(value).filter(([k, v]) => !known.includes(k) && v !== undefined).map(([k, v]) => [snake(k), v]));
+}
+
+/** A spec field name as compose writes keys (`workingDir` → `working_dir`). */
+export function snake(key: string): string {
+  return key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 }

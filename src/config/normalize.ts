@@ -5,7 +5,7 @@
  * `./path` against the file's directory. depad's settings stay under `x-depad`.
  */
 import type { DeploymentSpec, ServiceSpec } from './spec.ts';
-import { normalizedBuild, normalizedEngine, normalizedMount, normalizedRollouts, normalizedSecretDefinitions, normalizedSecretMounts } from './normalize-parts.ts';
+import { normalizedBuild, normalizedEngine, normalizedMount, normalizedRollouts, normalizedSecretDefinitions, normalizedSecretMounts, rest, snake } from './normalize-parts.ts';
 import { ipamDocument } from './ipam.ts';
 
 /** Fields of `ServiceSpec` written by `normalizedService` by name; any other field is written as is (snake_case). */
@@ -128,17 +128,8 @@ function limits(r: { readonly cpus?: number; readonly memoryBytes?: number; read
   return out;
 }
 
-/** Fields of `value` other than `known` (ones other developers add), snake_case. */
-function rest(value: object, known: readonly string[]): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(value).filter(([k, v]) => !known.includes(k) && v !== undefined).map(([k, v]) => [snake(k), v]));
-}
-
 function nonEmpty(key: string, record: Readonly<Record<string, string>>): Record<string, unknown> {
   return Object.keys(record).length > 0 ? { [key]: { ...record } } : {};
-}
-
-function snake(key: string): string {
-  return key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 }
 
 /** Milliseconds in compose's duration syntax (`1m30s`, `500ms`). */

@@ -42,14 +42,15 @@ export function diffPlans(current: StoredPlan, next: StoredPlan, currentImages: 
     else if (!b) services.push({ service, kind: 'removed', details: [] });
     else {
       const details = containerDetails(a, b);
-      const count = (plan: StoredPlan) => plan.containers.filter((c) => c.service === service).length;
-      const from = count(current);
-      const to = count(next);
-      const scaled = from !== to ? { from, to, only: details.length === 0 && !(a.body.Image === b.body.Image && currentImages[service] && nextImages[service] && currentImages[service] !== nextImages[service]) } : undefined;
-      if (scaled) details.push(`replicas ${from} → ${to}${scaled.only ? ' (the others stay)' : ''}`);
       const ia = currentImages[service];
       const ib = nextImages[service];
       if (a.body.Image === b.body.Image && ia && ib && ia !== ib) details.unshift(`image ${b.body.Image} now points at ${short(ib)} (was ${short(ia)})`);
+      // Only the replica count changes: a scale (the replicas that stay are kept).
+      const count = (plan: StoredPlan) => plan.containers.filter((c) => c.service === service).length;
+      const from = count(current);
+      const to = count(next);
+      const scaled = from !== to ? { from, to, only: details.length === 0 } : undefined;
+      if (scaled) details.push(`replicas ${from} → ${to}${scaled.only ? ' (the others stay)' : ''}`);
       const meta = metaDetails(current.services.find((s) => s.name === service), next.services.find((s) => s.name === service));
       services.push({ service, kind: details.length ? 'changed' : meta.length ? 'routing' : 'unchanged', details: [...details, ...meta], ...(scaled ? { replicas: scaled } : {}) });
     }

@@ -10,6 +10,7 @@ import type { DeploymentRecord } from '../store/records.ts';
 import { checkpoint, type OpContext } from './context.ts';
 import { waitReady } from './ready.ts';
 import { routedPort } from '../render/routes.ts';
+import { planInstance } from '../render/names.ts';
 import { SETTLE_MS, assertStillRunning, waitFor } from './wait.ts';
 
 /** The plan as stored with a revision. */
@@ -121,7 +122,7 @@ export async function startServices(ctx: OpContext, record: DeploymentRecord, pl
     // Services with a check from the host (x-depad.health) must pass it too, each replica on its own port.
     const probed = [...started.values()].flatMap((s) => {
       const meta = plan.services.find((m) => m.name === s.plan.service);
-      return meta?.health && meta.route ? [{ meta, id: s.id, instance: Number(s.plan.body.Labels[LABELS.instance] ?? 1) }] : [];
+      return meta?.health && meta.route ? [{ meta, id: s.id, instance: planInstance(s.plan) }] : [];
     });
     await Promise.all(probed.map(({ meta, id, instance }) => waitReady(sub, id, meta, routedPort(record, meta, instance), options.timeoutMs)));
   };

@@ -14,6 +14,7 @@
 import type { DeploymentSpec, PortSpec, ServiceSpec } from '../config/spec.ts';
 import type { DeploymentRecord, PortAssignment } from '../store/records.ts';
 import type { ServicePlan } from '../engine/types.ts';
+import { rolloutDefaults, type RolloutPolicy } from '../config/service-rollout.ts';
 import { currentInstances, type InstanceHolder } from '../render/names.ts';
 
 /** A port still to be given a host port; `fixed`: only a port of that range will do (`x-depad.host_ports: fixed`). */
@@ -152,9 +153,24 @@ export function stopsFirst(
   service: string,
   kind: 'update' | 'rollback' = 'update',
 ): boolean {
-  if (meta.fixedAddress === true || ports.some((p) => p.service === service && p.role === 'published')) return true;
+  if (meta.fixedAddress === true || publishes(ports, service)) return true;
   const order = meta.order?.[kind];
   return order === undefined ? meta.stateful : order === 'stop-first';
+}
+
+/** True when `service` holds published ports in `ports` (its instances bind them: two cannot run at once). */
+export function publishes(ports: ReadonlyArray<Pick<PortAssignment, 'service' | 'role'>>, service: string): boolean {
+  return ports.some((p) => p.service === service && p.role === 'published');
+}
+
+/**
+ * How an update (or rollback) rolls the replicas of `service`: its `update_config` (or
+ * `rollback_config`) over depad's defaults, stop-first when it publishes ports (a replica's port
+ * passes to its successor on the same slot).
+ */
+export function rollPolicy(spec: DeploymentSpec, meta: { stateful: boolean }, ports: ReadonlyArray<Pick<PortAssignment, 'service' | 'role'>>, service: string, kind: 'update' | 'rollback'): Required<RolloutPolicy> {
+  const given = rolloutDefaults(spec.services[service]?.rollout?.[kind], meta.stateful, kind);
+  return publishes(ports, service) ? { ...given, order: 'stop-first' } : given;
 }
 
 /** Why `stopsFirst` says stop-first when only the file's `order` makes it so (not volumes, ports or an address); else undefined. */

@@ -7,8 +7,7 @@ import { containerName } from '../render/names.ts';
 import type { DeploymentRecord } from '../store/records.ts';
 import type { OpContext } from './context.ts';
 import { serviceChanges, type PlanDiff } from './diff.ts';
-import { orderReason, planUpdatePorts, scaleKeeps, stopsFirst } from './port-plan.ts';
-import { rolloutDefaults } from '../config/service-rollout.ts';
+import { orderReason, planUpdatePorts, publishes, rollPolicy, scaleKeeps, stopsFirst } from './port-plan.ts';
 import { assertUpdatable, planUpdate } from './update.ts';
 import { groupRole, ownersOf } from './namespace-groups.ts';
 import type { UpdateRequest } from './update-target.ts';
@@ -50,8 +49,7 @@ export async function previewUpdate(ctx: OpContext, record: DeploymentRecord, re
     const news = request.spec.services[name]?.replicas ?? 1;
     if (olds > 1 || news > 1) {
       // Replicas: batch by batch (roll.ts), or a scale that keeps the ones that stay.
-      const given = rolloutDefaults(request.spec.services[name]?.rollout?.[kind], meta.stateful, kind);
-      const policy = [...ports.kept, ...ports.needed].some((p) => p.service === name && p.role === 'published') ? { ...given, order: 'stop-first' as const } : given;
+      const policy = rollPolicy(request.spec, meta, [...ports.kept, ...ports.needed], name, kind);
       const size = policy.parallelism === 0 ? 'all' : String(policy.parallelism);
       steps.push(change?.replicas?.only
         ? `${name}: scale ${olds} → ${news} replicas: ${Math.min(olds, news)} stay as they are; ${news > olds ? `start ${news - olds}, wait until they are ready, add them to the route` : `take ${olds - news} out of the route, drain them, stop them`} (${size} at a time)`
@@ -70,7 +68,7 @@ export async function previewUpdate(ctx: OpContext, record: DeploymentRecord, re
       steps.push(`${name}: stop-first (it shares the namespaces of ${ownersOf(candidate, name).join(', ')}, which stays): stop ${old}, start ${next}, wait until it is ready`);
     } else if (stopsFirst(meta, [...ports.kept, ...ports.needed], name, kind) || role.companions.some((c) => stopsFirst(candidate.services.find((s) => s.name === c)!, [...ports.kept, ...ports.needed], c, kind))) {
       const all = [...ports.kept, ...ports.needed];
-      const ownPorts = all.some((p) => p.service === name && p.role === 'published');
+      const ownPorts = publishes(all, name);
       const why = meta.fixedAddress ? 'its fixed address passes to the new instance' : published.length ? `its published port ${published.join(', ')} passes to the new instance` : ownPorts ? 'it publishes host ports, which two instances cannot share' : orderReason(meta, kind) ?? (stopsFirst(meta, all, name, kind) ? 'it has named volumes' : `${role.companions.join(', ')} cannot run beside their old instances`);
       const wait = meta.route ? 'new requests to its route wait meanwhile' : published.length ? 'the port answers nothing meanwhile' : 'nothing routes to it';
       steps.push(`${name}: stop-first (${why})${along}: stop ${old}, start ${next}, wait until it is ready${meta.route ? ', route it' : ''}; ${wait}`);

@@ -20,7 +20,7 @@ import type { DeploymentRecord, JournalEntry, RevisionRecord } from '../store/re
 import { checkpoint, undoContext, type OpContext } from './context.ts';
 import { ensureImages } from './create.ts';
 import type { UpdateRequest } from './update-target.ts';
-import { asSpare, orderReason, placeholderPorts, planUpdatePorts, scaleKeeps, stopsFirst, withSpecReplicas } from './port-plan.ts';
+import { asSpare, orderReason, placeholderPorts, planUpdatePorts, rollPolicy, scaleKeeps, stopsFirst, withSpecReplicas } from './port-plan.ts';
 import { diffPlans, serviceChanges, type PlanDiff } from './diff.ts';
 import type { DeploymentView } from './status.ts';
 import { ensureNetworks, ensureVolumes, listInstances } from './materialize.ts';
@@ -35,9 +35,7 @@ import { buildImages, pruneBuiltImages } from './build.ts';
 import { groupRole, ownersOf, withOwners } from './namespace-groups.ts';
 import { companions } from './swap-companions.ts';
 import { beginRoll, revertRoll, rollService, type Roll } from './roll.ts';
-import { rolloutDefaults } from '../config/service-rollout.ts';
-import { LABELS, type ContainerPlan } from '../engine/types.ts';
-import { currentInstances } from '../render/names.ts';
+import { currentInstances, planInstance } from '../render/names.ts';
 
 export { parseRemoteConfig, remoteConfigPath, updateRequestFor } from './update-target.ts';
 export type { UpdateRequest, UpdateTarget } from './update-target.ts';
@@ -158,15 +156,14 @@ export async function updateDeployment(ctx: OpContext, record: DeploymentRecord,
   // A changed service's new replicas are its next instance numbers (one replica: just the next).
   // A scale (only its replica count changes) keeps the replicas that stay and adds or removes the others.
   const count = (s: string) => spec.services[s]?.replicas ?? 1;
-  const scaling = new Map(Object.entries(keeps));
-  const newInstances = (s: string) => [...(scaling.get(s) ?? []), ...Array.from({ length: count(s) - (scaling.get(s)?.length ?? 0) }, (_, k) => nextInstance(s) + k)];
+  const newInstances = (s: string) => [...(keeps[s] ?? []), ...Array.from({ length: count(s) - (keeps[s]?.length ?? 0) }, (_, k) => nextInstance(s) + k)];
   // One replica: its instance number is the current one; several: the newest (their list is in `replicas`).
   const finalInstances = { ...record.instances, ...Object.fromEntries(changed.map((s) => [s, count(s) === 1 ? newInstances(s)[0]! : Math.max(record.instances[s] ?? 0, ...newInstances(s))])) };
   for (const s of removed) delete finalInstances[s];
   const finalReplicas: Record<string, number[]> = { ...record.replicas };
   for (const s of [...changed, ...removed]) delete finalReplicas[s];
   for (const s of changed) if (count(s) > 1) finalReplicas[s] = newInstances(s);
-  if (scaling.size > 0) ctx.progress({ step: 'scale', message: [...scaling].map(([s, keep]) => `${s}: ${currentInstances(record, s).length} → ${count(s)} replicas (${keep.length} stay)`).join('; ') });
+  if (Object.keys(keeps).length > 0) ctx.progress({ step: 'scale', message: Object.entries(keeps).map(([s, keep]) => `${s}: ${currentInstances(record, s).length} → ${count(s)} replicas (${keep.length} stay)`).join('; ') });
   const taken = new Set(fresh.map((p) => p.host));
   const finalPorts = [...planned.kept, ...fresh, ...planned.retired.map(asSpare), ...planned.spares.filter((p) => !taken.has(p.host))];
   const rendered = render(spec, who(ctx, withSubnets, toRevision, finalInstances, spec, finalReplicas), finalPorts);
@@ -200,15 +197,12 @@ export async function updateDeployment(ctx: OpContext, record: DeploymentRecord,
       if (olds.length > 1 || news.length > 1) {
         // Replicas: batch by batch, as update_config (or rollback_config) says.
         // A scale leaves the replicas that stay alone: only the others leave, and only new ones start.
-        const keep = scaling.get(name) ?? [];
-        const instanceOf = (c: ContainerPlan) => Number(c.body.Labels[LABELS.instance] ?? 1);
-        const roll = beginRoll(t, name, olds.filter((c) => !keep.includes(instanceOf(c))).map((c) => ({ instance: instanceOf(c), state: live.get(c.name) })));
+        const keep = keeps[name] ?? [];
+        const roll = beginRoll(t, name, olds.filter((c) => !keep.includes(planInstance(c))).map((c) => ({ instance: planInstance(c), state: live.get(c.name) })));
         swaps.push(roll);
-        // Published ports pass from a replica to its successor on the same slot: stop-first.
-        const given = rolloutDefaults(spec.services[name]?.rollout?.[kind], meta.stateful, kind);
-        const policy = finalPorts.some((p) => p.service === name && p.role === 'published') ? { ...given, order: 'stop-first' as const } : given;
-        const adding = news.filter((c) => !keep.includes(instanceOf(c))).map((c) => ({ plan: c, instance: instanceOf(c) }));
-        await rollService(ctx, t, roll, adding, meta, policy, spec.depad.startTimeoutMs, news.map(instanceOf));
+        const policy = rollPolicy(spec, meta, finalPorts, name, kind);
+        const adding = news.filter((c) => !keep.includes(planInstance(c))).map((c) => ({ plan: c, instance: planInstance(c) }));
+        await rollService(ctx, t, roll, adding, meta, policy, spec.depad.startTimeoutMs, news.map(planInstance));
         running.set(name, roll.news[0]?.id ?? '');
         continue;
       }

@@ -37,54 +37,40 @@ export function applyJoins(s: ServiceSpec, plan: ContainerPlan, containerOf: (se
   if (joins.pid !== undefined) h.PidMode = `container:${containerOf(joins.pid)}`;
 }
 
+/** Engine fields written under their compose key as they are (or through `to`): one table for the rendered file and `diff`. */
+const PLAIN: ReadonlyArray<readonly [part: 'container' | 'host', field: string, key: string, to?: (v: never) => unknown]> = [
+  ['container', 'Hostname', 'hostname'], ['container', 'Domainname', 'domainname'], ['container', 'Tty', 'tty'],
+  ['container', 'OpenStdin', 'stdin_open'], ['container', 'MacAddress', 'mac_address'],
+  ['host', 'Init', 'init'], ['host', 'ReadonlyRootfs', 'read_only'], ['host', 'ShmSize', 'shm_size', (n: number) => `${n}b`],
+  ['host', 'Ulimits', 'ulimits', (u: Array<{ Name: string; Soft: number; Hard: number }>) => Object.fromEntries(u.map((x) => [x.Name, { soft: x.Soft, hard: x.Hard }]))],
+  ['host', 'Sysctls', 'sysctls'], ['host', 'MemorySwap', 'memswap_limit'], ['host', 'MemoryReservation', 'mem_reservation', (n: number) => `${n}b`],
+  ['host', 'MemorySwappiness', 'mem_swappiness'], ['host', 'CpuShares', 'cpu_shares'], ['host', 'CpuQuota', 'cpu_quota'],
+  ['host', 'CpuPeriod', 'cpu_period'], ['host', 'CpuRealtimePeriod', 'cpu_rt_period'], ['host', 'CpuRealtimeRuntime', 'cpu_rt_runtime'],
+  ['host', 'CpusetCpus', 'cpuset'], ['host', 'OomScoreAdj', 'oom_score_adj'], ['host', 'OomKillDisable', 'oom_kill_disable'],
+  ['host', 'LogConfig', 'logging', (l: { Type: string; Config: Record<string, string> }) => ({ driver: l.Type, options: l.Config })],
+  ['host', 'Dns', 'dns'], ['host', 'DnsSearch', 'dns_search'], ['host', 'DnsOptions', 'dns_opt'], ['host', 'GroupAdd', 'group_add'],
+  ['host', 'StorageOpt', 'storage_opt'], ['host', 'SecurityOpt', 'security_opt'], ['host', 'Runtime', 'runtime'], ['host', 'Privileged', 'privileged'],
+  ['host', 'Devices', 'devices', (d: Array<{ PathOnHost: string; PathInContainer: string; CgroupPermissions: string }>) => d.map((x) => `${x.PathOnHost}:${x.PathInContainer}:${x.CgroupPermissions}`)],
+  ['host', 'UsernsMode', 'userns_mode'], ['host', 'CgroupnsMode', 'cgroup'],
+];
+
 /** The compose keys of the engine part, for the rendered docker-compose.yml (names as compose writes them). */
 export function composeEngineFields(s: ServiceSpec): Record<string, unknown> {
   const e = s.engine;
   if (e === undefined) return {};
   const out: Record<string, unknown> = {};
-  const c = e.container;
   const h = e.host;
   const put = (key: string, value: unknown) => {
     if (value !== undefined) out[key] = value;
   };
-  put('hostname', c.Hostname);
-  put('domainname', c.Domainname);
-  put('tty', c.Tty);
-  put('stdin_open', c.OpenStdin);
-  put('mac_address', c.MacAddress);
+  for (const [part, field, key, to] of PLAIN) {
+    const value = (e[part] as Record<string, unknown>)[field];
+    put(key, value === undefined || to === undefined ? value : to(value as never));
+  }
   put('platform', e.platform);
-  put('init', h.Init);
-  put('read_only', h.ReadonlyRootfs);
-  put('shm_size', h.ShmSize === undefined ? undefined : `${h.ShmSize}b`);
-  put('ulimits', h.Ulimits === undefined ? undefined : Object.fromEntries(h.Ulimits.map((u) => [u.Name, { soft: u.Soft, hard: u.Hard }])));
-  put('sysctls', h.Sysctls);
-  put('memswap_limit', h.MemorySwap);
-  put('mem_reservation', h.MemoryReservation === undefined ? undefined : `${h.MemoryReservation}b`);
-  put('mem_swappiness', h.MemorySwappiness);
-  put('cpu_shares', h.CpuShares);
-  put('cpu_quota', h.CpuQuota);
-  put('cpu_period', h.CpuPeriod);
-  put('cpu_rt_period', h.CpuRealtimePeriod);
-  put('cpu_rt_runtime', h.CpuRealtimeRuntime);
-  put('cpuset', h.CpusetCpus);
-  put('oom_score_adj', h.OomScoreAdj);
-  put('oom_kill_disable', h.OomKillDisable);
-  put('logging', h.LogConfig === undefined ? undefined : { driver: h.LogConfig.Type, options: h.LogConfig.Config });
-  put('dns', h.Dns);
-  put('dns_search', h.DnsSearch);
-  put('dns_opt', h.DnsOptions);
-  put('group_add', h.GroupAdd);
-  put('storage_opt', h.StorageOpt);
-  put('security_opt', h.SecurityOpt);
   put('ipc', e.joins?.ipc === undefined ? h.IpcMode : `service:${e.joins.ipc}`);
-  put('pid', e.joins?.pid === undefined ? undefined : `service:${e.joins.pid}`);
+  put('pid', e.joins?.pid === undefined ? h.PidMode : `service:${e.joins.pid}`);
   put('network_mode', e.joins?.network === undefined ? h.NetworkMode : `service:${e.joins.network}`);
-  put('runtime', h.Runtime);
-  put('privileged', h.Privileged);
-  put('devices', h.Devices?.map((d) => `${d.PathOnHost}:${d.PathInContainer}:${d.CgroupPermissions}`));
-  if (e.joins?.pid === undefined) put('pid', h.PidMode);
-  put('userns_mode', h.UsernsMode);
-  put('cgroup', h.CgroupnsMode);
   const blkio: Record<string, unknown> = {};
   const rates = (list: ReadonlyArray<{ Path: string; Rate: number }> | undefined) => list?.map((d) => ({ path: d.Path, rate: d.Rate }));
   for (const [key, value] of [
@@ -119,13 +105,7 @@ export function selinuxBinds(s: ServiceSpec, source: (m: MountSpec) => string): 
 
 /** Compose key of each engine field (for `diff`: "shm_size changed"). */
 export const COMPOSE_KEY_OF: Readonly<Record<string, string>> = {
-  Hostname: 'hostname', Domainname: 'domainname', Tty: 'tty', OpenStdin: 'stdin_open', MacAddress: 'mac_address',
-  Init: 'init', ReadonlyRootfs: 'read_only', ShmSize: 'shm_size', Ulimits: 'ulimits', Sysctls: 'sysctls', MemorySwap: 'memswap_limit',
-  MemoryReservation: 'mem_reservation', MemorySwappiness: 'mem_swappiness', CpuShares: 'cpu_shares', CpuQuota: 'cpu_quota',
-  CpuPeriod: 'cpu_period', CpuRealtimePeriod: 'cpu_rt_period', CpuRealtimeRuntime: 'cpu_rt_runtime', CpusetCpus: 'cpuset',
-  OomScoreAdj: 'oom_score_adj', OomKillDisable: 'oom_kill_disable', LogConfig: 'logging', Dns: 'dns', DnsSearch: 'dns_search',
-  DnsOptions: 'dns_opt', GroupAdd: 'group_add', StorageOpt: 'storage_opt', SecurityOpt: 'security_opt', IpcMode: 'ipc',
-  CgroupnsMode: 'cgroup', Runtime: 'runtime', BlkioWeight: 'blkio_config', BlkioWeightDevice: 'blkio_config',
-  BlkioDeviceReadBps: 'blkio_config', BlkioDeviceWriteBps: 'blkio_config', BlkioDeviceReadIOps: 'blkio_config',
-  BlkioDeviceWriteIOps: 'blkio_config', Binds: 'volumes',
+  ...Object.fromEntries(PLAIN.map(([, field, key]) => [field, key])),
+  IpcMode: 'ipc', PidMode: 'pid', BlkioWeight: 'blkio_config', BlkioWeightDevice: 'blkio_config', BlkioDeviceReadBps: 'blkio_config',
+  BlkioDeviceWriteBps: 'blkio_config', BlkioDeviceReadIOps: 'blkio_config', BlkioDeviceWriteIOps: 'blkio_config', Binds: 'volumes',
 };

@@ -1,4 +1,5 @@
 /** How depad names what it makes on the engine. One place, so every module agrees. */
+import { LABELS } from '../engine/types.ts';
 
 /** Prefix of every engine object of a deployment. */
 export function projectName(deploymentName: string): string {
@@ -13,6 +14,11 @@ export function scopedName(deploymentName: string, key: string): string {
 /** Container name of a service's instance `n` (1 for the first). */
 export function containerName(deploymentName: string, service: string, instance = 1): string {
   return `${projectName(deploymentName)}-${service}-${instance}`;
+}
+
+/** The instance number a container plan carries (its `depad.instance` label; 1 in plans without one). */
+export function planInstance(c: { readonly body: { readonly Labels: Readonly<Record<string, string>> } }): number {
+  return Number(c.body.Labels[LABELS.instance] ?? 1);
 }
 
 /** What knows a deployment's current instances: a record, a render identity, a routing state. */
