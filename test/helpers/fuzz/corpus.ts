@@ -107,6 +107,10 @@ const requests: [string, string, { splits?: number[]; pauseMs?: number; finMs?: 
   ['field-without-colon-awaiting-lf', `GET /a HTTP/1.1\r\n${H}Garbage-Without-Colon\r`],
   ['request-line-http09-awaiting-lf', 'GET /x\r'],
   ['fin-after-request-with-partial-next', `GET /a HTTP/1.1\r\n${H}\r\n\r\n\r\nTRACE http://fuzz.test/a HTTP/1.1\r\nHost: `, { finMs: 0 }],
+  // Seed 20261202 (late under load, on time when replayed): an unknown method pipelined after a chunked and a sized request.
+  ['pipelined-unknown-method-after-chunked-and-sized', `POST /a#frag HTTP/1.1\r\nX-Empty:\t\r\n${H}${chunked}\r\n4\r\nhell\r\n1\r\no\r\n0\r\n\r\nPOST / HTTP/1.1\r\n${H}Content-Length:5\r\n\r\nhellox`],
+  // Seed 20261202: the asterisk target with a chunked body.
+  ['asterisk-target-chunked', `GET * HTTP/1.1\r\n${H}${chunked}\r\n4\r\nxxxx\r\n0\r\n\r\n`],
 ];
 
 const responses: [string, string, Parameters<typeof responseCase>[1]][] = [
