@@ -35,6 +35,8 @@ export const ERROR_CODES = {
   DEPAD_AGENT_UNAVAILABLE: { exit: 12, status: 503 },
   DEPAD_AGENT_RESTART_FAILED: { exit: 15, status: 500 },
   DEPAD_NOT_RUNNING: { exit: 16, status: 409 },
+  /** The update committed a new revision, but `failure_action: pause` stopped a service's roll part-way. */
+  DEPAD_UPDATE_PAUSED: { exit: 17, status: 409 },
   DEPAD_UNAUTHENTICATED: { exit: 13, status: 401 },
   DEPAD_FORBIDDEN: { exit: 13, status: 403 },
   /** Not a failure of the command: `depad doctor` found disagreements (the API answers them with 200). */

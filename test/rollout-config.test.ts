@@ -16,9 +16,9 @@ test('update_config and rollback_config: every key read, defaults filled by roll
     update: { parallelism: 2, delayMs: 5000, order: 'start-first', failureAction: 'pause', monitorMs: 10_000, maxFailureRatio: 0.25 },
     rollback: { parallelism: 0, order: 'stop-first', failureAction: 'continue' },
   });
-  t.deepEqual(rolloutDefaults(undefined, false, 'update'), { parallelism: 1, delayMs: 0, order: 'start-first', failureAction: 'rollback', monitorMs: 0, maxFailureRatio: 0 });
-  t.deepEqual(rolloutDefaults(undefined, true, 'rollback'), { parallelism: 1, delayMs: 0, order: 'stop-first', failureAction: 'pause', monitorMs: 0, maxFailureRatio: 0 });
-  t.is(rolloutDefaults({ order: 'start-first' }, true, 'update').order, 'start-first', 'the file\'s order wins over the volumes default');
+  t.deepEqual(rolloutDefaults(undefined, false), { parallelism: 1, delayMs: 0, order: 'start-first', failureAction: 'rollback', monitorMs: 0, maxFailureRatio: 0 });
+  t.deepEqual(rolloutDefaults(undefined, true), { parallelism: 1, delayMs: 0, order: 'stop-first', failureAction: 'rollback', monitorMs: 0, maxFailureRatio: 0 });
+  t.is(rolloutDefaults({ order: 'start-first' }, true).order, 'start-first', 'the file\'s order wins over the volumes default');
 });
 
 const refusals: Array<[string, string, RegExp]> = [

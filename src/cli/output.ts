@@ -1,4 +1,5 @@
 /** Human and `--json` output of the CLI: tables and results on stdout, progress and errors on stderr. */
+import { heldSummary } from '../deploy/roll-holds.ts';
 import { labelsText } from '../labels.ts';
 import { bytesText } from '../config/budget.ts';
 import path from 'node:path';
@@ -114,6 +115,7 @@ export function printInspect(output: Output, view: DeploymentView, revisions: Re
   output.out(deploymentHeadline(view));
   output.out(`  id:       ${view.id}\n  root:     ${view.rootDir}\n  desired:  ${view.desired}\n  labels:   ${labelsText(view.labels)}\n  created:  ${view.createdAt}\n  updated:  ${view.updatedAt}\n`);
   for (const n of view.subnets ?? []) output.out(`  subnet:   ${n.network} ${n.asked} → ${n.given}\n`);
+  for (const line of heldSummary(view.held ?? {})) output.out(`  held:     ${line}\n`);
   for (const r of revisions) output.out(`  revision ${r.number}: ${path.basename(r.configFile)} (config ${r.configSha256.slice(0, 12)}, ${r.createdAt})\n`);
   for (const s of view.services) {
     const l = s.limits;

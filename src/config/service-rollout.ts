@@ -18,7 +18,11 @@ export interface RolloutPolicy {
   readonly delayMs?: number;
   /** `start-first`: new replicas start beside the old ones; `stop-first`: old ones stop first. */
   readonly order?: 'start-first' | 'stop-first';
-  /** What a failed batch does: roll the service back (update only), pause the update there, or go on. */
+  /**
+   * What failures past `maxFailureRatio` do: roll the service back to its old replicas (update
+   * only), pause the roll there, or go on (`continue`). A tolerated failure keeps that replica's
+   * old container in its slot. A rollback that gives none is undone (the deployment stays).
+   */
   readonly failureAction?: 'rollback' | 'pause' | 'continue';
   /** How long each new batch is watched after it is ready; a death or an unhealthy state then is a failure, ms. */
   readonly monitorMs?: number;
@@ -57,7 +61,6 @@ export function readRollout(c: Collector, node: LNode, path: string, kind: 'upda
     const allowed = kind === 'update' ? ['rollback', 'pause', 'continue'] : ['pause', 'continue'];
     if (t !== undefined && allowed.includes(t)) {
       out.failureAction = t as RolloutPolicy['failureAction'];
-      if (t !== 'rollback' && kind === 'update') c.warning(at('failure_action'), entryPos(action), `failure_action: ${t} is not carried out yet: a failed batch rolls the service back to its old replicas`);
     }
     else if (t !== undefined) c.issue(at('failure_action'), entryPos(action), `failure_action must be ${allowed.join(', ')}${kind === 'rollback' ? ' (a rollback cannot roll back)' : ''}, found "${t}"`);
   }
@@ -66,7 +69,6 @@ export function readRollout(c: Collector, node: LNode, path: string, kind: 'upda
     const n = scalarNumber(c, ratio.value, at('max_failure_ratio'));
     if (typeof n === 'number' && n >= 0 && n <= 1) {
       out.maxFailureRatio = n;
-      if (n > 0) c.warning(at('max_failure_ratio'), entryPos(ratio), 'max_failure_ratio is not carried out yet: the first failed batch rolls the service back');
     }
     else if (n !== undefined) c.issue(at('max_failure_ratio'), entryPos(ratio), `max_failure_ratio must be a number from 0 to 1, found ${ratio.value.kind === 'scalar' ? ratio.value.text : 'a non-number'}`);
   }
@@ -74,12 +76,13 @@ export function readRollout(c: Collector, node: LNode, path: string, kind: 'upda
 }
 
 /** The policy an update (or rollback) applies: the given fields over depad's defaults. */
-export function rolloutDefaults(given: RolloutPolicy | undefined, stateful: boolean, kind: 'update' | 'rollback'): Required<RolloutPolicy> {
+export function rolloutDefaults(given: RolloutPolicy | undefined, stateful: boolean): Required<RolloutPolicy> {
   return {
     parallelism: given?.parallelism ?? 1,
     delayMs: given?.delayMs ?? 0,
     order: given?.order ?? (stateful ? 'stop-first' : 'start-first'),
-    failureAction: given?.failureAction ?? (kind === 'update' ? 'rollback' : 'pause'),
+    // A failing rollback is undone, like a failing update, unless its rollback_config says pause or continue.
+    failureAction: given?.failureAction ?? 'rollback',
     monitorMs: given?.monitorMs ?? 0,
     maxFailureRatio: given?.maxFailureRatio ?? 0,
   };
@@ -92,6 +95,6 @@ export function rollingSurge(s: { readonly replicas?: number; readonly volumes: 
   // Published ports roll stop-first (each replica's port passes to its successor).
   const published = (s.ports ?? []).some((p) => (p as { target: number }).target !== s.depad?.route?.port);
   if (published) return 0;
-  const policy = rolloutDefaults(s.rollout?.update, s.volumes.some((m) => m.type === 'volume'), 'update');
+  const policy = rolloutDefaults(s.rollout?.update, s.volumes.some((m) => m.type === 'volume'));
   return policy.order === 'stop-first' ? 0 : policy.parallelism === 0 ? n : Math.min(policy.parallelism, n);
 }

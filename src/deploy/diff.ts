@@ -36,12 +36,16 @@ export function diffPlans(current: StoredPlan, next: StoredPlan, currentImages: 
   const services: ServiceChange[] = [];
   const names = [...new Set([...next.order, ...current.order])];
   for (const service of names) {
-    const a = current.containers.find((c) => c.service === service);
     const b = next.containers.find((c) => c.service === service);
+    // Replicas held on an older container by a rolling update (roll-holds.ts) differ from the others: any that differs counts.
+    const olds = current.containers.filter((c) => c.service === service);
+    const differing = b ? olds.filter((c) => containerDetails(c, b).length > 0) : [];
+    const a = differing[0] ?? olds[0];
     if (!a) services.push({ service, kind: 'added', details: [`image ${b!.body.Image}`] });
     else if (!b) services.push({ service, kind: 'removed', details: [] });
     else {
       const details = containerDetails(a, b);
+      if (differing.length > 0 && differing.length < olds.length) details.unshift(`${differing.length} of ${olds.length} replicas still run an older container (their rolling update failed): the service rolls again`);
       const ia = currentImages[service];
       const ib = nextImages[service];
       if (a.body.Image === b.body.Image && ia && ib && ia !== ib) details.unshift(`image ${b.body.Image} now points at ${short(ib)} (was ${short(ia)})`);

@@ -169,7 +169,7 @@ export function publishes(ports: ReadonlyArray<Pick<PortAssignment, 'service' | 
  * passes to its successor on the same slot).
  */
 export function rollPolicy(spec: DeploymentSpec, meta: { stateful: boolean }, ports: ReadonlyArray<Pick<PortAssignment, 'service' | 'role'>>, service: string, kind: 'update' | 'rollback'): Required<RolloutPolicy> {
-  const given = rolloutDefaults(spec.services[service]?.rollout?.[kind], meta.stateful, kind);
+  const given = rolloutDefaults(spec.services[service]?.rollout?.[kind], meta.stateful);
   return publishes(ports, service) ? { ...given, order: 'stop-first' } : given;
 }
 

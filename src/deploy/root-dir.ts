@@ -41,17 +41,24 @@ export async function writeRevision(
   const write = (file: string, text: string) => fs.writeFile(file, text, { mode: 0o600 });
   const hidden = secretVariables(spec);
   const keptEnv = Object.keys(env).filter((k) => !hidden.has(k)).sort();
-  const plan: StoredPlan = { networks: rendered.networks, volumes: rendered.volumes, containers: rendered.containers, order: rendered.order, services: rendered.services, ...(rendered.external ? { external: rendered.external } : {}) };
   await Promise.all([
     write(path.join(revDir, 'config.yml'), spec.source),
     write(path.join(revDir, 'docker-compose.yml'), rendered.compose),
     write(path.join(revDir, 'env.json'), JSON.stringify(env, keptEnv, 2) + '\n'),
-    write(path.join(revDir, 'plan.json'), JSON.stringify(plan, null, 2) + '\n'),
+    writePlan(rootDir, n, rendered),
     write(path.join(revDir, 'spec.json'), JSON.stringify({ ...spec, positions: undefined, imageOverrides: undefined }, null, 2) + '\n'),
   ]);
   await copyBindSources(rootDir, spec);
   await writeSecretFiles(rootDir, spec);
   return { configSha256: sha256(spec.source), composeSha256: sha256(rendered.compose) };
+}
+
+/** Writes revision `n`'s engine plan (again, when a rolling update kept some old replicas: roll-holds.ts). */
+export async function writePlan(rootDir: string, n: number, rendered: StoredPlan): Promise<void> {
+  const plan: StoredPlan = { networks: rendered.networks, volumes: rendered.volumes, containers: rendered.containers, order: rendered.order, services: rendered.services, ...(rendered.external ? { external: rendered.external } : {}) };
+  const file = path.join(rootDir, 'revisions', String(n), 'plan.json');
+  await fs.writeFile(`${file}.tmp`, JSON.stringify(plan, null, 2) + '\n', { mode: 0o600 });
+  await fs.rename(`${file}.tmp`, file);
 }
 
 /** Makes revision `n` the current one: its config and compose file at the top of the root. */

@@ -3,7 +3,7 @@ import type { ResourceLimits } from '../config/spec.ts';
 import { isDepadError } from '../errors.ts';
 import { LABELS, type ContainerState } from '../engine/types.ts';
 import type { LogLine } from '../engine/logs.ts';
-import type { DeploymentRecord, PortAssignment, RevisionRecord, SubnetAssignment } from '../store/records.ts';
+import type { DeploymentRecord, HeldService, PortAssignment, RevisionRecord, SubnetAssignment } from '../store/records.ts';
 import type { OpContext } from './context.ts';
 import { listInstances } from './materialize.ts';
 import { assertServices } from './resolve.ts';
@@ -73,6 +73,8 @@ export interface DeploymentView {
   ports: PortAssignment[];
   /** Subnets allocated for the file's `ipam` subnets: network, asked, given (absent: none). */
   subnets?: SubnetAssignment[];
+  /** Services with replicas still on an older container after a failed or paused rolling update (absent: none). */
+  held?: Record<string, HeldService>;
 }
 
 /** Builds the view of one deployment from its record and the engine's state (the agent's copy of it when `ctx.observed`). */
@@ -127,6 +129,7 @@ export async function viewDeployment(ctx: OpContext, record: DeploymentRecord, i
     services,
     ports: record.ports,
     ...(record.subnets?.length ? { subnets: record.subnets } : {}),
+    ...(record.held ? { held: record.held } : {}),
   };
 }
 

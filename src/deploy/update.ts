@@ -25,7 +25,7 @@ import { diffPlans, serviceChanges, type PlanDiff } from './diff.ts';
 import type { DeploymentView } from './status.ts';
 import { ensureNetworks, ensureVolumes, listInstances } from './materialize.ts';
 import { reconcileToRecord } from './recover.ts';
-import { promoteRevision, readPlan, readRevisionSpec, writeRevision, type StoredPlan } from './root-dir.ts';
+import { promoteRevision, readPlan, readRevisionSpec, writePlan, writeRevision, type StoredPlan } from './root-dir.ts';
 import { publishRoutes } from './routing.ts';
 import { revertSwap, swapService, type Swap, type Transition } from './swap.ts';
 import { assertRoutesFree } from './preflight.ts';
@@ -34,7 +34,8 @@ import { externalObjects } from '../render/external.ts';
 import { buildImages, pruneBuiltImages } from './build.ts';
 import { groupRole, ownersOf, withOwners } from './namespace-groups.ts';
 import { companions } from './swap-companions.ts';
-import { beginRoll, revertRoll, rollService, type Roll } from './roll.ts';
+import { beginRoll, revertRoll, rollService, type Roll, type RollOutcome } from './roll.ts';
+import { heldContainers, heldPorts, heldRecord, heldSummary } from './roll-holds.ts';
 import { currentInstances, planInstance } from '../render/names.ts';
 
 export { parseRemoteConfig, remoteConfigPath, updateRequestFor } from './update-target.ts';
@@ -113,8 +114,18 @@ export function assertUpdatable(record: DeploymentRecord): void {
   }
 }
 
-/** Updates a running deployment to `request.spec`, zero-downtime where the services allow it. */
+/**
+ * Updates a running deployment to `request.spec`, zero-downtime where the services allow it.
+ * A rolling update that `failure_action: pause` stopped part-way commits its revision, then
+ * throws DEPAD_UPDATE_PAUSED.
+ */
 export async function updateDeployment(ctx: OpContext, record: DeploymentRecord, request: UpdateRequest): Promise<UpdateResult> {
+  const result = await applyUpdate(ctx, record, request);
+  if (result.paused) throw result.paused;
+  return result;
+}
+
+async function applyUpdate(ctx: OpContext, record: DeploymentRecord, request: UpdateRequest): Promise<UpdateResult & { paused?: DepadError }> {
   assertUpdatable(record);
   assertHostAccess(request.spec); // a revision made under a wider policy (rollback, image update) gets no more than today's
   await ctx.engine.ping();
@@ -165,11 +176,13 @@ export async function updateDeployment(ctx: OpContext, record: DeploymentRecord,
   for (const s of changed) if (count(s) > 1) finalReplicas[s] = newInstances(s);
   if (Object.keys(keeps).length > 0) ctx.progress({ step: 'scale', message: Object.entries(keeps).map(([s, keep]) => `${s}: ${currentInstances(record, s).length} → ${count(s)} replicas (${keep.length} stay)`).join('; ') });
   const taken = new Set(fresh.map((p) => p.host));
-  const finalPorts = [...planned.kept, ...fresh, ...planned.retired.map(asSpare), ...planned.spares.filter((p) => !taken.has(p.host))];
-  const rendered = render(spec, who(ctx, withSubnets, toRevision, finalInstances, spec, finalReplicas), finalPorts);
+  let finalPorts = [...planned.kept, ...fresh, ...planned.retired.map(asSpare), ...planned.spares.filter((p) => !taken.has(p.host))];
+  let rendered = render(spec, who(ctx, withSubnets, toRevision, finalInstances, spec, finalReplicas), finalPorts);
   const t: Transition = { record, instances, replicas: structuredClone(record.replicas ?? {}), ports: [...record.ports.filter((p) => !taken.has(p.host)), ...fresh], services: rendered.services };
   // What was replaced so far, in order: single instances swapped (swap.ts) and replicas rolled (roll.ts).
   const swaps: Array<Swap | Roll> = [];
+  // Rolled services whose failures were tolerated or paused: the slots that kept their old replica.
+  const outcomes: Record<string, RollOutcome> = {};
   try {
     const files = await writeRevision(record.rootDir, toRevision, spec, rendered, request.env);
     checkpoint(ctx, 'update:files');
@@ -202,8 +215,9 @@ export async function updateDeployment(ctx: OpContext, record: DeploymentRecord,
         swaps.push(roll);
         const policy = rollPolicy(spec, meta, finalPorts, name, kind);
         const adding = news.filter((c) => !keep.includes(planInstance(c))).map((c) => ({ plan: c, instance: planInstance(c) }));
-        await rollService(ctx, t, roll, adding, meta, policy, spec.depad.startTimeoutMs, news.map(planInstance));
-        running.set(name, roll.news[0]?.id ?? '');
+        const outcome = await rollService(ctx, t, roll, adding, meta, policy, spec.depad.startTimeoutMs, news.map(planInstance));
+        if (outcome.held.length > 0) outcomes[name] = outcome;
+        running.set(name, roll.news[0]?.id ?? roll.olds[0]?.state?.id ?? '');
         continue;
       }
       // Services sharing namespaces (network_mode: service:…) go together: the joiners with the service they join (namespace-groups.ts).
@@ -220,11 +234,18 @@ export async function updateDeployment(ctx: OpContext, record: DeploymentRecord,
       for (const c of group.swaps) running.set(c.service, c.newId);
     }
     checkpoint(ctx, 'update:swapped');
+    if (Object.keys(outcomes).length > 0) {
+      // Held slots: the revision's plan keeps their old containers, their ports stay theirs.
+      rendered = { ...rendered, containers: heldContainers(rendered.containers, current.containers, outcomes) };
+      finalPorts = heldPorts(finalPorts, record.ports, outcomes);
+      for (const [s, o] of Object.entries(outcomes)) finalReplicas[s] = finalReplicas[s]!.map((n) => o.held.find((h) => h.instead === n)?.instance ?? n);
+      await writePlan(record.rootDir, toRevision, rendered);
+    }
     // After the new instances serve, before the old ones go: a failure here still reverts.
     workflows.push(...(await runHook(ctx, workflowTarget, 'after-update')));
     // Commit: the old instances and removed services go, then the record moves on in one batch.
     for (const swap of swaps) {
-      const olds = 'olds' in swap ? swap.olds.map((o) => o.state) : [swap.old];
+      const olds = 'olds' in swap ? swap.olds.filter((o) => !swap.held.includes(o.instance)).map((o) => o.state) : [swap.old];
       for (const old of olds) if (old) await ctx.engine.removeContainer(old.id);
     }
     for (const name of removed) {
@@ -237,10 +258,12 @@ export async function updateDeployment(ctx: OpContext, record: DeploymentRecord,
       }
     }
     for (const n of current.networks) if (!rendered.networks.some((x) => x.name === n.name)) await ctx.engine.removeNetwork(n.name);
-    const { replicas: _before, ...rest } = withSubnets;
+    const { replicas: _before, held: _held, ...rest } = withSubnets;
+    const held = heldRecord(record, [...changed, ...removed], outcomes, current.containers);
     const next: DeploymentRecord = {
       ...rest,
       ...(Object.keys(finalReplicas).length > 0 ? { replicas: finalReplicas } : {}),
+      ...(held ? { held } : {}),
       revision: toRevision,
       updatedAt: new Date().toISOString(),
       instances: finalInstances,
@@ -267,6 +290,17 @@ export async function updateDeployment(ctx: OpContext, record: DeploymentRecord,
     await publishRoutes(ctx, next, rendered.services);
     // Images built by earlier attempts that no revision kept; the update is committed, so a failure here only logs.
     await pruneBuiltImages(ctx, record.id).catch((error: unknown) => ctx.log.warn({ deployment: record.name, error: String(error) }, 'removing unused built images failed'));
+    const mixed = Object.fromEntries(Object.entries(held ?? {}).filter(([s]) => outcomes[s] !== undefined));
+    const paused = Object.values(outcomes).flatMap((o) => (o.paused ? [o.paused] : []));
+    if (paused.length > 0) {
+      ctx.progress({ step: 'ready', message: `deployment ${record.name} is at revision ${toRevision} (paused)` });
+      const pausedError = new DepadError('DEPAD_UPDATE_PAUSED', `deployment ${record.name} is at revision ${toRevision}, but the rolling update paused: ${paused.join('; ')}; ${heldSummary(mixed).join('; ')}`, {
+        hint: `the old replicas serve on; fix the service and run depad update ${record.name} again (it rolls the service again), or depad rollback ${record.name}`,
+        details: { revision: toRevision, held: mixed },
+      });
+      return { record: next, revision: toRevision, diff, paused: pausedError };
+    }
+    for (const line of heldSummary(mixed)) ctx.progress({ step: 'warning', message: `${line}: their new replicas failed and the failures were tolerated (update_config); the next update rolls them again` });
     ctx.progress({ step: 'ready', message: `deployment ${record.name} is at revision ${toRevision}` });
     return { record: next, revision: toRevision, diff };
   } catch (error) {

@@ -56,10 +56,20 @@ export interface DeploymentRecord {
   instances: Record<string, number>;
   /** service → the instance numbers of its current replicas, for a service with more than one (absent: the one in `instances`). */
   replicas?: Record<string, number[]>;
+  /** service → its replicas that still run an older revision's container: a tolerated failure or a paused rolling update (roll-holds.ts). */
+  held?: Record<string, HeldService>;
   /** The labels selectors match: the config's (`x-depad.labels`, `x-depad.class`), then `labelOverrides` (absent in records made before labels). */
   labels?: Record<string, string>;
   /** Labels given at create (`--class`, `--label`): they win over the config's, at every update too. */
   labelOverrides?: Record<string, string>;
+}
+
+/** A service some of whose replicas kept their old container when its rolling update failed for them. */
+export interface HeldService {
+  /** The slots (replica 1…N) on an old container: its instance number, the revision it was made by, why. */
+  replicas: { replica: number; instance: number; revision: number; reason: string }[];
+  /** Set when `failure_action: pause` stopped the roll: why. The next update rolls the service again. */
+  paused?: string;
 }
 
 /** One numbered version of a deployment. Its files live in `<root>/revisions/<n>/`. */
