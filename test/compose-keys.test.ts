@@ -251,7 +251,6 @@ const refusals: Array<[string, string, RegExp]> = [
   ['isolation hyperv', '    isolation: hyperv\n', /isolation "hyperv" is for Windows containers/],
   ['replicas with an asked host port', '    deploy: {replicas: 3}\n    ports: ["80:8080"]\n', /services\.web\.deploy\.replicas: 3 replicas: a host port the file asks for \(ports: 80:8080\) is one port, which one replica only can bind; write the container port alone \("8080": each replica gets a host port of its own\)/],
   ['replicas with a named volume', '    scale: 2\n    volumes: [data:/data]\nvolumes:\n  data: {}\n', /services\.web\.scale: 2 replicas: the named volume data would be shared by every replica/],
-  ['replicas 0', '    deploy: {replicas: 0}\n', /services\.web\.deploy\.replicas: replicas: 0 is not supported yet/],
   ['scale and replicas disagree', '    scale: 2\n    deploy: {replicas: 3}\n', /services\.web\.deploy\.replicas: deploy\.replicas \(3\) differs from scale \(2\); give it once/],
   ['joining a service with replicas', '    deploy: {replicas: 2}\n  side:\n    image: a:1\n    network_mode: service:web\n', /services\.side\.network_mode: web runs 2 replicas, and side can join the namespaces of one container only/],
   ['global mode', '    deploy: {mode: global}\n', /deploy\.mode global is a Swarm mode/],

@@ -146,7 +146,7 @@ test('replicas: scale 1 → 4 → 1 under load: no failed request, the replica t
   t.is(downView.instances[0]!.id, first.id, 'scaling down keeps the first replica too');
   t.is(after.revision, 3, 'each scale is a revision (rollback restores the count)');
   t.is(after.ports.filter((p) => p.service === 'web' && p.role === 'instance').length, 1, 'the removed replicas\' ports are given up (spares of the deployment)');
-  const refused = await h.run(['scale', name, 'web=0']);
+  const refused = await h.run(['scale', name, 'web=1.5']);
   t.is(refused.code, 2, refused.stderr);
 });
 

@@ -155,14 +155,14 @@ export function updateTarget(call: Call, body: Record<string, unknown>, extra: r
   };
 }
 
-/** The `scale` field of an update body: service → replica count (a whole number, at least 1). */
+/** The `scale` field of an update body: service → replica count (a whole number; 0 runs none). */
 function scaleField(body: Record<string, unknown>): Record<string, number> | undefined {
   const value = body.scale;
   if (value === undefined) return undefined;
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new DepadError('DEPAD_USAGE', 'scale must be an object of service → replica count');
   const out: Record<string, number> = {};
   for (const [service, count] of Object.entries(value)) {
-    if (typeof count !== 'number' || !Number.isInteger(count) || count < 1) throw new DepadError('DEPAD_USAGE', `scale.${service} must be a whole number of at least 1`);
+    if (typeof count !== 'number' || !Number.isInteger(count) || count < 0) throw new DepadError('DEPAD_USAGE', `scale.${service} must be a whole number (0 runs no container)`);
     out[service] = count;
   }
   return out;

@@ -50,7 +50,7 @@ export function table(header: readonly string[], rows: ReadonlyArray<readonly st
 export function instancesTable(view: DeploymentView): string {
   const rows = view.services.flatMap((s) => {
     const route = !s.route ? '-' : s.route.kind === 'http' ? (s.route.urls ?? s.route.hosts.map((h) => `http://${h}`)).join(' ') : `tcp :${s.route.port ?? '?'}`;
-    if (s.instances.length === 0) return [[s.name, '-', 'missing', '-', '-', portsText(s.ports), route]];
+    if (s.instances.length === 0) return [[s.name, '-', s.replicas === 0 ? '0 replicas' : 'missing', '-', '-', portsText(s.ports), route]];
     // Several replicas: each row names its replica and shows its own ports.
     const many = new Set(s.instances.map((i) => i.replica)).size > 1;
     const own = (i: (typeof s.instances)[number]) => s.ports.filter((p) => i.ports.some((b) => b.host === p.host));

@@ -11,7 +11,7 @@ export function checkNamespaceJoins(c: Collector, services: ReadonlyMap<string, 
   for (const [name, draft] of services) {
     for (const ref of draft.dependencies.filter((d) => /\.(network_mode|ipc|pid)$/.test(d.path))) {
       const count = services.get(ref.service)?.spec.replicas ?? 1;
-      if (count > 1) c.issue(ref.path, ref.pos, `${ref.service} runs ${count} replicas, and ${name} can join the namespaces of one container only; run ${ref.service} as one replica, or put both on a shared network (networks:)`);
+      if (count !== 1) c.issue(ref.path, ref.pos, `${ref.service} runs ${count} replicas, and ${name} can join the namespaces of ${count === 0 ? 'a running container' : 'one container'} only; run ${ref.service} as one replica, or put both on a shared network (networks:)`);
     }
     const target = draft.spec.engine?.joins?.ipc;
     if (target === undefined) continue;

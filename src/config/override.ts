@@ -39,9 +39,9 @@ export function withReplicas(spec: DeploymentSpec, scale: Readonly<Record<string
     if (!current) {
       throw new DepadError('DEPAD_SERVICE_NOT_FOUND', `the deployment has no service ${JSON.stringify(service)}`, { hint: `its services are: ${Object.keys(spec.services).join(', ')}` });
     }
-    if (!Number.isInteger(count) || count < 1) throw new DepadError('DEPAD_USAGE', `${service}=${count}: a replica count is a whole number of at least 1`);
+    if (!Number.isInteger(count) || count < 0) throw new DepadError('DEPAD_USAGE', `${service}=${count}: a replica count is a whole number (0 runs no container)`);
     const joiner = Object.values(spec.services).find((o) => o.engine?.joins !== undefined && Object.values(o.engine.joins).includes(service));
-    const problem = count <= 1 ? undefined : joiner ? `${joiner.name} joins its namespaces, which one container only can share` : replicaProblem(current, current.engine);
+    const problem = joiner && count !== 1 ? `${joiner.name} joins its namespaces, which one container only can share` : count <= 1 ? undefined : replicaProblem(current, current.engine);
     if (problem !== undefined) throw new DepadError('DEPAD_USAGE', `${service}: ${count} replicas: ${problem}`);
     const { replicas: _r, ...rest } = current;
     services[service] = count === 1 ? rest : { ...rest, replicas: count };

@@ -25,9 +25,6 @@ export interface DeployRead {
   readonly rollout?: { readonly update?: RolloutPolicy; readonly rollback?: RolloutPolicy };
 }
 
-/** `replicas`/`scale` of 0: not yet. */
-export const REPLICAS_MESSAGE = 'replicas: 0 is not supported yet: remove the service, or stop it after create (depad stop -s)';
-
 const SWARM_ONLY = ['endpoint_mode', 'placement', 'labels'];
 
 /** Reads `deploy:` (`publishes`: the service has `ports:`, which rule out a start-first order). */
@@ -38,8 +35,7 @@ export function readDeployKeys(c: Collector, node: LNode, path: string, publishe
   const replicas = deploy.get('replicas');
   if (replicas && !(replicas.value.kind === 'scalar' && replicas.value.value === null)) {
     const n = readInt(c, replicas.value, at('replicas'), 0);
-    if (n === 0) c.issue(at('replicas'), entryPos(replicas), REPLICAS_MESSAGE);
-    else if (n !== undefined) out.replicas = { value: n, path: at('replicas'), pos: entryPos(replicas) };
+    if (n !== undefined) out.replicas = { value: n, path: at('replicas'), pos: entryPos(replicas) };
   }
   const mode = deploy.get('mode');
   if (mode) {

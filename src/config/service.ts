@@ -16,7 +16,7 @@ import { compareStrings, sortedRecord } from './freeze.ts';
 import { DEFAULT_SERVICE_DEPAD, readServiceDepad } from './service-depad.ts';
 import { readBuild } from './build.ts';
 import { ENGINE_KEYS, readServiceEngine } from './service-engine.ts';
-import { REPLICAS_MESSAGE, readDeployKeys, replicaProblem } from './service-deploy.ts';
+import { readDeployKeys, replicaProblem } from './service-deploy.ts';
 import { hostAccessProblem } from './host-access.ts';
 import { readSecretMounts } from './secrets.ts';
 
@@ -172,11 +172,10 @@ export function readService(s: ServiceScope, entry: LEntry, path: string): Servi
   if (deployed?.rollout) spec.rollout = deployed.rollout;
   const scale = keys.get('scale');
   const scaled = scale && scale.value.kind === 'scalar' && scale.value.value !== null ? readInt(c, scale.value, at('scale'), 0) : undefined;
-  if (scaled === 0) c.issue(at('scale'), entryPos(scale!), REPLICAS_MESSAGE);
   const replicas = deployed?.replicas;
   if (scaled !== undefined && replicas !== undefined && scaled !== replicas.value) c.issue(replicas.path, replicas.pos, `deploy.replicas (${replicas.value}) differs from scale (${scaled}); give it once`);
-  const count = replicas?.value ?? (scaled || undefined);
-  if (count !== undefined && count > 1) spec.replicas = count;
+  const count = replicas?.value ?? scaled;
+  if (count !== undefined && count !== 1) spec.replicas = count; // 0: the service runs no container until scaled
   const countAt = { path: replicas?.path ?? at('scale'), pos: replicas?.pos ?? (scale ? entryPos(scale) : entry.keyPos) };
   const engineRead = readServiceEngine(c, keys, path);
   const limits = { ...spec.resources };

@@ -188,8 +188,8 @@ export async function ensureImages(ctx: OpContext, spec: DeploymentSpec, pull: P
   return out;
 }
 
-/** A new deployment's `replicas`: instances 1…N of each service with more than one (absent: none has). */
+/** A new deployment's `replicas`: instances 1…N of each service with other than one (0: an empty list; absent: every service has one). */
 function replicasOf(spec: DeploymentSpec): Pick<DeploymentRecord, 'replicas'> {
-  const many = Object.values(spec.services).filter((s) => (s.replicas ?? 1) > 1);
+  const many = Object.values(spec.services).filter((s) => (s.replicas ?? 1) !== 1);
   return many.length === 0 ? {} : { replicas: Object.fromEntries(many.map((s) => [s.name, Array.from({ length: s.replicas!, }, (_, k) => k + 1)])) };
 }

@@ -41,16 +41,23 @@ export function diffPlans(current: StoredPlan, next: StoredPlan, currentImages: 
     const olds = current.containers.filter((c) => c.service === service);
     const differing = b ? olds.filter((c) => containerDetails(c, b).length > 0) : [];
     const a = differing[0] ?? olds[0];
-    if (!a) services.push({ service, kind: 'added', details: [`image ${b!.body.Image}`] });
-    else if (!b) services.push({ service, kind: 'removed', details: [] });
-    else {
+    const count = (plan: StoredPlan) => plan.containers.filter((c) => c.service === service).length;
+    if (!current.order.includes(service)) services.push({ service, kind: 'added', details: [b ? `image ${b.body.Image}` : 'replicas: 0'] });
+    else if (!next.order.includes(service)) services.push({ service, kind: 'removed', details: [] });
+    else if (!a || !b) {
+      // One side runs no container (replicas: 0): a scale, from or to nothing; there is nothing to compare.
+      const from = count(current);
+      const to = count(next);
+      const meta = metaDetails(current.services.find((s) => s.name === service), next.services.find((s) => s.name === service));
+      const scaled = from !== to ? { replicas: { from, to, only: true } } : {};
+      services.push({ service, kind: from !== to ? 'changed' : meta.length ? 'routing' : 'unchanged', details: [...(from !== to ? [`replicas ${from} → ${to}`] : []), ...meta], ...scaled });
+    } else {
       const details = containerDetails(a, b);
       if (differing.length > 0 && differing.length < olds.length) details.unshift(`${differing.length} of ${olds.length} replicas still run an older container (their rolling update failed): the service rolls again`);
       const ia = currentImages[service];
       const ib = nextImages[service];
       if (a.body.Image === b.body.Image && ia && ib && ia !== ib) details.unshift(`image ${b.body.Image} now points at ${short(ib)} (was ${short(ia)})`);
       // Only the replica count changes: a scale (the replicas that stay are kept).
-      const count = (plan: StoredPlan) => plan.containers.filter((c) => c.service === service).length;
       const from = count(current);
       const to = count(next);
       const scaled = from !== to ? { from, to, only: details.length === 0 } : undefined;

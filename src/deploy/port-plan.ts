@@ -192,7 +192,7 @@ export function withSpecReplicas(spec: DeploymentSpec, holder: InstanceHolder): 
   const replicas: Record<string, number[]> = {};
   for (const s of Object.values(spec.services)) {
     const list = replicaInstances(holder, s);
-    if (list.length > 1 || (holder.replicas?.[s.name]?.length ?? 1) > 1) replicas[s.name] = list;
+    if (list.length !== 1 || (holder.replicas?.[s.name]?.length ?? 1) !== 1) replicas[s.name] = list;
   }
   return { ...holder, replicas };
 }
@@ -201,6 +201,6 @@ export function withSpecReplicas(spec: DeploymentSpec, holder: InstanceHolder): 
 export function replicaInstances(holder: InstanceHolder, s: ServiceSpec): number[] {
   const current = currentInstances(holder, s.name);
   const want = s.replicas ?? 1;
-  const last = Math.max(...current);
+  const last = Math.max(0, ...current);
   return Array.from({ length: want }, (_, k) => current[k] ?? last + k - current.length + 1);
 }

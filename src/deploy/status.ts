@@ -69,7 +69,7 @@ export interface DeploymentView {
   updatedAt: string;
   rootDir: string;
   /** Per service: the current instance's ports, its route through the proxy, its instances. */
-  services: Array<{ name: string; ports: PortAssignment[]; route?: RouteView; limits?: ResourceLimits; instances: InstanceView[] }>;
+  services: Array<{ name: string; ports: PortAssignment[]; route?: RouteView; limits?: ResourceLimits; instances: InstanceView[]; replicas: number }>;
   ports: PortAssignment[];
   /** Subnets allocated for the file's `ipam` subnets: network, asked, given (absent: none). */
   subnets?: SubnetAssignment[];
@@ -110,6 +110,8 @@ export async function viewDeployment(ctx: OpContext, record: DeploymentRecord, i
       ...(route ? { route } : {}),
       ...(Object.keys(limits).length ? { limits } : {}),
       instances: found.filter((c) => c.labels[LABELS.service] === name).map((c) => instanceView(c, unknown, ctx.observed)),
+      // How many replicas it should run (0: scaled to none).
+      replicas: current.length,
     };
   });
   const expected = plan?.containers.length ?? services.length;

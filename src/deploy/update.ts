@@ -173,7 +173,7 @@ async function applyUpdate(ctx: OpContext, record: DeploymentRecord, request: Up
   for (const s of removed) delete finalInstances[s];
   const finalReplicas: Record<string, number[]> = { ...record.replicas };
   for (const s of [...changed, ...removed]) delete finalReplicas[s];
-  for (const s of changed) if (count(s) > 1) finalReplicas[s] = newInstances(s);
+  for (const s of changed) if (count(s) !== 1) finalReplicas[s] = newInstances(s);
   if (Object.keys(keeps).length > 0) ctx.progress({ step: 'scale', message: Object.entries(keeps).map(([s, keep]) => `${s}: ${currentInstances(record, s).length} → ${count(s)} replicas (${keep.length} stay)`).join('; ') });
   const taken = new Set(fresh.map((p) => p.host));
   let finalPorts = [...planned.kept, ...fresh, ...planned.retired.map(asSpare), ...planned.spares.filter((p) => !taken.has(p.host))];
@@ -207,7 +207,7 @@ async function applyUpdate(ctx: OpContext, record: DeploymentRecord, request: Up
       const kind = request.source === 'rollback' ? 'rollback' : 'update';
       const olds = current.containers.filter((c) => c.service === name);
       const news = rendered.containers.filter((c) => c.service === name);
-      if (olds.length > 1 || news.length > 1) {
+      if (olds.length !== 1 || news.length !== 1) {
         // Replicas: batch by batch, as update_config (or rollback_config) says.
         // A scale leaves the replicas that stay alone: only the others leave, and only new ones start.
         const keep = keeps[name] ?? [];

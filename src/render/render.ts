@@ -89,6 +89,8 @@ export function render(spec: DeploymentSpec, who: RenderIdentity, allPorts: read
     ),
     volumes: Object.fromEntries(volumes.map((v) => [v.key, { name: v.name, driver: v.driver, driver_opts: v.options, labels: v.labels }])),
   };
+  // A service at replicas: 0 runs no container; compose still lists it.
+  for (const name of order) if (!(name in composeDoc.services)) composeDoc.services[name] = { image: spec.services[name]!.image, scale: 0 };
   Object.assign(composeDoc.networks, composeExternals(spec.networks));
   Object.assign(composeDoc.volumes, composeExternals(spec.volumes));
   const header =

@@ -1,0 +1,73 @@
+/**
+ * `replicas: 0` (and `scale: 0`): a service that runs no container until scaled. Its route stays
+ * (the proxy answers 503 with no upstream), its dependants start without it, a scale to N starts
+ * N replicas and a scale back to 0 drains and removes them, their ports returning as spares.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import test from 'ava';
+import { parseConfig } from '../src/config/index.ts';
+import type { DeploymentView } from '../src/deploy/status.ts';
+import { problems } from './helpers/config-problems.ts';
+import { harness } from './helpers/harness.ts';
+import { getVia } from './helpers/load.ts';
+import { startProxyProcess } from './helpers/proxy-process.ts';
+
+test('replicas: 0 and scale: 0 are read as 0; a service joining the namespaces of one at 0 is refused', (t) => {
+  const spec = parseConfig('services:\n  web:\n    image: a:1\n    deploy: {replicas: 0}\n  api:\n    image: a:1\n    scale: 0\n', 'cfg.yml', {});
+  t.is(spec.services['web']!.replicas, 0);
+  t.is(spec.services['api']!.replicas, 0);
+  t.regex(problems('services:\n  web:\n    image: a:1\n    deploy: {replicas: 0}\n  side:\n    image: a:1\n    network_mode: "service:web"\n'), /web runs 0 replicas, and side can join the namespaces of a running container only/);
+});
+
+test('replicas: 0: created with no container, its dependant starts, the proxy answers 503; scale 0 → 2 → 0', async (t) => {
+  const h = await harness(t);
+  const proxy = await startProxyProcess(t, h);
+  const name = h.name('zero');
+  const config = path.join(h.dir, 'compose.yaml');
+  await fs.writeFile(config, `services:
+  web:
+    image: depad-example/node-app:1
+    deploy:
+      replicas: 0
+    x-depad:
+      expose: http
+      port: 8080
+      drain_timeout: 2s
+  worker:
+    image: depad-example/app:1
+    command: ["sleep", "3600"]
+    depends_on: [web]
+`);
+  const created = await h.run(['create', '-n', name, '-f', config]);
+  t.is(created.code, 0, created.stderr);
+  const webOf = (v: DeploymentView) => v.services.find((s) => s.name === 'web')!;
+  let view = await h.json<DeploymentView>(['inspect', name]);
+  t.is(webOf(view).instances.length, 0);
+  t.is(webOf(view).replicas, 0);
+  t.regex(view.status, /^running/);
+  t.regex((await h.run(['ps', name])).stdout, /web\s+-\s+0 replicas/);
+  const host = `web.${name}.localhost`;
+  t.is((await getVia(proxy.port, host)).status, 503, 'a route with no replica answers 503');
+
+  const up = await h.run(['scale', name, 'web=2']);
+  t.is(up.code, 0, up.stderr);
+  view = await h.json<DeploymentView>(['inspect', name]);
+  t.deepEqual(webOf(view).instances.map((i) => i.container).sort(), [1, 2].map((n) => `depad-${name}-web-${n}`));
+  t.is((await getVia(proxy.port, host)).status, 200);
+  const portsUp = view.ports.filter((p) => p.service === 'web' && p.role === 'instance').map((p) => p.host);
+  t.is(portsUp.length, 2);
+
+  const down = await h.run(['scale', name, 'web=0']);
+  t.is(down.code, 0, down.stderr);
+  view = await h.json<DeploymentView>(['inspect', name]);
+  t.is(webOf(view).instances.length, 0);
+  t.is(view.revision, 3);
+  t.is((await getVia(proxy.port, host)).status, 503);
+  t.deepEqual(view.ports.filter((p) => portsUp.includes(p.host)).map((p) => p.role), ['spare', 'spare'], 'the ports return to the deployment as spares');
+  t.is(view.services.find((s) => s.name === 'worker')!.instances[0]!.state, 'running', 'the worker was never touched');
+  // Rollback restores the 2 replicas.
+  const back = await h.run(['rollback', name]);
+  t.is(back.code, 0, back.stderr);
+  t.is(webOf(await h.json<DeploymentView>(['inspect', name])).instances.length, 2);
+});
