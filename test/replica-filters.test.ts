@@ -92,7 +92,7 @@ test.serial('logs --replica, -s web[n] and service logs --replica: only that rep
   t.deepEqual(await only(['logs', name, '-s', 'web[1]', '-s', 'web[3]', '-s', 'worker']), [`web[1]   | hello from ${hosts.get(1)}`, `web[3]   | hello from ${hosts.get(3)}`, 'worker   | worker up']);
 });
 
-test.serial('ps --replica and -s web[2]: the one row of that replica', async (t) => {
+test.serial('ps and inspect with --replica or -s web[2]: the one row of that replica', async (t) => {
   const view = await h.json<DeploymentView>(['inspect', name]);
   const second = view.services.find((s) => s.name === 'web')!.instances.find((i) => i.replica === 2)!;
   const r = await h.run(['ps', name, '-s', 'web', '--replica', '2']);
@@ -102,6 +102,8 @@ test.serial('ps --replica and -s web[2]: the one row of that replica', async (t)
   t.regex(rows[0]!, new RegExp(`^web\\[2\\]\\s+${second.container}\\s+running\\s+healthy`));
   const json = await h.json<Array<{ replica: number; container: string }>>(['ps', name, '-s', 'web[2]']);
   t.deepEqual(json.map((i) => [i.replica, i.container]), [[2, second.container]]);
+  const inspect = await h.json<DeploymentView>(['inspect', name, '-s', 'web', '--replica', '2']);
+  t.deepEqual(inspect.services.map((s) => [s.name, s.replicas, s.instances.map((i) => i.container)]), [['web', 3, [second.container]]]);
 });
 
 test.serial('stats: a row per replica named web[n] (replica and replicas in --json); --replica keeps one', async (t) => {

@@ -94,7 +94,7 @@ function coreEndpoints(): Endpoint[] {
     method: 'GET',
     path: '/v1/deployments/{deployment}',
     action: 'inspect',
-    summary: 'One deployment with its revisions (depad inspect); query: service, replica (only those services and replicas: depad ps -s)',
+    summary: 'One deployment with its revisions (depad inspect); query: service, replica (only those services and replicas: depad inspect -s, depad ps -s)',
     query: SELECTION_QUERY,
     run: async (call) => {
       const record = await scopedDeployment(call);

@@ -130,11 +130,14 @@ export function addDeploymentCommands(parent: Command): void {
   parent
     .command('inspect <deployment>')
     .description('show a deployment: identity, root directory, revisions, services, instances, ports')
+    .addOption(serviceOption())
+    .addOption(replicaOption())
     .action(
-      deploymentAction('inspect', async (ctx, record, _opts, output) => printInspect(output, await viewDeployment(ctx, record), await listRevisions(ctx, record)), {
+      deploymentAction('inspect', async (ctx, record, opts, output) => printInspect(output, selectView(await viewDeployment(ctx, record), cliSelection(opts)), await listRevisions(ctx, record)), {
         readOnly: true,
-        remote: async (agent, ref, _opts, output) => {
-          const { revisions, ...view } = await agent.request<DeploymentView & { revisions: RevisionRecord[] }>({ method: 'GET', path: `/v1/deployments/${seg(ref)}` });
+        remote: async (agent, ref, opts, output) => {
+          cliSelection(opts);
+          const { revisions, ...view } = await agent.request<DeploymentView & { revisions: RevisionRecord[] }>({ method: 'GET', path: `/v1/deployments/${seg(ref)}${selectionQueryString(opts)}` });
           printInspect(output, view, revisions);
         },
       }),
