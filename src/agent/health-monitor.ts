@@ -12,6 +12,7 @@
 import { readPlanForView } from '../deploy/root-dir.ts';
 import type { OpContext } from '../deploy/context.ts';
 import { runProbe } from '../deploy/probe.ts';
+import { replicaOf } from '../deploy/replica-select.ts';
 import type { ContainerEvent } from '../engine/events.ts';
 import { LABELS } from '../engine/types.ts';
 import type { ContainerState, ServicePlan } from '../engine/types.ts';
@@ -33,6 +34,10 @@ export interface HealthCheck {
 export interface InstanceHealth {
   deployment: string;
   service: string;
+  /** Which of the service's replicas it is (1…N). */
+  replica?: number;
+  /** How many current replicas the service has (set by GET /v1/health). */
+  replicas?: number;
   instance: string;
   /** `http`, `tcp`, `command` (depad probes it) or `container` (its own health check). */
   probe: 'http' | 'tcp' | 'command' | 'container';
@@ -105,8 +110,8 @@ export class HealthMonitor {
   /** Every watched instance, by deployment and service. */
   status(): InstanceHealth[] {
     return [...this.#watched.values()]
-      .map(({ deployment, service, instance, probe, status, since, failures, restarts, checks }) => ({ deployment, service, instance, probe, status, since, failures, restarts, checks: [...checks] }))
-      .sort((a, b) => a.deployment.localeCompare(b.deployment) || a.service.localeCompare(b.service));
+      .map(({ deployment, service, replica, instance, probe, status, since, failures, restarts, checks }) => ({ deployment, service, ...(replica === undefined ? {} : { replica }), instance, probe, status, since, failures, restarts, checks: [...checks] }))
+      .sort((a, b) => a.deployment.localeCompare(b.deployment) || a.service.localeCompare(b.service) || (a.replica ?? 1) - (b.replica ?? 1));
   }
 
   /** The status of one watched instance (by container name), as `status()` lists it; undefined when it is not checked. */
@@ -179,6 +184,7 @@ export class HealthMonitor {
     const w: Watched = {
       deployment,
       service: plan.name,
+      replica: replicaOf(c.labels),
       instance: c.name,
       probe,
       status: probe === 'container' ? (c.health === 'healthy' ? 'healthy' : c.health === 'unhealthy' ? 'unhealthy' : 'starting') : 'starting',

@@ -11,6 +11,7 @@ import type { AgentEvent } from '../agent/reconciler.ts';
 import type { AgentInfo } from '../agent/agent-info.ts';
 import type { CertificateStatus } from '../../certs/acme.ts';
 import type { InstanceHealth } from '../agent/health-monitor.ts';
+import type { QueryParameter } from './replica-query.ts';
 import type { EngineStatus } from '../agent/observed.ts';
 import type { RestartOptions, RestartResult } from '../agent/handover.ts';
 import type { OpContext } from '../deploy/context.ts';
@@ -63,6 +64,8 @@ export interface Endpoint {
   path: string;
   action: Action;
   summary: string;
+  /** Its query parameters, for the OpenAPI document. */
+  query?: readonly QueryParameter[];
   /** Changes state: runs one at a time, and streams progress when the client accepts JSON lines. */
   mutates?: boolean;
   /** Changes nothing but runs in the operation queue all the same, so it never sees an operation half done. */

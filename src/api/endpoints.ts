@@ -19,13 +19,15 @@ import { deploymentLabels } from '../labels.ts';
 import { booleanField, booleanQuery, labelsField, onlyFields, readJsonObject, readOptionalJsonObject, stringField, stringMapField, stringsField } from './body.ts';
 import { openApiDocument } from './openapi.ts';
 import { cancelOperation } from './operations.ts';
-import { BUNDLE_BODY_BYTES, withBundle, configFileField, configTextField, dryRunField, lifecycleOptions, pullField, ref, scopedDeployment, updateTarget, visibleTo } from './call.ts';
+import { BUNDLE_BODY_BYTES, withBundle, configFileField, configTextField, dryRunField, lifecycleOptions, pullField, ref, scopedDeployment, updateTarget } from './call.ts';
 import type { Call, Endpoint } from './call.ts';
 import { BULK_ENDPOINTS } from './bulk-endpoints.ts';
 import { DOCTOR_ENDPOINTS } from './doctor-endpoints.ts';
 import { EVENT_ENDPOINTS } from './event-endpoints.ts';
 import { AGENT_ENDPOINTS } from './agent-endpoints.ts';
 import { VOLUME_ENDPOINTS } from './volume-endpoints.ts';
+import { healthRows, SELECTION_QUERY } from './replica-query.ts';
+import { selectionQuery, selectView } from '../deploy/replica-select.ts';
 
 /** The shapes every endpoint shares (call.ts). */
 export type { Call, Endpoint } from './call.ts';
@@ -92,18 +94,24 @@ function coreEndpoints(): Endpoint[] {
     method: 'GET',
     path: '/v1/deployments/{deployment}',
     action: 'inspect',
-    summary: 'One deployment with its revisions (depad inspect)',
+    summary: 'One deployment with its revisions (depad inspect); query: service, replica (only those services and replicas: depad inspect -s, depad ps -s)',
+    query: SELECTION_QUERY,
     run: async (call) => {
       const record = await scopedDeployment(call);
-      return { body: { ...(await viewDeployment(call.ctx, record)), revisions: await listRevisions(call.ctx, record) } };
+      const view = selectView(await viewDeployment(call.ctx, record), selectionQuery(call.url.searchParams));
+      return { body: { ...view, revisions: await listRevisions(call.ctx, record) } };
     },
   },
   {
     method: 'GET',
     path: '/v1/deployments/{deployment}/stats',
     action: 'inspect',
-    summary: 'CPU, memory and processes of each running instance, with limits (depad stats)',
-    run: async (call) => ({ body: await deploymentUsage(call.ctx, await scopedDeployment(call)) }),
+    summary: 'CPU, memory and processes of each running instance, with limits (depad stats); query: service, replica',
+    query: SELECTION_QUERY,
+    run: async (call) => {
+      const record = await scopedDeployment(call);
+      return { body: await deploymentUsage(call.ctx, record, selectionQuery(call.url.searchParams)) };
+    },
   },
   {
     method: 'GET',
@@ -119,24 +127,25 @@ function coreEndpoints(): Endpoint[] {
     method: 'GET',
     path: '/v1/deployments/{deployment}/logs',
     action: 'logs',
-    summary: 'Log lines as JSON lines {log: {service, stream, text}} (depad logs); query: service (repeatable), tail, follow, timestamps',
+    summary: 'Log lines as JSON lines {log: {service, replica, stream, text}} (depad logs); query: service (repeatable; web[2]: one replica), replica, tail, follow, timestamps',
+    query: [...SELECTION_QUERY, { name: 'tail', type: 'integer', description: 'only the last n lines of each instance' }, { name: 'follow', type: 'boolean', description: 'keep following' }, { name: 'timestamps', type: 'boolean', description: 'prefix each line with its time' }],
     streams: true,
     run: async (call) => {
       const record = await scopedDeployment(call);
       const q = call.url.searchParams;
       const tail = q.get('tail');
       if (tail !== null && !/^\d+$/.test(tail)) throw new DepadError('DEPAD_USAGE', 'tail must be a number of lines');
-      const services = q.getAll('service');
+      const selection = selectionQuery(q);
       let lines = 0;
       await readLogs(call.ctx, record, {
-        ...(services.length > 0 ? { services } : {}),
+        selection,
         follow: q.get('follow') === 'true',
         ...(tail === null ? {} : { tail: Number(tail) }),
         timestamps: q.get('timestamps') === 'true',
         signal: call.signal,
-      }, (service, line) => {
+      }, (service, line, replica) => {
         lines++;
-        call.emit({ log: { service, stream: line.stream, text: line.text } });
+        call.emit({ log: { service, replica, stream: line.stream, text: line.text } });
       });
       return { body: { lines } };
     },
@@ -265,12 +274,11 @@ function coreEndpoints(): Endpoint[] {
     method: 'GET',
     path: '/v1/health',
     action: 'ls',
-    summary: "Health of every checked instance the token selects: status, consecutive failures, restarts, last results (depad health); query: deployment",
+    summary: "Health of every checked instance the token selects: status, consecutive failures, restarts, last results, replica (depad health); query: deployment, service and replica (with deployment)",
+    query: [{ name: 'deployment', type: 'string', description: 'only this deployment (by name)' }, ...SELECTION_QUERY],
     run: async (call) => {
       if (call.health === undefined) throw new DepadError('DEPAD_AGENT_UNAVAILABLE', 'health checks run in the agent', { hint: 'start it: depad agent' });
-      const only = call.url.searchParams.get('deployment');
-      const visible = await visibleTo(call);
-      return { body: call.health().filter((h) => (only === null || h.deployment === only) && visible(h.deployment)) };
+      return { body: await healthRows(call, call.health()) };
     },
   },
   {

@@ -19,6 +19,8 @@ import { printDeployment, printDestroyed, printInspect, printList, printPs, proc
 import { deploymentAction, withState, type CommandOptions } from './runtime.ts';
 import { collect } from './option-parsers.ts';
 import { matchesSelector, parseLabelArgs } from '../labels.ts';
+import { cliSelection, logLinePrinter, replicaOption, selectionParams, selectionQueryString } from './replica-filter.ts';
+import { replicaCount, selectView } from '../deploy/replica-select.ts';
 import { localBulkLifecycle, optionalSelector, runBulk, selectorOf, selectorOption, selectorOptions } from './bulk-commands.ts';
 
 type Opts = CommandOptions;
@@ -128,11 +130,14 @@ export function addDeploymentCommands(parent: Command): void {
   parent
     .command('inspect <deployment>')
     .description('show a deployment: identity, root directory, revisions, services, instances, ports')
+    .addOption(serviceOption())
+    .addOption(replicaOption())
     .action(
-      deploymentAction('inspect', async (ctx, record, _opts, output) => printInspect(output, await viewDeployment(ctx, record), await listRevisions(ctx, record)), {
+      deploymentAction('inspect', async (ctx, record, opts, output) => printInspect(output, selectView(await viewDeployment(ctx, record), cliSelection(opts)), await listRevisions(ctx, record)), {
         readOnly: true,
-        remote: async (agent, ref, _opts, output) => {
-          const { revisions, ...view } = await agent.request<DeploymentView & { revisions: RevisionRecord[] }>({ method: 'GET', path: `/v1/deployments/${seg(ref)}` });
+        remote: async (agent, ref, opts, output) => {
+          cliSelection(opts);
+          const { revisions, ...view } = await agent.request<DeploymentView & { revisions: RevisionRecord[] }>({ method: 'GET', path: `/v1/deployments/${seg(ref)}${selectionQueryString(opts)}` });
           printInspect(output, view, revisions);
         },
       }),
@@ -140,19 +145,24 @@ export function addDeploymentCommands(parent: Command): void {
 
   parent
     .command('ps <deployment>')
-    .description("list a deployment's instances (containers)")
+    .description("list a deployment's instances (containers); -s web --replica 2 (or -s 'web[2]'): one replica")
     .addOption(serviceOption())
+    .addOption(replicaOption())
     .action(
-      deploymentAction('ps', async (ctx, record, opts, output) => printPs(output, await viewDeployment(ctx, record), opts.service as string[] | undefined), {
+      deploymentAction('ps', async (ctx, record, opts, output) => printPs(output, selectView(await viewDeployment(ctx, record), cliSelection(opts)), undefined), {
         readOnly: true,
-        remote: async (agent, ref, opts, output) => printPs(output, await agent.request<DeploymentView>({ method: 'GET', path: `/v1/deployments/${seg(ref)}` }), opts.service as string[] | undefined),
+        remote: async (agent, ref, opts, output) => {
+          cliSelection(opts);
+          printPs(output, await agent.request<DeploymentView>({ method: 'GET', path: `/v1/deployments/${seg(ref)}${selectionQueryString(opts)}` }), undefined);
+        },
       }),
     );
 
   parent
     .command('logs <deployment>')
-    .description("show a deployment's logs, prefixed by service")
+    .description("show a deployment's logs, prefixed by service (web[2] for a service's replica 2 when it has several)")
     .addOption(serviceOption())
+    .addOption(replicaOption())
     .option('-f, --follow', 'keep following new output (Ctrl-C to stop)')
     .option('--tail <n>', 'only the last n lines of each instance', (v) => {
       if (!/^\d+$/.test(v)) throw new InvalidArgumentError(`--tail takes a number of lines, not ${JSON.stringify(v)}`);
@@ -162,6 +172,7 @@ export function addDeploymentCommands(parent: Command): void {
     .action(async (ref: string, opts: Opts, cmd: Command) => {
       const g = cmd.optsWithGlobals<Opts>();
       const output = processOutput(Boolean(g.json));
+      const selection = cliSelection(opts);
       const agent = await agentFor(g);
       if (agent) return remoteLogs(agent, ref, opts, output);
       // Resolve under the lock, then release it: following logs must not block other commands.
@@ -172,15 +183,15 @@ export function addDeploymentCommands(parent: Command): void {
       const controller = new AbortController();
       const stop = () => controller.abort();
       process.once('SIGINT', stop);
-      const width = Math.max(...record.ports.map((p) => p.service.length), 8);
+      const print = logLinePrinter(output, new Map([...Object.keys(record.instances), ...record.ports.map((p) => p.service)].map((s) => [s, replicaCount(record, s)])));
       try {
         await readLogs({ engine }, record, {
-          ...(opts.service ? { services: opts.service as string[] } : {}),
+          selection,
           follow: Boolean(opts.follow),
           ...(opts.tail !== undefined ? { tail: opts.tail as number } : {}),
           timestamps: Boolean(opts.timestamps),
           signal: controller.signal,
-        }, (service, line) => printLogLine(output, width, service, line.stream, line.text));
+        }, (service, line, replica) => print(service, line.stream, line.text, replica));
       } finally {
         process.off('SIGINT', stop);
       }
@@ -188,18 +199,11 @@ export function addDeploymentCommands(parent: Command): void {
 }
 
 
-/** One log line, as `depad logs` prints it. */
-function printLogLine(output: Output, width: number, service: string, stream: string, text: string): void {
-  if (output.json) output.out(JSON.stringify({ service, stream, text }) + '\n');
-  else output.out(`${service.padEnd(width)} | ${text}\n`);
-}
-
 /** `depad logs` through the local agent: the same lines, Ctrl-C stops following. */
 async function remoteLogs(agent: AgentClient, ref: string, opts: Opts, output: Output): Promise<void> {
   const view = await agent.request<DeploymentView>({ method: 'GET', path: `/v1/deployments/${seg(ref)}` });
-  const width = Math.max(...view.ports.map((p) => p.service.length), 8);
-  const q = new URLSearchParams();
-  for (const s of (opts.service as string[] | undefined) ?? []) q.append('service', s);
+  const print = logLinePrinter(output, new Map(view.services.map((s) => [s.name, s.replicas ?? 1])));
+  const q = selectionParams(opts);
   if (opts.tail !== undefined) q.set('tail', String(opts.tail));
   if (opts.follow) q.set('follow', 'true');
   if (opts.timestamps) q.set('timestamps', 'true');
@@ -212,8 +216,8 @@ async function remoteLogs(agent: AgentClient, ref: string, opts: Opts, output: O
       path: `/v1/deployments/${seg(ref)}/logs?${q.toString()}`,
       signal: controller.signal,
       onLine: (line) => {
-        const log = line.log as { service: string; stream: string; text: string } | undefined;
-        if (log) printLogLine(output, width, log.service, log.stream, log.text);
+        const log = line.log as { service: string; replica?: number; stream: string; text: string } | undefined;
+        if (log) print(log.service, log.stream, log.text, log.replica);
       },
     });
   } finally {

@@ -52,7 +52,7 @@ export function instancesTable(view: DeploymentView): string {
     const route = !s.route ? '-' : s.route.kind === 'http' ? (s.route.urls ?? s.route.hosts.map((h) => `http://${h}`)).join(' ') : `tcp :${s.route.port ?? '?'}`;
     if (s.instances.length === 0) return [[s.name, '-', s.replicas === 0 ? '0 replicas' : 'missing', '-', '-', portsText(s.ports), route]];
     // Several replicas: each row names its replica and shows its own ports.
-    const many = new Set(s.instances.map((i) => i.replica)).size > 1;
+    const many = (s.replicas ?? 1) > 1 || new Set(s.instances.map((i) => i.replica)).size > 1;
     const own = (i: (typeof s.instances)[number]) => s.ports.filter((p) => i.ports.some((b) => b.host === p.host));
     return s.instances.map((i) => [many && i.replica !== undefined ? `${s.name}[${i.replica}]` : s.name, i.container, stateText(i), i.health ?? '-', restartsText(i), portsText(many ? own(i) : s.ports), route]);
   });

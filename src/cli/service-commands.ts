@@ -60,6 +60,7 @@ export function addServiceCommands(program: Command, dispatch: Dispatch): void {
     .option('-f, --follow', 'keep following new output (Ctrl-C to stop)')
     .option('--tail <n>', 'only the last n lines of each instance')
     .option('-t, --timestamps', 'show timestamps')
+    .option('--replica <n>', "only this replica (1…N; or write the service as 'web[2]')")
     .exitOverride()
     .action((deployment: string, name: string, opts: CommandOptions, cmd: Command) =>
       dispatch([
@@ -71,6 +72,7 @@ export function addServiceCommands(program: Command, dispatch: Dispatch): void {
         ...(opts.follow ? ['--follow'] : []),
         ...(opts.tail === undefined ? [] : ['--tail', String(opts.tail)]),
         ...(opts.timestamps ? ['--timestamps'] : []),
+        ...(opts.replica === undefined ? [] : ['--replica', String(opts.replica)]),
       ]),
     );
 }

@@ -11,6 +11,7 @@ import { readPlan, readPlanForView } from './root-dir.ts';
 import { currentInstances } from '../render/names.ts';
 import { boundPorts } from '../render/routes.ts';
 import { proxyStateDir } from '../home.ts';
+import { checkSelection, isSelected, recordReplicas, replicaOf, type ReplicaSelection } from './replica-select.ts';
 import { defaultHttpPort, readListening } from '../../proxy/listening.ts';
 
 /** One instance (container) of a service. */
@@ -69,7 +70,8 @@ export interface DeploymentView {
   updatedAt: string;
   rootDir: string;
   /** Per service: the current instance's ports, its route through the proxy, its instances. */
-  services: Array<{ name: string; ports: PortAssignment[]; route?: RouteView; limits?: ResourceLimits; instances: InstanceView[]; replicas: number }>;
+  /** Each service; `replicas`: how many current replicas it has (1 without replicas; 0: scaled to none). */
+  services: Array<{ name: string; replicas: number; ports: PortAssignment[]; route?: RouteView; limits?: ResourceLimits; instances: InstanceView[] }>;
   ports: PortAssignment[];
   /** Subnets allocated for the file's `ipam` subnets: network, asked, given (absent: none). */
   subnets?: SubnetAssignment[];
@@ -106,12 +108,11 @@ export async function viewDeployment(ctx: OpContext, record: DeploymentRecord, i
     };
     return {
       name,
+      replicas: current.length,
       ports: [...new Map(current.flatMap((n, i) => boundPorts(record.ports, name, n, i + 1)).map((p) => [p.host, p])).values()],
       ...(route ? { route } : {}),
       ...(Object.keys(limits).length ? { limits } : {}),
       instances: found.filter((c) => c.labels[LABELS.service] === name).map((c) => instanceView(c, unknown, ctx.observed)),
-      // How many replicas it should run (0: scaled to none).
-      replicas: current.length,
     };
   });
   const expected = plan?.containers.length ?? services.length;
@@ -166,6 +167,8 @@ export interface LogOptions {
   tail?: number;
   timestamps?: boolean;
   signal?: AbortSignal;
+  /** Only these services and replicas (replica-select.ts); checked against the deployment. */
+  selection?: ReplicaSelection;
 }
 
 /** Streams the logs of a deployment's instances (optionally some services) to `onLine`. */
@@ -173,19 +176,21 @@ export async function readLogs(
   ctx: Pick<OpContext, 'engine'>,
   record: DeploymentRecord,
   options: LogOptions,
-  onLine: (service: string, line: LogLine) => void,
+  onLine: (service: string, line: LogLine, replica: number) => void,
 ): Promise<void> {
   const plan = await readPlan(record.rootDir, record.revision);
   if (options.services) assertServices(record, plan.order, options.services);
+  if (options.selection) checkSelection(recordReplicas(record, plan.order), options.selection);
   const instances = (await ctx.engine.listContainers({ [LABELS.deploymentId]: record.id })).filter(
-    (c) => !options.services || options.services.includes(c.labels[LABELS.service] ?? ''),
+    (c) => (!options.services || options.services.includes(c.labels[LABELS.service] ?? '')) && (!options.selection || isSelected(options.selection, c.labels[LABELS.service] ?? '', replicaOf(c.labels))),
   );
-  const ordered = plan.order.flatMap((s) => instances.filter((c) => c.labels[LABELS.service] === s));
+  const byReplica = (a: ContainerState, b: ContainerState) => replicaOf(a.labels) - replicaOf(b.labels) || a.name.localeCompare(b.name);
+  const ordered = plan.order.flatMap((s) => instances.filter((c) => c.labels[LABELS.service] === s).sort(byReplica));
   const read = (c: ContainerState) =>
     ctx.engine.logs(
       c.id,
       { follow: options.follow, ...(options.tail !== undefined ? { tail: options.tail } : {}), timestamps: options.timestamps ?? false, ...(options.signal ? { signal: options.signal } : {}) },
-      (line) => onLine(c.labels[LABELS.service] ?? '?', line),
+      (line) => onLine(c.labels[LABELS.service] ?? '?', line, replicaOf(c.labels)),
     );
   if (options.follow) await Promise.all(ordered.map(read));
   else for (const c of ordered) await read(c);
