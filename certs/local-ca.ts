@@ -202,3 +202,39 @@ export async function ensureAgentTls(options: AgentTlsOptions): Promise<AgentTls
   }
   return { caCert: ca.cert, certChain: `${(cert as string).trimEnd()}\n${ca.cert}`, serverKey: key as string, fingerprint: fingerprintOf(ca.cert), created };
 }
+
+/** Lifetime of a client certificate the cluster manager's CA issues (an agent's, the manager's own). */
+export const CLIENT_DAYS = 397;
+
+/** A new key pair for a client certificate: PKCS#1 private key, SPKI public key (PEM). */
+export async function newClientKey(): Promise<{ privateKey: string; publicKey: string }> {
+  return newKey();
+}
+
+/**
+ * Issues a client certificate (extKeyUsage clientAuth) for `publicKey` with common name `name`,
+ * signed by the CA in `dir` (made by `ensureAgentTls`). The cluster manager signs agents' keys
+ * at join and its own, so that after the join both sides authenticate by certificate only.
+ */
+export async function issueClientCert(dir: string, name: string, publicKey: string, now = new Date()): Promise<string> {
+  const ca = await loadCa(dir);
+  if (ca === undefined) throw new DepadError('DEPAD_TLS_INVALID', `${dir}: no CA to sign a client certificate with`, { hint: 'start the manager once to make its CA' });
+  const forge = await loadForge();
+  const caCert = forge.pki.certificateFromPem(ca.cert);
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = forge.pki.publicKeyFromPem(publicKey);
+  cert.serialNumber = serial();
+  cert.validity.notBefore = new Date(now.getTime() - 60_000);
+  cert.validity.notAfter = new Date(now.getTime() + CLIENT_DAYS * DAY_MS);
+  cert.setSubject([{ name: 'commonName', value: name }]);
+  cert.setIssuer(caCert.subject.attributes);
+  cert.setExtensions([
+    { name: 'basicConstraints', cA: false, critical: true },
+    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
+    { name: 'extKeyUsage', clientAuth: true },
+    { name: 'subjectKeyIdentifier' },
+    { name: 'authorityKeyIdentifier', keyIdentifier: caCert.generateSubjectKeyIdentifier().getBytes() },
+  ]);
+  cert.sign(forge.pki.privateKeyFromPem(ca.key), forge.md.sha256.create());
+  return forge.pki.certificateToPem(cert);
+}

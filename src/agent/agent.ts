@@ -46,6 +46,8 @@ import type { Logger } from '../logger.ts';
 import { Store } from '../store/store.ts';
 import { depadVersion } from '../version.ts';
 import type { AgentInfo } from './agent-info.ts';
+import { hostCapacity, joinCluster, managerPrincipal, readMembership, startHeartbeats, type JoinOptions, type Membership } from '../cluster/membership.ts';
+import type { HostCapacity } from '../store/records.ts';
 
 /** Options of `startAgent`. */
 export interface AgentOptions {
@@ -70,6 +72,10 @@ export interface AgentOptions {
   crashLoop?: Partial<CrashLoopOptions>;
   /** Take over the listeners of the agent that started this process (agent restart, takeover.ts). */
   inherit?: Inheritance;
+  /** Join a cluster at start (`--join`); an agent that joined before rejoins by itself (cluster/membership.ts). */
+  join?: JoinOptions;
+  /** What this host offers the cluster, when less than the machine has (`--capacity`). */
+  capacity?: Partial<HostCapacity>;
   log: Logger;
 }
 
@@ -199,18 +205,37 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
       fingerprint: tls.fingerprint,
       engine: reconciler.observed.engineStatus(),
     });
-    const deps: ApiDeps = { context: () => ctx, audit, limiter: new FailureLimiter(), log, serialize, events: () => reconciler.events(), followEvents: (listener) => reconciler.followEvents(listener), certificates: certificateStatus, health: () => health.status(), observed: reconciler.observed, engine: () => reconciler.observed.engineStatus(), agent: info };
+    // A member of a cluster accepts the manager's client certificate (and only it) as the administrator.
+    let member: Membership | undefined = await readMembership(home);
+    const clustered = member !== undefined || options.join !== undefined;
+    const deps: ApiDeps = { context: () => ctx, audit, limiter: new FailureLimiter(), log, serialize, events: () => reconciler.events(), followEvents: (listener) => reconciler.followEvents(listener), certificates: certificateStatus, health: () => health.status(), observed: reconciler.observed, engine: () => reconciler.observed.engineStatus(), agent: info, principal: (req) => (member ? managerPrincipal(member)(req) : undefined) };
     // The API presents a public (ACME) certificate to clients that ask for a name that has one, else the local CA's.
     const api = https.createServer(
       {
         key: tls.serverKey,
         cert: tls.certChain,
+        ...(clustered ? { requestCert: true, rejectUnauthorized: false, ...(member ? { ca: [member.managerCa] } : {}) } : {}),
         ...(certificates ? { SNICallback: (name: string, done: (error: Error | null, context?: SecureContext) => void) => done(null, certificates.context(name.toLowerCase())) } : {}),
       },
       createApiHandler(deps),
     );
     const apiPort = inherit ? await listenOnHandle(api, inherit.api) : await listenTcp(api, options.apiPort ?? 8443, options.apiHost ?? '0.0.0.0');
     cleanup.push(() => new Promise((resolve) => (api.close(resolve), api.closeIdleConnections())));
+    if (options.join && !inherit) {
+      member = await joinCluster(home, options.join, { caCert: tls.caCert, apiPort, httpPort: proxy.httpPort, capacity: await hostCapacity(home, store, options.capacity) });
+      api.setSecureContext({ key: tls.serverKey, cert: tls.certChain, ca: [member.managerCa] });
+      log.info({ manager: member.managerUrl, name: member.name }, 'joined the cluster');
+    }
+    const membership = member;
+    const stopHeartbeats = membership
+      ? startHeartbeats(membership, async () => ({
+          capacity: await hostCapacity(home, store, options.capacity),
+          httpPort: proxy.httpPort,
+          version: depadVersion(),
+          deployments: (await store.listDeployments()).map((d) => ({ name: d.name, id: d.id, labels: d.labels ?? {}, status: d.phase === 'ready' ? d.desired : d.phase })),
+        }), log)
+      : () => {};
+    cleanup.push(async () => stopHeartbeats());
     // Only the local administrator restarts the agent (POST /v1/agent/restart).
     const local = http.createServer(createApiHandler({ ...deps, local: true, restart: (o) => handover.restart(o), stop: () => void setImmediate(requestStop) }));
     if (inherit) await listenOnHandle(local, inherit.local);
@@ -242,6 +267,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
       if (handover.handedOver) return void (await handover.retired);
       await removeUnixSocket(socketPath);
       // Stop accepting and watching; let running operations finish; then proxy and state.
+      stopHeartbeats();
       await reconciler.stop();
       health.stop();
       await acme?.stop();

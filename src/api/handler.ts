@@ -61,12 +61,23 @@ export interface ApiDeps {
    * control: they act as the local administrator, token or not.
    */
   local?: boolean;
+  /** The endpoints served (default: the agent's, `ENDPOINTS`); the cluster manager serves its own table. */
+  endpoints?: readonly Endpoint[];
+  /**
+   * Who a request presenting a client certificate acts as (the cluster manager calling its agents,
+   * an agent's heartbeat to the manager); undefined: it needs a bearer token like any other.
+   */
+  principal?: (req: IncomingMessage) => TokenRecord | undefined;
 }
 
 /** Who a request over the local unix socket acts as. */
 const LOCAL_ADMIN: TokenRecord = Object.freeze({ id: 'local', name: 'local', scope: Object.freeze({ kind: 'admin' as const }), hash: '', createdAt: '' });
 
-const MATCHERS = ENDPOINTS.map((e) => ({ endpoint: e, pattern: new RegExp(`^${e.path.replace(/\{[a-z]+\}/g, '([^/]+)')}$`) }));
+/** Each endpoint with the pattern of its path. */
+function matchers(endpoints: readonly Endpoint[]) {
+  return endpoints.map((e) => ({ endpoint: e, pattern: new RegExp(`^${e.path.replace(/\{[a-z]+\}/g, '([^/]+)')}$`) }));
+}
+const MATCHERS = matchers(ENDPOINTS);
 
 function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = `${JSON.stringify(body)}\n`;
@@ -87,8 +98,9 @@ function bearer(req: IncomingMessage): string | undefined {
 
 /** The request listener of the management API. */
 export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: ServerResponse) => void {
+  const table = deps.endpoints ? matchers(deps.endpoints) : MATCHERS;
   return (req, res) => {
-    void handle(deps, req, res).catch((error: unknown) => {
+    void handle(deps, table, req, res).catch((error: unknown) => {
       deps.log.error({ error: (error as Error).message }, 'API request failed unexpectedly');
       if (!res.headersSent) send(res, 500, { error: { code: 'DEPAD_INTERNAL', message: 'internal error' } });
       else res.destroy();
@@ -96,14 +108,14 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
   };
 }
 
-async function handle(deps: ApiDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function handle(deps: ApiDeps, table: ReturnType<typeof matchers>, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const ip = req.socket.remoteAddress ?? 'local';
   const delay = deps.limiter.delayFor(ip);
   if (delay > 0) await sleep(delay);
   const ctx = deps.context();
   let token: TokenRecord;
   try {
-    token = deps.local ? LOCAL_ADMIN : await authenticate(ctx.store, bearer(req));
+    token = deps.local ? LOCAL_ADMIN : (deps.principal?.(req) ?? (await authenticate(ctx.store, bearer(req))));
   } catch (error) {
     deps.limiter.failed(ip);
     req.resume();
@@ -111,7 +123,7 @@ async function handle(deps: ApiDeps, req: IncomingMessage, res: ServerResponse):
   }
   const url = new URL(req.url ?? '/', 'http://agent');
   let match: { endpoint: Endpoint; params: string[] } | undefined;
-  for (const m of MATCHERS) {
+  for (const m of table) {
     const found = m.endpoint.method === req.method ? m.pattern.exec(url.pathname) : null;
     if (found) match = { endpoint: m.endpoint, params: found.slice(1).map((p) => safeDecode(p)) };
   }

@@ -36,6 +36,8 @@ export const ACTIONS = {
   doctor: 'admin',
   volumes: 'admin',
   agent: 'admin',
+  /** The cluster manager's hosts and join tokens. */
+  hosts: 'admin',
 } as const;
 
 /** An action a token may be checked for. */

@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
+import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import { socketAnswers } from '../../proxy/listeners.ts';
 import type { ProgressEvent } from '../deploy/context.ts';
@@ -30,6 +31,8 @@ export interface AgentRequest {
   onLine?: (line: Record<string, unknown>) => void;
   /** Ends the request early (Ctrl-C while following logs); it then resolves with undefined. */
   signal?: AbortSignal;
+  /** A server relaying its client's call (the cluster manager): this process's signals are not the user's Ctrl-C; `signal` cancels. */
+  relay?: boolean;
 }
 
 function toError(value: unknown, status: number): DepadError {
@@ -39,7 +42,25 @@ function toError(value: unknown, status: number): DepadError {
 }
 
 /** Where an agent is: its unix socket, an HTTPS address with the pinned CA and a token, or its socket through SSH. */
-export type AgentTransport = { kind: 'socket'; socketPath: string } | { kind: 'https'; url: URL; /** The pinned CA; unset: the system's trust store (an agent with a public certificate). */ ca?: string; token: string } | { kind: 'ssh'; target: SshTarget };
+export type AgentTransport =
+  | {
+      kind: 'socket';
+      socketPath: string;
+      /** The cluster manager's socket: it relays to other hosts, so configs are sent, as to a remote agent. */
+      relays?: boolean;
+    }
+  | {
+      kind: 'https';
+      url: URL;
+      /** The pinned CA; unset: the system's trust store (an agent with a public certificate). */
+      ca?: string;
+      token: string;
+      /** A client certificate to present instead of a token (the cluster manager calling its agents). */
+      clientCert?: { cert: string; key: string };
+      /** The CA is the agent's own, pinned: any certificate it signed is that agent, whatever name it covers (an address the agent was not told). */
+      pinnedCaOnly?: boolean;
+    }
+  | { kind: 'ssh'; target: SshTarget };
 
 /** An agent's API, over its unix socket (local) or HTTPS (remote). */
 export class AgentClient {
@@ -51,7 +72,7 @@ export class AgentClient {
 
   /** True for a remote agent: it cannot read files on this machine, so configs are sent. */
   get remote(): boolean {
-    return this.transport.kind !== 'socket';
+    return this.transport.kind !== 'socket' || this.transport.relays === true;
   }
 
   /** Where it is, for messages. */
@@ -145,7 +166,7 @@ export class AgentClient {
       const t = this.transport;
       let settled = false;
       // Ctrl-C during an operation: ask the agent to stop and undo it, and wait for it to say so.
-      const interrupt = req.onProgress !== undefined && req.method !== 'GET' ? this.#interrupt(() => r, () => settled, (error) => ((settled = true), reject(error))) : undefined;
+      const interrupt = req.onProgress !== undefined && req.method !== 'GET' && req.relay !== true ? this.#interrupt(() => r, () => settled, (error) => ((settled = true), reject(error))) : undefined;
       const resolve = (value: T) => (interrupt?.end(), interrupt?.interrupted ? promiseReject(interrupt.tooLate()) : promiseResolve(value));
       const reject = (error: unknown) => (interrupt?.end(), promiseReject(error));
       const onResponse = (res: http.IncomingMessage) => {
@@ -193,10 +214,11 @@ export class AgentClient {
       if (t.kind === 'socket') r = http.request({ socketPath: t.socketPath, method: req.method, path: req.path, headers, agent: false }, onResponse);
       else if (t.kind === 'ssh') r = http.request({ createConnection: () => tunnel as never, method: req.method, path: req.path, headers }, onResponse); // no agent: createConnection is used
       else {
-        headers.authorization = `Bearer ${t.token}`;
+        if (t.clientCert === undefined) headers.authorization = `Bearer ${t.token}`;
         const base = t.url.pathname.replace(/\/$/, '');
         const host = t.url.hostname.replace(/^\[|\]$/g, '');
-        r = https.request({ host, port: Number(t.url.port || 443), ...(net.isIP(host) === 0 ? { servername: host } : {}), ...(t.ca === undefined ? {} : { ca: t.ca }), method: req.method, path: `${base}${req.path}`, headers, agent: false }, onResponse);
+        const tls = { ...(t.ca === undefined ? {} : { ca: t.ca }), ...(t.clientCert ?? {}), ...(t.pinnedCaOnly ? { checkServerIdentity: () => undefined } : {}) };
+        r = https.request({ host, port: Number(t.url.port || 443), ...(net.isIP(host) === 0 ? { servername: host } : {}), ...tls, method: req.method, path: `${base}${req.path}`, headers, agent: false }, onResponse);
       }
       req.signal?.addEventListener('abort', () => {
         settled = true;
@@ -240,9 +262,11 @@ const TLS_TRUST_ERRORS = /^(?:SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_C
 
 /** The client of the agent that owns `home`'s state, when one answers; undefined otherwise. */
 export async function localAgent(home: string): Promise<AgentClient | undefined> {
-  const socketPath = agentSocketPath(home);
-  if (!existsSync(socketPath) || !(await socketAnswers(socketPath))) return undefined;
-  return new AgentClient({ kind: 'socket', socketPath });
+  // A home is an agent's or a cluster manager's (`<home>/manager.sock`): the CLI works with either alike.
+  for (const socketPath of [agentSocketPath(home), path.join(home, 'manager.sock')]) {
+    if (existsSync(socketPath) && (await socketAnswers(socketPath))) return new AgentClient({ kind: 'socket', socketPath, ...(socketPath.endsWith('manager.sock') ? { relays: true } : {}) });
+  }
+  return undefined;
 }
 
 /** A path segment for a deployment or token reference. */

@@ -20,6 +20,7 @@ import { addAgentRestartCommand } from './agent-restart-command.ts';
 import { addAgentInfoCommands } from './agent-info-commands.ts';
 import { LETS_ENCRYPT, LETS_ENCRYPT_STAGING } from '../../certs/acme.ts';
 import type { AgentAcmeOptions, AgentHandle } from '../agent/agent.ts';
+import { addJoinOptions, joinOptions, parseCapacity } from './join-options.ts';
 
 
 /** Adds `depad agent` to `parent`. */
@@ -44,7 +45,7 @@ export function addAgentCommand(parent: Command): void {
     .option('--allow-host-path <path[:ro]>', 'let configs bind-mount this host path and what is below it (:ro: read-only only; repeatable; README "Host access")', collect, [])
     .option('--allow <key>', 'let configs use a host-reaching key: privileged, devices, network_mode:host, pid:host, ipc:host, userns_mode:host, cap_add:SYS_ADMIN, cap_add:NET_ADMIN, cap_add:ALL, security_opt:unconfined, external-volume:NAME, external-network:NAME (NAME: the engine-side name, or * for any; repeatable)', collect, [])
     .option('--daemon', 'run in the background (log in <home>/agent.log, pid in <home>/agent.pid); returns once it listens');
-  addProxyLimitOptions(cmd)
+  addProxyLimitOptions(addJoinOptions(cmd))
     .exitOverride()
     .action(async (opts: CommandOptions, cmd: Command) => {
       const g = cmd.optsWithGlobals<CommandOptions>();
@@ -59,6 +60,8 @@ export function addAgentCommand(parent: Command): void {
       // Started by `depad agent restart`: take over the old agent's listeners (src/agent/takeover.ts).
       const takeover = process.env.DEPAD_AGENT_HANDOVER ? (await import('../agent/takeover.ts')).startTakeover(log, home) : undefined;
       let agent: AgentHandle;
+      const join = joinOptions(opts);
+      const capacity = parseCapacity(opts.capacity as string | undefined);
       try {
         const { startAgent } = await import('../agent/agent.ts');
         takeover?.hello();
@@ -76,6 +79,8 @@ export function addAgentCommand(parent: Command): void {
           proxyLimits: proxyLimitOptions(opts),
           crashLoop: { limit: opts.restartLimit as number, firstBackoffMs: opts.restartBackoff as number },
           ...(inherit ? { inherit } : {}),
+          ...(join ? { join } : {}),
+          ...(capacity ? { capacity } : {}),
           log,
         });
       } catch (error) {

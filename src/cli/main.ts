@@ -5,6 +5,7 @@ import { addPolicyCommand, cliHostPolicy } from './policy-command.ts';
 import type { GlobalOptions } from './runtime.ts';
 import { DepadError } from '../errors.ts';
 import { addAgentCommand } from './agent-command.ts';
+import { addManagerCommands } from './manager-commands.ts';
 import { addContextCommands } from './context-commands.ts';
 import { addDeploymentCommands } from './deployment-commands.ts';
 import { addProxyCommand } from './proxy-command.ts';
@@ -59,6 +60,7 @@ export function buildProgram(options: ProgramOptions = {}): Command {
   addWorkflowCommands(program);
   addDoctorCommand(program);
   addAgentCommand(program);
+  addManagerCommands(program);
   addContextCommands(program);
   addEventsCommand(program);
   addVolumeCommands(program);

@@ -105,8 +105,10 @@ export function reportError(output: Output, error: unknown): number {
 export function printList(output: Output, views: readonly DeploymentView[], quiet: boolean): void {
   if (output.json) return printJson(output, views);
   if (quiet) return output.out(views.map((v) => `${v.name}\n`).join(''));
-  const rows = views.map((v) => [v.name, v.id.slice(0, 12), v.status, String(v.revision), String(v.services.length), portsText(v.services.flatMap((s) => s.ports)), v.createdAt.slice(0, 19).replace('T', ' ')]);
-  output.out(table(['NAME', 'ID', 'STATUS', 'REV', 'SERVICES', 'PORTS', 'CREATED'], rows));
+  // Through a cluster manager each view names its host.
+  const hosts = views.some((v) => v.host !== undefined);
+  const rows = views.map((v) => [v.name, ...(hosts ? [v.host ?? '-'] : []), v.id.slice(0, 12), v.status, String(v.revision ?? '-'), String(v.services.length), portsText(v.services.flatMap((s) => s.ports)), v.createdAt?.slice(0, 19).replace('T', ' ') ?? '-']);
+  output.out(table(['NAME', ...(hosts ? ['HOST'] : []), 'ID', 'STATUS', 'REV', 'SERVICES', 'PORTS', 'CREATED'], rows));
 }
 
 /** `depad inspect`: identity, revisions, instances. */

@@ -75,6 +75,8 @@ export interface DeploymentView {
   ports: PortAssignment[];
   /** Subnets allocated for the file's `ipam` subnets: network, asked, given (absent: none). */
   subnets?: SubnetAssignment[];
+  /** Through a cluster manager: the host that runs it. */
+  host?: string;
   /** Services with replicas still on an older container after a failed or paused rolling update (absent: none). */
   held?: Record<string, HeldService>;
 }

@@ -166,3 +166,64 @@ export interface TokenRecord {
   createdAt: string;
   revokedAt?: string;
 }
+
+/** What an agent's host offers the cluster (from its heartbeats; `--capacity` can declare less). */
+export interface HostCapacity {
+  cpus: number;
+  memoryBytes: number;
+  /** Free bytes on the file system of the agent's home. */
+  diskBytes?: number;
+  /** Host ports of its range that no deployment holds. */
+  freePorts?: number;
+}
+
+/** One agent that joined the cluster, as the manager keeps it. */
+export interface HostRecord {
+  /** Unique in the cluster; the agent's client certificate's common name. */
+  name: string;
+  /** Where the manager reaches its API: `https://address:port`. */
+  apiUrl: string;
+  /** Its own address, which its proxy also listens on (for forwarding between hosts). */
+  address: string;
+  /** The proxy's HTTP port on that address. */
+  httpPort: number;
+  /** The agent's CA (PEM), pinned by the manager when it calls it. */
+  agentCa: string;
+  /** SHA-256 fingerprint of the client certificate the manager issued it at join: its heartbeats must present exactly that. */
+  certFingerprint: string;
+  labels: Record<string, string>;
+  capacity: HostCapacity;
+  /** `cordon` keeps deployments where they are and places no new one. */
+  cordoned: boolean;
+  joinedAt: string;
+  lastSeen: string;
+  /** The agent's version and the deployments it reported last. */
+  version?: string;
+  deployments?: { name: string; id: string; labels: Record<string, string>; status: string }[];
+}
+
+/** Where one deployment of the cluster runs, and what it reserves there. */
+export interface PlacementRecord {
+  /** The deployment's name: unique across the cluster. */
+  name: string;
+  /** Its ID on the host (set once the create succeeded; empty while it is under way). */
+  id: string;
+  host: string;
+  labels: Record<string, string>;
+  /** Its class label, for spreading. */
+  class?: string;
+  need: { cpus: number; memoryBytes: number };
+  /** `creating` until the host answered; a placement left in it by a crash is removed. */
+  state: 'creating' | 'placed';
+  createdAt: string;
+}
+
+/** A one-time join token (only its hash is kept). */
+export interface JoinTokenRecord {
+  id: string;
+  hash: string;
+  createdAt: string;
+  expiresAt: string;
+  /** Set when an agent used it: it can never be used again. */
+  usedBy?: string;
+}

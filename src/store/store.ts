@@ -13,6 +13,9 @@ import { stateDir } from '../home.ts';
 import type {
   DeploymentRecord,
   HolderInfo,
+  HostRecord,
+  JoinTokenRecord,
+  PlacementRecord,
   JournalEntry,
   PortRecord,
   RevisionRecord,
@@ -23,7 +26,7 @@ import type {
 type Db = Level<string, unknown>;
 type Sub = ReturnType<Db['sublevel']>;
 type BatchOp = AbstractBatchOperation<Db, string, unknown>;
-type SubName = 'deployments' | 'names' | 'revisions' | 'ports' | 'meta' | 'journal' | 'tokens' | 'subnets';
+type SubName = 'deployments' | 'names' | 'revisions' | 'ports' | 'meta' | 'journal' | 'tokens' | 'subnets' | 'hosts' | 'placements' | 'joins';
 type Subs = Record<SubName, Sub>;
 
 /** First port of the first block: where the cursor starts. */
@@ -58,6 +61,10 @@ export class Store {
       journal: sub('journal'),
       tokens: sub('tokens'),
       subnets: sub('subnets'),
+      // The cluster manager's (src/cluster/): hosts by name, placements by deployment name, join tokens by id.
+      hosts: sub('hosts'),
+      placements: sub('placements'),
+      joins: sub('joins'),
     };
   }
 
@@ -98,6 +105,21 @@ export class Store {
   /** Starts an atomic batch of writes. */
   batch(): StoreBatch {
     return new StoreBatch(this.#db, this.#subs);
+  }
+
+  /** The cluster's hosts (manager). */
+  async listHosts(): Promise<HostRecord[]> {
+    return (await this.#subs.hosts.values().all()) as HostRecord[];
+  }
+
+  /** The cluster's placements (manager). */
+  async listPlacements(): Promise<PlacementRecord[]> {
+    return (await this.#subs.placements.values().all()) as PlacementRecord[];
+  }
+
+  /** A join token by id (manager). */
+  async getJoinToken(id: string): Promise<JoinTokenRecord | undefined> {
+    return (await this.#subs.joins.get(id)) as JoinTokenRecord | undefined;
   }
 
   /** The deployment with this ID, if any. */
@@ -241,6 +263,31 @@ export class StoreBatch {
   /** Forgets a finished operation. */
   deleteJournal(opId: string): this {
     return this.#del('journal', opId);
+  }
+
+  /** Adds or replaces a host of the cluster (manager). */
+  putHost(record: HostRecord): this {
+    return this.#put('hosts', record.name, record);
+  }
+
+  /** Removes a host of the cluster (manager). */
+  deleteHost(name: string): this {
+    return this.#del('hosts', name);
+  }
+
+  /** Adds or replaces a placement (manager). */
+  putPlacement(record: PlacementRecord): this {
+    return this.#put('placements', record.name, record);
+  }
+
+  /** Removes a placement (manager). */
+  deletePlacement(name: string): this {
+    return this.#del('placements', name);
+  }
+
+  /** Adds or replaces a join token (manager). */
+  putJoinToken(record: JoinTokenRecord): this {
+    return this.#put('joins', record.id, record);
   }
 
   /** Stores an API token record. */

@@ -1,0 +1,92 @@
+/**
+ * The cluster manager's book of placements: which host runs each deployment, and what it
+ * reserves there. Names are unique across the cluster: a create first writes its placement in
+ * state `creating` (so a second create of the name is refused at once), and either completes it
+ * with the deployment's ID or removes it. A placement a crash left `creating` is settled when the
+ * manager starts (`settleCreating`): kept if the host has the deployment, else removed.
+ */
+import { DepadError } from '../errors.ts';
+import type { PlacementRecord } from '../store/records.ts';
+import type { Store } from '../store/store.ts';
+
+/** The placements, in memory and in the store. */
+export class Placements {
+  readonly #store: Store;
+  readonly #byName = new Map<string, PlacementRecord>();
+
+  private constructor(store: Store) {
+    this.#store = store;
+  }
+
+  /** Loads the store's placements. */
+  static async open(store: Store): Promise<Placements> {
+    const p = new Placements(store);
+    for (const r of await store.listPlacements()) p.#byName.set(r.name, r);
+    return p;
+  }
+
+  /** Every placement, by name. */
+  list(): PlacementRecord[] {
+    return [...this.#byName.values()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** The placements on `host`. */
+  onHost(host: string): PlacementRecord[] {
+    return this.list().filter((p) => p.host === host);
+  }
+
+  /** What the placements on `host` reserve. */
+  reservedOn(host: string): { cpus: number; memoryBytes: number } {
+    return this.onHost(host).reduce((sum, p) => ({ cpus: sum.cpus + p.need.cpus, memoryBytes: sum.memoryBytes + p.need.memoryBytes }), { cpus: 0, memoryBytes: 0 });
+  }
+
+  /** The placement a reference names: a deployment name, or a prefix of its ID (at least 4 characters, one match). */
+  resolve(ref: string): PlacementRecord {
+    const byName = this.#byName.get(ref);
+    if (byName && byName.state === 'placed') return byName;
+    const byId = /^[0-9a-f]{4,32}$/.test(ref) ? this.list().filter((p) => p.state === 'placed' && p.id.startsWith(ref)) : [];
+    if (byId.length === 1) return byId[0]!;
+    if (byId.length > 1) throw new DepadError('DEPAD_AMBIGUOUS', `${ref} is the start of several deployments' IDs: ${byId.map((p) => p.name).join(', ')}`, { hint: 'give more of the ID, or the name' });
+    throw new DepadError('DEPAD_NOT_FOUND', `the cluster has no deployment ${JSON.stringify(ref)}`, { hint: 'list them with: depad ls' });
+  }
+
+  /** Reserves `name` on a host (state `creating`); DEPAD_NAME_TAKEN when the cluster has it. */
+  async reserve(record: Omit<PlacementRecord, 'state' | 'id' | 'createdAt'>, now = new Date()): Promise<PlacementRecord> {
+    const taken = this.#byName.get(record.name);
+    if (taken) throw new DepadError('DEPAD_NAME_TAKEN', `the cluster has a deployment named ${record.name} already (on ${taken.host})`, { hint: 'pick another name, or destroy that one first' });
+    const placement: PlacementRecord = { ...record, id: '', state: 'creating', createdAt: now.toISOString() };
+    this.#byName.set(record.name, placement);
+    await this.#store.batch().putPlacement(placement).write();
+    return placement;
+  }
+
+  /** Completes a reservation with the deployment's ID and labels. */
+  async placed(name: string, id: string, labels: Record<string, string>): Promise<PlacementRecord> {
+    const p = this.#byName.get(name);
+    if (!p) throw new DepadError('DEPAD_INTERNAL', `no placement ${name} to complete`);
+    return this.#put({ ...p, id, labels, state: 'placed' });
+  }
+
+  /** Updates a placement's labels (an update changed them). */
+  async relabel(name: string, labels: Record<string, string>): Promise<void> {
+    const p = this.#byName.get(name);
+    if (p && JSON.stringify(p.labels) !== JSON.stringify(labels)) await this.#put({ ...p, labels });
+  }
+
+  /** Forgets a placement (a failed create, a destroy, a host removed with --force). */
+  async forget(name: string): Promise<void> {
+    if (!this.#byName.delete(name)) return;
+    await this.#store.batch().deletePlacement(name).write();
+  }
+
+  /** Placements a crash left `creating`, for `settleCreating`. */
+  creating(): PlacementRecord[] {
+    return this.list().filter((p) => p.state === 'creating');
+  }
+
+  async #put(p: PlacementRecord): Promise<PlacementRecord> {
+    this.#byName.set(p.name, p);
+    await this.#store.batch().putPlacement(p).write();
+    return p;
+  }
+}
