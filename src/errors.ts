@@ -37,6 +37,8 @@ export const ERROR_CODES = {
   DEPAD_NOT_RUNNING: { exit: 16, status: 409 },
   /** The update committed a new revision, but `failure_action: pause` stopped a service's roll part-way. */
   DEPAD_UPDATE_PAUSED: { exit: 17, status: 409 },
+  /** A cluster manager found no host that can take the deployment (the message names each host's reason). */
+  DEPAD_NO_HOST: { exit: 18, status: 507 },
   DEPAD_UNAUTHENTICATED: { exit: 13, status: 401 },
   DEPAD_FORBIDDEN: { exit: 13, status: 403 },
   /** Not a failure of the command: `depad doctor` found disagreements (the API answers them with 200). */
