@@ -47,7 +47,7 @@ test('capacity: the fourth big deployment goes to the only host with room, the f
   const hosts = [host('host-1', { capacity: { cpus: 2, memoryBytes: 4 * GiB } }), host('host-2', { capacity: { cpus: 2, memoryBytes: 4 * GiB } }), host('host-3', { capacity: { cpus: 4, memoryBytes: 8 * GiB } })];
   const big = (n: number) => request(`big-${n}`, { class: 'big', need: { cpus: 2, memoryBytes: 3 * GiB } });
   const chosen = [1, 2, 3].map((n) => commit(hosts, big(n)));
-  t.deepEqual([...chosen].sort(), ['host-1', 'host-2', 'host-3'], 'one each first (spread by host)');
+  t.deepEqual([...chosen].sort(), ['host-1', 'host-2', 'host-3'], 'least loaded after placing: one each');
   t.is(commit(hosts, big(4)), 'host-3', 'only host-3 has 2 CPUs and 3 GiB left');
   const fifth = place(big(5), hosts);
   t.is(fifth.chosen, undefined);
@@ -92,12 +92,14 @@ test('spread: deployments of one class go across the spread label\'s values firs
   t.deepEqual(scores, [['host-2', 2.25], ['host-1', 2.375], ['host-3', 2.75]], 'both zones run 2: score = 2 + load after');
 });
 
-test('spread without a class groups by name prefix, only among deployments without a class', (t) => {
-  const hosts = [host('host-1', { deployments: [{ name: 'mercy-eu', labels: {} }, { name: 'shop-1', class: 'mercy', labels: {} }] }), host('host-2')];
-  const r = place(request('mercy-us'), hosts);
-  t.is(r.chosen, 'host-2');
-  t.regex(r.candidates[1]?.detail ?? '', /^it runs 1 of group mercy \(no class\)/);
-  t.is(place(request('shop', { need: { cpus: 0, memoryBytes: 0 } }), [host('host-1', { deployments: [{ name: 'shop-1', labels: {} }] }), host('host-2', { deployments: [{ name: 'shopping', labels: {} }] })]).chosen, 'host-2', '"shop" and shop-1 are group shop; shopping is not');
+test('spread without a class groups by name prefix, only among deployments without a class; without spread, load alone', (t) => {
+  const hosts = [host('host-1', { labels: { zone: 'a' }, deployments: [{ name: 'mercy-eu', labels: {} }, { name: 'shop-1', class: 'mercy', labels: {} }] }), host('host-2', { labels: { zone: 'b' }, reserved: { cpus: 1, memoryBytes: 0 } })];
+  const r = place(request('mercy-us', { spread: 'zone' }), hosts);
+  t.is(r.chosen, 'host-2', 'zone a runs mercy-eu, though host-2 is fuller');
+  t.regex(r.candidates[1]?.detail ?? '', /^zone=a runs 1 of group mercy \(no class\); load after 25%/);
+  t.is(place(request('mercy-us'), hosts).chosen, 'host-1', 'without spread: the least loaded');
+  const shops = [host('host-1', { labels: { zone: 'a' }, deployments: [{ name: 'shop-1', labels: {} }] }), host('host-2', { labels: { zone: 'b' }, deployments: [{ name: 'shopping', labels: {} }] })];
+  t.is(place(request('shop', { spread: 'zone' }), shops).chosen, 'host-2', '"shop" and shop-1 are group shop; shopping is not');
 });
 
 test('cordoned and down hosts are excluded with that reason; --host takes only that host', (t) => {

@@ -10,7 +10,8 @@
  * 2. Score, lowest first: the *spread* count, then the *load*, then the host's name.
  *    - spread: how many deployments of the request's group run on the hosts that share the
  *      candidate's value of the `spread` label (hosts without the label share the value "unset");
- *      without `spread`, each host is its own value. The group is the deployment's `class`; a
+ *      0 everywhere without `spread` (least loaded alone: counting per host would put as many of a
+ *      class on a small host as on a big one). The group is the deployment's `class`; a
  *      deployment without a class is grouped by its name prefix, the name without its last
  *      `-part` (`mercy-eu` and `mercy-us` are group `mercy`; `shop` is its own), matched only
  *      against deployments without a class.
@@ -85,9 +86,9 @@ export function spreadGroup(d: { readonly name: string; readonly class?: string 
 /** Chooses the host for `request` among `hosts` (see the module comment); the same input gives the same answer. */
 export function place(request: PlacementRequest, hosts: readonly HostView[]): PlacementResult {
   const sameGroup = groupMatcher(request);
-  const valueOf = (h: HostView): string => (request.spread === undefined ? `host ${h.name}` : (h.labels[request.spread] ?? '\u0000unset'));
+  const valueOf = (h: HostView): string => (request.spread === undefined ? '' : (h.labels[request.spread] ?? '\u0000unset'));
   const counts = new Map<string, number>();
-  for (const h of hosts) {
+  for (const h of request.spread === undefined ? [] : hosts) {
     let n = 0;
     for (const d of h.deployments) if (sameGroup(d)) n++;
     const v = valueOf(h);
@@ -106,8 +107,8 @@ export function place(request: PlacementRequest, hosts: readonly HostView[]): Pl
     const memShare = share(h.reserved.memoryBytes + need.memory, h.capacity.memoryBytes);
     const load = Math.max(cpuShare, memShare);
     const spread = counts.get(valueOf(h)) ?? 0;
-    const where = request.spread === undefined ? 'it runs' : `${request.spread}=${h.labels[request.spread] ?? '(unset)'} runs`;
-    const detail = `${where} ${spread} of ${groupText(request)}; load after ${pct(load)} (cpu ${pct(cpuShare)}, memory ${pct(memShare)})`;
+    const where = request.spread === undefined ? '' : `${request.spread}=${h.labels[request.spread] ?? '(unset)'} runs ${spread} of ${groupText(request)}; `;
+    const detail = `${where}load after ${pct(load)} (cpu ${pct(cpuShare)}, memory ${pct(memShare)})`;
     scored.push({ c: { host: h.name, score: Math.round((spread + load) * 10_000) / 10_000, detail }, spread, load });
   }
   scored.sort((a, b) => a.spread - b.spread || a.load - b.load || compareStrings(a.c.host, b.c.host));
