@@ -190,3 +190,9 @@ for (const [title, depad, pattern] of refusals) {
 test('x-depad.placement: a misspelt key at the top of x-depad gets a did-you-mean', (t) => {
   t.regex(problems(file('  placment: {spread: zone}\n')), /x-depad\.placment: unknown key 'placment' in x-depad; did you mean 'placement'\?/);
 });
+
+test('x-depad.placement: constraints are interpolated; an unset variable is named where it empties a value', (t) => {
+  const text = file('  placement: {constraints: ["region==${REGION}"], spread: "${SPREAD:-zone}"}\n');
+  t.deepEqual(parseConfig(text, 'cfg.yml', { REGION: 'eu' }).depad.placement, { constraints: [{ label: 'region', op: '==', value: 'eu' }], spread: 'zone' });
+  t.regex(problems(text), /x-depad\.placement\.constraints\[0\]: "region==": the value "" must be 1 to 63 letters.* \(variable REGION is not set and became '': pass --env REGION=… or add it to \.env\)/);
+});
