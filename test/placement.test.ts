@@ -196,3 +196,9 @@ test('x-depad.placement: constraints are interpolated; an unset variable is name
   t.deepEqual(parseConfig(text, 'cfg.yml', { REGION: 'eu' }).depad.placement, { constraints: [{ label: 'region', op: '==', value: 'eu' }], spread: 'zone' });
   t.regex(problems(text), /x-depad\.placement\.constraints\[0\]: "region==": the value "" must be 1 to 63 letters.* \(variable REGION is not set and became '': pass --env REGION=… or add it to \.env\)/);
 });
+
+test('a label named like an object property is only a host\'s own label', (t) => {
+  const r = place(request('x', { constraints: [{ label: 'constructor', op: '!=', value: 'x' }, { label: 'tostring', op: '==', value: 'y' }], spread: 'constructor' }), [host('a', { labels: { tostring: 'y' } })]);
+  t.is(r.chosen, 'a');
+  t.regex(r.candidates[0]?.detail ?? '', /^constructor=\(unset\) runs 0 of group x/);
+});

@@ -86,7 +86,7 @@ export function spreadGroup(d: { readonly name: string; readonly class?: string 
 /** Chooses the host for `request` among `hosts` (see the module comment); the same input gives the same answer. */
 export function place(request: PlacementRequest, hosts: readonly HostView[]): PlacementResult {
   const sameGroup = groupMatcher(request);
-  const valueOf = (h: HostView): string => (request.spread === undefined ? '' : (h.labels[request.spread] ?? '\u0000unset'));
+  const valueOf = (h: HostView): string => (request.spread === undefined ? '' : (labelOf(h, request.spread) ?? '\u0000unset'));
   const counts = new Map<string, number>();
   for (const h of request.spread === undefined ? [] : hosts) {
     let n = 0;
@@ -107,7 +107,7 @@ export function place(request: PlacementRequest, hosts: readonly HostView[]): Pl
     const memShare = share(h.reserved.memoryBytes + need.memory, h.capacity.memoryBytes);
     const load = Math.max(cpuShare, memShare);
     const spread = counts.get(valueOf(h)) ?? 0;
-    const where = request.spread === undefined ? '' : `${request.spread}=${h.labels[request.spread] ?? '(unset)'} runs ${spread} of ${groupText(request)}; `;
+    const where = request.spread === undefined ? '' : `${request.spread}=${labelOf(h, request.spread) ?? '(unset)'} runs ${spread} of ${groupText(request)}; `;
     const detail = `${where}load after ${pct(load)} (cpu ${pct(cpuShare)}, memory ${pct(memShare)})`;
     scored.push({ c: { host: h.name, score: Math.round((spread + load) * 10_000) / 10_000, detail }, spread, load });
   }
@@ -139,7 +139,7 @@ function exclusions(request: PlacementRequest, h: HostView, need: { cpus: number
   if (request.host !== undefined && h.name !== request.host) return [{ kind: 'host', text: `not the host asked for (--host ${request.host})` }];
   const out: { kind: ExclusionKind; text: string }[] = [];
   for (const k of request.constraints) {
-    const has = Object.hasOwn(h.labels, k.label) ? h.labels[k.label] : undefined;
+    const has = labelOf(h, k.label);
     if (k.op === '==' && has !== k.value) out.push({ kind: 'constraint', text: `${k.label}==${k.value}: ${has === undefined ? `it has no ${k.label} label` : `its ${k.label} is ${has}`}` });
     if (k.op === '!=' && has === k.value) out.push({ kind: 'constraint', text: `${k.label}!=${k.value}: its ${k.label} is ${has}` });
   }
@@ -151,6 +151,11 @@ function exclusions(request: PlacementRequest, h: HostView, need: { cpus: number
   const freePorts = h.capacity.freePorts;
   if (ports !== undefined && freePorts !== undefined && ports > freePorts) out.push({ kind: 'capacity', text: `needs ${ports} host ports, ${freePorts} free` });
   return out;
+}
+
+/** The host's own label `name` (never an inherited property such as `constructor`). */
+function labelOf(h: HostView, name: string): string | undefined {
+  return Object.hasOwn(h.labels, name) ? h.labels[name] : undefined;
 }
 
 /** What `h` has free, and its labels: the detail of an excluded host. */
