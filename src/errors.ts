@@ -39,7 +39,7 @@ export const ERROR_CODES = {
   DEPAD_UPDATE_PAUSED: { exit: 17, status: 409 },
   /** A cluster host that runs the deployment (or was asked for) does not answer its heartbeats or calls. */
   DEPAD_HOST_DOWN: { exit: 19, status: 503 },
-  /** No host of the cluster can run the deployment: the message lists each host's reason. */
+  /** A cluster manager found no host that can take the deployment (the message names each host's reason). */
   DEPAD_NO_HOST: { exit: 18, status: 507 },
   DEPAD_UNAUTHENTICATED: { exit: 13, status: 401 },
   DEPAD_FORBIDDEN: { exit: 13, status: 403 },

@@ -43,14 +43,23 @@ export function checkBudget(c: { readonly positions: ReadonlyMap<string, { line:
       c.issue(path, pos, `with a ${key} budget every service needs deploy.resources.limits.${key}; ${unlimited.join(', ')} ${unlimited.length === 1 ? 'has' : 'have'} none`);
       continue;
     }
-    const shares = services.map((s) => ({ name: s.name, each: of(s.limits) as number, count: s.replicas ?? 1, surge: s.surge ?? 0 }));
-    const steady = shares.reduce((sum, s) => sum + s.each * s.count, 0);
-    const peak = shares.reduce((best, s) => (s.each * s.surge > best.n ? { n: s.each * s.surge, s } : best), { n: 0, s: undefined as (typeof shares)[number] | undefined });
-    const total = steady + peak.n;
+    const { shares, peak, total } = limitsTotal(services, (l) => of(l) as number);
     if (total > cap) {
       const parts = shares.map((s) => `${s.name} ${s.count > 1 ? `${s.count} × ${text(s.each)}` : text(s.each)}`);
       if (peak.s !== undefined) parts.push(`and ${peak.s.surge} × ${text(peak.s.each)} while ${peak.s.name} rolls start-first`);
       c.issue(path, pos, `the services' ${key} limits add up to ${text(total)} (${parts.join(', ')}), over the budget of ${text(cap)}; ${services.some((s) => (s.replicas ?? 1) > 1) ? 'raise the budget, lower a limit, run fewer replicas or roll fewer at a time (update_config.parallelism)' : 'raise the budget or lower a limit'}`);
     }
   }
+}
+
+/**
+ * What services' limits of one resource add up to (`of` gives a service's, per replica): every
+ * replica (`replicas`, default 1), plus the largest start-first `surge` of one service (services
+ * roll one at a time). The budget check and cluster placement (src/cluster/need.ts) count alike.
+ */
+export function limitsTotal<S extends { name: string; limits: ResourceLimits; replicas?: number; surge?: number }>(services: readonly S[], of: (limits: ResourceLimits, service: S) => number) {
+  const shares = services.map((s) => ({ name: s.name, each: of(s.limits, s), count: s.replicas ?? 1, surge: s.surge ?? 0 }));
+  const steady = shares.reduce((sum, s) => sum + s.each * s.count, 0);
+  const peak = shares.reduce((best, s) => (s.each * s.surge > best.n ? { n: s.each * s.surge, s } : best), { n: 0, s: undefined as (typeof shares)[number] | undefined });
+  return { shares, steady, peak, total: steady + peak.n };
 }

@@ -31,6 +31,7 @@ export function normalizedCompose(spec: DeploymentSpec): Record<string, unknown>
   if (d.domain !== undefined) depad.domain = d.domain;
   if (Object.keys(d.labels).length > 0) depad.labels = d.labels;
   if (d.resources !== undefined) depad.resources = limits(d.resources);
+  if (d.placement !== undefined) depad.placement = { ...(d.placement.constraints.length > 0 ? { constraints: d.placement.constraints.map((k) => `${k.label}${k.op}${k.value}`) } : {}), ...(d.placement.spread === undefined ? {} : { spread: d.placement.spread }) };
   if (Object.keys(d.workflows).length > 0) {
     depad.workflows = Object.fromEntries(
       Object.values(d.workflows).map((w) => [

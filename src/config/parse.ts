@@ -31,6 +31,7 @@ import { foldSharedIssues } from './issues.ts';
 import { composeProject } from './compose-files.ts';
 import { activeProfiles, applyProfiles } from './profiles.ts';
 import { readTopLevelName } from './top-level.ts';
+import { readPlacement } from './placement.ts';
 import { activePolicy, setActivePolicy, type HostPolicy } from './host-access.ts';
 import { readSecretDefinitions, rememberSecret, type SecretDraft, type SecretSpec } from './secrets.ts';
 
@@ -267,7 +268,7 @@ const DEFAULT_DEPAD: DepadSettings = Object.freeze({ hostIp: '0.0.0.0', startTim
 
 function readDepad(c: Collector, entry: LEntry | undefined): { -readonly [K in keyof DepadSettings]: DepadSettings[K] } {
   if (entry === undefined) return { ...DEFAULT_DEPAD };
-  const keys = checkKeys(c, mapEntries(c, entry.value, 'x-depad') ?? [], 'x-depad', { supported: ['host_ip', 'host_ports', 'start_timeout', 'domain', 'class', 'labels', 'resources', 'workflows'] });
+  const keys = checkKeys(c, mapEntries(c, entry.value, 'x-depad') ?? [], 'x-depad', { supported: ['host_ip', 'host_ports', 'start_timeout', 'domain', 'class', 'labels', 'resources', 'workflows', 'placement'] });
   const settings: { -readonly [K in keyof DepadSettings]: DepadSettings[K] } = { ...DEFAULT_DEPAD };
   const hostIp = keys.get('host_ip');
   if (hostIp) {
@@ -296,6 +297,8 @@ function readDepad(c: Collector, entry: LEntry | undefined): { -readonly [K in k
   settings.labels = readDeploymentLabels(c, keys);
   const resources = keys.get('resources');
   if (resources) settings.resources = readLimits(c, resources.value, 'x-depad.resources');
+  const placement = readPlacement(c, keys.get('placement'));
+  if (placement !== undefined) settings.placement = placement;
   return settings;
 }
 

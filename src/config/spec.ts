@@ -10,6 +10,7 @@ import type { WorkflowSpec } from './workflows.ts';
 import type { ContainerFields, HostConfigFields } from '../engine/create-fields.ts';
 import type { SecretMountSpec, SecretSpec } from './secrets.ts';
 import type { RolloutPolicy } from './service-rollout.ts';
+import type { PlacementSpec } from './placement.ts';
 
 export type DependsCondition = 'service_started' | 'service_healthy' | 'service_completed_successfully';
 
@@ -235,6 +236,8 @@ export interface DepadSettings {
   readonly resources?: ResourceLimits;
   /** Named workflows (`x-depad.workflows`), run by hand or at hooks. */
   readonly workflows: Readonly<Record<string, WorkflowSpec>>;
+  /** Where a cluster manager may put it (`x-depad.placement`: host-label constraints, spread label); unset: anywhere. */
+  readonly placement?: PlacementSpec;
 }
 
 /** A validated deployment file. Frozen; services, networks and volumes keyed and sorted by name. */
