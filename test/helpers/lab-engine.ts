@@ -30,19 +30,21 @@
  * remove() takes everything of a lab off the machine, processes spawned in it included; a run
  * that dies first leaves its labs to the sweep the next startLabEngine does.
  *
+ * A lab can also be one host of a cluster (startLabHost, used by lab-cluster.ts): then its veth's
+ * root end is a port of the cluster's bridge instead of a /30 of its own, its name, directories
+ * and pool are the cluster's choice, and it holds no slot.
+ *
  * Images: a lab cannot pull; `images` are copied in from the machine's engine (`docker save`,
  * cached per image ID under $TMPDIR/depad-lab-images, then `docker load`).
  */
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import { openSync, closeSync } from 'node:fs';
-import http from 'node:http';
-import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { claimSlot, destroyLab, labPaths, LAB_PREFIX, must, ownerStamp, run, sweepDeadLabs, type Ran, type Slot } from './lab-host.ts';
+import { savedImage } from './lab-images.ts';
+import { canConnect, ping } from './lab-proc.ts';
+import { claimSlot, destroyLab, labPaths, LAB_PREFIX, must, ownerStamp, run, sweepDeadLabs, type LabPlace, type Ran } from './lab-host.ts';
 
 /** How a lab engine is made. */
 export interface LabEngineOptions {
@@ -104,7 +106,7 @@ export async function startLabEngine(options: LabEngineOptions = {}): Promise<La
   await sweepLabEngines().catch((e: Error) => options.log?.(`[lab] ${e.message}`));
   await destroyLab(name); // leftovers of an earlier process with this pid
   const slot = await claimSlot(name);
-  const lab = new Lab(name, slot, options);
+  const lab = new Lab(name, { veth: slot.veth, address: slot.address, rootAddress: slot.rootAddress, prefixLength: 30, pool: slot.pool }, options);
   try {
     await lab.create();
     await lab.start();
@@ -114,6 +116,52 @@ export async function startLabEngine(options: LabEngineOptions = {}): Promise<La
     throw error;
   }
   return lab;
+}
+
+/** A lab engine that is one host of a cluster (lab-cluster.ts): on the cluster's bridge, named and placed by it. */
+export interface LabHostSpec {
+  /** The network namespace's name (and the lab's). */
+  name: string;
+  /** Its run and data directories. */
+  place: LabPlace;
+  /** The bridge in the root namespace its veth joins. */
+  bridge: string;
+  /** The root namespace's end of its veth (≤ 15 characters). */
+  veth: string;
+  /** Its address on the bridge's subnet. */
+  address: string;
+  /** The bridge's address: the host's default route. */
+  gateway: string;
+  /** The subnet's prefix length. */
+  prefixLength: number;
+  /** dockerd's --default-address-pool. */
+  pool: string;
+}
+
+/** Starts a lab engine on a cluster's bridge (the bridge must exist); removed by remove(), or by destroyLab with its paths and veth. */
+export async function startLabHost(spec: LabHostSpec, options: LabEngineOptions = {}): Promise<LabEngine> {
+  const net: LabNet = { veth: spec.veth, address: spec.address, rootAddress: spec.gateway, prefixLength: spec.prefixLength, pool: spec.pool, bridge: spec.bridge };
+  const lab = new Lab(spec.name, net, options, spec.place);
+  try {
+    await lab.create();
+    await lab.start();
+    if (options.images?.length) await lab.loadImages(options.images);
+  } catch (error) {
+    await lab.remove().catch(() => undefined);
+    throw error;
+  }
+  return lab;
+}
+
+/** How a lab's namespace is linked to the root namespace: a veth whose root end has an address of its own (a slot's /30) or is a bridge's port. */
+interface LabNet {
+  veth: string;
+  address: string;
+  rootAddress: string;
+  prefixLength: number;
+  pool: string;
+  /** Set: the root end joins this bridge (whose address is rootAddress) and gets no address. */
+  bridge?: string;
 }
 
 /** Removes leftovers of lab engines whose process is gone (crashed runs); returns their names. */
@@ -131,23 +179,23 @@ class Lab implements LabEngine {
   readonly name: string;
   readonly options: LabEngineOptions;
   readonly #paths: ReturnType<typeof labPaths>;
-  readonly #veth: string;
+  readonly #net: LabNet;
   #dockerd: ChildProcess | undefined;
   #containerd: ChildProcess | undefined;
   #tailer: NodeJS.Timeout | undefined;
   #removing: Promise<void> | undefined;
 
-  constructor(name: string, slot: Slot, options: LabEngineOptions) {
+  constructor(name: string, net: LabNet, options: LabEngineOptions, place?: LabPlace) {
     this.name = name;
     this.options = options;
-    this.#paths = labPaths(name);
+    this.#paths = labPaths(name, place);
     this.netns = this.#paths.netns;
     this.socket = this.#paths.socket;
     this.dockerHost = `unix://${this.socket}`;
-    this.address = slot.address;
-    this.rootAddress = slot.rootAddress;
-    this.pool = slot.pool;
-    this.#veth = slot.veth;
+    this.address = net.address;
+    this.rootAddress = net.rootAddress;
+    this.pool = net.pool;
+    this.#net = net;
   }
 
   /** The namespace, veth, directories and config files. */
@@ -158,10 +206,12 @@ class Lab implements LabEngine {
     await fs.mkdir(p.data, { recursive: true, mode: 0o711 });
     await must('ip', ['netns', 'add', this.name]);
     await must('ip', ['-n', this.name, 'link', 'set', 'lo', 'up']);
-    await must('ip', ['link', 'add', this.#veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', this.name]);
-    await must('ip', ['addr', 'add', `${this.rootAddress}/30`, 'dev', this.#veth]);
-    await must('ip', ['link', 'set', this.#veth, 'up']);
-    await must('ip', ['-n', this.name, 'addr', 'add', `${this.address}/30`, 'dev', 'eth0']);
+    const { veth, bridge, prefixLength } = this.#net;
+    await must('ip', ['link', 'add', veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', this.name]);
+    if (bridge) await must('ip', ['link', 'set', veth, 'master', bridge]);
+    else await must('ip', ['addr', 'add', `${this.rootAddress}/${prefixLength}`, 'dev', veth]);
+    await must('ip', ['link', 'set', veth, 'up']);
+    await must('ip', ['-n', this.name, 'addr', 'add', `${this.address}/${prefixLength}`, 'dev', 'eth0']);
     await must('ip', ['-n', this.name, 'link', 'set', 'eth0', 'up']);
     await must('ip', ['-n', this.name, 'route', 'add', 'default', 'via', this.rootAddress]);
     await fs.writeFile(p.daemonJson, JSON.stringify({ 'deprecated-key-path': path.join(p.run, 'key.json') }) + '\n');
@@ -229,7 +279,7 @@ class Lab implements LabEngine {
       }
       await this.stop().catch(() => undefined); // destroyLab kills what did not stop
       if (this.#tailer) clearInterval(this.#tailer);
-      await destroyLab(this.name);
+      await destroyLab(this.name, this.#net.bridge ? { paths: this.#paths, veth: this.#net.veth } : {});
     })();
     // A failed removal may be tried again.
     return this.#removing.catch((error: unknown) => {
@@ -340,48 +390,4 @@ class Lab implements LabEngine {
 
 function running(child: ChildProcess | undefined): boolean {
   return child !== undefined && child.exitCode === null && child.signalCode === null && child.pid !== undefined;
-}
-
-function canConnect(socketPath: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(socketPath);
-    socket.once('connect', () => (socket.destroy(), resolve(true)));
-    socket.once('error', () => resolve(false));
-  });
-}
-
-/** Whether the engine at `socketPath` answers GET /_ping with OK. */
-function ping(socketPath: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const req = http.get({ socketPath, path: '/_ping', timeout: 2000, agent: false }, (res) => {
-      let body = '';
-      res.on('data', (d: Buffer) => (body += d.toString()));
-      res.on('end', () => resolve(res.statusCode === 200 && body === 'OK'));
-    });
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve(false));
-  });
-}
-
-const IMAGE_CACHE = path.join(os.tmpdir(), 'depad-lab-images');
-
-/** A `docker save` of a machine's image, cached per image ID; older saves of the same name are dropped. */
-async function savedImage(image: string): Promise<string> {
-  const id = (await run('docker', ['image', 'inspect', '--format', '{{.Id}}', image])).stdout.trim();
-  if (!id) throw new Error(`image ${image} is not on the machine's engine (bash scripts/build-images builds depad's)`);
-  const slug = image.replace(/[^a-zA-Z0-9.-]+/g, '_');
-  const file = path.join(IMAGE_CACHE, `${slug}@${id.replace(/^sha256:/, '').slice(0, 16)}.tar`);
-  if (await fs.stat(file).then(() => true, () => false)) return file;
-  await fs.mkdir(IMAGE_CACHE, { recursive: true });
-  const partial = `${file}.${process.pid}-${randomBytes(4).toString('hex')}.part`;
-  try {
-    await must('docker', ['save', '-o', partial, image], { timeoutMs: 300_000 });
-    await fs.rename(partial, file);
-  } finally {
-    await fs.rm(partial, { force: true });
-  }
-  for (const other of await fs.readdir(IMAGE_CACHE)) {
-    if (other.startsWith(`${slug}@`) && other.endsWith('.tar') && path.join(IMAGE_CACHE, other) !== file) await fs.rm(path.join(IMAGE_CACHE, other), { force: true });
-  }
-  return file;
 }

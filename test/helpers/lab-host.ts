@@ -4,28 +4,38 @@
  * everything a lab may have left on the machine — processes, mounts, veth, network namespace,
  * cgroups, files — for a lab being removed or one whose owner process is gone.
  */
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { ownerStamp, processStart, run, stampAlive } from './lab-proc.ts';
+
+export { must, ownerStamp, run, type Ran } from './lab-proc.ts';
 
 /** Every lab's name starts with this, then the owner's pid: `depad-lab-<pid>-<suffix>`. */
 export const LAB_PREFIX = 'depad-lab-';
 /** Sockets, pid files, logs, exec-roots: /run/depad-lab/NAME (short: unix socket paths ≤ 108 bytes). */
-const RUN_ROOT = '/run/depad-lab';
+export const RUN_ROOT = '/run/depad-lab';
 /** Data roots (images, containers): /tmp/depad-lab/NAME. */
-const DATA_ROOT = '/tmp/depad-lab';
+export const DATA_ROOT = '/tmp/depad-lab';
 const SLOT_DIR = path.join(RUN_ROOT, '.slots');
 /** Slot i: address pool 10.(220+i).0.0/16, veth 10.250.i.0/30; above the main engine's usual pools. */
 const SLOTS = 30;
 const CONTAINERD_SHIM_SOCKETS = '/run/containerd/s';
 
-/** A lab's paths, all derived from its name. */
-export function labPaths(name: string) {
-  const run = path.join(RUN_ROOT, name);
-  const data = path.join(DATA_ROOT, name);
+/** Where a lab's run and data directories are when not under RUN_ROOT/NAME and DATA_ROOT/NAME (a cluster's hosts). */
+export interface LabPlace {
+  /** Sockets, pid files, logs, exec-root. */
+  run: string;
+  /** Data roots. */
+  data: string;
+}
+
+/** A lab's paths, all derived from its name (the network namespace's and the cgroup's) and its place. */
+export function labPaths(name: string, place?: LabPlace) {
+  const run = place?.run ?? path.join(RUN_ROOT, name);
+  const data = place?.data ?? path.join(DATA_ROOT, name);
   return {
     run,
     data,
@@ -45,6 +55,9 @@ export function labPaths(name: string) {
     cgroupParent: `/depad-lab/${name}`,
   };
 }
+
+/** What labPaths returns. */
+export type LabPathSet = ReturnType<typeof labPaths>;
 
 /** A claimed slot and what it gives the lab. */
 export interface Slot {
@@ -68,53 +81,6 @@ export function slotFacts(index: number): Slot {
     veth: `dlab${index}`,
     pool: `base=10.${220 + index}.0.0/16,size=24`,
   };
-}
-
-/** A finished command. */
-export interface Ran {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a command; never throws on a non-zero exit (code 127 when it cannot start, 124 on timeout). */
-export function run(command: string, args: readonly string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<Ran> {
-  return new Promise((resolve) => {
-    execFile(command, [...args], { env: options.env ?? process.env, timeout: options.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
-      const e = error as (NodeJS.ErrnoException & { killed?: boolean; code?: number | string }) | null;
-      const code = !e ? 0 : e.killed ? 124 : typeof e.code === 'number' ? e.code : 127;
-      resolve({ code, stdout, stderr: stderr || (e && code === 127 ? e.message : '') });
-    });
-  });
-}
-
-/** Runs a command and throws, with its stderr, unless it exits 0; returns stdout. */
-export async function must(command: string, args: readonly string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<string> {
-  const r = await run(command, args, options);
-  if (r.code !== 0) throw new Error(`${command} ${args.join(' ')} exited ${r.code}: ${r.stderr.trim()}`);
-  return r.stdout;
-}
-
-/** The kernel's start time of a process (field 22 of /proc/PID/stat), or undefined when there is none. */
-function processStart(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  } catch {
-    return undefined;
-  }
-}
-
-/** `pid start` of this process, as written to owner and slot files. */
-export function ownerStamp(): string {
-  return `${process.pid} ${processStart(process.pid) ?? ''}`;
-}
-
-/** Whether the process a stamp names still runs (same pid, same start time). */
-function stampAlive(stamp: string): boolean {
-  const [pid, start] = stamp.trim().split(/\s+/);
-  const now = processStart(Number(pid));
-  return now !== undefined && (!start || now === start);
 }
 
 /**
@@ -194,8 +160,7 @@ async function slotOf(name: string): Promise<number | undefined> {
 }
 
 /** Processes of a lab: in its network namespace, in its cgroups, or with its paths in their command line. */
-export async function labProcesses(name: string): Promise<number[]> {
-  const p = labPaths(name);
+export async function labProcesses(name: string, p: LabPathSet = labPaths(name)): Promise<number[]> {
   let netns: string | undefined;
   try {
     netns = `net:[${statSync(p.netns).ino}]`;
@@ -240,8 +205,7 @@ async function findFiles(dir: string, base: string): Promise<string[]> {
 }
 
 /** Mount points under a lab's directories, in the order to unmount them (last mounted first). */
-export async function labMounts(name: string): Promise<string[]> {
-  const p = labPaths(name);
+export async function labMounts(name: string, p: LabPathSet = labPaths(name)): Promise<string[]> {
   const info = await fs.readFile('/proc/self/mountinfo', 'utf8');
   const points = info
     .split('\n')
@@ -251,9 +215,9 @@ export async function labMounts(name: string): Promise<string[]> {
 }
 
 /** Kills every process of a lab (SIGKILL) and waits until none is left. */
-async function killLabProcesses(name: string): Promise<void> {
+async function killLabProcesses(name: string, p: LabPathSet): Promise<void> {
   for (let round = 0; round < 50; round++) {
-    const pids = await labProcesses(name);
+    const pids = await labProcesses(name, p);
     if (pids.length === 0) return;
     for (const pid of pids) {
       try {
@@ -264,34 +228,36 @@ async function killLabProcesses(name: string): Promise<void> {
     }
     await sleep(100);
   }
-  throw new Error(`lab ${name}: processes still running after SIGKILL: ${(await labProcesses(name)).join(' ')}`);
+  throw new Error(`lab ${name}: processes still running after SIGKILL: ${(await labProcesses(name, p)).join(' ')}`);
 }
 
 /**
  * Removes everything of a lab from the machine: its processes, mounts, veth, network namespace,
  * containerd shim sockets, files, cgroups and slot. Idempotent; for a lab of this process or a
- * dead one (never call it for a lab another live process owns).
+ * dead one (never call it for a lab another live process owns). A cluster's host passes its paths
+ * and the root namespace's end of its veth (it holds no slot).
  */
-export async function destroyLab(name: string): Promise<void> {
-  const p = labPaths(name);
+export async function destroyLab(name: string, options: { paths?: LabPathSet; veth?: string } = {}): Promise<void> {
+  const p = options.paths ?? labPaths(name);
   const problems: string[] = [];
   // Each step may race another process sweeping the same dead lab: a failure counts only when
   // what it was to remove is still there afterwards.
-  await killLabProcesses(name).catch((e: Error) => problems.push(e.message));
+  await killLabProcesses(name, p).catch((e: Error) => problems.push(e.message));
   for (let round = 0; round < 5; round++) {
-    const mounts = await labMounts(name);
+    const mounts = await labMounts(name, p);
     if (mounts.length === 0) break;
     for (const m of mounts) if ((await run('umount', [m])).code !== 0) await run('umount', ['-l', m]);
   }
-  const left = await labMounts(name);
+  const left = await labMounts(name, p);
   if (left.length > 0) problems.push(`mounts left: ${left.join(' ')}`);
   const slot = await slotOf(name);
   if (slot !== undefined) await run('ip', ['link', 'del', slotFacts(slot).veth]);
+  if (options.veth) await run('ip', ['link', 'del', options.veth]);
   if (await exists(p.netns)) {
     const r = await run('ip', ['netns', 'del', name]);
     if (r.code !== 0 && (await exists(p.netns))) problems.push(`ip netns del ${name}: ${r.stderr.trim()}`);
   }
-  await removeShimSockets(name);
+  await removeShimSockets(p);
   for (const dir of [p.run, p.data]) {
     await fs.rm(dir, { recursive: true, force: true, maxRetries: 3 }).catch(async (e: Error) => void ((await exists(dir)) && problems.push(e.message)));
   }
@@ -307,8 +273,7 @@ export async function destroyLab(name: string): Promise<void> {
  * containerd 1.6 puts a shim's socket at /run/containerd/s/sha256(<containerd address>/<namespace>/<id>);
  * a shim that was killed leaves it there. The lab's container IDs are its data-root's containers/.
  */
-async function removeShimSockets(name: string): Promise<void> {
-  const p = labPaths(name);
+async function removeShimSockets(p: LabPathSet): Promise<void> {
   const ids = await fs.readdir(path.join(p.dataRoot, 'containers')).catch(() => [] as string[]);
   for (const id of ids) {
     for (const ns of ['moby', 'plugins.moby']) {
