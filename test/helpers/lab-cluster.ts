@@ -344,14 +344,23 @@ const TEST_IDS = [1, 2, 3, 4, 5, 6, 7, 8, 9];
  * pass or fail.
  */
 export async function startLabCluster(t: ExecutionContext, n: number, options: LabClusterOptions = {}): Promise<ClusterState> {
+  const id = await claimLabClusterId(t);
+  return upCluster(id, n, { log: (line) => t.log(line), ...options });
+}
+
+/**
+ * Claims a free test cluster id (1–9) for `t`, after removing the clusters of test processes that
+ * died; `t.teardown` removes whatever that cluster has on the machine, then releases the id. For a
+ * test that drives `scripts/lab` itself (DEPAD_LAB_CLUSTER=<id>).
+ */
+export async function claimLabClusterId(t: ExecutionContext): Promise<number> {
   await sweepDeadClusters().catch((e: Error) => t.log(`sweeping lab clusters: ${e.message}`));
   const id = await claimClusterId();
-  const release = () => fs.rm(path.join(CLAIMS, String(id)), { force: true });
   t.teardown(async () => {
     await downCluster(id);
-    await release();
+    await fs.rm(path.join(CLAIMS, String(id)), { force: true });
   });
-  return upCluster(id, n, { log: (line) => t.log(line), ...options });
+  return id;
 }
 
 async function claimClusterId(): Promise<number> {
