@@ -10,6 +10,7 @@
  * Exit codes: 0 done; 1 failed or refused (a lab is already up); 2 usage; 3 a host does not answer (status).
  */
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ROOT } from './harness.ts';
 import { clusterLayout, clusterStatus, downCluster, parseLabels, readState, upCluster, type ClusterState } from './lab-cluster.ts';
 
@@ -46,7 +47,7 @@ function printUp(state: ClusterState, file: string): void {
   process.stdout.write(`\nstate: ${file} (mode 0600: it holds each host's admin token)\n\nSave each host as a context (the token stays out of your shell history):\n`);
   for (const h of state.hosts) process.stdout.write(`  DEPAD_TOKEN=$(${env}${lab} token ${h.name}) ${depad} context add lab-${h.name} --agent ${h.apiUrl} --fingerprint ${h.fingerprint}\n`);
   const second = state.hosts[1] ?? state.hosts[0]!;
-  process.stdout.write(`\nThen: ${depad} --context lab-${second.name} create -n hello -f examples/hello/depad.yml; its route answers at http://${second.address}/ (with its Host header).\n${env}${lab} down removes the lab.\n`);
+  process.stdout.write(`\nThen: ${depad} --context lab-${second.name} create -n shop -f examples/webapp/depad.yml\n      curl -H 'Host: web.shop.localhost' http://${second.address}/info    # host-${state.hosts.indexOf(second) + 1}'s proxy\n${env}${lab} down removes the lab.\n`);
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -76,6 +77,18 @@ async function main(argv: string[]): Promise<number> {
     }
     if (n === undefined) throw new Usage('up needs the number of hosts');
     const started = Date.now();
+    // Ctrl-C or a kill: remove what was made (twice: a step in flight may add to it after the first pass).
+    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+      process.once(signal, () => {
+        process.stderr.write(`lab: ${signal}: removing what up made\n`);
+        void downCluster(id)
+          .catch(() => sleep(1000).then(() => downCluster(id)))
+          .then(
+            () => process.exit(130),
+            (e: Error) => (process.stderr.write(`scripts/lab: ${e.message}\nrun scripts/lab down\n`), process.exit(130)),
+          );
+      });
+    }
     const state = await upCluster(id, n, { labels, images, log: (line) => process.stderr.write(`lab: ${line}\n`) });
     process.stderr.write(`lab: ${n} hosts up in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
     printUp(state, file);
