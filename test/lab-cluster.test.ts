@@ -9,7 +9,9 @@
 import test from 'ava';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
+import { once } from 'node:events';
 import http from 'node:http';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -32,6 +34,13 @@ function get(host: string, hostHeader: string): Promise<{ status: number; body: 
     req.on('timeout', () => req.destroy(new Error(`GET http://${host}/: timeout`)));
     req.on('error', reject);
   });
+}
+
+/** Connects to address:port from a host's namespace: 'open', 'timeout' (2 s) or the error's code. */
+async function connectFrom(netns: string, address: string, port: number): Promise<string> {
+  const script = `const s = require('node:net').connect(${port}, ${JSON.stringify(address)}); s.setTimeout(2000, () => (console.log('timeout'), process.exit(0))); s.on('connect', () => (console.log('open'), process.exit(0))); s.on('error', (e) => (console.log(e.code), process.exit(0)));`;
+  const r = await run('nsenter', [`--net=${netns}`, '--', process.execPath, '-e', script]);
+  return r.stdout.trim() || `exit ${r.code}: ${r.stderr}`;
 }
 
 /** A sentinel on the machine's engine; returns a check that it still runs, unrestarted. */
@@ -93,6 +102,17 @@ test('three hosts: own engines, reach each other, a deployment on host-2 answers
   // host-1 → host-2: the CLI inside host-1's namespace, against host-2's agent (TLS pinned, token checked).
   const across = await run('nsenter', [`--net=${h1.netns}`, '--', DEPAD, '--json', 'ls'], { env: clientEnv(h2) });
   t.is(across.code, 0, `host-1 reaches host-2's agent at ${h2.apiUrl}: ${across.stderr}`);
+
+  // Traffic stays on the lab's /24: the root namespace answers on the bridge's address only, nothing is forwarded beyond it.
+  const server = net.createServer((socket) => socket.on('error', () => undefined).end('root\n')).listen(0, '0.0.0.0');
+  t.teardown(() => void server.close());
+  await once(server, 'listening');
+  const port = (server.address() as net.AddressInfo).port;
+  const machine = /\bsrc (\d+\.\d+\.\d+\.\d+)/.exec((await must('ip', ['-4', 'route', 'get', '1.1.1.1'])))?.[1];
+  t.truthy(machine, "the machine's own address");
+  t.is(await connectFrom(h1.netns, state.gateway, port), 'open', 'a host reaches the root namespace at the bridge address');
+  t.is(await connectFrom(h1.netns, machine!, port), 'timeout', "but not the machine's other addresses");
+  t.is(await connectFrom(h1.netns, '1.1.1.1', 80), 'timeout', 'nor anything beyond the machine');
 
   // A deployment on host-2 through its agent, from the root namespace; served by host-2's proxy.
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'depad-lab-cluster-'));

@@ -5,11 +5,12 @@
  *
  * Layout of cluster `id` (0 is `scripts/lab`'s, the one of /work/notes/cluster-design.md; tests
  * claim 1…9 so that they never meet a developer's lab or each other):
- * - bridge `depadlab<id>` with 10.251.<id>.1/24 in the root namespace; two rules at the top of the
- *   root namespace's FORWARD chain (comment `depad-lab-cluster-<id>`): frames between the bridge's
- *   ports are accepted (with br_netfilter loaded, bridged frames pass FORWARD, whose policy the
- *   machine's Docker sets to DROP), and anything the hosts send beyond the bridge is dropped, so lab
- *   traffic stays on the /24 and the root namespace's own addresses;
+ * - bridge `depadlab<id>` with 10.251.<id>.1/24 in the root namespace; rules at the top of the
+ *   root namespace's FORWARD and INPUT chains (comment `depad-lab-cluster-<id>`): frames between
+ *   the bridge's ports are accepted (with br_netfilter loaded, bridged frames pass FORWARD, whose
+ *   policy the machine's Docker sets to DROP), anything the hosts send beyond the bridge is
+ *   dropped, and so is what they send to the root namespace's other addresses: lab traffic stays
+ *   on the /24;
  * - host i (1…16): namespace `depad-host-<i>` (`depad-c<id>-host-<i>` for id > 0), veth
  *   `dlc<id>h<i>` on the bridge, eth0 10.251.<id>.<10+i>/24, default route via the bridge; files in
  *   /run/depad-lab/cluster[-<id>]/host-<i> and /tmp/depad-lab/cluster[-<id>]/host-<i> (DEPAD_HOME
@@ -150,7 +151,7 @@ export async function clusterLeftovers(id: number): Promise<string[]> {
   for (const ns of await fs.readdir('/var/run/netns').catch(() => [] as string[])) if (ns.startsWith(c.netnsPrefix)) found.push(`netns ${ns}`);
   const links = (await run('ip', ['-o', 'link', 'show'])).stdout.split('\n').map((l) => (l.split(': ')[1] ?? '').split('@')[0] ?? '');
   for (const link of links) if (link === c.bridge || link.startsWith(c.vethPrefix)) found.push(`link ${link}`);
-  if ((await run('iptables', ['-S', 'FORWARD'])).stdout.includes(c.rule)) found.push(`iptables rules ${c.rule}`);
+  if ((await run('iptables-save', [])).stdout.includes(c.rule)) found.push(`iptables rules ${c.rule}`);
   for (const dir of [c.run, c.data]) if (await fs.lstat(dir).catch(() => undefined)) found.push(`dir ${dir}`);
   for (const host of await hostIndexes(id)) {
     const h = hostLayout(id, host);
@@ -169,13 +170,14 @@ async function hostIndexes(id: number): Promise<number[]> {
   return [...found].filter((n) => Number.isInteger(n) && n > 0).sort((a, b) => a - b);
 }
 
-/** The FORWARD rules of a cluster: accept between the bridge's ports, drop what leaves it. */
-function forwardRules(id: number): string[][] {
+/** The root namespace's rules of a cluster, each [chain, ...spec], inserted in this order at the top of their chain. */
+function labRules(id: number): string[][] {
   const c = clusterLayout(id);
   const tag = ['-m', 'comment', '--comment', c.rule];
   return [
-    ['-i', c.bridge, '-o', c.bridge, ...tag, '-j', 'ACCEPT'],
-    ['-i', c.bridge, '!', '-o', c.bridge, ...tag, '-j', 'DROP'],
+    ['FORWARD', '-i', c.bridge, '-o', c.bridge, ...tag, '-j', 'ACCEPT'],
+    ['FORWARD', '-i', c.bridge, '!', '-o', c.bridge, ...tag, '-j', 'DROP'],
+    ['INPUT', '-i', c.bridge, '!', '-d', c.subnet, ...tag, '-j', 'DROP'],
   ];
 }
 
@@ -203,7 +205,8 @@ export async function upCluster(id: number, n: number, options: LabClusterOption
     await must('ip', ['link', 'add', c.bridge, 'type', 'bridge']);
     await must('ip', ['addr', 'add', `${c.gateway}/24`, 'dev', c.bridge]);
     await must('ip', ['link', 'set', c.bridge, 'up']);
-    for (const [index, rule] of forwardRules(id).entries()) await must('iptables', ['-I', 'FORWARD', String(index + 1), ...rule]);
+    const at: Record<string, number> = {};
+    for (const [chain, ...rule] of labRules(id)) await must('iptables', ['-I', chain!, String((at[chain!] = (at[chain!] ?? 0) + 1)), ...rule]);
     log(`bridge ${c.bridge} ${c.gateway}/24; starting ${n} hosts (images: ${images.join(', ') || 'none'})`);
     const hosts = await Promise.all(Array.from({ length: n }, (_, k) => startHost(id, k + 1, labels[k] ?? {}, images, log)));
     const state: ClusterState = { id, bridge: c.bridge, subnet: c.subnet, gateway: c.gateway, createdAt: new Date().toISOString(), hosts };
@@ -320,7 +323,7 @@ export async function downCluster(id: number): Promise<string[]> {
       );
     }),
   );
-  for (const rule of forwardRules(id)) while ((await run('iptables', ['-D', 'FORWARD', ...rule])).code === 0) removed.push(`rule ${rule.at(-1)}`);
+  for (const [chain, ...rule] of labRules(id)) while ((await run('iptables', ['-D', chain!, ...rule])).code === 0) removed.push(`rule ${chain} ${rule.at(-1)}`);
   if ((await run('ip', ['link', 'del', c.bridge])).code === 0) removed.push(`bridge ${c.bridge}`);
   for (const dir of [c.run, c.data]) {
     if (!(await fs.lstat(dir).catch(() => undefined))) continue;
