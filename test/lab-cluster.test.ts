@@ -1,8 +1,8 @@
 /**
  * The cluster lab (test/helpers/lab-cluster.ts, scripts/lab): three hosts, each its own engine
  * and agent on one bridge; hosts reach each other; a deployment created on host-2 through its
- * agent from the root namespace answers at host-2's proxy; `scripts/lab status` sees every host
- * up, `up` over a running lab is refused, `down` leaves nothing — also after an `up` that was
+ * agent from the root namespace answers at host-2's proxy; `scripts/lab status` sees a killed
+ * agent down and, once started again, every host up; `up` over a running lab is refused, `down` leaves nothing — also after an `up` that was
  * killed. The machine's engine is not touched: a sentinel container on it keeps running,
  * unrestarted. Tests run on cluster ids of their own (1–9), never on scripts/lab's 0.
  */
@@ -16,7 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DEPAD, ROOT } from './helpers/harness.ts';
-import { claimLabClusterId, clientEnv, clusterLayout, clusterLeftovers, hostLayout, readState, startLabCluster } from './helpers/lab-cluster.ts';
+import { claimLabClusterId, clientEnv, clusterLayout, clusterLeftovers, hostLayout, readState, startHostAgent, startLabCluster, stopHostAgent } from './helpers/lab-cluster.ts';
 import { labPaths, labProcesses } from './helpers/lab-host.ts';
 import { must, run } from './helpers/lab-proc.ts';
 
@@ -133,6 +133,16 @@ test('three hosts: own engines, reach each other, a deployment on host-2 answers
   const on = async (h: typeof h1) => (await must('docker', ['-H', h.dockerHost, 'ps', '-q', '--filter', 'label=depad.deployment=hello'])).trim() !== '';
   t.deepEqual([await on(h1), await on(h2), await on(h3)], [false, true, false], "its container is on host-2's engine alone");
   t.is((await get(h1.address, 'web.hello.localhost')).status, 404, "host-1's proxy has no such route (forwarding between hosts is not the lab's)");
+
+  // An agent killed: status says so (exit 3), the engine still answers; started again, it answers.
+  await stopHostAgent(h3);
+  const down3 = await run(LAB, ['status', '--json'], { env });
+  t.is(down3.code, 3, 'a host whose agent does not answer: exit 3');
+  t.deepEqual((JSON.parse(down3.stdout) as { hosts: { name: string; engine: boolean; agent: boolean }[] }).hosts.map((h) => [h.name, h.engine, h.agent]), [['host-1', true, true], ['host-2', true, true], ['host-3', true, false]]);
+  const pid = h3.agentPid;
+  await startHostAgent(state, 'host-3');
+  t.not(h3.agentPid, pid, 'a new agent');
+  t.is((await readState(state.id))?.hosts[2]?.agentPid, h3.agentPid, 'its pid in the state file');
 
   const status = await run(LAB, ['status', '--json'], { env });
   t.is(status.code, 0, status.stderr);

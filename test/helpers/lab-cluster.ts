@@ -1,7 +1,8 @@
 /**
  * The cluster lab (issue 15): N hosts on this machine, each a network namespace on one bridge with
  * its own containerd, dockerd (test/helpers/lab-engine.ts, startLabHost) and depad agent. Shared by
- * `scripts/lab` (lab-cluster-cli.ts) and tests (startLabCluster).
+ * `scripts/lab` (lab-cluster-cli.ts) and tests (startLabCluster). Names, addresses and the state
+ * file are in lab-cluster-layout.ts; the agents (start, kill, start again) in lab-cluster-agent.ts.
  *
  * Layout of cluster `id` (0 is `scripts/lab`'s, the one of /work/notes/cluster-design.md; tests
  * claim 1…9 so that they never meet a developer's lab or each other):
@@ -24,124 +25,22 @@
  * the rules, the directories). The machine's engine and its containers are never touched.
  */
 import type { ExecutionContext } from 'ava';
-import { spawn } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { DEPAD } from './harness.ts';
-import { startLabHost, type LabEngine } from './lab-engine.ts';
-import { DATA_ROOT, destroyLab, labPaths, labProcesses, RUN_ROOT, type LabPlace } from './lab-host.ts';
+import { agentAnswers, agentArgs, hostEnv, spawnAgent } from './lab-cluster-agent.ts';
+import { clusterLayout, hostLayout, MAX_HOSTS, readState, until, writeState, type ClusterHost, type ClusterState, type LabClusterOptions } from './lab-cluster-layout.ts';
+import { startLabHost } from './lab-engine.ts';
+import { destroyLab, labPaths, labProcesses, RUN_ROOT } from './lab-host.ts';
 import { must, ownerStamp, ping, run, stampAlive } from './lab-proc.ts';
 
-/** The most hosts one cluster has (their addresses are .11 to .26). */
-export const MAX_HOSTS = 16;
-
-/** One host as the state file records it. */
-export interface ClusterHost {
-  /** host-<i>. */
-  name: string;
-  /** /var/run/netns/<namespace>. */
-  netns: string;
-  /** Its address on the bridge. */
-  address: string;
-  /** DOCKER_HOST of its engine (a unix socket). */
-  dockerHost: string;
-  /** Its DEPAD_HOME. */
-  home: string;
-  /** The agent's pid. */
-  agentPid: number;
-  /** https://<address>:8443. */
-  apiUrl: string;
-  /** The agent's CA fingerprint (SHA-256), for --ca-fingerprint. */
-  fingerprint: string;
-  /** An admin token of that host's agent. */
-  token: string;
-  /** Labels given to `up` for this host. */
-  labels: Record<string, string>;
-}
-
-/** The state file. */
-export interface ClusterState {
-  /** 0 for scripts/lab; 1…9 for tests. */
-  id: number;
-  bridge: string;
-  subnet: string;
-  /** The bridge's address in the root namespace. */
-  gateway: string;
-  /** ISO time `up` finished. */
-  createdAt: string;
-  hosts: ClusterHost[];
-}
-
-/** How a cluster is made. */
-export interface LabClusterOptions {
-  /** Labels per host, in host order (fewer entries than hosts: the rest have none). */
-  labels?: Record<string, string>[];
-  /** Images of the machine's engine to load into every host; default every depad-example/* image. */
-  images?: string[];
-  /** Progress lines. */
-  log?: (line: string) => void;
-}
-
-/** Names and addresses of cluster `id`; pure. */
-export function clusterLayout(id: number) {
-  const base = id === 0 ? 'cluster' : `cluster-${id}`;
-  const runDir = path.join(RUN_ROOT, base);
-  return {
-    id,
-    bridge: `depadlab${id}`,
-    subnet: `10.251.${id}.0/24`,
-    gateway: `10.251.${id}.1`,
-    run: runDir,
-    data: path.join(DATA_ROOT, base),
-    stateFile: path.join(runDir, 'cluster.json'),
-    netnsPrefix: id === 0 ? 'depad-host-' : `depad-c${id}-host-`,
-    vethPrefix: `dlc${id}h`,
-    rule: `depad-lab-cluster-${id}`,
-  };
-}
-
-/** Host i of cluster `id`; pure. */
-export function hostLayout(id: number, i: number) {
-  const c = clusterLayout(id);
-  const place: LabPlace = { run: path.join(c.run, `host-${i}`), data: path.join(c.data, `host-${i}`) };
-  const k = i - 1;
-  return {
-    name: `host-${i}`,
-    netnsName: `${c.netnsPrefix}${i}`,
-    address: `10.251.${id}.${10 + i}`,
-    veth: `${c.vethPrefix}${i}`,
-    place,
-    home: path.join(place.data, 'home'),
-    // Inside the host's own namespace; distinct per host all the same, for readable `docker network inspect`s.
-    pool: `base=10.${252 + Math.floor(k / 4)}.${(k % 4) * 64}.0/18,size=24`,
-  };
-}
-
-/** Parses `--labels 'k=v,k=v;k=v'`: one `;`-separated group per host. */
-export function parseLabels(text: string): Record<string, string>[] {
-  return text.split(';').map((group, index) => {
-    const labels: Record<string, string> = {};
-    for (const pair of group.split(',').map((p) => p.trim()).filter(Boolean)) {
-      const m = /^([A-Za-z0-9][A-Za-z0-9._/-]*)=([A-Za-z0-9._-]*)$/.exec(pair);
-      if (!m) throw new Error(`--labels: host ${index + 1}: "${pair}" is not key=value (letters, digits, . _ - /)`);
-      labels[m[1]!] = m[2]!;
-    }
-    return labels;
-  });
-}
+export { agentAnswers, clientEnv, startHostAgent, stopHostAgent } from './lab-cluster-agent.ts';
+export { clusterLayout, hostLayout, MAX_HOSTS, parseLabels, readState, type ClusterHost, type ClusterState, type LabClusterOptions } from './lab-cluster-layout.ts';
 
 /** The depad-example/* images of the machine's engine. */
 export async function defaultImages(): Promise<string[]> {
   const out = await must('docker', ['images', '--format', '{{.Repository}}:{{.Tag}}', 'depad-example/*']);
   return [...new Set(out.split('\n').filter((l) => l && !l.endsWith(':<none>')))].sort();
-}
-
-/** Reads a cluster's state file, or undefined when there is none. */
-export async function readState(id: number): Promise<ClusterState | undefined> {
-  const text = await fs.readFile(clusterLayout(id).stateFile, 'utf8').catch(() => undefined);
-  return text === undefined ? undefined : (JSON.parse(text) as ClusterState);
 }
 
 /** What of cluster `id` is on the machine: namespaces, links, rules, directories, processes (empty: nothing). */
@@ -208,9 +107,9 @@ export async function upCluster(id: number, n: number, options: LabClusterOption
     const at: Record<string, number> = {};
     for (const [chain, ...rule] of labRules(id)) await must('iptables', ['-I', chain!, String((at[chain!] = (at[chain!] ?? 0) + 1)), ...rule]);
     log(`bridge ${c.bridge} ${c.gateway}/24; starting ${n} hosts (images: ${images.join(', ') || 'none'})`);
-    const hosts = await Promise.all(Array.from({ length: n }, (_, k) => startHost(id, k + 1, labels[k] ?? {}, images, log)));
+    const hosts = await Promise.all(Array.from({ length: n }, (_, k) => startHost(id, k + 1, labels[k] ?? {}, images, options.agentArgs?.(k + 1) ?? [], log)));
     const state: ClusterState = { id, bridge: c.bridge, subnet: c.subnet, gateway: c.gateway, createdAt: new Date().toISOString(), hosts };
-    await fs.writeFile(c.stateFile, JSON.stringify(state, null, 2) + '\n', { mode: 0o600 });
+    await writeState(state);
     return state;
   } catch (error) {
     log(`up failed; removing what it made`);
@@ -223,28 +122,16 @@ export async function upCluster(id: number, n: number, options: LabClusterOption
 export class LabUpError extends Error {}
 
 /** One host: its engine, its agent, its token; waits until the agent answers the CLI from the root namespace. */
-async function startHost(id: number, i: number, labels: Record<string, string>, images: string[], log: (line: string) => void): Promise<ClusterHost> {
+async function startHost(id: number, i: number, labels: Record<string, string>, images: string[], extra: string[], log: (line: string) => void): Promise<ClusterHost> {
   const c = clusterLayout(id);
   const h = hostLayout(id, i);
   const started = Date.now();
   const lab = await startLabHost({ name: h.netnsName, place: h.place, bridge: c.bridge, veth: h.veth, address: h.address, gateway: c.gateway, prefixLength: 24, pool: h.pool }, { images });
   log(`${h.name}: engine up at ${h.address} (${Date.now() - started} ms)`);
   await fs.mkdir(h.home, { recursive: true, mode: 0o700 });
-  const env = hostEnv(lab, h.home);
-  const agentLog = path.join(h.place.run, 'agent.log');
-  const fd = openSync(agentLog, 'a', 0o600);
-  try {
-    const args = ['--json', 'agent', '--api-port', '8443', '--api-host', '0.0.0.0', '--hostname', h.address, '--http-port', '80', '--http-host', '0.0.0.0', '--tcp-host', '0.0.0.0'];
-    const child = spawn('nsenter', [`--net=${lab.netns}`, '--', DEPAD, ...args], { env, stdio: ['ignore', fd, fd], detached: true });
-    child.on('error', () => undefined);
-    child.unref();
-  } finally {
-    closeSync(fd);
-  }
-  const listening = await until(`${h.name}: the agent to listen (log ${agentLog})`, 60_000, async () => {
-    const line = (await fs.readFile(agentLog, 'utf8')).split('\n').find((l) => l.startsWith('{"listening"'));
-    return line ? (JSON.parse(line) as { listening: { pid: number; fingerprint: string } }).listening : undefined;
-  });
+  const env = hostEnv(lab.dockerHost, h.home);
+  const args = agentArgs(h.address, extra);
+  const listening = await spawnAgent(id, i, lab.dockerHost, args);
   const made = await lab.exec(DEPAD, ['--json', 'token', 'create', '--name', 'lab-admin', '--scope', 'admin'], { env });
   if (made.code !== 0) throw new Error(`${h.name}: depad token create exited ${made.code}: ${made.stderr.trim()}`);
   const token = (JSON.parse(made.stdout) as { token: string }).token;
@@ -259,29 +146,11 @@ async function startHost(id: number, i: number, labels: Record<string, string>, 
     fingerprint: listening.fingerprint,
     token,
     labels,
+    agentArgs: args,
   };
   await until(`${h.name}: the agent to answer at ${host.apiUrl}`, 60_000, async () => ((await agentAnswers(host)) ? true : undefined));
   log(`${h.name}: agent answers at ${host.apiUrl} (${Date.now() - started} ms)`);
   return host;
-}
-
-/** depad's environment on a host. */
-function hostEnv(lab: Pick<LabEngine, 'dockerHost'>, home: string): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, DOCKER_HOST: lab.dockerHost, DEPAD_HOME: home, DEPAD_PORT_RANGE: '20000-29999' };
-  for (const k of ['DEPAD_HOST', 'DEPAD_TOKEN', 'DEPAD_CA_FINGERPRINT', 'DEPAD_CONTEXT', 'DOCKER_CONTEXT']) delete env[k];
-  return env;
-}
-
-/** The environment for the CLI in the root namespace to reach a host's agent (token in the environment, not in ps). */
-export function clientEnv(host: ClusterHost): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, DEPAD_HOST: host.apiUrl, DEPAD_TOKEN: host.token, DEPAD_CA_FINGERPRINT: host.fingerprint };
-  delete env.DEPAD_CONTEXT;
-  return env;
-}
-
-/** Whether the host's agent answers `depad ls` over HTTPS from the root namespace. */
-export async function agentAnswers(host: ClusterHost): Promise<boolean> {
-  return (await run(DEPAD, ['--json', 'ls'], { env: clientEnv(host), timeoutMs: 15_000 })).code === 0;
 }
 
 /** Each host of a running cluster: does its engine answer, does its agent? */
@@ -393,12 +262,3 @@ export async function sweepDeadClusters(): Promise<number[]> {
   return swept;
 }
 
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(200);
-  }
-}
