@@ -16,7 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DEPAD, ROOT } from './helpers/harness.ts';
-import { claimLabClusterId, clientEnv, clusterLayout, clusterLeftovers, hostLayout, readState, startHostAgent, startLabCluster, stopHostAgent } from './helpers/lab-cluster.ts';
+import { claimLabClusterId, clientEnv, clusterLayout, clusterLeftovers, hostEngine, hostLayout, readState, startHostAgent, startLabCluster, stopHostAgent } from './helpers/lab-cluster.ts';
 import { labPaths, labProcesses } from './helpers/lab-host.ts';
 import { must, run } from './helpers/lab-proc.ts';
 
@@ -143,6 +143,13 @@ test('three hosts: own engines, reach each other, a deployment on host-2 answers
   await startHostAgent(state, 'host-3');
   t.not(h3.agentPid, pid, 'a new agent');
   t.is((await readState(state.id))?.hosts[2]?.agentPid, h3.agentPid, 'its pid in the state file');
+
+  // Its engine stopped (as on a reboot) and started again.
+  await hostEngine(h3).stop();
+  const engineDown = await run(LAB, ['status', '--json'], { env });
+  t.is(engineDown.code, 3);
+  t.deepEqual((JSON.parse(engineDown.stdout) as { hosts: { engine: boolean }[] }).hosts.map((h) => h.engine), [true, true, false], "host-3's engine does not answer");
+  await hostEngine(h3).start();
 
   const status = await run(LAB, ['status', '--json'], { env });
   t.is(status.code, 0, status.stderr);

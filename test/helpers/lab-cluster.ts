@@ -30,7 +30,7 @@ import path from 'node:path';
 import { DEPAD } from './harness.ts';
 import { agentAnswers, agentArgs, hostEnv, spawnAgent } from './lab-cluster-agent.ts';
 import { clusterLayout, hostLayout, MAX_HOSTS, readState, until, writeState, type ClusterHost, type ClusterState, type LabClusterOptions } from './lab-cluster-layout.ts';
-import { startLabHost } from './lab-engine.ts';
+import { startLabHost, type LabEngine } from './lab-engine.ts';
 import { destroyLab, labPaths, labProcesses, RUN_ROOT } from './lab-host.ts';
 import { must, ownerStamp, ping, run, stampAlive } from './lab-proc.ts';
 
@@ -121,12 +121,26 @@ export async function upCluster(id: number, n: number, options: LabClusterOption
 /** `up` refused: a lab (or its leftovers) is there. */
 export class LabUpError extends Error {}
 
+/** The engines this process started, by namespace name (stop, start and kill need the process that started them). */
+const engines = new Map<string, LabEngine>();
+
+/**
+ * The lab engine of a host this process started (startLabCluster, upCluster): to stop, start or
+ * kill its dockerd (LabEngine's stop, start, kill). Not for a lab `scripts/lab up` made.
+ */
+export function hostEngine(host: Pick<ClusterHost, 'netns' | 'name'>): LabEngine {
+  const lab = engines.get(path.basename(host.netns));
+  if (!lab) throw new Error(`${host.name}: its engine was not started by this process`);
+  return lab;
+}
+
 /** One host: its engine, its agent, its token; waits until the agent answers the CLI from the root namespace. */
 async function startHost(id: number, i: number, labels: Record<string, string>, images: string[], extra: string[], log: (line: string) => void): Promise<ClusterHost> {
   const c = clusterLayout(id);
   const h = hostLayout(id, i);
   const started = Date.now();
   const lab = await startLabHost({ name: h.netnsName, place: h.place, bridge: c.bridge, veth: h.veth, address: h.address, gateway: c.gateway, prefixLength: 24, pool: h.pool }, { images });
+  engines.set(h.netnsName, lab);
   log(`${h.name}: engine up at ${h.address} (${Date.now() - started} ms)`);
   await fs.mkdir(h.home, { recursive: true, mode: 0o700 });
   const env = hostEnv(lab.dockerHost, h.home);
@@ -186,6 +200,7 @@ export async function downCluster(id: number): Promise<string[]> {
   await Promise.all(
     [...indexes].filter((i) => Number.isInteger(i) && i > 0).map(async (i) => {
       const h = hostLayout(id, i);
+      engines.delete(h.netnsName);
       await destroyLab(h.netnsName, { paths: labPaths(h.netnsName, h.place), veth: h.veth }).then(
         () => removed.push(h.name),
         (e: Error) => problems.push(e.message),
