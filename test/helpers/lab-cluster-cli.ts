@@ -7,16 +7,26 @@
  *   scripts/lab down                                            removes it all (also after a killed up)
  *
  * Cluster 0 (10.251.0.0/24) unless DEPAD_LAB_CLUSTER names another (the tests use 1…9).
- * Exit codes: 0 done; 1 failed or refused (a lab is already up); 2 usage; 3 a host does not answer (status).
+ * Exit codes: 0 done; 1 failed, refused (a lab or its leftovers is there) or, for status, no lab is
+ * up; 2 usage; 3 status: a host's engine or agent does not answer.
  */
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ROOT } from './harness.ts';
-import { clusterLayout, clusterStatus, downCluster, parseLabels, readState, upCluster, type ClusterState } from './lab-cluster.ts';
+import { clusterLayout, clusterStatus, downCluster, MAX_HOSTS, parseLabels, readState, upCluster, type ClusterState } from './lab-cluster.ts';
 
 const USAGE = `usage: scripts/lab up N [--labels 'k=v,k=v;k=v;…'] [--images a,b] | status [--json] | token host-<i> | down`;
 
 class Usage extends Error {}
+
+/** Runs `parse`; what it throws is a usage error. */
+function usage<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (error) {
+    throw error instanceof Usage ? error : new Usage((error as Error).message);
+  }
+}
 
 /** The cluster id of this command: DEPAD_LAB_CLUSTER, default 0. */
 function clusterId(): number {
@@ -70,12 +80,14 @@ async function main(argv: string[]): Promise<number> {
         if (v === undefined) throw new Usage(`${arg} needs a value`);
         return v;
       };
-      if (arg === '--labels') labels = parseLabels(value());
+      if (arg === '--labels') labels = usage(() => parseLabels(value()));
       else if (arg === '--images') images = value().split(',').map((s) => s.trim()).filter(Boolean);
       else if (/^\d+$/.test(arg) && n === undefined) n = Number(arg);
       else throw new Usage(`unexpected "${arg}"`);
     }
     if (n === undefined) throw new Usage('up needs the number of hosts');
+    if (n < 1 || n > MAX_HOSTS) throw new Usage(`the number of hosts must be 1 to ${MAX_HOSTS} (got ${n})`);
+    if (labels && labels.length > n) throw new Usage(`--labels gives ${labels.length} hosts' labels for ${n} hosts`);
     const started = Date.now();
     // Ctrl-C or a kill: remove what was made (twice: a step in flight may add to it after the first pass).
     for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {

@@ -99,6 +99,9 @@ export async function upCluster(id: number, n: number, options: LabClusterOption
   const log = options.log ?? (() => undefined);
   try {
     const images = options.images ?? (await defaultImages());
+    for (const image of images) {
+      if ((await run('docker', ['image', 'inspect', '--format', '{{.Id}}', image])).code !== 0) throw new Error(`image ${image} is not on the machine's engine (bash scripts/build-images builds depad's)`);
+    }
     await fs.mkdir(c.run, { recursive: true, mode: 0o700 });
     await fs.mkdir(c.data, { recursive: true, mode: 0o711 });
     await must('ip', ['link', 'add', c.bridge, 'type', 'bridge']);
