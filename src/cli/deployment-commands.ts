@@ -15,7 +15,9 @@ import { seg, type AgentClient } from './agent-client.ts';
 import { agentFor } from './contexts.ts';
 import { addConfigOptions, readConfigInput } from './config-input.ts';
 import { deploymentNameFromFile } from '../config/top-level.ts';
-import { printDeployment, printDestroyed, printInspect, printList, printPs, processOutput, progressPrinter, type Output } from './output.ts';
+import { printDeployment, printDestroyed, printInspect, printJson, printList, printPs, processOutput, progressPrinter, table, type Output } from './output.ts';
+import type { PlacementResult } from '../cluster/placement.ts';
+import { DepadError } from '../errors.ts';
 import { deploymentAction, withState, type CommandOptions } from './runtime.ts';
 import { collect } from './option-parsers.ts';
 import { matchesSelector, parseLabelArgs } from '../labels.ts';
@@ -37,6 +39,8 @@ export function addDeploymentCommands(parent: Command): void {
     .option('--no-wait', 'return once started, without waiting for health checks')
     .option('--class <class>', 'the deployment\'s class (the class label), over x-depad.class')
     .option('--label <key=value>', 'a label selectors match, over x-depad.labels (repeatable; a=1,b=2 also works)', collect, [])
+    .option('--on-host <host>', 'through a cluster manager: run it on this host only (--host names the manager)')
+    .option('--dry-run', 'through a cluster manager: show the host placement would choose and every host\'s score or reason; create nothing')
     .action(async (opts: Opts, cmd: Command) => {
       const g = cmd.optsWithGlobals<Opts>();
       const output = processOutput(Boolean(g.json));
@@ -49,9 +53,11 @@ export function addDeploymentCommands(parent: Command): void {
         const file = path.resolve(String(opts.configFile));
         // A remote agent gets the config with the files it references (env files, bind sources, run: step files).
         const config = agent.remote ? { bundle: await packBundle(file, input.env) } : { configFile: file };
-        const body = { name: opts.name, ...config, env: input.env, labels, pull: opts.pull, wait: opts.wait !== false };
+        const body = { name: opts.name, ...config, env: input.env, labels, pull: opts.pull, wait: opts.wait !== false, ...(opts.onHost ? { host: opts.onHost } : {}), ...(opts.dryRun ? { dryRun: true } : {}) };
+        if (opts.dryRun) return printPlacement(output, await agent.request<{ placement: PlacementResult }>({ method: 'POST', path: '/v1/deployments', body }));
         return printDeployment(output, await agent.request<DeploymentView>({ method: 'POST', path: '/v1/deployments', body, onProgress: progressPrinter(output) }));
       }
+      if (opts.onHost || opts.dryRun) throw new DepadError('DEPAD_USAGE', `${opts.onHost ? '--on-host' : '--dry-run'} places a deployment in a cluster: give the manager with --host or --context`);
       await withState(g, output, `create --name ${String(opts.name)}`, async (ctx) => {
         const record = await createDeployment(ctx, {
           name: String(opts.name),
@@ -223,4 +229,12 @@ async function remoteLogs(agent: AgentClient, ref: string, opts: Opts, output: O
   } finally {
     process.off('SIGINT', stop);
   }
+}
+
+/** `create --dry-run` through a manager: the choice and each host's score or reason. */
+function printPlacement(output: Output, answer: { placement: PlacementResult }): void {
+  if (output.json) return printJson(output, answer.placement);
+  const p = answer.placement;
+  output.out(p.chosen ? `would place on ${p.chosen}\n` : 'no host fits\n');
+  output.out(table(['HOST', 'SCORE', 'WHY'], p.candidates.map((c) => [c.host, c.score === undefined ? '-' : c.score.toFixed(3), c.excluded ?? c.detail])));
 }

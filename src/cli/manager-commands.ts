@@ -8,7 +8,7 @@ import { Command } from 'commander';
 import { AgentClient, seg } from './agent-client.ts';
 import { agentFor } from './contexts.ts';
 import { managerSocketPath } from '../cluster/manager.ts';
-import type { HostView } from '../cluster/hosts.ts';
+import type { HostSummary } from '../cluster/hosts.ts';
 import { DepadError } from '../errors.ts';
 import { resolveHome } from '../home.ts';
 import { bytesText } from '../config/budget.ts';
@@ -75,7 +75,7 @@ export function addManagerCommands(parent: Command): void {
     .action(async (_opts: CommandOptions, cmd: Command) => {
       const g = cmd.optsWithGlobals<CommandOptions>();
       const output = processOutput(Boolean(g.json));
-      printHosts(output, await (await managerFor(g)).request<HostView[]>({ method: 'GET', path: '/v1/hosts' }));
+      printHosts(output, await (await managerFor(g)).request<HostSummary[]>({ method: 'GET', path: '/v1/hosts' }));
     });
   hosts
     .command('inspect <host>')
@@ -84,7 +84,7 @@ export function addManagerCommands(parent: Command): void {
     .action(async (name: string, _opts: CommandOptions, cmd: Command) => {
       const g = cmd.optsWithGlobals<CommandOptions>();
       const output = processOutput(Boolean(g.json));
-      const view = await (await managerFor(g)).request<HostView & { placements: Array<{ name: string; need: { cpus: number; memoryBytes: number } }> }>({ method: 'GET', path: `/v1/hosts/${seg(name)}` });
+      const view = await (await managerFor(g)).request<HostSummary & { placements: Array<{ name: string; need: { cpus: number; memoryBytes: number } }> }>({ method: 'GET', path: `/v1/hosts/${seg(name)}` });
       if (output.json) return printJson(output, view);
       printHosts(output, [view]);
       for (const p of view.placements) output.out(`  ${p.name}: reserves ${p.need.cpus} CPUs, ${bytesText(p.need.memoryBytes)}\n`);
@@ -104,7 +104,7 @@ export function addManagerCommands(parent: Command): void {
         else if (c.endsWith('-') && c.length > 1) remove.push(c.slice(0, -1));
         else throw new DepadError('DEPAD_USAGE', `${c}: expected key=value to set a label, or key- to remove it`);
       }
-      printHosts(output, [await (await managerFor(g)).request<HostView>({ method: 'POST', path: `/v1/hosts/${seg(name)}/label`, body: { set, remove } })]);
+      printHosts(output, [await (await managerFor(g)).request<HostSummary>({ method: 'POST', path: `/v1/hosts/${seg(name)}/label`, body: { set, remove } })]);
     });
   for (const verb of ['cordon', 'uncordon'] as const) {
     hosts
@@ -113,7 +113,7 @@ export function addManagerCommands(parent: Command): void {
       .exitOverride()
       .action(async (name: string, _opts: CommandOptions, cmd: Command) => {
         const g = cmd.optsWithGlobals<CommandOptions>();
-        printHosts(processOutput(Boolean(g.json)), [await (await managerFor(g)).request<HostView>({ method: 'POST', path: `/v1/hosts/${seg(name)}/${verb}` })]);
+        printHosts(processOutput(Boolean(g.json)), [await (await managerFor(g)).request<HostSummary>({ method: 'POST', path: `/v1/hosts/${seg(name)}/${verb}` })]);
       });
   }
   hosts
@@ -131,7 +131,7 @@ export function addManagerCommands(parent: Command): void {
 }
 
 /** The hosts table. */
-export function printHosts(output: Output, views: readonly HostView[]): void {
+export function printHosts(output: Output, views: readonly HostSummary[]): void {
   if (output.json) return printJson(output, views);
   const share = (used: number, of: number) => (of > 0 ? `${Math.round((100 * used) / of)}%` : '-');
   const rows = views.map((h) => [

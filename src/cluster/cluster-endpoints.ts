@@ -7,7 +7,7 @@ import type { Endpoint } from '../api/call.ts';
 import { onlyFields, readJsonObject, stringField } from '../api/body.ts';
 import { DepadError } from '../errors.ts';
 import type { HostCapacity, HostRecord } from '../store/records.ts';
-import { createJoinToken, type HostView, type JoinRequest } from './hosts.ts';
+import { createJoinToken, type HostSummary, type JoinRequest } from './hosts.ts';
 import type { ManagerDeps } from './manager-endpoints.ts';
 
 /** The id of the principal a join request acts as (its body's token is checked by the endpoint). */
@@ -16,7 +16,7 @@ export const JOINER_ID = 'cluster-joiner';
 export const HOST_PRINCIPAL = 'host:';
 
 /** The view of a host: no certificates. */
-export function hostView(deps: ManagerDeps, h: HostRecord): HostView {
+export function hostView(deps: ManagerDeps, h: HostRecord): HostSummary {
   return {
     name: h.name,
     state: deps.hosts.stateOf(h),

@@ -29,7 +29,7 @@ const JOIN_FORMAT = /^DJT1-([0-9a-f]{64})-([0-9a-f]{12})-([A-Za-z0-9_-]{43})$/;
 const LABEL_KEY = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 
 /** A host as the API shows it: its record (no certificates) and its state. */
-export interface HostView {
+export interface HostSummary {
   name: string;
   state: 'ready' | 'down' | 'cordoned';
   cordoned: boolean;
@@ -133,7 +133,7 @@ export class HostRegistry {
   }
 
   /** ready, down (no heartbeat for downAfterMs) or cordoned. */
-  stateOf(h: HostRecord, now = Date.now()): HostView['state'] {
+  stateOf(h: HostRecord, now = Date.now()): HostSummary['state'] {
     if (now - Date.parse(h.lastSeen) > this.downAfterMs) return 'down';
     return h.cordoned ? 'cordoned' : 'ready';
   }

@@ -1,0 +1,133 @@
+/**
+ * The cluster manager against real agents and the real engine (agents on this machine, each with
+ * its own home and ports; test/helpers/cluster.ts): joining (a wrong or used token refused),
+ * hosts, placement by constraint and by capacity with every host's reason, the same CLI verbs
+ * through the manager as against one agent, a deploy token's scope across hosts, a host going
+ * down and coming back, the manager killed and back.
+ */
+import { execFile } from 'node:child_process';
+import fs from 'node:fs/promises';
+import { promisify } from 'node:util';
+import path from 'node:path';
+import test from 'ava';
+import type { DeploymentView } from '../src/deploy/status.ts';
+import { startCluster } from './helpers/cluster.ts';
+import { harness, type Harness } from './helpers/harness.ts';
+
+const docker = async (args: string[]) => (await promisify(execFile)('docker', args)).stdout;
+const hostsOf = (stdout: string) => JSON.parse(stdout) as Array<{ name: string; state: string; labels: Record<string, string>; deployments: number }>;
+
+async function config(h: Harness, name: string, extra = ''): Promise<string> {
+  const file = path.join(h.dir, `${name}.yaml`);
+  await fs.writeFile(file, `${extra}services:\n  web:\n    image: depad-example/app:1\n    command: ["/app/bin/web"]\n    deploy: {resources: {limits: {cpus: "0.5", memory: 64m}}}\n`);
+  return file;
+}
+
+test('cluster: join, hosts, placement by constraint, capacity and --on-host, the same verbs through the manager, refusals', async (t) => {
+  const h = await harness(t);
+  const c = await startCluster(t, h, [{ labels: { zone: 'a' }, capacity: 'cpus=1,memory=1g' }, { labels: { zone: 'b' }, capacity: 'cpus=1,memory=1g' }]);
+  // A wrong token and a used one are refused; nothing joins.
+  const wrong = await h.run(['agent', '--api-port', '0', '--http-port', '0', '--join', c.remote[1]!, '--join-token', `DJT1-${c.manager.facts.fingerprint.replace(/:/g, '').toLowerCase()}-000000000000-${'A'.repeat(43)}`], { env: { DEPAD_HOME: path.join(h.dir, 'intruder') } });
+  t.is(wrong.code, 13, wrong.stderr);
+  t.regex(wrong.stderr, /the join token is not valid/);
+  const hosts = hostsOf((await c.run(['--json', 'hosts'])).stdout);
+  t.deepEqual(hosts.map((x) => [x.name, x.state, x.labels.zone]), [['host-1', 'ready', 'a'], ['host-2', 'ready', 'b']]);
+
+  // Placement: a constraint picks host-2; --on-host picks host-1; the dry run shows both.
+  const b = h.name('zb');
+  const dry = await c.run(['create', '-n', b, '-f', await config(h, 'zb', 'x-depad:\n  placement: {constraints: ["zone==b"]}\n'), '--dry-run']);
+  t.is(dry.code, 0, dry.stderr);
+  t.regex(dry.stdout, /would place on host-2/);
+  t.regex(dry.stdout, /host-1 .*zone==b: its zone is a/);
+  t.is((await c.run(['ls', '-q'])).stdout, '', 'a dry run creates nothing');
+  const made = await c.run(['create', '-n', b, '-f', await config(h, 'zb', 'x-depad:\n  placement: {constraints: ["zone==b"]}\n')]);
+  t.is(made.code, 0, made.stderr);
+  t.regex(made.stderr, /placing .* on host host-2/);
+  const a = h.name('za');
+  t.is((await c.run(['create', '-n', a, '-f', await config(h, 'za'), '--on-host', 'host-1'])).code, 0);
+  const ls = await c.run(['ls']);
+  t.regex(ls.stdout, /^NAME\s+HOST\s+ID/);
+  t.regex(ls.stdout, new RegExp(`${a}\\s+host-1`));
+  t.regex(ls.stdout, new RegExp(`${b}\\s+host-2`));
+  // A name is unique across the cluster, and the same name is refused on the other host.
+  const again = await c.run(['create', '-n', a, '-f', await config(h, 'za'), '--on-host', 'host-2']);
+  t.is(again.code, 5, again.stderr);
+
+  // The verbs relayed: inspect, ps, logs, update, history, stop, start; errors keep their exit codes.
+  const view = await c.run(['--json', 'inspect', b]);
+  t.is((JSON.parse(view.stdout) as DeploymentView).host, 'host-2');
+  t.regex((await c.run(['ps', b])).stdout, new RegExp(`depad-${b}-web-1\\s+running`));
+  const up = await c.run(['scale', b, 'web=2']);
+  t.is(up.code, 0, up.stderr);
+  t.regex((await c.run(['history', b])).stdout, /^\*?2\s/m);
+  t.is((await c.run(['stop', a])).code, 0);
+  t.is((await c.run(['start', a])).code, 0);
+  const missing = await c.run(['inspect', 'nope']);
+  t.is(missing.code, 4);
+  t.regex(missing.stderr, /the cluster has no deployment "nope"/);
+
+  // Capacity: each host has 1 CPU, 0.5 reserved by one deployment each; a deployment of 0.75 fits nowhere.
+  const big = await c.run(['create', '-n', h.name('big'), '-f', await config(h, 'big', 'x-depad:\n  resources: {cpus: "0.75"}\n')]);
+  t.is(big.code, 18, big.stderr);
+  t.regex(big.stderr, /host-1: needs 0\.75 CPUs?, 0\.5 of 1 free/);
+  t.regex(big.stderr, /host-2: needs 0\.75 CPUs?, 0\.5 of 1 free/);
+  t.is(hostsOf((await c.run(['--json', 'hosts'])).stdout).reduce((n, x) => n + x.deployments, 0), 2, 'the refused create reserved nothing');
+
+  // Cordon: no new placement there.
+  t.is((await c.run(['hosts', 'cordon', 'host-1'])).code, 0);
+  const cordoned = await c.run(['create', '-n', h.name('cord'), '-f', await config(h, 'cord'), '--on-host', 'host-1']);
+  t.is(cordoned.code, 18);
+  t.regex(cordoned.stderr, /host-1: cordoned/);
+  t.is((await c.run(['hosts', 'uncordon', 'host-1'])).code, 0);
+
+  // A deploy token of one name sees and changes only that deployment.
+  const scoped = (JSON.parse((await c.run(['--json', 'token', 'create', '--name', 'ci', '--scope', 'deploy', '-d', a])).stdout) as { token: string }).token;
+  t.deepEqual((JSON.parse((await c.run(['--json', 'ls'], { token: scoped })).stdout) as DeploymentView[]).map((v) => v.name), [a]);
+  const forbidden = await c.run(['update', b, '-e', 'X=2'], { token: scoped });
+  t.is(forbidden.code, 13, forbidden.stderr);
+  t.is((await c.run(['restart', a], { token: scoped })).code, 0);
+
+  // Destroy through the manager frees the name and the reservation.
+  t.is((await c.run(['destroy', a])).code, 0);
+  t.is((await c.run(['destroy', b])).code, 0);
+  t.is((await c.run(['ls', '-q'])).stdout, '');
+});
+
+test('cluster: a host whose agent dies is down within the bound and its deployments are refused, not moved; back, nothing is duplicated; the manager killed and back keeps everything', async (t) => {
+  const h = await harness(t);
+  const c = await startCluster(t, h, [{ labels: { zone: 'a' } }, { labels: { zone: 'b' } }], { heartbeatMs: 500 });
+  const name = h.name('down');
+  t.is((await c.run(['create', '-n', name, '-f', await config(h, 'down'), '--on-host', 'host-2'])).code, 0);
+  const killedAt = Date.now();
+  await c.agents[1]!.kill();
+  let downAfter = 0;
+  for (;;) {
+    const hosts = hostsOf((await c.run(['--json', 'hosts'])).stdout);
+    if (hosts.find((x) => x.name === 'host-2')?.state === 'down') break;
+    if (Date.now() - killedAt > 15_000) return t.fail('host-2 never went down');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  downAfter = Date.now() - killedAt;
+  t.true(downAfter <= 3 * 500 + 2000 + 1500, `down after ${downAfter} ms (bound: 3 heartbeats + 2 s)`);
+  t.log(`down ${downAfter} ms after the agent was killed (heartbeat 500 ms)`);
+  const refused = await c.run(['restart', name]);
+  t.is(refused.code, 19, refused.stderr);
+  t.regex(refused.stderr, /runs on host host-2, which is down/);
+  t.regex((await c.run(['ls'])).stdout, new RegExp(`${name}\\s+host-2\\s+\\S+\\s+unknown`));
+  // The container kept running: the agent died, not the host.
+  t.regex(await docker(['inspect', '-f', '{{.State.Running}}', `depad-${name}-web-1`]), /true/);
+
+  // Back: it rejoins by itself (no --join), the deployment answers, nothing was created twice.
+  await c.agents[1]!.restart();
+  for (let i = 0; i < 50 && hostsOf((await c.run(['--json', 'hosts'])).stdout).find((x) => x.name === 'host-2')?.state !== 'ready'; i++) await new Promise((r) => setTimeout(r, 200));
+  t.is((await c.run(['restart', name])).code, 0);
+  t.is((await docker(['ps', '-a', '--filter', `name=depad-${name}-`, '--format', '{{.Names}}'])).split('\n').filter(Boolean).length, 1);
+
+  // The manager killed: the deployment keeps running; restarted, hosts and placements are there.
+  await c.manager.kill();
+  t.regex(await docker(['inspect', '-f', '{{.State.Running}}', `depad-${name}-web-1`]), /true/);
+  await c.manager.restart();
+  for (let i = 0; i < 30 && hostsOf((await c.run(['--json', 'hosts'])).stdout).some((x) => x.state !== 'ready'); i++) await new Promise((r) => setTimeout(r, 200));
+  t.regex((await c.run(['ls'])).stdout, new RegExp(`${name}\\s+host-2\\s+\\S+\\s+running`));
+  t.is((await c.run(['destroy', name])).code, 0);
+});
