@@ -83,11 +83,14 @@ export async function hostCapacity(home: string, store: Store | undefined, decla
   };
 }
 
-/** Joins the cluster at `options.url` with a one-time token; writes and returns the membership. */
+/** Joins the cluster at `options.url` with a one-time token; writes and returns the membership (a member of that manager already: its membership). */
 export async function joinCluster(home: string, options: JoinOptions, agent: { caCert: string; apiPort: number; httpPort: number; capacity: HostCapacity }): Promise<Membership> {
-  if (await readMembership(home)) throw new DepadError('DEPAD_USAGE', `this agent has joined a cluster already (${membershipPath(home)})`, { hint: 'it rejoins by itself at every start; to join another cluster, remove that file first' });
-  const { fingerprint } = parseJoinToken(options.token);
   const url = new URL(options.url);
+  const known = await readMembership(home);
+  // Started again with the same --join (a service unit): it is a member already, and the token was used.
+  if (known && known.managerUrl === url.origin) return known;
+  if (known) throw new DepadError('DEPAD_USAGE', `this agent is a member of the cluster at ${known.managerUrl} (${membershipPath(home)})`, { hint: 'to join another cluster, remove that file first (and the host from the old one: depad hosts rm)' });
+  const { fingerprint } = parseJoinToken(options.token);
   if (url.protocol !== 'https:') throw new DepadError('DEPAD_USAGE', `--join ${options.url}: the manager is reached over https://`);
   const colon = fingerprint.toUpperCase().match(/../g)!.join(':');
   const managerCa = await fetchPinnedCa(url.hostname.replace(/^\[|\]$/g, ''), Number(url.port || 9443), normalizeFingerprint(colon));

@@ -1,0 +1,89 @@
+/**
+ * A cluster manager over a lab cluster (lab-cluster.ts): `depad manager` in the root namespace on
+ * the bridge's address, an admin token of its own, and every lab host's agent started again with
+ * `--join` (a one-time token each, its lab labels, `--capacity` if given). After that the agents
+ * rejoin by themselves: `startHostAgent` restarts one without `--join`.
+ */
+import type { ExecutionContext } from 'ava';
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { DEPAD, type Run } from './harness.ts';
+import { spawnAgent, stopHostAgent } from './lab-cluster-agent.ts';
+import { clusterLayout, until, type ClusterState } from './lab-cluster-layout.ts';
+import { run } from './lab-proc.ts';
+
+/** The manager of a lab cluster. */
+export interface LabManager {
+  home: string;
+  url: string;
+  fingerprint: string;
+  token: string;
+  child: ChildProcess;
+  /** The CLI in the root namespace against the manager (its admin token unless `token`). */
+  run(args: readonly string[], options?: { token?: string; timeoutMs?: number }): Promise<Run>;
+  /** Kills the manager (SIGKILL) and starts it again on the same home and port. */
+  restart(): Promise<void>;
+  kill(): Promise<void>;
+}
+
+const PORT = 9443;
+
+async function startManagerProcess(t: ExecutionContext, home: string, address: string): Promise<{ child: ChildProcess; fingerprint: string }> {
+  const child = spawn(DEPAD, ['--json', '--home', home, 'manager', '--api-port', String(PORT), '--api-host', address, '--hostname', address], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DEPAD_HOME: home } });
+  t.teardown(() => void (child.exitCode === null && child.signalCode === null && child.kill('SIGKILL')));
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const fingerprint = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const line = out.split('\n').find((l) => l.startsWith('{"listening"'));
+      if (line) resolve((JSON.parse(line) as { listening: { fingerprint: string } }).listening.fingerprint);
+    });
+    child.once('exit', (code) => reject(new Error(`manager exited ${code}: ${err}`)));
+  });
+  return { child, fingerprint };
+}
+
+/** Starts a manager for `state` and joins every host to it; `capacity[i]` (`cpus=2,memory=4g`) declares what host i offers. */
+export async function joinLabCluster(t: ExecutionContext, state: ClusterState, options: { capacity?: (string | undefined)[] } = {}): Promise<LabManager> {
+  const address = clusterLayout(state.id).gateway;
+  const home = path.join(clusterLayout(state.id).data, 'manager');
+  await fs.mkdir(home, { recursive: true, mode: 0o700 });
+  let { child, fingerprint } = await startManagerProcess(t, home, address);
+  const url = `https://${address}:${PORT}`;
+  const local = (args: readonly string[]) => run(DEPAD, ['--json', ...args], { env: { ...process.env, DEPAD_HOME: home }, timeoutMs: 60_000 });
+  const token = (JSON.parse((await local(['token', 'create', '--name', 'admin', '--scope', 'admin'])).stdout) as { token: string }).token;
+  for (const [i, host] of state.hosts.entries()) {
+    const join = (JSON.parse((await local(['manager', 'join-token'])).stdout) as { token: string }).token;
+    await stopHostAgent(host);
+    const labels = Object.entries(host.labels).flatMap(([k, v]) => ['--label', `${k}=${v}`]);
+    const capacity = options.capacity?.[i];
+    const { pid } = await spawnAgent(state.id, i + 1, host.dockerHost, [...host.agentArgs, '--join', url, '--join-token', join, '--name', host.name, '--advertise-address', host.address, ...labels, ...(capacity ? ['--capacity', capacity] : [])]);
+    host.agentPid = pid;
+  }
+  const manager: LabManager = {
+    home,
+    url,
+    fingerprint,
+    token,
+    child,
+    run: (args, o = {}) => run(DEPAD, [...args], { env: { ...process.env, DEPAD_HOME: path.join(home, '..', 'client'), DEPAD_HOST: url, DEPAD_TOKEN: o.token ?? token, DEPAD_CA_FINGERPRINT: fingerprint }, timeoutMs: o.timeoutMs ?? 180_000 }),
+    kill: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      await new Promise((resolve) => (child.once('exit', resolve), child.kill('SIGKILL')));
+    },
+    restart: async () => {
+      await manager.kill();
+      ({ child, fingerprint } = await startManagerProcess(t, home, address));
+      manager.child = child;
+    },
+  };
+  await until('every host to be ready at the manager', 60_000, async () => {
+    const r = await manager.run(['--json', 'hosts']);
+    const hosts = r.code === 0 ? (JSON.parse(r.stdout) as Array<{ state: string }>) : [];
+    return hosts.length === state.hosts.length && hosts.every((h) => h.state === 'ready') ? true : undefined;
+  });
+  return manager;
+}
