@@ -32,6 +32,16 @@ test('cluster: join, hosts, placement by constraint, capacity and --on-host, the
   t.regex(wrong.stderr, /the join token is not valid/);
   const hosts = hostsOf((await c.run(['--json', 'hosts'])).stdout);
   t.deepEqual(hosts.map((x) => [x.name, x.state, x.labels.zone]), [['host-1', 'ready', 'a'], ['host-2', 'ready', 'b']]);
+  // A used token is refused: the first join with it succeeds, the second is refused and changes nothing.
+  const once = (JSON.parse((await c.local(['--json', 'manager', 'join-token'])).stdout) as { token: string }).token;
+  const joinWith = (home: string, name: string) => h.run(['agent', '--api-port', '0', '--api-host', '127.0.0.1', '--http-port', '0', '--http-host', '127.0.0.1', '--join', c.remote[1]!, '--join-token', once, '--name', name, '--advertise-address', '127.0.0.1'], { env: { DEPAD_HOME: path.join(h.dir, home) }, timeoutMs: 8000 });
+  const first = await joinWith('third', 'host-3');
+  t.regex(first.stdout + first.stderr, /API on/, 'the first join with the token started the agent');
+  const reused = await joinWith('fourth', 'host-4');
+  t.is(reused.code, 13, reused.stderr);
+  t.regex(reused.stderr, /the join token is not valid \(wrong, already used or expired\)/);
+  t.is((await c.run(['hosts', 'rm', 'host-3'])).code, 0);
+  t.deepEqual(hostsOf((await c.run(['--json', 'hosts'])).stdout).map((x) => x.name), ['host-1', 'host-2']);
 
   // Placement: a constraint picks host-2; --on-host picks host-1; the dry run shows both.
   const b = h.name('zb');
@@ -73,6 +83,13 @@ test('cluster: join, hosts, placement by constraint, capacity and --on-host, the
   t.regex(big.stderr, /host-2: needs 0\.75 CPUs?, 0\.5 of 1 free/);
   t.is(hostsOf((await c.run(['--json', 'hosts'])).stdout).reduce((n, x) => n + x.deployments, 0), 2, 'the refused create reserved nothing');
 
+  // A create that fails on its host (an image it does not have) leaves no placement and reserves nothing.
+  const bad = path.join(h.dir, 'bad.yaml');
+  await fs.writeFile(bad, 'services:\n  web:\n    image: depad-example/none:9\n');
+  const failed = await c.run(['create', '-n', h.name('bad'), '-f', bad, '--pull', 'never']);
+  t.is(failed.code, 6, failed.stderr);
+  t.is(hostsOf((await c.run(['--json', 'hosts'])).stdout).reduce((n, x) => n + x.deployments, 0), 2);
+  t.notRegex((await c.run(['ls', '-q'])).stdout, /bad/);
   // Cordon: no new placement there.
   t.is((await c.run(['hosts', 'cordon', 'host-1'])).code, 0);
   const cordoned = await c.run(['create', '-n', h.name('cord'), '-f', await config(h, 'cord'), '--on-host', 'host-1']);
