@@ -18,6 +18,7 @@ import { DEPAD } from './helpers/harness.ts';
 const LABELS = 'region=eu,zone=a;region=eu,zone=b;region=us,zone=a';
 
 test('cluster lab: placement by constraint, capacity and spread on three hosts; the same ps through the manager as on the host', async (t) => {
+  t.timeout(360_000); // many steps, each a CLI call through the manager
   const state = await startLabCluster(t, 3, { labels: parseLabels(LABELS), images: ['depad-example/app:1'] });
   const m = await joinLabCluster(t, state, { capacity: ['cpus=1,memory=4g', 'cpus=1,memory=4g', 'cpus=2,memory=4g'] });
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'depad-cluster-lab-'));

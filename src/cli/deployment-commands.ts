@@ -123,11 +123,13 @@ export function addDeploymentCommands(parent: Command): void {
     .description('list deployments')
     .option('-q, --quiet', 'only names')
     .addOption(selectorOption('only deployments with these labels'))
+    .option('--on-host <host>', 'through a cluster manager: only the deployments of this host')
     .action(async (opts: Opts, cmd: Command) => {
       const g = cmd.optsWithGlobals<Opts>();
       const output = processOutput(Boolean(g.json));
       const selector = optionalSelector(opts);
-      const pick = (views: DeploymentView[]) => (selector ? views.filter((v) => matchesSelector(v.labels, selector)) : views);
+      const onHost = opts.onHost as string | undefined;
+      const pick = (views: DeploymentView[]) => views.filter((v) => (!selector || matchesSelector(v.labels, selector)) && (onHost === undefined || v.host === onHost));
       const agent = await agentFor(g);
       if (agent) return printList(output, pick(await agent.request<DeploymentView[]>({ method: 'GET', path: '/v1/deployments' })), Boolean(opts.quiet));
       await withState(g, output, 'ls', async (ctx) => printList(output, pick(await listDeploymentViews(ctx)), Boolean(opts.quiet)), { readOnly: true });

@@ -47,6 +47,7 @@ export function managerEndpoints(deps: ManagerDeps): Endpoint[] {
     createEndpoint(deps),
     ...relayed,
     healthEndpoint(deps),
+    engineEndpoint(deps),
     ...own,
     ...clusterEndpoints(deps),
   ];
@@ -198,6 +199,21 @@ function healthEndpoint(deps: ManagerDeps): Endpoint {
         return p !== undefined && selects(call.token.scope, { name: p.name, labels: p.labels });
       };
       return { body: rows.flat().filter(visible) };
+    },
+  };
+}
+
+/** `GET /v1/engine` on the manager: the cluster's engines at once, `down` only when no host answers (each host's own: its agent). */
+function engineEndpoint(deps: ManagerDeps): Endpoint {
+  const base = ENDPOINTS.find((e) => e.path === '/v1/engine' && e.method === 'GET')!;
+  const since = new Date().toISOString();
+  return {
+    ...base,
+    run: async () => {
+      const hosts = deps.hosts.list();
+      const down = hosts.filter((h) => deps.hosts.stateOf(h) === 'down').map((h) => h.name);
+      const state = hosts.length > 0 && down.length < hosts.length ? 'up' : 'down';
+      return { body: { state, since, address: `the engines of ${hosts.length} host${hosts.length === 1 ? '' : 's'}${down.length ? ` (down: ${down.join(', ')})` : ''}`, ...(state === 'down' ? { error: hosts.length ? 'no host answers' : 'no host joined' } : {}) } };
     },
   };
 }
