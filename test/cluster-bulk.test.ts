@@ -6,7 +6,7 @@
  * bulk update whose second deployment fails stops there (the first updated, the failed one rolled
  * back and still serving, the third not run); a deploy token scoped to team=a sees and updates
  * web-1 (host-1) and web-3 (host-3) only, and a selection reaching beyond its scope changes
- * nothing; a host whose agent is down fails its deployment with DEPAD_HOST_DOWN and nothing runs.
+ * nothing, and rollback -l takes each back on its host; a host whose agent is down fails its deployment with DEPAD_HOST_DOWN and nothing runs.
  * What reached each host is read from its own engine.
  */
 import test from 'ava';
@@ -143,6 +143,15 @@ test('bulk verbs through the manager across three hosts: one roll, under load, s
   t.deepEqual(rows(scoped.stdout).map((r) => [r[0], r[1], r[4]]), [['web-1', 'host-1', 'updated'], ['web-3', 'host-3', 'updated']]);
   t.deepEqual([await onEngine(h1, 'web-1'), await onEngine(h2, 'web-2'), await onEngine(h3, 'web-3')], [[`${V2} team-a`], [`${V2} web`], [`${V2} team-a`]], 'team=a only, on host-1 and host-3');
   t.is((JSON.parse((await info(h3.address, 'web.web-3.localhost')).body) as { app: string }).app, 'team-a');
+
+  // rollback -l through the manager: each to its previous revision on its own host (web-1: rev 3, file b; web-3: rev 2).
+  const back = await m.run(['--json', 'rollback', '-l', 'team=a', '--dry-run'], { token: teamA });
+  t.is(back.code, 0, back.stderr);
+  t.deepEqual((JSON.parse(back.stdout) as BulkOutcome).items.map((i) => [i.deployment, i.host, i.from, i.to, i.result]), [['web-1', 'host-1', 'rev 4', 'rev 5 (= rev 3)', 'would update'], ['web-3', 'host-3', 'rev 3', 'rev 4 (= rev 2)', 'would update']]);
+  const rolledBack = await m.run(['--json', 'rollback', '-l', 'team=a', '--max-parallel', '2'], { token: teamA });
+  t.is(rolledBack.code, 0, rolledBack.stderr);
+  t.deepEqual((JSON.parse(rolledBack.stdout) as BulkOutcome).items.map((i) => [i.deployment, i.to, i.result]), [['web-1', 'rev 5 (= rev 3)', 'updated'], ['web-3', 'rev 4 (= rev 2)', 'updated']]);
+  t.deepEqual([await onEngine(h1, 'web-1'), await onEngine(h3, 'web-3')], [[`${V1} web`], [`${V2} web`]]);
 
   // host-3's agent down: web-3 fails with DEPAD_HOST_DOWN, web-1 is not run either.
   await stopHostAgent(h3);
