@@ -95,7 +95,11 @@ async function checkAll(picked: PlacementRecord[], selector: Record<string, stri
   const error = settled[failed]?.error;
   const name = picked[failed]!.name;
   if (isHostDown(error)) {
-    const items = picked.map((p, i): BulkItem => ({ deployment: p.name, host: p.host, from: '?', to: '?', ms: 0, result: i === failed ? 'failed' : 'skipped', ...(i === failed ? failure(error) : {}) }));
+    // What each checked one would go from and to; `?` where its check did not run.
+    const items = picked.map((p, i): BulkItem => {
+      const plan = settled[i]?.value;
+      return { deployment: p.name, host: p.host, from: plan?.from ?? '?', to: plan?.to ?? '?', ms: 0, result: i === failed ? 'failed' : 'skipped', ...(i === failed ? failure(error) : {}) };
+    });
     return { selector, ok: false, items };
   }
   const e = error instanceof DepadError ? error : new DepadError('DEPAD_INTERNAL', String(error), { cause: error });
@@ -180,12 +184,11 @@ async function bulkLifecycle(deps: ManagerDeps, call: Call, verb: 'start' | 'sto
   const to = verb === 'stop' ? 'stopped' : 'running';
   const checked = await checkAll(picked, selector, verb === 'stop' ? 'stopped' : 'started', async (p) => {
     const view = await onHost<DeploymentView>(deps, call, p, 'GET', '');
-    return { placement: p, from: view.desired, to };
+    // A failed or skipped deployment stays where it was, as in the agent's summary.
+    return { placement: p, from: view.desired, to: view.desired };
   });
   if (!Array.isArray(checked)) return checked;
-  // A failed or skipped deployment stays where it was, as in the agent's summary.
-  const plans = checked.map((c) => ({ ...c, to: c.from }));
-  return roll(plans, selector, maxParallel, (c) => onHost<DeploymentView>(deps, call, c.placement, 'POST', `/${verb}`, options, true), () => ({ to, result: 'done' }));
+  return roll(checked, selector, maxParallel, (c) => onHost<DeploymentView>(deps, call, c.placement, 'POST', `/${verb}`, options, true), () => ({ to, result: 'done' }));
 }
 
 /** The manager's bulk endpoints: the agent's paths, methods and summaries (bulk-endpoints.ts), run across hosts. */
