@@ -6,7 +6,7 @@
  * bulk update whose second deployment fails stops there (the first updated, the failed one rolled
  * back and still serving, the third not run); a deploy token scoped to team=a sees and updates
  * web-1 (host-1) and web-3 (host-3) only, and a selection reaching beyond its scope changes
- * nothing, and rollback -l takes each back on its host; a host whose agent is down fails its deployment with DEPAD_HOST_DOWN and nothing runs.
+ * nothing, and rollback -l and restart -l take each on its own host; a refused check changes nothing; a host whose agent is down fails its deployment with DEPAD_HOST_DOWN and nothing runs.
  * What reached each host is read from its own engine.
  */
 import test from 'ava';
@@ -130,6 +130,12 @@ test('bulk verbs through the manager across three hosts: one roll, under load, s
   t.is(still.status, 200);
   t.is((JSON.parse(still.body) as { version: string }).version, '2', 'web-2 still serves its version after the failed update');
 
+  // Checked on every host before anything changes: a service none of them has refuses the whole roll.
+  const refused = await m.run(['update', '-l', 'class=web', '-s', 'nosuch', '--image', V1]);
+  t.is(refused.code, 4, refused.stderr);
+  t.regex(refused.stderr, /web-1: .*nosuch.*; nothing was updated/);
+  t.deepEqual([await onEngine(h1, 'web-1'), await onEngine(h3, 'web-3')], [[`${V1} web`], [`${V2} web`]], 'a refused roll changed nothing');
+
   // A deploy token scoped to team=a: web-1 (host-1) and web-3 (host-3), across hosts; nothing of web-2.
   const made = await m.run(['--json', 'token', 'create', '--name', 'team-a', '--scope', 'deploy', '-l', 'team=a']);
   t.is(made.code, 0, made.stderr);
@@ -152,6 +158,10 @@ test('bulk verbs through the manager across three hosts: one roll, under load, s
   t.is(rolledBack.code, 0, rolledBack.stderr);
   t.deepEqual((JSON.parse(rolledBack.stdout) as BulkOutcome).items.map((i) => [i.deployment, i.to, i.result]), [['web-1', 'rev 5 (= rev 3)', 'updated'], ['web-3', 'rev 4 (= rev 2)', 'updated']]);
   t.deepEqual([await onEngine(h1, 'web-1'), await onEngine(h3, 'web-3')], [[`${V1} web`], [`${V2} web`]]);
+
+  const restarted = await m.run(['restart', '-l', 'team=a', '--max-parallel', '2'], { token: teamA });
+  t.is(restarted.code, 0, restarted.stderr);
+  t.deepEqual(rows(restarted.stdout).map((r) => r.slice(0, 5)), [['web-1', 'host-1', 'running', 'running', 'done'], ['web-3', 'host-3', 'running', 'running', 'done']]);
 
   // host-3's agent down: web-3 fails with DEPAD_HOST_DOWN, web-1 is not run either.
   await stopHostAgent(h3);
