@@ -4,9 +4,10 @@
  * (--on-host). `update -l class=web --max-parallel 2` through the manager rolls all three under load
  * through each host's own proxy with no failed request, the summary naming each one's host; a
  * bulk update whose second deployment fails stops there (the first updated, the failed one rolled
- * back and still serving, the third not run); a deploy token scoped to team=a sees and updates
- * web-1 (host-1) and web-3 (host-3) only, and a selection reaching beyond its scope changes
- * nothing, and rollback -l and restart -l take each on its own host; a refused check changes nothing; a host whose agent is down fails its deployment with DEPAD_HOST_DOWN and nothing runs.
+ * back and still serving, the third not run); a check refused on a host changes nothing; a deploy
+ * token scoped to team=a sees and updates web-1 (host-1) and web-3 (host-3) only (a selection
+ * reaching beyond its scope changes nothing), rolls them back and restarts them, each on its own
+ * host; a host whose agent is down fails its deployment with DEPAD_HOST_DOWN and nothing runs.
  * What reached each host is read from its own engine.
  */
 import test from 'ava';
