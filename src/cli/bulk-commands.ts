@@ -85,10 +85,12 @@ export async function runBulk(
   }
 }
 
-/** The summary: deployment, from, to, result, time. */
+/** The summary: deployment, from, to, result, time (and each one's host, through a cluster manager). */
 export function printBulk(output: Output, verb: BulkVerb, outcome: BulkOutcome): void {
   if (output.json) return printJson(output, outcome);
-  output.out(table(['DEPLOYMENT', 'FROM', 'TO', 'RESULT', 'TIME'], outcome.items.map((i) => [i.deployment, i.from, i.to, i.result, `${(i.ms / 1000).toFixed(1)}s`])));
+  const hosts = outcome.items.some((i) => i.host !== undefined);
+  const row = (i: BulkOutcome['items'][number]) => [i.deployment, ...(hosts ? [i.host ?? '-'] : []), i.from, i.to, i.result, `${(i.ms / 1000).toFixed(1)}s`];
+  output.out(table(['DEPLOYMENT', ...(hosts ? ['HOST'] : []), 'FROM', 'TO', 'RESULT', 'TIME'], outcome.items.map(row)));
   const counts = new Map<string, number>();
   for (const i of outcome.items) counts.set(i.result, (counts.get(i.result) ?? 0) + 1);
   output.err(`depad: ${verb} -l ${labelsText(outcome.selector)}: ${[...counts].map(([r, n]) => `${n} ${r}`).join(', ')}\n`);

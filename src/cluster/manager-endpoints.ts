@@ -27,6 +27,7 @@ import type { HostRegistry } from './hosts.ts';
 import { choosePlacement } from './choose.ts';
 import type { Placements } from './placements.ts';
 import { serialQueue } from '../serial.ts';
+import { managerBulkEndpoints } from './manager-bulk.ts';
 
 /** What the manager's endpoints work with. */
 export interface ManagerDeps {
@@ -48,6 +49,7 @@ export function managerEndpoints(deps: ManagerDeps): Endpoint[] {
     ...relayed,
     healthEndpoint(deps),
     engineEndpoint(deps),
+    ...managerBulkEndpoints(deps),
     ...own,
     ...clusterEndpoints(deps),
   ];

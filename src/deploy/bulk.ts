@@ -28,6 +28,8 @@ export interface BulkItem {
   error?: string;
   /** The failure's code. */
   code?: string;
+  /** Through a cluster manager: the host that runs it. */
+  host?: string;
 }
 
 /** The outcome of a bulk command: one item per selected deployment, in name order. */

@@ -26,6 +26,8 @@ export interface Load {
 
 /** Options of `startLoad`. */
 export interface LoadOptions {
+  /** Where the proxy listens (default 127.0.0.1; a lab host's address for the cluster tests). */
+  address?: string;
   port: number;
   host: string;
   path?: string;
@@ -49,7 +51,7 @@ export function startLoad(options: LoadOptions): Load {
         resolve();
       };
       const req = http.get(
-        { host: '127.0.0.1', port: options.port, path: options.path ?? '/info', headers: { host: options.host }, agent, timeout: 10_000 },
+        { host: options.address ?? '127.0.0.1', port: options.port, path: options.path ?? '/info', headers: { host: options.host }, agent, timeout: 10_000 },
         (res) => {
           let body = '';
           res.setEncoding('utf8');
