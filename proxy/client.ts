@@ -10,6 +10,7 @@ import type { ErrorCode } from '../src/errors.ts';
 import { parseDeploymentRoutes, assertDeploymentName, removeDeployment, replaceDeployment } from './routes.ts';
 import { readSnapshotFile, writeSnapshotFile } from './snapshot-file.ts';
 import type { DrainResult, Route, RouteSnapshot, Upstream } from './types.ts';
+import type { PeerTable } from './peer-routes.ts';
 
 /** Options of a `ProxyClient`. */
 export interface ProxyClientOptions {
@@ -101,6 +102,20 @@ export class ProxyClient {
       return await this.#call<DrainResult>('POST', '/drain', { upstream: { host: upstream.host, port: upstream.port }, timeoutMs }, timeoutMs + this.#timeoutMs);
     } catch (error) {
       if (error instanceof NotRunning) return { drained: true, remaining: 0, waitedMs: 0 };
+      throw error;
+    }
+  }
+
+  /**
+   * Hands the running proxy the cluster's peer routes (peer-routes.ts); false when no proxy runs
+   * (they are not kept on disk: the agent sends them again after the next heartbeat).
+   */
+  async setPeers(table: PeerTable): Promise<boolean> {
+    try {
+      await this.#call<{ hostnames: number }>('PUT', '/peers', table);
+      return true;
+    } catch (error) {
+      if (error instanceof NotRunning) return false;
       throw error;
     }
   }

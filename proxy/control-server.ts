@@ -7,6 +7,8 @@
  *   PUT    /deployments/:name    { routes: Route[] } → { version }   (replaces that deployment's routes)
  *   DELETE /deployments/:name    → { version }
  *   POST   /drain                { upstream: {host, port}, timeoutMs? } → DrainResult
+ *   GET    /peers                → PeerTable (the key left out) or {}
+ *   PUT    /peers                PeerTable → { hostnames }        (the cluster's peer routes, peer-routes.ts)
  *
  * Errors answer `{ error: { code, message, hint? } }` with the code's HTTP status.
  */
@@ -20,6 +22,8 @@ import { parseDeploymentRoutes, assertDeploymentName } from './routes.ts';
 import type { RouteTable } from './route-table.ts';
 import type { PauseGate } from './pause-gate.ts';
 import type { Upstreams } from './upstreams.ts';
+import { parsePeerTable } from './peer-routes.ts';
+import type { PeerRoutes } from './peer-routes.ts';
 
 /** Default time `POST /drain` waits for in-flight work. */
 export const DEFAULT_DRAIN_TIMEOUT_MS = 30_000;
@@ -34,6 +38,8 @@ export interface ControlContext {
   table: RouteTable;
   upstreams: Upstreams;
   gate: PauseGate;
+  /** The cluster's peer routes (`PUT /peers`). */
+  peers: PeerRoutes;
   log: Logger;
   /** depad's version, reported by /health. */
   version: string;
@@ -133,7 +139,19 @@ async function route(ctx: ControlContext, req: http.IncomingMessage): Promise<[n
     const { host, port, timeoutMs } = parseDrain(await readJson(req));
     return [200, await ctx.upstreams.drain({ host, port }, timeoutMs)];
   }
-  const known = path === '/health' || path === '/routes' || path === '/drain' || deployment !== null;
+  if (path === '/peers' && method === 'PUT') {
+    const table = parsePeerTable(await readJson(req));
+    const changed = JSON.stringify(table) !== JSON.stringify(ctx.peers.table);
+    ctx.peers.set(table);
+    ctx.upstreams.prune(ctx.table.snapshot, ctx.peers.keys());
+    if (changed) ctx.log.info({ peers: table.hosts.length, hostnames: Object.keys(table.routes).length }, 'peer routes set');
+    return [200, { hostnames: Object.keys(table.routes).length }];
+  }
+  if (path === '/peers' && method === 'GET') {
+    const table = ctx.peers.table;
+    return [200, table === undefined ? {} : { self: table.self, hosts: table.hosts, routes: table.routes }];
+  }
+  const known = path === '/health' || path === '/routes' || path === '/drain' || path === '/peers' || deployment !== null;
   if (known) throw new EndpointError('DEPAD_USAGE', `${method} is not allowed on ${path}`, 405);
   throw new EndpointError('DEPAD_NOT_FOUND', `no such endpoint: ${path}`, 404);
 }

@@ -30,6 +30,8 @@ import type { UpstreamEntry, Upstreams } from './upstreams.ts';
 import type { UpstreamSocket } from './upstream-socket.ts';
 import type { CertificateSource, ChallengeResponder } from './types.ts';
 import { normalizeHost } from './routes.ts';
+import { NOT_FORWARDED_AGAIN } from './peer-routes.ts';
+import type { PeerRoutes } from './peer-routes.ts';
 
 /** What the connections of one listener share. */
 export interface ForwardContext {
@@ -55,6 +57,8 @@ export interface ForwardContext {
   httpsRedirect?: { port: number; certificates: CertificateSource };
   /** The key of affinity cookies (affinity.ts); routes with `affinity: cookie` get none without it. */
   affinityKey?: Buffer;
+  /** Hostnames other hosts of the cluster serve: asked only when no local route matches (peer-routes.ts). */
+  peers?: PeerRoutes;
 }
 
 /** How long the rest of a request body is read and dropped after its answer, before the connection is closed anyway. */
@@ -249,7 +253,7 @@ class ClientConnection implements ExchangeClient {
 
   #request(text: string): void {
     const ctx = this.#ctx;
-    this.#forwardFor ??= { clientIp: this.#socket.remoteAddress ?? '', proto: ctx.proto };
+    this.#forwardFor ??= { clientIp: this.#socket.remoteAddress ?? '', proto: ctx.proto, peer: ctx.peers?.trust };
     const head = parseRequestHead(text, this.#forwardFor);
     if ('error' in head) return this.#reply(head.error, `${MESSAGES.badRequest}: ${head.reason}`, false);
     this.#method = head.method;
@@ -260,8 +264,8 @@ class ClientConnection implements ExchangeClient {
     }
     if (ctx.closing()) return this.#reply(503, MESSAGES.closing, false);
     const active = ctx.table.httpRoute(head.host);
-    if (active === undefined) return this.#reply(404, MESSAGES.noRoute, keep);
-    if (active.route.https === 'redirect' && ctx.httpsRedirect !== undefined && head.target !== '*') {
+    if (active === undefined) return this.#noLocalRoute(head, keep);
+    if (active.route.https === 'redirect' && ctx.httpsRedirect !== undefined && head.target !== '*' && head.forwardedProto !== 'https') {
       const host = normalizeHost(head.host);
       const { port, certificates } = ctx.httpsRedirect;
       if (certificates.context(host) !== undefined) {
@@ -286,14 +290,26 @@ class ClientConnection implements ExchangeClient {
     });
   }
 
+  /** No local route: a peer's hostname goes to its proxy, marked; a request a proxy forwarded is not forwarded again. */
+  #noLocalRoute(head: RequestHead, keep: boolean): void {
+    const peers = this.#ctx.peers;
+    if (head.via !== undefined) return this.#reply(421, NOT_FORWARDED_AGAIN, keep);
+    const target = peers?.route(head.host);
+    if (peers === undefined || target === undefined) return this.#reply(404, MESSAGES.noRoute, keep);
+    this.#start({ ...head, upstreamHead: peers.marked(head.upstreamHead) }, this.#ctx.upstreams.entry(target.key), undefined);
+  }
+
   #forward(head: RequestHead, active: ActiveRoute, text: string): void {
     const ctx = this.#ctx;
     const pick = this.#pick;
     if (!pickForRequest(active, ctx, text, head.upgrade !== undefined, pick)) return this.#reply(503, MESSAGES.noUpstream, head.keepAlive && head.framing.kind === 'none');
-    const i = pick.index;
-    const entry = entryAt(active, ctx.upstreams, i);
+    this.#start(head, entryAt(active, ctx.upstreams, pick.index), pick.cookie);
+  }
+
+  /** Sends the request to `entry` (an instance, or a peer's proxy) and its body after it. */
+  #start(head: RequestHead, entry: UpstreamEntry, setCookie: string | undefined): void {
     const exchange = new Exchange(this, entry, head, this.#timeouts);
-    exchange.setCookie = pick.cookie;
+    exchange.setCookie = setCookie;
     this.#exchange = exchange;
     this.#state = head.framing.kind === 'none' ? AWAITING : BODY;
     this.deadline = Infinity;

@@ -48,7 +48,7 @@ export const HOST_CHAR = new Uint8Array(256);
 for (const c of "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=:[]%") HOST_CHAR[c.charCodeAt(0)] = 1;
 
 /** Field names the proxy acts on (lowercase) and their codes. */
-export const F = { Other: 0, Host: 1, ContentLength: 2, TransferEncoding: 3, Connection: 4, Upgrade: 5, HopByHop: 6, XForwardedFor: 7, XForwarded: 8, Confusable: 9 } as const;
+export const F = { Other: 0, Host: 1, ContentLength: 2, TransferEncoding: 3, Connection: 4, Upgrade: 5, HopByHop: 6, XForwardedFor: 7, XForwarded: 8, Confusable: 9, DepadVia: 10 } as const;
 /** Known field names (lowercase) by length, with their codes: matched without allocating. */
 const KNOWN: [string, number][][] = [];
 for (const [name, kind] of [
@@ -66,6 +66,7 @@ for (const [name, kind] of [
   ['x-forwarded-for', F.XForwardedFor],
   ['x-forwarded-proto', F.XForwarded],
   ['x-forwarded-host', F.XForwarded],
+  ['x-depad-via', F.DepadVia],
 ] as const) (KNOWN[name.length] ??= []).push([name, kind]);
 
 /**

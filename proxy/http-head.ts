@@ -59,6 +59,10 @@ export interface RequestHead {
   upgrade: string | undefined;
   /** The head to write to the upstream, blank line included. */
   upstreamHead: string;
+  /** The X-Depad-Via value: another depad proxy forwarded it (or a client pretends so); never forwarded again (peer-routes.ts). */
+  via: string | undefined;
+  /** The X-Forwarded-Proto a trusted peer proxy sent (its client's scheme), else undefined. */
+  forwardedProto: string | undefined;
 }
 
 /** What the proxy adds to every forwarded request. */
@@ -66,12 +70,15 @@ export interface ForwardFor {
   clientIp: string;
   /** The scheme the client used: X-Forwarded-Proto. */
   proto: string;
+  /** True for an X-Depad-Via value with the cluster's key: a peer proxy's X-Forwarded-* are kept as it sent them. */
+  peer?: (via: string) => boolean;
 }
 
 /**
  * Parses a request head (`text`: request line and fields, without the blank line) and builds the
  * head to send upstream: hop-by-hop fields and the client's X-Forwarded-Proto/-Host dropped,
- * X-Forwarded-For appended to, Host kept as sent. HTTP/1.0 requests go upstream as HTTP/1.0 with
+ * X-Forwarded-For appended to, Host kept as sent (from a trusted peer proxy, its X-Forwarded-* are
+ * kept instead); X-Depad-Via is never passed on. HTTP/1.0 requests go upstream as HTTP/1.0 with
  * `Connection: close`; upgrades keep `Connection: Upgrade` and `Upgrade`.
  */
 export function parseRequestHead(text: string, fwd: ForwardFor): RequestHead | HeadError {
@@ -96,6 +103,8 @@ export function parseRequestHead(text: string, fwd: ForwardFor): RequestHead | H
   let hosts = 0;
   let xff: string | undefined;
   let upgrade: string | undefined;
+  let via: string | undefined;
+  let xfp: string | undefined;
   for (let n = 0; n < field.count; n++) {
     const kind = field.kind[n];
     if (kind === F.Host) {
@@ -103,7 +112,11 @@ export function parseRequestHead(text: string, fwd: ForwardFor): RequestHead | H
       hosts++;
     } else if (kind === F.XForwardedFor) xff = xff === undefined ? value(text, n) : `${xff}, ${value(text, n)}`;
     else if (kind === F.Upgrade) upgrade = value(text, n);
+    else if (kind === F.DepadVia) via = via === undefined ? value(text, n) : `${via}, ${value(text, n)}`;
+    else if (kind === F.XForwarded && (field.lineStart[n] as number) + 17 === text.indexOf(':', field.lineStart[n])) xfp = value(text, n);
   }
+  // Forwarded by a peer proxy of the cluster (its key checked): its X-Forwarded-* go on unchanged.
+  const peer = via !== undefined && xff !== undefined && fwd.peer !== undefined && fwd.peer(via);
   if (hosts > 1) return { error: 400, reason: 'more than one Host header' };
   let hostFromTarget = false;
   if (target.charCodeAt(0) !== 47 /* / */ && target !== '*') {
@@ -134,6 +147,7 @@ export function parseRequestHead(text: string, fwd: ForwardFor): RequestHead | H
     if (kind === F.Other) {
       if (!connectionListed(text, n)) out += `${text.slice(field.lineStart[n], field.lineEnd[n])}\r\n`;
     } else if (kind === F.Host && !hostFromTarget) out += `${text.slice(field.lineStart[n], field.lineEnd[n])}\r\n`;
+    else if (peer && (kind === F.XForwardedFor || kind === F.XForwarded)) out += `${text.slice(field.lineStart[n], field.lineEnd[n])}\r\n`;
   }
   if (hostFromTarget) out += `Host: ${host}\r\n`;
   // The body's framing, written by the proxy: never the client's bytes.
@@ -141,7 +155,8 @@ export function parseRequestHead(text: string, fwd: ForwardFor): RequestHead | H
   else if (length >= 0) out += `Content-Length: ${length}\r\n`;
   if (wantsUpgrade) out += `Connection: Upgrade\r\nUpgrade: ${upgrade}\r\n`;
   else if (minor === 0) out += 'Connection: close\r\n';
-  out += `X-Forwarded-For: ${xff === undefined ? fwd.clientIp : `${xff}, ${fwd.clientIp}`}\r\nX-Forwarded-Proto: ${fwd.proto}\r\nX-Forwarded-Host: ${host}\r\n\r\n`;
+  if (peer) out += '\r\n';
+  else out += `X-Forwarded-For: ${xff === undefined ? fwd.clientIp : `${xff}, ${fwd.clientIp}`}\r\nX-Forwarded-Proto: ${fwd.proto}\r\nX-Forwarded-Host: ${host}\r\n\r\n`;
   return {
     method,
     target,
@@ -151,6 +166,8 @@ export function parseRequestHead(text: string, fwd: ForwardFor): RequestHead | H
     keepAlive: minor === 1 ? !close : false,
     upgrade: wantsUpgrade ? upgrade : undefined,
     upstreamHead: out,
+    via,
+    forwardedProto: peer ? (xfp ?? fwd.proto) : undefined,
   };
 }
 

@@ -23,6 +23,7 @@ import { proxyLimits } from './limits.ts';
 import type { ProxyLimits } from './limits.ts';
 import type { ForwardContext } from './http-connection.ts';
 import { PauseGate } from './pause-gate.ts';
+import { PeerRoutes } from './peer-routes.ts';
 import { RouteTable } from './route-table.ts';
 import { STATE_DIR_MODE } from './snapshot-file.ts';
 import { TcpListeners } from './tcp-proxy.ts';
@@ -161,6 +162,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
   const table = await RouteTable.load(paths.snapshotFile);
   const upstreams = new Upstreams(log);
   const gate = new PauseGate();
+  const peers = new PeerRoutes();
   const affinityKey = await loadAffinityKey(affinityKeyFile(options.stateDir), log);
   let closing = false;
   let retiring: number | undefined;
@@ -174,12 +176,13 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     retiring: () => retiring,
     limits: proxyLimits(options),
     affinityKey,
+    peers,
   };
   const inherit = options.inherit;
   const tcp = new TcpListeners({ table, upstreams, gate, log, host: options.tcpHost ?? '0.0.0.0', ...(inherit ? { inherited: new Map(inherit.tcp) } : {}) });
   table.onChange((snapshot) => {
     gate.wake();
-    upstreams.prune(snapshot);
+    upstreams.prune(snapshot, peers.keys());
     return tcp.sync(snapshot);
   });
 
@@ -195,7 +198,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
   let control: ControlServer | undefined;
   let httpPort: number;
   let httpsPort: number | undefined;
-  const controlOptions = { socketPath: paths.socketPath, table, upstreams, gate, log, version: packageVersion() };
+  const controlOptions = { socketPath: paths.socketPath, table, upstreams, gate, peers, log, version: packageVersion() };
   try {
     // The control socket is claimed first: a second proxy on the same state fails before binding anything.
     if (!inherit) control = await startControlServer(controlOptions);

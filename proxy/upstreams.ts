@@ -250,10 +250,10 @@ export class Upstreams {
 
   /**
    * Closes the idle connections of upstreams no route uses any more and that have nothing in flight (the
-   * others are left to their drain). Called after every route change.
+   * others are left to their drain). Called after every route change; `keep`: peer proxies' keys, also in use.
    */
-  prune(snapshot: RouteSnapshot): void {
-    const used = new Set<string>();
+  prune(snapshot: RouteSnapshot, keep?: ReadonlySet<string>): void {
+    const used = new Set<string>(keep);
     for (const route of snapshot.routes) for (const u of route.upstreams) used.add(upstreamKey(u));
     for (const [key, entry] of this.#entries) {
       if (used.has(key) || entry.size > 0) continue;
