@@ -48,6 +48,7 @@ import { depadVersion } from '../version.ts';
 import type { AgentInfo } from './agent-info.ts';
 import { hostCapacity, joinCluster, managerPrincipal, readMembership, startHeartbeats, type JoinOptions, type Membership } from '../cluster/membership.ts';
 import type { HostCapacity } from '../store/records.ts';
+import { deploymentHostnames, peerRouteSync } from '../cluster/peers.ts';
 
 /** Options of `startAgent`. */
 export interface AgentOptions {
@@ -228,12 +229,12 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
     }
     const membership = member;
     const stopHeartbeats = membership
-      ? startHeartbeats(membership, async () => ({
+      ? startHeartbeats(membership, async (hostnames = deploymentHostnames(proxy.routes())) => ({
           capacity: await hostCapacity(home, store, options.capacity),
           httpPort: proxy.httpPort,
           version: depadVersion(),
-          deployments: (await store.listDeployments()).map((d) => ({ name: d.name, id: d.id, labels: d.labels ?? {}, status: d.phase === 'ready' ? d.desired : d.phase })),
-        }), log)
+          deployments: (await store.listDeployments()).map((d) => ({ name: d.name, id: d.id, labels: d.labels ?? {}, status: d.phase === 'ready' ? d.desired : d.phase, hostnames: hostnames.get(d.name) ?? [] })),
+        }), log, peerRouteSync(new ProxyClient(proxyPaths(proxyStateDir(home))), log))
       : () => {};
     cleanup.push(async () => stopHeartbeats());
     // Only the local administrator restarts the agent (POST /v1/agent/restart).

@@ -9,6 +9,7 @@ import { DepadError } from '../errors.ts';
 import type { HostCapacity, HostRecord } from '../store/records.ts';
 import { createJoinToken, type HostSummary, type JoinRequest } from './hosts.ts';
 import type { ManagerDeps } from './manager-endpoints.ts';
+import { peerKey, peersFor } from './peers.ts';
 
 /** The id of the principal a join request acts as (its body's token is checked by the endpoint). */
 export const JOINER_ID = 'cluster-joiner';
@@ -105,7 +106,7 @@ export function clusterEndpoints(deps: ManagerDeps): Endpoint[] {
         const deployments = Array.isArray(body.deployments) ? (body.deployments as HostRecord['deployments']) : undefined;
         const httpPort = typeof body.httpPort === 'number' ? body.httpPort : deps.hosts.get(name).httpPort;
         await deps.hosts.heartbeat(name, { capacity: capacityField(body.capacity), httpPort, ...(deployments ? { deployments } : {}), ...(typeof body.version === 'string' ? { version: body.version } : {}) });
-        return { body: { ok: true, heartbeatMs: deps.hosts.heartbeatMs } };
+        return { body: { ok: true, heartbeatMs: deps.hosts.heartbeatMs, peers: peersFor(deps.hosts, name, peerKey(deps.identity)) } };
       },
     },
     {

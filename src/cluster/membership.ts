@@ -121,15 +121,16 @@ export function managerPrincipal(membership: Membership): (req: IncomingMessage)
   };
 }
 
-/** Sends a heartbeat every `membership.heartbeatMs` until stopped; failures are logged, once per outage. */
-export function startHeartbeats(membership: Membership, beat: () => Promise<Record<string, unknown>>, log: Logger): () => void {
+/** Sends a heartbeat every `membership.heartbeatMs` until stopped; failures are logged, once per outage; `onAnswer` gets each answer (peer routes). */
+export function startHeartbeats(membership: Membership, beat: () => Promise<Record<string, unknown>>, log: Logger, onAnswer?: (answer: unknown) => Promise<void>): () => void {
   const client = new AgentClient({ kind: 'https', url: new URL(membership.managerUrl), ca: membership.managerCa, token: '', clientCert: { cert: membership.clientCert, key: membership.clientKey }, pinnedCaOnly: true });
   let failing = false;
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   const once = async () => {
     try {
-      await client.request({ method: 'POST', path: '/v1/cluster/heartbeat', body: await beat() });
+      const answer = await client.request<unknown>({ method: 'POST', path: '/v1/cluster/heartbeat', body: await beat() });
+      await onAnswer?.(answer).catch(() => {});
       if (failing) log.info({ manager: membership.managerUrl }, 'the cluster manager answers heartbeats again');
       failing = false;
     } catch (error) {

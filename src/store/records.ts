@@ -199,7 +199,7 @@ export interface HostRecord {
   lastSeen: string;
   /** The agent's version and the deployments it reported last. */
   version?: string;
-  deployments?: { name: string; id: string; labels: Record<string, string>; status: string }[];
+  deployments?: { name: string; id: string; labels: Record<string, string>; status: string; /** Its HTTP route hostnames (peer routes, cluster/peers.ts). */ hostnames?: string[] }[];
 }
 
 /** Where one deployment of the cluster runs, and what it reserves there. */
