@@ -93,6 +93,18 @@ test('a local route wins over a peer route; a bad peer table is refused and the 
   t.is((await request(b, 'shop.test')).body.toString(), 'APP');
 });
 
+test("an ACME HTTP-01 challenge for a peer's hostname is answered by the peer that asked for the certificate", async (t) => {
+  const app = await upstream(t, 'APP');
+  const a = await proxy(t, undefined, { challenges: { keyAuthorization: (token) => (token === 'tok' ? 'tok.thumb' : undefined) } });
+  const b = await proxy(t, undefined, { challenges: { keyAuthorization: () => undefined } });
+  await a.client.setDeploymentRoutes('shop', [httpRoute('shop', 'web', ['shop.test'], [app.port])]);
+  await b.client.setPeers({ self: 'host-b', key: KEY, hosts: [{ name: 'host-a', address: '127.0.0.1', httpPort: a.httpPort }], routes: { 'shop.test': 'host-a' } });
+  const r = await request(b, 'shop.test', { path: '/.well-known/acme-challenge/tok' });
+  t.is(r.status, 200);
+  t.is(r.body.toString(), 'tok.thumb');
+  t.is(app.seen.length, 0);
+});
+
 test('a proxy without peers: a marked request for an unknown host gets 421, an unmarked one 404', async (t) => {
   const p: Proxy = await proxy(t);
   t.is((await request(p, 'x.test', { headers: { 'x-depad-via': 'h' } })).status, 421);
