@@ -43,9 +43,9 @@ function hostnamesOf(deployment: NonNullable<HostRecord['deployments']>[number])
  * The peer table of host `self`: the other hosts that are not down (they may forward to it too),
  * and every hostname they serve. A hostname two hosts report goes to the first by name.
  */
-export function peersFor(hosts: HostRegistry, self: string, key: string, now = Date.now()): PeerTable {
+export function peersFor(hosts: Pick<HostRegistry, 'list' | 'stateOf'>, self: string, key: string, now = Date.now()): PeerTable {
   const peers = hosts.list().filter((h) => h.name !== self && hosts.stateOf(h, now) !== 'down' && net.isIP(h.address) !== 0);
-  const routes: Record<string, string> = {};
+  const routes = Object.create(null) as Record<string, string>; // hostnames may be `__proto__`
   for (const h of peers) for (const d of h.deployments ?? []) for (const hostname of hostnamesOf(d)) routes[hostname] ??= h.name;
   return { self, key, hosts: peers.map((h) => ({ name: h.name, address: h.address, httpPort: h.httpPort })), routes };
 }
