@@ -130,7 +130,8 @@ export function startHeartbeats(membership: Membership, beat: () => Promise<Reco
   const once = async () => {
     try {
       const answer = await client.request<unknown>({ method: 'POST', path: '/v1/cluster/heartbeat', body: await beat() });
-      await onAnswer?.(answer).catch(() => {});
+      // Not awaited: the heartbeats keep their pace whatever the proxy does with the answer.
+      void onAnswer?.(answer).catch(() => {});
       if (failing) log.info({ manager: membership.managerUrl }, 'the cluster manager answers heartbeats again');
       failing = false;
     } catch (error) {
