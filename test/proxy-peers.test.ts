@@ -18,15 +18,18 @@ const KEY = randomBytes(32).toString('base64url');
 /** A TCP relay to `port` on loopback that counts the connections it accepts (the peer's side). */
 async function relay(t: ExecutionContext, port: number): Promise<{ port: number; connections: () => number }> {
   let connections = 0;
+  const open = new Set<net.Socket>();
   const server = net.createServer((socket) => {
     connections++;
+    open.add(socket);
+    socket.on('close', () => open.delete(socket));
     const out = net.connect(port, '127.0.0.1');
     socket.pipe(out).pipe(socket);
     socket.on('error', () => out.destroy());
     out.on('error', () => socket.destroy());
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  t.teardown(() => new Promise<void>((resolve) => (server.close(() => resolve()), open.forEach((s) => s.destroy()))));
   return { port: (server.address() as net.AddressInfo).port, connections: () => connections };
 }
 
@@ -91,6 +94,31 @@ test('a local route wins over a peer route; a bad peer table is refused and the 
   t.true(refused instanceof DepadError && refused.code === 'DEPAD_USAGE', String(refused));
   t.regex((refused as Error).message, /routes\.shop\.test: "host-z" is not one of hosts/);
   t.is((await request(b, 'shop.test')).body.toString(), 'APP');
+});
+
+test('an upgrade (WebSocket) to a peer hostname becomes a tunnel through both proxies', async (t) => {
+  const { app, b } = await pair(t);
+  app.server.on('upgrade', (req, socket: net.Socket) => {
+    app.seen.push(req.headers);
+    socket.on('error', () => {});
+    socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n');
+    socket.pipe(socket);
+  });
+  const socket = net.connect(b.httpPort, '127.0.0.1');
+  socket.on('error', () => {});
+  t.teardown(() => socket.destroy());
+  let text = '';
+  socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
+  socket.write('GET /ws HTTP/1.1\r\nHost: shop.test\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n');
+  const deadline = Date.now() + 5000;
+  while (!text.includes('\r\n\r\n') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  t.regex(text, /^HTTP\/1\.1 101 /);
+  text = '';
+  socket.write('ping through two proxies');
+  while (text !== 'ping through two proxies' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  t.is(text, 'ping through two proxies');
+  t.is(app.seen[0]!.upgrade, 'echo');
+  t.is(app.seen[0]!['x-depad-via'], undefined);
 });
 
 test("an ACME HTTP-01 challenge for a peer's hostname is answered by the peer that asked for the certificate", async (t) => {
