@@ -12,7 +12,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { DepadError } from '../src/errors.ts';
 import { upstreamKey } from './route-table.ts';
-import { normalizeHost } from './routes.ts';
+import { HOSTNAME, normalizeHost } from './routes.ts';
 
 /** The header that marks a request one proxy forwarded to another (lowercase). */
 export const VIA_FIELD = 'x-depad-via';
@@ -46,7 +46,6 @@ export interface PeerTarget {
   readonly key: string;
 }
 
-const HOSTNAME = /^(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*\.?$/;
 const HOST_NAME = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 const KEY = /^[A-Za-z0-9_-]{43}$/;
 const ADDRESS = /^[0-9A-Fa-f.:]{2,45}$/;

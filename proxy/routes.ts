@@ -12,7 +12,7 @@ export const EMPTY_SNAPSHOT: RouteSnapshot = Object.freeze({ version: 0, routes:
 /** Deployment names as depad accepts them (the same pattern as src/deploy/resolve.ts, kept here so the proxy loads nothing of depad's state code). */
 const DEPLOYMENT_NAME = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 /** A hostname: labels of letters, digits, `-` and `_`, dot separated (lowercased first). */
-const HOSTNAME = /^(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*\.?$/;
+export const HOSTNAME = /^(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*\.?$/;
 
 function bad(message: string): DepadError {
   return new DepadError('DEPAD_USAGE', message);

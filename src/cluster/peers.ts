@@ -10,13 +10,12 @@
 import { createHmac } from 'node:crypto';
 import net from 'node:net';
 import type { PeerTable } from '../../proxy/peer-routes.ts';
+import { HOSTNAME } from '../../proxy/routes.ts';
 import type { RouteSnapshot } from '../../proxy/types.ts';
 import type { Logger } from '../logger.ts';
 import type { HostRecord } from '../store/records.ts';
 import type { ManagerIdentity } from './host-client.ts';
 import type { HostRegistry } from './hosts.ts';
-
-const HOSTNAME = /^(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*\.?$/;
 
 /** The HTTP route hostnames of each deployment in a route snapshot (the agent's heartbeat). */
 export function deploymentHostnames(snapshot: RouteSnapshot): Map<string, string[]> {
