@@ -23,7 +23,8 @@ import { proxyLimits } from './limits.ts';
 import type { ProxyLimits } from './limits.ts';
 import type { ForwardContext } from './http-connection.ts';
 import { PauseGate } from './pause-gate.ts';
-import { PeerRoutes } from './peer-routes.ts';
+import { parsePeerTable, PeerRoutes } from './peer-routes.ts';
+import type { PeerTable } from './peer-routes.ts';
 import { RouteTable } from './route-table.ts';
 import { STATE_DIR_MODE } from './snapshot-file.ts';
 import { TcpListeners } from './tcp-proxy.ts';
@@ -85,6 +86,8 @@ export interface ProxyListeners {
 export interface RouteHandover {
   snapshot: RouteSnapshot;
   unhealthy: string[];
+  /** The cluster's peer routes (peer-routes.ts), when it had some. */
+  peers?: PeerTable;
 }
 
 /**
@@ -225,10 +228,15 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
   let stopped = false;
   const controlReady = !inherit
     ? Promise.resolve()
-    : inherit.routes.then(async ({ snapshot, unhealthy }) => {
+    : inherit.routes.then(async ({ snapshot, unhealthy, peers: peerTable }) => {
         if (stopped) return (inherit.control as { close?: () => void }).close?.();
         await table.adopt(snapshot);
         for (const key of unhealthy) table.markUpstream(key, false);
+        try {
+          if (peerTable !== undefined) peers.set(parsePeerTable(peerTable));
+        } catch (error) {
+          log.warn({ err: (error as Error).message }, 'the peer routes handed over were refused; they come with the next heartbeat');
+        }
         tcp.dropInherited();
         const started = await startControlServer({ ...controlOptions, inherited: inherit.control });
         if (stopped) await started.close();
@@ -272,7 +280,8 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
       return destroyed;
     });
     log.info({ routes: snapshot.routes.length, version: snapshot.version, graceMs }, 'proxy retiring: listeners handed over');
-    return { snapshot, unhealthy: [...table.unhealthy], http, done };
+    const peerTable = peers.table;
+    return { snapshot, unhealthy: [...table.unhealthy], ...(peerTable ? { peers: peerTable } : {}), http, done };
   };
   const listeners = (): ProxyListeners => {
     const handle = (s: net.Server, what: string): ListenHandle => {

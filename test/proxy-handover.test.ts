@@ -3,7 +3,8 @@
  * the agent): the child (helpers/proxy-heir.ts) serves on the same kernel sockets, the old proxy
  * retires. Nothing is refused; a keep-alive connection of the old one gets one more answer, with
  * `Connection: close`; an idle one is closed after the grace; a TCP connection stays until it
- * ends; the control socket file stays and its requests reach the new process.
+ * ends; the control socket file stays and its requests reach the new process; the peer routes go
+ * along.
  */
 import test from 'ava';
 import { fork } from 'node:child_process';
@@ -36,6 +37,8 @@ test('listeners handed to another process: nothing refused, the old proxy drains
   const listenPort = (await testPorts(t))();
   const old = await proxy(t);
   await old.client.setDeploymentRoutes('app', [httpRoute('app', 'web', ['a.test'], [one.port]), tcpRoute('app', 'db', listenPort, [tcpOne])]);
+  // A peer route (the peer's "proxy" is upstream one).
+  await old.client.setPeers({ self: 'host-a', key: 'k'.repeat(43), hosts: [{ name: 'host-b', address: '127.0.0.1', httpPort: one.port }], routes: { 'p.test': 'host-b' } });
   const agent = keepAliveAgent(t);
   t.is((await request(old, 'a.test', { agent })).body.toString(), 'one');
   const long = net.connect(listenPort, '127.0.0.1');
@@ -62,7 +65,8 @@ test('listeners handed to another process: nothing refused, the old proxy drains
 
   const retiredAt = Date.now();
   const retired = await old.retire({ idleGraceMs: 2000, drainTimeoutMs: 5000 });
-  await send({ routes: { snapshot: retired.snapshot, unhealthy: retired.unhealthy } });
+  t.is(retired.peers?.self, 'host-a');
+  await send({ routes: { snapshot: retired.snapshot, unhealthy: retired.unhealthy, peers: retired.peers } });
   await until(() => messages.some((m) => m.control === true), "the heir's control channel");
   t.truthy(await fs.stat(old.paths.socketPath), 'the control socket file stays');
   t.deepEqual((await old.client.routes()).routes.map((r) => r.id), ['app/web', 'app/db'], 'the heir took the routes');
@@ -76,6 +80,7 @@ test('listeners handed to another process: nothing refused, the old proxy drains
   t.false(next.reused);
   t.is(next.body.toString(), 'two', 'the next connection reaches the new process');
   for (let i = 0; i < 5; i++) t.is((await request(old, 'a.test')).body.toString(), 'two');
+  t.is((await request(old, 'p.test')).body.toString(), 'one', 'the new process took the peer routes');
   const idleFor = (await idleEnded) - retiredAt;
   t.true(idleFor > 1500 && idleFor < 4000, `the idle keep-alive connection was closed after the grace (${idleFor} ms)`);
   await retired.http;

@@ -25,6 +25,7 @@ import net from 'node:net';
 import type { Server } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ListenHandle, ProxyHandle, RouteSnapshot } from '../../proxy/index.ts';
+import type { PeerTable } from '../../proxy/peer-routes.ts';
 import { listenerHandle } from '../../proxy/listeners.ts';
 import { DepadError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
@@ -54,7 +55,7 @@ export type ListenerRole = 'http' | 'https' | 'control' | 'tcp' | 'api' | 'local
 export type ToNew =
   | { t: 'listener'; role: ListenerRole; port?: number }
   | { t: 'listeners'; count: number }
-  | { t: 'routes'; snapshot: RouteSnapshot; unhealthy: string[] }
+  | { t: 'routes'; snapshot: RouteSnapshot; unhealthy: string[]; peers?: PeerTable }
   | { t: 'released' };
 
 /** Messages from the new process to the old one. */
@@ -158,7 +159,7 @@ export class Handover {
     this.#handedOver = true;
     gate.refuse(new DepadError('DEPAD_AGENT_UNAVAILABLE', 'the agent restarted before this operation began: nothing was done', { hint: 'run the command again: the new agent takes it' }));
     const retired = await proxy.retire({ drainTimeoutMs });
-    next.send({ t: 'routes', snapshot: retired.snapshot, unhealthy: retired.unhealthy });
+    next.send({ t: 'routes', snapshot: retired.snapshot, unhealthy: retired.unhealthy, ...(retired.peers ? { peers: retired.peers } : {}) });
     const apiClosed = [this.#source.api, this.#source.local].map(stopAccepting);
     log.info({ pid: next.pid }, 'agent restart: the new process serves; draining');
     await this.#source.stopWatching();

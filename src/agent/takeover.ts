@@ -91,7 +91,7 @@ function acceptTakeover(log: Logger, home: string): Takeover {
   process.on('message', (message: ToNew, handle: unknown) => {
     if (message.t === 'listener' && handle) handles.set(key(message.role, message.port), handle as ListenHandle);
     else if (message.t === 'listeners') all(message.count);
-    else if (message.t === 'routes') routes({ snapshot: parseSnapshot({ version: message.snapshot.version, routes: message.snapshot.routes }), unhealthy: message.unhealthy });
+    else if (message.t === 'routes') routes({ snapshot: parseSnapshot({ version: message.snapshot.version, routes: message.snapshot.routes }), unhealthy: message.unhealthy, ...(message.peers ? { peers: message.peers } : {}) });
     else if (message.t === 'released') released();
   });
   // The old process went away (it ended, or crashed): the state is free, its routes are on disk.
