@@ -233,6 +233,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
           capacity: await hostCapacity(home, store, options.capacity),
           httpPort: proxy.httpPort,
           version: depadVersion(),
+          engine: reconciler.observed.engineStatus(),
           deployments: (await store.listDeployments()).map((d) => ({ name: d.name, id: d.id, labels: d.labels ?? {}, status: d.phase === 'ready' ? d.desired : d.phase, hostnames: hostnames.get(d.name) ?? [] })),
         }), log, peerRouteSync(new ProxyClient(proxyPaths(proxyStateDir(home))), log))
       : () => {};

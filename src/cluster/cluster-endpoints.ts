@@ -31,6 +31,7 @@ export function hostView(deps: ManagerDeps, h: HostRecord): HostSummary {
     joinedAt: h.joinedAt,
     lastSeen: h.lastSeen,
     ...(h.version ? { version: h.version } : {}),
+    ...(h.engine?.state === 'down' ? { engine: h.engine } : {}),
   };
 }
 
@@ -39,6 +40,13 @@ function capacityField(value: unknown): HostCapacity {
   const ok = (n: unknown) => typeof n === 'number' && Number.isFinite(n) && n >= 0;
   if (!c || !ok(c.cpus) || !ok(c.memoryBytes)) throw new DepadError('DEPAD_USAGE', 'capacity must be {cpus, memoryBytes, diskBytes?, freePorts?}: numbers');
   return { cpus: c.cpus!, memoryBytes: c.memoryBytes!, ...(ok(c.diskBytes) ? { diskBytes: c.diskBytes! } : {}), ...(ok(c.freePorts) ? { freePorts: c.freePorts! } : {}) };
+}
+
+/** The heartbeat's engine status: whether the agent reaches its host's Docker Engine. */
+function engineField(value: unknown): HostRecord['engine'] {
+  const e = value as { state?: unknown; since?: unknown; error?: unknown } | undefined;
+  if (!e || (e.state !== 'up' && e.state !== 'down')) return undefined;
+  return { state: e.state, since: typeof e.since === 'string' ? e.since : new Date().toISOString(), ...(typeof e.error === 'string' ? { error: e.error.slice(0, 300) } : {}) };
 }
 
 function labelMap(value: unknown): Record<string, string> {
@@ -105,7 +113,8 @@ export function clusterEndpoints(deps: ManagerDeps): Endpoint[] {
         const body = await readJsonObject(call.req);
         const deployments = Array.isArray(body.deployments) ? (body.deployments as HostRecord['deployments']) : undefined;
         const httpPort = typeof body.httpPort === 'number' ? body.httpPort : deps.hosts.get(name).httpPort;
-        await deps.hosts.heartbeat(name, { capacity: capacityField(body.capacity), httpPort, ...(deployments ? { deployments } : {}), ...(typeof body.version === 'string' ? { version: body.version } : {}) });
+        const engine = engineField(body.engine);
+        await deps.hosts.heartbeat(name, { capacity: capacityField(body.capacity), httpPort, ...(deployments ? { deployments } : {}), ...(typeof body.version === 'string' ? { version: body.version } : {}), ...(engine ? { engine } : {}) });
         return { body: { ok: true, heartbeatMs: deps.hosts.heartbeatMs, peers: peersFor(deps.hosts, name, peerKey(deps.identity)) } };
       },
     },

@@ -1,5 +1,6 @@
 /**
  * The cluster manager's hosts: join tokens, the join itself, heartbeats, and each host's state.
+ * A host is also `down` while its heartbeats say its agent does not reach its Docker Engine.
  *
  * Join (once, over HTTPS with the manager's CA pinned by the fingerprint inside the join token):
  * the agent sends the one-time token, its name, address, labels, capacity, its own CA and a public
@@ -43,6 +44,8 @@ export interface HostSummary {
   joinedAt: string;
   lastSeen: string;
   version?: string;
+  /** Set while the host's agent does not reach its engine (the host is then `down`). */
+  engine?: { state: 'up' | 'down'; since: string; error?: string };
 }
 
 /** The parts of a join token: the manager CA's fingerprint (hex, no colons), the token's id and secret. */
@@ -134,7 +137,7 @@ export class HostRegistry {
 
   /** ready, down (no heartbeat for downAfterMs) or cordoned. */
   stateOf(h: HostRecord, now = Date.now()): HostSummary['state'] {
-    if (now - Date.parse(h.lastSeen) > this.downAfterMs) return 'down';
+    if (now - Date.parse(h.lastSeen) > this.downAfterMs || h.engine?.state === 'down') return 'down';
     return h.cordoned ? 'cordoned' : 'ready';
   }
 
@@ -175,9 +178,9 @@ export class HostRegistry {
   }
 
   /** Records a heartbeat of `name`: when it was seen, its capacity and deployments. */
-  async heartbeat(name: string, beat: Pick<HostRecord, 'capacity' | 'deployments' | 'httpPort'> & { version?: string }, now = new Date()): Promise<void> {
-    const h = this.get(name);
-    const next: HostRecord = { ...h, capacity: beat.capacity, httpPort: beat.httpPort, lastSeen: now.toISOString(), ...(beat.deployments ? { deployments: beat.deployments } : {}), ...(beat.version ? { version: beat.version } : {}) };
+  async heartbeat(name: string, beat: Pick<HostRecord, 'capacity' | 'deployments' | 'httpPort' | 'engine'> & { version?: string }, now = new Date()): Promise<void> {
+    const { engine: _engine, ...h } = this.get(name);
+    const next: HostRecord = { ...h, capacity: beat.capacity, httpPort: beat.httpPort, lastSeen: now.toISOString(), ...(beat.deployments ? { deployments: beat.deployments } : {}), ...(beat.version ? { version: beat.version } : {}), ...(beat.engine ? { engine: beat.engine } : {}) };
     this.#hosts.set(name, next);
     await this.#store.batch().putHost(next).write();
   }

@@ -60,7 +60,8 @@ export function managerEndpoints(deps: ManagerDeps): Endpoint[] {
 function runningHost(deps: ManagerDeps, hostName: string, deployment: string): HostRecord {
   const host = deps.hosts.get(hostName);
   if (deps.hosts.stateOf(host) === 'down') {
-    throw new DepadError('DEPAD_HOST_DOWN', `deployment ${deployment} runs on host ${hostName}, which is down (no heartbeat since ${host.lastSeen})`, {
+    const why = host.engine?.state === 'down' ? `its agent does not reach its engine since ${host.engine.since}` : `no heartbeat since ${host.lastSeen}`;
+    throw new DepadError('DEPAD_HOST_DOWN', `deployment ${deployment} runs on host ${hostName}, which is down (${why})`, {
       hint: `nothing is moved elsewhere (its data is on ${hostName}); start its agent again, then repeat the command`,
     });
   }

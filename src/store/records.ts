@@ -197,6 +197,8 @@ export interface HostRecord {
   cordoned: boolean;
   joinedAt: string;
   lastSeen: string;
+  /** Whether the agent reaches its host's engine, as its last heartbeat said (a host whose engine is down is `down`). */
+  engine?: { state: 'up' | 'down'; since: string; error?: string };
   /** The agent's version and the deployments it reported last. */
   version?: string;
   deployments?: { name: string; id: string; labels: Record<string, string>; status: string; /** Its HTTP route hostnames (peer routes, cluster/peers.ts). */ hostnames?: string[] }[];
