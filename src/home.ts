@@ -32,6 +32,11 @@ export function proxyStateDir(home: string): string {
   return path.join(home, 'proxy');
 }
 
+/** The cluster manager's unix socket in its home (`depad manager`; the local administrator). */
+export function managerSocketPath(home: string): string {
+  return path.join(home, 'manager.sock');
+}
+
 /** The agent's unix socket (its API for local clients): `<home>/agent.sock`. */
 export function agentSocketPath(home: string): string {
   return path.join(home, 'agent.sock');

@@ -9,13 +9,12 @@ import { existsSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
-import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import { socketAnswers } from '../../proxy/listeners.ts';
 import type { ProgressEvent } from '../deploy/context.ts';
 import { DepadError, ERROR_CODES } from '../errors.ts';
 import type { ErrorCode } from '../errors.ts';
-import { agentSocketPath } from '../home.ts';
+import { agentSocketPath, managerSocketPath } from '../home.ts';
 import { OPERATION_HEADER } from '../api/operations.ts';
 import { openAgentStream } from './ssh-transport.ts';
 import type { SshTarget } from './ssh-transport.ts';
@@ -263,7 +262,7 @@ const TLS_TRUST_ERRORS = /^(?:SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_C
 /** The client of the agent that owns `home`'s state, when one answers; undefined otherwise. */
 export async function localAgent(home: string): Promise<AgentClient | undefined> {
   // A home is an agent's or a cluster manager's (`<home>/manager.sock`): the CLI works with either alike.
-  for (const socketPath of [agentSocketPath(home), path.join(home, 'manager.sock')]) {
+  for (const socketPath of [agentSocketPath(home), managerSocketPath(home)]) {
     if (existsSync(socketPath) && (await socketAnswers(socketPath))) return new AgentClient({ kind: 'socket', socketPath, ...(socketPath.endsWith('manager.sock') ? { relays: true } : {}) });
   }
   return undefined;

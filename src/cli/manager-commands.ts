@@ -7,10 +7,9 @@
 import { Command } from 'commander';
 import { AgentClient, seg } from './agent-client.ts';
 import { agentFor } from './contexts.ts';
-import { managerSocketPath } from '../cluster/manager.ts';
 import type { HostSummary } from '../cluster/hosts.ts';
 import { DepadError } from '../errors.ts';
-import { resolveHome } from '../home.ts';
+import { managerSocketPath, resolveHome } from '../home.ts';
 import { bytesText } from '../config/budget.ts';
 import { labelsText } from '../labels.ts';
 import { printJson, processOutput, table, type Output } from './output.ts';

@@ -28,7 +28,7 @@ import { Engine } from '../engine/engine.ts';
 import { DepadError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { writePrivateFile } from '../private-file.ts';
-import { proxyStateDir } from '../home.ts';
+import { managerSocketPath, proxyStateDir } from '../home.ts';
 import type { TokenRecord } from '../store/records.ts';
 import { Store } from '../store/store.ts';
 import { HOST_PRINCIPAL, JOINER_ID } from './cluster-endpoints.ts';
@@ -60,10 +60,6 @@ export interface ManagerHandle {
   close(): Promise<void>;
 }
 
-/** The manager's unix socket in its home. */
-export function managerSocketPath(home: string): string {
-  return path.join(home, 'manager.sock');
-}
 
 /** The directory of the manager's CA, server and client certificates. */
 export function managerTlsDir(home: string): string {
