@@ -97,25 +97,34 @@ async function issueCa(now: Date, host: string): Promise<{ cert: string; key: st
 }
 
 async function issueServer(ca: { cert: string; key: string }, hostnames: string[], ips: string[], now: Date): Promise<{ cert: string; key: string }> {
-  const [forge, { privateKey, publicKey }] = await Promise.all([loadForge(), newKey()]);
+  const { privateKey, publicKey } = await newKey();
+  const cert = await signLeaf(ca, publicKey, hostnames[0] ?? ips[0] ?? 'depad agent', SERVER_DAYS, now, [
+    { name: 'extKeyUsage', serverAuth: true },
+    { name: 'subjectAltName', altNames: [...hostnames.map((value) => ({ type: 2, value })), ...ips.map((ip) => ({ type: 7, ip }))] },
+  ]);
+  return { cert, key: privateKey };
+}
+
+/** A leaf certificate for `publicKey` (common name `name`, `days` long) that `ca` signs, with `extensions` besides the usual ones. */
+async function signLeaf(ca: { cert: string; key: string }, publicKey: string, name: string, days: number, now: Date, extensions: object[]): Promise<string> {
+  const forge = await loadForge();
   const caCert = forge.pki.certificateFromPem(ca.cert);
   const cert = forge.pki.createCertificate();
   cert.publicKey = forge.pki.publicKeyFromPem(publicKey);
   cert.serialNumber = serial();
   cert.validity.notBefore = new Date(now.getTime() - 60_000);
-  cert.validity.notAfter = new Date(now.getTime() + SERVER_DAYS * DAY_MS);
-  cert.setSubject([{ name: 'commonName', value: hostnames[0] ?? ips[0] ?? 'depad agent' }]);
+  cert.validity.notAfter = new Date(now.getTime() + days * DAY_MS);
+  cert.setSubject([{ name: 'commonName', value: name }]);
   cert.setIssuer(caCert.subject.attributes);
   cert.setExtensions([
     { name: 'basicConstraints', cA: false, critical: true },
     { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
-    { name: 'extKeyUsage', serverAuth: true },
-    { name: 'subjectAltName', altNames: [...hostnames.map((value) => ({ type: 2, value })), ...ips.map((ip) => ({ type: 7, ip }))] },
+    ...extensions,
     { name: 'subjectKeyIdentifier' },
     { name: 'authorityKeyIdentifier', keyIdentifier: caCert.generateSubjectKeyIdentifier().getBytes() },
   ]);
   cert.sign(forge.pki.privateKeyFromPem(ca.key), forge.md.sha256.create());
-  return { cert: forge.pki.certificateToPem(cert), key: privateKey };
+  return forge.pki.certificateToPem(cert);
 }
 
 async function readIfExists(file: string): Promise<string | undefined> {
@@ -219,22 +228,5 @@ export async function newClientKey(): Promise<{ privateKey: string; publicKey: s
 export async function issueClientCert(dir: string, name: string, publicKey: string, now = new Date()): Promise<string> {
   const ca = await loadCa(dir);
   if (ca === undefined) throw new DepadError('DEPAD_TLS_INVALID', `${dir}: no CA to sign a client certificate with`, { hint: 'start the manager once to make its CA' });
-  const forge = await loadForge();
-  const caCert = forge.pki.certificateFromPem(ca.cert);
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = forge.pki.publicKeyFromPem(publicKey);
-  cert.serialNumber = serial();
-  cert.validity.notBefore = new Date(now.getTime() - 60_000);
-  cert.validity.notAfter = new Date(now.getTime() + CLIENT_DAYS * DAY_MS);
-  cert.setSubject([{ name: 'commonName', value: name }]);
-  cert.setIssuer(caCert.subject.attributes);
-  cert.setExtensions([
-    { name: 'basicConstraints', cA: false, critical: true },
-    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
-    { name: 'extKeyUsage', clientAuth: true },
-    { name: 'subjectKeyIdentifier' },
-    { name: 'authorityKeyIdentifier', keyIdentifier: caCert.generateSubjectKeyIdentifier().getBytes() },
-  ]);
-  cert.sign(forge.pki.privateKeyFromPem(ca.key), forge.md.sha256.create());
-  return forge.pki.certificateToPem(cert);
+  return signLeaf(ca, publicKey, name, CLIENT_DAYS, now, [{ name: 'extKeyUsage', clientAuth: true }]);
 }

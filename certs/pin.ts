@@ -77,3 +77,10 @@ export function fetchPinnedCa(host: string, port: number, fingerprint: string, o
     });
   });
 }
+
+/** SHA-256 fingerprint (`AB:CD:…`) of the certificate a TLS client presented, when it chains to the server's `ca`; else undefined. */
+export function verifiedPeerFingerprint(socket: { authorized?: boolean; getPeerCertificate?: () => PeerCertificate | undefined }): string | undefined {
+  if (typeof socket.getPeerCertificate !== 'function' || socket.authorized !== true) return undefined;
+  const raw = socket.getPeerCertificate()?.raw;
+  return raw ? new X509Certificate(raw).fingerprint256 : undefined;
+}

@@ -20,7 +20,10 @@ import type { UpdateTarget } from '../deploy/update.ts';
 import { BUNDLE_MAX_BYTES, unpackBundle, type Unpacked } from '../deploy/bundle.ts';
 import { DepadError, formatIssue } from '../errors.ts';
 import type { TokenRecord } from '../store/records.ts';
-import { booleanField, onlyFields, stringField, stringMapField, stringsField } from './body.ts';
+import { booleanField, labelsField, onlyFields, stringField, stringMapField, stringsField } from './body.ts';
+import type { DeploymentSpec } from '../config/spec.ts';
+import { loadGivenConfig } from '../deploy/update-target.ts';
+import { deploymentLabels } from '../labels.ts';
 
 /** One request, authenticated. */
 export interface Call {
@@ -199,4 +202,38 @@ export async function withBundle<T>(call: Call, body: Record<string, unknown>, f
   } finally {
     await unpacked.remove();
   }
+}
+
+/** A create body's fields and its config, loaded and checked against the token. */
+export interface CreateAsk {
+  name: string;
+  /** The labels given at create (`--label`, `--class`). */
+  labels: Record<string, string>;
+  env: Record<string, string>;
+  spec: DeploymentSpec;
+  /** The deployment's labels: the config's, then the given ones. */
+  allLabels: Record<string, string>;
+}
+
+/**
+ * Reads a create body (agent and cluster manager alike): its name, labels, variables and config
+ * (an uploaded bundle, the config text, or over the local socket a file). A token that selects by
+ * name only is refused before the config is read; every token is checked against the
+ * deployment's labels once it is. `fn` runs while an uploaded bundle is unpacked.
+ */
+export async function withCreateConfig<T>(call: Call, body: Record<string, unknown>, fn: (ask: CreateAsk) => Promise<T>): Promise<T> {
+  const name = stringField(body, 'name') as string;
+  call.deployment = name;
+  const scope = call.token.scope;
+  if (scope.kind === 'deploy' && Object.keys(scope.labels).length === 0) authorize(call.token, 'create', { name });
+  const labels = labelsField(body, 'labels');
+  const env = stringMapField(body, 'env');
+  return withBundle(call, body, async (unpacked) => {
+    const configText = unpacked === undefined ? configTextField(body) : undefined;
+    const given = unpacked !== undefined ? { configFile: unpacked.configFile, fromRemote: true } : configText !== undefined ? { configText } : { configFile: configFileField(call, body, true) as string };
+    const spec = (await loadGivenConfig(given, env))!;
+    const allLabels = deploymentLabels(spec, labels);
+    authorize(call.token, 'create', { name, labels: allLabels });
+    return fn({ name, labels, env, spec, allLabels });
+  });
 }

@@ -3,23 +3,21 @@
  * the checks on its inputs (paths, bodies, files). The dispatch, authentication and streaming are
  * in handler.ts; the OpenAPI document is built from this table.
  */
-import { authorize, createToken, parseScope, revokeToken, selects } from '../auth/tokens.ts';
+import { createToken, parseScope, revokeToken, selects } from '../auth/tokens.ts';
 import { createDeployment } from '../deploy/create.ts';
 import { destroyDeployment, lifecycleOperation } from '../deploy/lifecycle.ts';
 import { listDeploymentViews, listRevisions, readLogs, viewDeployment } from '../deploy/status.ts';
 import { deploymentUsage } from '../deploy/usage.ts';
 import { currentTarget, findWorkflow, runWorkflow } from '../deploy/workflows.ts';
 import { WORKFLOW_NAME } from '../config/workflows.ts';
-import { loadGivenConfig } from '../deploy/update-target.ts';
 import { planUpdate, rollbackDeployment, rollbackRequest, updateDeployment, updateRequestFor } from '../deploy/update.ts';
 import { previewUpdate } from '../deploy/update-preview.ts';
 import type { UpdateOutcome, UpdateResult } from '../deploy/update.ts';
 import { DepadError } from '../errors.ts';
-import { deploymentLabels } from '../labels.ts';
-import { booleanField, booleanQuery, labelsField, onlyFields, readJsonObject, readOptionalJsonObject, stringField, stringMapField, stringsField } from './body.ts';
+import { booleanField, booleanQuery, onlyFields, readJsonObject, readOptionalJsonObject, stringField, stringsField } from './body.ts';
 import { openApiDocument } from './openapi.ts';
 import { cancelOperation } from './operations.ts';
-import { BUNDLE_BODY_BYTES, withBundle, configFileField, configTextField, dryRunField, lifecycleOptions, pullField, ref, scopedDeployment, updateTarget } from './call.ts';
+import { BUNDLE_BODY_BYTES, withBundle, withCreateConfig, dryRunField, lifecycleOptions, pullField, ref, scopedDeployment, updateTarget } from './call.ts';
 import type { Call, Endpoint } from './call.ts';
 import { BULK_ENDPOINTS } from './bulk-endpoints.ts';
 import { DOCTOR_ENDPOINTS } from './doctor-endpoints.ts';
@@ -73,18 +71,7 @@ function coreEndpoints(): Endpoint[] {
     run: async (call) => {
       const body = await readJsonObject(call.req, BUNDLE_BODY_BYTES);
       onlyFields(body, ['name', 'configFile', 'config', 'configName', 'bundle', 'env', 'labels', 'pull', 'wait']);
-      const name = stringField(body, 'name') as string;
-      call.deployment = name;
-      const scope = call.token.scope;
-      // A token that selects by name only is refused before the config is read.
-      if (scope.kind === 'deploy' && Object.keys(scope.labels).length === 0) authorize(call.token, 'create', { name });
-      const labels = labelsField(body, 'labels');
-      const env = stringMapField(body, 'env');
-      return withBundle(call, body, async (unpacked) => {
-        const configText = unpacked === undefined ? configTextField(body) : undefined;
-        const given = unpacked !== undefined ? { configFile: unpacked.configFile, fromRemote: true } : configText !== undefined ? { configText } : { configFile: configFileField(call, body, true) as string };
-        const spec = (await loadGivenConfig(given, env))!;
-        authorize(call.token, 'create', { name, labels: deploymentLabels(spec, labels) });
+      return withCreateConfig(call, body, async ({ name, spec, env, labels }) => {
         const record = await createDeployment(call.ctx, { name, spec, env, labels, pull: pullField(body), wait: body.wait === undefined || booleanField(body, 'wait') });
         return { status: 201, body: await viewDeployment(call.ctx, record) };
       });

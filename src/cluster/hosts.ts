@@ -141,6 +141,23 @@ export class HostRegistry {
     return h.cordoned ? 'cordoned' : 'ready';
   }
 
+  /** The host that runs `deployment`, refusing one that is down (DEPAD_HOST_DOWN, saying why): nothing is tried elsewhere. */
+  running(name: string, deployment: string): HostRecord {
+    const host = this.get(name);
+    if (this.stateOf(host) === 'down') {
+      const why = host.engine?.state === 'down' ? `its agent does not reach its engine since ${host.engine.since}` : `no heartbeat since ${host.lastSeen}`;
+      throw new DepadError('DEPAD_HOST_DOWN', `deployment ${deployment} runs on host ${name}, which is down (${why})`, {
+        hint: `nothing is moved elsewhere (its data is on ${name}); start its agent again, then repeat the command`,
+      });
+    }
+    return host;
+  }
+
+  /** The hosts that are not down (ready or cordoned): those the manager asks. */
+  answering(now = Date.now()): HostRecord[] {
+    return this.list().filter((h) => this.stateOf(h, now) !== 'down');
+  }
+
   /** Joins an agent: the token is checked and used up, its client certificate issued. */
   async join(request: JoinRequest, now = new Date()): Promise<JoinAnswer> {
     const { id, secret } = parseJoinToken(request.token);

@@ -23,7 +23,7 @@ import type { UpdateOutcome } from '../deploy/update.ts';
 import type { UpdatePreview } from '../deploy/update-preview.ts';
 import { DepadError } from '../errors.ts';
 import { labelsText, matchesSelector } from '../labels.ts';
-import type { HostRecord, PlacementRecord, RevisionRecord } from '../store/records.ts';
+import type { PlacementRecord, RevisionRecord } from '../store/records.ts';
 import { callHost } from './host-client.ts';
 import type { ManagerDeps } from './manager-endpoints.ts';
 
@@ -53,20 +53,9 @@ function select(deps: ManagerDeps, call: Call, body: Record<string, unknown>): {
   return { selector, maxParallel, picked };
 }
 
-/** The host of `p`, or DEPAD_HOST_DOWN when its heartbeats stopped. */
-function hostOf(deps: ManagerDeps, p: PlacementRecord): HostRecord {
-  const host = deps.hosts.get(p.host);
-  if (deps.hosts.stateOf(host) === 'down') {
-    throw new DepadError('DEPAD_HOST_DOWN', `deployment ${p.name} runs on host ${p.host}, which is down (no heartbeat since ${host.lastSeen})`, {
-      hint: `nothing is moved elsewhere (its data is on ${p.host}); start its agent again, then repeat the command`,
-    });
-  }
-  return host;
-}
-
 /** Calls `path` of deployment `p` on its host as the manager. */
 function onHost<T>(deps: ManagerDeps, call: Call, p: PlacementRecord, method: 'GET' | 'POST', rest: string, body?: Record<string, unknown>, progress = false): Promise<T> {
-  return callHost<T>(hostOf(deps, p), deps.identity, {
+  return callHost<T>(deps.hosts.running(p.host, p.name), deps.identity, {
     method,
     path: `/v1/deployments/${encodeURIComponent(p.name)}${rest}`,
     ...(body === undefined ? {} : { body }),

@@ -13,14 +13,11 @@
 import { authorize, selects } from '../auth/tokens.ts';
 import { ENDPOINTS } from '../api/endpoints.ts';
 import type { Call, Endpoint } from '../api/call.ts';
-import { BUNDLE_BODY_BYTES, configFileField, configTextField, withBundle } from '../api/call.ts';
-import { labelsField, readJsonObject, readOptionalJsonObject, stringField, stringMapField } from '../api/body.ts';
+import { BUNDLE_BODY_BYTES, withCreateConfig } from '../api/call.ts';
+import { readJsonObject, readOptionalJsonObject, stringField } from '../api/body.ts';
 import { openApiDocument } from '../api/openapi.ts';
-import { loadGivenConfig } from '../deploy/update-target.ts';
 import type { DeploymentView } from '../deploy/status.ts';
 import { DepadError } from '../errors.ts';
-import { deploymentLabels } from '../labels.ts';
-import type { HostRecord } from '../store/records.ts';
 import { callHost, type ManagerIdentity } from './host-client.ts';
 import { clusterEndpoints } from './cluster-endpoints.ts';
 import type { HostRegistry } from './hosts.ts';
@@ -56,18 +53,6 @@ export function managerEndpoints(deps: ManagerDeps): Endpoint[] {
   return table;
 }
 
-/** The host that runs placement `name`, refusing one that is down. */
-function runningHost(deps: ManagerDeps, hostName: string, deployment: string): HostRecord {
-  const host = deps.hosts.get(hostName);
-  if (deps.hosts.stateOf(host) === 'down') {
-    const why = host.engine?.state === 'down' ? `its agent does not reach its engine since ${host.engine.since}` : `no heartbeat since ${host.lastSeen}`;
-    throw new DepadError('DEPAD_HOST_DOWN', `deployment ${deployment} runs on host ${hostName}, which is down (${why})`, {
-      hint: `nothing is moved elsewhere (its data is on ${hostName}); start its agent again, then repeat the command`,
-    });
-  }
-  return host;
-}
-
 /** A path about one deployment, relayed to its host. */
 function relay(deps: ManagerDeps, e: Endpoint): Endpoint {
   return {
@@ -76,7 +61,7 @@ function relay(deps: ManagerDeps, e: Endpoint): Endpoint {
       const placement = deps.placements.resolve(call.params[0] ?? '');
       call.deployment = placement.name;
       authorize(call.token, e.action, { name: placement.name, labels: placement.labels });
-      const host = runningHost(deps, placement.host, placement.name);
+      const host = deps.hosts.running(placement.host, placement.name);
       const body = e.method === 'GET' ? undefined : await readOptionalJsonObject(call.req, BUNDLE_BODY_BYTES);
       // The host's agent knows the deployment by the same name; the rest of the path and the query as given.
       const rest = call.url.pathname.slice(`/v1/deployments/${encodeURIComponent(call.params[0] ?? '')}`.length);
@@ -116,7 +101,7 @@ function listEndpoint(deps: ManagerDeps): Endpoint {
     action: 'ls',
     summary: 'List the deployments the token selects, on every host (depad ls; each view has its host)',
     run: async (call) => {
-      const ready = deps.hosts.list().filter((h) => deps.hosts.stateOf(h) !== 'down');
+      const ready = deps.hosts.answering();
       const lists = await Promise.all(ready.map(async (h) => (await callHost<DeploymentView[]>(h, deps.identity, { method: 'GET', path: '/v1/deployments' })).map((v) => ({ ...v, host: h.name }))));
       // Deployments of a host that is down: what the manager knows, status unknown.
       const down = deps.placements.list().filter((p) => p.state === 'placed' && !ready.some((h) => h.name === p.host));
@@ -141,21 +126,9 @@ function createEndpoint(deps: ManagerDeps): Endpoint {
     run: async (call) => {
       const body = await readJsonObject(call.req, BUNDLE_BODY_BYTES);
       if (body.configFile !== undefined) throw new DepadError('DEPAD_USAGE', 'the manager relays configs to other hosts: send the config itself (config and configName, or bundle), not a file path', { hint: 'the depad CLI does so by itself; update it if it sent a path' });
-      const name = stringField(body, 'name') as string;
-      call.deployment = name;
-      const scope = call.token.scope;
-      if (scope.kind === 'deploy' && Object.keys(scope.labels).length === 0) authorize(call.token, 'create', { name });
-      const labels = labelsField(body, 'labels');
-      const env = stringMapField(body, 'env');
       const only = stringField(body, 'host', true);
       const dryRun = body.dryRun === true;
-      const spec = await withBundle(call, body, async (unpacked) => {
-        const configText = unpacked === undefined ? configTextField(body) : undefined;
-        const given = unpacked !== undefined ? { configFile: unpacked.configFile, fromRemote: true } : configText !== undefined ? { configText } : { configFile: configFileField(call, body, true) as string };
-        return (await loadGivenConfig(given, env))!;
-      });
-      const all = deploymentLabels(spec, labels);
-      authorize(call.token, 'create', { name, labels: all });
+      const { name, spec, allLabels: all } = await withCreateConfig(call, body, async (ask) => ask);
       const { host: _host, dryRun: _dry, ...forward } = body;
       const placement = await placing(async () => {
         const choice = choosePlacement(deps, { name, labels: all, spec, ...(only === undefined ? {} : { host: only }) });
@@ -189,13 +162,13 @@ function healthEndpoint(deps: ManagerDeps): Endpoint {
       if (ref !== null) {
         const placement = deps.placements.resolve(ref);
         authorize(call.token, base.action, { name: placement.name, labels: placement.labels });
-        const host = runningHost(deps, placement.host, placement.name);
+        const host = deps.hosts.running(placement.host, placement.name);
         const q = new URLSearchParams(call.url.searchParams);
         q.set('deployment', placement.name);
         return { body: await callHost(host, deps.identity, { method: 'GET', path: `/v1/health?${q}` }) };
       }
       authorize(call.token, base.action);
-      const ready = deps.hosts.list().filter((h) => deps.hosts.stateOf(h) !== 'down');
+      const ready = deps.hosts.answering();
       const rows = await Promise.all(ready.map(async (h) => ((await callHost<Array<{ deployment: string }>>(h, deps.identity, { method: 'GET', path: `/v1/health${call.url.search}` })) ?? []).map((r) => ({ ...r, host: h.name }))));
       const visible = (r: { deployment: string }) => {
         const p = deps.placements.list().find((x) => x.name === r.deployment);

@@ -7,14 +7,13 @@
  * The join pins the manager's CA by the fingerprint inside the join token, so the token is only
  * ever sent to that manager. After the join no secret travels: both sides present certificates.
  */
-import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { newClientKey } from '../../certs/local-ca.ts';
-import { fetchPinnedCa, normalizeFingerprint } from '../../certs/pin.ts';
+import { fetchPinnedCa, normalizeFingerprint, verifiedPeerFingerprint } from '../../certs/pin.ts';
 import { AgentClient } from '../cli/agent-client.ts';
 import { DepadError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
@@ -112,13 +111,7 @@ const MANAGER_ADMIN: TokenRecord = Object.freeze({ id: 'cluster-manager', name: 
 
 /** Who a request to the agent's API acts as when it presents the manager's certificate: the manager, as admin. */
 export function managerPrincipal(membership: Membership): (req: IncomingMessage) => TokenRecord | undefined {
-  return (req) => {
-    const socket = req.socket as TLSSocket;
-    if (typeof socket.getPeerCertificate !== 'function' || !socket.authorized) return undefined;
-    const raw = socket.getPeerCertificate()?.raw;
-    if (!raw) return undefined;
-    return new X509Certificate(raw).fingerprint256 === membership.managerCertFingerprint ? MANAGER_ADMIN : undefined;
-  };
+  return (req) => (verifiedPeerFingerprint(req.socket as TLSSocket) === membership.managerCertFingerprint ? MANAGER_ADMIN : undefined);
 }
 
 /** Sends a heartbeat every `membership.heartbeatMs` until stopped; failures are logged, once per outage; `onAnswer` gets each answer (peer routes). */
