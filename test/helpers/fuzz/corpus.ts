@@ -137,6 +137,8 @@ const responses: [string, string, Parameters<typeof responseCase>[1]][] = [
   ['response-length-padded', `HTTP/1.1 200 OK\r\nContent-Length:  5\r\n\r\nhello`, {}],
   ['response-trailer-transfer-encoding-to-http10', `HTTP/1.1 200 OK\r\n${chunked}\r\n${chunk('hello')}0\r\nTransfer-Encoding: chunked\r\n\r\n`, { version: '1.0', close: true }],
   ['response-chunked-truncated-to-http10', `HTTP/1.1 200 OK\r\n${chunked}\r\n1\r\n`, { version: '1.0', close: true }],
+  // Seed 20261203 (late in the run, 502 on time when replayed): a status line ended by a bare LF, one write, then the upstream closes.
+  ['response-bare-lf-status-line-then-close', `HTTP/1.1 404 OK\nContent-Type: text/plain\r\nX-Empty:\t\r\n\r\nxxxxxxxxxxx`, { close: true }],
 ];
 
 /** The named corpus cases, request side first. */
