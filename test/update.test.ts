@@ -56,6 +56,13 @@ test('update -s web --image: a new instance on the same published port (stop-fir
   t.deepEqual(history.map((x) => [x.number, x.source, x.changed, x.current]), [[1, 'create', ['db', 'web', 'worker'], false], [2, 'update', ['web'], true]]);
   t.deepEqual(history[1]!.overrides, { web: 'depad-example/app:2' });
   t.regex((await h.run(['update', name, '-s', 'web', '--image', 'depad-example/app:2'])).stdout, /no changes: .* stays at revision 2/);
+  // The current config is the file with the image given: new variables keep it; a config file given again does not, and says so.
+  const withVars = await h.run(['diff', name, '-e', 'DEPAD_TEST_UNUSED=1']);
+  t.is(withVars.code, 0, withVars.stderr);
+  t.notRegex(withVars.stdout, /app:2 → depad-example\/app:1/, withVars.stdout);
+  const withFile = await h.run(['diff', name, '-f', clinic]);
+  t.regex(withFile.stdout, /~ web: new instance: image depad-example\/app:2 → depad-example\/app:1/);
+  t.regex(withFile.stderr, /web ran depad-example\/app:2, given with --image for an earlier revision; the new config's image applies now/);
 });
 
 test('a new instance that never becomes healthy changes nothing', async (t) => {

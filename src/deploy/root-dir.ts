@@ -46,7 +46,7 @@ export async function writeRevision(
     write(path.join(revDir, 'docker-compose.yml'), rendered.compose),
     write(path.join(revDir, 'env.json'), JSON.stringify(env, keptEnv, 2) + '\n'),
     writePlan(rootDir, n, rendered),
-    write(path.join(revDir, 'spec.json'), JSON.stringify({ ...spec, positions: undefined, imageOverrides: undefined }, null, 2) + '\n'),
+    write(path.join(revDir, 'spec.json'), JSON.stringify({ ...spec, positions: undefined }, null, 2) + '\n'),
   ]);
   await copyBindSources(rootDir, spec);
   await writeSecretFiles(rootDir, spec);

@@ -72,17 +72,24 @@ export async function updateRequestFor(record: DeploymentRecord, target: UpdateT
     // The same config with new variables: replica counts set by depad scale stay.
     const counts = Object.fromEntries(Object.values(again.spec.services).filter((s) => current.spec.services[s.name] !== undefined && (current.spec.services[s.name]!.replicas ?? 1) !== (s.replicas ?? 1)).map((s) => [s.name, current.spec.services[s.name]!.replicas ?? 1]));
     spec = Object.keys(counts).length > 0 ? withReplicas(again.spec, counts) : again.spec;
+    // ... and so do images given earlier with -s --image: the current config is the file with them.
+    const earlier = Object.fromEntries(Object.entries(current.spec.imageOverrides ?? {}).filter(([s]) => spec?.services[s] !== undefined && overrides[s] === undefined));
+    if (Object.keys(earlier).length > 0) spec = withImages(spec, earlier);
     if (again.copy) reuse = await keptBuilds(record, current.spec, spec);
   }
   const scale = target.scale ?? {};
   if (spec === undefined && (Object.keys(overrides).length > 0 || Object.keys(scale).length > 0)) {
-    return { spec: withReplicas(withImages(current.spec, overrides), scale), env, overrides, pull: target.pull ?? 'missing', reuseImages: 'current' };
+    return { spec: withReplicas(withImages(current.spec, overrides), scale), env, overrides: { ...current.spec.imageOverrides, ...overrides }, pull: target.pull ?? 'missing', reuseImages: 'current' };
   }
   if (spec === undefined) throw new DepadError('DEPAD_USAGE', 'say what to update to: -f <config file>, -e KEY=VALUE (the current config with new variables), -s <service> --image <ref>, or --scale <service>=<n>');
   for (const key of Object.keys(current.env).sort()) {
     if (!(key in env)) target.notice?.(`variable ${key} was set for revision ${record.revision} and is not set now (--reset-env): the config's default applies`);
   }
-  return { spec: withReplicas(withImages(spec, overrides), scale), env, overrides, pull: target.pull ?? 'missing', ...(reuse === undefined ? {} : { reuseCurrentFor: reuse }) };
+  const imaged = withImages(spec, overrides);
+  for (const [service, image] of Object.entries(current.spec.imageOverrides ?? {}).sort()) {
+    if (imaged.imageOverrides?.[service] === undefined && spec.services[service] !== undefined) target.notice?.(`${service} ran ${image}, given with --image for an earlier revision; the new config's image applies now`);
+  }
+  return { spec: withReplicas(imaged, scale), env, overrides: { ...imaged.imageOverrides }, pull: target.pull ?? 'missing', ...(reuse === undefined ? {} : { reuseCurrentFor: reuse }) };
 }
 
 /**
