@@ -126,10 +126,16 @@ test('the agent restarts a joiner whose owner was restarted behind its back, and
   const before = await containers(h, name);
 
   await run('docker', ['restart', '-t', '1', before.gate!.container]); // behind depad's back: web is left in namespaces that are gone
+  let seen = '';
   await until('the agent to restart web', async () => {
     const now = await containers(h, name);
+    seen = `gate started ${now.gate?.startedAt}, web started ${now.web?.startedAt}`;
     return now.web !== undefined && now.gate !== undefined && Date.parse(now.web.startedAt!) > Date.parse(now.gate.startedAt!);
-  }, 30_000);
+  }, 30_000).catch(async (error: Error) => {
+    // What the agent saw and did, to tell a missed event from a slow restart.
+    const events = await agentEvents(agentSocketPath(h.home)).catch(() => []);
+    throw new Error(`${error.message}; ${seen}; the agent's events: ${JSON.stringify(events.slice(-12))}`);
+  });
   await until('the route to answer again', async () => (await proxyGet(agent.facts.httpPort, host, '/count').catch(() => 0)) === 200, 20_000);
   const events = await agentEvents(agentSocketPath(h.home));
   t.true(events.some((e) => e.kind === 'instance-restarted' && e.service === 'web' && /started after it, and it shares/.test(e.detail ?? '')), 'the restart is reported with its reason');
