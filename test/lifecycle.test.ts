@@ -20,13 +20,16 @@ test('lifecycle keeps ports and destroy leaves nothing', async (t) => {
   // Per service, by ID prefix.
   const byPrefix = first.id.slice(0, 8);
   t.is((await h.run(['stop', byPrefix, '-s', 'worker'])).code, 0);
-  t.deepEqual(states(await h.json<DeploymentView>(['inspect', name])), { db: 'running', web: 'running', worker: 'exited' });
+  const one = await h.json<DeploymentView>(['inspect', name]);
+  t.deepEqual(states(one), { db: 'running', web: 'running', worker: 'exited' });
+  t.deepEqual(one.stoppedServices, ['worker'], 'kept down on its own (the agent leaves it so)');
   t.is((await h.run(['deployment', 'start', first.id, '--service', 'worker'])).code, 0);
   t.is(states(await h.json<DeploymentView>(['inspect', name])).worker, 'running');
   t.is((await h.run(['restart', name, '-s', 'web'])).code, 0);
   const restarted = await h.json<DeploymentView>(['inspect', name]);
   t.not(restarted.services.find((s) => s.name === 'web')!.instances[0]!.startedAt, startedAt, 'web was restarted');
   t.is(restarted.services.find((s) => s.name === 'web')!.instances[0]!.health, 'healthy', 'restart waits for health');
+  t.is(restarted.stoppedServices, undefined, 'a restarted service is not left marked stopped (the agent would stop it)');
 
   // Whole deployment: stop keeps the port registry; start brings it back on the same ports.
   const stopped = await h.run(['stop', name]);
@@ -41,6 +44,7 @@ test('lifecycle keeps ports and destroy leaves nothing', async (t) => {
   t.is((await h.run(['restart', name])).code, 0);
   const up = await h.json<DeploymentView>(['inspect', name]);
   t.is(up.status, 'running');
+  t.is(up.desired, 'running', 'a restarted deployment is not left desired stopped (the agent would stop it)');
   t.deepEqual(up.ports, first.ports, 'ports unchanged across stop, start and restart');
   t.is((await httpGet(webPort, '/cgi-bin/visits')).status, 200);
 

@@ -115,7 +115,7 @@ export function printList(output: Output, views: readonly DeploymentView[], quie
 export function printInspect(output: Output, view: DeploymentView, revisions: ReadonlyArray<{ number: number; configFile: string; configSha256: string; createdAt: string }>): void {
   if (output.json) return printJson(output, { ...view, revisions });
   output.out(deploymentHeadline(view));
-  output.out(`  id:       ${view.id}\n  root:     ${view.rootDir}\n  desired:  ${view.desired}\n  labels:   ${labelsText(view.labels)}\n  created:  ${view.createdAt}\n  updated:  ${view.updatedAt}\n`);
+  output.out(`  id:       ${view.id}\n  root:     ${view.rootDir}\n  desired:  ${view.desired}${view.stoppedServices?.length ? ` (stopped on their own: ${view.stoppedServices.join(', ')})` : ''}\n  labels:   ${labelsText(view.labels)}\n  created:  ${view.createdAt}\n  updated:  ${view.updatedAt}\n`);
   for (const n of view.subnets ?? []) output.out(`  subnet:   ${n.network} ${n.asked} → ${n.given}\n`);
   for (const line of heldSummary(view.held ?? {})) output.out(`  held:     ${line}\n`);
   for (const r of revisions) output.out(`  revision ${r.number}: ${path.basename(r.configFile)} (config ${r.configSha256.slice(0, 12)}, ${r.createdAt})\n`);

@@ -59,8 +59,9 @@ export async function stopDeployment(ctx: OpContext, record: DeploymentRecord, g
 
 /** Stops then starts; the instances keep their containers, ports and volumes. */
 export async function restartDeployment(ctx: OpContext, record: DeploymentRecord, options: LifecycleOptions = {}): Promise<DeploymentRecord> {
-  await stopDeployment(ctx, record, options);
-  return startDeployment(ctx, record, options);
+  // The start goes on from the record the stop wrote (desired: stopped), so that it writes running again.
+  const stopped = await stopDeployment(ctx, record, options);
+  return startDeployment(ctx, stopped, options);
 }
 
 function inOrder(order: readonly string[], services: readonly string[]): string[] {

@@ -63,6 +63,8 @@ export interface DeploymentView {
   /** running (all up), stopped (none up), partial, or a transient phase. */
   status: string;
   desired: DeploymentRecord['desired'];
+  /** Services stopped on their own (`depad stop -s`): they stay down while the rest runs. */
+  stoppedServices?: string[];
   revision: number;
   /** What selectors match (`class` among them). */
   labels: Record<string, string>;
@@ -126,6 +128,7 @@ export async function viewDeployment(ctx: OpContext, record: DeploymentRecord, i
     name: record.name,
     status,
     desired: record.desired,
+    ...(record.stoppedServices?.length ? { stoppedServices: [...record.stoppedServices] } : {}),
     revision: record.revision,
     labels: record.labels ?? {},
     createdAt: record.createdAt,
