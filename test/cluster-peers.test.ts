@@ -3,12 +3,16 @@
  * that are not down and every hostname they reported; its own, a down host's, malformed hostnames
  * and hosts without an IP address are left out; a hostname two hosts report goes to the first by
  * name; the agent's heartbeat groups its proxy's HTTP hostnames by deployment; the peer key is
- * stable for one manager key and differs for another; the proxy accepts the table as made.
+ * stable for one manager key and differs for another; the proxy accepts the table as made; the
+ * cluster's hostname owners (a create through the manager may not take another deployment's).
  */
 import test from 'ava';
 import { parsePeerTable } from '../proxy/peer-routes.ts';
 import type { RouteSnapshot } from '../proxy/types.ts';
-import { deploymentHostnames, peerKey, peersFor } from '../src/cluster/peers.ts';
+import { clusterRouteOwners, deploymentHostnames, peerKey, peersFor } from '../src/cluster/peers.ts';
+import { parseConfig } from '../src/config/index.ts';
+import { assertHostsUnowned } from '../src/deploy/preflight.ts';
+import type { DepadError } from '../src/errors.ts';
 import type { HostRecord } from '../src/store/records.ts';
 
 const NOW = Date.parse('2026-12-01T12:00:00Z');
@@ -70,4 +74,27 @@ test('the peer key: 43 base64url characters, the same for one manager key, anoth
   t.regex(one, /^[A-Za-z0-9_-]{43}$/);
   t.is(peerKey({ cert: 'other cert', key: 'key one' }), one);
   t.not(peerKey({ cert: '', key: 'key two' }), one);
+});
+
+test("the cluster's hostname owners: every host's report, down hosts too, and creates not reported yet", (t) => {
+  const hosts = registry([
+    host('host-1', '10.0.0.1', [{ name: 'shop', hostnames: ['shop.test'] }]),
+    host('host-2', '10.0.0.2', [{ name: 'blog', hostnames: ['blog.test'] }], NOW - 60_000),
+  ]);
+  const placements = [
+    { name: 'shop', host: 'host-1', hostnames: ['old.shop.test'] }, // reported: its host's report wins over what it asked at create
+    { name: 'new', host: 'host-2', hostnames: ['new.test'] },
+  ];
+  const owners = clusterRouteOwners(hosts, placements);
+  t.deepEqual(Object.fromEntries(owners), {
+    'shop.test': { deployment: 'shop', host: 'host-1' },
+    'blog.test': { deployment: 'blog', host: 'host-2' },
+    'new.test': { deployment: 'new', host: 'host-2' },
+  });
+  const spec = (hostname: string) => parseConfig(`services:\n  web:\n    image: app:1\n    x-depad: {expose: http, port: 8080, hostnames: [${hostname}]}\n`, '/tmp/depad.yml', {});
+  const refused = t.throws(() => assertHostsUnowned('other', spec('new.test'), owners));
+  t.is((refused as DepadError).code, 'DEPAD_NAME_TAKEN');
+  t.regex(refused!.message, /^\/tmp\/depad\.yml:4:\d+ services\.web\.x-depad\.hostnames\[0\]: host new\.test is already routed to deployment new on host host-2$/);
+  t.notThrows(() => assertHostsUnowned('new', spec('new.test'), owners), 'its own hostnames are not a clash (a create again after a destroy)');
+  t.notThrows(() => assertHostsUnowned('other', spec('free.test'), owners));
 });

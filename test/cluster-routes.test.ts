@@ -72,6 +72,13 @@ test('a hostname of a deployment on host-1 answers through host-2: keep-alive, X
   t.is(envOf(first.body, 'HTTP_X_FORWARDED_HOST'), hostname);
   t.is(envOf(first.body, 'HTTP_X_DEPAD_VIA'), undefined, 'the mark never reaches the container');
 
+  // A hostname is the cluster's, as a name is: another deployment asking for it on the other host is refused, naming the owner.
+  const rival = `${name}-b`;
+  const clash = await manager.run(['create', '-n', rival, '-f', file, '--on-host', 'host-2']);
+  t.is(clash.code, 5, clash.stderr);
+  t.regex(clash.stderr, new RegExp(`services\\.web\\.x-depad\\.hostnames\\[0\\]: host ${hostname.replace(/\./g, '\\.')} is already routed to deployment ${name} on host host-1`));
+  t.is((await manager.run(['ls', '-q'])).stdout, `${name}\n`, 'the refused create left nothing');
+
   // Keep-alive: several requests on one client connection, over one connection from host-2's proxy to host-1's.
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   t.teardown(() => agent.destroy());

@@ -22,6 +22,8 @@ import { callHost, type ManagerIdentity } from './host-client.ts';
 import { clusterEndpoints } from './cluster-endpoints.ts';
 import type { HostRegistry } from './hosts.ts';
 import { choosePlacement } from './choose.ts';
+import { clusterRouteOwners } from './peers.ts';
+import { assertHostsUnowned, routedHostnames } from '../deploy/preflight.ts';
 import type { Placements } from './placements.ts';
 import { serialQueue } from '../serial.ts';
 import { managerBulkEndpoints } from './manager-bulk.ts';
@@ -131,9 +133,12 @@ function createEndpoint(deps: ManagerDeps): Endpoint {
       const { name, spec, allLabels: all } = await withCreateConfig(call, body, async (ask) => ask);
       const { host: _host, dryRun: _dry, ...forward } = body;
       const placement = await placing(async () => {
+        // Hostnames are the cluster's, as names are: every host's proxy serves all of them (peers.ts).
+        assertHostsUnowned(name, spec, clusterRouteOwners(deps.hosts, deps.placements.list()));
         const choice = choosePlacement(deps, { name, labels: all, spec, ...(only === undefined ? {} : { host: only }) });
         if (dryRun) return { dry: choice.result };
-        const placed = await deps.placements.reserve({ name, host: choice.host, labels: all, ...(all.class ? { class: all.class } : {}), need: choice.need });
+        const hostnames = routedHostnames(spec, name);
+        const placed = await deps.placements.reserve({ name, host: choice.host, labels: all, ...(all.class ? { class: all.class } : {}), need: choice.need, ...(hostnames.length ? { hostnames } : {}) });
         return { placed, result: choice.result };
       });
       if ('dry' in placement) return { body: { dryRun: true, placement: placement.dry } };

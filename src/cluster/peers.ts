@@ -13,7 +13,8 @@ import type { PeerTable } from '../../proxy/peer-routes.ts';
 import { HOSTNAME } from '../../proxy/routes.ts';
 import type { RouteSnapshot } from '../../proxy/types.ts';
 import type { Logger } from '../logger.ts';
-import type { HostRecord } from '../store/records.ts';
+import type { RouteOwner } from '../deploy/preflight.ts';
+import type { HostRecord, PlacementRecord } from '../store/records.ts';
 import type { ManagerIdentity } from './host-client.ts';
 import type { HostRegistry } from './hosts.ts';
 
@@ -30,6 +31,27 @@ export function deploymentHostnames(snapshot: RouteSnapshot): Map<string, string
  */
 export function peerKey(identity: ManagerIdentity): string {
   return createHmac('sha256', identity.key).update('depad cluster peer key v1').digest('base64url');
+}
+
+/**
+ * Who routes each HTTP hostname of the cluster: what the hosts' heartbeats report (down hosts too:
+ * their deployments keep their names), and, for a placement its host has not reported yet (a
+ * create under way or just done), the hostnames its config routed at create.
+ */
+export function clusterRouteOwners(hosts: Pick<HostRegistry, 'list'>, placements: readonly Pick<PlacementRecord, 'name' | 'host' | 'hostnames'>[]): Map<string, RouteOwner> {
+  const owners = new Map<string, RouteOwner>();
+  const reported = new Set<string>();
+  for (const h of [...hosts.list()].sort((a, b) => a.name.localeCompare(b.name))) {
+    for (const d of h.deployments ?? []) {
+      reported.add(d.name);
+      for (const hostname of hostnamesOf(d)) if (!owners.has(hostname)) owners.set(hostname, { deployment: d.name, host: h.name });
+    }
+  }
+  for (const p of placements) {
+    if (reported.has(p.name)) continue;
+    for (const hostname of p.hostnames ?? []) if (!owners.has(hostname)) owners.set(hostname, { deployment: p.name, host: p.host });
+  }
+  return owners;
 }
 
 /** The hostnames a heartbeat reported for one deployment: lowercase hostnames only, anything else dropped. */

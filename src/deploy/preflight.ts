@@ -16,10 +16,11 @@ import type { OpContext } from './context.ts';
 import { placeholderPorts, withSpecReplicas } from './port-plan.ts';
 import { readPlanForView } from './root-dir.ts';
 
-/** Who routes a hostname. */
-interface Owner {
+/** Who routes a hostname (`host`: the cluster host that runs it, for the manager's check). */
+export interface RouteOwner {
   deployment: string;
   service?: string;
+  host?: string;
 }
 
 /**
@@ -29,8 +30,17 @@ interface Owner {
  * DEPAD_CONFIG_INVALID when two of its own services ask for the same one.
  */
 export async function assertRoutesFree(ctx: OpContext, name: string, spec: DeploymentSpec): Promise<void> {
+  if (routedHosts(spec, name).length === 0) return;
+  assertHostsUnowned(name, spec, await routedElsewhere(ctx, name));
+}
+
+/**
+ * The check of `assertRoutesFree` against a given table of hostname owners (the cluster manager's,
+ * from its hosts' heartbeats): DEPAD_NAME_TAKEN naming the owner (and its host), or
+ * DEPAD_CONFIG_INVALID when two of the spec's own services ask for one hostname.
+ */
+export function assertHostsUnowned(name: string, spec: DeploymentSpec, owners: ReadonlyMap<string, RouteOwner>): void {
   const wanted = routedHosts(spec, name);
-  if (wanted.length === 0) return;
   const mine = new Map<string, string>();
   for (const w of wanted) {
     const first = mine.get(w.host);
@@ -39,16 +49,15 @@ export async function assertRoutesFree(ctx: OpContext, name: string, spec: Deplo
     }
     mine.set(w.host, w.service);
   }
-  const owners = await routedElsewhere(ctx, name);
   for (const w of wanted) {
     const owner = owners.get(w.host);
-    if (owner === undefined) continue;
+    if (owner === undefined || owner.deployment === name) continue;
     const at = where(spec, w);
-    const whose = `deployment ${owner.deployment}${owner.service === undefined ? '' : ` (service ${owner.service})`}`;
+    const whose = `deployment ${owner.deployment}${owner.service === undefined ? '' : ` (service ${owner.service})`}${owner.host === undefined ? '' : ` on host ${owner.host}`}`;
     const place = at.line > 0 ? `${at.file}:${at.line}:${at.column} ${at.path}` : `${spec.file} (as stored with the revision) ${at.path}`;
     throw new DepadError('DEPAD_NAME_TAKEN', `${place}: host ${w.host} is already routed to ${whose}`, {
       hint: `choose another hostname, or take it off ${owner.deployment} first (depad update ${owner.deployment} -f …); nothing was made`,
-      details: { host: w.host, deployment: owner.deployment, ...(owner.service === undefined ? {} : { service: owner.service }) },
+      details: { host: w.host, deployment: owner.deployment, ...(owner.service === undefined ? {} : { service: owner.service }), ...(owner.host === undefined ? {} : { clusterHost: owner.host }) },
     });
   }
 }
@@ -83,6 +92,11 @@ export function placeholderPlan(spec: DeploymentSpec, who: Omit<RenderIdentity, 
   return render(spec, { ...who, ...holder, revision: 1, domain: baseDomain(spec) }, placeholderPorts(spec, holder));
 }
 
+/** The hostnames deployment `name` would route under `spec`, sorted, once each. */
+export function routedHostnames(spec: DeploymentSpec, name: string): string[] {
+  return [...new Set(routedHosts(spec, name).map((w) => w.host))].sort();
+}
+
 /** Every hostname deployment `name` would route under `spec` (as render makes them). */
 function routedHosts(spec: DeploymentSpec, name: string): Wanted[] {
   const plan = placeholderPlan(spec, { id: '0'.repeat(32), name, rootDir: '/' });
@@ -110,8 +124,8 @@ function where(spec: DeploymentSpec, w: Wanted): SourcePosition & { path: string
 }
 
 /** Hostnames routed by deployments of this home other than `name`: their plans, and the proxy's table. */
-async function routedElsewhere(ctx: OpContext, name: string): Promise<Map<string, Owner>> {
-  const owners = new Map<string, Owner>();
+async function routedElsewhere(ctx: OpContext, name: string): Promise<Map<string, RouteOwner>> {
+  const owners = new Map<string, RouteOwner>();
   for (const record of await ctx.store.listDeployments()) {
     if (record.name === name) continue;
     const plan = await readPlanForView(record.rootDir, record.revision).catch(() => undefined);

@@ -215,6 +215,8 @@ export interface PlacementRecord {
   /** Its class label, for spreading. */
   class?: string;
   need: { cpus: number; memoryBytes: number };
+  /** The HTTP hostnames its config routes at create: they count as taken until its host's heartbeats report its own. */
+  hostnames?: string[];
   /** `creating` until the host answered; a placement left in it by a crash is removed. */
   state: 'creating' | 'placed';
   createdAt: string;
