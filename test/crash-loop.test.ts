@@ -81,4 +81,9 @@ test('desired state: an instance that joins another one\'s namespaces is restart
   t.deepEqual(later.start.map((s) => `${s.service}:${s.reason}`), ["web:depad-d-gate-1 started after it, and it shares depad-d-gate-1's namespaces"]);
   const earlier = decide(r, joinerPlan, [at('gate', '2026-12-01T10:00:00Z'), at('web', '2026-12-01T10:00:05Z')], () => 0);
   t.deepEqual([earlier.start.length, earlier.stop.length], [0, 0], 'joined after its owner started: left alone');
+  // The owner seen stopped (a docker restart under way) is started now: the joiner is restarted after it,
+  // in the same pass (it may be what answers the owner's health check: waiting for that first never ends).
+  const ownerDown = decide(r, joinerPlan, [{ ...state('gate', 'exited'), startedAt: '2026-12-01T10:00:00Z' }, at('web', '2026-12-01T10:00:05Z')], () => 0);
+  t.deepEqual(ownerDown.start.map((s) => `${s.service}:${s.reason}`), ['gate:it exited (code 0)', "web:depad-d-gate-1 is started again, and it shares depad-d-gate-1's namespaces"]);
+  t.deepEqual(ownerDown.stop.map((s) => [s.service, s.restart]), [['web', true]]);
 });

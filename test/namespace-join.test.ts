@@ -3,7 +3,8 @@
  * its owner's network stack (reaching the owner's store on 127.0.0.1, serving the owner's route);
  * an update of the owner replaces both, start-first, with no failed request; an update of the
  * joiner alone replaces it stop-first with the owner's route paused; restart of the owner
- * restarts the joiner; the dry run says so.
+ * restarts the joiner; the dry run says so; the agent restarts the joiner when the owner was
+ * restarted or stopped behind its back.
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
@@ -141,4 +142,13 @@ test('the agent restarts a joiner whose owner was restarted behind its back, and
   t.true(events.some((e) => e.kind === 'instance-restarted' && e.service === 'web' && /started after it, and it shares/.test(e.detail ?? '')), 'the restart is reported with its reason');
   t.false(events.some((e) => e.kind === 'instance-died' && e.service === 'web'), 'the agent\'s own stop is not a death');
   t.is(await networkMode(before.web!.container), await joined(before.gate!.container), 'the same containers, rejoined');
+
+  // The owner stopped behind depad's back: the agent starts it again, and the joiner after it in the
+  // same pass (web answers gate's health check: waiting for gate's health first would never end).
+  await run('docker', ['stop', '-t', '1', before.gate!.container]);
+  await until('the route to answer after the owner was stopped', async () => (await proxyGet(agent.facts.httpPort, host, '/count').catch(() => 0)) === 200, 30_000).catch(async (error: Error) => {
+    throw new Error(`${error.message}; the agent's events: ${JSON.stringify((await agentEvents(agentSocketPath(h.home)).catch(() => [])).slice(-8))}`);
+  });
+  const later = await agentEvents(agentSocketPath(h.home));
+  t.true(later.some((e) => e.kind === 'instance-restarted' && e.service === 'web' && /is started again, and it shares/.test(e.detail ?? '')), 'the joiner restarted with its owner');
 });

@@ -13,7 +13,8 @@
  * - an instance that should not run and runs is stopped (a stopped deployment stays stopped,
  *   even when the engine brought it back with `restart: always`);
  * - a running instance that joins another's namespaces (`network_mode: service:…`) is restarted
- *   when that one started after it (a crash or a restart left it in namespaces that are gone).
+ *   when that one started after it (a crash or a restart left it in namespaces that are gone), or
+ *   when that one is started now (it was seen stopped: its namespaces will be new).
  */
 import type { ContainerPlan, ContainerState, ServicePlan } from '../engine/types.ts';
 import type { DeploymentRecord } from '../store/records.ts';
@@ -92,6 +93,17 @@ export function decide(record: DeploymentRecord, plan: StoredPlan, containers: r
       continue;
     }
     decision.start.push({ service: c.service, container: c, state, reason: state.status === 'created' ? 'it was never started' : `it exited (code ${state.exitCode})` });
+  }
+  // An owner started now gets new namespaces: what runs in its old ones is restarted after it (it
+  // may be what answers the owner's health check, which would otherwise wait for it forever).
+  for (const c of plan.containers) {
+    const state = byName.get(c.name);
+    if (state === undefined || !state.running || decision.stop.some((s) => s.state.name === c.name)) continue;
+    const owner = joinedContainers(c).find((name) => decision.start.some((s) => s.container.name === name));
+    if (owner === undefined || !shouldRun(record, plan.services.find((s) => s.name === c.service))) continue;
+    const reason = `${owner} is started again, and it shares ${owner}'s namespaces`;
+    decision.stop.push({ service: c.service, state, ...(c.body.StopTimeout === undefined ? {} : { timeoutSec: c.body.StopTimeout }), reason, restart: true });
+    decision.start.push({ service: c.service, container: c, state, reason });
   }
   return decision;
 }
