@@ -4,6 +4,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import test from 'ava';
 import type { DeploymentView } from '../src/deploy/status.ts';
+import { until } from './helpers/agent-api.ts';
 import { DEPAD, EXAMPLES, engineObjects, harness } from './helpers/harness.ts';
 
 const clinic = path.join(EXAMPLES, 'clinic/depad.yml');
@@ -23,7 +24,7 @@ const withMigration = (exit: number) =>
     '',
   ].join('\n');
 
-test('logs: per service, --tail, and -f until Ctrl-C', async (t) => {
+test('logs: per service, --tail, and -f until Ctrl-C, following a replica a scale adds', async (t) => {
   const h = await harness(t);
   const name = h.name('logs');
   t.is((await h.run(['deployment', 'create', '-n', name, '-f', clinic])).code, 0);
@@ -42,6 +43,10 @@ test('logs: per service, --tail, and -f until Ctrl-C', async (t) => {
   await seen;
   // Following does not hold the state: other commands run meanwhile.
   t.is((await h.run(['ps', name])).code, 0);
+  // A replica a scale adds is followed too, from its first line.
+  const scaled = await h.run(['scale', name, 'worker=2']);
+  t.is(scaled.code, 0, scaled.stderr);
+  await until('a line of the new replica while following', async () => /worker\[2\]\s+\| worker: job \d+\n/.test(out), 20_000).catch((error: Error) => t.fail(`${error.message}:\n${out}`));
   follow.kill('SIGINT');
   t.is(await exited, 0);
   t.regex(out, /worker\s+\| worker: job \d+/);

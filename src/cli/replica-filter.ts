@@ -47,6 +47,7 @@ export function logLinePrinter(output: Output, counts: ReadonlyMap<string, numbe
   const width = Math.max(...[...counts].map(([s, n]) => replicaName(s, n, n).length), 8);
   return (service, stream, text, replica) => {
     if (output.json) output.out(JSON.stringify({ service, ...(replica === undefined ? {} : { replica }), stream, text }) + '\n');
-    else output.out(`${replicaName(service, replica, counts.get(service)).padEnd(width)} | ${text}\n`);
+    // A replica a scale added while following is named too (its service had one replica at the start).
+    else output.out(`${replicaName(service, replica, Math.max(counts.get(service) ?? 1, replica ?? 1)).padEnd(width)} | ${text}\n`);
   };
 }

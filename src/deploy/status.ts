@@ -11,6 +11,7 @@ import { readPlan, readPlanForView } from './root-dir.ts';
 import { currentInstances } from '../render/names.ts';
 import { boundPorts } from '../render/routes.ts';
 import { proxyStateDir } from '../home.ts';
+import { followInstances } from './log-follow.ts';
 import { checkSelection, isSelected, recordReplicas, replicaOf, type ReplicaSelection } from './replica-select.ts';
 import { defaultHttpPort, readListening } from '../../proxy/listening.ts';
 
@@ -186,19 +187,26 @@ export async function readLogs(
   const plan = await readPlan(record.rootDir, record.revision);
   if (options.services) assertServices(record, plan.order, options.services);
   if (options.selection) checkSelection(recordReplicas(record, plan.order), options.selection);
-  const instances = (await ctx.engine.listContainers({ [LABELS.deploymentId]: record.id })).filter(
-    (c) => (!options.services || options.services.includes(c.labels[LABELS.service] ?? '')) && (!options.selection || isSelected(options.selection, c.labels[LABELS.service] ?? '', replicaOf(c.labels))),
-  );
+  const selected = async () =>
+    (await ctx.engine.listContainers({ [LABELS.deploymentId]: record.id })).filter(
+      (c) => (!options.services || options.services.includes(c.labels[LABELS.service] ?? '')) && (!options.selection || isSelected(options.selection, c.labels[LABELS.service] ?? '', replicaOf(c.labels))),
+    );
+  const instances = await selected();
   const byReplica = (a: ContainerState, b: ContainerState) => replicaOf(a.labels) - replicaOf(b.labels) || a.name.localeCompare(b.name);
   const ordered = plan.order.flatMap((s) => instances.filter((c) => c.labels[LABELS.service] === s).sort(byReplica));
-  const read = (c: ContainerState) =>
+  // `tail` is for the instances there at the start; one that appears later is read from its first line.
+  const read = (c: ContainerState, tail: number | undefined, since?: number) =>
     ctx.engine.logs(
       c.id,
-      { follow: options.follow, ...(options.tail !== undefined ? { tail: options.tail } : {}), timestamps: options.timestamps ?? false, ...(options.signal ? { signal: options.signal } : {}) },
+      { follow: options.follow, ...(tail !== undefined ? { tail } : {}), ...(since !== undefined ? { since } : {}), timestamps: options.timestamps ?? false, ...(options.signal ? { signal: options.signal } : {}) },
       (line) => onLine(c.labels[LABELS.service] ?? '?', line, replicaOf(c.labels)),
     );
-  if (options.follow) await Promise.all(ordered.map(read));
-  else for (const c of ordered) await read(c);
+  if (!options.follow) {
+    for (const c of ordered) await read(c, options.tail);
+    return;
+  }
+  const initial = new Set(ordered.map((c) => c.id));
+  await followInstances({ list: selected, read: (c, since) => read(c, initial.has(c.id) && since === undefined ? options.tail : undefined, since) }, ordered, options.signal);
 }
 
 function instanceView(c: ContainerState, unknown: boolean, observed: OpContext['observed']): InstanceView {

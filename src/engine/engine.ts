@@ -397,17 +397,17 @@ export class Engine {
 
   /**
    * Streams a container's logs line by line to `onLine` until they end (or, with `follow`,
-   * until `signal` aborts).
+   * until `signal` aborts); `since` keeps the lines from that time on.
    */
   async logs(
     id: string,
-    options: { follow: boolean; tail?: number; timestamps?: boolean; signal?: AbortSignal },
+    options: { follow: boolean; tail?: number; timestamps?: boolean; signal?: AbortSignal; /** Only lines from then (Unix seconds, fractions kept). */ since?: number },
     onLine: (line: LogLine) => void,
   ): Promise<void> {
     const container = (await this.#docker()).getContainer(id);
     const demuxer = new LogDemuxer(onLine);
     try {
-      const common = { stdout: true, stderr: true, timestamps: options.timestamps ?? false, tail: options.tail ?? 'all' };
+      const common = { stdout: true, stderr: true, timestamps: options.timestamps ?? false, tail: options.tail ?? 'all', ...(options.since !== undefined ? { since: options.since.toFixed(6) } : {}) };
       if (!options.follow) {
         const buffer = (await container.logs({ ...common, follow: false } as Docker.ContainerLogsOptions & { follow: false })) as unknown as Buffer;
         demuxer.push(buffer);
