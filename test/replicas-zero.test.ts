@@ -1,7 +1,8 @@
 /**
  * `replicas: 0` (and `scale: 0`): a service that runs no container until scaled. Its route stays
  * (the proxy answers 503 with no upstream), its dependants start without it, a scale to N starts
- * N replicas and a scale back to 0 drains and removes them, their ports returning as spares.
+ * N replicas and a scale back to 0 drains and removes them, their ports returning as spares; a
+ * change while it runs nothing is recorded, and the next scale starts the new version.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -66,8 +67,18 @@ test('replicas: 0: created with no container, its dependant starts, the proxy an
   t.is((await getVia(proxy.port, host)).status, 503);
   t.deepEqual(view.ports.filter((p) => portsUp.includes(p.host)).map((p) => p.role), ['spare', 'spare'], 'the ports return to the deployment as spares');
   t.is(view.services.find((s) => s.name === 'worker')!.instances[0]!.state, 'running', 'the worker was never touched');
-  // Rollback restores the 2 replicas.
-  const back = await h.run(['rollback', name]);
+  // A change to the service while it runs nothing is an update of its own: the next scale starts the new version.
+  const v2 = path.join(h.dir, 'compose-v2.yaml');
+  await fs.writeFile(v2, (await fs.readFile(config, 'utf8')).replace('node-app:1', 'node-app:2'));
+  const changed = await h.run(['update', name, '-f', v2]);
+  t.is(changed.code, 0, changed.stderr);
+  t.regex(changed.stderr, /web: its config changed; it runs no container \(replicas: 0\), so a scale starts the new one/);
+  t.is((await h.json<DeploymentView>(['inspect', name])).revision, 4);
+  t.regex((await h.run(['update', name, '-f', v2])).stdout, /no changes/, 'the same file again changes nothing');
+  t.is((await h.run(['scale', name, 'web=1'])).code, 0);
+  t.is((JSON.parse((await getVia(proxy.port, host)).body) as { version: string }).version, '2');
+  // Rollback restores the 2 replicas of revision 2.
+  const back = await h.run(['rollback', name, '--to', '2']);
   t.is(back.code, 0, back.stderr);
   t.is(webOf(await h.json<DeploymentView>(['inspect', name])).instances.length, 2);
 });

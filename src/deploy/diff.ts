@@ -6,6 +6,7 @@
 import { LABELS, type ContainerPlan, type ServicePlan } from '../engine/types.ts';
 import { isSecretSource } from '../render/secrets.ts';
 import type { StoredPlan } from './root-dir.ts';
+import type { DeploymentSpec } from '../config/spec.ts';
 import { COMPOSE_KEY_OF } from '../render/engine-fields.ts';
 import { ownersOf } from './namespace-groups.ts';
 
@@ -196,4 +197,25 @@ export function serviceChanges(diff: PlanDiff): { changed: string[]; removed: st
     changed: diff.services.filter((s) => s.kind === 'changed' || s.kind === 'added').map((s) => s.service),
     removed: diff.services.filter((s) => s.kind === 'removed').map((s) => s.service),
   };
+}
+
+/**
+ * `diff` with the services that run no container on either side (replicas: 0) marked changed when
+ * their config differs between `before` and `after` (the plans hold no container to compare): the
+ * update records it, so that a later scale starts what the file now says.
+ */
+export function withIdleChanges(diff: PlanDiff, current: StoredPlan, next: StoredPlan, before: DeploymentSpec, after: DeploymentSpec): PlanDiff {
+  const runsNone = (plan: StoredPlan, service: string) => plan.order.includes(service) && !plan.containers.some((c) => c.service === service);
+  const comparable = (spec: DeploymentSpec, service: string) => JSON.stringify(spec.services[service] ?? null);
+  const services = diff.services.map((s) => {
+    if ((s.kind !== 'unchanged' && s.kind !== 'routing') || !runsNone(current, s.service) || !runsNone(next, s.service)) return s;
+    if (comparable(before, s.service) === comparable(after, s.service)) return s;
+    return { ...s, kind: 'changed' as const, details: ['its config changed; it runs no container (replicas: 0), so a scale starts the new one', ...s.details] };
+  });
+  return services.some((s, i) => s !== diff.services[i]) ? { ...diff, services, empty: false } : diff;
+}
+
+/** True when some service runs no container in both plans (withIdleChanges has something to compare). */
+export function hasIdleServices(current: StoredPlan, next: StoredPlan): boolean {
+  return next.order.some((s) => current.order.includes(s) && !current.containers.some((c) => c.service === s) && !next.containers.some((c) => c.service === s));
 }

@@ -96,7 +96,16 @@ export async function rollService(
   const total = Math.ceil(Math.max(plans.length, pendingOld.length) / size);
   const stay = final.length - plans.length;
   const route = () => publishRoutes(ctx, routingOf(t), t.services);
-  ctx.progress({ step: 'roll', service, message: stay > 0 ? `${service}: ${stay} replicas stay; adding ${plans.length}, removing ${pendingOld.length}, ${size} at a time` : `replacing ${service}'s ${pendingOld.length} replicas by ${plans.length}, ${size} at a time (${policy.order})` });
+  const idle = plans.length === 0 && pendingOld.length === 0 && final.length === 0;
+  ctx.progress({
+    step: 'roll',
+    service,
+    message: idle
+      ? `${service}: its config changed; it runs no container (replicas: 0), so a scale starts the new one`
+      : stay > 0
+        ? `${service}: ${stay} replicas stay; adding ${plans.length}, removing ${pendingOld.length}, ${size} at a time`
+        : `replacing ${service}'s ${pendingOld.length} replicas by ${plans.length}, ${size} at a time (${policy.order})`,
+  });
   for (let batch = 1; pendingNew.length > 0 || pendingOld.length > 0; batch++) {
     const news = pendingNew.splice(0, size);
     const olds = pendingOld.splice(0, size);

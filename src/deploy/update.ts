@@ -21,7 +21,7 @@ import { checkpoint, undoContext, type OpContext } from './context.ts';
 import { ensureImages } from './create.ts';
 import type { UpdateRequest } from './update-target.ts';
 import { asSpare, orderReason, placeholderPorts, planUpdatePorts, rollPolicy, scaleKeeps, stopsFirst, withSpecReplicas } from './port-plan.ts';
-import { diffPlans, serviceChanges, type PlanDiff } from './diff.ts';
+import { diffPlans, hasIdleServices, serviceChanges, withIdleChanges, type PlanDiff } from './diff.ts';
 import type { DeploymentView } from './status.ts';
 import { ensureNetworks, ensureVolumes, listInstances } from './materialize.ts';
 import { reconcileToRecord } from './recover.ts';
@@ -89,7 +89,10 @@ export async function planUpdate(ctx: OpContext, record: DeploymentRecord, reque
   const candidate = render(spec, who(ctx, record, record.revision + 1, record.instances, spec, holder.replicas), placeholderPorts(request.spec, holder));
   assertSubnetsUnchanged(spec, current, candidate);
   const ids = (m: RevisionRecord['images']) => Object.fromEntries(Object.entries(m).map(([k, v]) => [k, v.id]));
-  return { current, candidate, diff: diffPlans(current, candidate, ids(currentImages), ids(images)), images, missing, spec };
+  let diff = diffPlans(current, candidate, ids(currentImages), ids(images));
+  // A service at 0 replicas has no container to compare: its config, as stored with the revision, is.
+  if (hasIdleServices(current, candidate)) diff = withIdleChanges(diff, current, candidate, (await readRevisionSpec(record.rootDir, record.revision)).spec, JSON.parse(JSON.stringify(spec)) as DeploymentSpec);
+  return { current, candidate, diff, images, missing, spec };
 }
 
 /** The images' IDs where they are on the host; the others are listed in `missing` (and get no ID). */
