@@ -120,6 +120,17 @@ export class ProxyClient {
     }
   }
 
+  /** The hostnames other hosts of the cluster serve (hostname → host), as the running proxy has them; {} outside a cluster or with no proxy. */
+  async peerRoutes(): Promise<Record<string, string>> {
+    try {
+      const table = await this.#call<{ routes?: Record<string, string> }>('GET', '/peers');
+      return table.routes ?? {};
+    } catch (error) {
+      if (error instanceof NotRunning) return {};
+      throw error;
+    }
+  }
+
   async #change(method: 'PUT' | 'DELETE', name: string, body: unknown, offline: (s: RouteSnapshot) => RouteSnapshot): Promise<RouteChange> {
     const path = `/deployments/${encodeURIComponent(name)}`;
     try {

@@ -3,18 +3,20 @@
  * manager they joined; test/helpers/lab-manager.ts): a deployment created through the manager on
  * host-1 answers at host-2's proxy with its hostname — the body from host-1's container, which sees
  * the client's address in X-Forwarded-For — on one kept-alive connection from the client and one
- * from host-2's proxy to host-1's; a marked request is not forwarded again; after destroy, host-2
- * answers 404 within a few heartbeats.
+ * from host-2's proxy to host-1's; a marked request is not forwarded again; the hostname is refused
+ * to another deployment, by the manager and by host-2's agent; after destroy, host-2 answers 404
+ * within a few heartbeats.
  */
 import test from 'ava';
 import fs from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { startLabCluster } from './helpers/lab-cluster.ts';
+import { clientEnv, startLabCluster } from './helpers/lab-cluster.ts';
+import { DEPAD } from './helpers/harness.ts';
 import { until } from './helpers/lab-cluster-layout.ts';
 import { joinLabCluster } from './helpers/lab-manager.ts';
-import { must } from './helpers/lab-proc.ts';
+import { must, run } from './helpers/lab-proc.ts';
 
 const APP = 'depad-example/app:1';
 
@@ -78,6 +80,10 @@ test('a hostname of a deployment on host-1 answers through host-2: keep-alive, X
   t.is(clash.code, 5, clash.stderr);
   t.regex(clash.stderr, new RegExp(`services\\.web\\.x-depad\\.hostnames\\[0\\]: host ${hostname.replace(/\./g, '\\.')} is already routed to deployment ${name} on host host-1`));
   t.is((await manager.run(['ls', '-q'])).stdout, `${name}\n`, 'the refused create left nothing');
+  // Straight to host-2's agent (or an update that reaches it): its proxy's peer table says the hostname is host-1's.
+  const direct = await run(DEPAD, ['create', '-n', `${name}-c`, '-f', file], { env: clientEnv(h2) });
+  t.is(direct.code, 5, direct.stderr);
+  t.regex(direct.stderr, new RegExp(`host ${hostname.replace(/\./g, '\\.')} is already routed to a deployment on host host-1`));
 
   // Keep-alive: several requests on one client connection, over one connection from host-2's proxy to host-1's.
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });

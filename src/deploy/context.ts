@@ -27,6 +27,8 @@ export interface RouteSink {
   drain(upstream: Pick<Upstream, 'host' | 'port'>, timeoutMs: number): Promise<DrainResult>;
   /** Every route (the running proxy's, or the snapshot's); doctor compares them with the deployments. */
   routes?(): Promise<RouteSnapshot>;
+  /** In a cluster: the hostnames other hosts serve (hostname → host), from the proxy's peer table. */
+  peerRoutes?(): Promise<Record<string, string>>;
 }
 
 /** The dependencies of an operation. */

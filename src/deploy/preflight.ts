@@ -16,9 +16,9 @@ import type { OpContext } from './context.ts';
 import { placeholderPorts, withSpecReplicas } from './port-plan.ts';
 import { readPlanForView } from './root-dir.ts';
 
-/** Who routes a hostname (`host`: the cluster host that runs it, for the manager's check). */
+/** Who routes a hostname (`host`: the cluster host that runs it; a peer table names no deployment). */
 export interface RouteOwner {
-  deployment: string;
+  deployment?: string;
   service?: string;
   host?: string;
 }
@@ -53,11 +53,12 @@ export function assertHostsUnowned(name: string, spec: DeploymentSpec, owners: R
     const owner = owners.get(w.host);
     if (owner === undefined || owner.deployment === name) continue;
     const at = where(spec, w);
-    const whose = `deployment ${owner.deployment}${owner.service === undefined ? '' : ` (service ${owner.service})`}${owner.host === undefined ? '' : ` on host ${owner.host}`}`;
+    const who = owner.deployment === undefined ? 'a deployment' : `deployment ${owner.deployment}`;
+    const whose = `${who}${owner.service === undefined ? '' : ` (service ${owner.service})`}${owner.host === undefined ? '' : ` on host ${owner.host}`}`;
     const place = at.line > 0 ? `${at.file}:${at.line}:${at.column} ${at.path}` : `${spec.file} (as stored with the revision) ${at.path}`;
     throw new DepadError('DEPAD_NAME_TAKEN', `${place}: host ${w.host} is already routed to ${whose}`, {
-      hint: `choose another hostname, or take it off ${owner.deployment} first (depad update ${owner.deployment} -f …); nothing was made`,
-      details: { host: w.host, deployment: owner.deployment, ...(owner.service === undefined ? {} : { service: owner.service }), ...(owner.host === undefined ? {} : { clusterHost: owner.host }) },
+      hint: `choose another hostname, or take it off ${owner.deployment ?? 'that deployment'} first (depad update ${owner.deployment ?? '…'} -f …); nothing was made`,
+      details: { host: w.host, ...(owner.deployment === undefined ? {} : { deployment: owner.deployment }), ...(owner.service === undefined ? {} : { service: owner.service }), ...(owner.host === undefined ? {} : { clusterHost: owner.host }) },
     });
   }
 }
@@ -136,6 +137,8 @@ async function routedElsewhere(ctx: OpContext, name: string): Promise<Map<string
       if (r.deployment === name) continue;
       for (const host of r.hosts) if (!owners.has(host)) owners.set(host, { deployment: r.deployment, service: r.service });
     }
+    // In a cluster, another host's hostnames are taken too: every host's proxy serves them all (cluster/peers.ts).
+    for (const [host, peer] of Object.entries((await ctx.routes.peerRoutes?.()) ?? {})) if (!owners.has(host)) owners.set(host, { host: peer });
   } catch (error) {
     ctx.log.debug({ error: (error as Error).message }, 'the route table could not be read for the hostname check; publishing the routes checks again');
   }
