@@ -62,7 +62,7 @@ test('update -s web --image: a new instance on the same published port (stop-fir
   t.notRegex(withVars.stdout, /app:2 → depad-example\/app:1/, withVars.stdout);
   const withFile = await h.run(['diff', name, '-f', clinic]);
   t.regex(withFile.stdout, /~ web: new instance: image depad-example\/app:2 → depad-example\/app:1/);
-  t.regex(withFile.stderr, /web ran depad-example\/app:2, given with --image for an earlier revision; the new config's image applies now/);
+  t.regex(withFile.stderr, /web ran depad-example\/app:2, given with --image for an earlier revision; the new config's image \(depad-example\/app:1\) applies now/);
 });
 
 test('a new instance that never becomes healthy changes nothing', async (t) => {

@@ -87,7 +87,7 @@ export async function updateRequestFor(record: DeploymentRecord, target: UpdateT
   }
   const imaged = withImages(spec, overrides);
   for (const [service, image] of Object.entries(current.spec.imageOverrides ?? {}).sort()) {
-    if (imaged.imageOverrides?.[service] === undefined && spec.services[service] !== undefined) target.notice?.(`${service} ran ${image}, given with --image for an earlier revision; the new config's image applies now`);
+    if (imaged.imageOverrides?.[service] === undefined && spec.services[service] !== undefined && spec.services[service].image !== image) target.notice?.(`${service} ran ${image}, given with --image for an earlier revision; the new config's image (${spec.services[service].image}) applies now`);
   }
   return { spec: withReplicas(imaged, scale), env, overrides: { ...imaged.imageOverrides }, pull: target.pull ?? 'missing', ...(reuse === undefined ? {} : { reuseCurrentFor: reuse }) };
 }
