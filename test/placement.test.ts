@@ -109,13 +109,13 @@ test('cordoned and down hosts are excluded with that reason; --host takes only t
   t.deepEqual(r.candidates.map((c) => [c.host, c.excluded]), [['host-4', undefined], ['host-3', undefined], ['host-1', 'cordoned (depad hosts uncordon to take deployments again)'], ['host-2', 'down (missed its heartbeats)']]);
   const only = place(request('x', { host: 'host-3' }), hosts);
   t.is(only.chosen, 'host-3', 'the asked host, though fuller');
-  t.is(only.candidates.find((c) => c.host === 'host-4')?.excluded, 'not the host asked for (--host host-3)');
+  t.is(only.candidates.find((c) => c.host === 'host-4')?.excluded, 'not the host asked for (--on-host host-3)');
   const cordoned = place(request('x', { host: 'host-1' }), hosts);
   t.is(cordoned.chosen, undefined);
   t.regex(placementError(request('x', { host: 'host-1' }), cordoned).message, /host-1: cordoned/);
   t.regex(placementError(request('x', { host: 'host-1' }), cordoned).hint ?? '', /uncordon a host/);
   const missing = placementError(request('x', { host: 'host-9' }), place(request('x', { host: 'host-9' }), hosts));
-  t.is(missing.message, 'no host can take x: there is no host host-9 (--host); hosts: host-1, host-2, host-3, host-4');
+  t.is(missing.message, 'no host can take x: there is no host host-9 (--on-host); hosts: host-1, host-2, host-3, host-4');
   t.is(placementError(request('x'), place(request('x'), [])).message, 'no host can take x: the cluster has no hosts');
 });
 

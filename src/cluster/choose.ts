@@ -15,7 +15,7 @@ export interface PlaceAsk {
   /** Its labels: the file's and those given at create. */
   labels: Record<string, string>;
   spec: DeploymentSpec;
-  /** Only this host (create --host). */
+  /** Only this host (create --on-host). */
   host?: string;
 }
 

@@ -60,7 +60,7 @@ function round3(n: number): number {
 /**
  * The placement request of deployment `name` made from `spec`: its need (`needOf`), labels (the
  * file's, then `labels` given at create, as `deploymentLabels` merges them), `class` from them,
- * the file's `x-depad.placement`, and `host` (`create --host NAME`) when given.
+ * the file's `x-depad.placement`, and `host` (`create --on-host NAME`) when given.
  */
 export function placementRequest(name: string, spec: Pick<DeploymentSpec, 'services' | 'depad'>, options: { labels?: Readonly<Record<string, string>>; host?: string } = {}): PlacementRequest {
   const labels = { ...spec.depad.labels, ...options.labels };

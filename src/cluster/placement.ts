@@ -4,7 +4,7 @@
  * choice with every host's score or reason for exclusion (what `create --dry-run` shows).
  *
  * 1. Hard filters, each host: it is `ready` (a `cordoned` or `down` host is excluded, saying so);
- *    it is the host asked for (`create --host NAME`), when one is; every constraint of
+ *    it is the host asked for (`create --on-host NAME`), when one is; every constraint of
  *    `x-depad.placement` holds on its labels; the need fits what is unreserved (CPUs and memory;
  *    host ports when both the need and the host's free ports are known).
  * 2. Score, lowest first: the *spread* count, then the *load*, then the host's name.
@@ -50,7 +50,7 @@ export interface PlacementRequest {
   readonly constraints: readonly { readonly label: string; readonly op: '==' | '!='; readonly value: string }[];
   /** The host label to spread the group over (`x-depad.placement.spread`). */
   readonly spread?: string;
-  /** Only this host (`create --host NAME`). */
+  /** Only this host (`create --on-host NAME`). */
   readonly host?: string;
 }
 
@@ -136,7 +136,7 @@ function groupText(request: PlacementRequest): string {
 /** Every filter `h` fails for `request`, one reason each; none when it can take it. */
 function exclusions(request: PlacementRequest, h: HostView, need: { cpus: number; memory: number }): { kind: ExclusionKind; text: string }[] {
   if (h.state !== 'ready') return [{ kind: h.state, text: h.state === 'down' ? 'down (missed its heartbeats)' : 'cordoned (depad hosts uncordon to take deployments again)' }];
-  if (request.host !== undefined && h.name !== request.host) return [{ kind: 'host', text: `not the host asked for (--host ${request.host})` }];
+  if (request.host !== undefined && h.name !== request.host) return [{ kind: 'host', text: `not the host asked for (--on-host ${request.host})` }];
   const out: { kind: ExclusionKind; text: string }[] = [];
   for (const k of request.constraints) {
     const has = labelOf(h, k.label);
@@ -197,13 +197,13 @@ export function needText(need: PlacementRequest['need']): string {
  */
 export function placementError(request: PlacementRequest, result: PlacementResult): DepadError {
   const rules = request.constraints.map((k) => `${k.label}${k.op}${k.value}`);
-  const wants = [needText(request.need), ...rules, ...(request.host === undefined ? [] : [`--host ${request.host}`])].join('; ');
+  const wants = [needText(request.need), ...rules, ...(request.host === undefined ? [] : [`--on-host ${request.host}`])].join('; ');
   const hosts = result.candidates.map((c) => c.host);
   if (hosts.length === 0) {
     return new DepadError('DEPAD_NO_HOST', `no host can take ${request.name}: the cluster has no hosts`, { hint: 'join a host: depad manager join-token, then depad agent --join on it', details: { hosts: [] } });
   }
   if (request.host !== undefined && !hosts.includes(request.host)) {
-    return new DepadError('DEPAD_NO_HOST', `no host can take ${request.name}: there is no host ${request.host} (--host); hosts: ${[...hosts].sort(compareStrings).join(', ')}`, { hint: 'name one of the hosts depad hosts lists, or leave --host out', details: { hosts: result.candidates } });
+    return new DepadError('DEPAD_NO_HOST', `no host can take ${request.name}: there is no host ${request.host} (--on-host); hosts: ${[...hosts].sort(compareStrings).join(', ')}`, { hint: 'name one of the hosts depad hosts lists, or leave --on-host out', details: { hosts: result.candidates } });
   }
   const lines = result.candidates.map((c) => `  ${c.host}: ${c.excluded ?? 'could take it'}`);
   const kinds = new Set(result.candidates.flatMap((c) => c.kinds ?? []));
@@ -212,7 +212,7 @@ export function placementError(request: PlacementRequest, result: PlacementResul
     kinds.has('constraint') ? 'relax x-depad.placement.constraints or label a host that should match (depad hosts label)' : undefined,
     kinds.has('cordoned') ? 'uncordon a host (depad hosts uncordon NAME)' : undefined,
     kinds.has('down') ? 'bring a down host back (its agent and engine)' : undefined,
-    kinds.has('host') && !kinds.has('capacity') && !kinds.has('constraint') ? 'leave --host out to let the manager choose' : undefined,
+    kinds.has('host') && !kinds.has('capacity') && !kinds.has('constraint') ? 'leave --on-host out to let the manager choose' : undefined,
   ].filter((h): h is string => h !== undefined);
   return new DepadError('DEPAD_NO_HOST', `no host can take ${request.name} (it needs ${wants}):\n${lines.join('\n')}`, { hint: `${hints.join('; ') || 'join a host'}; nothing was created`, details: { hosts: result.candidates } });
 }

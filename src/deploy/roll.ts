@@ -103,7 +103,7 @@ export async function rollService(
     message: idle
       ? `${service}: its config changed; it runs no container (replicas: 0), so a scale starts the new one`
       : stay > 0
-        ? `${service}: ${stay} replicas stay; adding ${plans.length}, removing ${pendingOld.length}, ${size} at a time`
+        ? `${service}: ${stay === 1 ? '1 replica stays' : `${stay} replicas stay`}; adding ${plans.length}, removing ${pendingOld.length}, ${size} at a time`
         : `replacing ${service}'s ${pendingOld.length} replicas by ${plans.length}, ${size} at a time (${policy.order})`,
   });
   for (let batch = 1; pendingNew.length > 0 || pendingOld.length > 0; batch++) {
