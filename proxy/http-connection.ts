@@ -302,6 +302,8 @@ class ClientConnection implements ExchangeClient {
   #forward(head: RequestHead, active: ActiveRoute, text: string): void {
     const ctx = this.#ctx;
     const pick = this.#pick;
+    // A peer proxy's connection carries many clients' requests: each is balanced on its own.
+    if (head.via !== undefined) pick.upstream = undefined;
     if (!pickForRequest(active, ctx, text, head.upgrade !== undefined, pick)) return this.#reply(503, MESSAGES.noUpstream, head.keepAlive && head.framing.kind === 'none');
     this.#start(head, entryAt(active, ctx.upstreams, pick.index), pick.cookie);
   }

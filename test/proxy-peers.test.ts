@@ -2,7 +2,8 @@
  * Peer routes of the proxy (proxy/peer-routes.ts) between two real proxies on loopback: a hostname
  * with no local route goes to the peer's proxy, marked, over kept-alive connections, with the first
  * proxy's X-Forwarded-* reaching the upstream; a marked request is never forwarded again (a forged
- * mark gets a 421, a wrong key is not trusted); a local route wins; a bad table is refused.
+ * mark gets a 421, a wrong key is not trusted); a local route wins; a bad table is refused; requests
+ * through a peer are balanced one by one (the peer connection carries many clients).
  */
 import test from 'ava';
 import type { ExecutionContext } from 'ava';
@@ -137,4 +138,25 @@ test('a proxy without peers: a marked request for an unknown host gets 421, an u
   const p: Proxy = await proxy(t);
   t.is((await request(p, 'x.test', { headers: { 'x-depad-via': 'h' } })).status, 421);
   t.is((await request(p, 'x.test')).status, 404);
+});
+
+test('requests that come through a peer are balanced each on its own over the replicas (the peer connection is shared)', async (t) => {
+  const one = await upstream(t, 'ONE');
+  const two = await upstream(t, 'TWO');
+  const a = await proxy(t);
+  const b = await proxy(t);
+  await a.client.setDeploymentRoutes('shop', [httpRoute('shop', 'web', ['shop.test'], [one.port, two.port])]);
+  t.true(await b.client.setPeers({ self: 'host-b', key: KEY, hosts: [{ name: 'host-a', address: '127.0.0.1', httpPort: a.httpPort }], routes: { 'shop.test': 'host-a' } }));
+  const agent = keepAliveAgent(t);
+  const seen: Record<string, number> = {};
+  for (let i = 0; i < 10; i++) {
+    const body = (await request(b, 'shop.test', { agent })).body.toString();
+    seen[body] = (seen[body] ?? 0) + 1;
+  }
+  t.deepEqual(seen, { ONE: 5, TWO: 5 }, 'one client connection to b, one from b to a, both replicas in turn');
+  // A client's own keep-alive connection straight to a stays on its replica, as before.
+  const direct = keepAliveAgent(t);
+  const bodies = new Set<string>();
+  for (let i = 0; i < 4; i++) bodies.add((await request(a, 'shop.test', { agent: direct })).body.toString());
+  t.is(bodies.size, 1);
 });
