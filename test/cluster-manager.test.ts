@@ -96,11 +96,11 @@ test('cluster: placement by constraint, capacity, --on-host and cordon with each
   t.is(missing.code, 4);
   t.regex(missing.stderr, /the cluster has no deployment "nope"/);
 
-  // Capacity: each host has 1 CPU, 0.5 reserved by one deployment each; a deployment of 0.75 fits nowhere.
+  // Capacity: each host has 1 CPU; host-1 has 0.5 reserved, host-2 all (b scaled to 2); a deployment of 0.75 fits nowhere.
   const big = await c.run(['create', '-n', h.name('big'), '-f', await config(h, 'big', 'x-depad:\n  resources: {cpus: "0.75"}\n')]);
   t.is(big.code, 18, big.stderr);
   t.regex(big.stderr, /host-1: needs 0\.75 CPUs?, 0\.5 of 1 free/);
-  t.regex(big.stderr, /host-2: needs 0\.75 CPUs?, 0\.5 of 1 free/);
+  t.regex(big.stderr, /host-2: needs 0\.75 CPUs?, 0 of 1 free/, 'the scale of b to 2 replicas raised its reservation (1 CPU and a start-first surge)');
   t.is(hostsOf((await c.run(['--json', 'hosts'])).stdout).reduce((n, x) => n + x.deployments, 0), 2, 'the refused create reserved nothing');
 
   // A create that fails on its host (an image it does not have) leaves no placement and reserves nothing.

@@ -10,7 +10,9 @@ import { listDeploymentViews, listRevisions, readLogs, viewDeployment } from '..
 import { deploymentUsage } from '../deploy/usage.ts';
 import { currentTarget, findWorkflow, runWorkflow } from '../deploy/workflows.ts';
 import { WORKFLOW_NAME } from '../config/workflows.ts';
-import { planUpdate, rollbackDeployment, rollbackRequest, updateDeployment, updateRequestFor } from '../deploy/update.ts';
+import { planUpdate, rollbackRequest, updateDeployment, updateRequestFor } from '../deploy/update.ts';
+import type { UpdateRequest } from '../deploy/update-target.ts';
+import { needOf } from '../cluster/need.ts';
 import { previewUpdate } from '../deploy/update-preview.ts';
 import type { UpdateOutcome, UpdateResult } from '../deploy/update.ts';
 import { DepadError } from '../errors.ts';
@@ -31,8 +33,9 @@ import { selectionQuery, selectView } from '../deploy/replica-select.ts';
 export type { Call, Endpoint } from './call.ts';
 
 /** What update and rollback answer: the deployment after it, the diff, the new revision (if any). */
-async function outcome(call: Call, result: UpdateResult): Promise<UpdateOutcome> {
-  return { view: await viewDeployment(call.ctx, result.record), diff: result.diff, revision: result.revision };
+async function outcome(call: Call, result: UpdateResult, spec: UpdateRequest['spec']): Promise<UpdateOutcome> {
+  const { cpus, memoryBytes } = needOf(spec);
+  return { view: await viewDeployment(call.ctx, result.record), diff: result.diff, revision: result.revision, need: { cpus, memoryBytes } };
 }
 
 /** The endpoints, in the order the OpenAPI document lists them. */
@@ -149,8 +152,8 @@ function coreEndpoints(): Endpoint[] {
       onlyFields(body, ['to', 'dryRun']);
       if (body.to !== undefined && !(Number.isInteger(body.to) && (body.to as number) > 0)) throw new DepadError('DEPAD_USAGE', 'field to must be a revision number');
       if (dryRunField(body)) return { body: await previewUpdate(call.ctx, record, await rollbackRequest(call.ctx, record, body.to as number | undefined)) };
-      const result = await rollbackDeployment(call.ctx, record, body.to as number | undefined);
-      return { body: await outcome(call, result) };
+      const request = await rollbackRequest(call.ctx, record, body.to as number | undefined);
+      return { body: await outcome(call, await updateDeployment(call.ctx, record, request), request.spec) };
     },
   },
   ...(['start', 'stop', 'restart'] as const).map(
@@ -182,7 +185,7 @@ function coreEndpoints(): Endpoint[] {
       return withBundle(call, body, async (unpacked) => {
         const request = await updateRequestFor(record, updateTarget(call, body, ['dryRun'], unpacked));
         if (dryRunField(body)) return { body: await previewUpdate(call.ctx, record, request) };
-        return { body: await outcome(call, await updateDeployment(call.ctx, record, request)) };
+        return { body: await outcome(call, await updateDeployment(call.ctx, record, request), request.spec) };
       });
     },
   },

@@ -82,10 +82,15 @@ function relay(deps: ManagerDeps, e: Endpoint): Endpoint {
   };
 }
 
-/** An update's answer carries the deployment's labels: the placement keeps them for scope checks. */
+/**
+ * An update's answer carries the deployment's labels (the placement keeps them for scope checks)
+ * and what it now needs of its host (a scale, new limits: the reservation follows).
+ */
 async function relabelFrom(deps: ManagerDeps, name: string, answer: unknown): Promise<void> {
   const view = (answer as { view?: DeploymentView } | undefined)?.view ?? (answer as DeploymentView | undefined);
   if (view && typeof view === 'object' && view.name === name && view.labels) await deps.placements.relabel(name, view.labels);
+  const need = (answer as { need?: { cpus?: unknown; memoryBytes?: unknown } } | undefined)?.need;
+  if (view?.name === name && typeof need?.cpus === 'number' && typeof need.memoryBytes === 'number' && need.cpus >= 0 && need.memoryBytes >= 0) await deps.placements.reneed(name, { cpus: need.cpus, memoryBytes: need.memoryBytes });
 }
 
 /** A deployment view (or an update's answer) with the host that runs it. */

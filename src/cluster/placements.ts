@@ -73,6 +73,12 @@ export class Placements {
     if (p && JSON.stringify(p.labels) !== JSON.stringify(labels)) await this.#put({ ...p, labels });
   }
 
+  /** Updates what a placement reserves (an update or a scale changed what the deployment needs). */
+  async reneed(name: string, need: PlacementRecord['need']): Promise<void> {
+    const p = this.#byName.get(name);
+    if (p && (p.need.cpus !== need.cpus || p.need.memoryBytes !== need.memoryBytes)) await this.#put({ ...p, need });
+  }
+
   /** Forgets a placement (a failed create, a destroy, a host removed with --force). */
   async forget(name: string): Promise<void> {
     if (!this.#byName.delete(name)) return;

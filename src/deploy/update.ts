@@ -55,6 +55,8 @@ export interface UpdateOutcome {
   diff: PlanDiff;
   /** The new revision, or undefined when nothing changed. */
   revision: number | undefined;
+  /** What the deployment now needs of its host (cluster/need.ts): a cluster manager keeps its reservation by it. */
+  need?: { cpus: number; memoryBytes: number };
 }
 
 /** A planned update: the current plan, the candidate (with placeholder host ports), the diff, the images. */
