@@ -80,10 +80,19 @@ test('a hostname of a deployment on host-1 answers through host-2: keep-alive, X
   t.is(clash.code, 5, clash.stderr);
   t.regex(clash.stderr, new RegExp(`services\\.web\\.x-depad\\.hostnames\\[0\\]: host ${hostname.replace(/\./g, '\\.')} is already routed to deployment ${name} on host host-1`));
   t.is((await manager.run(['ls', '-q'])).stdout, `${name}\n`, 'the refused create left nothing');
-  // Straight to host-2's agent (or an update that reaches it): its proxy's peer table says the hostname is host-1's.
+  // A create straight at a host's agent is refused: the manager places creates and keeps names unique.
   const direct = await run(DEPAD, ['create', '-n', `${name}-c`, '-f', file], { env: clientEnv(h2) });
-  t.is(direct.code, 5, direct.stderr);
-  t.regex(direct.stderr, new RegExp(`host ${hostname.replace(/\./g, '\\.')} is already routed to a deployment on host host-1`));
+  t.is(direct.code, 2, direct.stderr);
+  t.regex(direct.stderr, /this agent is host host-2 of a cluster: create deployments through its manager/);
+  // An update that would take the hostname is refused by its host's agent: its proxy's peer table says it is host-1's.
+  const plain = path.join(dir, 'plain.yml');
+  await fs.writeFile(plain, (await fs.readFile(file, 'utf8')).replace(`, hostnames: [${hostname}]`, ''));
+  t.is((await manager.run(['create', '-n', rival, '-f', plain, '--on-host', 'host-2'])).code, 0);
+  t.teardown(() => manager.run(['destroy', rival]).then(() => undefined));
+  const taking = await manager.run(['update', rival, '-f', file]);
+  t.is(taking.code, 5, taking.stderr);
+  t.regex(taking.stderr, new RegExp(`host ${hostname.replace(/\./g, '\\.')} is already routed to a deployment on host host-1`));
+  t.is((await manager.run(['destroy', rival])).code, 0);
 
   // Keep-alive: several requests on one client connection, over one connection from host-2's proxy to host-1's.
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });

@@ -209,7 +209,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
     // A member of a cluster accepts the manager's client certificate (and only it) as the administrator.
     let member: Membership | undefined = await readMembership(home);
     const clustered = member !== undefined || options.join !== undefined;
-    const deps: ApiDeps = { context: () => ctx, audit, limiter: new FailureLimiter(), log, serialize, events: () => reconciler.events(), followEvents: (listener) => reconciler.followEvents(listener), certificates: certificateStatus, health: () => health.status(), observed: reconciler.observed, engine: () => reconciler.observed.engineStatus(), agent: info, principal: (req) => (member ? managerPrincipal(member)(req) : undefined) };
+    const deps: ApiDeps = { context: () => ctx, audit, limiter: new FailureLimiter(), log, serialize, events: () => reconciler.events(), followEvents: (listener) => reconciler.followEvents(listener), certificates: certificateStatus, health: () => health.status(), observed: reconciler.observed, engine: () => reconciler.observed.engineStatus(), agent: info, principal: (req) => (member ? managerPrincipal(member)(req) : undefined), cluster: () => (member ? { managerUrl: member.managerUrl, host: member.name } : undefined) };
     // The API presents a public (ACME) certificate to clients that ask for a name that has one, else the local CA's.
     const api = https.createServer(
       {

@@ -56,6 +56,8 @@ export interface Call {
   agent: (() => AgentInfo) | undefined;
   /** Asks the agent to stop gracefully (local socket only); undefined elsewhere. */
   stop: (() => void) | undefined;
+  /** The cluster this agent joined (its manager, its host name), if any. */
+  cluster?: () => { managerUrl: string; host: string } | undefined;
   /** The deployment the call is about, for the audit log. */
   deployment?: string;
 }

@@ -13,6 +13,7 @@ import { WORKFLOW_NAME } from '../config/workflows.ts';
 import { planUpdate, rollbackRequest, updateDeployment, updateRequestFor } from '../deploy/update.ts';
 import type { UpdateRequest } from '../deploy/update-target.ts';
 import { needOf } from '../cluster/need.ts';
+import { MANAGER_TOKEN_ID } from '../cluster/membership.ts';
 import { previewUpdate } from '../deploy/update-preview.ts';
 import type { UpdateOutcome, UpdateResult } from '../deploy/update.ts';
 import { DepadError } from '../errors.ts';
@@ -36,6 +37,18 @@ export type { Call, Endpoint } from './call.ts';
 async function outcome(call: Call, result: UpdateResult, spec: UpdateRequest['spec']): Promise<UpdateOutcome> {
   const { cpus, memoryBytes } = needOf(spec);
   return { view: await viewDeployment(call.ctx, result.record), diff: result.diff, revision: result.revision, need: { cpus, memoryBytes } };
+}
+
+/**
+ * An agent that joined a cluster takes creates from its manager only: the manager places them and
+ * keeps names and hostnames unique across the hosts (a create made here would bypass both).
+ */
+function assertNotClusterCreate(call: Call): void {
+  const cluster = call.cluster?.();
+  if (cluster === undefined || call.token.id === MANAGER_TOKEN_ID) return;
+  throw new DepadError('DEPAD_USAGE', `this agent is host ${cluster.host} of a cluster: create deployments through its manager (${cluster.managerUrl}), which places them and keeps their names and hostnames unique across the hosts`, {
+    hint: `depad --host ${cluster.managerUrl} create … (--on-host ${cluster.host} to place it here); the other verbs work here as through the manager`,
+  });
 }
 
 /** The endpoints, in the order the OpenAPI document lists them. */
@@ -72,6 +85,7 @@ function coreEndpoints(): Endpoint[] {
     summary: 'Create a deployment (depad create); body: {name, config and configName (or configFile over the local socket), env?, labels?, pull?, wait?}',
     mutates: true,
     run: async (call) => {
+      assertNotClusterCreate(call);
       const body = await readJsonObject(call.req, BUNDLE_BODY_BYTES);
       onlyFields(body, ['name', 'configFile', 'config', 'configName', 'bundle', 'env', 'labels', 'pull', 'wait']);
       return withCreateConfig(call, body, async ({ name, spec, env, labels }) => {

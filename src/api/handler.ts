@@ -68,6 +68,8 @@ export interface ApiDeps {
    * an agent's heartbeat to the manager); undefined: it needs a bearer token like any other.
    */
   principal?: (req: IncomingMessage) => TokenRecord | undefined;
+  /** The cluster the agent joined, if any: creates then come from its manager only. */
+  cluster?: () => { managerUrl: string; host: string } | undefined;
 }
 
 /** Who a request over the local unix socket acts as. */
@@ -138,7 +140,7 @@ async function handle(deps: ApiDeps, table: ReturnType<typeof matchers>, req: In
   const mutates = match?.endpoint.mutates === true;
   const signal = ctx.signal ? AbortSignal.any([ctx.signal, aborted.signal]) : aborted.signal;
   const opCtx: OpContext = { ...ctx, progress, ...(deps.observed && !mutates ? { observed: deps.observed } : {}), ...(mutates ? { signal } : {}) };
-  const call: Call = { token, action, params: match?.params ?? [], req, url, local: deps.local === true, ctx: opCtx, emit, signal: aborted.signal, events: deps.events ?? (() => []), certificates: deps.certificates ?? (() => []), health: deps.health, engine: deps.engine, restart: deps.restart, followEvents: deps.followEvents, agent: deps.agent, stop: deps.stop };
+  const call: Call = { token, action, params: match?.params ?? [], req, url, local: deps.local === true, ctx: opCtx, emit, signal: aborted.signal, events: deps.events ?? (() => []), certificates: deps.certificates ?? (() => []), health: deps.health, engine: deps.engine, restart: deps.restart, followEvents: deps.followEvents, agent: deps.agent, stop: deps.stop, ...(deps.cluster ? { cluster: deps.cluster } : {}) };
   const operation = stream && mutates ? startOperation(token, aborted, () => call.deployment) : undefined;
   const audit = (result: 'ok' | 'error', status: number, code?: string) =>
     deps.audit.record({ ip, token: token.name, action, ...(call.deployment ? { deployment: call.deployment } : {}), result, status, ...(code ? { code } : {}) }, (error) =>

@@ -107,7 +107,10 @@ export async function joinCluster(home: string, options: JoinOptions, agent: { c
   return membership;
 }
 
-const MANAGER_ADMIN: TokenRecord = Object.freeze({ id: 'cluster-manager', name: 'cluster-manager', scope: Object.freeze({ kind: 'admin' as const }), hash: '', createdAt: '' });
+/** The token ID the manager's calls to an agent act under (its client certificate, never a bearer token). */
+export const MANAGER_TOKEN_ID = 'cluster-manager';
+
+const MANAGER_ADMIN: TokenRecord = Object.freeze({ id: MANAGER_TOKEN_ID, name: 'cluster-manager', scope: Object.freeze({ kind: 'admin' as const }), hash: '', createdAt: '' });
 
 /** Who a request to the agent's API acts as when it presents the manager's certificate: the manager, as admin. */
 export function managerPrincipal(membership: Membership): (req: IncomingMessage) => TokenRecord | undefined {
