@@ -69,6 +69,9 @@ test('cluster: placement by constraint, capacity, --on-host and cordon with each
   const a = h.name('za');
   t.is((await c.run(['create', '-n', a, '-f', await config(h, 'za'), '--on-host', 'host-1'])).code, 0);
   t.is((await c.run(['ls', '-q', '--on-host', 'host-2'])).stdout, `${b}\n`);
+  const noHost = await c.run(['ls', '--on-host', 'host-9']);
+  t.is(noHost.code, 4, noHost.stderr);
+  t.regex(noHost.stderr, /the cluster has no host "host-9"[\s\S]*its hosts are: host-1, host-2/);
   t.regex((await c.run(['logs', b, '--tail', '5'])).stdout, /web\s+\| web-started/);
   const stats = await c.run(['--json', 'stats', b]);
   t.is(stats.code, 0, stats.stderr);
@@ -87,6 +90,7 @@ test('cluster: placement by constraint, capacity, --on-host and cordon with each
   const view = await c.run(['--json', 'inspect', b]);
   t.is((JSON.parse(view.stdout) as DeploymentView).host, 'host-2');
   t.regex((await c.run(['ps', b])).stdout, new RegExp(`depad-${b}-web-1\\s+running`));
+  t.regex((await c.run(['inspect', b])).stdout, /^ {2}host: {5}host-2$/m);
   const up = await c.run(['scale', b, 'web=2']);
   t.is(up.code, 0, up.stderr);
   t.regex((await c.run(['history', b])).stdout, /^\*?2\s/m);

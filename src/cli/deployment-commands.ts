@@ -131,7 +131,18 @@ export function addDeploymentCommands(parent: Command): void {
       const onHost = opts.onHost as string | undefined;
       const pick = (views: DeploymentView[]) => views.filter((v) => (!selector || matchesSelector(v.labels, selector)) && (onHost === undefined || v.host === onHost));
       const agent = await agentFor(g);
-      if (agent) return printList(output, pick(await agent.request<DeploymentView[]>({ method: 'GET', path: '/v1/deployments' })), Boolean(opts.quiet));
+      if (onHost !== undefined) {
+        // A host the cluster does not have is an error, not an empty list.
+        const noManager = () => new DepadError('DEPAD_USAGE', '--on-host lists the deployments of one host of a cluster: give its manager with --host or --context');
+        if (!agent) throw noManager();
+        const hosts = await agent.request<Array<{ name: string }>>({ method: 'GET', path: '/v1/hosts' }).catch((error: unknown) => {
+          if (error instanceof DepadError && error.code === 'DEPAD_NOT_FOUND' && /no endpoint/.test(error.message)) throw noManager();
+          return undefined; // a token that may not list hosts: the filter alone
+        });
+        if (hosts && !hosts.some((h) => h.name === onHost)) throw new DepadError('DEPAD_NOT_FOUND', `the cluster has no host ${JSON.stringify(onHost)}`, { hint: `its hosts are: ${hosts.map((h) => h.name).join(', ') || 'none'}` });
+      }
+      const cluster = onHost !== undefined;
+      if (agent) return printList(output, pick(await agent.request<DeploymentView[]>({ method: 'GET', path: '/v1/deployments' })), Boolean(opts.quiet), cluster);
       await withState(g, output, 'ls', async (ctx) => printList(output, pick(await listDeploymentViews(ctx)), Boolean(opts.quiet)), { readOnly: true });
     });
 

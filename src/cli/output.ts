@@ -102,11 +102,11 @@ export function reportError(output: Output, error: unknown): number {
 }
 
 /** `depad ls`: a table, names only (`quiet`) or JSON. */
-export function printList(output: Output, views: readonly DeploymentView[], quiet: boolean): void {
+export function printList(output: Output, views: readonly DeploymentView[], quiet: boolean, cluster = false): void {
   if (output.json) return printJson(output, views);
   if (quiet) return output.out(views.map((v) => `${v.name}\n`).join(''));
-  // Through a cluster manager each view names its host.
-  const hosts = views.some((v) => v.host !== undefined);
+  // Through a cluster manager each view names its host (`cluster`: known to be one, even when the list is empty).
+  const hosts = cluster || views.some((v) => v.host !== undefined);
   const rows = views.map((v) => [v.name, ...(hosts ? [v.host ?? '-'] : []), v.id.slice(0, 12), v.status, String(v.revision ?? '-'), String(v.services.length), portsText(v.services.flatMap((s) => s.ports)), v.createdAt?.slice(0, 19).replace('T', ' ') ?? '-']);
   output.out(table(['NAME', ...(hosts ? ['HOST'] : []), 'ID', 'STATUS', 'REV', 'SERVICES', 'PORTS', 'CREATED'], rows));
 }
@@ -115,6 +115,7 @@ export function printList(output: Output, views: readonly DeploymentView[], quie
 export function printInspect(output: Output, view: DeploymentView, revisions: ReadonlyArray<{ number: number; configFile: string; configSha256: string; createdAt: string }>): void {
   if (output.json) return printJson(output, { ...view, revisions });
   output.out(deploymentHeadline(view));
+  if (view.host !== undefined) output.out(`  host:     ${view.host}\n`);
   output.out(`  id:       ${view.id}\n  root:     ${view.rootDir}\n  desired:  ${view.desired}${view.stoppedServices?.length ? ` (stopped on their own: ${view.stoppedServices.join(', ')})` : ''}\n  labels:   ${labelsText(view.labels)}\n  created:  ${view.createdAt}\n  updated:  ${view.updatedAt}\n`);
   for (const n of view.subnets ?? []) output.out(`  subnet:   ${n.network} ${n.asked} → ${n.given}\n`);
   for (const line of heldSummary(view.held ?? {})) output.out(`  held:     ${line}\n`);
