@@ -69,6 +69,9 @@ test('cluster: placement by constraint, capacity, --on-host and cordon with each
   const a = h.name('za');
   t.is((await c.run(['create', '-n', a, '-f', await config(h, 'za'), '--on-host', 'host-1'])).code, 0);
   t.is((await c.run(['ls', '-q', '--on-host', 'host-2'])).stdout, `${b}\n`);
+  const perHost = await c.run(['events']);
+  t.is(perHost.code, 4, perHost.stderr);
+  t.regex(perHost.stderr, /no endpoint GET \/v1\/events on the cluster manager: that is per host[\s\S]*ask the host's agent/);
   const noHost = await c.run(['ls', '--on-host', 'host-9']);
   t.is(noHost.code, 4, noHost.stderr);
   t.regex(noHost.stderr, /the cluster has no host "host-9"[\s\S]*its hosts are: host-1, host-2/);

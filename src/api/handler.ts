@@ -150,7 +150,7 @@ async function handle(deps: ApiDeps, table: ReturnType<typeof matchers>, req: In
   // The header goes out now, before the operation waits its turn: the client can cancel it at once.
   if (operation) res.flushHeaders();
   try {
-    if (match === undefined) throw new DepadError('DEPAD_NOT_FOUND', `no endpoint ${req.method ?? ''} ${url.pathname}`, { hint: 'see GET /v1/openapi.json' });
+    if (match === undefined) throw missingEndpoint(req.method ?? '', url.pathname, deps.endpoints !== undefined);
     // Endpoints about one deployment (and create, bulk) check the scope against it; others here.
     if (!match.endpoint.path.includes('{deployment}') && !match.endpoint.scopesItself) authorize(token, action);
     const endpoint = match.endpoint;
@@ -180,4 +180,19 @@ function safeDecode(part: string): string {
   } catch {
     return part;
   }
+}
+
+/**
+ * DEPAD_NOT_FOUND for a path this API lacks, saying why when it is the other kind's: an agent's
+ * per-host path asked of a cluster manager (`onManager`), or a manager's asked of an agent.
+ */
+function missingEndpoint(method: string, pathname: string, onManager: boolean): DepadError {
+  const message = `no endpoint ${method} ${pathname}`;
+  if (onManager && MATCHERS.some((m) => m.endpoint.method === method && m.pattern.test(pathname))) {
+    return new DepadError('DEPAD_NOT_FOUND', `${message} on the cluster manager: that is per host`, { hint: "ask the host's agent (depad --host https://<host address>:8443 …; depad hosts inspect <host> shows its address)" });
+  }
+  if (!onManager && /^\/v1\/(hosts|cluster)(\/|$)/.test(pathname)) {
+    return new DepadError('DEPAD_NOT_FOUND', `${message}: this is a depad agent, not a cluster manager`, { hint: 'give the manager with --host or --context (depad manager serves the cluster verbs)' });
+  }
+  return new DepadError('DEPAD_NOT_FOUND', message, { hint: 'see GET /v1/openapi.json' });
 }
