@@ -42,6 +42,8 @@ export interface PinOptions {
   servername?: string;
   /** Give up after this long (default 10 000 ms). */
   timeoutMs?: number;
+  /** What should answer there, for the hints (default: a depad agent); a join names the cluster manager. */
+  peer?: { runs: string; fingerprint: string };
 }
 
 /**
@@ -52,12 +54,13 @@ export interface PinOptions {
 export function fetchPinnedCa(host: string, port: number, fingerprint: string, options: PinOptions = {}): Promise<string> {
   const want = normalizeFingerprint(fingerprint);
   const where = `${host}:${port}`;
+  const peer = options.peer ?? { runs: '`depad agent`', fingerprint: 'Check the fingerprint the agent printed' };
   return new Promise((resolve, reject) => {
     const servername = options.servername ?? (net.isIP(host) === 0 ? host : undefined);
     const socket = tls.connect({ host, port, rejectUnauthorized: false, ...(servername === undefined ? {} : { servername }) });
     socket.setTimeout(options.timeoutMs ?? 10_000, () => socket.destroy(new Error('timed out')));
     socket.once('error', (error) => {
-      reject(new DepadError('DEPAD_AGENT_UNAVAILABLE', `no TLS answer from ${where}: ${error.message}`, { cause: error, hint: 'Check the address and port, and that `depad agent` runs there.' }));
+      reject(new DepadError('DEPAD_AGENT_UNAVAILABLE', `no TLS answer from ${where}: ${error.message}`, { cause: error, hint: `Check the address and port, and that ${peer.runs} runs there.` }));
     });
     socket.once('secureConnect', () => {
       const chain = chainOf(socket.getPeerCertificate(true));
@@ -67,7 +70,7 @@ export function fetchPinnedCa(host: string, port: number, fingerprint: string, o
         return reject(
           new DepadError('DEPAD_TLS_PIN_MISMATCH', `${where} presented no CA with fingerprint ${want}`, {
             details: { presented: chain.map((c) => ({ subject: c.subject?.CN, fingerprint: c.fingerprint256 })) },
-            hint: 'Check the fingerprint the agent printed; a different one means a different agent, or someone in between.',
+            hint: `${peer.fingerprint}; a different one means a different ${options.peer ? 'manager' : 'agent'}, or someone in between.`,
           }),
         );
       }

@@ -103,6 +103,8 @@ export interface AgentHandle {
   fingerprint: string;
   /** True when this start made the CA. */
   newCa: boolean;
+  /** The cluster it is a member of: its manager and its host name there. */
+  cluster?: { managerUrl: string; host: string };
   /** Stops accepting, waits for running operations, drains the proxy, releases the state. */
   close(): Promise<void>;
   /** Restarts the agent into a new process without refusing a connection (handover.ts). */
@@ -289,6 +291,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
       socketPath,
       fingerprint: tls.fingerprint,
       newCa: tls.created.ca,
+      ...(membership ? { cluster: { managerUrl: membership.managerUrl, host: membership.name } } : {}),
       close: () => (closed ??= close()),
       restart: (o) => handover.restart(o),
       retired: handover.retired,

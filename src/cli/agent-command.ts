@@ -90,11 +90,12 @@ export function addAgentCommand(parent: Command): void {
       await recordAgentPolicy(home, flags);
       // The pid file first: systemd (Type=forking) reads it once `--daemon` has seen the line below.
       await fs.writeFile(agentPidPath(home), `${process.pid}\n`);
-      const facts = { pid: process.pid, apiPort: agent.apiPort, httpPort: agent.httpPort, httpsPort: agent.httpsPort, socket: agent.socketPath, fingerprint: agent.fingerprint, newCa: agent.newCa };
+      const facts = { pid: process.pid, apiPort: agent.apiPort, httpPort: agent.httpPort, httpsPort: agent.httpsPort, socket: agent.socketPath, fingerprint: agent.fingerprint, newCa: agent.newCa, ...(agent.cluster ? { cluster: agent.cluster } : {}) };
       if (output.json) output.out(`${JSON.stringify({ listening: facts })}\n`);
       else {
         output.out(`depad agent: API on https://${String(opts.apiHost)}:${agent.apiPort}, local socket ${agent.socketPath}, proxy on :${agent.httpPort}${agent.httpsPort ? ` and :${agent.httpsPort} (HTTPS)` : ''}\n`);
         output.out(`CA fingerprint (SHA-256): ${agent.fingerprint}${agent.newCa ? '   (new CA: give this to the clients that will pin it)' : ''}\n`);
+        if (agent.cluster) output.out(`member of the cluster at ${agent.cluster.managerUrl} as host ${agent.cluster.host} (creates go through the manager)\n`);
       }
       takeover?.ready();
       const why = await new Promise<'signal' | 'retired' | 'lost'>((resolve) => {

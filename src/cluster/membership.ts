@@ -92,7 +92,7 @@ export async function joinCluster(home: string, options: JoinOptions, agent: { c
   const { fingerprint } = parseJoinToken(options.token);
   if (url.protocol !== 'https:') throw new DepadError('DEPAD_USAGE', `--join ${options.url}: the manager is reached over https://`);
   const colon = fingerprint.toUpperCase().match(/../g)!.join(':');
-  const managerCa = await fetchPinnedCa(url.hostname.replace(/^\[|\]$/g, ''), Number(url.port || 9443), normalizeFingerprint(colon));
+  const managerCa = await fetchPinnedCa(url.hostname.replace(/^\[|\]$/g, ''), Number(url.port || 9443), normalizeFingerprint(colon), { peer: { runs: '`depad manager`', fingerprint: 'The join token carries the fingerprint of the CA of the manager that made it: check the URL names that manager (depad manager join-token there)' } });
   const key = await newClientKey();
   const client = new AgentClient({ kind: 'https', url, ca: managerCa, token: '', pinnedCaOnly: true });
   const name = options.name ?? os.hostname().toLowerCase().replace(/[^a-z0-9-]/g, '-');
