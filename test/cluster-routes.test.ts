@@ -78,6 +78,7 @@ test('a hostname of a deployment on host-1 answers through host-2: keep-alive, X
   const rival = `${name}-b`;
   const clash = await manager.run(['create', '-n', rival, '-f', file, '--on-host', 'host-2']);
   t.is(clash.code, 5, clash.stderr);
+  t.regex(clash.stderr, /depad: depad\.yml:\d+:\d+ /, "the user's file, not the manager's upload directory");
   t.regex(clash.stderr, new RegExp(`services\\.web\\.x-depad\\.hostnames\\[0\\]: host ${hostname.replace(/\./g, '\\.')} is already routed to deployment ${name} on host host-1`));
   t.is((await manager.run(['ls', '-q'])).stdout, `${name}\n`, 'the refused create left nothing');
   // A create straight at a host's agent is refused: the manager places creates and keeps names unique.

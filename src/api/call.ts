@@ -201,9 +201,26 @@ export async function withBundle<T>(call: Call, body: Record<string, unknown>, f
   const unpacked = await unpackBundle(path.join(call.ctx.home, 'uploads'), body.bundle);
   try {
     return await fn(unpacked);
+  } catch (error) {
+    throw withoutUploadDir(error, path.dirname(unpacked.configFile));
   } finally {
     await unpacked.remove();
   }
+}
+
+/**
+ * `error` with the private upload directory taken out of its message, hint and details: the client
+ * sees `shop.yml:7:19 …`, its own file's name, not a path on the agent's host that is gone.
+ */
+export function withoutUploadDir(error: unknown, dir: string): unknown {
+  if (!(error instanceof Error)) return error;
+  const strip = (text: string) => text.split(`${dir}${path.sep}`).join('');
+  error.message = strip(error.message);
+  if (error instanceof DepadError) {
+    if (error.hint !== undefined) Object.defineProperty(error, 'hint', { value: strip(error.hint) });
+    if (error.details !== undefined) Object.defineProperty(error, 'details', { value: JSON.parse(strip(JSON.stringify(error.details))) as Record<string, unknown> });
+  }
+  return error;
 }
 
 /** A create body's fields and its config, loaded and checked against the token. */

@@ -13,7 +13,8 @@
 import { authorize, selects } from '../auth/tokens.ts';
 import { ENDPOINTS } from '../api/endpoints.ts';
 import type { Call, Endpoint } from '../api/call.ts';
-import { BUNDLE_BODY_BYTES, withCreateConfig } from '../api/call.ts';
+import { BUNDLE_BODY_BYTES, withCreateConfig, withoutUploadDir } from '../api/call.ts';
+import path from 'node:path';
 import { readJsonObject, readOptionalJsonObject, stringField } from '../api/body.ts';
 import { openApiDocument } from '../api/openapi.ts';
 import type { DeploymentView } from '../deploy/status.ts';
@@ -137,6 +138,8 @@ function createEndpoint(deps: ManagerDeps): Endpoint {
       const dryRun = body.dryRun === true;
       const { name, spec, allLabels: all } = await withCreateConfig(call, body, async (ask) => ask);
       const { host: _host, dryRun: _dry, ...forward } = body;
+      // A config sent as a bundle was unpacked, read and removed: errors name the user's file, not that directory.
+      const fromBundle = (error: unknown) => (body.bundle === undefined ? error : withoutUploadDir(error, path.dirname(spec.file)));
       const placement = await placing(async () => {
         // Hostnames are the cluster's, as names are: every host's proxy serves all of them (peers.ts).
         assertHostsUnowned(name, spec, clusterRouteOwners(deps.hosts, deps.placements.list()));
@@ -145,6 +148,8 @@ function createEndpoint(deps: ManagerDeps): Endpoint {
         const hostnames = routedHostnames(spec, name);
         const placed = await deps.placements.reserve({ name, host: choice.host, labels: all, ...(all.class ? { class: all.class } : {}), need: choice.need, ...(hostnames.length ? { hostnames } : {}) });
         return { placed, result: choice.result };
+      }).catch((error: unknown) => {
+        throw fromBundle(error);
       });
       if ('dry' in placement) return { body: { dryRun: true, placement: placement.dry } };
       const host = deps.hosts.get(placement.placed.host);
