@@ -3,19 +3,22 @@
  *
  *   scripts/lab up N [--labels 'k=v,k=v;k=v;…'] [--images a,b]   N hosts, each its own engine and agent
  *   scripts/lab status [--json]                                 does each host's engine answer? its agent?
- *   scripts/lab token host-<i>                                  prints that host's admin token
+ *   scripts/lab token host-<i>|manager                          prints that host's (or the manager's) admin token
+ *   scripts/lab manager                                         a cluster manager on the bridge, every host joined
  *   scripts/lab down                                            removes it all (also after a killed up)
  *
  * Cluster 0 (10.251.0.0/24) unless DEPAD_LAB_CLUSTER names another (the tests use 1…9).
  * Exit codes: 0 done; 1 failed, refused (a lab or its leftovers is there) or, for status, no lab is
  * up; 2 usage; 3 status: a host's engine or agent does not answer.
  */
+import fs from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ROOT } from './harness.ts';
+import { labManagerFiles, startDetachedLabManager } from './lab-manager.ts';
 import { clusterLayout, clusterStatus, downCluster, MAX_HOSTS, parseLabels, readState, upCluster, type ClusterState } from './lab-cluster.ts';
 
-const USAGE = `usage: scripts/lab up N [--labels 'k=v,k=v;k=v;…'] [--images a,b] | status [--json] | token host-<i> | down`;
+const USAGE = `usage: scripts/lab up N [--labels 'k=v,k=v;k=v;…'] [--images a,b] | manager | status [--json] | token host-<i>|manager | down`;
 
 class Usage extends Error {}
 
@@ -116,8 +119,26 @@ async function main(argv: string[]): Promise<number> {
     else process.stdout.write(table([['HOST', 'ADDRESS', 'LABELS', 'ENGINE', 'AGENT', 'API'], ...hosts.map((h) => [h.name, h.address, labelText(h.labels), h.engine ? 'up' : 'DOWN', h.agent ? 'up' : 'DOWN', h.apiUrl])]));
     return !state ? 1 : hosts.every((h) => h.engine && h.agent) ? 0 : 3;
   }
+  if (verb === 'manager') {
+    if (rest.length) throw new Usage(`unexpected "${rest[0]}"`);
+    const state = await readState(id);
+    if (!state) throw new Error(`no lab is up (${file} does not exist): scripts/lab up N first`);
+    if (await fs.stat(labManagerFiles(id).pid).catch(() => undefined)) throw new Error(`the lab has a manager already (${labManagerFiles(id).pid}); scripts/lab down removes it with the lab`);
+    const m = await startDetachedLabManager(state);
+    const lab = shown('scripts/lab');
+    const depad = shown('bin/depad');
+    const env = id === 0 ? '' : `DEPAD_LAB_CLUSTER=${id} `;
+    process.stdout.write(`manager: ${m.url} (log ${labManagerFiles(id).log}), ${state.hosts.length} hosts joined\n\nSave it as a context:\n  DEPAD_TOKEN=$(${env}${lab} token manager) ${depad} context add cluster --agent ${m.url} --fingerprint ${m.fingerprint}\n\nThen: ${depad} --context cluster hosts\n      ${depad} --context cluster create -n shop -f examples/webapp/depad.yml\n      ${depad} --context cluster ls\n`);
+    return 0;
+  }
   if (verb === 'token') {
-    if (rest.length !== 1) throw new Usage('token needs one host name (host-1, …)');
+    if (rest.length !== 1) throw new Usage('token needs one host name (host-1, …) or manager');
+    if (rest[0] === 'manager') {
+      const token = await fs.readFile(labManagerFiles(id).token, 'utf8').catch(() => undefined);
+      if (token === undefined) throw new Error('the lab has no manager: scripts/lab manager starts one');
+      process.stdout.write(token);
+      return 0;
+    }
     const host = (await readState(id))?.hosts.find((h) => h.name === rest[0]);
     if (!host) throw new Error(`no host ${rest[0]} in ${file}`);
     process.stdout.write(`${host.token}\n`);

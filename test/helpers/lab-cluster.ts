@@ -24,6 +24,7 @@
  * by name, whatever a killed or failed `up` left (namespaces with the prefix, veths, the bridge,
  * the rules, the directories). The machine's engine and its containers are never touched.
  */
+import { stopDetachedLabManager } from './lab-manager.ts';
 import type { ExecutionContext } from 'ava';
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -196,6 +197,8 @@ export async function downCluster(id: number): Promise<string[]> {
   const removed: string[] = [];
   const problems: string[] = [];
   const state = await readState(id).catch(() => undefined);
+  // The manager `scripts/lab manager` started, first: it would see its hosts go down.
+  if (await stopDetachedLabManager(id).catch((e: Error) => void problems.push(`the lab's manager: ${e.message}`))) removed.push('manager');
   const indexes = new Set([...(state?.hosts ?? []).map((h) => Number(h.name.slice(5))), ...(await hostIndexes(id))]);
   for (const link of (await run('ip', ['-o', 'link', 'show'])).stdout.split('\n').map((l) => (l.split(': ')[1] ?? '').split('@')[0] ?? '')) {
     if (link.startsWith(c.vethPrefix)) indexes.add(Number(link.slice(c.vethPrefix.length)));
