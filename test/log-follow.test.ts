@@ -15,7 +15,7 @@ test('follows new instances from their first line, restarted ones from where the
   const polls: ContainerState[][] = [[c('a', false), c('b')], [c('a'), c('b', false)], [c('a', false), c('b', false)]];
   const reads: string[] = [];
   let poll = 0;
-  await followInstances({ list: async () => polls[Math.min(poll++, polls.length - 1)]!, read: async (x, since) => void reads.push(`${x.id}:${since === undefined ? 'start' : 'since'}`) }, [c('a')], undefined, 5);
+  await followInstances({ list: async () => polls[Math.min(poll++, polls.length - 1)]!, read: async (x, from) => void reads.push(`${x.id}:${typeof from === 'number' ? 'since' : 'start'}`) }, [c('a')], undefined, 5);
   t.deepEqual(reads, ['a:start', 'b:start', 'a:since'], 'b appeared: from its start; a ran again after its stream ended: from then');
   t.is(poll, 3, 'ended at the poll where nothing ran and nothing was open');
 });

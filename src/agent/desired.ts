@@ -75,9 +75,7 @@ export function decide(record: DeploymentRecord, plan: StoredPlan, containers: r
     if (up && state.running && ownerRestartedAfter(c, state, byName)) {
       // It joins another instance's namespaces (network_mode: service:…), which started after it: its network is gone; join the new one.
       const owner = ownerRestartedAfter(c, state, byName)!;
-      const reason = `${owner} started after it, and it shares ${owner}'s namespaces`;
-      decision.stop.push({ service: c.service, state, ...(c.body.StopTimeout === undefined ? {} : { timeoutSec: c.body.StopTimeout }), reason, restart: true });
-      decision.start.push({ service: c.service, container: c, state, reason });
+      restartJoiner(decision, c, state, `${owner} started after it, and it shares ${owner}'s namespaces`);
       continue;
     }
     if (up || state?.status === 'paused') continue;
@@ -101,11 +99,15 @@ export function decide(record: DeploymentRecord, plan: StoredPlan, containers: r
     if (state === undefined || !state.running || decision.stop.some((s) => s.state.name === c.name)) continue;
     const owner = joinedContainers(c).find((name) => decision.start.some((s) => s.container.name === name));
     if (owner === undefined || !shouldRun(record, plan.services.find((s) => s.name === c.service))) continue;
-    const reason = `${owner} is started again, and it shares ${owner}'s namespaces`;
-    decision.stop.push({ service: c.service, state, ...(c.body.StopTimeout === undefined ? {} : { timeoutSec: c.body.StopTimeout }), reason, restart: true });
-    decision.start.push({ service: c.service, container: c, state, reason });
+    restartJoiner(decision, c, state, `${owner} is started again, and it shares ${owner}'s namespaces`);
   }
   return decision;
+}
+
+/** Stops `c` to start it again at once (not a death to count), into the namespaces its owner has now. */
+function restartJoiner(decision: Decision, c: ContainerPlan, state: ContainerState, reason: string): void {
+  decision.stop.push({ service: c.service, state, ...(c.body.StopTimeout === undefined ? {} : { timeoutSec: c.body.StopTimeout }), reason, restart: true });
+  decision.start.push({ service: c.service, container: c, state, reason });
 }
 
 /** The owner container `c` joins that started after `state` did (its namespaces are new), if any. */

@@ -212,7 +212,7 @@ export async function withBundle<T>(call: Call, body: Record<string, unknown>, f
  * `error` with the private upload directory taken out of its message, hint and details: the client
  * sees `shop.yml:7:19 …`, its own file's name, not a path on the agent's host that is gone.
  */
-export function withoutUploadDir(error: unknown, dir: string): unknown {
+function withoutUploadDir(error: unknown, dir: string): unknown {
   if (!(error instanceof Error)) return error;
   const strip = (text: string) => text.split(`${dir}${path.sep}`).join('');
   error.message = strip(error.message);

@@ -17,7 +17,7 @@ import { authorize } from '../auth/tokens.ts';
 import { BULK_ENDPOINTS } from '../api/bulk-endpoints.ts';
 import { labelsField, onlyFields, readJsonObject } from '../api/body.ts';
 import { BUNDLE_BODY_BYTES, dryRunField, type Call, type Endpoint } from '../api/call.ts';
-import { rolling, type BulkItem, type BulkOutcome, type Settled } from '../deploy/bulk.ts';
+import { failure, rolling, updateFromTo, type BulkItem, type BulkOutcome, type Settled } from '../deploy/bulk.ts';
 import type { DeploymentView } from '../deploy/status.ts';
 import type { UpdateOutcome } from '../deploy/update.ts';
 import type { UpdatePreview } from '../deploy/update-preview.ts';
@@ -26,6 +26,7 @@ import { labelsText, matchesSelector } from '../labels.ts';
 import type { PlacementRecord, RevisionRecord } from '../store/records.ts';
 import { callHost } from './host-client.ts';
 import type { ManagerDeps } from './manager-endpoints.ts';
+import { followAnswer } from './placements.ts';
 
 type Verb = 'update' | 'rollback' | 'start' | 'stop' | 'restart';
 
@@ -67,11 +68,6 @@ function onHost<T>(deps: ManagerDeps, call: Call, p: PlacementRecord, method: 'G
 
 const isHostDown = (error: unknown) => error instanceof DepadError && error.code === 'DEPAD_HOST_DOWN';
 
-function failure(error: unknown): Pick<BulkItem, 'error' | 'code'> {
-  const code = error instanceof DepadError ? error.code : undefined;
-  return { error: error instanceof Error ? error.message : String(error), ...(code ? { code } : {}) };
-}
-
 /**
  * Checks every selected deployment on its host (`check`), in name order, a few hosts at a time.
  * A refusal throws as the agent's bulk does; a host down ends the command with that deployment
@@ -109,18 +105,10 @@ async function roll<R>(plans: Planned[], selector: Record<string, string>, maxPa
   return { selector, ok: items.every((i) => i.result !== 'failed'), items };
 }
 
-/** An update's or rollback's answer carries the deployment's labels: the placement keeps them for scope checks. */
-async function relabel(deps: ManagerDeps, name: string, view: DeploymentView | undefined): Promise<void> {
-  if (view && view.name === name && view.labels) await deps.placements.relabel(name, view.labels);
-}
-
-/** From and to of an update, in the agent's words: images of the services overridden, else revisions. */
-async function updateFromTo(deps: ManagerDeps, call: Call, p: PlacementRecord, body: Record<string, unknown>, revision: number): Promise<{ from: string; to: string }> {
-  const overrides = Object.entries((body.overrides ?? {}) as Record<string, string>);
-  if (body.config !== undefined || body.bundle !== undefined || overrides.length === 0) return { from: `rev ${revision}`, to: `rev ${revision + 1}` };
-  const history = await onHost<RevisionRecord[]>(deps, call, p, 'GET', '/history');
-  const images = history.find((r) => r.number === revision)?.images ?? {};
-  return { from: overrides.map(([service]) => images[service]?.ref ?? '?').join(', '), to: [...new Set(overrides.map(([, image]) => image))].join(', ') };
+/** From and to of an update, in the agent's words (bulk.ts), the images read from the host's history when needed. */
+function hostFromTo(deps: ManagerDeps, call: Call, p: PlacementRecord, body: Record<string, unknown>, revision: number): Promise<{ from: string; to: string }> {
+  const images = async () => (await onHost<RevisionRecord[]>(deps, call, p, 'GET', '/history')).find((r) => r.number === revision)?.images ?? {};
+  return updateFromTo(revision, (body.overrides ?? {}) as Record<string, string>, body.config !== undefined || body.bundle !== undefined, images);
 }
 
 async function bulkUpdate(deps: ManagerDeps, call: Call): Promise<BulkOutcome> {
@@ -131,7 +119,7 @@ async function bulkUpdate(deps: ManagerDeps, call: Call): Promise<BulkOutcome> {
   const { selector: _s, maxParallel: _m, dryRun: _d, ...target } = body;
   const checked = await checkAll(picked, selector, 'updated', async (p) => {
     const preview = await onHost<UpdatePreview>(deps, call, p, 'POST', '/update', { ...target, dryRun: true });
-    return { placement: p, ...(await updateFromTo(deps, call, p, target, preview.revision)), empty: preview.diff.empty };
+    return { placement: p, ...(await hostFromTo(deps, call, p, target, preview.revision)), empty: preview.diff.empty };
   });
   if (!Array.isArray(checked)) return checked;
   if (dryRun) {
@@ -139,7 +127,7 @@ async function bulkUpdate(deps: ManagerDeps, call: Call): Promise<BulkOutcome> {
   }
   return roll(checked, selector, maxParallel, async (c) => {
     const outcome = await onHost<UpdateOutcome>(deps, call, c.placement, 'POST', '/update', target, true);
-    await relabel(deps, c.placement.name, outcome.view);
+    await followAnswer(deps.placements, c.placement.name, outcome);
     return outcome;
   }, (c, o) => (o.revision === undefined ? { to: c.from, result: 'unchanged' } : { to: c.to, result: 'updated' }));
 }
@@ -160,7 +148,7 @@ async function bulkRollback(deps: ManagerDeps, call: Call): Promise<BulkOutcome>
   }
   return roll(checked, selector, maxParallel, async (c) => {
     const outcome = await onHost<UpdateOutcome>(deps, call, c.placement, 'POST', '/rollback', {}, true);
-    await relabel(deps, c.placement.name, outcome.view);
+    await followAnswer(deps.placements, c.placement.name, outcome);
     return outcome;
   }, (c, o) => ({ to: `rev ${o.revision ?? c.revision} (= ${c.to})`, result: 'updated' }));
 }

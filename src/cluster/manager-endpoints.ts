@@ -13,8 +13,7 @@
 import { authorize, selects } from '../auth/tokens.ts';
 import { ENDPOINTS } from '../api/endpoints.ts';
 import type { Call, Endpoint } from '../api/call.ts';
-import { BUNDLE_BODY_BYTES, withCreateConfig, withoutUploadDir } from '../api/call.ts';
-import path from 'node:path';
+import { BUNDLE_BODY_BYTES, withCreateConfig } from '../api/call.ts';
 import { readJsonObject, readOptionalJsonObject, stringField } from '../api/body.ts';
 import { openApiDocument } from '../api/openapi.ts';
 import type { DeploymentView } from '../deploy/status.ts';
@@ -25,7 +24,7 @@ import type { HostRegistry } from './hosts.ts';
 import { choosePlacement } from './choose.ts';
 import { clusterRouteOwners } from './peers.ts';
 import { assertHostsUnowned, routedHostnames } from '../deploy/preflight.ts';
-import type { Placements } from './placements.ts';
+import { followAnswer, type Placements } from './placements.ts';
 import { serialQueue } from '../serial.ts';
 import { managerBulkEndpoints } from './manager-bulk.ts';
 
@@ -77,21 +76,10 @@ function relay(deps: ManagerDeps, e: Endpoint): Endpoint {
         signal: call.signal,
       });
       if (e.method === 'DELETE' && e.path === '/v1/deployments/{deployment}') await deps.placements.forget(placement.name);
-      else await relabelFrom(deps, placement.name, answer);
+      else await followAnswer(deps.placements, placement.name, answer);
       return { body: withHost(answer, host.name) };
     },
   };
-}
-
-/**
- * An update's answer carries the deployment's labels (the placement keeps them for scope checks)
- * and what it now needs of its host (a scale, new limits: the reservation follows).
- */
-async function relabelFrom(deps: ManagerDeps, name: string, answer: unknown): Promise<void> {
-  const view = (answer as { view?: DeploymentView } | undefined)?.view ?? (answer as DeploymentView | undefined);
-  if (view && typeof view === 'object' && view.name === name && view.labels) await deps.placements.relabel(name, view.labels);
-  const need = (answer as { need?: { cpus?: unknown; memoryBytes?: unknown } } | undefined)?.need;
-  if (view?.name === name && typeof need?.cpus === 'number' && typeof need.memoryBytes === 'number' && need.cpus >= 0 && need.memoryBytes >= 0) await deps.placements.reneed(name, { cpus: need.cpus, memoryBytes: need.memoryBytes });
 }
 
 /** A deployment view (or an update's answer) with the host that runs it. */
@@ -136,11 +124,9 @@ function createEndpoint(deps: ManagerDeps): Endpoint {
       if (body.configFile !== undefined) throw new DepadError('DEPAD_USAGE', 'the manager relays configs to other hosts: send the config itself (config and configName, or bundle), not a file path', { hint: 'the depad CLI does so by itself; update it if it sent a path' });
       const only = stringField(body, 'host', true);
       const dryRun = body.dryRun === true;
-      const { name, spec, allLabels: all } = await withCreateConfig(call, body, async (ask) => ask);
       const { host: _host, dryRun: _dry, ...forward } = body;
-      // A config sent as a bundle was unpacked, read and removed: errors name the user's file, not that directory.
-      const fromBundle = (error: unknown) => (body.bundle === undefined ? error : withoutUploadDir(error, path.dirname(spec.file)));
-      const placement = await placing(async () => {
+      // Placed while the config is read (an uploaded bundle still unpacked: its errors name the user's file).
+      const { name, placement } = await withCreateConfig(call, body, async ({ name, spec, allLabels: all }) => ({ name, placement: await placing(async () => {
         // Hostnames are the cluster's, as names are: every host's proxy serves all of them (peers.ts).
         assertHostsUnowned(name, spec, clusterRouteOwners(deps.hosts, deps.placements.list()));
         const choice = choosePlacement(deps, { name, labels: all, spec, ...(only === undefined ? {} : { host: only }) });
@@ -148,9 +134,7 @@ function createEndpoint(deps: ManagerDeps): Endpoint {
         const hostnames = routedHostnames(spec, name);
         const placed = await deps.placements.reserve({ name, host: choice.host, labels: all, ...(all.class ? { class: all.class } : {}), need: choice.need, ...(hostnames.length ? { hostnames } : {}) });
         return { placed, result: choice.result };
-      }).catch((error: unknown) => {
-        throw fromBundle(error);
-      });
+      }) }));
       if ('dry' in placement) return { body: { dryRun: true, placement: placement.dry } };
       const host = deps.hosts.get(placement.placed.host);
       call.ctx.progress({ step: 'place', message: `placing ${name} on host ${host.name} (${host.address})` });

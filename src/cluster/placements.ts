@@ -6,6 +6,7 @@
  * manager starts (`settleCreating`): kept if the host has the deployment, else removed.
  */
 import { DepadError } from '../errors.ts';
+import type { DeploymentView } from '../deploy/status.ts';
 import type { PlacementRecord } from '../store/records.ts';
 import type { Store } from '../store/store.ts';
 
@@ -95,4 +96,17 @@ export class Placements {
     await this.#store.batch().putPlacement(p).write();
     return p;
   }
+}
+
+/**
+ * What the placement of `name` takes from a host's answer about it (an update, scale, rollback or
+ * view): the deployment's labels, for scope checks, and what it now needs of its host (`need` of an
+ * update's answer: the reservation follows a scale or new limits).
+ */
+export async function followAnswer(placements: Placements, name: string, answer: unknown): Promise<void> {
+  const view = (answer as { view?: DeploymentView } | undefined)?.view ?? (answer as DeploymentView | undefined);
+  if (view === undefined || view === null || typeof view !== 'object' || view.name !== name) return;
+  if (view.labels) await placements.relabel(name, view.labels);
+  const need = (answer as { need?: { cpus?: unknown; memoryBytes?: unknown } }).need;
+  if (typeof need?.cpus === 'number' && typeof need.memoryBytes === 'number' && need.cpus >= 0 && need.memoryBytes >= 0) await placements.reneed(name, { cpus: need.cpus, memoryBytes: need.memoryBytes });
 }

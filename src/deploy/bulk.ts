@@ -9,7 +9,7 @@
  */
 import { DepadError } from '../errors.ts';
 import { labelsText, matchesSelector } from '../labels.ts';
-import type { DeploymentRecord } from '../store/records.ts';
+import type { DeploymentRecord, RevisionRecord } from '../store/records.ts';
 import type { OpContext } from './context.ts';
 import { lifecycleOperation } from './lifecycle.ts';
 import { assertUpdatable, planUpdate, rollbackDeployment, updateDeployment, updateRequestFor } from './update.ts';
@@ -90,7 +90,8 @@ export async function rolling<T, R>(items: readonly T[], maxParallel: number, fn
   return results;
 }
 
-function failure(error: unknown): Pick<BulkItem, 'error' | 'code'> {
+/** A failed item's error and code, as the summary shows them. */
+export function failure(error: unknown): Pick<BulkItem, 'error' | 'code'> {
   const code = error instanceof DepadError ? error.code : undefined;
   return { error: error instanceof Error ? error.message : String(error), ...(code ? { code } : {}) };
 }
@@ -100,15 +101,24 @@ function forDeployment(ctx: OpContext, name: string): OpContext {
   return { ...ctx, progress: (event) => ctx.progress({ ...event, message: `${name}: ${event.message}` }) };
 }
 
-/** What `target` changes, in the summary's words. */
-async function fromTo(ctx: OpContext, record: DeploymentRecord, target: UpdateTarget): Promise<{ from: string; to: string }> {
-  const overrides = Object.entries(target.overrides ?? {});
-  if (target.configFile !== undefined || target.configText !== undefined || overrides.length === 0) return { from: `rev ${record.revision}`, to: `rev ${record.revision + 1}` };
-  const images = (await ctx.store.listRevisions(record.id)).find((r) => r.number === record.revision)?.images ?? {};
+/**
+ * What an update changes, in the summary's words: the images of the services it overrides (from
+ * the current revision's `images()`, asked only then), else revision → the next one. `byConfig`:
+ * it gives a config, so it is a revision change whatever it overrides.
+ */
+export async function updateFromTo(revision: number, overrides: Readonly<Record<string, string>>, byConfig: boolean, images: () => Promise<RevisionRecord['images']>): Promise<{ from: string; to: string }> {
+  const given = Object.entries(overrides);
+  if (byConfig || given.length === 0) return { from: `rev ${revision}`, to: `rev ${revision + 1}` };
+  const current = await images();
   return {
-    from: overrides.map(([service]) => images[service]?.ref ?? '?').join(', '),
-    to: [...new Set(overrides.map(([, image]) => image))].join(', '),
+    from: given.map(([service]) => current[service]?.ref ?? '?').join(', '),
+    to: [...new Set(given.map(([, image]) => image))].join(', '),
   };
+}
+
+/** What `target` changes, in the summary's words. */
+function fromTo(ctx: OpContext, record: DeploymentRecord, target: UpdateTarget): Promise<{ from: string; to: string }> {
+  return updateFromTo(record.revision, target.overrides ?? {}, target.configFile !== undefined || target.configText !== undefined, async () => (await ctx.store.listRevisions(record.id)).find((r) => r.number === record.revision)?.images ?? {});
 }
 
 /** Updates every deployment in `records` to `target`, rolling (see the file comment). */

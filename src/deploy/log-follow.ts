@@ -16,8 +16,12 @@ export const FOLLOW_POLL_MS = 1000;
 export interface FollowSource {
   /** The selected instances as the engine lists them now. */
   list(): Promise<ContainerState[]>;
-  /** Follows one instance until its stream ends; `since` (Unix seconds): only lines from then. */
-  read(c: ContainerState, since: number | undefined): Promise<void>;
+  /**
+   * Follows one instance until its stream ends: from the `tail` asked (one there at the start),
+   * from its `first` line (one that appeared later), or from a time (Unix seconds: one that ran
+   * again after its stream ended).
+   */
+  read(c: ContainerState, from: 'tail' | 'first' | number): Promise<void>;
 }
 
 /** Follows `initial` and every instance that appears later (module comment). */
@@ -26,14 +30,14 @@ export async function followInstances(source: FollowSource, initial: readonly Co
   const endedAt = new Map<string, number>();
   const seen = new Set(initial.map((c) => c.id));
   let failure: unknown;
-  const follow = (c: ContainerState, since: number | undefined) => {
-    const stream = source.read(c, since).then(
+  const follow = (c: ContainerState, from: 'tail' | 'first' | number) => {
+    const stream = source.read(c, from).then(
       () => void endedAt.set(c.id, Date.now() / 1000),
       (error: unknown) => void (failure ??= error),
     ).finally(() => open.delete(c.id));
     open.set(c.id, stream);
   };
-  for (const c of initial) follow(c, undefined);
+  for (const c of initial) follow(c, 'tail');
   while (!signal?.aborted && failure === undefined) {
     await sleep(pollMs, signal);
     if (signal?.aborted || failure !== undefined) break;
@@ -42,9 +46,9 @@ export async function followInstances(source: FollowSource, initial: readonly Co
       if (open.has(c.id)) continue;
       if (!seen.has(c.id)) {
         seen.add(c.id);
-        follow(c, undefined);
+        follow(c, 'first');
       } else if (c.running && endedAt.has(c.id)) {
-        follow(c, endedAt.get(c.id));
+        follow(c, endedAt.get(c.id)!);
       }
     }
     if (open.size === 0 && !now.some((c) => c.running)) break;

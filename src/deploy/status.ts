@@ -205,8 +205,7 @@ export async function readLogs(
     for (const c of ordered) await read(c, options.tail);
     return;
   }
-  const initial = new Set(ordered.map((c) => c.id));
-  await followInstances({ list: selected, read: (c, since) => read(c, initial.has(c.id) && since === undefined ? options.tail : undefined, since) }, ordered, options.signal);
+  await followInstances({ list: selected, read: (c, from) => (from === 'tail' ? read(c, options.tail) : from === 'first' ? read(c, undefined) : read(c, undefined, from)) }, ordered, options.signal);
 }
 
 function instanceView(c: ContainerState, unknown: boolean, observed: OpContext['observed']): InstanceView {

@@ -93,7 +93,7 @@ export async function planUpdate(ctx: OpContext, record: DeploymentRecord, reque
   const ids = (m: RevisionRecord['images']) => Object.fromEntries(Object.entries(m).map(([k, v]) => [k, v.id]));
   let diff = diffPlans(current, candidate, ids(currentImages), ids(images));
   // A service at 0 replicas has no container to compare: its config, as stored with the revision, is.
-  if (hasIdleServices(current, candidate)) diff = withIdleChanges(diff, current, candidate, (await readRevisionSpec(record.rootDir, record.revision)).spec, JSON.parse(JSON.stringify(spec)) as DeploymentSpec);
+  if (hasIdleServices(current, candidate)) diff = withIdleChanges(diff, current, candidate, (await readRevisionSpec(record.rootDir, record.revision)).spec, spec);
   return { current, candidate, diff, images, missing, spec };
 }
 

@@ -30,8 +30,13 @@ export interface LabManager {
 
 const PORT = 9443;
 
+/** `depad manager` for a lab: its own home, on the bridge's address (also in its certificate). */
+function managerArgs(home: string, address: string): string[] {
+  return ['--json', '--home', home, 'manager', '--api-port', String(PORT), '--api-host', address, '--hostname', address];
+}
+
 async function startManagerProcess(t: ExecutionContext, home: string, address: string): Promise<{ child: ChildProcess; fingerprint: string }> {
-  const child = spawn(DEPAD, ['--json', '--home', home, 'manager', '--api-port', String(PORT), '--api-host', address, '--hostname', address], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DEPAD_HOME: home } });
+  const child = spawn(DEPAD, managerArgs(home, address), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DEPAD_HOME: home } });
   t.teardown(() => void (child.exitCode === null && child.signalCode === null && child.kill('SIGKILL')));
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
@@ -79,7 +84,7 @@ export async function startDetachedLabManager(state: ClusterState): Promise<{ ur
   const from = (await fs.stat(files.log).catch(() => undefined))?.size ?? 0;
   const fd = openSync(files.log, 'a', 0o600);
   try {
-    const child = spawn(DEPAD, ['--json', '--home', files.home, 'manager', '--api-port', String(PORT), '--api-host', address, '--hostname', address], { env: { ...process.env, DEPAD_HOME: files.home }, stdio: ['ignore', fd, fd], detached: true });
+    const child = spawn(DEPAD, managerArgs(files.home, address), { env: { ...process.env, DEPAD_HOME: files.home }, stdio: ['ignore', fd, fd], detached: true });
     child.on('error', () => undefined);
     child.unref();
     await fs.writeFile(files.pid, `${child.pid}\n`, { mode: 0o600 });

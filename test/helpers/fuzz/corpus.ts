@@ -111,6 +111,12 @@ const requests: [string, string, { splits?: number[]; pauseMs?: number; finMs?: 
   ['pipelined-unknown-method-after-chunked-and-sized', `POST /a#frag HTTP/1.1\r\nX-Empty:\t\r\n${H}${chunked}\r\n4\r\nhell\r\n1\r\no\r\n0\r\n\r\nPOST / HTTP/1.1\r\n${H}Content-Length:5\r\n\r\nhellox`],
   // Seed 20261202: the asterisk target with a chunked body.
   ['asterisk-target-chunked', `GET * HTTP/1.1\r\n${H}${chunked}\r\n4\r\nxxxx\r\n0\r\n\r\n`],
+  // Seed 20261205 (late once in a 195 s campaign of 80 lanes, on time when replayed): a target that starts with "//" and an uppercase Host;
+  ['double-slash-target-uppercase-host', 'DELETE //fuzz.test/x HTTP/1.1\r\nHost: FUZZ.TEST\r\n\r\n'],
+  // a chunked body that carries a head with a bare CR, then the start of an absolute-form request and the client's FIN (400, then close);
+  ['chunked-carrying-bare-cr-head-then-partial-absolute-form', post(`X-Forwarded-For: 1.2.3.4\r\nAccept: */*\r\n${chunked}`, `24\r\nGET /smug HTTP/1.1\r\nHost: fuzz.test\r\r\n18\r\n\nX-Forwarded-For: 6.6.6.\r\n5\r\n6\r\n\r\n\r\n0\r\n\r\nGET http://fuzz.test:80`, '/'), { finMs: 0 }],
+  // a tab-padded zero length, an HTTP/0.9 line and more requests pipelined, split in two writes.
+  ['padded-zero-length-then-http09-and-pipelined', `GET /api/v1/items?id=7 HTTP/1.1\r\n${H}Content-Length:\t 0 \t\r\n\r\nGET /\r\nGET /%00 HTTP/1.0\r\nCookie: a=b\r\n${H}\r\nPOST / HTTP/1.1\r\n${H}Cookie: a=b\r\nContent-Length: 65\r\n\r\nGET /smug HTTP/1.1\r\n${H}X-Forwarded-For: 6.6.6.6\r\n\r\n`, { splits: [257] }],
 ];
 
 const responses: [string, string, Parameters<typeof responseCase>[1]][] = [
