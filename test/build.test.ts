@@ -16,7 +16,7 @@ import { Store } from '../src/store/store.ts';
 import { LABELS } from '../src/engine/types.ts';
 import { engineObjects, harness, httpGet, removeEngineObjects, testPorts, type Harness } from './helpers/harness.ts';
 import { startAgent } from './helpers/agent-process.ts';
-import { getVia, startLoad } from './helpers/load.ts';
+import { jsonVia, startLoad } from './helpers/load.ts';
 import { startProxyProcess } from './helpers/proxy-process.ts';
 
 const run = promisify(execFile);
@@ -217,7 +217,7 @@ test('build: a rebuilt routed service is swapped with zero downtime through the 
     t.is(stats.failed, 0, stats.failures.join('\n'));
     t.deepEqual(Object.keys(stats.versions).sort(), ['b1', 'b2']);
   }
-  t.is((JSON.parse((await getVia(proxy.port, host, '/cgi-bin/info')).body) as { version: string }).version, 'b2');
+  t.is((await jsonVia<{ version: string }>(proxy.port, host, '/cgi-bin/info')).version, 'b2');
 });
 
 test('build: through the local agent socket the agent builds from the config\'s directory, with the build\'s progress streamed', async (t) => {

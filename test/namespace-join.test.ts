@@ -16,7 +16,7 @@ import { agentSocketPath } from '../src/home.ts';
 import { agentEvents, proxyGet, until } from './helpers/agent-api.ts';
 import { startAgent } from './helpers/agent-process.ts';
 import { harness, testPorts, type Harness } from './helpers/harness.ts';
-import { getVia, startLoad } from './helpers/load.ts';
+import { getVia, jsonVia, startLoad } from './helpers/load.ts';
 import { startProxyProcess } from './helpers/proxy-process.ts';
 
 const run = promisify(execFile);
@@ -70,7 +70,7 @@ test('network_mode: service:gate — shared stack, owner update start-first with
   t.is(created.code, 0, created.stderr);
   let c = await containers(h, name);
   t.is(await networkMode(c.web!.container), await joined(c.gate!.container), 'the joiner runs in the owner container\'s network stack');
-  t.is(JSON.parse((await getVia(proxy.port, host)).body).service, 'web', "gate's route is served by web, which listens in gate's stack");
+  t.is((await jsonVia(proxy.port, host)).service, 'web', "gate's route is served by web, which listens in gate's stack");
   t.is((await getVia(proxy.port, host, '/count')).status, 200, "web reaches gate's store on 127.0.0.1");
 
   // The dry run names the joiner as replaced with its owner.

@@ -11,7 +11,7 @@ import { parseConfig } from '../src/config/index.ts';
 import type { DeploymentView } from '../src/deploy/status.ts';
 import { problems } from './helpers/config-problems.ts';
 import { harness } from './helpers/harness.ts';
-import { getVia } from './helpers/load.ts';
+import { getVia, jsonVia } from './helpers/load.ts';
 import { startProxyProcess } from './helpers/proxy-process.ts';
 
 test('replicas: 0 and scale: 0 are read as 0; a service joining the namespaces of one at 0 is refused', (t) => {
@@ -76,7 +76,7 @@ test('replicas: 0: created with no container, its dependant starts, the proxy an
   t.is((await h.json<DeploymentView>(['inspect', name])).revision, 4);
   t.regex((await h.run(['update', name, '-f', v2])).stdout, /no changes/, 'the same file again changes nothing');
   t.is((await h.run(['scale', name, 'web=1'])).code, 0);
-  t.is((JSON.parse((await getVia(proxy.port, host)).body) as { version: string }).version, '2');
+  t.is((await jsonVia<{ version: string }>(proxy.port, host)).version, '2');
   // Rollback restores the 2 replicas of revision 2.
   const back = await h.run(['rollback', name, '--to', '2']);
   t.is(back.code, 0, back.stderr);

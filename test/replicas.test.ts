@@ -15,7 +15,7 @@ import { agentSocketPath } from '../src/home.ts';
 import { agentEvents, until } from './helpers/agent-api.ts';
 import { startAgent } from './helpers/agent-process.ts';
 import { harness, httpGet, testPorts, type Harness } from './helpers/harness.ts';
-import { getVia, startLoad } from './helpers/load.ts';
+import { getVia, jsonVia, startLoad } from './helpers/load.ts';
 import { startProxyProcess } from './helpers/proxy-process.ts';
 
 const run = promisify(execFile);
@@ -63,7 +63,7 @@ test('replicas: three containers with their own ports and labels, reachable by n
 
   const host = `web.${name}.localhost`;
   const seen = new Set<string>();
-  for (let i = 0; i < 30; i++) seen.add((JSON.parse((await getVia(proxy.port, host)).body) as { hostname: string }).hostname);
+  for (let i = 0; i < 30; i++) seen.add((await jsonVia<{ hostname: string }>(proxy.port, host)).hostname);
   t.is(seen.size, 3, `the proxy spread 30 requests over every replica: ${[...seen].join(', ')}`);
 
   // Inside the deployment the service's name answers from the replicas (one network alias).
@@ -92,7 +92,7 @@ for (const parallelism of [1, 2]) {
     t.true((stats.versions['1'] ?? 0) > 0 && (stats.versions['2'] ?? 0) > 0, JSON.stringify(stats.versions));
     const after = webOf(await h.json<DeploymentView>(['inspect', name]));
     t.deepEqual(after.instances.map((i) => i.container).sort(), [5, 6, 7, 8].map((n) => `depad-${name}-web-${n}`));
-    for (let i = 0; i < 8; i++) t.is((JSON.parse((await getVia(proxy.port, host)).body) as { version: string }).version, '2');
+    for (let i = 0; i < 8; i++) t.is((await jsonVia<{ version: string }>(proxy.port, host)).version, '2');
   });
 }
 
@@ -134,7 +134,7 @@ test('replicas: scale 1 → 4 → 1 under load: no failed request, the replica t
   // same round-robin cursor, so a fixed count could keep missing one replica: ask until all four
   // answered, within a bound that still fails a replica left out of the route.
   let asked = 0;
-  for (; asked < 400 && seen.size < 4; asked++) seen.add((JSON.parse((await getVia(proxy.port, host)).body) as { hostname: string }).hostname);
+  for (; asked < 400 && seen.size < 4; asked++) seen.add((await jsonVia<{ hostname: string }>(proxy.port, host)).hostname);
   t.log(`all four replicas answered within ${asked} requests`);
   const down = await h.run(['service', 'scale', name, 'web', '1']);
   const stats = await load.stop();
@@ -185,7 +185,7 @@ test('replicas: depad killed in the middle of a rolling update; the next command
   t.deepEqual(webOf(view).instances.map((i) => i.container).sort(), [1, 2, 3].map((n) => `depad-${name}-web-${n}`), 'the new replicas are gone, the old ones run');
   const host = `web.${name}.localhost`;
   const versions = new Set<string>();
-  for (let i = 0; i < 12; i++) versions.add((JSON.parse((await getVia(proxy.port, host)).body) as { version: string }).version);
+  for (let i = 0; i < 12; i++) versions.add((await jsonVia<{ version: string }>(proxy.port, host)).version);
   t.deepEqual([...versions], ['1']);
 });
 

@@ -13,7 +13,7 @@ import path from 'node:path';
 import test from 'ava';
 import type { DeploymentView } from '../src/deploy/status.ts';
 import { harness, type Harness } from './helpers/harness.ts';
-import { getVia, startLoad } from './helpers/load.ts';
+import { jsonVia, startLoad } from './helpers/load.ts';
 import { startProxyProcess } from './helpers/proxy-process.ts';
 
 const FAILS_WHEN_ARMED = 'if [ -f /flags/seen ] && (rm /flags/armed1 2>/dev/null || rm /flags/armed2 2>/dev/null); then echo failing on purpose; exit 3; fi; touch /flags/seen; exec /app/bin/web';
@@ -78,7 +78,7 @@ test('failure_action: continue: a failed new replica keeps its old container in 
   const instancePorts = after.ports.filter((p) => p.service === 'web' && p.role === 'instance').map((p) => p.instance).sort();
   t.deepEqual(instancePorts, [2, 5, 7, 8]);
   const versions = new Set<string>();
-  for (let i = 0; i < 16; i++) versions.add((JSON.parse((await getVia(proxy.port, host, '/cgi-bin/info')).body) as { version: string }).version);
+  for (let i = 0; i < 16; i++) versions.add((await jsonVia<{ version: string }>(proxy.port, host, '/cgi-bin/info')).version);
   t.deepEqual([...versions].sort(), ['1', '2'], 'both versions serve');
   t.regex((await h.run(['inspect', name])).stdout, /held:\s+web: replica 2 still runs revision 1/);
   // A held replica is part of the deployment: stop and start bring it back from its own plan.
@@ -126,7 +126,7 @@ test('failure_action: pause: the roll stops at the failed batch, the revision co
   t.is(done.revision, 3);
   t.is(done.held, undefined);
   t.deepEqual(containersOf(done), names(name, [9, 10, 11, 12]), "new instance numbers follow the highest one given (the failed 6, unused 7 and 8 included)");
-  for (let i = 0; i < 8; i++) t.is((JSON.parse((await getVia(proxy.port, host, '/cgi-bin/info')).body) as { version: string }).version, '1');
+  for (let i = 0; i < 8; i++) t.is((await jsonVia<{ version: string }>(proxy.port, host, '/cgi-bin/info')).version, '1');
 });
 
 test('max_failure_ratio: 0.25 of 4 tolerates one failed replica; the second rolls the whole service back', async (t) => {
@@ -175,6 +175,6 @@ test('failure_action: continue with order: stop-first: the failed slot\'s old re
   t.deepEqual(containersOf(after), names(name, [2, 5, 7, 8]));
   t.true(after.services.find((s) => s.name === 'web')!.instances.every((i) => i.state === 'running'));
   const versions = new Set<string>();
-  for (let i = 0; i < 16; i++) versions.add((JSON.parse((await getVia(proxy.port, `web.${name}.localhost`, '/cgi-bin/info')).body) as { version: string }).version);
+  for (let i = 0; i < 16; i++) versions.add((await jsonVia<{ version: string }>(proxy.port, `web.${name}.localhost`, '/cgi-bin/info')).version);
   t.deepEqual([...versions].sort(), ['1', '2']);
 });

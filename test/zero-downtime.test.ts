@@ -10,13 +10,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import test from 'ava';
 import type { DeploymentView } from '../src/deploy/status.ts';
 import { EXAMPLES, engineObjects, harness, type Harness } from './helpers/harness.ts';
-import { getVia, startLoad } from './helpers/load.ts';
+import { getVia, jsonVia, startLoad } from './helpers/load.ts';
 import { startProxyProcess } from './helpers/proxy-process.ts';
 import { openWebSocket } from './helpers/ws.ts';
 
 const webapp = path.join(EXAMPLES, 'webapp/depad.yml');
 const hostOf = (name: string) => `web.${name}.localhost`;
-const version = async (port: number, name: string) => (JSON.parse((await getVia(port, hostOf(name))).body) as { version: string }).version;
+const version = async (port: number, name: string) => (await jsonVia<{ version: string }>(port, hostOf(name))).version;
 
 /** One line of the node-app's TCP protocol through `port`, on an existing socket. */
 function ask(socket: net.Socket, line: string): Promise<string> {

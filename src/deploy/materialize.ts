@@ -119,10 +119,11 @@ export async function startServices(ctx: OpContext, record: DeploymentRecord, pl
     const checks = pending.filter((_, i) => states[i]?.health !== undefined);
     if (checks.length) ctx.progress({ step: 'wait', message: `waiting for ${[...new Set(checks.map((s) => s.plan.service))].join(', ')} to be healthy` });
     await Promise.all(checks.map((s) => waitFor(sub, s.id, s.plan.service, 'healthy', options.timeoutMs)));
-    // Services with a check from the host (x-depad.health) must pass it too, each replica on its own port.
+    // Routed services must pass the check from the host (x-depad.health), each replica on its own
+    // port; one with no check at all must accept a connection on its port (ready.ts).
     const probed = [...started.values()].flatMap((s) => {
       const meta = plan.services.find((m) => m.name === s.plan.service);
-      return meta?.health && meta.route ? [{ meta, id: s.id, instance: planInstance(s.plan) }] : [];
+      return meta?.route ? [{ meta, id: s.id, instance: planInstance(s.plan) }] : [];
     });
     await Promise.all(probed.map(({ meta, id, instance }) => waitReady(sub, id, meta, routedPort(record, meta, instance), options.timeoutMs)));
   };

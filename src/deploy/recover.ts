@@ -2,6 +2,7 @@
  * Finishing or undoing operations that a killed depad left in the journal. Runs at the start of
  * every command that opens the state, so the next command always finds a consistent state.
  */
+import { DepadError } from '../errors.ts';
 import { LABELS } from '../engine/types.ts';
 import { deploymentRoot } from '../home.ts';
 import type { DeploymentRecord, JournalEntry } from '../store/records.ts';
@@ -10,6 +11,9 @@ import { ensureNetworks, ensureVolumes, listInstances, removeFromEngine, startSe
 import { readPlan, removeRevision, removeRoot } from './root-dir.ts';
 import { publishRoutes } from './routing.ts';
 import { pruneBuiltImages } from './build.ts';
+
+/** The failures of an instance's start that recovery warns about and goes on (wait.ts's failure()). */
+const READY_FAILURES = new Set(['DEPAD_SERVICE_FAILED', 'DEPAD_TIMEOUT']);
 
 /** What recovery did, one line per operation, for the user. */
 export interface RecoveryNote {
@@ -83,7 +87,15 @@ export async function reconcileToRecord(ctx: OpContext, record: DeploymentRecord
   if (record.desired === 'running') {
     await ensureNetworks(ctx, record, plan);
     await ensureVolumes(ctx, record, plan);
-    await startServices(ctx, record, plan, { waitHealthy: false, timeoutMs: 120_000 });
+    // Old instances it starts again get their route back once ready, as in an update; one that
+    // does not get ready is routed all the same (the record says it runs: the agent's checks and
+    // restarts take it from there), with a warning.
+    try {
+      await startServices(ctx, record, plan, { timeoutMs: 60_000 });
+    } catch (error) {
+      if (!(error instanceof DepadError) || !READY_FAILURES.has(error.code)) throw error;
+      ctx.log.warn({ deployment: record.name, code: error.code, error: error.message.split('\n')[0] }, 'an instance started again by recovery is not ready; routed all the same');
+    }
   }
   await publishRoutes(ctx, record, plan.services);
   if (entry.toRevision !== undefined && entry.toRevision > record.revision) await removeRevision(record.rootDir, entry.toRevision);

@@ -108,3 +108,14 @@ export function getVia(port: number, host: string, path = '/info'): Promise<{ st
     req.on('error', reject);
   });
 }
+
+/** One GET through the proxy, its JSON body; anything but a 200 with JSON throws, naming the status and body. */
+export async function jsonVia<T = Record<string, string>>(port: number, host: string, path = '/info'): Promise<T> {
+  const { status, body } = await getVia(port, host, path);
+  if (status !== 200) throw new Error(`GET ${path} via ${host} answered ${status}: ${body.trim().slice(0, 300)}`);
+  try {
+    return JSON.parse(body) as T;
+  } catch {
+    throw new Error(`GET ${path} via ${host} answered 200 with no JSON: ${body.trim().slice(0, 300)}`);
+  }
+}
