@@ -1,9 +1,11 @@
 /**
- * Cluster benchmark on a lab cluster (two hosts, each a network namespace with its own engine and
- * agent, joined to a manager; test/helpers/lab-cluster.ts, lab-manager.ts). Run as root:
+ * Cluster benchmark on a lab cluster (three hosts, each a network namespace with its own engine and
+ * agent; host-1 and host-2 joined to a manager, host-3 standalone; test/helpers/lab-cluster.ts,
+ * lab-manager.ts). Run as root:
  *   scripts/node bench/cluster.ts [create|down|all] [rounds]
  *   create: `depad create` of examples/clinic through the manager (placed on host-1) against the same
- *           create straight to host-1's agent, alternated in one run, `rounds` each (default 5); prints
+ *           create straight to host-3's standalone agent (a joined agent takes creates from its manager
+ *           only; the hosts are alike), alternated in one run, `rounds` each (default 5); prints
  *           the medians and their ratio (the goal: ≤ 1.15×). Each one is destroyed before the next.
  *   down:   the time from host-2's agent being killed to `down` in `depad hosts` (default heartbeat 2 s,
  *           so the bound is 3 × 2 s + 2 s = 8 s), polled every 100 ms, `rounds` times (default 3).
@@ -33,21 +35,22 @@ async function timed(fn: () => Promise<{ code: number; stderr: string }>): Promi
 }
 
 async function main(): Promise<void> {
-  const state = await startLabCluster(t, 2, { labels: [{ zone: 'a' }, { zone: 'b' }] });
-  const m = await joinLabCluster(t, state);
-  const host1 = state.hosts[0]!;
+  // host-3 keeps a standalone agent: a joined agent takes creates from its manager only.
+  const state = await startLabCluster(t, 3, { labels: [{ zone: 'a' }, { zone: 'b' }, { zone: 'c' }] });
+  const m = await joinLabCluster(t, state, { hosts: 2 });
+  const host3 = state.hosts[2]!;
   if (what === 'create' || what === 'all') {
     const viaManager: number[] = [];
     const direct: number[] = [];
     for (let i = 0; i < ROUNDS; i++) {
       viaManager.push(await timed(() => m.run(['create', '-n', `m${i}`, '-f', CLINIC, '--on-host', 'host-1'])));
       await m.run(['destroy', `m${i}`]);
-      direct.push(await timed(() => run(DEPAD, ['create', '-n', `d${i}`, '-f', CLINIC], { env: clientEnv(host1), timeoutMs: 180_000 })));
-      await run(DEPAD, ['destroy', `d${i}`], { env: clientEnv(host1), timeoutMs: 180_000 });
+      direct.push(await timed(() => run(DEPAD, ['create', '-n', `d${i}`, '-f', CLINIC], { env: clientEnv(host3), timeoutMs: 180_000 })));
+      await run(DEPAD, ['destroy', `d${i}`], { env: clientEnv(host3), timeoutMs: 180_000 });
     }
     const a = median(viaManager);
     const b = median(direct);
-    console.log(`create examples/clinic, ${ROUNDS} each, alternated: through the manager median ${a.toFixed(0)} ms (${viaManager.map((x) => x.toFixed(0)).join(', ')}); straight to the agent median ${b.toFixed(0)} ms (${direct.map((x) => x.toFixed(0)).join(', ')}); ratio ${(a / b).toFixed(3)}×`);
+    console.log(`create examples/clinic, ${ROUNDS} each, alternated: through the manager to host-1 median ${a.toFixed(0)} ms (${viaManager.map((x) => x.toFixed(0)).join(', ')}); straight to host-3's standalone agent median ${b.toFixed(0)} ms (${direct.map((x) => x.toFixed(0)).join(', ')}); ratio ${(a / b).toFixed(3)}×`);
   }
   if (what === 'down' || what === 'all') {
     const host2 = state.hosts[1]!;

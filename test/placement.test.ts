@@ -5,7 +5,7 @@ import { normalizedCompose } from '../src/config/normalize.ts';
 import { stringify } from 'yaml';
 import { place, placementError } from '../src/cluster/placement.ts';
 import type { HostView, PlacementRequest } from '../src/cluster/placement.ts';
-import { DEFAULT_SERVICE_NEED, needOf, placementRequest } from '../src/cluster/need.ts';
+import { DEFAULT_SERVICE_NEED, assertRoom, needOf, placementRequest } from '../src/cluster/need.ts';
 import { ERROR_CODES, isDepadError } from '../src/errors.ts';
 import { problems } from './helpers/config-problems.ts';
 
@@ -201,4 +201,21 @@ test('a label named like an object property is only a host\'s own label', (t) =>
   const r = place(request('x', { constraints: [{ label: 'constructor', op: '!=', value: 'x' }, { label: 'tostring', op: '==', value: 'y' }], spread: 'constructor' }), [host('a', { labels: { tostring: 'y' } })]);
   t.is(r.chosen, 'a');
   t.regex(r.candidates[0]?.detail ?? '', /^constructor=\(unset\) runs 0 of group x/);
+});
+
+test('assertRoom: a change needing more than its host has room for is refused, per resource; one needing no more always passes', (t) => {
+  const need = (cpus: number, gib: number) => ({ cpus, memoryBytes: gib * 2 ** 30, ports: 0, basis: { cpus: 'limits', memory: 'limits' } as const });
+  const room = { host: 'h1', cpus: 1, memoryBytes: 2 * 2 ** 30 };
+  t.notThrows(() => assertRoom('shop', need(0.5, 1), need(1, 2), room), 'up to the room exactly');
+  t.notThrows(() => assertRoom('shop', need(0.5, 1), need(1.5, 3), undefined), 'no room given: not through a manager');
+  const cpu = t.throws(() => assertRoom('shop', need(0.5, 1), need(1.5, 1), room));
+  t.true(isDepadError(cpu) && cpu.code === 'DEPAD_NO_HOST');
+  t.regex(cpu!.message, /^host h1 has no room for this change of shop: it would need 1\.5 CPUs \(0\.5 now\), 1 available to it$/);
+  t.regex((cpu as { hint?: string }).hint ?? '', /nothing was changed/);
+  const mem = t.throws(() => assertRoom('shop', need(0.5, 1), need(0.5, 3), room));
+  t.regex(mem!.message, /3 GiB of memory \(1 GiB now\), 2 GiB available to it/);
+  t.notRegex(mem!.message, /CPUs/, 'only the resource that does not fit');
+  // An overcommitted host (its capacity lowered since) still takes a change that needs no more.
+  t.notThrows(() => assertRoom('shop', need(2, 4), need(2, 4), room));
+  t.notThrows(() => assertRoom('shop', need(2, 4), need(1, 3), room));
 });

@@ -26,7 +26,7 @@ import { labelsText, matchesSelector } from '../labels.ts';
 import type { PlacementRecord, RevisionRecord } from '../store/records.ts';
 import { callHost } from './host-client.ts';
 import type { ManagerDeps } from './manager-endpoints.ts';
-import { followAnswer } from './placements.ts';
+import { followAnswer, roomHeaders } from './placements.ts';
 
 type Verb = 'update' | 'rollback' | 'start' | 'stop' | 'restart';
 
@@ -56,9 +56,11 @@ function select(deps: ManagerDeps, call: Call, body: Record<string, unknown>): {
 
 /** Calls `path` of deployment `p` on its host as the manager. */
 function onHost<T>(deps: ManagerDeps, call: Call, p: PlacementRecord, method: 'GET' | 'POST', rest: string, body?: Record<string, unknown>, progress = false): Promise<T> {
-  return callHost<T>(deps.hosts.running(p.host, p.name), deps.identity, {
+  const host = deps.hosts.running(p.host, p.name);
+  return callHost<T>(host, deps.identity, {
     method,
     path: `/v1/deployments/${encodeURIComponent(p.name)}${rest}`,
+    headers: roomHeaders(deps.placements, p, host, method, rest),
     ...(body === undefined ? {} : { body }),
     // Progress of one deployment among many: its name in front of every line, as the agent's bulk does.
     ...(progress ? { onProgress: (event) => call.ctx.progress({ ...event, message: `${p.name}: ${event.message}` }) } : {}),

@@ -24,7 +24,7 @@ import type { HostRegistry } from './hosts.ts';
 import { choosePlacement } from './choose.ts';
 import { clusterRouteOwners } from './peers.ts';
 import { assertHostsUnowned, routedHostnames } from '../deploy/preflight.ts';
-import { followAnswer, type Placements } from './placements.ts';
+import { followAnswer, roomHeaders, type Placements } from './placements.ts';
 import { serialQueue } from '../serial.ts';
 import { managerBulkEndpoints } from './manager-bulk.ts';
 
@@ -70,6 +70,7 @@ function relay(deps: ManagerDeps, e: Endpoint): Endpoint {
       const answer = await callHost<unknown>(host, deps.identity, {
         method: e.method,
         path: `/v1/deployments/${encodeURIComponent(placement.name)}${rest}${call.url.search}`,
+        headers: roomHeaders(deps.placements, placement, host, e.method, rest),
         ...(body === undefined || Object.keys(body).length === 0 && e.method === 'DELETE' ? {} : { body }),
         ...(e.mutates ? { onProgress: call.ctx.progress } : {}),
         onLine: call.emit,

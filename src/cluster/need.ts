@@ -3,7 +3,8 @@
  * Pure (no engine, no network).
  */
 import type { DeploymentSpec, ServiceSpec } from '../config/spec.ts';
-import { limitsTotal } from '../config/budget.ts';
+import { bytesText, limitsTotal } from '../config/budget.ts';
+import { DepadError } from '../errors.ts';
 import { rollingSurge } from '../config/service-rollout.ts';
 import { portsNeeded } from '../deploy/port-plan.ts';
 import type { PlacementRequest } from './placement.ts';
@@ -75,4 +76,47 @@ export function placementRequest(name: string, spec: Pick<DeploymentSpec, 'servi
     ...(placement?.spread === undefined ? {} : { spread: placement.spread }),
     ...(options.host === undefined ? {} : { host: options.host }),
   };
+}
+
+/**
+ * What a deployment may grow to on its host, as the cluster manager sends it with every change it
+ * relays (`x-depad-room`): the host's capacity less what the other placements there reserve.
+ */
+export interface HostRoom {
+  readonly host: string;
+  readonly cpus: number;
+  readonly memoryBytes: number;
+}
+
+/** The header the manager sends a host's room in, with an update, a scale or a rollback it relays. */
+export const ROOM_HEADER = 'x-depad-room';
+
+/** `HostRoom` read from the header's JSON; undefined when absent or not one. */
+export function parseRoom(value: string | string[] | undefined): HostRoom | undefined {
+  if (typeof value !== 'string') return undefined;
+  try {
+    const r = JSON.parse(value) as Partial<HostRoom>;
+    const ok = (n: unknown) => typeof n === 'number' && Number.isFinite(n) && n >= 0;
+    return typeof r.host === 'string' && ok(r.cpus) && ok(r.memoryBytes) ? { host: r.host, cpus: r.cpus!, memoryBytes: r.memoryBytes! } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * DEPAD_NO_HOST when deployment `name` would need more of its host than `room` leaves: a
+ * resource it needs more of than before (`before`: its current need) and more of than the room.
+ * A change that needs no more than before always passes (a host overcommitted by an earlier
+ * `--capacity` change must still take a scale down). Pure.
+ */
+export function assertRoom(name: string, before: DeploymentNeed, after: DeploymentNeed, room: HostRoom | undefined): void {
+  if (room === undefined) return;
+  const over: string[] = [];
+  if (after.cpus > before.cpus && round3(after.cpus) > round3(room.cpus)) over.push(`${after.cpus} CPUs (${before.cpus} now), ${round3(room.cpus)} available to it`);
+  if (after.memoryBytes > before.memoryBytes && after.memoryBytes > room.memoryBytes) over.push(`${bytesText(after.memoryBytes)} of memory (${bytesText(before.memoryBytes)} now), ${bytesText(room.memoryBytes)} available to it`);
+  if (over.length === 0) return;
+  throw new DepadError('DEPAD_NO_HOST', `host ${room.host} has no room for this change of ${name}: it would need ${over.join('; ')}`, {
+    hint: `fewer replicas or lower limits (or an x-depad.resources budget), or make room on ${room.host} (depad ls --on-host ${room.host}); a deployment does not move between hosts; nothing was changed`,
+    details: { host: room.host, need: { cpus: after.cpus, memoryBytes: after.memoryBytes }, room: { cpus: room.cpus, memoryBytes: room.memoryBytes } },
+  });
 }

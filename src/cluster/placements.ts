@@ -7,7 +7,8 @@
  */
 import { DepadError } from '../errors.ts';
 import type { DeploymentView } from '../deploy/status.ts';
-import type { PlacementRecord } from '../store/records.ts';
+import type { HostRecord, PlacementRecord } from '../store/records.ts';
+import { ROOM_HEADER, type HostRoom } from './need.ts';
 import type { Store } from '../store/store.ts';
 
 /** The placements, in memory and in the store. */
@@ -109,4 +110,20 @@ export async function followAnswer(placements: Placements, name: string, answer:
   if (view.labels) await placements.relabel(name, view.labels);
   const need = (answer as { need?: { cpus?: unknown; memoryBytes?: unknown } }).need;
   if (typeof need?.cpus === 'number' && typeof need.memoryBytes === 'number' && need.cpus >= 0 && need.memoryBytes >= 0) await placements.reneed(name, { cpus: need.cpus, memoryBytes: need.memoryBytes });
+}
+
+/**
+ * The room header of a change that may make `placement` need more of `host` (an update, a scale,
+ * a rollback): the host's capacity less what its other placements reserve. The agent refuses a
+ * change that needs more than that (cluster/need.ts assertRoom).
+ */
+export function roomHeaders(placements: Placements, placement: PlacementRecord, host: HostRecord, method: string, rest: string): Record<string, string> {
+  if (method !== 'POST' || (rest !== '/update' && rest !== '/rollback')) return {};
+  const reserved = placements.reservedOn(host.name);
+  const room: HostRoom = {
+    host: host.name,
+    cpus: Math.max(0, Math.round((host.capacity.cpus - reserved.cpus + placement.need.cpus) * 1000) / 1000),
+    memoryBytes: Math.max(0, host.capacity.memoryBytes - reserved.memoryBytes + placement.need.memoryBytes),
+  };
+  return { [ROOM_HEADER]: JSON.stringify(room) };
 }

@@ -53,9 +53,9 @@ async function startManagerProcess(t: ExecutionContext, home: string, address: s
 }
 
 /** An admin token of the manager at `home` (through `local`), then every lab host's agent started again joined to `url`. */
-async function joinHosts(state: ClusterState, local: (args: readonly string[]) => Promise<Run>, url: string, capacity: (string | undefined)[] = []): Promise<string> {
+async function joinHosts(state: ClusterState, local: (args: readonly string[]) => Promise<Run>, url: string, capacity: (string | undefined)[] = [], count = state.hosts.length): Promise<string> {
   const token = (JSON.parse((await local(['token', 'create', '--name', 'admin', '--scope', 'admin'])).stdout) as { token: string }).token;
-  for (const [i, host] of state.hosts.entries()) {
+  for (const [i, host] of state.hosts.slice(0, count).entries()) {
     const join = (JSON.parse((await local(['manager', 'join-token'])).stdout) as { token: string }).token;
     await stopHostAgent(host);
     const labels = Object.entries(host.labels).flatMap(([k, v]) => ['--label', `${k}=${v}`]);
@@ -116,15 +116,19 @@ export async function stopDetachedLabManager(id: number): Promise<boolean> {
   return true;
 }
 
-/** Starts a manager for `state` and joins every host to it; `capacity[i]` (`cpus=2,memory=4g`) declares what host i offers. */
-export async function joinLabCluster(t: ExecutionContext, state: ClusterState, options: { capacity?: (string | undefined)[] } = {}): Promise<LabManager> {
+/**
+ * Starts a manager for `state` and joins its hosts to it: every one, or the first `hosts` (the
+ * others keep standalone agents); `capacity[i]` (`cpus=2,memory=4g`) declares what host i offers.
+ */
+export async function joinLabCluster(t: ExecutionContext, state: ClusterState, options: { capacity?: (string | undefined)[]; hosts?: number } = {}): Promise<LabManager> {
   const address = clusterLayout(state.id).gateway;
   const home = path.join(clusterLayout(state.id).data, 'manager');
   await fs.mkdir(home, { recursive: true, mode: 0o700 });
   let { child, fingerprint } = await startManagerProcess(t, home, address);
   const url = `https://${address}:${PORT}`;
   const local = (args: readonly string[]) => run(DEPAD, ['--json', ...args], { env: { ...process.env, DEPAD_HOME: home }, timeoutMs: 60_000 });
-  const token = await joinHosts(state, local, url, options.capacity);
+  const joined = options.hosts ?? state.hosts.length;
+  const token = await joinHosts(state, local, url, options.capacity, joined);
   const manager: LabManager = {
     home,
     url,
@@ -145,7 +149,7 @@ export async function joinLabCluster(t: ExecutionContext, state: ClusterState, o
   await until('every host to be ready at the manager', 60_000, async () => {
     const r = await manager.run(['--json', 'hosts']);
     const hosts = r.code === 0 ? (JSON.parse(r.stdout) as Array<{ state: string }>) : [];
-    return hosts.length === state.hosts.length && hosts.every((h) => h.state === 'ready') ? true : undefined;
+    return hosts.length === joined && hosts.every((h) => h.state === 'ready') ? true : undefined;
   });
   return manager;
 }
