@@ -58,6 +58,7 @@ test('replicas: 0: created with no container, its dependant starts, the proxy an
   t.is((await getVia(proxy.port, host)).status, 200);
   const portsUp = view.ports.filter((p) => p.service === 'web' && p.role === 'instance').map((p) => p.host);
   t.is(portsUp.length, 2);
+  t.regex((await h.run(['history', name])).stdout, /^\*2\s+\S+ \S+\s+scale\s+web\s/m, 'a scale is recorded as one');
 
   const down = await h.run(['scale', name, 'web=0']);
   t.is(down.code, 0, down.stderr);

@@ -21,7 +21,8 @@ export interface UpdateRequest {
   env: Readonly<Record<string, string>>;
   /** service → image given on the command line (already applied to `spec`), kept with the revision. */
   overrides?: Readonly<Record<string, string>>;
-  source?: 'update' | 'rollback';
+  /** What makes the revision (history's SOURCE): a scale is a replica count alone. */
+  source?: 'update' | 'rollback' | 'scale';
   /** For a rollback: the revision restored. */
   from?: number;
   pull?: PullPolicy;
@@ -82,7 +83,8 @@ export async function updateRequestFor(record: DeploymentRecord, target: UpdateT
   }
   const scale = target.scale ?? {};
   if (spec === undefined && (Object.keys(overrides).length > 0 || Object.keys(scale).length > 0)) {
-    return { spec: withReplicas(withImages(current.spec, overrides), scale), env, overrides: { ...current.spec.imageOverrides, ...overrides }, pull: target.pull ?? 'missing', reuseImages: 'current' };
+    const source = Object.keys(overrides).length === 0 ? { source: 'scale' as const } : {};
+    return { spec: withReplicas(withImages(current.spec, overrides), scale), env, overrides: { ...current.spec.imageOverrides, ...overrides }, pull: target.pull ?? 'missing', reuseImages: 'current', ...source };
   }
   if (spec === undefined) throw new DepadError('DEPAD_USAGE', 'say what to update to: -f <config file>, -e KEY=VALUE (the current config with new variables), -s <service> --image <ref>, or --scale <service>=<n>');
   for (const key of Object.keys(current.env).sort()) {

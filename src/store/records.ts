@@ -84,8 +84,8 @@ export interface RevisionRecord {
   composeSha256: string;
   /** service → image reference and the image ID it ran. */
   images: Record<string, { ref: string; id: string }>;
-  /** What made it. */
-  source: 'create' | 'update' | 'rollback';
+  /** What made it (`scale`: a replica count changed alone, by depad scale). */
+  source: 'create' | 'update' | 'rollback' | 'scale';
   /** Services it started new instances of (all, for create), and services it removed. */
   changed: string[];
   removed: string[];
