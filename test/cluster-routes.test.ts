@@ -93,6 +93,7 @@ test('a hostname of a deployment on host-1 answers through host-2: keep-alive, X
   const taking = await manager.run(['update', rival, '-f', file]);
   t.is(taking.code, 5, taking.stderr);
   t.regex(taking.stderr, new RegExp(`host ${hostname.replace(/\./g, '\\.')} is already routed to a deployment on host host-1`));
+  t.regex(taking.stderr, /which deployment: depad ls --on-host host-1 through the cluster manager/);
   t.is((await manager.run(['destroy', rival])).code, 0);
 
   // Keep-alive: several requests on one client connection, over one connection from host-2's proxy to host-1's.

@@ -57,7 +57,7 @@ export function assertHostsUnowned(name: string, spec: DeploymentSpec, owners: R
     const whose = `${who}${owner.service === undefined ? '' : ` (service ${owner.service})`}${owner.host === undefined ? '' : ` on host ${owner.host}`}`;
     const place = at.line > 0 ? `${at.file}:${at.line}:${at.column} ${at.path}` : `${spec.file} (as stored with the revision) ${at.path}`;
     throw new DepadError('DEPAD_NAME_TAKEN', `${place}: host ${w.host} is already routed to ${whose}`, {
-      hint: `choose another hostname, or take it off ${owner.deployment ?? 'that deployment'} first (depad update ${owner.deployment ?? '…'} -f …); nothing was made`,
+      hint: `choose another hostname, or take it off ${owner.deployment ?? 'that deployment'} first (depad update ${owner.deployment ?? '…'} -f …${owner.deployment === undefined && owner.host !== undefined ? `; which deployment: depad ls --on-host ${owner.host} through the cluster manager` : ''}); nothing was made`,
       details: { host: w.host, ...(owner.deployment === undefined ? {} : { deployment: owner.deployment }), ...(owner.service === undefined ? {} : { service: owner.service }), ...(owner.host === undefined ? {} : { clusterHost: owner.host }) },
     });
   }
