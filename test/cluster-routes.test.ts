@@ -124,4 +124,12 @@ test('a hostname of a deployment on host-1 answers through host-2: keep-alive, X
   await until('host-2 to stop serving the hostname', 15_000, async () => ((await get(h2.address, hostname)).status === 404 ? true : undefined));
   t.log(`host-2 answered 404 ${Date.now() - gone} ms after the destroy`);
   t.is((await get(h1.address, hostname)).status, 404);
+
+  // The hostname is free in the cluster as soon as the destroy returns: a create on host-2 takes it at once.
+  t.is((await manager.run(['create', '-n', rival, '-f', file, '--on-host', 'host-1'])).code, 0);
+  t.is((await manager.run(['destroy', rival])).code, 0);
+  t.teardown(() => manager.run(['destroy', `${rival}x`]).then(() => undefined));
+  const again = await manager.run(['create', '-n', `${rival}x`, '-f', file, '--on-host', 'host-2']);
+  t.is(again.code, 0, again.stderr);
+  t.is((await manager.run(['destroy', `${rival}x`])).code, 0);
 });

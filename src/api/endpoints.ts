@@ -95,7 +95,7 @@ function coreEndpoints(): Endpoint[] {
       const body = await readJsonObject(call.req, BUNDLE_BODY_BYTES);
       onlyFields(body, ['name', 'configFile', 'config', 'configName', 'bundle', 'env', 'labels', 'pull', 'wait']);
       return withCreateConfig(call, body, async ({ name, spec, env, labels }) => {
-        const record = await createDeployment(call.ctx, { name, spec, env, labels, pull: pullField(body), wait: body.wait === undefined || booleanField(body, 'wait') });
+        const record = await createDeployment(call.ctx, { name, spec, env, labels, pull: pullField(body), wait: body.wait === undefined || booleanField(body, 'wait'), clusterChecked: call.token.id === MANAGER_TOKEN_ID });
         return { status: 201, body: await viewDeployment(call.ctx, record) };
       });
     },

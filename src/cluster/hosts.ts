@@ -202,6 +202,15 @@ export class HostRegistry {
     await this.#store.batch().putHost(next).write();
   }
 
+  /**
+   * Drops deployment `deployment` from what host `name` last reported (a destroy through the
+   * manager succeeded there): its hostnames are free in the cluster at once, not at the next heartbeat.
+   */
+  async dropReported(name: string, deployment: string): Promise<void> {
+    const h = this.#hosts.get(name);
+    if (h?.deployments?.some((d) => d.name === deployment)) await this.#put({ ...h, deployments: h.deployments.filter((d) => d.name !== deployment) });
+  }
+
   /** Sets (value) or removes (undefined) labels of a host. */
   async label(name: string, changes: Record<string, string | undefined>): Promise<HostRecord> {
     const h = this.get(name);

@@ -76,7 +76,10 @@ function relay(deps: ManagerDeps, e: Endpoint): Endpoint {
         onLine: call.emit,
         signal: call.signal,
       });
-      if (e.method === 'DELETE' && e.path === '/v1/deployments/{deployment}') await deps.placements.forget(placement.name);
+      if (e.method === 'DELETE' && e.path === '/v1/deployments/{deployment}') {
+        await deps.placements.forget(placement.name);
+        await deps.hosts.dropReported(host.name, placement.name);
+      }
       else await followAnswer(deps.placements, placement.name, answer);
       return { body: withHost(answer, host.name) };
     },

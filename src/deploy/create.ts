@@ -42,6 +42,11 @@ export interface CreateRequest {
   wait?: boolean;
   /** Labels from the command line (`--class`, `--label`), over the config's. */
   labels?: Readonly<Record<string, string>>;
+  /**
+   * Placed by the cluster manager, which checked the hostnames against every host's: the proxy's
+   * peer table (up to a heartbeat old: a hostname just destroyed elsewhere) is not asked again.
+   */
+  clusterChecked?: boolean;
 }
 
 /** Creates and starts a deployment; returns its record. */
@@ -57,7 +62,7 @@ export async function createDeployment(ctx: OpContext, request: CreateRequest): 
   const id = randomBytes(16).toString('hex');
   const rootDir = deploymentRoot(ctx.home, id);
   // Clashes first, before images are checked and ports registered: nothing is made, nothing waited for.
-  await assertRoutesFree(ctx, name, given);
+  await assertRoutesFree(ctx, name, given, { peers: request.clusterChecked !== true });
   await assertEngineNamesFree(ctx, name, placeholderPlan(given, { id, name, rootDir }));
   await assertExternalsExist(ctx, externalObjects(given)); // external networks and volumes are never made: they must be there
   // build: services are built first (build.ts): a failing build makes nothing.

@@ -29,9 +29,9 @@ export interface RouteOwner {
  * of this home routes (by its current revision's plan, or in the proxy's route table); with
  * DEPAD_CONFIG_INVALID when two of its own services ask for the same one.
  */
-export async function assertRoutesFree(ctx: OpContext, name: string, spec: DeploymentSpec): Promise<void> {
+export async function assertRoutesFree(ctx: OpContext, name: string, spec: DeploymentSpec, options: { peers?: boolean } = {}): Promise<void> {
   if (routedHosts(spec, name).length === 0) return;
-  assertHostsUnowned(name, spec, await routedElsewhere(ctx, name));
+  assertHostsUnowned(name, spec, await routedElsewhere(ctx, name, options.peers !== false));
 }
 
 /**
@@ -124,8 +124,8 @@ function where(spec: DeploymentSpec, w: Wanted): SourcePosition & { path: string
   return pos ? { ...pos, path: w.path } : { file: spec.file, line: 0, column: 0, path: w.path };
 }
 
-/** Hostnames routed by deployments of this home other than `name`: their plans, and the proxy's table. */
-async function routedElsewhere(ctx: OpContext, name: string): Promise<Map<string, RouteOwner>> {
+/** Hostnames routed by deployments of this home other than `name`: their plans, the proxy's table and (`peers`) its peer table. */
+async function routedElsewhere(ctx: OpContext, name: string, peers: boolean): Promise<Map<string, RouteOwner>> {
   const owners = new Map<string, RouteOwner>();
   for (const record of await ctx.store.listDeployments()) {
     if (record.name === name) continue;
@@ -138,7 +138,7 @@ async function routedElsewhere(ctx: OpContext, name: string): Promise<Map<string
       for (const host of r.hosts) if (!owners.has(host)) owners.set(host, { deployment: r.deployment, service: r.service });
     }
     // In a cluster, another host's hostnames are taken too: every host's proxy serves them all (cluster/peers.ts).
-    for (const [host, peer] of Object.entries((await ctx.routes.peerRoutes?.()) ?? {})) if (!owners.has(host)) owners.set(host, { host: peer });
+    if (peers) for (const [host, peer] of Object.entries((await ctx.routes.peerRoutes?.()) ?? {})) if (!owners.has(host)) owners.set(host, { host: peer });
   } catch (error) {
     ctx.log.debug({ error: (error as Error).message }, 'the route table could not be read for the hostname check; publishing the routes checks again');
   }
