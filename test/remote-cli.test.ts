@@ -99,3 +99,14 @@ test('remote CLI over HTTPS: contexts, config upload, scopes, pinning', async (t
   agent.child.kill('SIGTERM');
   t.is(await agent.exited, 0);
 });
+
+test('--host takes an agent address; a bare host name gets the hint that a cluster host to place on is --on-host', async (t) => {
+  const h = await harness(t);
+  const bare = await h.run(['create', '-n', h.name('x'), '-f', path.join(EXAMPLES, 'clinic/depad.yml'), '--host', 'eu-1'], { env: { DEPAD_TOKEN: 'unused' } });
+  t.is(bare.code, 2, bare.stderr);
+  t.regex(bare.stderr, /not an agent address: "eu-1"\n {2}hint: .*to place a create on the cluster host eu-1, pass --on-host eu-1/);
+  const noToken = await h.run(['ls', '--host', 'https://127.0.0.1:1']);
+  t.is(noToken.code, 2);
+  t.regex(noToken.stderr, /--host https:\/\/127\.0\.0\.1:1 needs a token/);
+  t.is((await h.run(['ls', '-q'])).stdout, '', 'nothing was made');
+});

@@ -67,7 +67,9 @@ export function parseAgentUrl(text: string): URL {
   try {
     url = new URL(text);
   } catch {
-    throw new DepadError('DEPAD_USAGE', `not an agent address: ${JSON.stringify(text)}`, { hint: 'e.g. https://build-host:8443' });
+    // `create --host eu-1`, as the cluster issue spelled it: the cluster host is --on-host.
+    const bare = /^[a-z0-9][a-z0-9._-]*$/i.test(text);
+    throw new DepadError('DEPAD_USAGE', `not an agent address: ${JSON.stringify(text)}`, { hint: `e.g. https://build-host:8443${bare ? `; --host is the agent or manager to talk to: to place a create on the cluster host ${text}, pass --on-host ${text}` : ''}` });
   }
   if (url.protocol === 'ssh:') return url;
   if (url.protocol !== 'https:' || url.username || url.password || url.search || url.hash || (url.pathname !== '/' && url.pathname !== '')) {
@@ -88,12 +90,13 @@ export async function agentFor(globals: GlobalOptions, env: NodeJS.ProcessEnv = 
   const host = globals.host ?? env.DEPAD_HOST;
   if (host !== undefined && host !== '' && host.startsWith('ssh:')) return new AgentClient({ kind: 'ssh', target: parseSshUrl(parseAgentUrl(host)) });
   if (host !== undefined && host !== '') {
+    const url = parseAgentUrl(host);
     const token = globals.token ?? env.DEPAD_TOKEN;
     const fingerprint = globals.caFingerprint ?? env.DEPAD_CA_FINGERPRINT;
     if (!token) throw new DepadError('DEPAD_USAGE', `--host ${host} needs a token`, { hint: 'pass --token or set DEPAD_TOKEN' });
     // No fingerprint: the agent's certificate must verify against the system's trust store (a public certificate).
-    if (!fingerprint) return new AgentClient({ kind: 'https', url: parseAgentUrl(host), token });
-    return (await pinnedClient(parseAgentUrl(host), token, fingerprint)).client;
+    if (!fingerprint) return new AgentClient({ kind: 'https', url, token });
+    return (await pinnedClient(url, token, fingerprint)).client;
   }
   const name = globals.context ?? env.DEPAD_CONTEXT;
   const file = await readContexts();
