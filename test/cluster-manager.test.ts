@@ -145,6 +145,30 @@ test('cluster: placement by constraint, capacity, --on-host and cordon with each
   t.is((await c.run(['ls', '-q'])).stdout, '');
 });
 
+test('cluster: two scales relayed at once to a host with room for one: exactly one goes, the other is refused; the host is never overcommitted', async (t) => {
+  t.timeout(240_000);
+  const h = await harness(t);
+  const c = await startCluster(t, h, [{ labels: { zone: 'a' }, capacity: 'cpus=1,memory=1g' }]);
+  const small = async (name: string) => {
+    const file = path.join(h.dir, `${name}.yaml`);
+    await fs.writeFile(file, 'services:\n  web:\n    image: depad-example/app:1\n    deploy: {resources: {limits: {cpus: "0.25", memory: 32m}}}\n');
+    t.is((await c.run(['create', '-n', name, '-f', file])).code, 0);
+  };
+  const [d1, d2] = [h.name('g1'), h.name('g2')];
+  await small(d1);
+  await small(d2);
+  // Each scale to 2 needs 0.75 CPUs (2 × 0.25 and a start-first batch's 0.25): one fits beside the other's 0.25, both do not.
+  const both = await Promise.all([c.run(['scale', d1, 'web=2']), c.run(['scale', d2, 'web=2'])]);
+  t.deepEqual(both.map((r) => r.code).sort(), [0, 18], both.map((r) => r.stderr).join('\n'));
+  const refused = both.find((r) => r.code === 18)!;
+  t.regex(refused.stderr, /host host-1 has no room for this change of \S+: it would need 0\.75 CPUs \(0\.25 now\), 0\.25 available to it/);
+  const hosts = JSON.parse((await c.run(['--json', 'hosts'])).stdout) as Array<{ reserved: { cpus: number } }>;
+  t.is(hosts[0]!.reserved.cpus, 1, 'reserved: the grown one\'s 0.75 and the other\'s 0.25, no more');
+  const replicas = await Promise.all([d1, d2].map(async (d) => (JSON.parse((await c.run(['--json', 'inspect', d])).stdout) as DeploymentView).services[0]!.instances.length));
+  t.deepEqual(replicas.sort(), [1, 2]);
+  for (const d of [d1, d2]) t.is((await c.run(['destroy', d])).code, 0);
+});
+
 test('cluster: a host whose agent dies is down within the bound and its deployments are refused, not moved; back, nothing is duplicated; the manager killed and back keeps everything', async (t) => {
   t.timeout(360_000); // many steps, each a CLI call through the manager
   const h = await harness(t);

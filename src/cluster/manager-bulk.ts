@@ -39,6 +39,8 @@ interface Planned {
   empty?: boolean;
   /** The revision it is at (rollbacks). */
   revision?: number;
+  /** What it will need of its host after the change (its dry run's answer): held while it runs. */
+  need?: { cpus: number; memoryBytes: number };
 }
 
 /** The selector and roll settings of a bulk body, and the placements it picks (scope checked). */
@@ -66,6 +68,11 @@ function onHost<T>(deps: ManagerDeps, call: Call, p: PlacementRecord, method: 'G
     ...(progress ? { onProgress: (event) => call.ctx.progress({ ...event, message: `${p.name}: ${event.message}` }) } : {}),
     signal: call.signal,
   });
+}
+
+/** One deployment's change in the roll, holding what its check said it will need on its host (placements.withGrowth). */
+function grown<T>(deps: ManagerDeps, c: Planned, change: () => Promise<T>): Promise<T> {
+  return deps.placements.withGrowth(c.placement, deps.hosts.running(c.placement.host, c.placement.name), c.need, change);
 }
 
 const isHostDown = (error: unknown) => error instanceof DepadError && error.code === 'DEPAD_HOST_DOWN';
@@ -121,17 +128,17 @@ async function bulkUpdate(deps: ManagerDeps, call: Call): Promise<BulkOutcome> {
   const { selector: _s, maxParallel: _m, dryRun: _d, ...target } = body;
   const checked = await checkAll(picked, selector, 'updated', async (p) => {
     const preview = await onHost<UpdatePreview>(deps, call, p, 'POST', '/update', { ...target, dryRun: true });
-    return { placement: p, ...(await hostFromTo(deps, call, p, target, preview.revision)), empty: preview.diff.empty };
+    return { placement: p, ...(await hostFromTo(deps, call, p, target, preview.revision)), empty: preview.diff.empty, ...(preview.need ? { need: preview.need } : {}) };
   });
   if (!Array.isArray(checked)) return checked;
   if (dryRun) {
     return { selector, ok: true, items: checked.map((c) => ({ deployment: c.placement.name, host: c.placement.host, from: c.from, to: c.empty ? c.from : c.to, result: c.empty ? 'unchanged' : 'would update', ms: 0 })) };
   }
-  return roll(checked, selector, maxParallel, async (c) => {
+  return roll(checked, selector, maxParallel, (c) => grown(deps, c, async () => {
     const outcome = await onHost<UpdateOutcome>(deps, call, c.placement, 'POST', '/update', target, true);
     await followAnswer(deps.placements, c.placement.name, outcome);
     return outcome;
-  }, (c, o) => (o.revision === undefined ? { to: c.from, result: 'unchanged' } : { to: c.to, result: 'updated' }));
+  }), (c, o) => (o.revision === undefined ? { to: c.from, result: 'unchanged' } : { to: c.to, result: 'updated' }));
 }
 
 async function bulkRollback(deps: ManagerDeps, call: Call): Promise<BulkOutcome> {
@@ -141,18 +148,18 @@ async function bulkRollback(deps: ManagerDeps, call: Call): Promise<BulkOutcome>
   const checked = await checkAll(picked, selector, 'rolled back', async (p) => {
     const view = await onHost<DeploymentView>(deps, call, p, 'GET', '');
     if (view.revision < 2) throw new DepadError('DEPAD_NOT_FOUND', `has no revision before ${view.revision}`, { hint: 'narrow the selector' });
-    await onHost<UpdatePreview>(deps, call, p, 'POST', '/rollback', { dryRun: true });
-    return { placement: p, from: `rev ${view.revision}`, to: `rev ${view.revision - 1}`, revision: view.revision };
+    const preview = await onHost<UpdatePreview>(deps, call, p, 'POST', '/rollback', { dryRun: true });
+    return { placement: p, from: `rev ${view.revision}`, to: `rev ${view.revision - 1}`, revision: view.revision, ...(preview.need ? { need: preview.need } : {}) };
   });
   if (!Array.isArray(checked)) return checked;
   if (dryRunField(body)) {
     return { selector, ok: true, items: checked.map((c) => ({ deployment: c.placement.name, host: c.placement.host, from: c.from, to: `rev ${(c.revision ?? 0) + 1} (= ${c.to})`, result: 'would update', ms: 0 })) };
   }
-  return roll(checked, selector, maxParallel, async (c) => {
+  return roll(checked, selector, maxParallel, (c) => grown(deps, c, async () => {
     const outcome = await onHost<UpdateOutcome>(deps, call, c.placement, 'POST', '/rollback', {}, true);
     await followAnswer(deps.placements, c.placement.name, outcome);
     return outcome;
-  }, (c, o) => ({ to: `rev ${o.revision ?? c.revision} (= ${c.to})`, result: 'updated' }));
+  }), (c, o) => ({ to: `rev ${o.revision ?? c.revision} (= ${c.to})`, result: 'updated' }));
 }
 
 async function bulkLifecycle(deps: ManagerDeps, call: Call, verb: 'start' | 'stop' | 'restart'): Promise<BulkOutcome> {

@@ -67,23 +67,35 @@ function relay(deps: ManagerDeps, e: Endpoint): Endpoint {
       const body = e.method === 'GET' ? undefined : await readOptionalJsonObject(call.req, BUNDLE_BODY_BYTES);
       // The host's agent knows the deployment by the same name; the rest of the path and the query as given.
       const rest = call.url.pathname.slice(`/v1/deployments/${encodeURIComponent(call.params[0] ?? '')}`.length);
-      const answer = await callHost<unknown>(host, deps.identity, {
-        method: e.method,
-        path: `/v1/deployments/${encodeURIComponent(placement.name)}${rest}${call.url.search}`,
-        headers: roomHeaders(deps.placements, placement, host, e.method, rest),
-        ...(body === undefined || Object.keys(body).length === 0 && e.method === 'DELETE' ? {} : { body }),
-        ...(e.mutates ? { onProgress: call.ctx.progress } : {}),
-        onLine: call.emit,
-        signal: call.signal,
-      });
-      if (e.method === 'DELETE' && e.path === '/v1/deployments/{deployment}') {
-        await deps.placements.forget(placement.name);
-        await deps.hosts.dropReported(host.name, placement.name);
-      }
-      else await followAnswer(deps.placements, placement.name, answer);
+      const path = `/v1/deployments/${encodeURIComponent(placement.name)}${rest}${call.url.search}`;
+      const send = async (sent: Record<string, unknown> | undefined, progress: boolean) => {
+        const answer = await callHost<unknown>(host, deps.identity, {
+          method: e.method,
+          path,
+          headers: roomHeaders(deps.placements, placement, host, e.method, rest),
+          ...(sent === undefined || Object.keys(sent).length === 0 && e.method === 'DELETE' ? {} : { body: sent }),
+          ...(progress ? { onProgress: call.ctx.progress } : {}),
+          onLine: call.emit,
+          signal: call.signal,
+        });
+        if (e.method === 'DELETE' && e.path === '/v1/deployments/{deployment}') {
+          await deps.placements.forget(placement.name);
+          await deps.hosts.dropReported(host.name, placement.name);
+        } else if (!isDryRun(answer)) await followAnswer(deps.placements, placement.name, answer);
+        return answer;
+      };
+      // An update, scale or rollback: its dry run says what it will need, held on the host while it runs.
+      const grows = e.method === 'POST' && (rest === '/update' || rest === '/rollback') && body?.dryRun !== true;
+      const need = grows ? ((await send({ ...body, dryRun: true }, false)) as { need?: { cpus: number; memoryBytes: number } }).need : undefined;
+      const answer = grows ? await deps.placements.withGrowth(placement, host, need, () => send(body, e.mutates === true)) : await send(body, e.mutates === true);
       return { body: withHost(answer, host.name) };
     },
   };
+}
+
+/** A dry run's answer (update, rollback), which changes nothing the manager follows. */
+function isDryRun(answer: unknown): boolean {
+  return typeof answer === 'object' && answer !== null && (answer as { dryRun?: unknown }).dryRun === true;
 }
 
 /** A deployment view (or an update's answer) with the host that runs it. */

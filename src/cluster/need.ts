@@ -109,14 +109,14 @@ export function parseRoom(value: string | string[] | undefined): HostRoom | unde
  * A change that needs no more than before always passes (a host overcommitted by an earlier
  * `--capacity` change must still take a scale down). Pure.
  */
-export function assertRoom(name: string, before: DeploymentNeed, after: DeploymentNeed, room: HostRoom | undefined): void {
+export function assertRoom(name: string, before: Pick<DeploymentNeed, 'cpus' | 'memoryBytes'>, after: Pick<DeploymentNeed, 'cpus' | 'memoryBytes'>, room: HostRoom | undefined): void {
   if (room === undefined) return;
   const over: string[] = [];
   if (after.cpus > before.cpus && round3(after.cpus) > round3(room.cpus)) over.push(`${after.cpus} CPUs (${before.cpus} now), ${round3(room.cpus)} available to it`);
   if (after.memoryBytes > before.memoryBytes && after.memoryBytes > room.memoryBytes) over.push(`${bytesText(after.memoryBytes)} of memory (${bytesText(before.memoryBytes)} now), ${bytesText(room.memoryBytes)} available to it`);
   if (over.length === 0) return;
   throw new DepadError('DEPAD_NO_HOST', `host ${room.host} has no room for this change of ${name}: it would need ${over.join('; ')}`, {
-    hint: `fewer replicas or lower limits (or an x-depad.resources budget), or make room on ${room.host} (depad ls --on-host ${room.host}); a deployment does not move between hosts; nothing was changed`,
+    hint: `the need counts every replica and the largest start-first rolling batch beside them (order: stop-first counts none); fewer replicas or lower limits (or an x-depad.resources budget), or make room on ${room.host} (depad ls --on-host ${room.host}); a deployment does not move between hosts; nothing was changed`,
     details: { host: room.host, need: { cpus: after.cpus, memoryBytes: after.memoryBytes }, room: { cpus: room.cpus, memoryBytes: room.memoryBytes } },
   });
 }

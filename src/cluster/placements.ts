@@ -8,13 +8,16 @@
 import { DepadError } from '../errors.ts';
 import type { DeploymentView } from '../deploy/status.ts';
 import type { HostRecord, PlacementRecord } from '../store/records.ts';
-import { ROOM_HEADER, type HostRoom } from './need.ts';
+import { assertRoom, ROOM_HEADER, type HostRoom } from './need.ts';
 import type { Store } from '../store/store.ts';
 
 /** The placements, in memory and in the store. */
 export class Placements {
   readonly #store: Store;
   readonly #byName = new Map<string, PlacementRecord>();
+  /** What changes under way will need beyond their placements' reservations (`withGrowth`); in memory only. */
+  readonly #holds = new Map<number, { name: string; host: string; cpus: number; memoryBytes: number }>();
+  #nextHold = 0;
 
   private constructor(store: Store) {
     this.#store = store;
@@ -37,9 +40,47 @@ export class Placements {
     return this.list().filter((p) => p.host === host);
   }
 
-  /** What the placements on `host` reserve. */
-  reservedOn(host: string): { cpus: number; memoryBytes: number } {
-    return this.onHost(host).reduce((sum, p) => ({ cpus: sum.cpus + p.need.cpus, memoryBytes: sum.memoryBytes + p.need.memoryBytes }), { cpus: 0, memoryBytes: 0 });
+  /**
+   * What the placements on `host` reserve, and what the changes under way there hold beyond that
+   * (`withGrowth`; but the holds of `except`, the deployment asking for its own room).
+   */
+  reservedOn(host: string, except?: string): { cpus: number; memoryBytes: number } {
+    const placed = this.onHost(host).reduce((sum, p) => ({ cpus: sum.cpus + p.need.cpus, memoryBytes: sum.memoryBytes + p.need.memoryBytes }), { cpus: 0, memoryBytes: 0 });
+    for (const h of this.#holds.values()) if (h.host === host && h.name !== except) (placed.cpus += h.cpus), (placed.memoryBytes += h.memoryBytes);
+    return placed;
+  }
+
+  /** What `placement` may grow to on `host`: its capacity less what everything else there reserves or holds. */
+  roomOf(placement: PlacementRecord, host: HostRecord): HostRoom {
+    const current = this.#byName.get(placement.name) ?? placement;
+    const reserved = this.reservedOn(host.name, current.name);
+    return {
+      host: host.name,
+      cpus: Math.max(0, Math.round((host.capacity.cpus - reserved.cpus + current.need.cpus) * 1000) / 1000),
+      memoryBytes: Math.max(0, host.capacity.memoryBytes - reserved.memoryBytes + current.need.memoryBytes),
+    };
+  }
+
+  /**
+   * Runs `change`, a relayed update, scale or rollback of `placement` that will need `need` (its
+   * dry run's answer), holding what it needs beyond the reservation on `host` until it is done, so
+   * that changes and creates beside it see that room taken. A change that does not fit is refused
+   * here (assertRoom) before it is relayed: checking and holding is one synchronous step, so two
+   * changes relayed at once cannot both take the last room. `change` should take up the new need
+   * (followAnswer) before it returns. Without `need` (an agent that does not say), nothing is held.
+   */
+  async withGrowth<T>(placement: PlacementRecord, host: HostRecord, need: { cpus: number; memoryBytes: number } | undefined, change: () => Promise<T>): Promise<T> {
+    const current = this.#byName.get(placement.name) ?? placement;
+    const extra = need === undefined ? undefined : { cpus: Math.max(0, need.cpus - current.need.cpus), memoryBytes: Math.max(0, need.memoryBytes - current.need.memoryBytes) };
+    if (extra === undefined || (extra.cpus === 0 && extra.memoryBytes === 0)) return change();
+    assertRoom(current.name, current.need, need!, this.roomOf(current, host));
+    const id = ++this.#nextHold;
+    this.#holds.set(id, { name: current.name, host: host.name, ...extra });
+    try {
+      return await change();
+    } finally {
+      this.#holds.delete(id);
+    }
   }
 
   /** The placement a reference names: a deployment name, or a prefix of its ID (at least 4 characters, one match). */
@@ -119,11 +160,5 @@ export async function followAnswer(placements: Placements, name: string, answer:
  */
 export function roomHeaders(placements: Placements, placement: PlacementRecord, host: HostRecord, method: string, rest: string): Record<string, string> {
   if (method !== 'POST' || (rest !== '/update' && rest !== '/rollback')) return {};
-  const reserved = placements.reservedOn(host.name);
-  const room: HostRoom = {
-    host: host.name,
-    cpus: Math.max(0, Math.round((host.capacity.cpus - reserved.cpus + placement.need.cpus) * 1000) / 1000),
-    memoryBytes: Math.max(0, host.capacity.memoryBytes - reserved.memoryBytes + placement.need.memoryBytes),
-  };
-  return { [ROOM_HEADER]: JSON.stringify(room) };
+  return { [ROOM_HEADER]: JSON.stringify(placements.roomOf(placement, host)) };
 }

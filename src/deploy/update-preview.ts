@@ -11,6 +11,7 @@ import { orderReason, planUpdatePorts, publishes, rollPolicy, scaleKeeps, stopsF
 import { assertUpdatable, planUpdate } from './update.ts';
 import { groupRole, ownersOf } from './namespace-groups.ts';
 import type { UpdateRequest } from './update-target.ts';
+import { needOf } from '../cluster/need.ts';
 
 /** A dry run's answer. */
 export interface UpdatePreview {
@@ -25,13 +26,16 @@ export interface UpdatePreview {
   steps: string[];
   /** Images that are not on the host: the update would pull them (or fail with `--pull never`). */
   pull: string[];
+  /** What the deployment would need of its host after it (cluster/need.ts): the manager holds it while the change runs. */
+  need: { cpus: number; memoryBytes: number };
 }
 
 /** Works out what `request` would do to `record`; changes nothing. */
 export async function previewUpdate(ctx: OpContext, record: DeploymentRecord, request: UpdateRequest): Promise<UpdatePreview> {
   assertUpdatable(record);
   const { current, candidate, diff, missing } = await planUpdate(ctx, record, request, { lookOnly: true });
-  const base = { dryRun: true as const, name: record.name, revision: record.revision, diff, pull: missing };
+  const { cpus, memoryBytes } = needOf(request.spec);
+  const base = { dryRun: true as const, name: record.name, revision: record.revision, diff, pull: missing, need: { cpus, memoryBytes } };
   if (diff.empty) return { ...base, steps: [] };
   const { changed, removed } = serviceChanges(diff);
   const ports = planUpdatePorts(record, request.spec, changed, removed, scaleKeeps(diff, record));
