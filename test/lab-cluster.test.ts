@@ -157,6 +157,21 @@ test('three hosts: own engines, reach each other, a deployment on host-2 answers
   t.true(shown.up);
   t.deepEqual(shown.hosts.map((h) => [h.name, h.engine, h.agent]), [['host-1', true, true], ['host-2', true, true], ['host-3', true, true]]);
 
+  // A manager for the lab, host-1 offering less than the machine has; a bad --capacity is a usage error.
+  const badCapacity = await run(LAB, ['manager', '--capacity', 'cpus=lots'], { env });
+  t.is(badCapacity.code, 2, badCapacity.stderr);
+  t.regex(badCapacity.stderr, /--capacity: "cpus=lots" is not cpus=N,memory=SIZE/);
+  const manager = await run(LAB, ['manager', '--capacity', 'cpus=1,memory=1g;;'], { env, timeoutMs: 120_000 });
+  t.is(manager.code, 0, manager.stderr);
+  const [, url, fingerprint] = /--agent (\S+) --fingerprint (\S+)/.exec(manager.stdout) ?? [];
+  const managerToken = (await must(LAB, ['token', 'manager'], { env })).trim();
+  const hostsAnswer = await run(DEPAD, ['--json', 'hosts'], { env: { ...process.env, DEPAD_HOME: dir, DEPAD_HOST: url!, DEPAD_TOKEN: managerToken, DEPAD_CA_FINGERPRINT: fingerprint! } });
+  t.is(hostsAnswer.code, 0, hostsAnswer.stderr);
+  const capacities = (JSON.parse(hostsAnswer.stdout) as { name: string; capacity: { cpus: number; memoryBytes: number } }[]).map((h) => [h.name, h.capacity.cpus]);
+  t.deepEqual(capacities.map(([n]) => n), ['host-1', 'host-2', 'host-3']);
+  t.is(capacities[0]![1], 1, 'host-1 offers what --capacity said');
+  t.true((capacities[1]![1] as number) >= 1, 'the others offer the machine');
+
   const again = await run(LAB, ['up', '1'], { env });
   t.is(again.code, 1, 'up over a running lab is refused');
   t.regex(again.stderr, /a lab of 3 hosts is up since .*scripts\/lab down first/);

@@ -80,9 +80,13 @@ export async function runBulk(
   if (failed) {
     const code = (failed.code && failed.code in ERROR_CODES ? failed.code : 'DEPAD_SERVICE_FAILED') as ErrorCode;
     throw new DepadError(code, `${verb} stopped at ${failed.deployment}: ${failed.error ?? 'failed'}`, {
-      hint: `${outcome.items.filter((i) => i.result === 'skipped').length} deployment(s) were not touched; fix ${failed.deployment} and run the command again`,
+      hint: `${untouched(outcome.items.filter((i) => i.result === 'skipped').length)}; fix ${failed.deployment} and run the command again (the ones done are at their target already: they change nothing), or narrow -l to leave it out`,
     });
   }
+}
+
+function untouched(n: number): string {
+  return n === 1 ? '1 deployment was not touched' : `${n} deployments were not touched`;
 }
 
 /** The summary: deployment, from, to, result, time (and each one's host, through a cluster manager). */

@@ -10,7 +10,7 @@ import { agentFor } from './contexts.ts';
 import type { HostSummary } from '../cluster/hosts.ts';
 import { DepadError } from '../errors.ts';
 import { managerSocketPath, resolveHome } from '../home.ts';
-import { bytesText } from '../config/budget.ts';
+import { bytesText, cpusText } from '../config/budget.ts';
 import { labelsText } from '../labels.ts';
 import { printJson, processOutput, table, type Output } from './output.ts';
 import { cliLogger, type CommandOptions } from './runtime.ts';
@@ -86,7 +86,7 @@ export function addManagerCommands(parent: Command): void {
       const view = await (await managerFor(g)).request<HostSummary & { placements: Array<{ name: string; need: { cpus: number; memoryBytes: number } }> }>({ method: 'GET', path: `/v1/hosts/${seg(name)}` });
       if (output.json) return printJson(output, view);
       printHosts(output, [view]);
-      for (const p of view.placements) output.out(`  ${p.name}: reserves ${p.need.cpus} CPUs, ${bytesText(p.need.memoryBytes)}\n`);
+      for (const p of view.placements) output.out(`  ${p.name}: reserves ${cpusText(p.need.cpus)}, ${bytesText(p.need.memoryBytes)}\n`);
     });
   hosts
     .command('label <host> <changes...>')
@@ -138,7 +138,7 @@ export function printHosts(output: Output, views: readonly HostSummary[]): void 
     h.state,
     h.address,
     labelsText(h.labels),
-    `${h.capacity.cpus} CPUs, ${bytesText(h.capacity.memoryBytes)}`,
+    `${cpusText(h.capacity.cpus)}, ${bytesText(h.capacity.memoryBytes)}`,
     `${share(h.reserved.cpus, h.capacity.cpus)} CPU, ${share(h.reserved.memoryBytes, h.capacity.memoryBytes)} mem`,
     String(h.deployments),
     h.lastSeen.slice(11, 19),

@@ -3,7 +3,7 @@
  * Pure (no engine, no network).
  */
 import type { DeploymentSpec, ServiceSpec } from '../config/spec.ts';
-import { bytesText, limitsTotal } from '../config/budget.ts';
+import { bytesText, cpusText, limitsTotal } from '../config/budget.ts';
 import { DepadError } from '../errors.ts';
 import { rollingSurge } from '../config/service-rollout.ts';
 import { portsNeeded } from '../deploy/port-plan.ts';
@@ -112,7 +112,7 @@ export function parseRoom(value: string | string[] | undefined): HostRoom | unde
 export function assertRoom(name: string, before: Pick<DeploymentNeed, 'cpus' | 'memoryBytes'>, after: Pick<DeploymentNeed, 'cpus' | 'memoryBytes'>, room: HostRoom | undefined): void {
   if (room === undefined) return;
   const over: string[] = [];
-  if (after.cpus > before.cpus && round3(after.cpus) > round3(room.cpus)) over.push(`${after.cpus} CPUs (${before.cpus} now), ${round3(room.cpus)} available to it`);
+  if (after.cpus > before.cpus && round3(after.cpus) > round3(room.cpus)) over.push(`${cpusText(after.cpus)} (${before.cpus} now), ${round3(room.cpus)} available to it`);
   if (after.memoryBytes > before.memoryBytes && after.memoryBytes > room.memoryBytes) over.push(`${bytesText(after.memoryBytes)} of memory (${bytesText(before.memoryBytes)} now), ${bytesText(room.memoryBytes)} available to it`);
   if (over.length === 0) return;
   throw new DepadError('DEPAD_NO_HOST', `host ${room.host} has no room for this change of ${name}: it would need ${over.join('; ')}`, {

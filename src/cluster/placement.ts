@@ -149,7 +149,7 @@ function exclusions(request: PlacementRequest, h: HostView, need: { cpus: number
   if (need.memory > freeMem) out.push({ kind: 'capacity', text: `needs ${bytesText(need.memory)} of memory, ${bytesText(Math.max(0, freeMem))} of ${bytesText(h.capacity.memoryBytes)} free` });
   const ports = request.need.ports;
   const freePorts = h.capacity.freePorts;
-  if (ports !== undefined && freePorts !== undefined && ports > freePorts) out.push({ kind: 'capacity', text: `needs ${ports} host ports, ${freePorts} free` });
+  if (ports !== undefined && freePorts !== undefined && ports > freePorts) out.push({ kind: 'capacity', text: `needs ${ports} host port${ports === 1 ? '' : 's'}, ${freePorts} free` });
   return out;
 }
 
@@ -188,7 +188,7 @@ function pct(x: number): string {
 /** The need of `request` for people: `2 CPUs, 1 GiB of memory, 3 host ports`. */
 export function needText(need: PlacementRequest['need']): string {
   const cpus = milli(need.cpus);
-  return `${cpuText(cpus)} ${cpus === 1000 ? 'CPU' : 'CPUs'}, ${bytesText(need.memoryBytes)} of memory${need.ports === undefined ? '' : `, ${need.ports} host ports`}`;
+  return `${cpuText(cpus)} ${cpus === 1000 ? 'CPU' : 'CPUs'}, ${bytesText(need.memoryBytes)} of memory${need.ports === undefined ? '' : `, ${need.ports} host port${need.ports === 1 ? '' : 's'}`}`;
 }
 
 /**

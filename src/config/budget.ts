@@ -14,6 +14,11 @@ const KEYS = [
   { key: 'pids', text: (n: number) => `${n} processes`, of: (l: ResourceLimits) => l.pids },
 ] as const;
 
+/** A CPU count for people: `1 CPU`, `0.5 CPUs`. */
+export function cpusText(cpus: number): string {
+  return `${cpus} ${cpus === 1 ? 'CPU' : 'CPUs'}`;
+}
+
 /** A byte count for people: `512 MiB`, `1.5 GiB`. */
 export function bytesText(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];

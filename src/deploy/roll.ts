@@ -170,7 +170,7 @@ export async function rollService(
     serving = [...serving, ...(stopFirst ? heldOlds.map((o) => o.instance) : []), ...joined.map((m) => m.instance)];
     serve(t, service, serving);
     await route();
-    if (joined.length > 0) ctx.progress({ step: 'switch', service, message: `${label}: route ${service} → ${serving.length} replicas` });
+    if (joined.length > 0) ctx.progress({ step: 'switch', service, message: meta.route ? `${label}: route ${service} → ${serving.length} replicas` : `${label}: ${serving.length} replicas of ${service} run` });
     if (!stopFirst) await takeOut(olds.filter((o) => !heldOlds.includes(o)));
     if (failed.size > 0 && failures > allowed && policy.failureAction === 'pause') {
       // Paused: the slots not reached keep their old replicas, which still serve.

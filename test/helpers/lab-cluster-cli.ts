@@ -4,7 +4,8 @@
  *   scripts/lab up N [--labels 'k=v,k=v;k=v;…'] [--images a,b]   N hosts, each its own engine and agent
  *   scripts/lab status [--json]                                 does each host's engine answer? its agent?
  *   scripts/lab token host-<i>|manager                          prints that host's (or the manager's) admin token
- *   scripts/lab manager                                         a cluster manager on the bridge, every host joined
+ *   scripts/lab manager [--capacity 'cpus=1,memory=1g;…']      a cluster manager on the bridge, every host joined
+ *                                                               (host i offering the i-th capacity, where given)
  *   scripts/lab down                                            removes it all (also after a killed up)
  *
  * Cluster 0 (10.251.0.0/24) unless DEPAD_LAB_CLUSTER names another (the tests use 1…9).
@@ -18,7 +19,7 @@ import { ROOT } from './harness.ts';
 import { labManagerFiles, startDetachedLabManager } from './lab-manager.ts';
 import { clusterLayout, clusterStatus, downCluster, MAX_HOSTS, parseLabels, readState, upCluster, type ClusterState } from './lab-cluster.ts';
 
-const USAGE = `usage: scripts/lab up N [--labels 'k=v,k=v;k=v;…'] [--images a,b] | manager | status [--json] | token host-<i>|manager | down`;
+const USAGE = `usage: scripts/lab up N [--labels 'k=v,k=v;k=v;…'] [--images a,b] | manager [--capacity 'cpus=N,memory=SIZE;…'] | status [--json] | token host-<i>|manager | down`;
 
 class Usage extends Error {}
 
@@ -120,11 +121,18 @@ async function main(argv: string[]): Promise<number> {
     return !state ? 1 : hosts.every((h) => h.engine && h.agent) ? 0 : 3;
   }
   if (verb === 'manager') {
-    if (rest.length) throw new Usage(`unexpected "${rest[0]}"`);
+    const capacity = usage(() => {
+      if (rest.length === 0) return undefined;
+      if (rest[0] !== '--capacity' || rest.length !== 2) throw new Usage(`unexpected "${rest[0] === '--capacity' ? rest.slice(2).join(' ') || '--capacity without a value' : rest[0]}"`);
+      const list = rest[1]!.split(';').map((c) => c.trim() || undefined);
+      for (const c of list) if (c !== undefined && !/^(cpus=[0-9.]+|memory=[0-9.]+[kmgt]?)(,(cpus=[0-9.]+|memory=[0-9.]+[kmgt]?))*$/i.test(c)) throw new Usage(`--capacity: "${c}" is not cpus=N,memory=SIZE`);
+      return list;
+    });
     const state = await readState(id);
     if (!state) throw new Error(`no lab is up (${file} does not exist): scripts/lab up N first`);
     if (await fs.stat(labManagerFiles(id).pid).catch(() => undefined)) throw new Error(`the lab has a manager already (${labManagerFiles(id).pid}); scripts/lab down removes it with the lab`);
-    const m = await startDetachedLabManager(state);
+    if (capacity && capacity.length > state.hosts.length) throw new Usage(`--capacity gives ${capacity.length} hosts' capacities; the lab has ${state.hosts.length}`);
+    const m = await startDetachedLabManager(state, capacity);
     const lab = shown('scripts/lab');
     const depad = shown('bin/depad');
     const env = id === 0 ? '' : `DEPAD_LAB_CLUSTER=${id} `;

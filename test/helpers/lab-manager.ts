@@ -75,9 +75,10 @@ export function labManagerFiles(id: number): { pid: string; log: string; token: 
 /**
  * `scripts/lab manager`: a manager for the lab that outlives the command (detached; its log in the
  * lab's run directory; `scripts/lab down` stops it), every host's agent joined to it, the state file
- * updated with the agents' new pids. Returns its URL, CA fingerprint and admin token (also kept, 0600).
+ * updated with the agents' new pids; host i offers `capacity[i]` (`cpus=1,memory=1g`) where given.
+ * Returns its URL, CA fingerprint and admin token (also kept, 0600).
  */
-export async function startDetachedLabManager(state: ClusterState): Promise<{ url: string; fingerprint: string; token: string }> {
+export async function startDetachedLabManager(state: ClusterState, capacity: (string | undefined)[] = []): Promise<{ url: string; fingerprint: string; token: string }> {
   const files = labManagerFiles(state.id);
   const address = clusterLayout(state.id).gateway;
   await fs.mkdir(files.home, { recursive: true, mode: 0o700 });
@@ -97,7 +98,7 @@ export async function startDetachedLabManager(state: ClusterState): Promise<{ ur
   });
   const url = `https://${address}:${PORT}`;
   const local = (args: readonly string[]) => run(DEPAD, ['--json', ...args], { env: { ...process.env, DEPAD_HOME: files.home }, timeoutMs: 60_000 });
-  const token = await joinHosts(state, local, url);
+  const token = await joinHosts(state, local, url, capacity);
   await writeState(state);
   await fs.writeFile(files.token, `${token}\n`, { mode: 0o600 });
   return { url, fingerprint, token };
