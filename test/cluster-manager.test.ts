@@ -123,6 +123,7 @@ test('cluster: placement by constraint, capacity, --on-host and cordon with each
   await fs.writeFile(bad, 'services:\n  web:\n    image: depad-example/none:9\n');
   const failed = await c.run(['create', '-n', h.name('bad'), '-f', bad, '--pull', 'never']);
   t.is(failed.code, 6, failed.stderr);
+  t.regex(failed.stderr, /hint: build or load the image first .*\(on host host-\d, where the manager placed it; nothing stays placed\)/);
   t.is(hostsOf((await c.run(['--json', 'hosts'])).stdout).reduce((n, x) => n + x.deployments, 0), 2);
   t.notRegex((await c.run(['ls', '-q'])).stdout, /bad/);
   // Cordon: no new placement there.

@@ -160,7 +160,9 @@ function createEndpoint(deps: ManagerDeps): Endpoint {
         return { status: 201, body: { ...view, host: host.name } };
       } catch (error) {
         await deps.placements.forget(name);
-        throw error;
+        // The host's own words ("not on this host"): say which host, where an image is to be loaded.
+        if (!(error instanceof DepadError) || error.code === 'DEPAD_HOST_DOWN') throw error;
+        throw new DepadError(error.code, error.message, { cause: error, hint: `${error.hint ? `${error.hint} ` : ''}(on host ${host.name}, where the manager placed it; nothing stays placed)`, ...(error.details ? { details: error.details } : {}) });
       }
     },
   };
