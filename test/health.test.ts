@@ -131,6 +131,11 @@ test('agent health checks: unhealthy reported within interval × retries; restar
   await until('web healthy again', async () => (await health(h, name)).find((i) => i.service === 'web' && i.status === 'healthy'));
   t.is(startedAt(side), sideStarted, 'restart off: the unhealthy side was left alone');
   t.is((await health(h, name)).find((i) => i.service === 'side')?.status, 'unhealthy');
+  // Started again by hand: its health is checked from the start (starting, a new since), then healthy.
+  const healthySince = (await health(h, name)).find((i) => i.service === 'web')!.since;
+  t.is((await h.run(['restart', name, '-s', 'web'])).code, 0);
+  const again = await until('web checked again since its restart', async () => (await health(h, name)).find((i) => i.service === 'web' && i.since > healthySince && i.status === 'healthy'));
+  t.true(again.since > healthySince, `${again.since} after ${healthySince}`);
 
   const kinds = (await events(agentSocketPath(h.home))).filter((e) => e.service !== undefined).map((e) => `${e.service}:${e.kind}`);
   for (const kind of ['side:instance-unhealthy', 'web:instance-unhealthy', 'web:instance-restarted', 'web:instance-healthy', 'own:instance-unhealthy', 'own:instance-restarted']) t.true(kinds.includes(kind), `${kind} in ${kinds.join(' ')}`);

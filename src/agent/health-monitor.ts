@@ -127,6 +127,14 @@ export class HealthMonitor {
       if (status === 'healthy') this.#apply(w, true, 'the container\'s health check passed', 0);
       else if (status === 'unhealthy') this.#unhealthy(w, 'the container\'s health check failed');
     }
+    // Started again (docker restart, depad restart -s): a new run of the process, checked from the start.
+    // (As after this monitor's own restart: an upstream marked unhealthy stays so until a check passes.)
+    if (event.action === 'start' && w !== undefined && w.containerId === event.containerId && w.status !== 'starting') {
+      w.status = 'starting';
+      w.since = new Date().toISOString();
+      w.failures = 0;
+      w.startedAt = Date.now();
+    }
     if (['start', 'die', 'destroy', 'create'].includes(event.action)) this.kick();
   }
 
