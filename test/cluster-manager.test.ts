@@ -152,7 +152,7 @@ test('cluster: two scales relayed at once to a host with room for one: exactly o
   const c = await startCluster(t, h, [{ labels: { zone: 'a' }, capacity: 'cpus=1,memory=1g' }]);
   const small = async (name: string) => {
     const file = path.join(h.dir, `${name}.yaml`);
-    await fs.writeFile(file, 'services:\n  web:\n    image: depad-example/app:1\n    deploy: {resources: {limits: {cpus: "0.25", memory: 32m}}}\n');
+    await fs.writeFile(file, 'services:\n  web:\n    image: depad-example/app:1\n    deploy: {resources: {limits: {cpus: "0.25", memory: 32m}}}\n    x-depad: {health: {command: ["true"], interval: 1s}}\n');
     t.is((await c.run(['create', '-n', name, '-f', file])).code, 0);
   };
   const [d1, d2] = [h.name('g1'), h.name('g2')];
@@ -167,6 +167,15 @@ test('cluster: two scales relayed at once to a host with room for one: exactly o
   t.is(hosts[0]!.reserved.cpus, 1, 'reserved: the grown one\'s 0.75 and the other\'s 0.25, no more');
   const replicas = await Promise.all([d1, d2].map(async (d) => (JSON.parse((await c.run(['--json', 'inspect', d])).stdout) as DeploymentView).services[0]!.instances.length));
   t.deepEqual(replicas.sort(), [1, 2]);
+  // health through the manager: a HOST column, as in ls, for the cluster and for one deployment.
+  let rows: Array<{ deployment: string; host?: string; status: string }> = [];
+  for (let i = 0; i < 50 && rows.filter((r) => r.status === 'healthy').length < 3; i++) {
+    rows = JSON.parse((await c.run(['--json', 'health'])).stdout) as typeof rows;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  t.deepEqual([...new Set(rows.map((r) => r.host))], ['host-1'], JSON.stringify(rows));
+  t.regex((await c.run(['health'])).stdout, /^DEPLOYMENT\s+HOST\s+SERVICE/);
+  t.regex((await c.run(['health', d1])).stdout, new RegExp(`^DEPLOYMENT\\s+HOST\\s+SERVICE[\\s\\S]*\\n${d1}\\s+host-1\\s+web`));
   for (const d of [d1, d2]) t.is((await c.run(['destroy', d])).code, 0);
 });
 

@@ -50,10 +50,13 @@ export function addHealthCommand(parent: Command): void {
       // The engine's state: GET /v1/engine for scripts; here a line above the table (stderr with --json).
       if (engine?.state === 'down') (output.json ? output.err : output.out)(`engine: DOWN since ${engine.since} (${engine.address}: ${engine.error ?? 'no answer'}); instances are unknown until it answers\n`);
       if (output.json) return printJson(output, list);
+      // Through a cluster manager each row has its host: a HOST column, as in ls.
+      const hostOf = (h: InstanceHealth) => (h as InstanceHealth & { host?: string }).host;
+      const hosts = list.some((h) => hostOf(h) !== undefined);
       output.out(
         table(
-          ['DEPLOYMENT', 'SERVICE', 'INSTANCE', 'CHECK', 'STATUS', 'SINCE', 'FAILURES', 'RESTARTS', 'LAST RESULT'],
-          list.map((h) => [h.deployment, replicaName(h.service, h.replica, h.replicas), h.instance, h.probe, h.status, h.since.slice(11, 19) || '-', String(h.failures), String(h.restarts), h.checks.at(-1)?.output.replace(/\s+/g, ' ').slice(0, 60) ?? '-']),
+          ['DEPLOYMENT', ...(hosts ? ['HOST'] : []), 'SERVICE', 'INSTANCE', 'CHECK', 'STATUS', 'SINCE', 'FAILURES', 'RESTARTS', 'LAST RESULT'],
+          list.map((h) => [h.deployment, ...(hosts ? [hostOf(h) ?? '-'] : []), replicaName(h.service, h.replica, h.replicas), h.instance, h.probe, h.status, h.since.slice(11, 19) || '-', String(h.failures), String(h.restarts), h.checks.at(-1)?.output.replace(/\s+/g, ' ').slice(0, 60) ?? '-']),
         ),
       );
     });

@@ -182,7 +182,8 @@ function healthEndpoint(deps: ManagerDeps): Endpoint {
         const host = deps.hosts.running(placement.host, placement.name);
         const q = new URLSearchParams(call.url.searchParams);
         q.set('deployment', placement.name);
-        return { body: await callHost(host, deps.identity, { method: 'GET', path: `/v1/health?${q}` }) };
+        const rows = (await callHost<Array<Record<string, unknown>>>(host, deps.identity, { method: 'GET', path: `/v1/health?${q}` })) ?? [];
+        return { body: rows.map((r) => ({ ...r, host: host.name })) };
       }
       authorize(call.token, base.action);
       const ready = deps.hosts.answering();
