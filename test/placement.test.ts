@@ -7,6 +7,8 @@ import { place, placementError } from '../src/cluster/placement.ts';
 import type { HostView, PlacementRequest } from '../src/cluster/placement.ts';
 import { DEFAULT_SERVICE_NEED, assertRoom, needOf, placementRequest } from '../src/cluster/need.ts';
 import { ERROR_CODES, isDepadError } from '../src/errors.ts';
+import { printHosts } from '../src/cli/manager-commands.ts';
+import type { HostSummary } from '../src/cluster/hosts.ts';
 import { problems } from './helpers/config-problems.ts';
 
 const GiB = 1024 ** 3;
@@ -218,4 +220,13 @@ test('assertRoom: a change needing more than its host has room for is refused, p
   // An overcommitted host (its capacity lowered since) still takes a change that needs no more.
   t.notThrows(() => assertRoom('shop', need(2, 4), need(2, 4), room));
   t.notThrows(() => assertRoom('shop', need(2, 4), need(1, 3), room));
+});
+
+test('hosts table: RESERVED says (over) for a host reserved beyond its capacity, not for one full to the brim', (t) => {
+  const host = (cpus: number, reserved: number): HostSummary => ({ name: `h${reserved}`, state: 'ready', cordoned: false, address: '10.0.0.1', apiUrl: 'https://10.0.0.1:8443', labels: {}, capacity: { cpus, memoryBytes: 2 ** 30 }, reserved: { cpus: reserved, memoryBytes: 2 ** 29 }, deployments: 1, joinedAt: '2026-12-02T00:00:00.000Z', lastSeen: '2026-12-02T00:00:01.000Z' });
+  let text = '';
+  printHosts({ json: false, out: (s) => (text += s), err: () => undefined }, [host(1, 1.9), host(1, 1), host(1, 0.3)]);
+  t.regex(text, /^h1\.9\s.*190% CPU, 50% mem \(over\)/m);
+  t.regex(text, /^h1\s.*100% CPU, 50% mem\s+1\s/m);
+  t.notRegex(text, /^h0\.3\s.*\(over\)/m);
 });

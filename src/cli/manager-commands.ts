@@ -86,6 +86,8 @@ export function addManagerCommands(parent: Command): void {
       const view = await (await managerFor(g)).request<HostSummary & { placements: Array<{ name: string; need: { cpus: number; memoryBytes: number } }> }>({ method: 'GET', path: `/v1/hosts/${seg(name)}` });
       if (output.json) return printJson(output, view);
       printHosts(output, [view]);
+      // Over its capacity (declared lower since, or deployments that grew before the checks): say what that means.
+      if (view.reserved.cpus > view.capacity.cpus + 1e-9 || view.reserved.memoryBytes > view.capacity.memoryBytes) output.out(`  over capacity: nothing new is placed on ${view.name}, and a change that needs more there is refused; a change that needs less goes\n`);
       for (const p of view.placements) output.out(`  ${p.name}: reserves ${cpusText(p.need.cpus)}, ${bytesText(p.need.memoryBytes)}\n`);
     });
   hosts
@@ -139,7 +141,7 @@ export function printHosts(output: Output, views: readonly HostSummary[]): void 
     h.address,
     labelsText(h.labels),
     `${cpusText(h.capacity.cpus)}, ${bytesText(h.capacity.memoryBytes)}`,
-    `${share(h.reserved.cpus, h.capacity.cpus)} CPU, ${share(h.reserved.memoryBytes, h.capacity.memoryBytes)} mem`,
+    `${share(h.reserved.cpus, h.capacity.cpus)} CPU, ${share(h.reserved.memoryBytes, h.capacity.memoryBytes)} mem${h.reserved.cpus > h.capacity.cpus + 1e-9 || h.reserved.memoryBytes > h.capacity.memoryBytes ? ' (over)' : ''}`,
     String(h.deployments),
     h.lastSeen.slice(11, 19),
   ]);
