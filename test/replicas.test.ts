@@ -163,7 +163,7 @@ test('replicas: a scale over the deployment\'s budget is refused with the shares
   t.is(created.code, 0, created.stderr);
   const r = await h.run(['scale', name, 'web=4']);
   t.is(r.code, 2, r.stderr);
-  t.regex(r.stderr, /the scale does not fit the deployment's budget: .*x-depad\.resources\.cpus: the services' cpus limits add up to 1\.25 CPUs \(web 4 × 0\.25 CPUs, and 1 × 0\.25 CPUs while web rolls start-first\)/);
+  t.regex(r.stderr, /the scale does not fit the deployment's budget: \S+\.yaml \(as stored with the revision\) x-depad\.resources\.cpus: the services' cpus limits add up to 1\.25 CPUs \(web 4 × 0\.25 CPUs, and 1 × 0\.25 CPUs while web rolls start-first\)/);
   const view = await h.json<DeploymentView>(['inspect', name]);
   t.is(view.revision, 1);
   t.is(webOf(view).instances.length, 2);

@@ -48,7 +48,9 @@ export function withReplicas(spec: DeploymentSpec, scale: Readonly<Record<string
   }
   // The budget counts every replica (budget.ts): a scale must fit it as the file's replicas must.
   const over: string[] = [];
-  const issues = { positions: spec.positions, issue: (path: string, pos: Pos, message: string) => void over.push(`${spec.file}:${pos.line}:${pos.column} ${path}: ${message}`) };
+  // A spec read back from its revision has no positions: name the file and the key, not a made-up 1:1.
+  const where = (path: string, pos: Pos) => (spec.positions.has(path) ? `${spec.file}:${pos.line}:${pos.column} ${path}` : `${spec.file} (as stored with the revision) ${path}`);
+  const issues = { positions: spec.positions, issue: (path: string, pos: Pos, message: string) => void over.push(`${where(path, pos)}: ${message}`) };
   checkBudget(issues, spec.depad.resources, Object.values(services).map((s) => ({ name: s.name, limits: s.resources, replicas: s.replicas ?? 1, surge: rollingSurge(s) })));
   if (over.length > 0) throw new DepadError('DEPAD_USAGE', `the scale does not fit the deployment's budget: ${over.join('; ')}`, { hint: 'scale less, or raise x-depad.resources in the config (an update with -f)' });
   return deepFreeze({ ...spec, services, positions: spec.positions });

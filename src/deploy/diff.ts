@@ -215,6 +215,20 @@ export function withIdleChanges(diff: PlanDiff, current: StoredPlan, next: Store
   return services.some((s, i) => s !== diff.services[i]) ? { ...diff, services, empty: false } : diff;
 }
 
+/**
+ * `diff` with the services whose `deploy.update_config` or `rollback_config` differs between
+ * `before` and `after` (nothing a container or the proxy holds) marked `routing`: the update
+ * records a revision with the new settings and starts nothing, so the next roll follows them.
+ */
+export function withRolloutChanges(diff: PlanDiff, before: DeploymentSpec, after: DeploymentSpec): PlanDiff {
+  const rollout = (spec: DeploymentSpec, service: string) => JSON.stringify(spec.services[service]?.rollout ?? null);
+  const services = diff.services.map((s) => {
+    if (s.kind === 'added' || s.kind === 'removed' || before.services[s.service] === undefined || rollout(before, s.service) === rollout(after, s.service)) return s;
+    return { ...s, kind: s.kind === 'unchanged' ? ('routing' as const) : s.kind, details: [...s.details, 'update_config or rollback_config changed (the next roll follows it)'] };
+  });
+  return services.some((s, i) => s !== diff.services[i]) ? { ...diff, services, empty: false } : diff;
+}
+
 /** True when some service runs no container in both plans (withIdleChanges has something to compare). */
 export function hasIdleServices(current: StoredPlan, next: StoredPlan): boolean {
   return next.order.some((s) => current.order.includes(s) && !current.containers.some((c) => c.service === s) && !next.containers.some((c) => c.service === s));

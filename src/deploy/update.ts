@@ -21,7 +21,7 @@ import { checkpoint, undoContext, type OpContext } from './context.ts';
 import { ensureImages } from './create.ts';
 import type { UpdateRequest } from './update-target.ts';
 import { asSpare, orderReason, placeholderPorts, planUpdatePorts, rollPolicy, scaleKeeps, stopsFirst, withSpecReplicas } from './port-plan.ts';
-import { diffPlans, hasIdleServices, serviceChanges, withIdleChanges, type PlanDiff } from './diff.ts';
+import { diffPlans, hasIdleServices, serviceChanges, withIdleChanges, withRolloutChanges, type PlanDiff } from './diff.ts';
 import type { DeploymentView } from './status.ts';
 import { ensureNetworks, ensureVolumes, listInstances } from './materialize.ts';
 import { reconcileToRecord } from './recover.ts';
@@ -94,9 +94,14 @@ export async function planUpdate(ctx: OpContext, record: DeploymentRecord, reque
   const candidate = render(spec, who(ctx, record, record.revision + 1, record.instances, spec, holder.replicas), placeholderPorts(request.spec, holder));
   assertSubnetsUnchanged(spec, current, candidate);
   const ids = (m: RevisionRecord['images']) => Object.fromEntries(Object.entries(m).map(([k, v]) => [k, v.id]));
-  let diff = diffPlans(current, candidate, ids(currentImages), ids(images));
-  // A service at 0 replicas has no container to compare: its config, as stored with the revision, is.
-  if (hasIdleServices(current, candidate)) diff = withIdleChanges(diff, current, candidate, (await readRevisionSpec(record.rootDir, record.revision)).spec, spec);
+  // A service with replicas held on an older container (a paused or partly failed roll) runs images the revision does not list: no "tag now points at" from them.
+  const runIds = Object.fromEntries(Object.entries(ids(currentImages)).filter(([service]) => record.held?.[service] === undefined));
+  let diff = diffPlans(current, candidate, runIds, ids(images));
+  // A service at 0 replicas has no container to compare: its config, as stored with the revision, is;
+  // and rollout settings are in no container: they are compared as stored.
+  const before = (await readRevisionSpec(record.rootDir, record.revision)).spec;
+  if (hasIdleServices(current, candidate)) diff = withIdleChanges(diff, current, candidate, before, spec);
+  diff = withRolloutChanges(diff, before, spec);
   return { current, candidate, diff, images, missing, spec };
 }
 
