@@ -83,3 +83,15 @@ test('replicas: 0: created with no container, its dependant starts, the proxy an
   t.is(back.code, 0, back.stderr);
   t.is(webOf(await h.json<DeploymentView>(['inspect', name])).instances.length, 2);
 });
+
+test('a deployment whose every service is at replicas: 0 is running (nothing to run), and stopped once stopped', async (t) => {
+  const h = await harness(t);
+  const name = h.name('none');
+  const config = path.join(h.dir, 'none.yaml');
+  await fs.writeFile(config, 'services:\n  web:\n    image: depad-example/app:1\n    scale: 0\n');
+  t.is((await h.run(['create', '-n', name, '-f', config])).code, 0);
+  const status = async () => (await h.json<DeploymentView[]>(['ls'])).find((v) => v.name === name)!.status;
+  t.is(await status(), 'running');
+  t.is((await h.run(['stop', name])).code, 0);
+  t.is(await status(), 'stopped');
+});

@@ -70,6 +70,10 @@ test('replicas: three containers with their own ports and labels, reachable by n
   const probe = view.services.find((s) => s.name === 'probe')!.instances[0]!.container;
   const { stdout } = await run('docker', ['exec', probe, 'nslookup', 'web']);
   t.is(stdout.match(/Address( \d+)?: \d+\.\d+\.\d+\.\d+/g)!.filter((l) => !/:53$/.test(l)).length >= 3, true, stdout);
+  // stop, start and restart act on whole services: one replica is refused with the way to run fewer.
+  const one = await h.run(['stop', name, '-s', 'web[2]']);
+  t.is(one.code, 4, one.stderr);
+  t.regex(one.stderr, new RegExp(`hint: stop, start and restart act on whole services \\(-s web, every replica\\); to run fewer replicas: depad scale ${name} web=N`));
 });
 
 for (const parallelism of [1, 2]) {

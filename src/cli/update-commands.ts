@@ -212,7 +212,7 @@ function diffText(diff: PlanDiff, name: string, against: number): string {
     if (s.kind === 'unchanged') lines.push(`  = ${s.service}: unchanged`);
     else {
       const mark = { added: '+', removed: '-', changed: '~', routing: '~' }[s.kind];
-      const what = { added: 'new service', removed: 'removed', changed: 'new instance', routing: 'no new instance' }[s.kind];
+      const what = s.replicas?.only ? 'scale' : { added: 'new service', removed: 'removed', changed: 'new instance', routing: 'no new instance' }[s.kind];
       lines.push(`  ${mark} ${s.service}: ${what}${s.details.length ? `: ${s.details.join('; ')}` : ''}`);
     }
   }

@@ -112,7 +112,7 @@ export function replicaProblem(s: Pick<ServiceSpec, 'ports' | 'volumes' | 'netwo
   const asked = s.ports.filter((p) => p.published !== undefined && !(route !== undefined && p.protocol === 'tcp' && p.target === route.port));
   if (asked.length > 0) return `a host port the file asks for (ports: ${asked.map((p) => `${p.published!.from}:${p.target}`).join(', ')}) is one port, which one replica only can bind; write the container port alone ("${asked[0]!.target}": each replica gets a host port of its own), reach the replicas through the proxy (x-depad.expose, which balances over them), or run one replica`;
   const volume = s.volumes.find((m) => m.type === 'volume');
-  if (volume !== undefined) return `the named volume ${volume.source} would be shared by every replica, which depad does not do without a say; use one replica, or keep the data in a service of its own`;
+  if (volume !== undefined) return `the named volume ${volume.source} would be shared by every replica, and depad does not share a named volume between replicas (nor give each its own yet); use one replica, or keep the data in a service of its own`;
   if (Object.values(s.networks).some((n) => (n as { ipv4Address?: string }).ipv4Address !== undefined)) return 'a fixed address (ipv4_address) is one address, which one replica only can have; remove it or run one replica';
   if (engine?.joins !== undefined) return "a service that joins another one's namespaces (network_mode, ipc, pid: service:) runs as one replica; remove the replicas or the join";
   return undefined;

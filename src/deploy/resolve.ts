@@ -42,8 +42,10 @@ export async function resolveDeployment(store: Store, ref: string): Promise<Depl
 export function assertServices(record: DeploymentRecord, known: readonly string[], wanted: readonly string[]): void {
   const unknown = wanted.filter((s) => !known.includes(s));
   if (unknown.length) {
+    // `stop -s 'web[2]'`: these verbs act on whole services; a replica alone is not theirs.
+    const replica = unknown.map((s) => /^(.+)\[\d+\]$/.exec(s)?.[1]).find((s) => s !== undefined && known.includes(s));
     throw new DepadError('DEPAD_SERVICE_NOT_FOUND', `deployment ${record.name} has no service ${unknown.map((s) => JSON.stringify(s)).join(', ')}`, {
-      hint: `its services are: ${known.join(', ')}`,
+      hint: replica !== undefined ? `stop, start and restart act on whole services (-s ${replica}, every replica); to run fewer replicas: depad scale ${record.name} ${replica}=N` : `its services are: ${known.join(', ')}`,
     });
   }
 }

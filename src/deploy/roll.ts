@@ -104,7 +104,11 @@ export async function rollService(
       ? `${service}: its config changed; it runs no container (replicas: 0), so a scale starts the new one`
       : stay > 0
         ? `${service}: ${stay === 1 ? '1 replica stays' : `${stay} replicas stay`}; adding ${plans.length}, removing ${pendingOld.length}, ${size} at a time`
-        : `replacing ${service}'s ${pendingOld.length} replicas by ${plans.length}, ${size} at a time (${policy.order})`,
+        : pendingOld.length === 0
+          ? `${service}: starting ${plans.length} replica${plans.length === 1 ? '' : 's'}, ${size} at a time`
+          : plans.length === 0
+            ? `${service}: removing its ${pendingOld.length === 1 ? 'replica' : `${pendingOld.length} replicas`}`
+            : `replacing ${service}'s ${pendingOld.length === 1 ? 'replica' : `${pendingOld.length} replicas`} by ${plans.length}, ${size} at a time (${policy.order})`,
   });
   for (let batch = 1; pendingNew.length > 0 || pendingOld.length > 0; batch++) {
     const news = pendingNew.splice(0, size);

@@ -123,7 +123,7 @@ export async function viewDeployment(ctx: OpContext, record: DeploymentRecord, i
   const expected = plan?.containers.length ?? services.length;
   const running = found.filter((c) => c.running).length;
   const status =
-    record.phase !== 'ready' ? record.phase : unknown ? 'unknown (engine unavailable)' : running === 0 ? 'stopped' : running >= expected && found.length >= expected ? 'running' : `partial (${running}/${expected})`;
+    record.phase !== 'ready' ? record.phase : unknown ? 'unknown (engine unavailable)' : expected === 0 ? (record.desired === 'running' ? 'running' : 'stopped') /* every service at replicas: 0 */ : running === 0 ? 'stopped' : running >= expected && found.length >= expected ? 'running' : `partial (${running}/${expected})`;
   return {
     id: record.id,
     name: record.name,

@@ -82,7 +82,9 @@ export async function previewUpdate(ctx: OpContext, record: DeploymentRecord, re
   }
   steps.push(...hooks('after-update'));
   for (const name of removed) steps.push(`${name}: stop and remove it (no longer in the config); its ports stay reserved for ${record.name}`);
-  if (changed.length) steps.push(`remove the old instances of ${changed.filter((n) => current.containers.some((c) => c.service === n)).join(', ') || 'none'}`);
+  // A scale keeps its replicas that stay: it has no old instances to remove here (its removed ones are in its own step).
+  const replaced = changed.filter((n) => current.containers.some((c) => c.service === n) && !diff.services.some((d) => d.service === n && d.replicas?.only));
+  if (replaced.length) steps.push(`remove the old instances of ${replaced.join(', ')}`);
   steps.push(`commit revision ${record.revision + 1}`);
   return { ...base, toRevision: record.revision + 1, steps };
 }

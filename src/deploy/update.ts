@@ -187,7 +187,7 @@ async function applyUpdate(ctx: OpContext, record: DeploymentRecord, request: Up
   const finalReplicas: Record<string, number[]> = { ...record.replicas };
   for (const s of [...changed, ...removed]) delete finalReplicas[s];
   for (const s of changed) if (count(s) !== 1) finalReplicas[s] = newInstances(s);
-  if (Object.keys(keeps).length > 0) ctx.progress({ step: 'scale', message: Object.entries(keeps).map(([s, keep]) => `${s}: ${currentInstances(record, s).length} → ${count(s)} replicas (${keep.length} stay)`).join('; ') });
+  if (Object.keys(keeps).length > 0) ctx.progress({ step: 'scale', message: Object.entries(keeps).map(([s, keep]) => `${s}: ${currentInstances(record, s).length} → ${count(s)} replicas (${keep.length} ${keep.length === 1 ? 'stays' : 'stay'})`).join('; ') });
   const taken = new Set(fresh.map((p) => p.host));
   let finalPorts = [...planned.kept, ...fresh, ...planned.retired.map(asSpare), ...planned.spares.filter((p) => !taken.has(p.host))];
   let rendered = render(spec, who(ctx, withSubnets, toRevision, finalInstances, spec, finalReplicas), finalPorts);
