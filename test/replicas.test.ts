@@ -144,7 +144,7 @@ test('replicas: scale 1 → 4 → 1 under load: no failed request, the replica t
   const stats = await load.stop();
   t.is(up.code, 0, up.stderr);
   t.is(down.code, 0, down.stderr);
-  t.regex(up.stderr, /web: 1 → 4 replicas \(1 stay\)/);
+  t.regex(up.stderr, /web: 1 → 4 replicas \(1 stays\)/);
   t.is(stats.failed, 0, `failed: ${stats.failures.join('; ')}`);
   t.is(upView.instances.length, 4);
   t.true(upView.instances.some((i) => i.id === first.id), 'the first replica was kept, not replaced');
