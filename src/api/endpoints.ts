@@ -12,7 +12,7 @@ import { currentTarget, findWorkflow, runWorkflow } from '../deploy/workflows.ts
 import { WORKFLOW_NAME } from '../config/workflows.ts';
 import { planUpdate, rollbackRequest, updateDeployment, updateRequestFor } from '../deploy/update.ts';
 import type { UpdateRequest } from '../deploy/update-target.ts';
-import { needOf, parseRoom, ROOM_HEADER } from '../cluster/need.ts';
+import { needOf } from '../cluster/need.ts';
 import { MANAGER_TOKEN_ID } from '../cluster/membership.ts';
 import { previewUpdate } from '../deploy/update-preview.ts';
 import type { UpdateOutcome, UpdateResult } from '../deploy/update.ts';
@@ -49,12 +49,6 @@ function assertNotClusterCreate(call: Call): void {
   throw new DepadError('DEPAD_USAGE', `this agent is host ${cluster.host} of a cluster: create deployments through its manager (${cluster.managerUrl}), which places them and keeps their names and hostnames unique across the hosts`, {
     hint: `depad --host ${cluster.managerUrl} create … (--on-host ${cluster.host} to place it here); the other verbs work here as through the manager`,
   });
-}
-
-/** The room the cluster manager gives this deployment on this host, with a change it relays (never from anyone else). */
-function withRoom(call: Call, request: UpdateRequest): UpdateRequest {
-  const room = call.token.id === MANAGER_TOKEN_ID ? parseRoom(call.req.headers[ROOM_HEADER]) : undefined;
-  return room === undefined ? request : { ...request, room };
 }
 
 /** The endpoints, in the order the OpenAPI document lists them. */
@@ -171,7 +165,7 @@ function coreEndpoints(): Endpoint[] {
       const body = await readOptionalJsonObject(call.req);
       onlyFields(body, ['to', 'dryRun']);
       if (body.to !== undefined && !(Number.isInteger(body.to) && (body.to as number) > 0)) throw new DepadError('DEPAD_USAGE', 'field to must be a revision number');
-      const request = withRoom(call, await rollbackRequest(call.ctx, record, body.to as number | undefined));
+      const request = await rollbackRequest(call.ctx, record, body.to as number | undefined);
       if (dryRunField(body)) return { body: await previewUpdate(call.ctx, record, request) };
       return { body: await outcome(call, await updateDeployment(call.ctx, record, request), request.spec) };
     },
@@ -203,7 +197,7 @@ function coreEndpoints(): Endpoint[] {
       const record = await scopedDeployment(call);
       const body = await readJsonObject(call.req, BUNDLE_BODY_BYTES);
       return withBundle(call, body, async (unpacked) => {
-        const request = withRoom(call, await updateRequestFor(record, updateTarget(call, body, ['dryRun'], unpacked)));
+        const request = await updateRequestFor(record, updateTarget(call, body, ['dryRun'], unpacked));
         if (dryRunField(body)) return { body: await previewUpdate(call.ctx, record, request) };
         return { body: await outcome(call, await updateDeployment(call.ctx, record, request), request.spec) };
       });

@@ -32,8 +32,6 @@ export interface AgentRequest {
   signal?: AbortSignal;
   /** A server relaying its client's call (the cluster manager): this process's signals are not the user's Ctrl-C; `signal` cancels. */
   relay?: boolean;
-  /** Headers of its own to send (the manager's `x-depad-room`). */
-  headers?: Readonly<Record<string, string>>;
 }
 
 function toError(value: unknown, status: number): DepadError {
@@ -160,7 +158,7 @@ export class AgentClient {
 
   #send<T>(req: AgentRequest, tunnel: Duplex | undefined): Promise<T> {
     const body = req.body === undefined ? undefined : JSON.stringify(req.body);
-    const headers: Record<string, string | number> = { ...req.headers };
+    const headers: Record<string, string | number> = {};
     if (body !== undefined) Object.assign(headers, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
     if (req.onProgress) headers.accept = 'application/x-ndjson';
     return new Promise((promiseResolve, promiseReject) => {

@@ -18,6 +18,7 @@ import { agentFor } from './contexts.ts';
 import { collect, positiveInt } from './option-parsers.ts';
 import { printJson, processOutput, progressPrinter, table, type Output } from './output.ts';
 import { withState, type CommandOptions } from './runtime.ts';
+import { counted } from '../plural.ts';
 
 /** The `-l/--selector` option (repeatable `key=value[,…]`). */
 export function selectorOption(description: string): Option {
@@ -79,14 +80,11 @@ export async function runBulk(
   const failed = outcome.items.find((i) => i.result === 'failed');
   if (failed) {
     const code = (failed.code && failed.code in ERROR_CODES ? failed.code : 'DEPAD_SERVICE_FAILED') as ErrorCode;
+    const skipped = outcome.items.filter((i) => i.result === 'skipped').length;
     throw new DepadError(code, `${verb} stopped at ${failed.deployment}: ${failed.error ?? 'failed'}`, {
-      hint: `${untouched(outcome.items.filter((i) => i.result === 'skipped').length)}; fix ${failed.deployment} and run the command again (the ones done are at their target already: they change nothing), or narrow -l to leave it out`,
+      hint: `${counted(skipped, 'deployment')} ${skipped === 1 ? 'was' : 'were'} not touched; fix ${failed.deployment} and run the command again (the ones done are at their target already: they change nothing), or narrow -l to leave it out`,
     });
   }
-}
-
-function untouched(n: number): string {
-  return n === 1 ? '1 deployment was not touched' : `${n} deployments were not touched`;
 }
 
 /** The summary: deployment, from, to, result, time (and each one's host, through a cluster manager). */

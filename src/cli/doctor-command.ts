@@ -13,6 +13,7 @@ import type { AgentClient } from './agent-client.ts';
 import { agentFor } from './contexts.ts';
 import { printJson, processOutput, progressPrinter, table, type Output } from './output.ts';
 import { withState, type CommandOptions } from './runtime.ts';
+import { counted } from '../plural.ts';
 
 /** Where doctor's work is done: this process (under the state lock) or the agent. */
 interface DoctorBackend {
@@ -131,9 +132,7 @@ function thing(f: Finding): string {
 }
 
 function plural(n: number, noun: string): string {
-  if (n === 1) return `1 ${noun}`;
-  const many = noun === 'directory' ? 'directories' : noun === 'set of routes' ? 'sets of routes' : `${noun}s`;
-  return `${n} ${many}`;
+  return counted(n, noun, noun === 'directory' ? 'directories' : noun === 'set of routes' ? 'sets of routes' : undefined);
 }
 
 /** Asks on the terminal (the question on stderr: stdout keeps the results). */

@@ -26,7 +26,7 @@ import { labelsText, matchesSelector } from '../labels.ts';
 import type { PlacementRecord, RevisionRecord } from '../store/records.ts';
 import { callHost } from './host-client.ts';
 import type { ManagerDeps } from './manager-endpoints.ts';
-import { followAnswer, roomHeaders } from './placements.ts';
+import { followAnswer } from './placements.ts';
 
 type Verb = 'update' | 'rollback' | 'start' | 'stop' | 'restart';
 
@@ -58,11 +58,9 @@ function select(deps: ManagerDeps, call: Call, body: Record<string, unknown>): {
 
 /** Calls `path` of deployment `p` on its host as the manager. */
 function onHost<T>(deps: ManagerDeps, call: Call, p: PlacementRecord, method: 'GET' | 'POST', rest: string, body?: Record<string, unknown>, progress = false): Promise<T> {
-  const host = deps.hosts.running(p.host, p.name);
-  return callHost<T>(host, deps.identity, {
+  return callHost<T>(deps.hosts.running(p.host, p.name), deps.identity, {
     method,
     path: `/v1/deployments/${encodeURIComponent(p.name)}${rest}`,
-    headers: roomHeaders(deps.placements, p, host, method, rest),
     ...(body === undefined ? {} : { body }),
     // Progress of one deployment among many: its name in front of every line, as the agent's bulk does.
     ...(progress ? { onProgress: (event) => call.ctx.progress({ ...event, message: `${p.name}: ${event.message}` }) } : {}),
@@ -128,6 +126,7 @@ async function bulkUpdate(deps: ManagerDeps, call: Call): Promise<BulkOutcome> {
   const { selector: _s, maxParallel: _m, dryRun: _d, ...target } = body;
   const checked = await checkAll(picked, selector, 'updated', async (p) => {
     const preview = await onHost<UpdatePreview>(deps, call, p, 'POST', '/update', { ...target, dryRun: true });
+    deps.placements.checkRoom(p, deps.hosts.running(p.host, p.name), preview.need);
     return { placement: p, ...(await hostFromTo(deps, call, p, target, preview.revision)), empty: preview.diff.empty, ...(preview.need ? { need: preview.need } : {}) };
   });
   if (!Array.isArray(checked)) return checked;
@@ -149,6 +148,7 @@ async function bulkRollback(deps: ManagerDeps, call: Call): Promise<BulkOutcome>
     const view = await onHost<DeploymentView>(deps, call, p, 'GET', '');
     if (view.revision < 2) throw new DepadError('DEPAD_NOT_FOUND', `has no revision before ${view.revision}`, { hint: 'narrow the selector' });
     const preview = await onHost<UpdatePreview>(deps, call, p, 'POST', '/rollback', { dryRun: true });
+    deps.placements.checkRoom(p, deps.hosts.running(p.host, p.name), preview.need);
     return { placement: p, from: `rev ${view.revision}`, to: `rev ${view.revision - 1}`, revision: view.revision, ...(preview.need ? { need: preview.need } : {}) };
   });
   if (!Array.isArray(checked)) return checked;

@@ -24,7 +24,7 @@ import type { HostRegistry } from './hosts.ts';
 import { choosePlacement } from './choose.ts';
 import { clusterRouteOwners } from './peers.ts';
 import { assertHostsUnowned, routedHostnames } from '../deploy/preflight.ts';
-import { followAnswer, roomHeaders, type Placements } from './placements.ts';
+import { followAnswer, type Placements } from './placements.ts';
 import { serialQueue } from '../serial.ts';
 import { managerBulkEndpoints } from './manager-bulk.ts';
 
@@ -72,7 +72,6 @@ function relay(deps: ManagerDeps, e: Endpoint): Endpoint {
         const answer = await callHost<unknown>(host, deps.identity, {
           method: e.method,
           path,
-          headers: roomHeaders(deps.placements, placement, host, e.method, rest),
           ...(sent === undefined || Object.keys(sent).length === 0 && e.method === 'DELETE' ? {} : { body: sent }),
           ...(progress ? { onProgress: call.ctx.progress } : {}),
           onLine: call.emit,
@@ -84,11 +83,15 @@ function relay(deps: ManagerDeps, e: Endpoint): Endpoint {
         } else if (!isDryRun(answer)) await followAnswer(deps.placements, placement.name, answer);
         return answer;
       };
-      // An update, scale or rollback: its dry run says what it will need, held on the host while it runs.
-      const grows = e.method === 'POST' && (rest === '/update' || rest === '/rollback') && body?.dryRun !== true;
-      const need = grows ? ((await send({ ...body, dryRun: true }, false)) as { need?: { cpus: number; memoryBytes: number } }).need : undefined;
-      const answer = grows ? await deps.placements.withGrowth(placement, host, need, () => send(body, e.mutates === true)) : await send(body, e.mutates === true);
-      return { body: withHost(answer, host.name) };
+      if (!(e.method === 'POST' && (rest === '/update' || rest === '/rollback'))) return { body: withHost(await send(body, e.mutates === true), host.name) };
+      // An update, scale or rollback: its dry run says what it will need of the host; refused when
+      // that does not fit, else held there while it runs (placements.withGrowth).
+      const preview = (await send(body?.dryRun === true ? body : { ...body, dryRun: true }, false)) as { need?: { cpus: number; memoryBytes: number } };
+      if (body?.dryRun === true) {
+        deps.placements.checkRoom(placement, host, preview.need);
+        return { body: withHost(preview, host.name) };
+      }
+      return { body: withHost(await deps.placements.withGrowth(placement, host, preview.need, () => send(body, true)), host.name) };
     },
   };
 }

@@ -78,29 +78,11 @@ export function placementRequest(name: string, spec: Pick<DeploymentSpec, 'servi
   };
 }
 
-/**
- * What a deployment may grow to on its host, as the cluster manager sends it with every change it
- * relays (`x-depad-room`): the host's capacity less what the other placements there reserve.
- */
+/** What a deployment may grow to on its host: the host's capacity less what everything else there reserves (Placements.roomOf). */
 export interface HostRoom {
   readonly host: string;
   readonly cpus: number;
   readonly memoryBytes: number;
-}
-
-/** The header the manager sends a host's room in, with an update, a scale or a rollback it relays. */
-export const ROOM_HEADER = 'x-depad-room';
-
-/** `HostRoom` read from the header's JSON; undefined when absent or not one. */
-export function parseRoom(value: string | string[] | undefined): HostRoom | undefined {
-  if (typeof value !== 'string') return undefined;
-  try {
-    const r = JSON.parse(value) as Partial<HostRoom>;
-    const ok = (n: unknown) => typeof n === 'number' && Number.isFinite(n) && n >= 0;
-    return typeof r.host === 'string' && ok(r.cpus) && ok(r.memoryBytes) ? { host: r.host, cpus: r.cpus!, memoryBytes: r.memoryBytes! } : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /**

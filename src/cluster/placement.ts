@@ -20,7 +20,8 @@
  *    `score` is the two added (spread + load), for people; the order is the one above.
  */
 import { DepadError } from '../errors.ts';
-import { bytesText } from '../config/budget.ts';
+import { bytesText, cpusText } from '../config/budget.ts';
+import { counted } from '../plural.ts';
 import { compareStrings } from '../config/freeze.ts';
 
 /** One host as the manager sees it. */
@@ -144,12 +145,12 @@ function exclusions(request: PlacementRequest, h: HostView, need: { cpus: number
     if (k.op === '!=' && has === k.value) out.push({ kind: 'constraint', text: `${k.label}!=${k.value}: its ${k.label} is ${has}` });
   }
   const freeCpu = milli(h.capacity.cpus) - milli(h.reserved.cpus);
-  if (need.cpus > freeCpu) out.push({ kind: 'capacity', text: `needs ${cpuText(need.cpus)} ${need.cpus === 1000 ? 'CPU' : 'CPUs'}, ${cpuText(Math.max(0, freeCpu))} of ${cpuText(milli(h.capacity.cpus))} free` });
+  if (need.cpus > freeCpu) out.push({ kind: 'capacity', text: `needs ${cpusText(need.cpus / 1000)}, ${cpuText(Math.max(0, freeCpu))} of ${cpuText(milli(h.capacity.cpus))} free` });
   const freeMem = h.capacity.memoryBytes - h.reserved.memoryBytes;
   if (need.memory > freeMem) out.push({ kind: 'capacity', text: `needs ${bytesText(need.memory)} of memory, ${bytesText(Math.max(0, freeMem))} of ${bytesText(h.capacity.memoryBytes)} free` });
   const ports = request.need.ports;
   const freePorts = h.capacity.freePorts;
-  if (ports !== undefined && freePorts !== undefined && ports > freePorts) out.push({ kind: 'capacity', text: `needs ${ports} host port${ports === 1 ? '' : 's'}, ${freePorts} free` });
+  if (ports !== undefined && freePorts !== undefined && ports > freePorts) out.push({ kind: 'capacity', text: `needs ${counted(ports, 'host port')}, ${freePorts} free` });
   return out;
 }
 
@@ -187,8 +188,7 @@ function pct(x: number): string {
 
 /** The need of `request` for people: `2 CPUs, 1 GiB of memory, 3 host ports`. */
 export function needText(need: PlacementRequest['need']): string {
-  const cpus = milli(need.cpus);
-  return `${cpuText(cpus)} ${cpus === 1000 ? 'CPU' : 'CPUs'}, ${bytesText(need.memoryBytes)} of memory${need.ports === undefined ? '' : `, ${need.ports} host port${need.ports === 1 ? '' : 's'}`}`;
+  return `${cpusText(milli(need.cpus) / 1000)}, ${bytesText(need.memoryBytes)} of memory${need.ports === undefined ? '' : `, ${counted(need.ports, 'host port')}`}`;
 }
 
 /**

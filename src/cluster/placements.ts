@@ -8,7 +8,7 @@
 import { DepadError } from '../errors.ts';
 import type { DeploymentView } from '../deploy/status.ts';
 import type { HostRecord, PlacementRecord } from '../store/records.ts';
-import { assertRoom, ROOM_HEADER, type HostRoom } from './need.ts';
+import { assertRoom, type HostRoom } from './need.ts';
 import type { Store } from '../store/store.ts';
 
 /** The placements, in memory and in the store. */
@@ -62,20 +62,29 @@ export class Placements {
   }
 
   /**
-   * Runs `change`, a relayed update, scale or rollback of `placement` that will need `need` (its
-   * dry run's answer), holding what it needs beyond the reservation on `host` until it is done, so
-   * that changes and creates beside it see that room taken. A change that does not fit is refused
-   * here (assertRoom) before it is relayed: checking and holding is one synchronous step, so two
-   * changes relayed at once cannot both take the last room. `change` should take up the new need
-   * (followAnswer) before it returns. Without `need` (an agent that does not say), nothing is held.
+   * DEPAD_NO_HOST (assertRoom) when `placement`, changed to need `need` (an update's or rollback's
+   * dry run says it), would need more of `host` than its room; returns what it needs beyond its
+   * reservation. Without `need` (an agent that does not say), nothing is checked.
+   */
+  checkRoom(placement: PlacementRecord, host: HostRecord, need: { cpus: number; memoryBytes: number } | undefined): { cpus: number; memoryBytes: number } {
+    const current = this.#byName.get(placement.name) ?? placement;
+    if (need === undefined) return { cpus: 0, memoryBytes: 0 };
+    assertRoom(current.name, current.need, need, this.roomOf(current, host));
+    return { cpus: Math.max(0, need.cpus - current.need.cpus), memoryBytes: Math.max(0, need.memoryBytes - current.need.memoryBytes) };
+  }
+
+  /**
+   * Runs `change`, a relayed update, scale or rollback of `placement` that will need `need`,
+   * refused first when it does not fit (`checkRoom`), then holding what it needs beyond the
+   * reservation on `host` until it is done, so that changes and creates beside it see that room
+   * taken. Checking and holding is one synchronous step, so two changes relayed at once cannot
+   * both take the last room. `change` should take up the new need (followAnswer) before it returns.
    */
   async withGrowth<T>(placement: PlacementRecord, host: HostRecord, need: { cpus: number; memoryBytes: number } | undefined, change: () => Promise<T>): Promise<T> {
-    const current = this.#byName.get(placement.name) ?? placement;
-    const extra = need === undefined ? undefined : { cpus: Math.max(0, need.cpus - current.need.cpus), memoryBytes: Math.max(0, need.memoryBytes - current.need.memoryBytes) };
-    if (extra === undefined || (extra.cpus === 0 && extra.memoryBytes === 0)) return change();
-    assertRoom(current.name, current.need, need!, this.roomOf(current, host));
+    const extra = this.checkRoom(placement, host, need);
+    if (extra.cpus === 0 && extra.memoryBytes === 0) return change();
     const id = ++this.#nextHold;
-    this.#holds.set(id, { name: current.name, host: host.name, ...extra });
+    this.#holds.set(id, { name: placement.name, host: host.name, ...extra });
     try {
       return await change();
     } finally {
@@ -151,14 +160,4 @@ export async function followAnswer(placements: Placements, name: string, answer:
   if (view.labels) await placements.relabel(name, view.labels);
   const need = (answer as { need?: { cpus?: unknown; memoryBytes?: unknown } }).need;
   if (typeof need?.cpus === 'number' && typeof need.memoryBytes === 'number' && need.cpus >= 0 && need.memoryBytes >= 0) await placements.reneed(name, { cpus: need.cpus, memoryBytes: need.memoryBytes });
-}
-
-/**
- * The room header of a change that may make `placement` need more of `host` (an update, a scale,
- * a rollback): the host's capacity less what its other placements reserve. The agent refuses a
- * change that needs more than that (cluster/need.ts assertRoom).
- */
-export function roomHeaders(placements: Placements, placement: PlacementRecord, host: HostRecord, method: string, rest: string): Record<string, string> {
-  if (method !== 'POST' || (rest !== '/update' && rest !== '/rollback')) return {};
-  return { [ROOM_HEADER]: JSON.stringify(placements.roomOf(placement, host)) };
 }

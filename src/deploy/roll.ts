@@ -23,6 +23,7 @@ import { waitReady } from './ready.ts';
 import { publishRoutes } from './routing.ts';
 import { routingOf, type Transition } from './swap.ts';
 import { assertStillRunning } from './wait.ts';
+import { counted } from '../plural.ts';
 
 /** A roll so far: enough to undo it. */
 export interface Roll {
@@ -105,10 +106,10 @@ export async function rollService(
       : stay > 0
         ? `${service}: ${stay === 1 ? '1 replica stays' : `${stay} replicas stay`}; adding ${plans.length}, removing ${pendingOld.length}, ${size} at a time`
         : pendingOld.length === 0
-          ? `${service}: starting ${plans.length} replica${plans.length === 1 ? '' : 's'}, ${size} at a time`
+          ? `${service}: starting ${counted(plans.length, 'replica')}, ${size} at a time`
           : plans.length === 0
-            ? `${service}: removing its ${pendingOld.length === 1 ? 'replica' : `${pendingOld.length} replicas`}`
-            : `replacing ${service}'s ${pendingOld.length === 1 ? 'replica' : `${pendingOld.length} replicas`} by ${plans.length}, ${size} at a time (${policy.order})`,
+            ? `${service}: removing its ${pendingOld.length === 1 ? 'replica' : counted(pendingOld.length, 'replica')}`
+            : `replacing ${service}'s ${pendingOld.length === 1 ? 'replica' : counted(pendingOld.length, 'replica')} by ${plans.length}, ${size} at a time (${policy.order})`,
   });
   for (let batch = 1; pendingNew.length > 0 || pendingOld.length > 0; batch++) {
     const news = pendingNew.splice(0, size);

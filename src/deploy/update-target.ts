@@ -2,7 +2,6 @@
  * What an update goes to, from what a client says: a config file (or its text, from a remote
  * client), variables over the current revision's, new images for some services.
  */
-import type { HostRoom } from '../cluster/need.ts';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { loadConfig, parseConfig, readReferencedFiles, withImages, withReplicas } from '../config/index.ts';
@@ -30,8 +29,6 @@ export interface UpdateRequest {
   reuseImages?: ReuseImages | 'current';
   /** `build:` services that keep the current revision's image (the config was re-read from its kept copy, their builds unchanged). */
   reuseCurrentFor?: readonly string[];
-  /** Through a cluster manager: what the deployment may grow to on this host (refused beyond it). */
-  room?: HostRoom;
 }
 
 /** What to update to, as a client says it: a config file and its variables, and/or new images per service. */

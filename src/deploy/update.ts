@@ -37,7 +37,6 @@ import { companions } from './swap-companions.ts';
 import { beginRoll, revertRoll, rollService, type Roll, type RollOutcome } from './roll.ts';
 import { heldContainers, heldPorts, heldRecord, heldSummary } from './roll-holds.ts';
 import { currentInstances, planInstance } from '../render/names.ts';
-import { assertRoom, needOf } from '../cluster/need.ts';
 
 export { parseRemoteConfig, remoteConfigPath, updateRequestFor } from './update-target.ts';
 export type { UpdateRequest, UpdateTarget } from './update-target.ts';
@@ -79,8 +78,6 @@ export interface PlannedUpdate {
  */
 export async function planUpdate(ctx: OpContext, record: DeploymentRecord, request: UpdateRequest, options: { lookOnly?: boolean } = {}): Promise<PlannedUpdate> {
   const current = await readPlan(record.rootDir, record.revision);
-  // Through a cluster manager: no more than the host has room for (cluster/need.ts).
-  if (request.room) assertRoom(record.name, needOf((await readRevisionSpec(record.rootDir, record.revision)).spec), needOf(request.spec), request.room);
   const missing: string[] = [];
   const revisions = await ctx.store.listRevisions(record.id);
   const currentImages = revisions.find((r) => r.number === record.revision)?.images ?? {};
